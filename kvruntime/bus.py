@@ -1,0 +1,207 @@
+"""The bus: routes requests into bounded mailboxes and responses to their waiters.
+
+Invariants:
+1. A request is *accepted* when it enters the target's mailbox; mailboxes
+   are FIFO, so a receiver sees one sender's requests in acceptance order,
+   also when the sender sends from several tasks.
+2. Delivering a response never blocks the responder: it completes the
+   waiting future of ``send_and_await_response``, or goes past the bound
+   into a mailbox whose room the receiver reserved (its in-flight limit),
+   or is dropped (nobody waits any more) with a debug log.
+3. A request reaches a non-public process only from a holder of that
+   process's messaging capability, and carries only capabilities its
+   sender holds; otherwise the sender gets ``SendError`` in its own task.
+4. Requests from other nodes come in through ``deliver_from_network`` (the
+   seam a networking layer plugs into) and responses to them leave through
+   ``network_outbox``; there is no network in this runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Final
+
+import anyio
+import attrs
+
+from protocol.ids import Address, ProcessId
+
+from ._mailbox import Mailbox, MailboxClosed, MailboxFull
+from .capabilities import CapabilityStore
+from .errors import SendError, SendErrorKind
+from .message import Capability, Message, Request, Response
+
+__all__ = ["MESSAGING", "Bus", "Slot", "messaging_capability"]
+
+log = logging.getLogger("kvruntime.bus")
+
+#: The params of a messaging capability (as Hyperware spells it).
+MESSAGING: Final = '"messaging"'
+
+
+def messaging_capability(target: Address) -> Capability:
+    """The capability that allows sending requests to the process at ``target``."""
+    return Capability(issuer=target, params=MESSAGING)
+
+
+@attrs.define(eq=False)
+class Slot:
+    """A running process as the bus sees it: its address, mailbox and waiters."""
+
+    address: Address
+    mailbox: Mailbox[Message]
+    public: bool
+    #: Most responses this process may await through its mailbox at once.
+    inflight_limit: int
+    messaging_key: str = attrs.field(init=False)
+    #: Request id -> the future ``send_and_await_response`` waits on.
+    waiters: dict[int, asyncio.Future[Response]] = attrs.Factory(dict)
+    #: Request id -> deadline, for responses that go to the mailbox (``send`` with
+    #: ``expects_response``); a response after its deadline is dropped.
+    expected: dict[int, float] = attrs.Factory(dict)
+    room: asyncio.Event = attrs.Factory(asyncio.Event)
+    #: Capabilities that arrived attached to messages, which the process may save.
+    offered: dict[str, Capability] = attrs.Factory(dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.messaging_key = messaging_capability(self.address).key
+
+    async def reserve_response_room(self, request_id: int, timeout: float) -> None:
+        """Reserve mailbox room for the response to ``request_id``, waiting for a free one."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            expected = self.expected
+            if len(expected) >= self.inflight_limit:
+                for rid in [r for r, deadline in expected.items() if deadline <= now]:
+                    del expected[rid]
+            if len(expected) < self.inflight_limit:
+                expected[request_id] = now + timeout
+                return
+            self.room.clear()
+            with anyio.move_on_after(min(expected.values()) - now):
+                await self.room.wait()
+
+
+@attrs.define(eq=False)
+class Bus:
+    """Routes messages between the processes of one node."""
+
+    node: str
+    caps: CapabilityStore
+    #: Responses addressed to other nodes, for a networking layer to carry.
+    network_outbox: Mailbox[Response] = attrs.Factory(lambda: Mailbox[Response](1024))
+    _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
+    _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
+
+    def next_id(self) -> int:
+        """A fresh message id."""
+        return next(self._ids)
+
+    def attach(self, slot: Slot) -> None:
+        """Register a running process."""
+        pid = slot.address.process
+        if pid in self._slots:
+            raise ValueError(f"process {pid} is already running")
+        self._slots[pid] = slot
+
+    def detach(self, slot: Slot) -> None:
+        """Unregister a process, close its mailbox and fail its waiters."""
+        pid = slot.address.process
+        if self._slots.get(pid) is slot:
+            del self._slots[pid]
+        slot.mailbox.close()
+        for fut in slot.waiters.values():
+            if not fut.done():
+                fut.set_exception(SendError(SendErrorKind.CLOSED, f"process {pid} ended"))
+        slot.waiters.clear()
+
+    def slot(self, process: ProcessId) -> Slot | None:
+        """The running process with this id, if any."""
+        return self._slots.get(process)
+
+    def check_request(self, sender: Slot, request: Request) -> Slot:
+        """Return the target's slot, or raise SendError (invariant 3)."""
+        target = request.target
+        if target.node != self.node:
+            raise SendError(SendErrorKind.OFFLINE, f"no route to node {target.node!r}")
+        slot = self._slots.get(target.process)
+        if slot is None:
+            raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")
+        pid = sender.address.process
+        caps = self.caps
+        if not slot.public and not caps.holds(pid, slot.messaging_key):
+            raise SendError(
+                SendErrorKind.FORBIDDEN,
+                f"{pid} may not message {target.process}: "
+                f"request the {target.process} capability when spawning it",
+            )
+        for cap in request.capabilities:
+            if not caps.holds(pid, cap.key):
+                raise SendError(
+                    SendErrorKind.CAPABILITY_NOT_HELD,
+                    f"{pid} attached a capability it does not hold: {cap.issuer} {cap.params}",
+                )
+        return slot
+
+    def try_deliver(self, slot: Slot, request: Request) -> bool:
+        """Queue ``request`` now if there is room; False if the sender must wait."""
+        try:
+            slot.mailbox.put_nowait(request)
+        except MailboxFull:
+            return False
+        except MailboxClosed:
+            raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
+        self._offer(slot, request.capabilities)
+        return True
+
+    async def deliver(self, slot: Slot, request: Request) -> None:
+        """Queue ``request``, waiting for room (backpressure)."""
+        try:
+            await slot.mailbox.put(request)
+        except MailboxClosed:
+            raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
+        self._offer(slot, request.capabilities)
+
+    def respond(self, response: Response) -> None:
+        """Deliver ``response`` without blocking (invariant 2)."""
+        target = response.target
+        if target.node != self.node:
+            try:
+                self.network_outbox.put_nowait(response)
+            except (MailboxFull, MailboxClosed):
+                log.warning("dropped a response to %s: network outbox full", target)
+            return
+        slot = self._slots.get(target.process)
+        if slot is None:
+            log.debug("dropped response %d: %s is not running", response.id, target)
+            return
+        waiter = slot.waiters.pop(response.id, None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(response)
+            return
+        if slot.expected.pop(response.id, None) is not None:
+            slot.room.set()
+            try:
+                slot.mailbox.put_reserved(response)
+            except MailboxClosed:
+                return
+            self._offer(slot, response.capabilities)
+            return
+        log.debug("dropped response %d to %s: nobody waits for it", response.id, target)
+
+    async def deliver_from_network(self, request: Request) -> None:
+        """Hand in a request from another node (the networking layer's seam)."""
+        if request.source.node == self.node:
+            raise ValueError("deliver_from_network takes requests from other nodes only")
+        slot = self._slots.get(request.target.process)
+        if slot is None:
+            raise SendError(SendErrorKind.OFFLINE, f"no process at {request.target}")
+        await self.deliver(slot, request)
+
+    def _offer(self, slot: Slot, caps: tuple[Capability, ...]) -> None:
+        for cap in caps:
+            slot.offered[cap.key] = cap

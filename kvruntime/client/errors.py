@@ -1,0 +1,127 @@
+"""The client's exceptions: one per KvError variant, all under ``KvError``.
+
+Each carries the protocol value it was raised for as ``.error``.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from protocol import messages as m
+
+__all__ = [
+    "AddCapFailed",
+    "IoError",
+    "KeyNotFound",
+    "KeyTooLarge",
+    "KvError",
+    "LevelDbError",
+    "MalformedRequest",
+    "MismatchingPackageId",
+    "NoDb",
+    "NoReadCap",
+    "NoTx",
+    "NoWriteCap",
+    "RemoteNotAllowed",
+    "TooManyTransactions",
+    "TransactionTooLarge",
+    "UnexpectedResponse",
+    "ValueTooLarge",
+    "raise_kv_error",
+]
+
+
+class KvError(Exception):
+    """kv:distro:sys answered with an error; ``.error`` is the protocol value."""
+
+    def __init__(self, error: m.KvError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class NoDb(KvError):
+    """The db does not exist."""
+
+
+class KeyNotFound(KvError):
+    """The key is not in the db."""
+
+
+class NoTx(KvError):
+    """No such transaction for this sender and db (never begun, committed, or expired)."""
+
+
+class NoWriteCap(KvError):
+    """This process holds no write capability on the db."""
+
+
+class NoReadCap(KvError):
+    """This process holds no read capability on the db."""
+
+
+class MismatchingPackageId(KvError):
+    """Open or remove named another package's db."""
+
+
+class AddCapFailed(KvError):
+    """The runtime could not record the db's capabilities."""
+
+
+class MalformedRequest(KvError):
+    """The request did not decode, named an invalid db, or lacked its blob."""
+
+
+class LevelDbError(KvError):
+    """LevelDB reported an error."""
+
+
+class IoError(KvError):
+    """The file system reported an error."""
+
+
+class KeyTooLarge(KvError):
+    """The key is longer than the store accepts."""
+
+
+class ValueTooLarge(KvError):
+    """The value is longer than the store accepts."""
+
+
+class TooManyTransactions(KvError):
+    """This process has too many open transactions."""
+
+
+class RemoteNotAllowed(KvError):
+    """kv:distro:sys serves only its own node."""
+
+
+class TransactionTooLarge(KvError):
+    """The transaction would stage more bytes than allowed."""
+
+
+class UnexpectedResponse(RuntimeError):
+    """kv:distro:sys answered with a response of the wrong kind (a protocol bug)."""
+
+
+_BY_VARIANT: dict[type, type[KvError]] = {
+    m.NoDb: NoDb,
+    m.KeyNotFound: KeyNotFound,
+    m.NoTx: NoTx,
+    m.NoWriteCap: NoWriteCap,
+    m.NoReadCap: NoReadCap,
+    m.MismatchingPackageId: MismatchingPackageId,
+    m.AddCapFailed: AddCapFailed,
+    m.MalformedRequest: MalformedRequest,
+    m.LevelDbError: LevelDbError,
+    m.IoError: IoError,
+    m.KeyTooLarge: KeyTooLarge,
+    m.ValueTooLarge: ValueTooLarge,
+    m.TooManyTransactions: TooManyTransactions,
+    m.RemoteNotAllowed: RemoteNotAllowed,
+    m.TransactionTooLarge: TransactionTooLarge,
+}
+
+
+def raise_kv_error(error: m.KvError) -> NoReturn:
+    """Raise the exception class for ``error``."""
+    raise _BY_VARIANT.get(type(error), KvError)(error)

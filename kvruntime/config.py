@@ -1,0 +1,34 @@
+"""Limits and knobs of the kv process, with their defaults."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["KvConfig"]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@attrs.frozen(kw_only=True)
+class KvConfig:
+    """Configuration of kv:distro:sys. Every bound answers a typed error when reached."""
+
+    #: Longest key accepted (``KeyTooLarge`` above it).
+    max_key_bytes: int = 64 * KiB
+    #: Longest value accepted (``ValueTooLarge`` above it).
+    max_value_bytes: int = 16 * MiB
+    #: Open transactions one sender may hold (``TooManyTransactions`` above it).
+    max_transactions_per_sender: int = 64
+    #: Bytes one transaction may stage (``TransactionTooLarge`` above it).
+    max_transaction_bytes: int = 64 * MiB
+    #: Seconds a transaction may sit unused before it expires.
+    transaction_idle_seconds: float = 300.0
+    #: Databases kept open at once (least recently used closed, reopened on demand).
+    max_open_dbs: int = 128
+    #: Requests the kv mailbox holds before senders wait (backpressure).
+    mailbox_capacity: int = 1024
+    #: Requests served in one batch (one LevelDB write batch for their plain writes).
+    max_batch: int = 256
+    #: fsync every write batch (survives power loss, at a cost; see the README).
+    sync_writes: bool = False

@@ -1,0 +1,389 @@
+"""kv:distro:sys: a capability-secured LevelDB store served over the bus.
+
+How a batch is served (the hot path):
+1. The loop takes every request queued in the mailbox (up to ``max_batch``)
+   and serves them one by one, in order, with no task per request.
+2. A plain Set/Delete is checked, then appended to its db's pending write
+   list; its answer waits in the outbox. Anything else that reads or writes
+   a db first *flushes*: pending writes go to LevelDB, one WriteBatch per db.
+3. Answers leave in serving order, after the flush that made their writes
+   durable (or answering the flush's error). So one sender's answers keep
+   the order of its requests, and an acknowledged write is in LevelDB.
+4. Small LevelDB calls run inline; opening and removing a db run in a thread.
+
+The checks for each request run in PROTOCOL.md's order: decode and names
+(MalformedRequest), remote sender, package of Open/RemoveDb, existence
+(NoDb for the owning package), capability, sizes, transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Final, TypeAlias
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from protocol.codec import DecodeError, decode_request, encode_capability_params, encode_response
+from protocol.ids import Address, PackageId, ProcessId
+from protocol.messages import (
+    AddCapFailed,
+    BeginTx,
+    BeginTxResponse,
+    Commit,
+    Delete,
+    ErrResponse,
+    Exists,
+    ExistsResponse,
+    Get,
+    GetResponse,
+    KeyNotFound,
+    KeyTooLarge,
+    KvCapabilityParams,
+    KvError,
+    KvResponse,
+    LevelDbError,
+    MalformedRequest,
+    MismatchingPackageId,
+    NoDb,
+    NoReadCap,
+    NoTx,
+    NoWriteCap,
+    OkResponse,
+    Open,
+    RemoteNotAllowed,
+    RemoveDb,
+    Set,
+    TooManyTransactions,
+    TransactionTooLarge,
+    ValueTooLarge,
+)
+
+from ._mailbox import MailboxClosed
+from .bus import Bus, Slot
+from .capabilities import CapabilityStore, CapabilityStoreError
+from .config import KvConfig
+from .message import Capability, Request, Response
+from .storage import Databases, NoSuchDb, Store, StoreError
+from .transactions import DbKey, Transaction, Transactions
+
+__all__ = ["KV_PROCESS_ID", "KvProcess", "kv_capability"]
+
+log = logging.getLogger("kvruntime.kv")
+
+#: The kv module's process id.
+KV_PROCESS_ID: Final = ProcessId(process_name="kv", package_name="distro", publisher_node="sys")
+
+_OK_BODY: Final = encode_response(OkResponse())
+_MALFORMED: Final = MalformedRequest()
+_NO_READ: Final = NoReadCap()
+_NO_WRITE: Final = NoWriteCap()
+
+#: An outbox entry waits for its db's flush (a Store), or holds its answer.
+_Pending: TypeAlias = Store | tuple[KvResponse, bytes | None]
+
+
+def kv_capability(node: str, kind: str, package_id: PackageId, db: str) -> Capability:
+    """The capability kv:distro:sys on ``node`` issues for ``kind`` access to a db."""
+    params = KvCapabilityParams(
+        kind="read" if kind == "read" else "write", package_id=package_id, db=db
+    )
+    return Capability(
+        issuer=Address(node=node, process=KV_PROCESS_ID),
+        params=encode_capability_params(params),
+    )
+
+
+def _in_package(process: ProcessId, package_id: PackageId) -> bool:
+    return (
+        process.package_name == package_id.package_name
+        and process.publisher_node == package_id.publisher_node
+    )
+
+
+@attrs.define(eq=False)
+class KvProcess:
+    """The kv module: serves KvRequests from its mailbox until the mailbox closes."""
+
+    slot: Slot
+    bus: Bus
+    caps: CapabilityStore
+    dbs: Databases
+    config: KvConfig
+    _txs: Transactions = attrs.field(init=False)
+    #: Plain writes waiting for the next flush, per db.
+    _writes: dict[Store, list[tuple[bytes, bytes | None]]] = attrs.Factory(dict)
+    #: Answers in serving order, waiting for the next flush.
+    _outbox: list[tuple[Request, _Pending]] = attrs.Factory(list)
+    #: (package, db) -> (read capability, write capability); bounded cache.
+    _db_caps: dict[DbKey, tuple[Capability, Capability]] = attrs.Factory(dict)
+
+    def __attrs_post_init__(self) -> None:
+        cfg = self.config
+        self._txs = Transactions(
+            max_per_sender=cfg.max_transactions_per_sender,
+            max_bytes=cfg.max_transaction_bytes,
+            idle_seconds=cfg.transaction_idle_seconds,
+        )
+
+    @property
+    def open_transactions(self) -> int:
+        """How many transactions are open."""
+        return len(self._txs)
+
+    async def run(self) -> None:
+        """Serve until the mailbox is closed and drained."""
+        mailbox = self.slot.mailbox
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._expire_transactions)
+            while True:
+                try:
+                    batch = await mailbox.get_batch(self.config.max_batch)
+                except MailboxClosed:
+                    break
+                await self._serve_batch(batch)
+            tg.cancel_scope.cancel()
+
+    async def _expire_transactions(self) -> None:
+        interval = max(0.05, min(self.config.transaction_idle_seconds / 2, 30.0))
+        while True:
+            await anyio.sleep(interval)
+            if gone := self._txs.expire(time.monotonic()):
+                log.info("expired %d idle transaction(s)", gone)
+
+    async def _serve_batch(self, batch: list[Request | Response]) -> None:
+        for message in batch:
+            if not isinstance(message, Request):
+                log.debug("kv ignores a response it did not ask for: %d", message.id)
+                continue
+            try:
+                await self._serve(message)
+            except Exception:  # a bug must cost one answer, never the loop
+                log.exception("kv failed serving request %d from %s", message.id, message.source)
+                self._answer(message, ErrResponse(error=_internal_error()))
+        self._flush()
+
+    # --- one request -----------------------------------------------------------
+
+    async def _serve(self, msg: Request) -> None:
+        try:
+            request = decode_request(msg.body)
+        except DecodeError as exc:
+            log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
+            return self._fail(msg, _MALFORMED)
+        action = request.action
+        if msg.blob is None and isinstance(action, Set):
+            return self._fail(msg, _MALFORMED)
+        if msg.source.node != self.bus.node:
+            return self._fail(msg, RemoteNotAllowed())
+        sender = msg.source.process
+        package_id, db = request.package_id, request.db
+        if isinstance(action, Open):
+            return await self._open(msg, sender, package_id, db)
+        if isinstance(action, RemoveDb):
+            return await self._remove(msg, sender, package_id, db)
+        write = not isinstance(action, Get | Exists)
+        store = await self._authorised_store(msg, sender, package_id, db, write=write)
+        if store is None:
+            return None
+        cfg = self.config
+        match action:
+            case Get(key=key) | Exists(key=key):
+                if len(key) > cfg.max_key_bytes:
+                    return self._fail(msg, KeyTooLarge(size=len(key), max=cfg.max_key_bytes))
+                if store in self._writes:
+                    self._flush()
+                try:
+                    value = store.get(key)
+                except StoreError as exc:
+                    return self._fail(msg, exc.error)
+                if isinstance(action, Exists):
+                    return self._answer(msg, ExistsResponse(exists=value is not None))
+                if value is None:
+                    return self._fail(msg, KeyNotFound())
+                return self._answer(msg, GetResponse(key=key), value)
+            case Set(key=key, tx_id=tx_id) | Delete(key=key, tx_id=tx_id):
+                value = msg.blob if isinstance(action, Set) else None
+                if len(key) > cfg.max_key_bytes:
+                    return self._fail(msg, KeyTooLarge(size=len(key), max=cfg.max_key_bytes))
+                if value is not None and len(value) > cfg.max_value_bytes:
+                    return self._fail(msg, ValueTooLarge(size=len(value), max=cfg.max_value_bytes))
+                if tx_id is None:
+                    self._writes.setdefault(store, []).append((key, value))
+                    self._outbox.append((msg, store))
+                    return None
+                tx = self._transaction(msg, sender, tx_id, (package_id, db))
+                if tx is None:
+                    return None
+                size = tx.size_after(key, value)
+                if size > cfg.max_transaction_bytes:
+                    return self._fail(
+                        msg, TransactionTooLarge(size=size, max=cfg.max_transaction_bytes)
+                    )
+                tx.stage(key, value)
+                return self._answer(msg, OkResponse())
+            case BeginTx():
+                if not self._txs.can_begin(sender):
+                    return self._fail(msg, TooManyTransactions(max=self._txs.max_per_sender))
+                tx = self._txs.begin(sender, (package_id, db), time.monotonic())
+                return self._answer(msg, BeginTxResponse(tx_id=tx.tx_id))
+            case Commit(tx_id=tx_id):
+                tx = self._transaction(msg, sender, tx_id, (package_id, db))
+                if tx is None:
+                    return None
+                self._flush()  # earlier plain writes land before the transaction
+                self._txs.finish(tx)
+                try:
+                    store.write(tx.writes.items(), sync=cfg.sync_writes)
+                except StoreError as exc:
+                    return self._fail(msg, exc.error)
+                return self._answer(msg, OkResponse())
+            case _:  # Open and RemoveDb were served above
+                raise AssertionError(f"unhandled action {action!r}")
+
+    async def _open(self, msg: Request, sender: ProcessId, package_id: PackageId, db: str) -> None:
+        if not _in_package(sender, package_id):
+            return self._fail(msg, MismatchingPackageId())
+        if self.dbs.get(package_id, db) is None:
+            self._flush()  # opening may close (evict) a db with pending writes
+            try:
+                await anyio.to_thread.run_sync(
+                    functools.partial(self.dbs.open, package_id, db, create=True)
+                )
+            except StoreError as exc:
+                return self._fail(msg, exc.error)
+        try:
+            self.caps.grant(sender, self._caps_of(package_id, db))
+        except CapabilityStoreError as exc:
+            log.error("cannot grant capabilities on [%s, %s]: %s", package_id, db, exc)
+            return self._fail(msg, AddCapFailed())
+        return self._answer(msg, OkResponse())
+
+    async def _remove(
+        self, msg: Request, sender: ProcessId, package_id: PackageId, db: str
+    ) -> None:
+        if not _in_package(sender, package_id):
+            return self._fail(msg, MismatchingPackageId())
+        if not self.dbs.exists(package_id, db):
+            return self._fail(msg, NoDb(package_id=package_id, db=db))
+        self._flush()
+        try:
+            await anyio.to_thread.run_sync(self.dbs.remove, package_id, db)
+        except StoreError as exc:
+            return self._fail(msg, exc.error)
+        self._txs.drop_db((package_id, db))
+        try:
+            self.caps.revoke_everywhere(self._caps_of(package_id, db))
+        except CapabilityStoreError as exc:
+            log.error(
+                "removed [%s, %s] but cannot revoke its capabilities: %s", package_id, db, exc
+            )
+        self._db_caps.pop((package_id, db), None)
+        return self._answer(msg, OkResponse())
+
+    async def _authorised_store(
+        self, msg: Request, sender: ProcessId, package_id: PackageId, db: str, *, write: bool
+    ) -> Store | None:
+        """The db's store if it exists and ``sender`` may use it; else answer and return None."""
+        dbs = self.dbs
+        store = dbs.get(package_id, db)
+        exists = store is not None or dbs.exists(package_id, db)
+        if not exists and _in_package(sender, package_id):
+            self._fail(msg, NoDb(package_id=package_id, db=db))
+            return None
+        read_cap, write_cap = self._caps_of(package_id, db)
+        if not self.caps.holds(sender, (write_cap if write else read_cap).key):
+            self._fail(msg, _NO_WRITE if write else _NO_READ)
+            return None
+        if store is not None:
+            return store
+        if not exists:
+            self._fail(msg, NoDb(package_id=package_id, db=db))
+            return None
+        self._flush()  # opening may close (evict) a db with pending writes
+        try:
+            return await anyio.to_thread.run_sync(
+                functools.partial(dbs.open, package_id, db, create=False)
+            )
+        except NoSuchDb:
+            self._fail(msg, NoDb(package_id=package_id, db=db))
+        except StoreError as exc:
+            self._fail(msg, exc.error)
+        return None
+
+    def _transaction(
+        self, msg: Request, sender: ProcessId, tx_id: int, db: DbKey
+    ) -> Transaction | None:
+        tx = self._txs.lookup(tx_id, sender, db, time.monotonic())
+        if tx is None:
+            self._fail(msg, NoTx(tx_id=tx_id))
+        return tx
+
+    def _caps_of(self, package_id: PackageId, db: str) -> tuple[Capability, Capability]:
+        key = (package_id, db)
+        caps = self._db_caps.get(key)
+        if caps is None:
+            if len(self._db_caps) >= 4096:
+                self._db_caps.clear()
+            node = self.bus.node
+            caps = (
+                kv_capability(node, "read", package_id, db),
+                kv_capability(node, "write", package_id, db),
+            )
+            self._db_caps[key] = caps
+        return caps
+
+    # --- answers ---------------------------------------------------------------
+
+    def _answer(self, msg: Request, response: KvResponse, blob: bytes | None = None) -> None:
+        self._outbox.append((msg, (response, blob)))
+
+    def _fail(self, msg: Request, error: KvError) -> None:
+        self._outbox.append((msg, (ErrResponse(error=error), None)))
+
+    def _flush(self) -> None:
+        """Write pending plain writes, one batch per db, then send every waiting answer."""
+        failed: dict[Store, KvError] = {}
+        if self._writes:
+            sync = self.config.sync_writes
+            for store, ops in self._writes.items():
+                try:
+                    store.write(ops, sync=sync)
+                except StoreError as exc:
+                    failed[store] = exc.error
+            self._writes.clear()
+        outbox, self._outbox = self._outbox, []
+        respond, source = self.bus.respond, self.slot.address
+        for msg, pending in outbox:
+            if isinstance(pending, tuple):
+                response, blob = pending
+            elif pending in failed:
+                response, blob = ErrResponse(error=failed[pending]), None
+            else:
+                response, blob = None, None  # a write that landed: "Ok"
+            if msg.expects_response is None:
+                if isinstance(response, ErrResponse):
+                    log.warning("request %d from %s failed: %s", msg.id, msg.source, response.error)
+                continue
+            if response is None or isinstance(response, OkResponse):
+                body, metadata = _OK_BODY, msg.metadata
+            else:
+                body = encode_response(response)
+                metadata = None if isinstance(response, ErrResponse) else msg.metadata
+            respond(
+                Response(
+                    id=msg.id,
+                    source=source,
+                    target=msg.source,
+                    body=body,
+                    blob=blob,
+                    metadata=metadata,
+                )
+            )
+
+
+def _internal_error() -> KvError:
+    return LevelDbError(message="internal error in kv:distro:sys (logged)")

@@ -1,0 +1,75 @@
+"""What travels on the bus: requests, responses and the capabilities they carry.
+
+These are in-process values, never encoded: ``body`` and ``blob`` are the
+bytes of the application protocol (for kv:distro:sys, ``protocol.codec``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TypeAlias
+
+import attrs
+
+from protocol.ids import Address
+
+__all__ = ["Capability", "Message", "Request", "Response", "canonical_json"]
+
+
+def canonical_json(text: str) -> str:
+    """The canonical spelling of a JSON text, so equal values compare equal.
+
+    Raises ValueError when ``text`` is not JSON.
+    """
+    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@attrs.frozen(kw_only=True)
+class Capability:
+    """A right issued by ``issuer``; ``params`` is a JSON text saying what it grants.
+
+    Two capabilities are equal when their issuers are equal and their params
+    parse to the same JSON value, whatever the spelling.
+    """
+
+    issuer: Address
+    params: str = attrs.field(converter=canonical_json)
+
+    @property
+    def key(self) -> str:
+        """A string naming this capability exactly: issuer and canonical params."""
+        return f"{self.issuer}\x00{self.params}"
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """A request from ``source`` to ``target``.
+
+    ``expects_response`` is the time in seconds the sender waits for an
+    answer, or None for a request that gets no answer.
+    """
+
+    id: int
+    source: Address
+    target: Address
+    body: bytes
+    blob: bytes | None = None
+    metadata: str | None = None
+    capabilities: tuple[Capability, ...] = ()
+    expects_response: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Response:
+    """The answer to the request with the same ``id``."""
+
+    id: int
+    source: Address
+    target: Address
+    body: bytes
+    blob: bytes | None = None
+    metadata: str | None = None
+    capabilities: tuple[Capability, ...] = ()
+
+
+Message: TypeAlias = Request | Response

@@ -1,0 +1,373 @@
+"""The kv:distro:sys message types: KvRequest, KvAction, KvResponse, KvError.
+
+Pure data, no I/O. Each variant set is a union of small frozen classes; the
+wire tag of each class is its ``TAG`` (serde's externally tagged form, see
+PROTOCOL.md and ``codec.py``). Dispatch with ``match`` and close the match
+with ``typing.assert_never``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, TypeAlias
+
+import attrs
+
+from .ids import PackageId
+
+__all__ = [
+    "AddCapFailed",
+    "BeginTx",
+    "BeginTxResponse",
+    "Commit",
+    "Delete",
+    "ErrResponse",
+    "Exists",
+    "ExistsResponse",
+    "Get",
+    "GetResponse",
+    "IoError",
+    "KeyNotFound",
+    "KeyTooLarge",
+    "KvAction",
+    "KvCapabilityParams",
+    "KvError",
+    "KvRequest",
+    "KvResponse",
+    "LevelDbError",
+    "MalformedRequest",
+    "MismatchingPackageId",
+    "NoDb",
+    "NoReadCap",
+    "NoTx",
+    "NoWriteCap",
+    "OkResponse",
+    "Open",
+    "RemoteNotAllowed",
+    "RemoveDb",
+    "Set",
+    "TooManyTransactions",
+    "TransactionTooLarge",
+    "ValueTooLarge",
+]
+
+
+# --- KvAction -----------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Open:
+    """Open (creating if missing) a db of the sender's own package; grants read+write."""
+
+    TAG: ClassVar[str] = "Open"
+
+
+@attrs.frozen(kw_only=True)
+class RemoveDb:
+    """Delete a db of the sender's own package, its files, capabilities and transactions."""
+
+    TAG: ClassVar[str] = "RemoveDb"
+
+
+@attrs.frozen(kw_only=True)
+class Set:
+    """Write ``key`` to the request's blob; staged in ``tx_id`` when given."""
+
+    TAG: ClassVar[str] = "Set"
+    key: bytes
+    tx_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Delete:
+    """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
+
+    TAG: ClassVar[str] = "Delete"
+    key: bytes
+    tx_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Get:
+    """Read ``key``; the value comes back as the response's blob."""
+
+    TAG: ClassVar[str] = "Get"
+    key: bytes
+
+
+@attrs.frozen(kw_only=True)
+class Exists:
+    """Ask whether ``key`` is present."""
+
+    TAG: ClassVar[str] = "Exists"
+    key: bytes
+
+
+@attrs.frozen(kw_only=True)
+class BeginTx:
+    """Begin a transaction owned by the sender on this db."""
+
+    TAG: ClassVar[str] = "BeginTx"
+
+
+@attrs.frozen(kw_only=True)
+class Commit:
+    """Apply every write staged in ``tx_id`` atomically."""
+
+    TAG: ClassVar[str] = "Commit"
+    tx_id: int
+
+
+KvAction: TypeAlias = Open | RemoveDb | Set | Delete | Get | Exists | BeginTx | Commit
+
+
+@attrs.frozen(kw_only=True)
+class KvRequest:
+    """One request to kv:distro:sys: an action on ``db`` of ``package_id``."""
+
+    package_id: PackageId
+    db: str
+    action: KvAction
+
+
+# --- KvError --------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class NoDb:
+    """The db does not exist."""
+
+    TAG: ClassVar[str] = "NoDb"
+    package_id: PackageId
+    db: str
+
+    def __str__(self) -> str:
+        return f"db [{self.package_id}, {self.db}] does not exist"
+
+
+@attrs.frozen(kw_only=True)
+class KeyNotFound:
+    """The key is not in the db."""
+
+    TAG: ClassVar[str] = "KeyNotFound"
+
+    def __str__(self) -> str:
+        return "key not found"
+
+
+@attrs.frozen(kw_only=True)
+class NoTx:
+    """No transaction with this id belongs to the sender on this db."""
+
+    TAG: ClassVar[str] = "NoTx"
+    tx_id: int
+
+    def __str__(self) -> str:
+        return f"no transaction {self.tx_id} found"
+
+
+@attrs.frozen(kw_only=True)
+class NoWriteCap:
+    """The sender holds no write capability on the db."""
+
+    TAG: ClassVar[str] = "NoWriteCap"
+
+    def __str__(self) -> str:
+        return "no write capability for requested DB"
+
+
+@attrs.frozen(kw_only=True)
+class NoReadCap:
+    """The sender holds no read capability on the db."""
+
+    TAG: ClassVar[str] = "NoReadCap"
+
+    def __str__(self) -> str:
+        return "no read capability for requested DB"
+
+
+@attrs.frozen(kw_only=True)
+class MismatchingPackageId:
+    """Open or RemoveDb named a package other than the sender's."""
+
+    TAG: ClassVar[str] = "MismatchingPackageId"
+
+    def __str__(self) -> str:
+        return "request to open or remove DB with mismatching package ID"
+
+
+@attrs.frozen(kw_only=True)
+class AddCapFailed:
+    """The capability store could not record a new capability."""
+
+    TAG: ClassVar[str] = "AddCapFailed"
+
+    def __str__(self) -> str:
+        return "failed to generate capability for new DB"
+
+
+@attrs.frozen(kw_only=True)
+class MalformedRequest:
+    """The body did not decode, a name was invalid, or a required blob was missing."""
+
+    TAG: ClassVar[str] = "MalformedRequest"
+
+    def __str__(self) -> str:
+        return (
+            "kv got a malformed request that either failed to deserialize "
+            "or was missing a required blob"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class LevelDbError:
+    """LevelDB reported an error."""
+
+    TAG: ClassVar[str] = "LevelDbError"
+    message: str
+
+    def __str__(self) -> str:
+        return f"LevelDB internal error: {self.message}"
+
+
+@attrs.frozen(kw_only=True)
+class IoError:
+    """The file system reported an error (wire tag ``IOError``)."""
+
+    TAG: ClassVar[str] = "IOError"
+    message: str
+
+    def __str__(self) -> str:
+        return f"IO error: {self.message}"
+
+
+@attrs.frozen(kw_only=True)
+class KeyTooLarge:
+    """The key exceeds the configured limit."""
+
+    TAG: ClassVar[str] = "KeyTooLarge"
+    size: int
+    max: int
+
+    def __str__(self) -> str:
+        return f"key of {self.size} bytes exceeds the limit of {self.max}"
+
+
+@attrs.frozen(kw_only=True)
+class ValueTooLarge:
+    """The value exceeds the configured limit."""
+
+    TAG: ClassVar[str] = "ValueTooLarge"
+    size: int
+    max: int
+
+    def __str__(self) -> str:
+        return f"value of {self.size} bytes exceeds the limit of {self.max}"
+
+
+@attrs.frozen(kw_only=True)
+class TooManyTransactions:
+    """The sender already has the maximum number of open transactions."""
+
+    TAG: ClassVar[str] = "TooManyTransactions"
+    max: int
+
+    def __str__(self) -> str:
+        return f"too many open transactions (limit {self.max})"
+
+
+@attrs.frozen(kw_only=True)
+class RemoteNotAllowed:
+    """The sender is on another node."""
+
+    TAG: ClassVar[str] = "RemoteNotAllowed"
+
+    def __str__(self) -> str:
+        return "kv only serves requests from its own node"
+
+
+@attrs.frozen(kw_only=True)
+class TransactionTooLarge:
+    """Staging this write would take the transaction past its byte limit."""
+
+    TAG: ClassVar[str] = "TransactionTooLarge"
+    size: int
+    max: int
+
+    def __str__(self) -> str:
+        return f"transaction of {self.size} bytes exceeds the limit of {self.max}"
+
+
+KvError: TypeAlias = (
+    NoDb
+    | KeyNotFound
+    | NoTx
+    | NoWriteCap
+    | NoReadCap
+    | MismatchingPackageId
+    | AddCapFailed
+    | MalformedRequest
+    | LevelDbError
+    | IoError
+    | KeyTooLarge
+    | ValueTooLarge
+    | TooManyTransactions
+    | RemoteNotAllowed
+    | TransactionTooLarge
+)
+
+
+# --- KvResponse -------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class OkResponse:
+    """The action succeeded (wire form ``"Ok"``)."""
+
+    TAG: ClassVar[str] = "Ok"
+
+
+@attrs.frozen(kw_only=True)
+class BeginTxResponse:
+    """A transaction began; ``tx_id`` names it."""
+
+    TAG: ClassVar[str] = "BeginTx"
+    tx_id: int
+
+
+@attrs.frozen(kw_only=True)
+class GetResponse:
+    """The value of ``key`` is the response's blob."""
+
+    TAG: ClassVar[str] = "Get"
+    key: bytes
+
+
+@attrs.frozen(kw_only=True)
+class ExistsResponse:
+    """Whether the key is present."""
+
+    TAG: ClassVar[str] = "Exists"
+    exists: bool
+
+
+@attrs.frozen(kw_only=True)
+class ErrResponse:
+    """The action failed with ``error``."""
+
+    TAG: ClassVar[str] = "Err"
+    error: KvError
+
+
+KvResponse: TypeAlias = OkResponse | BeginTxResponse | GetResponse | ExistsResponse | ErrResponse
+
+
+# --- Capabilities -------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class KvCapabilityParams:
+    """What a kv capability grants: ``kind`` access to ``db`` of ``package_id``."""
+
+    kind: Literal["read", "write"]
+    package_id: PackageId
+    db: str
