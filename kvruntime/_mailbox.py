@@ -9,7 +9,10 @@ task groups, cancel scopes and threads.
 Invariants:
 1. At most ``capacity`` items are queued by ``put``/``put_nowait``; a full
    mailbox makes ``put`` wait (backpressure), in FIFO order among waiters,
-   and a waiting putter is never overtaken by a later one.
+   and a waiting putter is never overtaken by a later one: freed room is
+   *reserved* for the oldest waiter, which queues its item when it resumes.
+   So a ``put`` either returns (its item is queued) or raises (it never
+   is), whatever cancels it and whenever (as ``asyncio.Queue.put``).
 2. ``put_reserved`` bypasses the bound. Only the bus uses it, for responses
    whose room the receiver reserved when it sent the request (its in-flight
    limit), so the total stays bounded: ``capacity + in-flight limit``.
@@ -40,7 +43,7 @@ class MailboxFull(Exception):
 class Mailbox(Generic[T]):
     """A bounded multi-producer FIFO queue whose consumer can take batches."""
 
-    __slots__ = ("_capacity", "_closed", "_getters", "_items", "_putters")
+    __slots__ = ("_capacity", "_closed", "_getters", "_items", "_putters", "_reserved")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
@@ -48,7 +51,9 @@ class Mailbox(Generic[T]):
         self._capacity = capacity
         self._items: deque[T] = deque()
         self._getters: deque[asyncio.Future[None]] = deque()
-        self._putters: deque[tuple[asyncio.Future[None], T]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        #: Room handed to admitted putters that have not resumed yet (invariant 1).
+        self._reserved = 0
         self._closed = False
 
     @property
@@ -68,7 +73,7 @@ class Mailbox(Generic[T]):
         """Queue ``item`` now, or raise MailboxFull / MailboxClosed."""
         if self._closed:
             raise MailboxClosed
-        if self._putters or len(self._items) >= self._capacity:
+        if self._putters or len(self._items) + self._reserved >= self._capacity:
             raise MailboxFull
         self._items.append(item)
         self._wake_getter()
@@ -81,16 +86,23 @@ class Mailbox(Generic[T]):
         except MailboxFull:
             pass
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (waiter, item)
-        self._putters.append(entry)
+        self._putters.append(waiter)
         try:
             await waiter
         except BaseException:
-            if not waiter.done() or waiter.cancelled():
-                # Not accepted: withdraw the item so it is never delivered.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Admitted, then cancelled before resuming: pass the room on.
+                self._reserved -= 1
+                self._admit_putters()
+            else:
                 with contextlib.suppress(ValueError):
-                    self._putters.remove(entry)
+                    self._putters.remove(waiter)
             raise
+        self._reserved -= 1
+        if self._closed:
+            raise MailboxClosed
+        self._items.append(item)
+        self._wake_getter()
 
     def put_reserved(self, item: T) -> None:
         """Queue ``item`` past the bound (room reserved by the caller); see invariant 2."""
@@ -126,7 +138,7 @@ class Mailbox(Generic[T]):
             return
         self._closed = True
         while self._putters:
-            waiter, _ = self._putters.popleft()
+            waiter = self._putters.popleft()
             if not waiter.done():
                 waiter.set_exception(MailboxClosed())
         while self._getters:
@@ -159,11 +171,11 @@ class Mailbox(Generic[T]):
 
     def _admit_putters(self) -> None:
         items, putters = self._items, self._putters
-        while putters and len(items) < self._capacity:
-            waiter, item = putters.popleft()
+        while putters and len(items) + self._reserved < self._capacity:
+            waiter = putters.popleft()
             if waiter.done():  # cancelled while waiting
                 continue
-            items.append(item)
+            self._reserved += 1
             waiter.set_result(None)
         if items:
             self._wake_getter()
