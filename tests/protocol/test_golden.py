@@ -1,0 +1,193 @@
+"""The golden vectors, checked in both directions against the codec."""
+
+from __future__ import annotations
+
+import json
+import typing
+
+import msgpack
+import pytest
+
+from protocol.codec import (
+    DecodeError,
+    decode_capability_params,
+    decode_request,
+    decode_response,
+    encode_capability_params,
+    encode_request,
+    encode_response,
+)
+from protocol.golden import (
+    BodyVector,
+    CapabilityVector,
+    GoldenFormatError,
+    MalformedBody,
+    MalformedCapability,
+    capability_params_from_meaning,
+    load_golden_vectors,
+    request_from_meaning,
+    response_from_meaning,
+    value_from_meaning,
+)
+from protocol.messages import (
+    Delete,
+    ErrResponse,
+    KvAction,
+    KvError,
+    KvRequest,
+    KvResponse,
+    Set,
+)
+
+VECTORS = load_golden_vectors()
+
+
+def _decode(kind: str, data: bytes) -> KvRequest | KvResponse:
+    return decode_request(data) if kind == "request" else decode_response(data)
+
+
+def _encode(value: KvRequest | KvResponse) -> bytes:
+    return encode_request(value) if isinstance(value, KvRequest) else encode_response(value)
+
+
+def _name(vector: object) -> str:
+    return str(getattr(vector, "name", vector))
+
+
+@pytest.mark.parametrize("vector", VECTORS.canonical, ids=_name)
+def test_canonical_vector_decodes_to_its_meaning(vector: BodyVector) -> None:
+    assert _decode(vector.kind, vector.data) == value_from_meaning(vector.kind, vector.meaning)
+
+
+@pytest.mark.parametrize("vector", VECTORS.canonical, ids=_name)
+def test_canonical_vector_is_what_we_encode(vector: BodyVector) -> None:
+    assert _encode(value_from_meaning(vector.kind, vector.meaning)).hex() == vector.data.hex()
+
+
+@pytest.mark.parametrize("vector", VECTORS.accepted, ids=_name)
+def test_accepted_vector_decodes_to_its_meaning(vector: BodyVector) -> None:
+    value = value_from_meaning(vector.kind, vector.meaning)
+    assert _decode(vector.kind, vector.data) == value
+    assert _encode(value) != vector.data, "listed as non-canonical but it is canonical"
+
+
+@pytest.mark.parametrize("vector", VECTORS.malformed, ids=_name)
+def test_malformed_vector_is_rejected(vector: MalformedBody) -> None:
+    with pytest.raises(DecodeError):
+        _decode(vector.kind, vector.data)
+
+
+@pytest.mark.parametrize("vector", VECTORS.canonical, ids=_name)
+def test_error_display_text(vector: BodyVector) -> None:
+    value = value_from_meaning(vector.kind, vector.meaning)
+    if isinstance(value, ErrResponse):
+        assert str(value.error) == vector.text
+    else:
+        assert vector.text is None
+
+
+@pytest.mark.parametrize("vector", VECTORS.capability_params, ids=_name)
+def test_capability_params_vector(vector: CapabilityVector) -> None:
+    params = capability_params_from_meaning(vector.meaning)
+    assert decode_capability_params(vector.text) == params
+    if vector.canonical:
+        assert json.loads(encode_capability_params(params)) == json.loads(vector.text)
+
+
+@pytest.mark.parametrize("vector", VECTORS.malformed_capability_params, ids=_name)
+def test_malformed_capability_params_rejected(vector: MalformedCapability) -> None:
+    with pytest.raises(DecodeError):
+        decode_capability_params(vector.text)
+
+
+# --- The file covers the protocol ------------------------------------------------------
+
+
+def test_every_variant_has_a_canonical_vector() -> None:
+    requests = [
+        value_from_meaning("request", v.meaning) for v in VECTORS.canonical if v.kind == "request"
+    ]
+    responses = [
+        value_from_meaning("response", v.meaning) for v in VECTORS.canonical if v.kind == "response"
+    ]
+    actions = [r.action for r in requests if isinstance(r, KvRequest)]
+    errors = [r.error for r in responses if isinstance(r, ErrResponse)]
+    assert {type(a) for a in actions} == set(typing.get_args(KvAction))
+    assert {type(r) for r in responses} == set(typing.get_args(KvResponse))
+    assert {type(e) for e in errors} == set(typing.get_args(KvError))
+    for variant in (Set, Delete):
+        tx_ids = [a.tx_id for a in actions if isinstance(a, variant)]
+        assert None in tx_ids
+        assert any(tx_id is not None for tx_id in tx_ids)
+
+
+def test_canonical_vectors_use_every_uint_width() -> None:
+    markers = {0xCC, 0xCD, 0xCE, 0xCF}
+    seen = {b for v in VECTORS.canonical for b in v.data} & markers
+    assert seen == markers
+
+
+def test_vectors_are_well_formed_msgpack() -> None:
+    for vector in (*VECTORS.canonical, *VECTORS.accepted):
+        msgpack.unpackb(vector.data, strict_map_key=False)
+
+
+def test_names_are_unique() -> None:
+    for section in (
+        VECTORS.canonical,
+        VECTORS.accepted,
+        VECTORS.malformed,
+        VECTORS.capability_params,
+        VECTORS.malformed_capability_params,
+    ):
+        names = [v.name for v in section]
+        assert len(names) == len(set(names))
+
+
+def test_there_are_vectors_in_every_section() -> None:
+    assert VECTORS.accepted
+    assert len(VECTORS.malformed) >= 20
+    assert any(v.canonical for v in VECTORS.capability_params)
+    assert any(not v.canonical for v in VECTORS.capability_params)
+    assert VECTORS.malformed_capability_params
+
+
+# --- The meaning notation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "meaning",
+    [
+        None,
+        "Open",
+        {"package_id": "chat:alice.os", "db": "d"},
+        {"package_id": "chat:alice.os", "db": "d", "action": "Frob"},
+        {"package_id": "chat:alice.os", "db": "d", "action": {"Get": "zz"}},
+        {"package_id": "chat:alice.os", "db": "d", "action": {"Commit": {"tx_id": -1}}},
+        {"package_id": "chat:alice.os", "db": "d", "action": {"Commit": {"tx_id": True}}},
+        {"package_id": "chat:alice.os", "db": 5, "action": "Open"},
+    ],
+)
+def test_bad_request_meanings_are_rejected(meaning: object) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        request_from_meaning(meaning)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "meaning",
+    [
+        "ok",
+        {"Err": "Nope"},
+        {"Exists": 1},
+        {"Err": {"NoDb": ["chat:alice.os"]}},
+        {"BeginTx": {"tx_id": 2**64}},
+    ],
+)
+def test_bad_response_meanings_are_rejected(meaning: object) -> None:
+    with pytest.raises(GoldenFormatError):
+        response_from_meaning(meaning)  # type: ignore[arg-type]
+
+
+def test_bad_capability_meaning_is_rejected() -> None:
+    with pytest.raises(GoldenFormatError, match="read or write"):
+        capability_params_from_meaning({"kind": "admin", "package_id": "chat:x", "db": "d"})
