@@ -226,9 +226,13 @@ class KvProcess:
                 tx.stage(key, value)
                 return self._answer(msg, OkResponse())
             case BeginTx():
+                now = time.monotonic()
+                if not self._txs.can_begin(sender):
+                    # Idle ones are no longer open, even if the sweeper has not run yet.
+                    self._txs.expire(now)
                 if not self._txs.can_begin(sender):
                     return self._fail(msg, TooManyTransactions(max=self._txs.max_per_sender))
-                tx = self._txs.begin(sender, (package_id, db), time.monotonic())
+                tx = self._txs.begin(sender, (package_id, db), now)
                 return self._answer(msg, BeginTxResponse(tx_id=tx.tx_id))
             case Commit(tx_id=tx_id):
                 tx = self._transaction(msg, sender, tx_id, (package_id, db))
