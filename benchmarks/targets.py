@@ -57,7 +57,8 @@ def _ratio_verdict(target: RatioTarget, cells: Mapping[tuple[str, str], Cell]) -
     for who, cell in ((OURS, ours), (target.versus, theirs)):
         if cell is None or cell.ops_per_s is None:
             why = cell.error if cell is not None and cell.error else "not measured"
-            return Verdict(target=label, measured=f"{who}: {why}", verdict="n/a")
+            measured = why if why.startswith(f"{who}:") else f"{who}: {why}"
+            return Verdict(target=label, measured=measured, verdict="n/a")
     assert ours is not None
     assert theirs is not None
     got = ratio(ours.ops_per_s, theirs.ops_per_s)
