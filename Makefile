@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 HOME_DIR ?= ./data
 
-.PHONY: run test check fmt lint typecheck bench bench-quick redis-server soak clean
+.PHONY: run test check fmt lint typecheck bench bench-quick bench-profile redis-server soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: $(BENCH_STAMP) redis-server
 ## make bench-quick: the same run with ~20x smaller counts (CI; no speed assertion)
 bench-quick: $(BENCH_STAMP) redis-server
 	$(PY) -m benchmarks --quick --out $(or $(BENCH_OUT),.bench-quick)
+
+## make bench-profile: cProfile of kvruntime's sequential set, top functions by self time
+bench-profile: $(BENCH_STAMP)
+	$(PY) -m benchmarks.profile
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format .
