@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import signal
 import sys
 from pathlib import Path
 
@@ -29,6 +30,14 @@ def _raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _interrupt_on_sigterm() -> None:
+    # So that a stopped run still stops its redis-server and removes its scratch folder.
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 1 if a workload failed (not for a missing peer)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
@@ -36,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     _raise_open_files_limit()
+    _interrupt_on_sigterm()
     sizes = Sizes.quick() if args.quick else Sizes.full()
     machine = machine_info()
     _progress(

@@ -11,44 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, TypeVar, cast
+from typing import TypeVar
 
 import anyio
 
 from kvruntime import ProcessContext, Runtime, kv
 
 from ..data import Dataset
-from . import Unsupported, check_read
+from . import check_read
 
-__all__ = ["NOT_YET", "KvruntimeDriver"]
+__all__ = ["KvruntimeDriver"]
 
 T = TypeVar("T")
-NOT_YET = "kvruntime: not available yet (needs set_many/scan)"
 _PACKAGE = "bench:bench.os"
-
-
-class _SetMany(Protocol):
-    async def set_many(self, items: Iterable[tuple[bytes, bytes]]) -> None: ...
-
-
-class _Scan(Protocol):
-    def scan(self) -> AsyncIterator[tuple[bytes, bytes]]: ...
-
-
-def _set_many(db: kv.Kv[bytes, bytes]) -> _SetMany:
-    # The batch API arrives with issue 3; until then this workload is reported missing.
-    if not hasattr(db, "set_many"):
-        raise Unsupported(NOT_YET)
-    return cast(_SetMany, db)
-
-
-def _scanner(db: kv.Kv[bytes, bytes]) -> _Scan:
-    if not hasattr(db, "scan"):
-        raise Unsupported(NOT_YET)
-    return cast(_Scan, db)
 
 
 class KvruntimeDriver:
@@ -188,7 +166,7 @@ class KvruntimeDriver:
 
     async def set_many(self, batches: Sequence[Dataset]) -> float:
         async def body(ctx: ProcessContext) -> float:
-            db = _set_many(await kv.open(ctx, ctx.package_id, "main"))
+            db = await kv.open(ctx, ctx.package_id, "main")
             items = [batch.pairs() for batch in batches]
             t0 = time.perf_counter()
             for pairs in items:
@@ -212,7 +190,7 @@ class KvruntimeDriver:
 
     async def load_scan(self, data: Dataset) -> None:
         async def body(ctx: ProcessContext) -> None:
-            db = _set_many(await kv.open(ctx, ctx.package_id, "scan"))
+            db = await kv.open(ctx, ctx.package_id, "scan")
             for chunk in data.chunks(1000):
                 await db.set_many(chunk.pairs())
 
@@ -220,7 +198,7 @@ class KvruntimeDriver:
 
     async def scan(self) -> tuple[float, int]:
         async def body(ctx: ProcessContext) -> tuple[float, int]:
-            db = _scanner(await kv.open(ctx, ctx.package_id, "scan"))
+            db = await kv.open(ctx, ctx.package_id, "scan")
             seen = 0
             t0 = time.perf_counter()
             async for _item in db.scan():
