@@ -79,18 +79,23 @@ def test_latency_rows_compare_p50() -> None:
     assert "0.10x" in row
 
 
-def _memory(growth: int, ok: int, in_flight: int) -> dict[str, Any]:
+def _memory(growth: int, ok: int, in_flight: int, fire_peak: int = 25_000_000) -> dict[str, Any]:
     return {
-        "keys": {"keys": 1_000_000, "rss_growth_bytes": growth},
+        "keys": {
+            "keys": 1_000_000,
+            "rss_growth_bytes": growth,
+            "rss_peak_growth_bytes": 20_000_000,
+        },
         "fire": {
             "requests": 200_000,
             "ok": ok,
             "max_in_flight": in_flight,
             "inflight_limit": 1024,
+            "kv_mailbox_capacity": 1024,
             "process_mailbox_capacity": 256,
-            "rss_peak_growth_bytes": 10_000_000,
+            "rss_peak_growth_bytes": fire_peak,
             "rss_growth_after_first_quarter_bytes": 1_000_000,
-            "flat_limit_bytes": 16 * 1024 * 1024,
+            "per_message_bytes": 4096,
         },
     }
 
@@ -120,6 +125,9 @@ def test_memory_targets_miss_on_growth_loss_or_unbounded_queue() -> None:
     assert evaluate([], _memory(151_000_000, 200_000, 10))[-2].verdict == "MISS"
     assert evaluate([], _memory(1, 199_999, 10))[-1].verdict == "MISS"
     assert evaluate([], _memory(1, 200_000, 5000))[-1].verdict == "MISS"
+    # allowed: 20 MB awaited peak + (1024 + 1024 + 256) x 4096 B = 29.4 MB
+    assert evaluate([], _memory(1, 200_000, 10, fire_peak=29_000_000))[-1].verdict == "PASS"
+    assert evaluate([], _memory(1, 200_000, 10, fire_peak=30_000_000))[-1].verdict == "MISS"
     missing = evaluate([], None, "failed (exit 1)")
     assert [v.verdict for v in missing[-2:]] == ["n/a", "n/a"]
     assert missing[-1].measured == "failed (exit 1)"
