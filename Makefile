@@ -29,6 +29,10 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
+## make soak: the long forms of the reliability tests (crash, flood, fuzz), with their summary
+soak: $(STAMP)
+	$(PY) -m pytest tests/reliability -m slow -p no:cacheprovider
+
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
