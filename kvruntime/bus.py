@@ -11,6 +11,8 @@ Invariants:
 3. A request reaches a non-public process only from a holder of that
    process's messaging capability, and carries only capabilities its
    sender holds; otherwise the sender gets ``SendError`` in its own task.
+   A receiver may save an attached capability only if its sender still
+   held it at delivery and nobody revoked it since (``withdraw_offers``).
 4. Requests from other nodes come in through ``deliver_from_network`` (the
    seam a networking layer plugs into) and responses to them leave through
    ``network_outbox``; there is no network in this runtime.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Iterable
 from typing import Final
 
 import anyio
@@ -154,7 +157,7 @@ class Bus:
             return False
         except MailboxClosed:
             raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
-        self._offer(slot, request.capabilities)
+        self._offer(slot, request)
         return True
 
     async def deliver(self, slot: Slot, request: Request) -> None:
@@ -163,7 +166,7 @@ class Bus:
             await slot.mailbox.put(request)
         except MailboxClosed:
             raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
-        self._offer(slot, request.capabilities)
+        self._offer(slot, request)
 
     def respond(self, response: Response) -> None:
         """Deliver ``response`` without blocking (invariant 2)."""
@@ -189,7 +192,7 @@ class Bus:
                 slot.mailbox.put_reserved(response)
             except MailboxClosed:
                 return
-            self._offer(slot, response.capabilities)
+            self._offer(slot, response)
             return
         log.debug("dropped response %d to %s: nobody waits for it", response.id, target)
 
@@ -202,6 +205,18 @@ class Bus:
             raise SendError(SendErrorKind.OFFLINE, f"no process at {request.target}")
         await self.deliver(slot, request)
 
-    def _offer(self, slot: Slot, caps: tuple[Capability, ...]) -> None:
-        for cap in caps:
-            slot.offered[cap.key] = cap
+    def withdraw_offers(self, caps: Iterable[Capability]) -> None:
+        """Forget ``caps`` wherever a message offered them (they were revoked)."""
+        keys = [cap.key for cap in caps]
+        for slot in self._slots.values():
+            for key in keys:
+                slot.offered.pop(key, None)
+
+    def _offer(self, slot: Slot, message: Request | Response) -> None:
+        # Only what the sender holds *now* is offered: a capability revoked
+        # while its message waited for room, or claimed by another node (whose
+        # processes hold nothing here), can never be saved.
+        caps, sender = self.caps, message.source.process
+        for cap in message.capabilities:
+            if caps.holds(sender, cap.key):
+                slot.offered[cap.key] = cap

@@ -287,6 +287,7 @@ class KvProcess:
             log.error(
                 "removed [%s, %s] but cannot revoke its capabilities: %s", package_id, db, exc
             )
+        self.bus.withdraw_offers(self._caps_of(package_id, db))
         self._db_caps.pop((package_id, db), None)
         return self._answer(msg, OkResponse())
 
