@@ -245,6 +245,7 @@ class KvProcess:
                 try:
                     store.write(tx.writes.items(), sync=cfg.sync_writes)
                 except StoreError as exc:
+                    self.dbs.discard(store)
                     return self._fail(msg, exc.error)
                 return self._answer(msg, OkResponse())
             case _:  # Open and RemoveDb were served above
@@ -361,6 +362,7 @@ class KvProcess:
                     store.write(ops, sync=sync)
                 except StoreError as exc:
                     failed[store] = exc.error
+                    self.dbs.discard(store)  # its log may end in a torn record
             self._writes.clear()
         outbox, self._outbox = self._outbox, []
         respond, source = self.bus.respond, self.slot.address
