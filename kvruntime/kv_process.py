@@ -161,6 +161,8 @@ class KvProcess:
                 continue
             try:
                 await self._serve(message)
+            except StoreError as exc:  # e.g. a db path that leads out of the kv root
+                self._fail(message, exc.error)
             except Exception:  # a bug must cost one answer, never the loop
                 log.exception("kv failed serving request %d from %s", message.id, message.source)
                 self._answer(message, ErrResponse(error=_internal_error()))
