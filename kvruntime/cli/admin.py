@@ -15,8 +15,10 @@ from rich.table import Table
 
 from protocol.codec import DecodeError, decode_capability_params
 from protocol.ids import PackageId
+from protocol.messages import KvCapabilityParams
 
 from ..capabilities import CapabilityStore, CapabilityStoreError
+from ..message import Capability
 from ..process import ProcessContext
 from ..runtime import Runtime
 from ..storage import Databases, NoSuchDb, StoreError
@@ -96,7 +98,10 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
     for package, db, size, keys in rows:
         shown = "-" if keys is None else f"{keys}" if keys < max_count else f">= {max_count}"
         table.add_row(str(package), db, decimal(size), shown)
-    Console().print(table) if rows else click.echo(f"no dbs in {home}")
+    if rows:
+        _print_table(table)
+    else:
+        click.echo(f"no dbs in {home}")
 
 
 async def _count_keys(ctx: ProcessContext, package: PackageId, db: str, limit: int) -> int:
@@ -129,14 +134,11 @@ def caps(only: str | None, show_all: bool, as_json: bool, home: Path) -> None:
     async def work(rt: Runtime) -> list[tuple[str, str, str, str]]:
         rights: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
         for process, cap in rt.bus.caps.holders():
-            if cap.issuer == rt.kv_address:
-                try:
-                    params = decode_capability_params(cap.params)
-                except DecodeError:
-                    continue
+            params = _kv_params(cap) if cap.issuer == rt.kv_address else None
+            if params is not None:
                 if wanted is None or params.package_id == wanted:
                     rights[(str(process), str(params.package_id), params.db)].add(params.kind)
-            elif show_all and wanted is None:
+            elif show_all and wanted is None:  # the right to message the issuer
                 rights[(str(process), str(cap.issuer), "")].add("message")
         return sorted((p, k, d, ", ".join(sorted(r))) for (p, k, d), r in rights.items())
 
@@ -152,7 +154,22 @@ def caps(only: str | None, show_all: bool, as_json: bool, home: Path) -> None:
     table = Table("process", "package / issuer", "db", "rights", title=f"capabilities in {home}")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    _print_table(table)
+
+
+def _kv_params(cap: Capability) -> KvCapabilityParams | None:
+    try:
+        return decode_capability_params(cap.params)
+    except DecodeError:
+        return None  # not a db capability (the messaging one, for instance)
+
+
+def _print_table(table: Table) -> None:
+    # On a terminal, fit it; into a pipe or file, never cut an id short.
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=1000)
+    console.print(table)
 
 
 def _valid(text: str) -> bool:

@@ -39,7 +39,12 @@ def test_dump_then_load_into_a_new_db_reproduces_every_byte(home: Path, tmp_path
     dumped = kvr("dump", APP, "src", home=home)
     assert dumped.returncode == 0, dumped.stderr.decode()
     lines = dumped.stdout.splitlines()
-    assert json.loads(lines[0]) == {"format": "kvruntime-dump", "version": 1, "package": APP, "db": "src"}
+    assert json.loads(lines[0]) == {
+        "format": "kvruntime-dump",
+        "version": 1,
+        "package": APP,
+        "db": "src",
+    }
     assert json.loads(lines[-1]) == {"end": {"count": len(ENTRIES)}}
     records = [json.loads(line) for line in lines[1:-1]]
     keys = [base64.b64decode(r["k"]) for r in records]

@@ -62,7 +62,9 @@ def test_user_mistakes_exit_non_zero_without_traceback(home: Path) -> None:
 
 
 def test_scan_with_prefix_limit_and_formats(home: Path) -> None:
-    fill(home, "notes", [(b"user:1", b"ada"), (b"user:2", b"bob"), (b"x", b"\xff"), (b"user:3", b"")])
+    fill(
+        home, "notes", [(b"user:1", b"ada"), (b"user:2", b"bob"), (b"x", b"\xff"), (b"user:3", b"")]
+    )
     assert ok(kvr("scan", APP, "notes", home=home)).splitlines() == [
         "user:1\tada",
         "user:2\tbob",
