@@ -30,5 +30,12 @@ class KvConfig:
     mailbox_capacity: int = 1024
     #: Requests served in one batch (one LevelDB write batch for their plain writes).
     max_batch: int = 256
+    #: Entries in one scan page, whatever the client asks (the page's upper bound).
+    max_scan_items: int = 1000
+    #: Bytes of keys and values in one scan page; a page stops before passing it
+    #: (a page always holds at least one entry, so one value may exceed it).
+    max_scan_bytes: int = 4 * MiB
+    #: Keys in one GetMany / SetMany / DeleteMany (``BatchTooLarge`` above it).
+    max_batch_items: int = 10_000
     #: fsync every write batch (survives power loss, at a cost; see the README).
     sync_writes: bool = False

@@ -33,13 +33,19 @@ from protocol.messages import (
     AddCapFailed,
     BeginTx,
     BeginTxResponse,
+    Capabilities,
     Commit,
+    CompareAndSwap,
     Delete,
+    DeleteMany,
+    DeleteRange,
     ErrResponse,
     Exists,
     ExistsResponse,
     Get,
+    GetMany,
     GetResponse,
+    Increment,
     KeyNotFound,
     KeyTooLarge,
     KvCapabilityParams,
@@ -56,9 +62,16 @@ from protocol.messages import (
     Open,
     RemoteNotAllowed,
     RemoveDb,
+    Revoke,
+    Rollback,
+    Scan,
     Set,
+    SetMany,
     TooManyTransactions,
+    TransactionConflict,
     TransactionTooLarge,
+    TxExists,
+    TxGet,
     ValueTooLarge,
 )
 
@@ -66,6 +79,7 @@ from ._mailbox import MailboxClosed
 from .bus import Bus, Slot
 from .capabilities import CapabilityStore, CapabilityStoreError
 from .config import KvConfig
+from .kv_actions_ext import ExtendedActions
 from .message import Capability, Request, Response
 from .storage import Databases, NoSuchDb, Store, StoreError
 from .transactions import DbKey, Transaction, Transactions
@@ -81,6 +95,10 @@ _OK_BODY: Final = encode_response(OkResponse())
 _MALFORMED: Final = MalformedRequest()
 _NO_READ: Final = NoReadCap()
 _NO_WRITE: Final = NoWriteCap()
+#: Actions whose request must carry a blob (MalformedRequest without one).
+_NEEDS_BLOB: Final = (Set, GetMany, SetMany, DeleteMany, CompareAndSwap)
+#: Actions that need only the read capability.
+_READS: Final = (Get, Exists, Scan, TxGet, TxExists, GetMany)
 
 #: An outbox entry waits for its db's flush (a Store), or holds its answer.
 _Pending: TypeAlias = Store | tuple[KvResponse, bytes | None]
@@ -120,8 +138,10 @@ class KvProcess:
     _outbox: list[tuple[Request, _Pending]] = attrs.Factory(list)
     #: (package, db) -> (read capability, write capability); bounded cache.
     _db_caps: dict[DbKey, tuple[Capability, Capability]] = attrs.Factory(dict)
+    _ext: ExtendedActions = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._ext = ExtendedActions(self)
         cfg = self.config
         self._txs = Transactions(
             max_per_sender=cfg.max_transactions_per_sender,
@@ -177,7 +197,7 @@ class KvProcess:
             log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
             return self._fail(msg, _MALFORMED)
         action = request.action
-        if msg.blob is None and isinstance(action, Set):
+        if msg.blob is None and isinstance(action, _NEEDS_BLOB):
             return self._fail(msg, _MALFORMED)
         if msg.source.node != self.bus.node:
             return self._fail(msg, RemoteNotAllowed())
@@ -187,7 +207,11 @@ class KvProcess:
             return await self._open(msg, sender, package_id, db)
         if isinstance(action, RemoveDb):
             return await self._remove(msg, sender, package_id, db)
-        write = not isinstance(action, Get | Exists)
+        if isinstance(action, Revoke):
+            return self._ext.revoke(msg, sender, (package_id, db), action.process)
+        if isinstance(action, Capabilities):
+            return self._ext.capabilities(msg, sender, (package_id, db))
+        write = not isinstance(action, _READS)
         store = await self._authorised_store(msg, sender, package_id, db, write=write)
         if store is None:
             return None
@@ -214,9 +238,7 @@ class KvProcess:
                 if value is not None and len(value) > cfg.max_value_bytes:
                     return self._fail(msg, ValueTooLarge(size=len(value), max=cfg.max_value_bytes))
                 if tx_id is None:
-                    self._writes.setdefault(store, []).append((key, value))
-                    self._outbox.append((msg, store))
-                    return None
+                    return self.queue_writes(msg, (package_id, db), store, [(key, value)])
                 tx = self._transaction(msg, sender, tx_id, (package_id, db))
                 if tx is None:
                     return None
@@ -240,14 +262,31 @@ class KvProcess:
                 tx = self._transaction(msg, sender, tx_id, (package_id, db))
                 if tx is None:
                     return None
+                if self._txs.conflicts(tx):  # a key it read changed: apply nothing
+                    self._txs.finish(tx)
+                    return self._fail(msg, TransactionConflict(tx_id=tx_id))
                 self._flush()  # earlier plain writes land before the transaction
                 self._txs.finish(tx)
                 try:
                     store.write(tx.writes.items(), sync=cfg.sync_writes)
                 except StoreError as exc:
                     return self._fail(msg, exc.error)
+                self._txs.record_writes((package_id, db), tx.writes)
                 return self._answer(msg, OkResponse())
-            case _:  # Open and RemoveDb were served above
+            case (
+                Scan()
+                | TxGet()
+                | TxExists()
+                | GetMany()
+                | SetMany()
+                | DeleteMany()
+                | Increment()
+                | CompareAndSwap()
+                | Rollback()
+                | DeleteRange()
+            ):
+                return await self._ext.serve(msg, sender, (package_id, db), store, action)
+            case _:  # Open, RemoveDb, Revoke and Capabilities were served above
                 raise AssertionError(f"unhandled action {action!r}")
 
     async def _open(self, msg: Request, sender: ProcessId, package_id: PackageId, db: str) -> None:
@@ -347,8 +386,46 @@ class KvProcess:
     def _answer(self, msg: Request, response: KvResponse, blob: bytes | None = None) -> None:
         self._outbox.append((msg, (response, blob)))
 
-    def _fail(self, msg: Request, error: KvError) -> None:
-        self._outbox.append((msg, (ErrResponse(error=error), None)))
+    def _fail(self, msg: Request, error: KvError, blob: bytes | None = None) -> None:
+        self._outbox.append((msg, (ErrResponse(error=error), blob)))
+
+    # --- the seam the extended actions (kv_actions_ext.py) use ----------------------
+
+    @property
+    def txs(self) -> Transactions:
+        """The open transactions."""
+        return self._txs
+
+    def answer(self, msg: Request, response: KvResponse, blob: bytes | None = None) -> None:
+        """Queue ``response`` to ``msg``; it leaves after the next flush."""
+        self._answer(msg, response, blob)
+
+    def fail(self, msg: Request, error: KvError, blob: bytes | None = None) -> None:
+        """Queue the error ``error`` (with ``blob``, for CasMismatch) as the answer to ``msg``."""
+        self._fail(msg, error, blob)
+
+    def flush_pending(self, store: Store) -> None:
+        """Flush if ``store`` has pending writes, so that a read of it sees them."""
+        if store in self._writes:
+            self._flush()
+
+    def queue_writes(
+        self, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]
+    ) -> None:
+        """Add ``ops`` to ``store``'s pending batch; ``msg`` is answered after the flush."""
+        self._writes.setdefault(store, []).extend(ops)
+        self._outbox.append((msg, store))
+        self._txs.record_writes(db, (key for key, _ in ops))
+
+    def transaction(
+        self, msg: Request, sender: ProcessId, tx_id: int, db: DbKey
+    ) -> Transaction | None:
+        """The transaction ``tx_id`` of ``sender`` on ``db``, or answer NoTx and None."""
+        return self._transaction(msg, sender, tx_id, db)
+
+    def caps_of(self, package_id: PackageId, db: str) -> tuple[Capability, Capability]:
+        """The (read, write) capabilities of a db."""
+        return self._caps_of(package_id, db)
 
     def _flush(self) -> None:
         """Write pending plain writes, one batch per db, then send every waiting answer."""

@@ -8,16 +8,24 @@ Invariants:
 3. A sender holds at most ``max_per_sender`` transactions; each stages at
    most ``max_bytes`` of keys and values; each expires after
    ``idle_seconds`` without use.
+4. Optimistic conflict check (``conflicts.py``): while a db has an open
+   transaction it has a WriteLog, and every applied write to it must be
+   passed to ``record_writes``; a transaction remembers what it read
+   (``reads``) and ``conflicts`` tells whether any of it changed since.
+   The log goes when the db's last transaction does.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Iterable
 
 import attrs
 
 from protocol.ids import PackageId, ProcessId
+
+from .conflicts import ReadSet, WriteLog
 
 __all__ = ["DbKey", "Transaction", "Transactions"]
 
@@ -35,6 +43,10 @@ class Transaction:
     last_used: float
     writes: dict[bytes, bytes | None] = attrs.Factory(dict)
     size: int = 0
+    #: The db's write version when the transaction began.
+    start_version: int = 0
+    #: What it read of the committed data, for the conflict check at commit.
+    reads: ReadSet = attrs.Factory(ReadSet)
 
     def size_after(self, key: bytes, value: bytes | None) -> int:
         """The staged size if ``key`` were written to ``value``."""
@@ -60,6 +72,8 @@ class Transactions:
     idle_seconds: float
     _by_id: dict[int, Transaction] = attrs.Factory(dict)
     _per_sender: Counter[ProcessId] = attrs.Factory(Counter)
+    _per_db: Counter[DbKey] = attrs.Factory(Counter)
+    _logs: dict[DbKey, WriteLog] = attrs.Factory(dict)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -73,10 +87,37 @@ class Transactions:
         tx_id = secrets.randbits(64)
         while tx_id in self._by_id:
             tx_id = secrets.randbits(64)
-        tx = Transaction(tx_id=tx_id, owner=owner, db=db, last_used=now)
+        log = self._logs.get(db)
+        if log is None:
+            log = self._logs[db] = WriteLog()
+        tx = Transaction(tx_id=tx_id, owner=owner, db=db, last_used=now, start_version=log.version)
         self._by_id[tx_id] = tx
         self._per_sender[owner] += 1
+        self._per_db[db] += 1
         return tx
+
+    def record_writes(self, db: DbKey, keys: Iterable[bytes]) -> None:
+        """A write to ``db`` was applied (or queued in serving order) for ``keys``.
+
+        Cheap when no transaction is open on ``db``: nothing is kept then.
+        """
+        log = self._logs.get(db)
+        if log is not None:
+            log.record(keys)
+
+    def tracks(self, db: DbKey) -> bool:
+        """Whether writes to ``db`` are being logged (a transaction is open on it)."""
+        return db in self._logs
+
+    def version(self, db: DbKey) -> int:
+        """The current write version of ``db`` (0 when no transaction is open on it)."""
+        log = self._logs.get(db)
+        return 0 if log is None else log.version
+
+    def conflicts(self, tx: Transaction) -> bool:
+        """Whether a key ``tx`` read was written by another writer since it read it."""
+        log = self._logs.get(tx.db)
+        return log is not None and bool(tx.reads) and log.conflicts(tx.reads)
 
     def lookup(self, tx_id: int, owner: ProcessId, db: DbKey, now: float) -> Transaction | None:
         """The transaction ``tx_id`` if ``owner`` began it on ``db`` and it has not expired."""
@@ -91,10 +132,17 @@ class Transactions:
 
     def finish(self, tx: Transaction) -> None:
         """Forget ``tx`` (committed, rolled back, expired or its db removed)."""
-        if self._by_id.pop(tx.tx_id, None) is not None:
-            self._per_sender[tx.owner] -= 1
-            if not self._per_sender[tx.owner]:
-                del self._per_sender[tx.owner]
+        if self._by_id.pop(tx.tx_id, None) is None:
+            return
+        self._per_sender[tx.owner] -= 1
+        if not self._per_sender[tx.owner]:
+            del self._per_sender[tx.owner]
+        self._per_db[tx.db] -= 1
+        if not self._per_db[tx.db]:
+            del self._per_db[tx.db]
+            self._logs.pop(tx.db, None)
+        elif (log := self._logs.get(tx.db)) is not None:
+            log.trim(min(t.start_version for t in self._by_id.values() if t.db == tx.db))
 
     def drop_db(self, db: DbKey) -> int:
         """Forget every transaction on ``db``; return how many."""

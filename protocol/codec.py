@@ -18,7 +18,7 @@ number, str8 for a short string) are not part of the shape, so they are
 accepted.
 
 Rule 3 - bounded work. The size check runs before unpacking; a container
-of more than 16 entries (the schema's widest has 3) is refused by msgpack
+of more than 16 entries (the schema's widest, Scan, has 8) is refused by msgpack
 from its header, before it is built; nesting deeper than msgpack's fixed
 stack is its StackError. The schema nests containers at most four deep
 (``{"Err": {"NoDb": [{PackageId}, db]}}``), so anything deeper fails the
@@ -39,18 +39,31 @@ from typing import Final, Literal, TypeVar, assert_never
 
 import msgpack
 
-from .ids import IdError, PackageId, validate_db_name
+from .ids import IdError, PackageId, ProcessId, validate_db_name
 from .messages import (
     AddCapFailed,
+    BatchTooLarge,
     BeginTx,
     BeginTxResponse,
+    Capabilities,
+    CapabilitiesResponse,
+    CasMismatch,
     Commit,
+    CompareAndSwap,
     Delete,
+    DeleteMany,
+    DeleteRange,
+    DeleteRangeResponse,
     ErrResponse,
     Exists,
     ExistsResponse,
     Get,
+    GetMany,
+    GetManyResponse,
     GetResponse,
+    Increment,
+    IncrementResponse,
+    IntegerOverflow,
     IoError,
     KeyNotFound,
     KeyTooLarge,
@@ -64,15 +77,24 @@ from .messages import (
     MismatchingPackageId,
     NoDb,
     NoReadCap,
+    NotAnInteger,
     NoTx,
     NoWriteCap,
     OkResponse,
     Open,
     RemoteNotAllowed,
     RemoveDb,
+    Revoke,
+    Rollback,
+    Scan,
+    ScanResponse,
     Set,
+    SetMany,
     TooManyTransactions,
+    TransactionConflict,
     TransactionTooLarge,
+    TxExists,
+    TxGet,
     ValueTooLarge,
 )
 
@@ -92,7 +114,9 @@ __all__ = [
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 
 _U64_MAX: Final = 2**64 - 1
-# The widest container in the schema has three entries; msgpack refuses
+_I64_MIN: Final = -(2**63)
+_I64_MAX: Final = 2**63 - 1
+# The widest container in the schema (Scan's fields) has eight entries; msgpack refuses
 # anything wider than this from its header, before building it.
 _MAX_CONTAINER_LEN: Final = 16
 _SHORT: Final = 40  # characters of a foreign value quoted in an error message
@@ -159,6 +183,24 @@ def _uint_out(value: int) -> int:
     return value
 
 
+def _int64_out(value: int) -> int:
+    if type(value) is not int or not _I64_MIN <= value <= _I64_MAX:
+        raise ValueError(f"an int64 on the wire is an int in -2**63..2**63-1, got {value!r}")
+    return value
+
+
+def _optional_uint_out(value: int | None) -> int | None:
+    return None if value is None else _uint_out(value)
+
+
+def _process_id_map(process: ProcessId) -> dict[str, str]:
+    return {
+        "process_name": process.process_name,
+        "package_name": process.package_name,
+        "publisher_node": process.publisher_node,
+    }
+
+
 def _free_text(message: str) -> str:
     """An error message as valid UTF-8: lone surrogates (from an OS file name
     decoded with surrogateescape, say) are sent backslash-escaped rather than
@@ -170,15 +212,40 @@ def _free_text(message: str) -> str:
 
 def _action_wire(action: KvAction) -> object:
     match action:
-        case Open() | RemoveDb() | BeginTx():
+        case Open() | RemoveDb() | BeginTx() | Capabilities():
             return action.TAG
         case Set(key=key, tx_id=tx_id) | Delete(key=key, tx_id=tx_id):
             tx = None if tx_id is None else _uint_out(tx_id)
             return {action.TAG: {"key": key, "tx_id": tx}}
         case Get(key=key) | Exists(key=key):
             return {action.TAG: key}
-        case Commit(tx_id=tx_id):
+        case Commit(tx_id=tx_id) | Rollback(tx_id=tx_id):
             return {action.TAG: {"tx_id": _uint_out(tx_id)}}
+        case Scan():
+            return {
+                action.TAG: {
+                    "prefix": action.prefix,
+                    "start": action.start,
+                    "end": action.end,
+                    "reverse": bool(action.reverse),
+                    "keys_only": bool(action.keys_only),
+                    "limit": _optional_uint_out(action.limit),
+                    "cursor": action.cursor,
+                    "tx_id": _optional_uint_out(action.tx_id),
+                }
+            }
+        case TxGet(key=key, tx_id=tx_id) | TxExists(key=key, tx_id=tx_id):
+            return {action.TAG: {"key": key, "tx_id": _uint_out(tx_id)}}
+        case GetMany(count=count) | SetMany(count=count) | DeleteMany(count=count):
+            return {action.TAG: {"count": _uint_out(count)}}
+        case Increment(key=key, delta=delta):
+            return {action.TAG: {"key": key, "delta": _int64_out(delta)}}
+        case CompareAndSwap(key=key):
+            return {action.TAG: {"key": key}}
+        case DeleteRange(prefix=prefix, start=start, end=end):
+            return {action.TAG: {"prefix": prefix, "start": start, "end": end}}
+        case Revoke(process=process):
+            return {action.TAG: {"process": _process_id_map(process)}}
         case _:
             assert_never(action)
 
@@ -195,6 +262,14 @@ def _response_wire(response: KvResponse) -> object:
             return {response.TAG: bool(exists)}
         case ErrResponse(error=error):
             return {response.TAG: _error_wire(error)}
+        case ScanResponse(count=count, cursor=cursor):
+            return {response.TAG: {"count": _uint_out(count), "cursor": cursor}}
+        case GetManyResponse(count=count) | DeleteRangeResponse(count=count):
+            return {response.TAG: {"count": _uint_out(count)}}
+        case IncrementResponse(value=value):
+            return {response.TAG: _int64_out(value)}
+        case CapabilitiesResponse(read=read, write=write):
+            return {response.TAG: {"read": bool(read), "write": bool(write)}}
         case _:
             assert_never(response)
 
@@ -209,12 +284,18 @@ def _error_wire(error: KvError) -> object:
             | AddCapFailed()
             | MalformedRequest()
             | RemoteNotAllowed()
+            | NotAnInteger()
+            | IntegerOverflow()
         ):
             return error.TAG
         case NoDb(package_id=package_id, db=db):
             return {error.TAG: [_package_id_map(package_id), db]}
-        case NoTx(tx_id=tx_id):
+        case NoTx(tx_id=tx_id) | TransactionConflict(tx_id=tx_id):
             return {error.TAG: _uint_out(tx_id)}
+        case CasMismatch(present=present):
+            return {error.TAG: {"present": bool(present)}}
+        case BatchTooLarge(count=count, max=limit):
+            return {error.TAG: {"count": _uint_out(count), "max": _uint_out(limit)}}
         case LevelDbError(message=message) | IoError(message=message):
             return {error.TAG: _free_text(message)}
         case (
@@ -417,6 +498,18 @@ def _optional_uint(value: object, what: str) -> int | None:
     return None if value is None else _uint(value, what)
 
 
+def _int64(value: object, what: str) -> int:
+    if type(value) is not int:
+        raise DecodeError(f"{what}: expected int, got {_kind(value)}")
+    if not _I64_MIN <= value <= _I64_MAX:
+        raise DecodeError(f"{what}: expected an int64, got an int outside -2**63..2**63-1")
+    return value
+
+
+def _optional_bin(value: object, what: str) -> bytes | None:
+    return None if value is None else _bin(value, what)
+
+
 @functools.lru_cache(maxsize=1024)
 def _cached_package_id(package_name: str, publisher_node: str) -> PackageId:
     return PackageId(package_name=package_name, publisher_node=publisher_node)
@@ -474,6 +567,10 @@ _KEY_TX_FIELDS: Final = frozenset(("key", "tx_id"))
 _TX_FIELDS: Final = frozenset(("tx_id",))
 _SIZE_FIELDS: Final = frozenset(("size", "max"))
 _MAX_FIELDS: Final = frozenset(("max",))
+_PRESENT_FIELDS: Final = frozenset(("present",))
+_COUNT_MAX_FIELDS: Final = frozenset(("count", "max"))
+_CURSOR_FIELDS: Final = frozenset(("count", "cursor"))
+_READ_WRITE_FIELDS: Final = frozenset(("read", "write"))
 
 
 def _set(payload: object) -> KvAction:
@@ -495,10 +592,103 @@ def _commit(payload: object) -> KvAction:
     return Commit(tx_id=_uint(_struct(payload, "Commit", _TX_FIELDS)["tx_id"], "Commit.tx_id"))
 
 
+_SCAN_FIELDS: Final = frozenset(
+    ("prefix", "start", "end", "reverse", "keys_only", "limit", "cursor", "tx_id")
+)
+_RANGE_FIELDS: Final = frozenset(("prefix", "start", "end"))
+_COUNT_FIELDS: Final = frozenset(("count",))
+_KEY_FIELDS: Final = frozenset(("key",))
+_KEY_DELTA_FIELDS: Final = frozenset(("key", "delta"))
+_PROCESS_FIELDS: Final = frozenset(("process",))
+_PROCESS_ID_FIELDS: Final = frozenset(("process_name", "package_name", "publisher_node"))
+
+
+def _range(fields: dict[object, object], what: str) -> tuple[bytes | None, ...]:
+    """prefix, start and end; a prefix excludes start and end (PROTOCOL.md)."""
+    prefix = _optional_bin(fields["prefix"], f"{what}.prefix")
+    start = _optional_bin(fields["start"], f"{what}.start")
+    end = _optional_bin(fields["end"], f"{what}.end")
+    if prefix is not None and (start is not None or end is not None):
+        raise DecodeError(f"{what}: prefix excludes start and end")
+    return prefix, start, end
+
+
+def _scan(payload: object) -> KvAction:
+    fields = _struct(payload, "Scan", _SCAN_FIELDS)
+    prefix, start, end = _range(fields, "Scan")
+    return Scan(
+        prefix=prefix,
+        start=start,
+        end=end,
+        reverse=_bool(fields["reverse"], "Scan.reverse"),
+        keys_only=_bool(fields["keys_only"], "Scan.keys_only"),
+        limit=_optional_uint(fields["limit"], "Scan.limit"),
+        cursor=_optional_bin(fields["cursor"], "Scan.cursor"),
+        tx_id=_optional_uint(fields["tx_id"], "Scan.tx_id"),
+    )
+
+
+def _delete_range(payload: object) -> KvAction:
+    prefix, start, end = _range(_struct(payload, "DeleteRange", _RANGE_FIELDS), "DeleteRange")
+    return DeleteRange(prefix=prefix, start=start, end=end)
+
+
+def _tx_read(cls: type[TxGet] | type[TxExists]) -> Callable[[object], KvAction]:
+    def parse(payload: object) -> KvAction:
+        fields = _struct(payload, cls.TAG, _KEY_TX_FIELDS)
+        return cls(
+            key=_bin(fields["key"], f"{cls.TAG}.key"),
+            tx_id=_uint(fields["tx_id"], f"{cls.TAG}.tx_id"),
+        )
+
+    return parse
+
+
+def _counted(cls: type[GetMany] | type[SetMany] | type[DeleteMany]) -> Callable[[object], KvAction]:
+    def parse(payload: object) -> KvAction:
+        fields = _struct(payload, cls.TAG, _COUNT_FIELDS)
+        return cls(count=_uint(fields["count"], f"{cls.TAG}.count"))
+
+    return parse
+
+
+def _increment(payload: object) -> KvAction:
+    fields = _struct(payload, "Increment", _KEY_DELTA_FIELDS)
+    return Increment(
+        key=_bin(fields["key"], "Increment.key"),
+        delta=_int64(fields["delta"], "Increment.delta"),
+    )
+
+
+def _compare_and_swap(payload: object) -> KvAction:
+    fields = _struct(payload, "CompareAndSwap", _KEY_FIELDS)
+    return CompareAndSwap(key=_bin(fields["key"], "CompareAndSwap.key"))
+
+
+def _rollback(payload: object) -> KvAction:
+    return Rollback(
+        tx_id=_uint(_struct(payload, "Rollback", _TX_FIELDS)["tx_id"], "Rollback.tx_id")
+    )
+
+
+def _revoke(payload: object) -> KvAction:
+    fields = _struct(
+        _struct(payload, "Revoke", _PROCESS_FIELDS)["process"], "ProcessId", _PROCESS_ID_FIELDS
+    )
+    return Revoke(
+        process=ProcessId(
+            process_name=_str(fields["process_name"], "ProcessId.process_name"),
+            package_name=_str(fields["package_name"], "ProcessId.package_name"),
+            publisher_node=_str(fields["publisher_node"], "ProcessId.publisher_node"),
+        )
+    )
+
+
 _UNIT_ACTIONS: Final[Mapping[str, KvAction]] = {
     Open.TAG: Open(),
     RemoveDb.TAG: RemoveDb(),
     BeginTx.TAG: BeginTx(),
+    Capabilities.TAG: Capabilities(),
 }
 _PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[object], KvAction]]] = {
     Set.TAG: _set,
@@ -506,6 +696,17 @@ _PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[object], KvAction]]] = {
     Get.TAG: lambda payload: Get(key=_bin(payload, "Get")),
     Exists.TAG: lambda payload: Exists(key=_bin(payload, "Exists")),
     Commit.TAG: _commit,
+    Scan.TAG: _scan,
+    TxGet.TAG: _tx_read(TxGet),
+    TxExists.TAG: _tx_read(TxExists),
+    GetMany.TAG: _counted(GetMany),
+    SetMany.TAG: _counted(SetMany),
+    DeleteMany.TAG: _counted(DeleteMany),
+    Increment.TAG: _increment,
+    CompareAndSwap.TAG: _compare_and_swap,
+    Rollback.TAG: _rollback,
+    DeleteRange.TAG: _delete_range,
+    Revoke.TAG: _revoke,
 }
 
 
@@ -541,7 +742,24 @@ _UNIT_ERRORS: Final[Mapping[str, KvError]] = {
     AddCapFailed.TAG: AddCapFailed(),
     MalformedRequest.TAG: MalformedRequest(),
     RemoteNotAllowed.TAG: RemoteNotAllowed(),
+    NotAnInteger.TAG: NotAnInteger(),
+    IntegerOverflow.TAG: IntegerOverflow(),
 }
+
+
+def _cas_mismatch(payload: object) -> KvError:
+    fields = _struct(payload, CasMismatch.TAG, _PRESENT_FIELDS)
+    return CasMismatch(present=_bool(fields["present"], "CasMismatch.present"))
+
+
+def _batch_too_large(payload: object) -> KvError:
+    fields = _struct(payload, BatchTooLarge.TAG, _COUNT_MAX_FIELDS)
+    return BatchTooLarge(
+        count=_uint(fields["count"], "BatchTooLarge.count"),
+        max=_uint(fields["max"], "BatchTooLarge.max"),
+    )
+
+
 _PAYLOAD_ERRORS: Final[Mapping[str, Callable[[object], KvError]]] = {
     NoDb.TAG: _no_db,
     NoTx.TAG: lambda payload: NoTx(tx_id=_uint(payload, "NoTx")),
@@ -551,6 +769,11 @@ _PAYLOAD_ERRORS: Final[Mapping[str, Callable[[object], KvError]]] = {
     ValueTooLarge.TAG: _size_limit(ValueTooLarge),
     TransactionTooLarge.TAG: _size_limit(TransactionTooLarge),
     TooManyTransactions.TAG: _too_many_transactions,
+    CasMismatch.TAG: _cas_mismatch,
+    TransactionConflict.TAG: lambda payload: TransactionConflict(
+        tx_id=_uint(payload, "TransactionConflict")
+    ),
+    BatchTooLarge.TAG: _batch_too_large,
 }
 
 
@@ -563,12 +786,43 @@ def _begin_tx_response(payload: object) -> KvResponse:
     return BeginTxResponse(tx_id=_uint(tx_id, "BeginTx.tx_id"))
 
 
+def _scan_response(payload: object) -> KvResponse:
+    fields = _struct(payload, "Scan", _CURSOR_FIELDS)
+    return ScanResponse(
+        count=_uint(fields["count"], "Scan.count"),
+        cursor=_optional_bin(fields["cursor"], "Scan.cursor"),
+    )
+
+
+def _count_response(
+    cls: type[GetManyResponse] | type[DeleteRangeResponse],
+) -> Callable[[object], KvResponse]:
+    def parse(payload: object) -> KvResponse:
+        fields = _struct(payload, cls.TAG, _COUNT_FIELDS)
+        return cls(count=_uint(fields["count"], f"{cls.TAG}.count"))
+
+    return parse
+
+
+def _capabilities_response(payload: object) -> KvResponse:
+    fields = _struct(payload, "Capabilities", _READ_WRITE_FIELDS)
+    return CapabilitiesResponse(
+        read=_bool(fields["read"], "Capabilities.read"),
+        write=_bool(fields["write"], "Capabilities.write"),
+    )
+
+
 _UNIT_RESPONSES: Final[Mapping[str, KvResponse]] = {OkResponse.TAG: OkResponse()}
 _PAYLOAD_RESPONSES: Final[Mapping[str, Callable[[object], KvResponse]]] = {
     BeginTxResponse.TAG: _begin_tx_response,
     GetResponse.TAG: lambda payload: GetResponse(key=_bin(payload, "Get")),
     ExistsResponse.TAG: lambda payload: ExistsResponse(exists=_bool(payload, "Exists")),
     ErrResponse.TAG: _err,
+    ScanResponse.TAG: _scan_response,
+    GetManyResponse.TAG: _count_response(GetManyResponse),
+    DeleteRangeResponse.TAG: _count_response(DeleteRangeResponse),
+    IncrementResponse.TAG: lambda payload: IncrementResponse(value=_int64(payload, "Increment")),
+    CapabilitiesResponse.TAG: _capabilities_response,
 }
 
 

@@ -6,9 +6,10 @@ capability params. This module loads it and turns a *meaning* (the JSON
 rendering of a value) into the attrs value. It deliberately shares no code
 with ``codec.py``, so the vectors check the codec rather than echo it.
 
-A meaning mirrors the wire shape (external tagging, field names) with two
-substitutions for readability: a PackageId is the text ``"name:publisher"``
-and a byte string is lowercase hex.
+A meaning mirrors the wire shape (external tagging, field names) with three
+substitutions for readability: a PackageId is the text ``"name:publisher"``,
+a ProcessId the text ``"process:name:publisher"``, and a byte string is
+lowercase hex.
 """
 
 from __future__ import annotations
@@ -20,18 +21,31 @@ from typing import Final, Literal, TypeAlias, TypeVar, cast
 
 import attrs
 
-from .ids import PackageId
+from .ids import PackageId, ProcessId
 from .messages import (
     AddCapFailed,
+    BatchTooLarge,
     BeginTx,
     BeginTxResponse,
+    Capabilities,
+    CapabilitiesResponse,
+    CasMismatch,
     Commit,
+    CompareAndSwap,
     Delete,
+    DeleteMany,
+    DeleteRange,
+    DeleteRangeResponse,
     ErrResponse,
     Exists,
     ExistsResponse,
     Get,
+    GetMany,
+    GetManyResponse,
     GetResponse,
+    Increment,
+    IncrementResponse,
+    IntegerOverflow,
     IoError,
     KeyNotFound,
     KeyTooLarge,
@@ -45,15 +59,24 @@ from .messages import (
     MismatchingPackageId,
     NoDb,
     NoReadCap,
+    NotAnInteger,
     NoTx,
     NoWriteCap,
     OkResponse,
     Open,
     RemoteNotAllowed,
     RemoveDb,
+    Revoke,
+    Rollback,
+    Scan,
+    ScanResponse,
     Set,
+    SetMany,
     TooManyTransactions,
+    TransactionConflict,
     TransactionTooLarge,
+    TxExists,
+    TxGet,
     ValueTooLarge,
 )
 
@@ -274,6 +297,26 @@ def _uint(value: JsonValue, what: str) -> int:
     return value
 
 
+def _int64(value: JsonValue, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+        raise GoldenFormatError(f"{what}: expected an int64, got {value!r}")
+    return value
+
+
+def _bool(value: JsonValue, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise GoldenFormatError(f"{what}: expected true or false, got {value!r}")
+    return value
+
+
+def _optional_hex(value: JsonValue, what: str) -> bytes | None:
+    return None if value is None else _hex(value, what)
+
+
+def _optional_uint(value: JsonValue, what: str) -> int | None:
+    return None if value is None else _uint(value, what)
+
+
 def _package_id(value: JsonValue) -> PackageId:
     return PackageId.parse(_str(value, "package_id"))
 
@@ -320,10 +363,64 @@ def _tx_id(value: JsonValue, what: str) -> int:
     return _uint(_fields(value, what, "tx_id")["tx_id"], "tx_id")
 
 
+def _scan(value: JsonValue) -> KvAction:
+    names = ("prefix", "start", "end", "reverse", "keys_only", "limit", "cursor", "tx_id")
+    f = _fields(value, "Scan", *names)
+    return Scan(
+        prefix=_optional_hex(f["prefix"], "prefix"),
+        start=_optional_hex(f["start"], "start"),
+        end=_optional_hex(f["end"], "end"),
+        reverse=_bool(f["reverse"], "reverse"),
+        keys_only=_bool(f["keys_only"], "keys_only"),
+        limit=_optional_uint(f["limit"], "limit"),
+        cursor=_optional_hex(f["cursor"], "cursor"),
+        tx_id=_optional_uint(f["tx_id"], "tx_id"),
+    )
+
+
+def _delete_range(value: JsonValue) -> KvAction:
+    f = _fields(value, "DeleteRange", "prefix", "start", "end")
+    return DeleteRange(
+        prefix=_optional_hex(f["prefix"], "prefix"),
+        start=_optional_hex(f["start"], "start"),
+        end=_optional_hex(f["end"], "end"),
+    )
+
+
+def _key_in_tx(value: JsonValue, what: str) -> tuple[bytes, int]:
+    f = _fields(value, what, "key", "tx_id")
+    return _hex(f["key"], "key"), _uint(f["tx_id"], "tx_id")
+
+
+def _tx_get(value: JsonValue) -> KvAction:
+    key, tx_id = _key_in_tx(value, "TxGet")
+    return TxGet(key=key, tx_id=tx_id)
+
+
+def _tx_exists(value: JsonValue) -> KvAction:
+    key, tx_id = _key_in_tx(value, "TxExists")
+    return TxExists(key=key, tx_id=tx_id)
+
+
+def _count(value: JsonValue, what: str) -> int:
+    return _uint(_fields(value, what, "count")["count"], "count")
+
+
+def _increment(value: JsonValue) -> KvAction:
+    f = _fields(value, "Increment", "key", "delta")
+    return Increment(key=_hex(f["key"], "key"), delta=_int64(f["delta"], "delta"))
+
+
+def _revoke(value: JsonValue) -> KvAction:
+    process = _fields(value, "Revoke", "process")["process"]
+    return Revoke(process=ProcessId.parse(_str(process, "process")))
+
+
 _UNIT_ACTIONS: Final[Mapping[str, KvAction]] = {
     "Open": Open(),
     "RemoveDb": RemoveDb(),
     "BeginTx": BeginTx(),
+    "Capabilities": Capabilities(),
 }
 _PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[JsonValue], KvAction]]] = {
     "Set": _set,
@@ -331,6 +428,19 @@ _PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[JsonValue], KvAction]]] = {
     "Get": lambda v: Get(key=_hex(v, "Get")),
     "Exists": lambda v: Exists(key=_hex(v, "Exists")),
     "Commit": lambda v: Commit(tx_id=_tx_id(v, "Commit")),
+    "Scan": _scan,
+    "TxGet": _tx_get,
+    "TxExists": _tx_exists,
+    "GetMany": lambda v: GetMany(count=_count(v, "GetMany")),
+    "SetMany": lambda v: SetMany(count=_count(v, "SetMany")),
+    "DeleteMany": lambda v: DeleteMany(count=_count(v, "DeleteMany")),
+    "Increment": _increment,
+    "CompareAndSwap": lambda v: CompareAndSwap(
+        key=_hex(_fields(v, "CompareAndSwap", "key")["key"], "key")
+    ),
+    "Rollback": lambda v: Rollback(tx_id=_tx_id(v, "Rollback")),
+    "DeleteRange": _delete_range,
+    "Revoke": _revoke,
 }
 
 
@@ -360,6 +470,11 @@ def _transaction_too_large(value: JsonValue) -> KvError:
     return TransactionTooLarge(size=size, max=limit)
 
 
+def _batch_too_large(value: JsonValue) -> KvError:
+    f = _fields(value, "BatchTooLarge", "count", "max")
+    return BatchTooLarge(count=_uint(f["count"], "count"), max=_uint(f["max"], "max"))
+
+
 _UNIT_ERRORS: Final[Mapping[str, KvError]] = {
     "KeyNotFound": KeyNotFound(),
     "NoWriteCap": NoWriteCap(),
@@ -368,6 +483,8 @@ _UNIT_ERRORS: Final[Mapping[str, KvError]] = {
     "AddCapFailed": AddCapFailed(),
     "MalformedRequest": MalformedRequest(),
     "RemoteNotAllowed": RemoteNotAllowed(),
+    "NotAnInteger": NotAnInteger(),
+    "IntegerOverflow": IntegerOverflow(),
 }
 _PAYLOAD_ERRORS: Final[Mapping[str, Callable[[JsonValue], KvError]]] = {
     "NoDb": _no_db,
@@ -380,6 +497,11 @@ _PAYLOAD_ERRORS: Final[Mapping[str, Callable[[JsonValue], KvError]]] = {
     "TooManyTransactions": lambda v: TooManyTransactions(
         max=_uint(_fields(v, "TooManyTransactions", "max")["max"], "max")
     ),
+    "CasMismatch": lambda v: CasMismatch(
+        present=_bool(_fields(v, "CasMismatch", "present")["present"], "present")
+    ),
+    "TransactionConflict": lambda v: TransactionConflict(tx_id=_uint(v, "TransactionConflict")),
+    "BatchTooLarge": _batch_too_large,
 }
 
 
@@ -389,10 +511,27 @@ def _exists(value: JsonValue) -> KvResponse:
     return ExistsResponse(exists=value)
 
 
+def _scan_response(value: JsonValue) -> KvResponse:
+    f = _fields(value, "Scan", "count", "cursor")
+    return ScanResponse(
+        count=_uint(f["count"], "count"), cursor=_optional_hex(f["cursor"], "cursor")
+    )
+
+
+def _capabilities_response(value: JsonValue) -> KvResponse:
+    f = _fields(value, "Capabilities", "read", "write")
+    return CapabilitiesResponse(read=_bool(f["read"], "read"), write=_bool(f["write"], "write"))
+
+
 _UNIT_RESPONSES: Final[Mapping[str, KvResponse]] = {"Ok": OkResponse()}
 _PAYLOAD_RESPONSES: Final[Mapping[str, Callable[[JsonValue], KvResponse]]] = {
     "BeginTx": lambda v: BeginTxResponse(tx_id=_tx_id(v, "BeginTx")),
     "Get": lambda v: GetResponse(key=_hex(v, "Get")),
     "Exists": _exists,
     "Err": lambda v: ErrResponse(error=_variant(v, "KvError", _UNIT_ERRORS, _PAYLOAD_ERRORS)),
+    "Scan": _scan_response,
+    "GetMany": lambda v: GetManyResponse(count=_count(v, "GetMany")),
+    "DeleteRange": lambda v: DeleteRangeResponse(count=_count(v, "DeleteRange")),
+    "Increment": lambda v: IncrementResponse(value=_int64(v, "Increment")),
+    "Capabilities": _capabilities_response,
 }

@@ -12,19 +12,32 @@ from typing import ClassVar, Literal, TypeAlias
 
 import attrs
 
-from .ids import PackageId
+from .ids import PackageId, ProcessId
 
 __all__ = [
     "AddCapFailed",
+    "BatchTooLarge",
     "BeginTx",
     "BeginTxResponse",
+    "Capabilities",
+    "CapabilitiesResponse",
+    "CasMismatch",
     "Commit",
+    "CompareAndSwap",
     "Delete",
+    "DeleteMany",
+    "DeleteRange",
+    "DeleteRangeResponse",
     "ErrResponse",
     "Exists",
     "ExistsResponse",
     "Get",
+    "GetMany",
+    "GetManyResponse",
     "GetResponse",
+    "Increment",
+    "IncrementResponse",
+    "IntegerOverflow",
     "IoError",
     "KeyNotFound",
     "KeyTooLarge",
@@ -40,13 +53,22 @@ __all__ = [
     "NoReadCap",
     "NoTx",
     "NoWriteCap",
+    "NotAnInteger",
     "OkResponse",
     "Open",
     "RemoteNotAllowed",
     "RemoveDb",
+    "Revoke",
+    "Rollback",
+    "Scan",
+    "ScanResponse",
     "Set",
+    "SetMany",
     "TooManyTransactions",
+    "TransactionConflict",
     "TransactionTooLarge",
+    "TxExists",
+    "TxGet",
     "ValueTooLarge",
 ]
 
@@ -117,7 +139,147 @@ class Commit:
     tx_id: int
 
 
-KvAction: TypeAlias = Open | RemoveDb | Set | Delete | Get | Exists | BeginTx | Commit
+# Actions beyond Hyperware's (PROTOCOL.md, "Beyond the core set"). Where a
+# request carries many keys or values they travel in the blob, in the shapes
+# of ``protocol.blobs``; the body holds only their ``count``.
+
+
+@attrs.frozen(kw_only=True)
+class Scan:
+    """One page of keys (with values unless ``keys_only``) in key order.
+
+    The range is keys starting with ``prefix``, or ``start <= key < end``
+    (either bound may be None); never both. ``limit`` is clamped by the
+    server; ``cursor`` (the last key of the previous page) resumes strictly
+    after it, or strictly before it when ``reverse``. With ``tx_id`` the
+    transaction's staged writes are seen over the committed data.
+    """
+
+    TAG: ClassVar[str] = "Scan"
+    prefix: bytes | None = None
+    start: bytes | None = None
+    end: bytes | None = None
+    reverse: bool = False
+    keys_only: bool = False
+    limit: int | None = None
+    cursor: bytes | None = None
+    tx_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TxGet:
+    """Read ``key`` inside transaction ``tx_id`` (its staged writes first)."""
+
+    TAG: ClassVar[str] = "TxGet"
+    key: bytes
+    tx_id: int
+
+
+@attrs.frozen(kw_only=True)
+class TxExists:
+    """Ask whether ``key`` is present, inside transaction ``tx_id``."""
+
+    TAG: ClassVar[str] = "TxExists"
+    key: bytes
+    tx_id: int
+
+
+@attrs.frozen(kw_only=True)
+class GetMany:
+    """Read ``count`` keys, given in the blob; the values come back in the blob."""
+
+    TAG: ClassVar[str] = "GetMany"
+    count: int
+
+
+@attrs.frozen(kw_only=True)
+class SetMany:
+    """Write ``count`` (key, value) pairs from the blob in one atomic batch; last wins."""
+
+    TAG: ClassVar[str] = "SetMany"
+    count: int
+
+
+@attrs.frozen(kw_only=True)
+class DeleteMany:
+    """Delete ``count`` keys, given in the blob, in one atomic batch."""
+
+    TAG: ClassVar[str] = "DeleteMany"
+    count: int
+
+
+@attrs.frozen(kw_only=True)
+class Increment:
+    """Add ``delta`` (signed 64-bit) to the ASCII-decimal counter at ``key``; missing is 0."""
+
+    TAG: ClassVar[str] = "Increment"
+    key: bytes
+    delta: int
+
+
+@attrs.frozen(kw_only=True)
+class CompareAndSwap:
+    """Replace ``key``'s value if it equals the expected one; both travel in the blob."""
+
+    TAG: ClassVar[str] = "CompareAndSwap"
+    key: bytes
+
+
+@attrs.frozen(kw_only=True)
+class Rollback:
+    """Abandon transaction ``tx_id``: nothing it staged is applied."""
+
+    TAG: ClassVar[str] = "Rollback"
+    tx_id: int
+
+
+@attrs.frozen(kw_only=True)
+class DeleteRange:
+    """Delete every key under ``prefix``, or in ``start <= key < end``, atomically."""
+
+    TAG: ClassVar[str] = "DeleteRange"
+    prefix: bytes | None = None
+    start: bytes | None = None
+    end: bytes | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Revoke:
+    """Take every capability on this db from ``process`` (owning package only)."""
+
+    TAG: ClassVar[str] = "Revoke"
+    process: ProcessId
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """Ask which capabilities the sender holds on this db."""
+
+    TAG: ClassVar[str] = "Capabilities"
+
+
+KvAction: TypeAlias = (
+    Open
+    | RemoveDb
+    | Set
+    | Delete
+    | Get
+    | Exists
+    | BeginTx
+    | Commit
+    | Scan
+    | TxGet
+    | TxExists
+    | GetMany
+    | SetMany
+    | DeleteMany
+    | Increment
+    | CompareAndSwap
+    | Rollback
+    | DeleteRange
+    | Revoke
+    | Capabilities
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -297,6 +459,61 @@ class TransactionTooLarge:
         return f"transaction of {self.size} bytes exceeds the limit of {self.max}"
 
 
+@attrs.frozen(kw_only=True)
+class CasMismatch:
+    """CompareAndSwap found another value; the current one (if ``present``) is the blob."""
+
+    TAG: ClassVar[str] = "CasMismatch"
+    present: bool
+
+    def __str__(self) -> str:
+        state = "another value" if self.present else "no value"
+        return f"compare-and-swap failed: the key holds {state}"
+
+
+@attrs.frozen(kw_only=True)
+class TransactionConflict:
+    """A key the transaction read was changed by another writer; nothing was applied."""
+
+    TAG: ClassVar[str] = "TransactionConflict"
+    tx_id: int
+
+    def __str__(self) -> str:
+        return f"transaction {self.tx_id} conflicts with a concurrent write and was not applied"
+
+
+@attrs.frozen(kw_only=True)
+class NotAnInteger:
+    """Increment found a value that is not an ASCII-decimal signed 64-bit integer."""
+
+    TAG: ClassVar[str] = "NotAnInteger"
+
+    def __str__(self) -> str:
+        return "value is not an integer or out of range"
+
+
+@attrs.frozen(kw_only=True)
+class IntegerOverflow:
+    """Increment would take the counter outside the signed 64-bit range."""
+
+    TAG: ClassVar[str] = "IntegerOverflow"
+
+    def __str__(self) -> str:
+        return "increment or decrement would overflow"
+
+
+@attrs.frozen(kw_only=True)
+class BatchTooLarge:
+    """A batch names more keys than the server accepts in one request."""
+
+    TAG: ClassVar[str] = "BatchTooLarge"
+    count: int
+    max: int
+
+    def __str__(self) -> str:
+        return f"batch of {self.count} items exceeds the limit of {self.max}"
+
+
 KvError: TypeAlias = (
     NoDb
     | KeyNotFound
@@ -313,6 +530,11 @@ KvError: TypeAlias = (
     | TooManyTransactions
     | RemoteNotAllowed
     | TransactionTooLarge
+    | CasMismatch
+    | TransactionConflict
+    | NotAnInteger
+    | IntegerOverflow
+    | BatchTooLarge
 )
 
 
@@ -358,7 +580,60 @@ class ErrResponse:
     error: KvError
 
 
-KvResponse: TypeAlias = OkResponse | BeginTxResponse | GetResponse | ExistsResponse | ErrResponse
+@attrs.frozen(kw_only=True)
+class ScanResponse:
+    """A page of ``count`` entries (in the blob); ``cursor`` resumes it, None when done."""
+
+    TAG: ClassVar[str] = "Scan"
+    count: int
+    cursor: bytes | None
+
+
+@attrs.frozen(kw_only=True)
+class GetManyResponse:
+    """``count`` values (nil for a missing key) in the blob, aligned with the keys asked."""
+
+    TAG: ClassVar[str] = "GetMany"
+    count: int
+
+
+@attrs.frozen(kw_only=True)
+class IncrementResponse:
+    """The counter's value after the increment."""
+
+    TAG: ClassVar[str] = "Increment"
+    value: int
+
+
+@attrs.frozen(kw_only=True)
+class DeleteRangeResponse:
+    """How many keys the range delete removed."""
+
+    TAG: ClassVar[str] = "DeleteRange"
+    count: int
+
+
+@attrs.frozen(kw_only=True)
+class CapabilitiesResponse:
+    """Which capabilities the sender holds on the db."""
+
+    TAG: ClassVar[str] = "Capabilities"
+    read: bool
+    write: bool
+
+
+KvResponse: TypeAlias = (
+    OkResponse
+    | BeginTxResponse
+    | GetResponse
+    | ExistsResponse
+    | ErrResponse
+    | ScanResponse
+    | GetManyResponse
+    | IncrementResponse
+    | DeleteRangeResponse
+    | CapabilitiesResponse
+)
 
 
 # --- Capabilities -------------------------------------------------------------

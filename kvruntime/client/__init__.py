@@ -21,10 +21,13 @@ from protocol.ids import PackageId
 from protocol.messages import Open, RemoveDb
 
 from ..process import ProcessContext
-from ._handle import DEFAULT_MAX_VALUE_BYTES, Kv, request
+from ._handle import DEFAULT_MAX_VALUE_BYTES, Kv, Page, request
 from .codecs import BYTES, JSON, MSGPACK, BytesCodec, Codec, JsonCodec, MsgpackCodec, Utf8Codec
 from .errors import (
     AddCapFailed,
+    BatchTooLarge,
+    CasMismatch,
+    IntegerOverflow,
     IoError,
     KeyNotFound,
     KeyTooLarge,
@@ -34,10 +37,12 @@ from .errors import (
     MismatchingPackageId,
     NoDb,
     NoReadCap,
+    NotAnInteger,
     NoTx,
     NoWriteCap,
     RemoteNotAllowed,
     TooManyTransactions,
+    TransactionConflict,
     TransactionTooLarge,
     UnexpectedResponse,
     ValueTooLarge,
@@ -48,8 +53,11 @@ __all__ = [
     "JSON",
     "MSGPACK",
     "AddCapFailed",
+    "BatchTooLarge",
     "BytesCodec",
+    "CasMismatch",
     "Codec",
+    "IntegerOverflow",
     "IoError",
     "JsonCodec",
     "KeyNotFound",
@@ -64,9 +72,12 @@ __all__ = [
     "NoReadCap",
     "NoTx",
     "NoWriteCap",
+    "NotAnInteger",
+    "Page",
     "RemoteNotAllowed",
     "Stores",
     "TooManyTransactions",
+    "TransactionConflict",
     "TransactionTooLarge",
     "UnexpectedResponse",
     "Utf8Codec",

@@ -2,26 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, overload
 
-from protocol.codec import decode_response, encode_request
+import attrs
+
+from protocol.blobs import (
+    decode_optional_values,
+    decode_scan_page,
+    encode_cas,
+    encode_items,
+    encode_keys,
+)
+from protocol.codec import DecodeError, decode_response, encode_request
 from protocol.ids import Address, PackageId
 from protocol.messages import (
     BeginTx,
     BeginTxResponse,
+    Capabilities,
+    CapabilitiesResponse,
     Commit,
+    CompareAndSwap,
     Delete,
+    DeleteMany,
+    DeleteRange,
+    DeleteRangeResponse,
     ErrResponse,
     Exists,
     ExistsResponse,
     Get,
+    GetMany,
+    GetManyResponse,
     GetResponse,
+    Increment,
+    IncrementResponse,
     KvAction,
     KvRequest,
     KvResponse,
     OkResponse,
+    Revoke,
+    Rollback,
+    Scan,
+    ScanResponse,
     Set,
+    SetMany,
+    TxExists,
+    TxGet,
 )
 from protocol.messages import ValueTooLarge as ValueTooLargeError
 
@@ -29,15 +56,23 @@ from ..config import KvConfig
 from ..kv_process import KV_PROCESS_ID, kv_capability
 from ..process import ProcessContext, Target
 from .codecs import Codec
-from .errors import KeyNotFound, UnexpectedResponse, ValueTooLarge, raise_kv_error
+from .errors import (
+    KeyNotFound,
+    KvError,
+    TransactionConflict,
+    UnexpectedResponse,
+    ValueTooLarge,
+    raise_kv_error,
+)
 
-__all__ = ["Kv", "request"]
+__all__ = ["Kv", "Page", "request"]
 
 K = TypeVar("K")
 V = TypeVar("V")
 K2 = TypeVar("K2")
 V2 = TypeVar("V2")
 D = TypeVar("D")
+T = TypeVar("T")
 
 _MISSING: Any = object()
 #: Largest value the store accepts by default; a handle may be told otherwise.
@@ -62,8 +97,22 @@ async def request(
     message = await ctx.send_and_await_response(target, body, blob=blob, timeout=timeout)
     response = decode_response(message.body)
     if isinstance(response, ErrResponse):
-        raise_kv_error(response.error)
+        raise_kv_error(response.error, message.blob)
     return response, message.blob
+
+
+@attrs.frozen(kw_only=True)
+class Page(Generic[K, V]):
+    """One page of a scan: its entries in order, and the cursor that resumes after them.
+
+    ``items`` holds ``(key, value)``; the value is None when the page was
+    asked with ``keys_only``. ``cursor`` is the raw last key, or None when
+    the scan is done. Pass it back as ``cursor=`` to continue strictly after
+    it (strictly before it, in reverse).
+    """
+
+    items: list[tuple[K, V | None]]
+    cursor: bytes | None
 
 
 class Kv(Generic[K, V]):
@@ -120,13 +169,19 @@ class Kv(Generic[K, V]):
         )
 
     @overload
-    async def get(self, key: K) -> V: ...
+    async def get(self, key: K, *, tx_id: int | None = None) -> V: ...
     @overload
-    async def get(self, key: K, default: D) -> V | D: ...
-    async def get(self, key: K, default: Any = _MISSING) -> Any:
-        """The value of ``key``; ``default`` if given and the key is missing, else KeyNotFound."""
+    async def get(self, key: K, default: D, *, tx_id: int | None = None) -> V | D: ...
+    async def get(self, key: K, default: Any = _MISSING, *, tx_id: int | None = None) -> Any:
+        """The value of ``key``; ``default`` if given and the key is missing, else KeyNotFound.
+
+        With ``tx_id``, read inside that transaction: its staged writes first,
+        then the committed data (the read is checked for conflicts at commit).
+        """
+        raw = self._key.encode(key)
+        action: KvAction = Get(key=raw) if tx_id is None else TxGet(key=raw, tx_id=tx_id)
         try:
-            response, blob = await self._call(Get(key=self._key.encode(key)))
+            response, blob = await self._call(action)
         except KeyNotFound:
             if default is _MISSING:
                 raise
@@ -161,9 +216,11 @@ class Kv(Generic[K, V]):
         """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
         await self._call(Delete(key=self._key.encode(key), tx_id=tx_id))
 
-    async def exists(self, key: K) -> bool:
-        """Whether ``key`` is present."""
-        response, _ = await self._call(Exists(key=self._key.encode(key)))
+    async def exists(self, key: K, *, tx_id: int | None = None) -> bool:
+        """Whether ``key`` is present (inside transaction ``tx_id`` when given)."""
+        raw = self._key.encode(key)
+        action: KvAction = Exists(key=raw) if tx_id is None else TxExists(key=raw, tx_id=tx_id)
+        response, _ = await self._call(action)
         if not isinstance(response, ExistsResponse):
             raise UnexpectedResponse(_unexpected(response))
         return response.exists
@@ -180,6 +237,231 @@ class Kv(Generic[K, V]):
         response, _ = await self._call(Commit(tx_id=tx_id))
         if not isinstance(response, OkResponse):
             raise UnexpectedResponse(_unexpected(response))
+
+    async def rollback_tx(self, tx_id: int) -> None:
+        """Abandon ``tx_id``: nothing it staged is applied."""
+        _expect(OkResponse, (await self._call(Rollback(tx_id=tx_id)))[0])
+
+    async def transact(self, fn: Callable[[int], Awaitable[T]], *, retries: int = 3) -> T:
+        """Run ``fn(tx_id)`` in a new transaction and commit it; return what ``fn`` returned.
+
+        When the commit raises TransactionConflict (a key ``fn`` read inside
+        the transaction changed meanwhile; nothing was applied), the whole
+        transaction is run again, up to ``retries`` more times, and then the
+        conflict is re-raised. If ``fn`` raises, the transaction is rolled back.
+        """
+        attempt = 0
+        while True:
+            tx_id = await self.begin_tx()
+            try:
+                result = await fn(tx_id)
+            except Exception:
+                with contextlib.suppress(KvError):
+                    await self.rollback_tx(tx_id)
+                raise
+            try:
+                await self.commit_tx(tx_id)
+            except TransactionConflict:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                continue
+            return result
+
+    # --- scans -------------------------------------------------------------------------
+
+    async def list_page(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        keys_only: bool = False,
+        limit: int | None = None,
+        cursor: bytes | None = None,
+        tx_id: int | None = None,
+    ) -> Page[K, V]:
+        """One page of entries in key order (descending when ``reverse``).
+
+        The range is the keys starting with ``prefix`` (bytes, or text as
+        UTF-8), or ``start <= key < end`` (keys through the key codec); not
+        both. The server bounds the page (by default 1000 entries and 4 MiB)
+        whatever ``limit`` asks. ``cursor`` is a previous page's cursor.
+        """
+        action = Scan(
+            prefix=_raw_prefix(prefix, start, end),
+            start=None if start is None else self._key.encode(start),
+            end=None if end is None else self._key.encode(end),
+            reverse=reverse,
+            keys_only=keys_only,
+            limit=limit,
+            cursor=cursor,
+            tx_id=tx_id,
+        )
+        response, blob = await self._call(action)
+        response = _expect(ScanResponse, response)
+        try:
+            raw = decode_scan_page(blob or b"", response.count, keys_only=keys_only)
+        except DecodeError as exc:
+            raise UnexpectedResponse(f"kv:distro:sys sent a malformed page: {exc}") from exc
+        key, value = self._key.decode, self._value.decode
+        items = [(key(k), None if v is None else value(v)) for k, v in raw]
+        return Page(items=items, cursor=response.cursor)
+
+    async def scan(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        page_size: int | None = None,
+        tx_id: int | None = None,
+    ) -> AsyncIterator[tuple[K, V]]:
+        """Every ``(key, value)`` in the range, pulled one page at a time as you iterate.
+
+        Memory holds one page, not the db. Keys written or deleted while you
+        iterate may or may not be seen; a key present throughout is seen once.
+        """
+        cursor: bytes | None = None
+        while True:
+            page = await self.list_page(
+                prefix=prefix,
+                start=start,
+                end=end,
+                reverse=reverse,
+                limit=page_size,
+                cursor=cursor,
+                tx_id=tx_id,
+            )
+            for key, value in page.items:
+                assert value is not None  # a page with values
+                yield key, value
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def keys(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        page_size: int | None = None,
+        tx_id: int | None = None,
+    ) -> AsyncIterator[K]:
+        """Every key in the range (no values sent), pulled one page at a time."""
+        cursor: bytes | None = None
+        while True:
+            page = await self.list_page(
+                prefix=prefix,
+                start=start,
+                end=end,
+                reverse=reverse,
+                keys_only=True,
+                limit=page_size,
+                cursor=cursor,
+                tx_id=tx_id,
+            )
+            for key, _ in page.items:
+                yield key
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def delete_range(
+        self, *, prefix: bytes | str | None = None, start: K | None = None, end: K | None = None
+    ) -> int:
+        """Delete every key under ``prefix`` or in ``start <= key < end`` atomically; how many went.
+
+        With no bounds at all, every key of the db goes.
+        """
+        action = DeleteRange(
+            prefix=_raw_prefix(prefix, start, end),
+            start=None if start is None else self._key.encode(start),
+            end=None if end is None else self._key.encode(end),
+        )
+        return _expect(DeleteRangeResponse, (await self._call(action))[0]).count
+
+    # --- batches -----------------------------------------------------------------------
+
+    async def get_many(self, keys: Iterable[K]) -> list[V | None]:
+        """The values of ``keys`` in one request, aligned with them; None for a missing key."""
+        raw = [self._key.encode(key) for key in keys]
+        if not raw:
+            return []
+        response, blob = await self._call(GetMany(count=len(raw)), encode_keys(raw))
+        response = _expect(GetManyResponse, response)
+        try:
+            values = decode_optional_values(blob or b"", response.count)
+        except DecodeError as exc:
+            raise UnexpectedResponse(f"kv:distro:sys sent malformed values: {exc}") from exc
+        if len(values) != len(raw):
+            raise UnexpectedResponse(f"asked {len(raw)} keys, got {len(values)} values")
+        decode = self._value.decode
+        return [None if value is None else decode(value) for value in values]
+
+    async def set_many(self, items: Mapping[K, V] | Iterable[tuple[K, V]]) -> None:
+        """Write every pair in one atomic batch: all land or none do.
+
+        A key given twice takes its last value. An empty batch sends nothing.
+        """
+        pairs = items.items() if isinstance(items, Mapping) else items
+        raw = [(self._key.encode(k), self._value.encode(v)) for k, v in pairs]
+        if raw:
+            await self._call(SetMany(count=len(raw)), encode_items(raw))
+
+    async def delete_many(self, keys: Iterable[K]) -> None:
+        """Delete every key in one atomic batch (missing keys are fine)."""
+        raw = [self._key.encode(key) for key in keys]
+        if raw:
+            await self._call(DeleteMany(count=len(raw)), encode_keys(raw))
+
+    # --- atomics -----------------------------------------------------------------------
+
+    async def increment(self, key: K, delta: int = 1) -> int:
+        """Add ``delta`` to the counter at ``key`` atomically and return the new value.
+
+        The counter is a signed 64-bit integer stored as ASCII decimal (``get``
+        reads ``b"42"``); a missing key counts from 0. A value that is not such
+        an integer raises NotAnInteger, a result outside int64 IntegerOverflow;
+        either way nothing changes.
+        """
+        action = Increment(key=self._key.encode(key), delta=delta)
+        return _expect(IncrementResponse, (await self._call(action))[0]).value
+
+    async def compare_and_swap(self, key: K, expected: V | None, new: V | None) -> None:
+        """Set ``key`` to ``new`` if it now holds ``expected``, atomically.
+
+        ``expected=None`` means the key must be absent; ``new=None`` deletes
+        it. Otherwise raises CasMismatch, whose ``.current`` is the stored
+        bytes (None when absent), and nothing changes.
+        """
+        encode = self._value.encode
+        blob = encode_cas(
+            None if expected is None else encode(expected), None if new is None else encode(new)
+        )
+        await self._call(CompareAndSwap(key=self._key.encode(key)), blob)
+
+    # --- access control ----------------------------------------------------------------
+
+    async def revoke(self, target: Target) -> None:
+        """Take this db's read and write capabilities from the process at ``target``.
+
+        Only a process of the owning package may; others get MismatchingPackageId.
+        """
+        process = self._ctx.resolve(target).process
+        _expect(OkResponse, (await self._call(Revoke(process=process)))[0])
+
+    async def capabilities(self) -> list[str]:
+        """The kinds (``"read"``, ``"write"``) of capability this process holds on the db.
+
+        Asked of the kv process; holding none raises NoReadCap.
+        """
+        held = _expect(CapabilitiesResponse, (await self._call(Capabilities()))[0])
+        return [kind for kind, has in (("read", held.read), ("write", held.write)) if has]
 
     async def share(self, target: Target, *, write: bool = False) -> None:
         """Grant the process at ``target`` read access to this db (and write, if ``write``).
@@ -211,3 +493,20 @@ async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 def _unexpected(response: KvResponse) -> str:
     return f"kv:distro:sys answered {response!r}"
+
+
+R = TypeVar("R", bound=KvResponse)
+
+
+def _expect(kind: type[R], response: KvResponse) -> R:
+    if not isinstance(response, kind):
+        raise UnexpectedResponse(_unexpected(response))
+    return response
+
+
+def _raw_prefix(prefix: bytes | str | None, start: object, end: object) -> bytes | None:
+    if prefix is None:
+        return None
+    if start is not None or end is not None:
+        raise ValueError("give a prefix or start/end, not both")
+    return prefix.encode("utf-8") if isinstance(prefix, str) else bytes(prefix)

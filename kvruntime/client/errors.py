@@ -11,6 +11,9 @@ from protocol import messages as m
 
 __all__ = [
     "AddCapFailed",
+    "BatchTooLarge",
+    "CasMismatch",
+    "IntegerOverflow",
     "IoError",
     "KeyNotFound",
     "KeyTooLarge",
@@ -22,8 +25,10 @@ __all__ = [
     "NoReadCap",
     "NoTx",
     "NoWriteCap",
+    "NotAnInteger",
     "RemoteNotAllowed",
     "TooManyTransactions",
+    "TransactionConflict",
     "TransactionTooLarge",
     "UnexpectedResponse",
     "ValueTooLarge",
@@ -99,6 +104,31 @@ class TransactionTooLarge(KvError):
     """The transaction would stage more bytes than allowed."""
 
 
+class CasMismatch(KvError):
+    """compare_and_swap found another value; ``.current`` is it (None: the key is absent)."""
+
+    def __init__(self, error: m.KvError, current: bytes | None = None) -> None:
+        super().__init__(error)
+        #: The stored bytes of the key when the swap was refused (raw, not decoded).
+        self.current = current
+
+
+class TransactionConflict(KvError):
+    """A key the transaction read was changed by another writer; nothing was applied."""
+
+
+class NotAnInteger(KvError):
+    """increment found a value that is not an ASCII-decimal signed 64-bit integer."""
+
+
+class IntegerOverflow(KvError):
+    """increment would take the counter outside the signed 64-bit range."""
+
+
+class BatchTooLarge(KvError):
+    """A batch names more keys than the store accepts in one request."""
+
+
 class UnexpectedResponse(RuntimeError):
     """kv:distro:sys answered with a response of the wrong kind (a protocol bug)."""
 
@@ -119,9 +149,15 @@ _BY_VARIANT: dict[type, type[KvError]] = {
     m.TooManyTransactions: TooManyTransactions,
     m.RemoteNotAllowed: RemoteNotAllowed,
     m.TransactionTooLarge: TransactionTooLarge,
+    m.TransactionConflict: TransactionConflict,
+    m.NotAnInteger: NotAnInteger,
+    m.IntegerOverflow: IntegerOverflow,
+    m.BatchTooLarge: BatchTooLarge,
 }
 
 
-def raise_kv_error(error: m.KvError) -> NoReturn:
-    """Raise the exception class for ``error``."""
+def raise_kv_error(error: m.KvError, blob: bytes | None = None) -> NoReturn:
+    """Raise the exception class for ``error`` (``blob``: the error response's blob)."""
+    if isinstance(error, m.CasMismatch):
+        raise CasMismatch(error, blob if error.present else None)
     raise _BY_VARIANT.get(type(error), KvError)(error)

@@ -23,18 +23,31 @@ from protocol.codec import (
     encode_request,
     encode_response,
 )
-from protocol.ids import IdError, PackageId, validate_db_name
+from protocol.ids import IdError, PackageId, ProcessId, validate_db_name
 from protocol.messages import (
     AddCapFailed,
+    BatchTooLarge,
     BeginTx,
     BeginTxResponse,
+    Capabilities,
+    CapabilitiesResponse,
+    CasMismatch,
     Commit,
+    CompareAndSwap,
     Delete,
+    DeleteMany,
+    DeleteRange,
+    DeleteRangeResponse,
     ErrResponse,
     Exists,
     ExistsResponse,
     Get,
+    GetMany,
+    GetManyResponse,
     GetResponse,
+    Increment,
+    IncrementResponse,
+    IntegerOverflow,
     IoError,
     KeyNotFound,
     KeyTooLarge,
@@ -48,15 +61,24 @@ from protocol.messages import (
     MismatchingPackageId,
     NoDb,
     NoReadCap,
+    NotAnInteger,
     NoTx,
     NoWriteCap,
     OkResponse,
     Open,
     RemoteNotAllowed,
     RemoveDb,
+    Revoke,
+    Rollback,
+    Scan,
+    ScanResponse,
     Set,
+    SetMany,
     TooManyTransactions,
+    TransactionConflict,
     TransactionTooLarge,
+    TxExists,
+    TxGet,
     ValueTooLarge,
 )
 
@@ -82,6 +104,13 @@ u64 = st.integers(min_value=0, max_value=U64_MAX)
 # Edges of every msgpack uint width, so each encoding is exercised.
 u64_edges = st.sampled_from([0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, U64_MAX]) | u64
 optional_tx = st.none() | u64_edges
+optional_keys = st.none() | keys
+i64 = st.sampled_from([-(2**63), -1, 0, 1, 2**63 - 1]) | st.integers(-(2**63), 2**63 - 1)
+process_ids = st.builds(ProcessId, process_name=names, package_name=names, publisher_node=nodes)
+ranges = st.one_of(
+    st.builds(lambda p: {"prefix": p, "start": None, "end": None}, keys),
+    st.builds(lambda a, b: {"prefix": None, "start": a, "end": b}, optional_keys, optional_keys),
+)
 
 ACTIONS: dict[type, st.SearchStrategy[KvAction]] = {
     Open: st.just(Open()),
@@ -92,6 +121,26 @@ ACTIONS: dict[type, st.SearchStrategy[KvAction]] = {
     Get: st.builds(Get, key=keys),
     Exists: st.builds(Exists, key=keys),
     Commit: st.builds(Commit, tx_id=u64_edges),
+    Scan: st.builds(
+        lambda r, **kw: Scan(**r, **kw),
+        ranges,
+        reverse=st.booleans(),
+        keys_only=st.booleans(),
+        limit=optional_tx,
+        cursor=optional_keys,
+        tx_id=optional_tx,
+    ),
+    TxGet: st.builds(TxGet, key=keys, tx_id=u64_edges),
+    TxExists: st.builds(TxExists, key=keys, tx_id=u64_edges),
+    GetMany: st.builds(GetMany, count=u64_edges),
+    SetMany: st.builds(SetMany, count=u64_edges),
+    DeleteMany: st.builds(DeleteMany, count=u64_edges),
+    Increment: st.builds(Increment, key=keys, delta=i64),
+    CompareAndSwap: st.builds(CompareAndSwap, key=keys),
+    Rollback: st.builds(Rollback, tx_id=u64_edges),
+    DeleteRange: st.builds(lambda r: DeleteRange(**r), ranges),
+    Revoke: st.builds(Revoke, process=process_ids),
+    Capabilities: st.just(Capabilities()),
 }
 ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     NoDb: st.builds(NoDb, package_id=package_ids, db=db_names),
@@ -109,6 +158,11 @@ ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     TooManyTransactions: st.builds(TooManyTransactions, max=u64_edges),
     RemoteNotAllowed: st.just(RemoteNotAllowed()),
     TransactionTooLarge: st.builds(TransactionTooLarge, size=u64_edges, max=u64_edges),
+    CasMismatch: st.builds(CasMismatch, present=st.booleans()),
+    TransactionConflict: st.builds(TransactionConflict, tx_id=u64_edges),
+    NotAnInteger: st.just(NotAnInteger()),
+    IntegerOverflow: st.just(IntegerOverflow()),
+    BatchTooLarge: st.builds(BatchTooLarge, count=u64_edges, max=u64_edges),
 }
 errors: st.SearchStrategy[KvError] = st.one_of(*ERRORS.values())
 RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {
@@ -117,6 +171,11 @@ RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {
     GetResponse: st.builds(GetResponse, key=keys),
     ExistsResponse: st.builds(ExistsResponse, exists=st.booleans()),
     ErrResponse: st.builds(ErrResponse, error=errors),
+    ScanResponse: st.builds(ScanResponse, count=u64_edges, cursor=optional_keys),
+    GetManyResponse: st.builds(GetManyResponse, count=u64_edges),
+    IncrementResponse: st.builds(IncrementResponse, value=i64),
+    DeleteRangeResponse: st.builds(DeleteRangeResponse, count=u64_edges),
+    CapabilitiesResponse: st.builds(CapabilitiesResponse, read=st.booleans(), write=st.booleans()),
 }
 actions: st.SearchStrategy[KvAction] = st.one_of(*ACTIONS.values())
 requests = st.builds(KvRequest, package_id=package_ids, db=db_names, action=actions)
@@ -875,3 +934,146 @@ def test_capability_params_escape_non_ascii() -> None:
     text = encode_capability_params(params)
     assert text.isascii()
     assert json.loads(text)["db_key"][1] == "café"
+
+
+# --- Variants beyond the core set ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "wire"),
+    [
+        (
+            Scan(prefix=b"u:", limit=10),
+            {
+                "Scan": {
+                    "prefix": b"u:",
+                    "start": None,
+                    "end": None,
+                    "reverse": False,
+                    "keys_only": False,
+                    "limit": 10,
+                    "cursor": None,
+                    "tx_id": None,
+                }
+            },
+        ),
+        (TxGet(key=b"k", tx_id=7), {"TxGet": {"key": b"k", "tx_id": 7}}),
+        (SetMany(count=3), {"SetMany": {"count": 3}}),
+        (Increment(key=b"c", delta=-2), {"Increment": {"key": b"c", "delta": -2}}),
+        (CompareAndSwap(key=b"k"), {"CompareAndSwap": {"key": b"k"}}),
+        (Rollback(tx_id=1), {"Rollback": {"tx_id": 1}}),
+        (
+            DeleteRange(start=b"a", end=b"b"),
+            {"DeleteRange": {"prefix": None, "start": b"a", "end": b"b"}},
+        ),
+        (
+            Revoke(process=ProcessId.parse("reader:guest:alice.os")),
+            {
+                "Revoke": {
+                    "process": {
+                        "process_name": "reader",
+                        "package_name": "guest",
+                        "publisher_node": "alice.os",
+                    }
+                }
+            },
+        ),
+        (Capabilities(), "Capabilities"),
+    ],
+)
+def test_new_action_wire_shapes(action: KvAction, wire: object) -> None:
+    assert encode_request(KvRequest(package_id=PACKAGE, db="messages", action=action)) == body(wire)
+
+
+@pytest.mark.parametrize(
+    ("response", "wire"),
+    [
+        (ScanResponse(count=2, cursor=b"z"), {"Scan": {"count": 2, "cursor": b"z"}}),
+        (ScanResponse(count=0, cursor=None), {"Scan": {"count": 0, "cursor": None}}),
+        (IncrementResponse(value=-(2**63)), {"Increment": -(2**63)}),
+        (
+            CapabilitiesResponse(read=True, write=False),
+            {"Capabilities": {"read": True, "write": False}},
+        ),
+        (
+            ErrResponse(error=CasMismatch(present=False)),
+            {"Err": {"CasMismatch": {"present": False}}},
+        ),
+        (ErrResponse(error=TransactionConflict(tx_id=9)), {"Err": {"TransactionConflict": 9}}),
+        (ErrResponse(error=NotAnInteger()), {"Err": "NotAnInteger"}),
+    ],
+)
+def test_new_response_wire_shapes(response: KvResponse, wire: object) -> None:
+    assert encode_response(response) == pack(wire)
+
+
+_FULL_SCAN = {
+    "prefix": None,
+    "start": None,
+    "end": None,
+    "reverse": False,
+    "keys_only": False,
+    "limit": None,
+    "cursor": None,
+    "tx_id": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (body({"Scan": {**_FULL_SCAN, "prefix": b"a", "start": b"b"}}), "prefix excludes"),
+        (body({"Scan": {**_FULL_SCAN, "prefix": b"a", "end": b"b"}}), "prefix excludes"),
+        (body({"DeleteRange": {"prefix": b"a", "start": b"b", "end": None}}), "prefix excludes"),
+        (body({"Scan": {**_FULL_SCAN, "reverse": 0}}), "Scan.reverse: expected bool, got int"),
+        (body({"Scan": {**_FULL_SCAN, "limit": -1}}), "Scan.limit: expected uint"),
+        (body({"Scan": {**_FULL_SCAN, "cursor": "k"}}), "Scan.cursor: expected bin, got str"),
+        (body({"Scan": {k: v for k, v in _FULL_SCAN.items() if k != "tx_id"}}), "missing field"),
+        (body({"Increment": {"key": b"k", "delta": 2**63}}), "outside -2\\*\\*63"),
+        (body({"Increment": {"key": b"k", "delta": 1.0}}), "expected int, got float"),
+        (body({"Increment": {"key": b"k", "delta": True}}), "expected int, got bool"),
+        (body({"TxGet": {"key": b"k", "tx_id": None}}), "TxGet.tx_id: expected uint, got nil"),
+        (body({"GetMany": {"count": -1}}), "GetMany.count: expected uint"),
+        (body({"GetMany": 3}), "GetMany: expected a map, got int"),
+        (body({"Capabilities": None}), "Capabilities takes no payload"),
+        (body({"Revoke": {"process": "r:g:alice.os"}}), "ProcessId: expected a map, got str"),
+        (
+            body(
+                {
+                    "Revoke": {
+                        "process": {"process_name": "R", "package_name": "g", "publisher_node": "x"}
+                    }
+                }
+            ),
+            "process_name must match",
+        ),
+    ],
+    ids=case_id,
+)
+def test_rejects_malformed_new_actions(data: bytes, match: str) -> None:
+    with pytest.raises(DecodeError, match=match):
+        decode_request(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (pack({"Increment": 2**63}), "outside -2\\*\\*63"),
+        (pack({"Scan": {"count": 1}}), "missing field cursor"),
+        (pack({"Capabilities": {"read": 1, "write": True}}), "expected bool, got int"),
+        (pack({"Err": {"CasMismatch": {}}}), "missing field present"),
+        (pack({"Err": "TransactionConflict"}), "needs a payload"),
+        (pack({"Err": {"NotAnInteger": 1}}), "takes no payload"),
+    ],
+    ids=case_id,
+)
+def test_rejects_malformed_new_responses(data: bytes, match: str) -> None:
+    with pytest.raises(DecodeError, match=match):
+        decode_response(data)
+
+
+def test_encode_refuses_a_delta_outside_int64() -> None:
+    with pytest.raises(ValueError, match="int64"):
+        encode_request(
+            KvRequest(package_id=PACKAGE, db="d", action=Increment(key=b"k", delta=2**63))
+        )

@@ -1,0 +1,149 @@
+"""Blob shapes of the batch, scan and compare-and-swap messages (PROTOCOL.md, "Blobs").
+
+Keys and values never travel in the body: a request or response that
+carries many of them puts them in its blob as one msgpack array, and its
+body says how many (``count``). The shapes:
+
+- keys (GetMany, DeleteMany): ``[bin, ...]``;
+- items (SetMany): ``[[bin key, bin value], ...]``;
+- optional values (GetMany's answer): ``[bin | nil, ...]``;
+- a scan page: ``[[bin key, bin value], ...]``, or ``[bin key, ...]`` when keys only;
+- compare-and-swap: ``[expected: bin | nil, new: bin | nil]``.
+
+Decoding is as strict as the body codec: exactly ``count`` entries, the
+right type in every position, no ext types, no trailing bytes. Anything
+else raises ``DecodeError`` (the kv process answers ``MalformedRequest``).
+The blob's size is bounded by the caller before decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import msgpack
+
+from .codec import DecodeError
+
+__all__ = [
+    "decode_cas",
+    "decode_items",
+    "decode_keys",
+    "decode_optional_values",
+    "decode_scan_page",
+    "encode_cas",
+    "encode_items",
+    "encode_keys",
+    "encode_optional_values",
+    "encode_scan_page",
+]
+
+_CAS_LEN: Final = 2
+
+
+def _pack(value: object) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+def _reject_ext(code: int, data: bytes) -> object:
+    raise DecodeError(f"msgpack ext type {code} is not allowed in a blob")
+
+
+def _array(data: bytes, count: int) -> tuple[object, ...]:
+    """The top-level array of ``data``, which must have exactly ``count`` entries."""
+    if not isinstance(data, bytes):
+        raise DecodeError("a blob is bytes")
+    try:
+        value: object = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=False,
+            strict_map_key=True,
+            ext_hook=_reject_ext,
+            max_array_len=max(count, _CAS_LEN),
+            max_map_len=0,
+        )
+    except DecodeError:
+        raise
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise DecodeError(f"blob: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    if type(value) is not tuple:
+        raise DecodeError(f"blob: expected an array, got {type(value).__name__}")
+    if len(value) != count:
+        raise DecodeError(f"blob: expected {count} entries, got {len(value)}")
+    return value
+
+
+def _bin(value: object, what: str) -> bytes:
+    if type(value) is not bytes:
+        raise DecodeError(f"blob {what}: expected bin, got {type(value).__name__}")
+    return value
+
+
+def _optional_bin(value: object, what: str) -> bytes | None:
+    return None if value is None else _bin(value, what)
+
+
+def _pair(value: object, index: int) -> tuple[bytes, bytes]:
+    if type(value) is not tuple or len(value) != 2:
+        raise DecodeError(f"blob entry {index}: expected [key, value]")
+    return _bin(value[0], f"entry {index} key"), _bin(value[1], f"entry {index} value")
+
+
+def encode_keys(keys: Iterable[bytes]) -> bytes:
+    """``[bin, ...]``."""
+    return _pack([bytes(key) for key in keys])
+
+
+def decode_keys(data: bytes, count: int) -> list[bytes]:
+    """``count`` keys from a ``[bin, ...]`` blob."""
+    return [_bin(key, f"entry {i}") for i, key in enumerate(_array(data, count))]
+
+
+def encode_items(items: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """``[[bin key, bin value], ...]``."""
+    return _pack([[bytes(key), bytes(value)] for key, value in items])
+
+
+def decode_items(data: bytes, count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` (key, value) pairs from a ``[[bin, bin], ...]`` blob."""
+    return [_pair(entry, i) for i, entry in enumerate(_array(data, count))]
+
+
+def encode_optional_values(values: Iterable[bytes | None]) -> bytes:
+    """``[bin | nil, ...]``."""
+    return _pack([None if value is None else bytes(value) for value in values])
+
+
+def decode_optional_values(data: bytes, count: int) -> list[bytes | None]:
+    """``count`` values (None for nil) from a ``[bin | nil, ...]`` blob."""
+    return [_optional_bin(v, f"entry {i}") for i, v in enumerate(_array(data, count))]
+
+
+def encode_scan_page(entries: Sequence[tuple[bytes, bytes | None]], *, keys_only: bool) -> bytes:
+    """A page: ``[[key, value], ...]``, or ``[key, ...]`` when ``keys_only``."""
+    if keys_only:
+        return _pack([key for key, _ in entries])
+    return _pack([[key, value] for key, value in entries])
+
+
+def decode_scan_page(
+    data: bytes, count: int, *, keys_only: bool
+) -> list[tuple[bytes, bytes | None]]:
+    """``count`` entries of a page; the value is None for every entry when ``keys_only``."""
+    entries = _array(data, count)
+    if keys_only:
+        return [(_bin(key, f"entry {i}"), None) for i, key in enumerate(entries)]
+    return [_pair(entry, i) for i, entry in enumerate(entries)]
+
+
+def encode_cas(expected: bytes | None, new: bytes | None) -> bytes:
+    """``[expected, new]``, each bin or nil."""
+    return _pack([expected, new])
+
+
+def decode_cas(data: bytes) -> tuple[bytes | None, bytes | None]:
+    """(expected, new) from a ``[bin | nil, bin | nil]`` blob."""
+    expected, new = _array(data, _CAS_LEN)
+    return _optional_bin(expected, "expected"), _optional_bin(new, "new")

@@ -1,0 +1,105 @@
+"""get_many / set_many / delete_many through the bus: one request each, atomic writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvruntime import KvConfig, ProcessContext, Runtime, kv
+from protocol.ids import PackageId
+from kvruntime.client._handle import request
+from protocol.messages import SetMany
+from tests.conftest import run_as
+
+pytestmark = pytest.mark.anyio
+
+OWNER = "app:demo:alice.os"
+
+
+@pytest.fixture
+def config() -> KvConfig:
+    """A small batch bound and value bound so that a test crosses them."""
+    return KvConfig(max_batch_items=50, max_value_bytes=1000)
+
+
+async def test_get_many_is_aligned_with_the_keys(rt: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> list[bytes | None]:
+        db = await kv.open(ctx, ctx.package_id, "b")
+        await db.set_many({b"a": b"1", b"c": b"3"})
+        return await db.get_many([b"c", b"missing", b"a", b"c"])
+
+    assert await run_as(rt, OWNER, body) == [b"3", None, b"1", b"3"]
+
+
+async def test_set_many_duplicates_last_wins(rt: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> list[bytes | None]:
+        db = await kv.open(ctx, ctx.package_id, "b")
+        await db.set_many([(b"k", b"first"), (b"j", b"x"), (b"k", b"last")])
+        await db.delete_many([b"j", b"j", b"nope"])
+        return await db.get_many([b"k", b"j"])
+
+    assert await run_as(rt, OWNER, body) == [b"last", None]
+
+
+async def test_set_many_is_atomic_a_bad_item_writes_nothing(rt: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> list[bytes | None]:
+        db = await kv.open(ctx, ctx.package_id, "b")
+        with pytest.raises(kv.ValueTooLarge):
+            await db.set_many([(b"ok1", b"v"), (b"big", b"x" * 1001), (b"ok2", b"v")])
+        return await db.get_many([b"ok1", b"big", b"ok2"])
+
+    assert await run_as(rt, OWNER, body) == [None, None, None]
+
+
+async def test_batch_over_the_item_bound_is_refused(rt: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> int:
+        db = await kv.open(ctx, ctx.package_id, "b")
+        with pytest.raises(kv.BatchTooLarge, match="51 items exceeds the limit of 50"):
+            await db.set_many((b"%d" % i, b"v") for i in range(51))
+        with pytest.raises(kv.BatchTooLarge):
+            await db.get_many(b"%d" % i for i in range(51))
+        return len([k async for k in db.keys()])
+
+    assert await run_as(rt, OWNER, body) == 0
+
+
+async def test_a_malformed_batch_blob_is_malformed_request(rt: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, ctx.package_id, "b")
+        package = PackageId.parse("demo:alice.os")
+        for blob in (b"\x91\xc4\x01k", b"\x92\xc4\x01k\xc4\x01v", None, b"\xc1"):
+            with pytest.raises(kv.MalformedRequest):
+                await request(ctx, package, "b", SetMany(count=2), blob=blob, timeout=5)
+        assert [k async for k in db.keys()] == []
+
+
+    await run_as(rt, OWNER, body)
+
+
+async def test_batches_need_capabilities(rt: Runtime) -> None:
+    async def owner(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, ctx.package_id, "b")
+        await db.set(b"k", b"v")
+        await db.share("reader:guest:bob.os")
+
+    await run_as(rt, OWNER, owner)
+
+    async def reader(ctx: ProcessContext) -> list[bytes | None]:
+        db = kv.handle(ctx, "demo:alice.os", "b")
+        with pytest.raises(kv.NoWriteCap):
+            await db.set_many({b"k": b"w"})
+        with pytest.raises(kv.NoWriteCap):
+            await db.delete_many([b"k"])
+        return await db.get_many([b"k"])
+
+    assert await run_as(rt, "reader:guest:bob.os", reader) == [b"v"]
+
+    async def outsider(ctx: ProcessContext) -> None:
+        db = kv.handle(ctx, "demo:alice.os", "b")
+        with pytest.raises(kv.NoReadCap):
+            await db.get_many([b"k"])
+        with pytest.raises(kv.NoWriteCap):
+            await db.set_many({b"k": b"w"})
+        with pytest.raises(kv.NoWriteCap):
+            await db.delete_many([b"k"])
+
+    await run_as(rt, "eve:other:eve.os", outsider)
