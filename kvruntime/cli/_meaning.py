@@ -17,10 +17,17 @@ from protocol.golden import GoldenFormatError, JsonValue, request_from_meaning
 from protocol.ids import IdError
 from protocol.messages import (
     AddCapFailed,
+    BatchTooLarge,
     BeginTxResponse,
+    CapabilitiesResponse,
+    CasMismatch,
+    DeleteRangeResponse,
     ErrResponse,
     ExistsResponse,
+    GetManyResponse,
     GetResponse,
+    IncrementResponse,
+    IntegerOverflow,
     IoError,
     KeyNotFound,
     KeyTooLarge,
@@ -32,11 +39,14 @@ from protocol.messages import (
     MismatchingPackageId,
     NoDb,
     NoReadCap,
+    NotAnInteger,
     NoTx,
     NoWriteCap,
     OkResponse,
     RemoteNotAllowed,
+    ScanResponse,
     TooManyTransactions,
+    TransactionConflict,
     TransactionTooLarge,
     ValueTooLarge,
 )
@@ -94,6 +104,14 @@ def response_meaning(response: KvResponse) -> JsonValue:
             return {"Exists": exists}
         case ErrResponse(error=error):
             return {"Err": error_meaning(error)}
+        case ScanResponse(count=count, cursor=cursor):
+            return {"Scan": {"count": count, "cursor": None if cursor is None else cursor.hex()}}
+        case GetManyResponse(count=count) | DeleteRangeResponse(count=count):
+            return {response.TAG: {"count": count}}
+        case IncrementResponse(value=value):
+            return {"Increment": value}
+        case CapabilitiesResponse(read=read, write=write):
+            return {"Capabilities": {"read": read, "write": write}}
         case _:
             assert_never(response)
 
@@ -109,6 +127,8 @@ def error_meaning(error: KvError) -> JsonValue:
             | AddCapFailed()
             | MalformedRequest()
             | RemoteNotAllowed()
+            | NotAnInteger()
+            | IntegerOverflow()
         ):
             return error.TAG
         case NoDb(package_id=package_id, db=db):
@@ -123,5 +143,11 @@ def error_meaning(error: KvError) -> JsonValue:
             return {error.TAG: {"size": size, "max": limit}}
         case TooManyTransactions(max=limit):
             return {error.TAG: {"max": limit}}
+        case CasMismatch(present=present):
+            return {error.TAG: {"present": present}}
+        case TransactionConflict(tx_id=tx_id):
+            return {error.TAG: tx_id}
+        case BatchTooLarge(count=count, max=limit):
+            return {error.TAG: {"count": count, "max": limit}}
         case _:
             assert_never(error)

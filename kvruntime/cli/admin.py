@@ -106,11 +106,13 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
 
 async def _count_keys(ctx: ProcessContext, package: PackageId, db: str, limit: int) -> int:
     handle = await open_db(ctx, package, db, create=False)
-    seen = 0
-    async for _ in handle.keys(page_size=1024):
-        seen += 1
-        if seen >= limit:
+    seen, cursor = 0, None
+    while seen < limit:
+        page = await handle.list_page(keys_only=True, limit=limit - seen, cursor=cursor)
+        seen += len(page.items)
+        if page.cursor is None:
             break
+        cursor = page.cursor
     return seen
 
 

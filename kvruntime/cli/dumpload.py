@@ -8,7 +8,6 @@ bytes): a failure leaves every earlier chunk written and nothing of its own.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
@@ -59,7 +58,6 @@ __all__ = ["CHUNK_BYTES", "CHUNK_ENTRIES", "dump", "load"]
 CHUNK_ENTRIES = 1000
 #: Most key and value bytes in one chunk (an entry larger than this is a chunk alone).
 CHUNK_BYTES = 4 * 1024 * 1024
-_PAGE = 256
 
 
 def _progress(console: Console, *, total: bool) -> Progress:
@@ -97,11 +95,10 @@ def dump(package: PackageId, db: str, home: Path) -> None:
         count = 0
         with _progress(console, total=False) as progress:
             task = progress.add_task(f"dump [{package}, {db}]", total=None)
-            async with contextlib.aclosing(handle.scan(page_size=_PAGE)) as entries:
-                async for key, value in entries:
-                    out.write(record_line(key, value))
-                    count += 1
-                    progress.advance(task)
+            async for key, value in handle.scan():  # read to the end: nothing left open
+                out.write(record_line(key, value))
+                count += 1
+                progress.advance(task)
         out.write(end_line(count))
         out.flush()
         return count

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -189,19 +188,20 @@ def scan(
     """
     raw_prefix = None if prefix is None else parse_bytes(prefix, is_hex=key_hex, what="--prefix")
 
-    async def body(ctx: ProcessContext) -> int:
+    async def body(ctx: ProcessContext) -> None:
         handle = await open_db(ctx, package, db, create=False)
-        page_size = min(limit or 256, 256)
-        shown = 0
-        async with contextlib.aclosing(
-            handle.scan(prefix=raw_prefix, page_size=page_size)
-        ) as entries:
-            async for key, value in entries:
-                _print_entry(key, None if keys_only else value, fmt, msgpack_values)
-                shown += 1
-                if limit is not None and shown >= limit:
-                    break
-        return shown
+        left, cursor = limit, None
+        while left is None or left > 0:
+            page = await handle.list_page(
+                prefix=raw_prefix, keys_only=keys_only, limit=left, cursor=cursor
+            )
+            for key, value in page.items:
+                _print_entry(key, value, fmt, msgpack_values)
+            if left is not None:
+                left -= len(page.items)
+            if page.cursor is None:
+                break
+            cursor = page.cursor
 
     run_in_home(home, lambda rt: as_admin(rt, package, body))
 
