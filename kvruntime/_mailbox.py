@@ -153,14 +153,18 @@ class Mailbox(Generic[T]):
         self._getters.append(getter)
         try:
             await getter
-        finally:
+        except BaseException:
             if not getter.done():
                 getter.cancel()
-            with contextlib.suppress(ValueError):
-                self._getters.remove(getter)
-            # A wake-up that this cancelled getter swallowed goes to the next one.
-            if self._items:
+            if getter.cancelled():
+                # Never woken: leave the queue. (Only on this rare path: a failed
+                # deque.remove formats the repr of its argument, which is slow.)
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)
+            elif self._items:
+                # Woken, then cancelled before taking: pass the wake-up on.
                 self._wake_getter()
+            raise
 
     def _wake_getter(self) -> None:
         while self._getters:
