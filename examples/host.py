@@ -26,6 +26,7 @@ from examples import (
     raw_wire,
     run_example,
     run_program,
+    scans_counters,
     sharing,
     silence_stdout,
     transactions,
@@ -70,6 +71,12 @@ EXAMPLES = (
         shows="one db reached three ways: a handle, a label per call, attributes",
         process=wasi_shapes.PROCESS,
         main=wasi_shapes.main,
+    ),
+    Example(
+        name="scans_counters",
+        shows="batches, paged scans, an atomic counter and a retried transaction",
+        process=scans_counters.PROCESS,
+        main=scans_counters.main,
     ),
     Example(
         name="raw_wire",

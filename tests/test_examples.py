@@ -20,7 +20,16 @@ import anyio
 import msgpack
 import pytest
 
-from examples import birthdays, host, raw_wire, run_example, sharing, transactions, wasi_shapes
+from examples import (
+    birthdays,
+    host,
+    raw_wire,
+    run_example,
+    scans_counters,
+    sharing,
+    transactions,
+    wasi_shapes,
+)
 from kvruntime import Main, ProcessContext, Runtime, kv
 from protocol.codec import DecodeError, decode_request, encode_request
 from protocol.ids import PackageId
@@ -60,6 +69,17 @@ SAYS: Mapping[str, tuple[str, ...]] = {
         "stores.colors.get(b'grass') reads the label's write: green.",
         "in the one db 'colors': sky=blue, grass=green, sun=yellow.",
     ),
+    "scans_counters": (
+        "Wrote 5 items in one atomic batch.",
+        "First page of two: item:apple, item:bread; the cursor resumes after b'item:bread'.",
+        "  apple: 12\n  bread: 3\n  cheese: 5\n  dates: 40\n  eggs: 24\n",
+        "In reverse: item:eggs, item:dates, item:cheese, item:bread, item:apple.",
+        "Counted 3 visits; get reads the counter as the ASCII text '3'.",
+        "An increment past the signed 64-bit range is refused: "
+        "increment or decrement would overflow.",
+        "Sold one apple in 2 attempts: the first commit met a TransactionConflict.",
+        "Apples left: 21 (the delivery was not lost).",
+    ),
     "raw_wire": (
         "<- kv answered 'Ok'",
         "<- kv answered {'Get': b'greeting'}, with the blob b'hello, wire'",
@@ -76,6 +96,7 @@ LATER_RUN: Mapping[str, str] = {
     "birthdays": "carol's birthday 2001-07-15 was found from the previous run",
     "transactions": "The orders committed by the previous run are still there: "
     "order-1, order-2, order-3.",
+    "scans_counters": "Cleared 7 keys a previous run left, in one atomic range delete.",
 }
 
 
@@ -112,7 +133,7 @@ def test_make_run_twice_tells_each_example_and_shows_the_data_persisted(tmp_path
             assert line in said[name], (name, line)
     assert FIRST_RUN["birthdays"] in said["birthdays"]
     assert "previous run" not in said["birthdays"] + said["transactions"]
-    assert "All 5 examples ran" in first
+    assert f"All {len(host.EXAMPLES)} examples ran" in first
     assert "    kv/birthday-book:examples.os/birthdays\n" in first
     assert "Run it again (make run)" in first
 
@@ -152,7 +173,9 @@ def test_raw_wire_prints_the_bytes_the_codec_would_send(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["birthdays", "transactions", "sharing", "wasi_shapes"])
+@pytest.mark.parametrize(
+    "name", ["birthdays", "transactions", "sharing", "wasi_shapes", "scans_counters"]
+)
 def test_each_example_runs_alone(tmp_path: Path, name: str) -> None:
     stdout = run_module(f"examples.{name}", tmp_path / "data")
     for line in SAYS[name]:
@@ -207,6 +230,15 @@ async def colors_written(ctx: ProcessContext) -> None:
     ]
 
 
+async def shop_stocked(ctx: ProcessContext) -> None:
+    db = await kv.open(ctx, ctx.package_id, "shop")
+    assert await db.get(b"item:apple") == b"21"
+    assert await db.get(b"count:visits") == b"3"
+    assert [k async for k in db.keys(prefix=b"item:")] == [
+        k.encode() for k in scans_counters.CATALOGUE
+    ]
+
+
 async def greeting_set(ctx: ProcessContext) -> None:
     db = await kv.open(ctx, ctx.package_id, "wire")
     assert await db.get(b"greeting") == b"hello, wire"
@@ -229,6 +261,9 @@ async def greeting_set(ctx: ProcessContext) -> None:
         ),
         pytest.param(wasi_shapes.PROCESS, wasi_shapes.main, {}, colors_written, id="wasi_shapes"),
         pytest.param(raw_wire.PROCESS, raw_wire.main, {}, greeting_set, id="raw_wire"),
+        pytest.param(
+            scans_counters.PROCESS, scans_counters.main, {}, shop_stocked, id="scans_counters"
+        ),
     ],
 )
 async def test_example_main_runs_in_a_runtime_and_leaves_its_data(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from kvruntime import ProcessContext, Runtime, kv
@@ -59,7 +60,7 @@ async def test_increment_sees_plain_writes_queued_before_it(rt: Runtime) -> None
         db = await kv.open(ctx, ctx.package_id, "c")
         async with anyio.create_task_group() as tg:  # queued in one kv batch
             tg.start_soon(db.set, b"n", b"10")
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         return await db.increment(b"n", 5)
 
     assert await run_as(rt, OWNER, body) == 15
@@ -119,6 +120,7 @@ async def test_compare_and_swap_semantics(rt: Runtime) -> None:
 async def test_concurrent_compare_and_swap_has_one_winner_per_round(rt: Runtime) -> None:
     senders, rounds = 8, 10
     wins: dict[int, list[str]] = {r: [] for r in range(rounds)}
+    seen_by_losers: dict[int, set[bytes | None]] = {r: set() for r in range(rounds)}
     barrier = [anyio.Event() for _ in range(rounds)]
     arrived = [0] * rounds
 
@@ -134,7 +136,7 @@ async def test_concurrent_compare_and_swap_has_one_winner_per_round(rt: Runtime)
             try:
                 await db.compare_and_swap(b"lock", expected, b"round-%d" % r)
             except kv.CasMismatch as refused:
-                assert refused.current == b"round-%d" % r  # the winner's value
+                seen_by_losers[r].add(refused.current)
             else:
                 wins[r].append(name)
 
@@ -145,6 +147,8 @@ async def test_concurrent_compare_and_swap_has_one_winner_per_round(rt: Runtime)
     for handle in handles:
         await handle.wait()
     assert all(len(winners) == 1 for winners in wins.values()), wins
+    # Every loser saw the winner's value.
+    assert seen_by_losers == {r: {b"round-%d" % r} for r in range(rounds)}
 
 
 async def test_atomics_need_write_capability(rt: Runtime) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
-from protocol.ids import PackageId
 from kvruntime.client._handle import request
+from protocol.ids import PackageId
 from protocol.messages import SetMany
 from tests.conftest import run_as
 
@@ -70,7 +70,6 @@ async def test_a_malformed_batch_blob_is_malformed_request(rt: Runtime) -> None:
             with pytest.raises(kv.MalformedRequest):
                 await request(ctx, package, "b", SetMany(count=2), blob=blob, timeout=5)
         assert [k async for k in db.keys()] == []
-
 
     await run_as(rt, OWNER, body)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
@@ -54,7 +55,9 @@ async def test_prefix_of_ff_bytes_and_text_prefix(rt: Runtime) -> None:
     async def body(ctx: ProcessContext) -> tuple[list[bytes], list[bytes]]:
         db = await kv.open(ctx, ctx.package_id, "ff")
         await db.set_many([(b"\xff\xff", b"x"), (b"\xff\xff\x00", b"y"), (b"\xfe", b"z")])
-        text = await kv.open(ctx, ctx.package_id, "text", key_codec=kv.Utf8Codec(), value_codec=kv.BYTES)
+        text = await kv.open(
+            ctx, ctx.package_id, "text", key_codec=kv.Utf8Codec(), value_codec=kv.BYTES
+        )
         await text.set_many({"été:1": b"a", "étéx": b"b", "ét": b"c"})
         ff = [k async for k in db.keys(prefix=b"\xff\xff")]
         return ff, [k.encode() async for k in text.keys(prefix="été")]
@@ -151,7 +154,7 @@ async def test_cursor_resumed_across_interleaved_writes(rt: Runtime, reverse: bo
         while True:
             page = await db.list_page(keys_only=True, limit=5, cursor=cursor, reverse=reverse)
             seen.extend(k for k, _ in page.items)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             if page.cursor is None:
                 break
             cursor = page.cursor
