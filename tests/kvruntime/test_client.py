@@ -369,6 +369,11 @@ PROTOCOL_ERRORS: list[Any] = [
     m.TooManyTransactions(max=64),
     m.RemoteNotAllowed(),
     m.TransactionTooLarge(size=9, max=8),
+    m.CasMismatch(present=False),
+    m.TransactionConflict(tx_id=7),
+    m.NotAnInteger(),
+    m.IntegerOverflow(),
+    m.BatchTooLarge(count=11, max=10),
 ]
 
 
