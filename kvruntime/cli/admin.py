@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
+from rich.text import Text
 
 from protocol.codec import DecodeError, decode_capability_params
 from protocol.ids import PackageId
@@ -97,7 +98,7 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
     table = Table("package", "db", "size", "keys", title=f"dbs in {home}")
     for package, db, size, keys in rows:
         shown = "-" if keys is None else f"{keys}" if keys < max_count else f">= {max_count}"
-        table.add_row(str(package), db, decimal(size), shown)
+        table.add_row(Text(str(package)), Text(db), decimal(size), shown)  # Text: no markup
     if rows:
         _print_table(table)
     else:
@@ -155,7 +156,7 @@ def caps(only: str | None, show_all: bool, as_json: bool, home: Path) -> None:
         return
     table = Table("process", "package / issuer", "db", "rights", title=f"capabilities in {home}")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # Text: a db name is not markup
     _print_table(table)
 
 

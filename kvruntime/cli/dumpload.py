@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -94,7 +95,7 @@ def dump(package: PackageId, db: str, home: Path) -> None:
         out.write(header_line(str(package), db))
         count = 0
         with _progress(console, total=False) as progress:
-            task = progress.add_task(f"dump [{package}, {db}]", total=None)
+            task = progress.add_task(escape(f"dump [{package}, {db}]"), total=None)
             async for key, value in handle.scan():  # read to the end: nothing left open
                 out.write(record_line(key, value))
                 count += 1
@@ -104,7 +105,7 @@ def dump(package: PackageId, db: str, home: Path) -> None:
         return count
 
     count = run_in_home(home, lambda rt: as_admin(rt, package, body))
-    console.print(f"dumped {count} entries of [{package}, {db}]", highlight=False)
+    console.print(f"dumped {count} entries of [{package}, {db}]", markup=False, highlight=False)
 
 
 @cli.command()
@@ -132,7 +133,7 @@ def load(package: PackageId, db: str, create: bool, home: Path) -> None:
     async def body(ctx: ProcessContext) -> None:
         handle = await open_db(ctx, package, db, create=create)
         with _progress(console, total=size is not None) as progress:
-            task = progress.add_task(f"load [{package}, {db}]", total=size)
+            task = progress.add_task(escape(f"load [{package}, {db}]"), total=size)
             try:
                 for chunk in _chunks(source, progress, task):
                     await handle.set_many(chunk)

@@ -38,6 +38,7 @@ def test_dump_then_load_into_a_new_db_reproduces_every_byte(home: Path, tmp_path
     fill(home, "src", ENTRIES.items())
     dumped = kvr("dump", APP, "src", home=home)
     assert dumped.returncode == 0, dumped.stderr.decode()
+    assert f"dumped {len(ENTRIES)} entries of [{APP}, src]" in dumped.stderr.decode()
     lines = dumped.stdout.splitlines()
     assert json.loads(lines[0]) == {
         "format": "kvruntime-dump",
