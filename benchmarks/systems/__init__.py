@@ -1,0 +1,94 @@
+"""One driver per system, all with the same shape (``Driver``).
+
+A driver runs each workload's tight loop itself, in the form a user of that
+system would write it, and times only that loop: setup (opening, loading,
+spawning) is outside the clock. A system that cannot start raises
+``Missing`` from ``__aenter__``; a workload it has no form for raises
+``Unsupported``; both are reported with their reason, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from ..data import Dataset
+
+__all__ = ["Driver", "DriverFactory", "Missing", "Unsupported", "check_read"]
+
+
+class Missing(Exception):
+    """The system could not be started here (the message says why)."""
+
+
+class Unsupported(Exception):
+    """The system has no form of this workload (the message says why)."""
+
+
+class Driver(Protocol):
+    """A system under measurement. Every timing method returns seconds."""
+
+    #: Short name used in the tables.
+    name: str
+    #: How it runs here, in one line (shown under the table).
+    how: str
+
+    async def __aenter__(self) -> Driver: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def set_seq(self, data: Dataset) -> float:
+        """Set each pair in turn from one sender, each awaited."""
+        ...
+
+    async def get_seq(self, keys: Sequence[bytes]) -> float:
+        """Get each key in turn from one sender (all present), each awaited."""
+        ...
+
+    async def get_latencies(self, keys: Sequence[bytes]) -> list[int]:
+        """Get each key in turn; return each get's latency in nanoseconds."""
+        ...
+
+    async def set_concurrent(self, shares: Sequence[Dataset]) -> float:
+        """One sender per share, all at once, each setting its pairs in turn."""
+        ...
+
+    async def get_concurrent(self, shares: Sequence[Sequence[bytes]]) -> float:
+        """One sender per share, all at once, each getting its keys in turn."""
+        ...
+
+    async def set_many(self, batches: Sequence[Dataset]) -> float:
+        """Write each batch in the system's batch form, one after the other."""
+        ...
+
+    async def transaction(self, txs: Sequence[Dataset]) -> float:
+        """For each: begin a transaction, set its pairs (each awaited), commit."""
+        ...
+
+    async def load_scan(self, data: Dataset) -> None:
+        """Store ``data`` in the scan store (not timed)."""
+        ...
+
+    async def scan(self) -> tuple[float, int]:
+        """Read the whole scan store in key order; return (seconds, pairs seen)."""
+        ...
+
+    async def multi_db(self, dbs: int, data: Dataset) -> float:
+        """Set the pairs round-robin across ``dbs`` databases (opened before the clock)."""
+        ...
+
+
+#: Builds a driver on a scratch folder.
+DriverFactory = Callable[[Path], Driver]
+
+
+def check_read(system: str, got_bytes: int, expected_bytes: int) -> None:
+    """Raise if a read loop did not get back every value it should have."""
+    if got_bytes != expected_bytes:
+        raise AssertionError(f"{system}: read {got_bytes} value bytes, expected {expected_bytes}")

@@ -1,0 +1,154 @@
+"""The benchmark's tables, summaries and target verdicts, on made-up figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.data import Dataset, Sizes
+from benchmarks.report import format_results, format_targets, markdown_table
+from benchmarks.results import Cell, summarise
+from benchmarks.targets import evaluate, ratio_targets
+
+
+def _cell(workload: str, system: str, *rounds: float, **kw: Any) -> Cell:
+    return Cell(workload=workload, title=workload, system=system, rounds=rounds, **kw)
+
+
+def test_markdown_table_pads_columns() -> None:
+    table = markdown_table(["a", "bb"], [["xxx", "y"]])
+    assert table.splitlines() == ["| a   | bb |", "|-----|----|", "| xxx | y  |"]
+
+
+def test_markdown_table_rejects_ragged_rows() -> None:
+    with pytest.raises(ValueError, match="cells"):
+        markdown_table(["a", "b"], [["only one"]])
+
+
+def test_summarise_takes_medians_over_rounds() -> None:
+    cell = summarise(
+        workload="get_latency",
+        title="t",
+        system="s",
+        group="latency",
+        samples=[(4, 1.0, [10, 20, 30, 40]), (4, 2.0, [10, 10, 10, 90]), (4, 4.0, [1, 2, 3, 4])],
+        error=None,
+    )
+    assert cell.rounds == (4.0, 2.0, 1.0)
+    assert cell.ops_per_s == 2.0
+    assert cell.p50_ns == 10  # p50 of each round: 20, 10, 2
+    assert cell.p99_ns == 40  # p99 of each round: 40, 90, 4
+
+
+def test_summarise_keeps_the_reason_when_nothing_ran() -> None:
+    cell = summarise(workload="w", title="t", system="s", group="g", samples=[], error="why")
+    assert cell.ops_per_s is None
+    assert cell.error == "why"
+
+
+def test_results_table_shows_ratios_to_the_limit_and_to_kvruntime() -> None:
+    cells = [
+        _cell("set_seq", "plyvel", 100_000.0),
+        _cell("set_seq", "kvruntime", 20_000.0),
+        _cell("set_seq", "redis", 5_000.0),
+        _cell("set_seq", "sqlite", error="sqlite: missing because of reasons"),
+    ]
+    lines = format_results(cells).splitlines()
+    redis = next(line for line in lines if "| redis" in line)
+    assert "5,000" in redis
+    assert "200.0" in redis  # µs/op
+    assert "0.05x" in redis  # vs plyvel
+    assert "0.25x" in redis  # vs kvruntime
+    kvruntime = next(line for line in lines if "| kvruntime" in line)
+    assert "0.20x" in kvruntime
+    assert "1.00x" in kvruntime
+    assert "missing: sqlite: missing because of reasons" in next(
+        line for line in lines if "| sqlite" in line
+    )
+
+
+def test_latency_rows_compare_p50() -> None:
+    cells = [
+        _cell("get_latency", "plyvel", 1.0, group="latency", p50_ns=1_000.0, p99_ns=2_000.0),
+        _cell("get_latency", "kvruntime", 1.0, group="latency", p50_ns=10_000.0, p99_ns=50_000.0),
+    ]
+    row = format_results(cells).splitlines()[-1]
+    assert "10.0" in row
+    assert "50.0" in row
+    assert "0.10x" in row
+
+
+def _memory(growth: int, ok: int, in_flight: int, fire_peak: int = 25_000_000) -> dict[str, Any]:
+    return {
+        "keys": {
+            "keys": 1_000_000,
+            "rss_growth_bytes": growth,
+            "rss_peak_growth_bytes": 20_000_000,
+        },
+        "fire": {
+            "requests": 200_000,
+            "ok": ok,
+            "max_in_flight": in_flight,
+            "inflight_limit": 1024,
+            "kv_mailbox_capacity": 1024,
+            "process_mailbox_capacity": 256,
+            "rss_peak_growth_bytes": fire_peak,
+            "rss_growth_after_first_quarter_bytes": 1_000_000,
+            "per_message_bytes": 4096,
+        },
+    }
+
+
+def test_targets_pass_miss_and_not_measured() -> None:
+    cells = [
+        _cell("set_seq", "plyvel", 100_000.0),
+        _cell("set_seq", "kvruntime", 13_000.0),  # 0.13 >= 0.12: PASS
+        _cell("set_seq", "pykka", 10_000.0),  # 1.3 < 1.5: MISS
+        _cell("set_many", "kvruntime", error="not available yet"),
+    ]
+    verdicts = evaluate(cells, _memory(100_000_000, 200_000, 1000))
+    by_target = {v.target: v for v in verdicts}
+    assert len(verdicts) == len(ratio_targets()) + 2
+    assert by_target["set_seq: kvruntime ≥ 0.12 x plyvel"].verdict == "PASS"
+    assert by_target["set_seq: kvruntime ≥ 0.12 x plyvel"].measured == "0.130 x"
+    assert by_target["set_seq: kvruntime ≥ 1.5 x pykka"].verdict == "MISS"
+    assert by_target["set_seq: kvruntime ≥ 4 x redis"].verdict == "n/a"
+    many = by_target["set_many: kvruntime ≥ 0.6 x plyvel"]
+    assert many.verdict == "n/a"
+    assert "not available yet" in many.measured
+    assert [v.verdict for v in verdicts[-2:]] == ["PASS", "PASS"]
+    assert "| PASS" in format_targets(verdicts)
+
+
+def test_memory_targets_miss_on_growth_loss_or_unbounded_queue() -> None:
+    assert evaluate([], _memory(151_000_000, 200_000, 10))[-2].verdict == "MISS"
+    assert evaluate([], _memory(1, 199_999, 10))[-1].verdict == "MISS"
+    assert evaluate([], _memory(1, 200_000, 5000))[-1].verdict == "MISS"
+    # allowed: 20 MB awaited peak + (1024 + 1024 + 256) x 4096 B = 29.4 MB
+    assert evaluate([], _memory(1, 200_000, 10, fire_peak=29_000_000))[-1].verdict == "PASS"
+    assert evaluate([], _memory(1, 200_000, 10, fire_peak=30_000_000))[-1].verdict == "MISS"
+    missing = evaluate([], None, "failed (exit 1)")
+    assert [v.verdict for v in missing[-2:]] == ["n/a", "n/a"]
+    assert missing[-1].measured == "failed (exit 1)"
+
+
+def test_data_is_the_same_for_every_caller_and_sized_right() -> None:
+    a, b = Dataset.make(100, salt="x"), Dataset.make(100, salt="x")
+    assert a.keys == b.keys
+    assert Dataset.make(100, salt="y").keys != a.keys
+    assert {len(k) for k in a.keys} == {16}
+    assert {len(v) for v in a.values} == {100}
+    assert len(set(a.keys)) == 100
+    shares = a.split(8)
+    assert sum(len(s) for s in shares) == 100
+    assert sorted(k for s in shares for k in s.keys) == sorted(a.keys)
+    assert [len(c) for c in a.chunks(30)] == [30, 30, 30, 10]
+
+
+def test_quick_sizes_are_about_twenty_times_smaller() -> None:
+    full, quick = Sizes.full(), Sizes.quick()
+    assert full.sequential_ops / quick.sequential_ops == 20
+    assert full.memory_keys / quick.memory_keys == 20
+    assert full.memory_requests / quick.memory_requests == 20
+    assert quick.rounds >= 2
