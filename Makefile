@@ -42,6 +42,10 @@ check: $(STAMP) $(BENCH_STAMP)
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
+## make soak: the long forms of the reliability tests (crash, flood, fuzz), with their summary
+soak: $(STAMP)
+	$(PY) -m pytest tests/reliability -m slow -p no:cacheprovider
+
 ## make bench: kvruntime side by side with plyvel, pykka, redis and SQLite (minutes)
 bench: $(BENCH_STAMP) redis-server
 	$(PY) -m benchmarks --out benchmarks/results

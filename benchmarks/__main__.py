@@ -19,6 +19,14 @@ from .runner import run
 from .targets import evaluate
 
 
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -43,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="~20x smaller counts (CI)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop" if _has_uvloop() else "asyncio",
+        help="event loop of every async system in the run (default: uvloop when installed)",
+    )
     args = parser.parse_args(argv)
     _raise_open_files_limit()
     _interrupt_on_sigterm()
@@ -51,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     _progress(
         f"machine: {machine['cpu_model']}, {machine['nproc']} cores, Python {machine['python']}"
     )
-    result = anyio.run(run, sizes, _progress)
+    machine["event_loop"] = args.loop
+    _progress(f"event loop: {args.loop} (the same for every async system)")
+    result = anyio.run(run, sizes, _progress, backend_options={"use_uvloop": args.loop == "uvloop"})
     machine["load_average_at_end"] = load_average()
     verdicts = evaluate(result.cells, result.memory, result.memory_error)
 

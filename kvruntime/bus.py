@@ -7,10 +7,15 @@ Invariants:
 2. Delivering a response never blocks the responder: it completes the
    waiting future of ``send_and_await_response``, or goes past the bound
    into a mailbox whose room the receiver reserved (its in-flight limit),
-   or is dropped (nobody waits any more) with a debug log.
+   or is dropped (nobody waits any more) with a debug log. The reserved room
+   is held until the receiver *takes* the response, not merely until it
+   arrives: a process that never reads its answers stops at its in-flight
+   limit instead of piling them up in its mailbox.
 3. A request reaches a non-public process only from a holder of that
    process's messaging capability, and carries only capabilities its
    sender holds; otherwise the sender gets ``SendError`` in its own task.
+   A receiver may save an attached capability only if its sender still
+   held it at delivery and nobody revoked it since (``withdraw_offers``).
 4. Requests from other nodes come in through ``deliver_from_network`` (the
    seam a networking layer plugs into) and responses to them leave through
    ``network_outbox``; there is no network in this runtime.
@@ -21,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
+from collections.abc import Iterable
 from typing import Final
 
 import anyio
@@ -61,6 +68,9 @@ class Slot:
     #: Request id -> deadline, for responses that go to the mailbox (``send`` with
     #: ``expects_response``); a response after its deadline is dropped.
     expected: dict[int, float] = attrs.Factory(dict)
+    #: Responses put in the mailbox past its bound and not received yet; they
+    #: count against ``inflight_limit`` until the process takes them.
+    unread_responses: int = 0
     room: asyncio.Event = attrs.Factory(asyncio.Event)
     #: Capabilities that arrived attached to messages, which the process may save.
     offered: dict[str, Capability] = attrs.Factory(dict)
@@ -74,15 +84,22 @@ class Slot:
         while True:
             now = loop.time()
             expected = self.expected
-            if len(expected) >= self.inflight_limit:
+            if len(expected) + self.unread_responses >= self.inflight_limit:
                 for rid in [r for r, deadline in expected.items() if deadline <= now]:
                     del expected[rid]
-            if len(expected) < self.inflight_limit:
+            if len(expected) + self.unread_responses < self.inflight_limit:
                 expected[request_id] = now + timeout
                 return
             self.room.clear()
-            with anyio.move_on_after(min(expected.values()) - now):
+            wait = min(expected.values()) - now if expected else math.inf
+            with anyio.move_on_after(wait):
                 await self.room.wait()
+
+    def took(self, message: Message) -> None:
+        """Note that the process took ``message`` from its mailbox."""
+        if isinstance(message, Response) and self.unread_responses:
+            self.unread_responses -= 1
+            self.room.set()
 
 
 @attrs.define(eq=False)
@@ -154,7 +171,7 @@ class Bus:
             return False
         except MailboxClosed:
             raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
-        self._offer(slot, request.capabilities)
+        self._offer(slot, request)
         return True
 
     async def deliver(self, slot: Slot, request: Request) -> None:
@@ -163,7 +180,7 @@ class Bus:
             await slot.mailbox.put(request)
         except MailboxClosed:
             raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
-        self._offer(slot, request.capabilities)
+        self._offer(slot, request)
 
     def respond(self, response: Response) -> None:
         """Deliver ``response`` without blocking (invariant 2)."""
@@ -184,12 +201,12 @@ class Bus:
                 waiter.set_result(response)
             return
         if slot.expected.pop(response.id, None) is not None:
-            slot.room.set()
             try:
                 slot.mailbox.put_reserved(response)
             except MailboxClosed:
                 return
-            self._offer(slot, response.capabilities)
+            slot.unread_responses += 1  # its room is freed when the process takes it
+            self._offer(slot, response)
             return
         log.debug("dropped response %d to %s: nobody waits for it", response.id, target)
 
@@ -202,6 +219,18 @@ class Bus:
             raise SendError(SendErrorKind.OFFLINE, f"no process at {request.target}")
         await self.deliver(slot, request)
 
-    def _offer(self, slot: Slot, caps: tuple[Capability, ...]) -> None:
-        for cap in caps:
-            slot.offered[cap.key] = cap
+    def withdraw_offers(self, caps: Iterable[Capability]) -> None:
+        """Forget ``caps`` wherever a message offered them (they were revoked)."""
+        keys = [cap.key for cap in caps]
+        for slot in self._slots.values():
+            for key in keys:
+                slot.offered.pop(key, None)
+
+    def _offer(self, slot: Slot, message: Request | Response) -> None:
+        # Only what the sender holds *now* is offered: a capability revoked
+        # while its message waited for room, or claimed by another node (whose
+        # processes hold nothing here), can never be saved.
+        caps, sender = self.caps, message.source.process
+        for cap in message.capabilities:
+            if caps.holds(sender, cap.key):
+                slot.offered[cap.key] = cap

@@ -500,6 +500,7 @@ class ExtendedActions:
         try:
             count, deleted = await anyio.to_thread.run_sync(job)
         except StoreError as exc:
+            kv.dbs.discard(store)  # a failed write may leave a torn log record; reopen
             return kv.fail(msg, exc.error)
         if keep:
             kv.txs.record_writes(db, deleted)
@@ -512,6 +513,7 @@ class ExtendedActions:
         try:
             store.write(ops, sync=self.kv.config.sync_writes)
         except StoreError as exc:
+            self.kv.dbs.discard(store)  # a failed write may leave a torn log record; reopen
             self.kv.fail(msg, exc.error)
             return False
         self.kv.txs.record_writes(db, (key for key, _ in ops))

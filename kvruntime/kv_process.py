@@ -270,6 +270,7 @@ class KvProcess:
                 try:
                     store.write(tx.writes.items(), sync=cfg.sync_writes)
                 except StoreError as exc:
+                    self.dbs.discard(store)
                     return self._fail(msg, exc.error)
                 self._txs.record_writes((package_id, db), tx.writes)
                 return self._answer(msg, OkResponse())
@@ -326,6 +327,7 @@ class KvProcess:
             log.error(
                 "removed [%s, %s] but cannot revoke its capabilities: %s", package_id, db, exc
             )
+        self.bus.withdraw_offers(self._caps_of(package_id, db))
         self._db_caps.pop((package_id, db), None)
         return self._answer(msg, OkResponse())
 
@@ -437,6 +439,7 @@ class KvProcess:
                     store.write(ops, sync=sync)
                 except StoreError as exc:
                     failed[store] = exc.error
+                    self.dbs.discard(store)  # its log may end in a torn record
             self._writes.clear()
         outbox, self._outbox = self._outbox, []
         respond, source = self.bus.respond, self.slot.address

@@ -2,6 +2,13 @@
 
 These are in-process values, never encoded: ``body`` and ``blob`` are the
 bytes of the application protocol (for kv:distro:sys, ``protocol.codec``).
+
+``Request`` and ``Response`` are slotted ``attrs.define`` classes rather than
+frozen ones (STYLE rule 1), because they are built on every message: a frozen
+attrs instance of this size costs ~13.7k instructions to build, a slotted
+mutable one ~7.2k (callgrind), and a round trip builds two. Nothing is lost
+by it: the bus builds each message for one send, checks it before delivery,
+and hands the receiver the only reference; treat them as values.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ class Capability:
         return f"{self.issuer}\x00{self.params}"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True, eq=True)
 class Request:
     """A request from ``source`` to ``target``.
 
@@ -59,7 +66,7 @@ class Request:
     expects_response: float | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True, eq=True)
 class Response:
     """The answer to the request with the same ``id``."""
 

@@ -152,7 +152,9 @@ class ProcessContext:
 
     async def receive(self) -> Message:
         """The next message (request, or response to a ``send`` with ``expects_response``)."""
-        return await self._slot.mailbox.get()
+        message = await self._slot.mailbox.get()
+        self._slot.took(message)
+        return message
 
     async def respond(
         self,

@@ -427,6 +427,26 @@ class Databases:
                 self._release(victim_key)
         return new
 
+    def discard(self, store: Store) -> None:
+        """Close ``store`` if it is still open here, so the next ``open`` starts afresh.
+
+        For a store whose write failed: LevelDB may have left a partial record
+        at the end of its log, and on recovery it drops everything after such
+        a record, so no further write may go to that log. Reopening replays
+        the log (whose intact records are exactly the acknowledged writes) and
+        starts a new one. Blocking, like ``close``.
+        """
+        with self._lock:
+            key = next((k for k, s in self._stores.items() if s is store), None)
+            if key is None:
+                return
+            del self._stores[key]
+            self._busy.add(key)
+        try:
+            store.close()
+        finally:
+            self._release(key)
+
     def remove(self, package_id: PackageId, db: str) -> bool:
         """Close ``db`` and delete its files; whether there was anything. Blocking.
 

@@ -63,7 +63,7 @@ def _node(_: object, attribute: attrs.Attribute[str], value: str) -> None:
     _check_node(attribute.name, value)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class PackageId:
     """A package: ``package_name:publisher_node``."""
 
@@ -82,7 +82,7 @@ class PackageId:
         return f"{self.package_name}:{self.publisher_node}"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class ProcessId:
     """A process: ``process_name:package_name:publisher_node``."""
 
@@ -107,7 +107,7 @@ class ProcessId:
         return f"{self.process_name}:{self.package_name}:{self.publisher_node}"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class Address:
     """A process on a node: ``node@process_name:package_name:publisher_node``."""
 

@@ -51,6 +51,7 @@ from protocol.messages import (
     TxGet,
 )
 from protocol.messages import ValueTooLarge as ValueTooLargeError
+from protocol.prefix import DbRequestEncoder
 
 from ..config import KvConfig
 from ..kv_process import KV_PROCESS_ID, kv_capability
@@ -93,7 +94,16 @@ async def request(
     An ``Err`` response is raised as the client exception of its variant.
     """
     body = encode_request(KvRequest(package_id=package_id, db=db, action=action))
-    target = Address(node=ctx.our.node, process=KV_PROCESS_ID)
+    return await _exchange(ctx, _kv_address(ctx), body, blob, timeout)
+
+
+def _kv_address(ctx: ProcessContext) -> Address:
+    return Address(node=ctx.our.node, process=KV_PROCESS_ID)
+
+
+async def _exchange(
+    ctx: ProcessContext, target: Address, body: bytes, blob: bytes | None, timeout: float
+) -> tuple[KvResponse, bytes | None]:
     message = await ctx.send_and_await_response(target, body, blob=blob, timeout=timeout)
     response = decode_response(message.body)
     if isinstance(response, ErrResponse):
@@ -118,7 +128,17 @@ class Page(Generic[K, V]):
 class Kv(Generic[K, V]):
     """An opened db. Keys and values go through codecs (raw bytes by default)."""
 
-    __slots__ = ("_ctx", "_db", "_key", "_max_value", "_package_id", "_timeout", "_value")
+    __slots__ = (
+        "_ctx",
+        "_db",
+        "_encoder",
+        "_key",
+        "_max_value",
+        "_package_id",
+        "_target",
+        "_timeout",
+        "_value",
+    )
 
     def __init__(
         self,
@@ -138,6 +158,8 @@ class Kv(Generic[K, V]):
         self._key = key_codec
         self._value = value_codec
         self._max_value = max_value_bytes
+        self._encoder = DbRequestEncoder(package_id, db)
+        self._target = _kv_address(ctx)
 
     @property
     def package_id(self) -> PackageId:
@@ -164,9 +186,8 @@ class Kv(Generic[K, V]):
     async def _call(
         self, action: KvAction, blob: bytes | None = None
     ) -> tuple[KvResponse, bytes | None]:
-        return await request(
-            self._ctx, self._package_id, self._db, action, blob=blob, timeout=self._timeout
-        )
+        body = self._encoder.encode(action)
+        return await _exchange(self._ctx, self._target, body, blob, self._timeout)
 
     @overload
     async def get(self, key: K, *, tx_id: int | None = None) -> V: ...

@@ -1,0 +1,153 @@
+"""KvRequest and KvResponse as JSON, in the "meaning" format of ``protocol.golden``.
+
+The format mirrors the wire shape (external tagging, field names) with two
+substitutions: a PackageId is the text ``"name:publisher"`` and a byte
+string is lowercase hex. For typing convenience ``send`` also accepts
+``{"utf8": "text"}`` wherever bytes are due, and lets ``tx_id`` of
+``Set``/``Delete`` be left out (meaning null). Requests are parsed by
+``protocol.golden.request_from_meaning``; responses are written here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import assert_never
+
+from protocol.golden import GoldenFormatError, JsonValue, request_from_meaning
+from protocol.ids import IdError
+from protocol.messages import (
+    AddCapFailed,
+    BatchTooLarge,
+    BeginTxResponse,
+    CapabilitiesResponse,
+    CasMismatch,
+    DeleteRangeResponse,
+    ErrResponse,
+    ExistsResponse,
+    GetManyResponse,
+    GetResponse,
+    IncrementResponse,
+    IntegerOverflow,
+    IoError,
+    KeyNotFound,
+    KeyTooLarge,
+    KvError,
+    KvRequest,
+    KvResponse,
+    LevelDbError,
+    MalformedRequest,
+    MismatchingPackageId,
+    NoDb,
+    NoReadCap,
+    NotAnInteger,
+    NoTx,
+    NoWriteCap,
+    OkResponse,
+    RemoteNotAllowed,
+    ScanResponse,
+    TooManyTransactions,
+    TransactionConflict,
+    TransactionTooLarge,
+    ValueTooLarge,
+)
+
+from ._app import EXIT_USAGE, CliError
+
+__all__ = ["error_meaning", "request_from_json", "response_meaning"]
+
+_KEYED_ACTIONS = ("Set", "Delete")
+
+
+def _utf8_to_hex(value: JsonValue) -> JsonValue:
+    """Replace every ``{"utf8": text}`` by the hex of the text's UTF-8 bytes."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "utf8" in value:
+            text = value["utf8"]
+            if not isinstance(text, str):
+                raise CliError(f'{{"utf8": ...}} takes a string, got {text!r}', EXIT_USAGE)
+            return text.encode("utf-8").hex()
+        return {k: _utf8_to_hex(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utf8_to_hex(v) for v in value]
+    return value
+
+
+def request_from_json(text: str) -> KvRequest:
+    """The KvRequest ``text`` describes; CliError (usage) for bad JSON or a bad shape."""
+    try:
+        meaning: JsonValue = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"malformed JSON: {exc}", EXIT_USAGE) from None
+    meaning = _utf8_to_hex(meaning)
+    if isinstance(meaning, dict):
+        action = meaning.get("action")
+        if isinstance(action, dict) and len(action) == 1:
+            ((tag, payload),) = action.items()
+            if tag in _KEYED_ACTIONS and isinstance(payload, dict):
+                payload.setdefault("tx_id", None)
+    try:
+        return request_from_meaning(meaning)
+    except (GoldenFormatError, IdError) as exc:
+        raise CliError(f"not a KvRequest: {exc}", EXIT_USAGE) from None
+
+
+def response_meaning(response: KvResponse) -> JsonValue:
+    """``response`` in the meaning format (``"Ok"``, ``{"Get": hex}``, ``{"Err": ...}``...)."""
+    match response:
+        case OkResponse():
+            return "Ok"
+        case BeginTxResponse(tx_id=tx_id):
+            return {"BeginTx": {"tx_id": tx_id}}
+        case GetResponse(key=key):
+            return {"Get": key.hex()}
+        case ExistsResponse(exists=exists):
+            return {"Exists": exists}
+        case ErrResponse(error=error):
+            return {"Err": error_meaning(error)}
+        case ScanResponse(count=count, cursor=cursor):
+            return {"Scan": {"count": count, "cursor": None if cursor is None else cursor.hex()}}
+        case GetManyResponse(count=count) | DeleteRangeResponse(count=count):
+            return {response.TAG: {"count": count}}
+        case IncrementResponse(value=value):
+            return {"Increment": value}
+        case CapabilitiesResponse(read=read, write=write):
+            return {"Capabilities": {"read": read, "write": write}}
+        case _:
+            assert_never(response)
+
+
+def error_meaning(error: KvError) -> JsonValue:
+    """``error`` in the meaning format."""
+    match error:
+        case (
+            KeyNotFound()
+            | NoWriteCap()
+            | NoReadCap()
+            | MismatchingPackageId()
+            | AddCapFailed()
+            | MalformedRequest()
+            | RemoteNotAllowed()
+            | NotAnInteger()
+            | IntegerOverflow()
+        ):
+            return error.TAG
+        case NoDb(package_id=package_id, db=db):
+            return {"NoDb": [str(package_id), db]}
+        case NoTx(tx_id=tx_id):
+            return {"NoTx": tx_id}
+        case LevelDbError(message=message) | IoError(message=message):
+            return {error.TAG: message}
+        case KeyTooLarge(size=size, max=limit) | ValueTooLarge(size=size, max=limit):
+            return {error.TAG: {"size": size, "max": limit}}
+        case TransactionTooLarge(size=size, max=limit):
+            return {error.TAG: {"size": size, "max": limit}}
+        case TooManyTransactions(max=limit):
+            return {error.TAG: {"max": limit}}
+        case CasMismatch(present=present):
+            return {error.TAG: {"present": present}}
+        case TransactionConflict(tx_id=tx_id):
+            return {error.TAG: tx_id}
+        case BatchTooLarge(count=count, max=limit):
+            return {error.TAG: {"count": count, "max": limit}}
+        case _:
+            assert_never(error)

@@ -1,0 +1,238 @@
+"""``ls``, ``caps`` and ``repair``: what a home holds, who may use it, and mending a db."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.filesize import decimal
+from rich.table import Table
+from rich.text import Text
+
+from protocol.codec import DecodeError, decode_capability_params
+from protocol.ids import PackageId
+from protocol.messages import KvCapabilityParams
+
+from ..capabilities import CapabilityStore, CapabilityStoreError
+from ..message import Capability
+from ..process import ProcessContext
+from ..runtime import Runtime
+from ..storage import Databases, NoSuchDb, StoreError
+from ._app import (
+    EXIT_KV,
+    EXIT_USAGE,
+    CliError,
+    cli,
+    db_argument,
+    home_option,
+    package_argument,
+    verbose_option,
+)
+from ._session import as_admin, caps_path, check_home, home_in_use, open_db, run_in_home
+
+__all__ = ["caps", "ls", "repair"]
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+
+
+def _disk_usage(path: Path) -> int:
+    total = 0
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+    return total
+
+
+@cli.command()
+@click.option(
+    "--max-count",
+    type=click.IntRange(min=0),
+    default=1_000_000,
+    show_default=True,
+    help="Stop counting a db's keys here (0: do not count).",
+)
+@_JSON
+@home_option
+@verbose_option
+def ls(max_count: int, as_json: bool, home: Path) -> None:
+    """List packages and their databases, with size on disk and key count.
+
+    Sizes are the bytes of the db's files (LevelDB compresses, so they are
+    approximate); keys are counted through kv:distro:sys, up to --max-count.
+
+    \b
+    Example:
+      kvruntime ls --home ./data
+    """
+
+    async def work(rt: Runtime) -> list[tuple[PackageId, str, int, int | None]]:
+        by_package: defaultdict[PackageId, list[str]] = defaultdict(list)
+        for package, db in rt.kv.dbs.list_dbs():  # no kv action lists dbs: the runtime's own view
+            by_package[package].append(db)
+        rows: list[tuple[PackageId, str, int, int | None]] = []
+        for package, names in by_package.items():
+
+            async def count(
+                ctx: ProcessContext, package: PackageId = package, names: list[str] = names
+            ) -> list[int | None]:
+                return [await _count_keys(ctx, package, db, max_count) for db in names]
+
+            counts = await as_admin(rt, package, count) if max_count else [None] * len(names)
+            for db, keys in zip(names, counts, strict=True):
+                size = _disk_usage(rt.kv.dbs.path_for(package, db))
+                rows.append((package, db, size, keys))
+        return rows
+
+    rows = run_in_home(home, work)
+    if as_json:
+        for package, db, size, keys in rows:
+            doc = {"package": str(package), "db": db, "bytes": size, "keys": keys}
+            click.echo(json.dumps(doc))
+        return
+    table = Table("package", "db", "size", "keys", title=f"dbs in {home}")
+    for package, db, size, keys in rows:
+        shown = "-" if keys is None else f"{keys}" if keys < max_count else f">= {max_count}"
+        table.add_row(Text(str(package)), Text(db), decimal(size), shown)  # Text: no markup
+    if rows:
+        _print_table(table)
+    else:
+        click.echo(f"no dbs in {home}")
+
+
+async def _count_keys(ctx: ProcessContext, package: PackageId, db: str, limit: int) -> int:
+    handle = await open_db(ctx, package, db, create=False)
+    seen, cursor = 0, None
+    while seen < limit:
+        page = await handle.list_page(keys_only=True, limit=limit - seen, cursor=cursor)
+        seen += len(page.items)
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    return seen
+
+
+@cli.command()
+@click.option("--package", "only", help="Only capabilities on dbs of this package.")
+@click.option("--all", "show_all", is_flag=True, help="Also list messaging capabilities.")
+@_JSON
+@home_option
+@verbose_option
+def caps(only: str | None, show_all: bool, as_json: bool, home: Path) -> None:
+    """List who holds which capability on which db.
+
+    \b
+    Example:
+      kvruntime caps --package my-app:publisher.os
+    """
+    wanted = None if only is None else PackageId.parse(only) if _valid(only) else None
+    if only is not None and wanted is None:
+        raise CliError(f"bad package id {only!r}", EXIT_USAGE)
+
+    async def work(rt: Runtime) -> list[tuple[str, str, str, str]]:
+        rights: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
+        for process, cap in rt.bus.caps.holders():
+            params = _kv_params(cap) if cap.issuer == rt.kv_address else None
+            if params is not None:
+                if wanted is None or params.package_id == wanted:
+                    rights[(str(process), str(params.package_id), params.db)].add(params.kind)
+            elif show_all and wanted is None:  # the right to message the issuer
+                rights[(str(process), str(cap.issuer), "")].add("message")
+        return sorted((p, k, d, ", ".join(sorted(r))) for (p, k, d), r in rights.items())
+
+    rows = run_in_home(home, work)
+    if as_json:
+        for process, package, db, kinds in rows:
+            doc = {"process": process, "package": package, "db": db, "rights": kinds.split(", ")}
+            click.echo(json.dumps(doc))
+        return
+    if not rows:
+        click.echo("no capabilities held")
+        return
+    table = Table("process", "package / issuer", "db", "rights", title=f"capabilities in {home}")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))  # Text: a db name is not markup
+    _print_table(table)
+
+
+def _kv_params(cap: Capability) -> KvCapabilityParams | None:
+    try:
+        return decode_capability_params(cap.params)
+    except DecodeError:
+        return None  # not a db capability (the messaging one, for instance)
+
+
+def _print_table(table: Table) -> None:
+    # On a terminal, fit it; into a pipe or file, never cut an id short.
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=1000)
+    console.print(table)
+
+
+def _valid(text: str) -> bool:
+    try:
+        PackageId.parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+_REPAIR_WARNING = (
+    "LevelDB repair rebuilds the db from whatever files it can read: entries in damaged\n"
+    "files are dropped and recently deleted entries may come back. Copy {path} first\n"
+    "if the data matters."
+)
+
+
+@cli.command()
+@package_argument
+@db_argument
+@click.option("--yes", is_flag=True, help="Do not ask: I have read the warning.")
+@home_option
+@verbose_option
+def repair(package: PackageId, db: str, yes: bool, home: Path) -> None:
+    """Run LevelDB's repair on DB of PACKAGE (the runtime must be stopped).
+
+    The one command that works on storage directly: a db that needs repair
+    may not open, so kv:distro:sys cannot serve it. It holds the home's lock
+    (the capability table) meanwhile, so no runtime can start on the home.
+
+    \b
+    Example:
+      kvruntime repair my-app:publisher.os notes --yes
+    """
+    check_home(home, create=False)
+    store = CapabilityStore(caps_path(home))
+    try:
+        store.open()  # the home's lock: fails if a runtime is running
+    except CapabilityStoreError as exc:
+        if "lock" in str(exc).lower():
+            raise home_in_use(home) from None
+        raise CliError(f"cannot open home {home}: {exc}", EXIT_USAGE) from None
+    try:
+        dbs = Databases(root=home / "kv")
+        if not dbs.exists(package, db):
+            raise CliError(f"db [{package}, {db}] does not exist", EXIT_KV)
+        path = dbs.path_for(package, db)
+        click.echo(_REPAIR_WARNING.format(path=path), err=True)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise CliError("refusing to repair without --yes", EXIT_USAGE)
+            click.confirm("Repair now?", abort=True, err=True)
+        try:
+            dbs.repair(package, db)
+            repaired = dbs.open(package, db, create=False)
+            keys = sum(1 for _ in repaired.iterate(include_value=False))
+        except (StoreError, NoSuchDb) as exc:
+            raise CliError(f"repair failed: {exc}", EXIT_KV) from None
+        finally:
+            dbs.close_all()
+    finally:
+        store.close()
+    click.echo(f"repaired [{package}, {db}]: {keys} keys readable")

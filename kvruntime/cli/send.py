@@ -1,0 +1,114 @@
+"""``send``: one KvRequest written as JSON, as Hyperware's ``m our@kv:distro:sys '{...}'``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from protocol.codec import DecodeError, decode_response, encode_request
+from protocol.ids import Address, IdError, ProcessId
+from protocol.messages import ErrResponse, KvResponse, Open
+
+from ..kv_process import KV_PROCESS_ID
+from ..process import ProcessContext
+from ._app import EXIT_KV, EXIT_USAGE, CliError, cli, home_option, verbose_option
+from ._meaning import request_from_json, response_meaning
+from ._render import Format, bytes_json, parse_bytes, render
+from ._session import TIMEOUT, as_admin, run_in_home
+
+__all__ = ["send"]
+
+
+@cli.command()
+@click.argument("request_json", metavar="'JSON'")
+@click.option("--blob", help="The request's blob as text (a Set needs one).")
+@click.option("--blob-hex", help="The request's blob as hex.")
+@click.option("--blob-file", type=click.File("rb"), help="Read the blob from a file ('-': stdin).")
+@click.option(
+    "--as",
+    "as_process",
+    metavar="PROCESS",
+    help="Send as this process (name:package:publisher) instead of kvruntime-cli:PACKAGE.",
+)
+@click.option("--raw", "fmt", flag_value=Format.RAW, help="Write a response blob's bytes as is.")
+@click.option("--hex", "fmt", flag_value=Format.HEX, help="Show a response blob as hex.")
+@click.option("--json", "fmt", flag_value=Format.JSON, help='Print {"response": ..., "blob": ...}.')
+@click.option("--text", "fmt", flag_value=Format.TEXT, default=True, help="Readable (default).")
+@home_option
+@verbose_option
+def send(
+    request_json: str,
+    blob: str | None,
+    blob_hex: str | None,
+    blob_file: BinaryIO | None,
+    as_process: str | None,
+    fmt: Format,
+    home: Path,
+) -> None:
+    """Send a KvRequest written as JSON to kv:distro:sys; print the response.
+
+    The JSON is the "meaning" format of protocol/golden.py: PackageId as
+    "name:publisher", bytes as hex or {"utf8": "text"}; tx_id may be left
+    out of Set and Delete. The response is printed as JSON on one line,
+    then any blob. Exits 1 when the response is an Err.
+
+    \b
+    Example:
+      kvruntime send '{"package_id": "my-app:publisher.os", "db": "notes", "action": "Open"}'
+      kvruntime send '{"package_id": "my-app:publisher.os", "db": "notes",
+                       "action": {"Set": {"key": {"utf8": "hello"}}}}' --blob world
+      kvruntime send '{"package_id": "my-app:publisher.os", "db": "notes",
+                       "action": {"Get": "68656c6c6f"}}'
+    """
+    request = request_from_json(request_json)
+    given = [b for b in (blob, blob_hex, blob_file) if b is not None]
+    if len(given) > 1:
+        raise click.UsageError("give at most one of --blob, --blob-hex, --blob-file")
+    payload: bytes | None = None
+    if blob is not None:
+        payload = parse_bytes(blob, is_hex=False, what="--blob")
+    elif blob_hex is not None:
+        payload = parse_bytes(blob_hex, is_hex=True, what="--blob-hex")
+    elif blob_file is not None:
+        payload = blob_file.read()
+    process: ProcessId | None = None
+    if as_process is not None:
+        try:
+            process = ProcessId.parse(as_process)
+        except IdError as exc:
+            raise CliError(f"bad process id {as_process!r}: {exc}", EXIT_USAGE) from None
+
+    async def body(ctx: ProcessContext) -> tuple[KvResponse, bytes | None]:
+        target = Address(node=ctx.our.node, process=KV_PROCESS_ID)
+        message = await ctx.send_and_await_response(
+            target, encode_request(request), blob=payload, timeout=TIMEOUT
+        )
+        try:
+            return decode_response(message.body), message.blob
+        except DecodeError as exc:
+            raise CliError(f"kv:distro:sys answered a body that does not decode: {exc}") from None
+
+    response, answer_blob = run_in_home(
+        home,
+        lambda rt: as_admin(rt, request.package_id, body, process=process),
+        create_home=isinstance(request.action, Open),  # only Open may create
+    )
+    meaning = response_meaning(response)
+    if fmt is Format.JSON:
+        blob_doc = None if answer_blob is None else bytes_json(answer_blob)
+        click.echo(json.dumps({"response": meaning, "blob": blob_doc}, ensure_ascii=False))
+    else:
+        click.echo(json.dumps(meaning, ensure_ascii=False))
+        if answer_blob is not None:
+            if fmt is Format.RAW:
+                sys.stdout.flush()
+                sys.stdout.buffer.write(answer_blob)
+                sys.stdout.buffer.flush()
+            else:
+                click.echo(render(answer_blob, fmt, one_line=False))
+    if isinstance(response, ErrResponse):
+        sys.exit(EXIT_KV)

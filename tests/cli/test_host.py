@@ -1,0 +1,62 @@
+"""run and bench find their programs in the current directory; --help and -v everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import fail, kvr, ok
+
+COMMANDS = [
+    "run",
+    "ls",
+    "get",
+    "set",
+    "del",
+    "scan",
+    "send",
+    "dump",
+    "load",
+    "caps",
+    "repair",
+    "bench",
+]
+
+
+def test_run_and_bench_outside_a_checkout_say_what_is_missing(tmp_path: Path) -> None:
+    fail(kvr("run", home=tmp_path / "h", cwd=tmp_path), 1, "no demo host in")
+    fail(kvr("bench", home=None, cwd=tmp_path), 1, "no benchmarks in")
+
+
+def test_run_starts_examples_host_with_the_home(tmp_path: Path) -> None:
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "__init__.py").write_text("")
+    (tmp_path / "examples" / "host.py").write_text(
+        "import sys\nif __name__ == '__main__':\n    print('host', sys.argv[1:])\n"
+    )
+    out = ok(kvr("run", "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
+    assert out == f"host ['--home', '{tmp_path / 'h'}']\n"
+
+
+def test_bench_runs_python_m_benchmarks_with_its_arguments(tmp_path: Path) -> None:
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "__main__.py").write_text(
+        "import sys\nprint('bench', sys.argv[1:])\nsys.exit(7)\n"
+    )
+    result = kvr("bench", "--quick", "-n", "3", home=None, cwd=tmp_path)
+    assert result.returncode == 7
+    assert result.stdout.decode() == "bench ['--quick', '-n', '3']\n"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    out = ok(kvr(command, "--help", home=None))
+    assert "Example:" in out
+    assert "kvruntime " + command in out
+
+
+def test_verbose_logs_to_stderr(home: Path) -> None:
+    result = kvr("send", '{"package_id": "a:b.os", "db": "d", "action": "Open"}', "-vv", home=home)
+    assert result.returncode == 0
+    assert "DEBUG" in result.stderr.decode()

@@ -1,0 +1,69 @@
+"""send: a KvRequest as JSON in, the KvResponse as JSON out; and the meaning encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kvruntime.cli._meaning import request_from_json, response_meaning
+from protocol.golden import load_golden_vectors, response_from_meaning
+from protocol.ids import PackageId
+from protocol.messages import KvRequest, Set
+
+from .conftest import APP, fail, kvr, ok
+
+
+def _req(action: object, db: str = "notes") -> str:
+    return json.dumps({"package_id": APP, "db": db, "action": action})
+
+
+def test_open_set_get_through_send(home: Path) -> None:
+    assert ok(kvr("send", _req("Open"), home=home)) == '"Ok"\n'
+    set_ = {"Set": {"key": {"utf8": "hello"}}}
+    assert ok(kvr("send", _req(set_), "--blob", "world", home=home)) == '"Ok"\n'
+    out = ok(kvr("send", _req({"Get": "68656c6c6f"}), home=home))
+    assert out == '{"Get": "68656c6c6f"}\nworld\n'
+    raw = kvr("send", _req({"Get": {"utf8": "hello"}}), "--raw", home=home)
+    assert raw.stdout == b'{"Get": "68656c6c6f"}\nworld'
+    doc = json.loads(ok(kvr("send", _req({"Exists": "00"}), "--json", home=home)))
+    assert doc == {"response": {"Exists": False}, "blob": None}
+
+
+def test_err_responses_are_printed_and_exit_1(home: Path) -> None:
+    ok(kvr("send", _req("Open"), home=home))
+    result = kvr("send", _req({"Get": "00"}, db="nope"), home=home)
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"Err": {"NoDb": [APP, "nope"]}}
+    # another package's process holds no capability on APP's db
+    other = kvr("send", _req({"Get": "00"}), "--as", "app:other.os", home=home)
+    fail(other, 2, "bad process id")
+    other = kvr("send", _req({"Get": "00"}), "--as", "spy:other:pub.os", home=home)
+    assert other.returncode == 1
+    assert json.loads(other.stdout) == {"Err": "NoReadCap"}
+    # a Set without a blob is what the protocol calls malformed
+    bare = kvr("send", _req({"Set": {"key": "00", "tx_id": None}}), home=home)
+    assert json.loads(bare.stdout) == {"Err": "MalformedRequest"}
+
+
+def test_bad_json_and_bad_shapes_are_usage_errors(home: Path) -> None:
+    fail(kvr("send", '{"package_id": ', home=home), 2, "malformed JSON")
+    fail(kvr("send", _req("Fly"), home=home), 2, "not a KvRequest")
+    fail(kvr("send", _req({"Get": "zz"}), home=home), 2, "not a KvRequest")
+    bad_pkg = json.dumps({"package_id": "NOPE", "db": "x", "action": "Open"})
+    fail(kvr("send", bad_pkg, home=home), 2, "not a KvRequest")
+    fail(kvr("send", _req({"Get": "00"}), home=home), 3, "does not exist")  # only Open creates
+    assert not home.exists()
+
+
+def test_request_json_accepts_utf8_and_an_omitted_tx_id() -> None:
+    text = _req({"Set": {"key": {"utf8": "é"}}})
+    assert request_from_json(text) == KvRequest(
+        package_id=PackageId.parse(APP), db="notes", action=Set(key="é".encode(), tx_id=None)
+    )
+
+
+def test_response_meaning_matches_every_golden_response() -> None:
+    vectors = [v for v in load_golden_vectors().canonical if v.kind == "response"]
+    assert len(vectors) > 10
+    for vector in vectors:
+        assert response_meaning(response_from_meaning(vector.meaning)) == vector.meaning, vector
