@@ -14,7 +14,7 @@ import attrs
 from .chart import draw
 from .data import Sizes
 from .machine import load_average, machine_info
-from .report import document, format_results, format_targets, write_json
+from .report import document, format_results, format_summary, format_targets, write_json
 from .runner import run
 from .targets import evaluate
 
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     print(f"\n## Results ({mode} run, medians of {sizes.rounds} rounds)\n")
     print(format_results(result.cells))
+    print("\n## Summary (ops/s; ratios are speeds, higher is faster)\n")
+    print(format_summary(result.cells))
     print()
     for info in result.systems:
         status = f"MISSING: {info.missing}" if info.missing else info.how

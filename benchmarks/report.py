@@ -13,7 +13,14 @@ from .results import LIMIT, OURS, Cell, SystemInfo
 from .stats import ratio
 from .targets import Verdict
 
-__all__ = ["document", "format_results", "format_targets", "markdown_table", "write_json"]
+__all__ = [
+    "document",
+    "format_results",
+    "format_summary",
+    "format_targets",
+    "markdown_table",
+    "write_json",
+]
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -84,6 +91,28 @@ def format_results(cells: Sequence[Cell]) -> str:
         "vs kvruntime",
     ]
     return markdown_table(header, rows)
+
+
+def format_summary(cells: Sequence[Cell]) -> str:
+    """One row per workload, one column per system (ops/s; p50 µs for the latency row)."""
+    systems = list(dict.fromkeys(c.system for c in cells))
+    workloads = list(dict.fromkeys((c.workload, c.title, c.group) for c in cells))
+    by_key = {(c.workload, c.system): c for c in cells}
+    rows = []
+    for workload, title, group in workloads:
+        row = [title + (" (p50 µs)" if group == "latency" else "")]
+        for system in systems:
+            cell = by_key.get((workload, system))
+            if cell is None or (cell.ops_per_s is None and cell.p50_ns is None):
+                row.append("missing")
+            elif group == "latency":
+                row.append(_num(None if cell.p50_ns is None else cell.p50_ns / 1e3, 1))
+            else:
+                row.append(_num(cell.ops_per_s))
+        ours, limit = by_key.get((workload, OURS)), by_key.get((workload, LIMIT))
+        row.append(_times(ratio(_speed(ours), _speed(limit)) if ours and limit else None))
+        rows.append(row)
+    return markdown_table(["workload", *systems, "kvruntime / plyvel"], rows)
 
 
 def format_targets(verdicts: Sequence[Verdict]) -> str:

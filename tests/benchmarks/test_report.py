@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from benchmarks.data import Dataset, Sizes
-from benchmarks.report import format_results, format_targets, markdown_table
+from benchmarks.report import format_results, format_summary, format_targets, markdown_table
 from benchmarks.results import Cell, summarise
 from benchmarks.targets import evaluate, ratio_targets
 
@@ -66,6 +66,39 @@ def test_results_table_shows_ratios_to_the_limit_and_to_kvruntime() -> None:
     assert "missing: sqlite: missing because of reasons" in next(
         line for line in lines if "| sqlite" in line
     )
+
+
+def test_summary_has_a_column_per_system_and_the_ratio_to_the_limit() -> None:
+    cells = [
+        _cell("set_seq", "plyvel", 100_000.0),
+        _cell("set_seq", "kvruntime", 20_000.0),
+        _cell("set_seq", "redis", error="not on PATH"),
+        _cell("get_latency", "plyvel", 1.0, group="latency", p50_ns=1_000.0),
+        _cell("get_latency", "kvruntime", 1.0, group="latency", p50_ns=4_000.0),
+        _cell("get_latency", "redis", error="not on PATH"),
+    ]
+    lines = format_summary(cells).splitlines()
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
+        "workload",
+        "plyvel",
+        "kvruntime",
+        "redis",
+        "kvruntime / plyvel",
+    ]
+    assert [c.strip() for c in lines[2].split("|")[1:-1]] == [
+        "set_seq",
+        "100,000",
+        "20,000",
+        "missing",
+        "0.20x",
+    ]
+    assert [c.strip() for c in lines[3].split("|")[1:-1]] == [
+        "get_latency (p50 µs)",
+        "1.0",
+        "4.0",
+        "missing",
+        "0.25x",
+    ]
 
 
 def test_latency_rows_compare_p50() -> None:
