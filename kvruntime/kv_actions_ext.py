@@ -234,7 +234,11 @@ class ExtendedActions:
                 raise AssertionError(f"not an extended action: {action!r}")
 
     def revoke(self, msg: Request, sender: ProcessId, db: DbKey, target: ProcessId) -> None:
-        """Revoke: checked like Open/RemoveDb (package, then existence), then both caps go."""
+        """Revoke: checked like Open/RemoveDb (package, then existence).
+
+        Then the target's two capabilities on the db go, and its open
+        transactions on the db with them.
+        """
         package_id, name = db
         if not _in_package(sender, package_id):
             return self.kv.fail(msg, MismatchingPackageId())
@@ -244,6 +248,9 @@ class ExtendedActions:
             self.kv.caps.revoke(target, self.kv.caps_of(package_id, name))
         except CapabilityStoreError as exc:
             return self.kv.fail(msg, IoError(message=f"cannot revoke capabilities: {exc}"))
+        # Its open transactions on the db go too: staged writes it may no
+        # longer commit are dropped at once, and a later use answers NoTx.
+        self.kv.txs.drop_owned(target, db)
         return self.kv.answer(msg, OkResponse())
 
     def capabilities(self, msg: Request, sender: ProcessId, db: DbKey) -> None:

@@ -13,6 +13,9 @@ Invariants:
    passed to ``record_writes``; a transaction remembers what it read
    (``reads``) and ``conflicts`` tells whether any of it changed since.
    The log goes when the db's last transaction does.
+5. A transaction lives no longer than its owner's access: RemoveDb drops
+   every transaction on the db (``drop_db``), Revoke those of the revoked
+   process on it (``drop_owned``); either way a later use answers ``NoTx``.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ class Transactions:
         return tx
 
     def finish(self, tx: Transaction) -> None:
-        """Forget ``tx`` (committed, rolled back, expired or its db removed)."""
+        """Forget ``tx`` (committed, rolled back, expired, revoked or its db removed)."""
         if self._by_id.pop(tx.tx_id, None) is None:
             return
         self._per_sender[tx.owner] -= 1
@@ -143,6 +146,13 @@ class Transactions:
             self._logs.pop(tx.db, None)
         elif (log := self._logs.get(tx.db)) is not None:
             log.trim(min(t.start_version for t in self._by_id.values() if t.db == tx.db))
+
+    def drop_owned(self, owner: ProcessId, db: DbKey) -> int:
+        """Forget every transaction ``owner`` holds on ``db`` (its access was revoked)."""
+        gone = [tx for tx in self._by_id.values() if tx.owner == owner and tx.db == db]
+        for tx in gone:
+            self.finish(tx)
+        return len(gone)
 
     def drop_db(self, db: DbKey) -> int:
         """Forget every transaction on ``db``; return how many."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
+import anyio
 import pytest
 
 from kvruntime import ProcessContext, Runtime, kv
@@ -176,3 +179,62 @@ async def test_a_write_only_holder_may_ask_its_capabilities(rt: Runtime) -> None
         return await kv.handle(ctx, "demo:alice.os", "r").capabilities()
 
     assert await run_as(rt, WRITER, ask) == ["write"]
+
+
+async def _outcome(call: Awaitable[object]) -> str:
+    """ "ok", or the name of the kv error ``call`` raised."""
+    try:
+        await call
+    except kv.KvError as exc:
+        return type(exc).__name__
+    return "ok"
+
+
+async def test_revoke_drops_the_sharees_open_transactions_on_the_db(rt: Runtime) -> None:
+    """Staged writes of a revoked process are gone: a new share does not bring them back."""
+
+    async def setup(ctx: ProcessContext) -> None:
+        for name in ("r", "other"):
+            db = await kv.open(ctx, ctx.package_id, name)
+            await db.share(WRITER, write=True)
+
+    await run_as(rt, OWNER, setup)
+    begun, revoked, refused, regranted = (anyio.Event() for _ in range(4))
+
+    async def writer(ctx: ProcessContext) -> tuple[int, str, str, bytes | None, bytes]:
+        db = kv.handle(ctx, "demo:alice.os", "r")
+        other = kv.handle(ctx, "demo:alice.os", "other")
+        tx = await db.begin_tx()
+        await db.set(b"k", b"staged", tx_id=tx)
+        kept = await other.begin_tx()  # on another db: revoking "r" leaves it alone
+        await other.set(b"k", b"kept", tx_id=kept)
+        begun.set()
+        await revoked.wait()
+        open_after_revoke = rt.kv.open_transactions
+        without_cap = await _outcome(db.commit_tx(tx))  # step 5 (capability) comes first
+        refused.set()
+        await regranted.wait()
+        with_cap_again = await _outcome(db.commit_tx(tx))
+        await other.commit_tx(kept)
+        return (
+            open_after_revoke,
+            without_cap,
+            with_cap_again,
+            await db.get(b"k", None),
+            (await other.get(b"k")),
+        )
+
+    async def owner(ctx: ProcessContext) -> None:
+        db = kv.handle(ctx, "demo:alice.os", "r")
+        await begun.wait()
+        await db.revoke(WRITER)
+        revoked.set()
+        await refused.wait()
+        await db.share(WRITER, write=True)
+        regranted.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_as, rt, OWNER, owner)
+        seen = await run_as(rt, WRITER, writer)
+    # Without the drop: 2 still open, and the re-granted commit applies b"staged".
+    assert seen == (1, "NoWriteCap", "NoTx", None, b"kept")
