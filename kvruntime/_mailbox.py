@@ -17,7 +17,8 @@ Invariants:
    whose room the receiver reserved when it sent the request (its in-flight
    limit), so the total stays bounded: ``capacity + in-flight limit``.
 3. ``close`` wakes every waiter: putters fail with ``MailboxClosed``; getters
-   first drain what is queued, then fail with ``MailboxClosed``.
+   first drain what is queued, then fail with ``MailboxClosed``. ``drain``
+   closes and hands back what is queued, for an owner that has stopped.
 """
 
 from __future__ import annotations
@@ -145,6 +146,13 @@ class Mailbox(Generic[T]):
             getter = self._getters.popleft()
             if not getter.done():
                 getter.set_result(None)
+
+    def drain(self) -> list[T]:
+        """Close the mailbox and take everything still queued (nobody will read it)."""
+        self.close()
+        items = list(self._items)
+        self._items.clear()
+        return items
 
     async def _wait_for_item(self) -> None:
         if self._closed:

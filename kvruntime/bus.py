@@ -19,6 +19,11 @@ Invariants:
 4. Requests from other nodes come in through ``deliver_from_network`` (the
    seam a networking layer plugs into) and responses to them leave through
    ``network_outbox``; there is no network in this runtime.
+5. A process that ends (returns, fails or is killed) leaves no sender
+   waiting on a request still queued in its mailbox: ``detach`` fails an
+   awaiting sender with ``SendError(OFFLINE)`` at once, and frees the room a
+   ``send`` with ``expects_response`` reserved (no message arrives for it).
+   Like a response, this never blocks (invariant 2).
 """
 
 from __future__ import annotations
@@ -125,15 +130,42 @@ class Bus:
         self._slots[pid] = slot
 
     def detach(self, slot: Slot) -> None:
-        """Unregister a process, close its mailbox and fail its waiters."""
+        """Unregister a process, close its mailbox and fail its waiters (invariant 5)."""
         pid = slot.address.process
         if self._slots.get(pid) is slot:
             del self._slots[pid]
-        slot.mailbox.close()
+        for message in slot.mailbox.drain():
+            if isinstance(message, Request):
+                self._unanswerable(message)
         for fut in slot.waiters.values():
             if not fut.done():
                 fut.set_exception(SendError(SendErrorKind.CLOSED, f"process {pid} ended"))
         slot.waiters.clear()
+
+    def _unanswerable(self, request: Request) -> None:
+        """``request`` was queued for a process that ended without taking it.
+
+        Its sender learns at once, without blocking anyone: an awaiting
+        ``send_and_await_response`` fails with ``SendError(OFFLINE)``; for a
+        ``send`` with ``expects_response`` nothing arrives, but the room it
+        reserved for the answer is freed now rather than at its deadline.
+        """
+        if request.source.node != self.node:
+            return  # the network layer's sender: no waiter here
+        sender = self._slots.get(request.source.process)
+        if sender is None:
+            return
+        waiter = sender.waiters.pop(request.id, None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_exception(
+                    SendError(
+                        SendErrorKind.OFFLINE,
+                        f"process {request.target} ended before answering request {request.id}",
+                    )
+                )
+        elif sender.expected.pop(request.id, None) is not None:
+            sender.room.set()
 
     def slot(self, process: ProcessId) -> Slot | None:
         """The running process with this id, if any."""

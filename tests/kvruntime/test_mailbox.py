@@ -168,6 +168,30 @@ async def test_close_fails_putters_and_lets_getters_drain_first() -> None:
     assert len(mailbox) == 0
 
 
+async def test_drain_closes_and_hands_back_what_is_queued() -> None:
+    mailbox = Mailbox[str](2)
+    mailbox.put_nowait("a")
+    mailbox.put_reserved("b")
+    putter_errors: list[BaseException] = []
+
+    async def putter() -> None:
+        try:
+            await mailbox.put("waiting for room")
+        except MailboxClosed as exc:
+            putter_errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(putter)
+        await anyio.wait_all_tasks_blocked()
+        assert mailbox.drain() == ["a", "b"]  # a waiting putter's item was never queued
+    assert len(putter_errors) == 1
+    assert mailbox.closed
+    assert len(mailbox) == 0
+    assert mailbox.drain() == []
+    with pytest.raises(MailboxClosed):
+        await mailbox.get()
+
+
 async def test_close_wakes_a_waiting_getter() -> None:
     mailbox = Mailbox[str](1)
     errors: list[BaseException] = []
