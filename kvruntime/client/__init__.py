@@ -21,7 +21,7 @@ from protocol.ids import PackageId
 from protocol.messages import Open, RemoveDb
 
 from ..process import ProcessContext
-from ._handle import DEFAULT_MAX_VALUE_BYTES, Kv, Page, request
+from ._handle import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES, Kv, Page, request
 from .codecs import BYTES, JSON, MSGPACK, BytesCodec, Codec, JsonCodec, MsgpackCodec, Utf8Codec
 from .errors import (
     AddCapFailed,
@@ -105,7 +105,13 @@ def _package(package_id: PackageId | str) -> PackageId:
 
 @overload
 async def open(
-    ctx: ProcessContext, package_id: PackageId | str, db: str, *, timeout: float = 5.0
+    ctx: ProcessContext,
+    package_id: PackageId | str,
+    db: str,
+    *,
+    timeout: float = 5.0,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
 ) -> Kv[bytes, bytes]: ...
 @overload
 async def open(
@@ -117,6 +123,7 @@ async def open(
     key_codec: Codec[K],
     value_codec: Codec[V],
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
 ) -> Kv[K, V]: ...
 async def open(
     ctx: ProcessContext,
@@ -127,11 +134,14 @@ async def open(
     key_codec: Codec[Any] = BYTES,
     value_codec: Codec[Any] = BYTES,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
 ) -> Kv[Any, Any]:
     """Open (creating if missing) ``db`` of ``package_id``, which must be this process's package.
 
     Grants this process read and write capabilities on it. To use a db
     another package shared with you, build ``Kv`` with ``kv.handle``.
+    ``max_value_bytes`` and ``max_key_bytes`` are checked before sending
+    (ValueTooLarge / KeyTooLarge); their defaults are KvConfig's.
     """
     pkg = _package(package_id)
     await request(ctx, pkg, db, Open(), timeout=timeout)
@@ -143,14 +153,30 @@ async def open(
         key_codec=key_codec,
         value_codec=value_codec,
         max_value_bytes=max_value_bytes,
+        max_key_bytes=max_key_bytes,
     )
 
 
 def handle(
-    ctx: ProcessContext, package_id: PackageId | str, db: str, *, timeout: float = 5.0
+    ctx: ProcessContext,
+    package_id: PackageId | str,
+    db: str,
+    *,
+    timeout: float = 5.0,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
 ) -> Kv[bytes, bytes]:
     """A handle on a db without opening it: for a db another package shared with you."""
-    return Kv(ctx, _package(package_id), db, timeout=timeout, key_codec=BYTES, value_codec=BYTES)
+    return Kv(
+        ctx,
+        _package(package_id),
+        db,
+        timeout=timeout,
+        key_codec=BYTES,
+        value_codec=BYTES,
+        max_value_bytes=max_value_bytes,
+        max_key_bytes=max_key_bytes,
+    )
 
 
 async def remove_db(

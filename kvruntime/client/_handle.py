@@ -50,6 +50,7 @@ from protocol.messages import (
     TxExists,
     TxGet,
 )
+from protocol.messages import KeyTooLarge as KeyTooLargeError
 from protocol.messages import ValueTooLarge as ValueTooLargeError
 from protocol.prefix import DbRequestEncoder
 
@@ -59,6 +60,7 @@ from ..process import ProcessContext, Target
 from .codecs import Codec
 from .errors import (
     KeyNotFound,
+    KeyTooLarge,
     KvError,
     TransactionConflict,
     UnexpectedResponse,
@@ -78,6 +80,8 @@ T = TypeVar("T")
 _MISSING: Any = object()
 #: Largest value the store accepts by default; a handle may be told otherwise.
 DEFAULT_MAX_VALUE_BYTES = KvConfig().max_value_bytes
+#: Longest key the store accepts by default; a handle may be told otherwise.
+DEFAULT_MAX_KEY_BYTES = KvConfig().max_key_bytes
 
 
 async def request(
@@ -126,13 +130,21 @@ class Page(Generic[K, V]):
 
 
 class Kv(Generic[K, V]):
-    """An opened db. Keys and values go through codecs (raw bytes by default)."""
+    """An opened db. Keys and values go through codecs (raw bytes by default).
+
+    Limits are checked here too, before anything is sent, as the server
+    would (key first, then value): a key longer than ``max_key_bytes``
+    raises KeyTooLarge, a value (bytes, or gathered chunks) longer than
+    ``max_value_bytes`` ValueTooLarge. Both default to KvConfig's defaults;
+    a runtime configured with other limits wants them passed to ``kv.open``.
+    """
 
     __slots__ = (
         "_ctx",
         "_db",
         "_encoder",
         "_key",
+        "_max_key",
         "_max_value",
         "_package_id",
         "_target",
@@ -150,6 +162,7 @@ class Kv(Generic[K, V]):
         key_codec: Codec[K],
         value_codec: Codec[V],
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
     ) -> None:
         self._ctx = ctx
         self._package_id = package_id
@@ -158,6 +171,7 @@ class Kv(Generic[K, V]):
         self._key = key_codec
         self._value = value_codec
         self._max_value = max_value_bytes
+        self._max_key = max_key_bytes
         self._encoder = DbRequestEncoder(package_id, db)
         self._target = _kv_address(ctx)
 
@@ -181,7 +195,22 @@ class Kv(Generic[K, V]):
             key_codec=key_codec,
             value_codec=value_codec,
             max_value_bytes=self._max_value,
+            max_key_bytes=self._max_key,
         )
+
+    def _raw_key(self, key: K) -> bytes:
+        """``key`` encoded, or KeyTooLarge past the limit."""
+        raw = self._key.encode(key)
+        if len(raw) > self._max_key:
+            raise KeyTooLarge(KeyTooLargeError(size=len(raw), max=self._max_key))
+        return raw
+
+    def _raw_value(self, value: V) -> bytes:
+        """``value`` encoded, or ValueTooLarge past the limit."""
+        raw = self._value.encode(value)
+        if len(raw) > self._max_value:
+            raise ValueTooLarge(ValueTooLargeError(size=len(raw), max=self._max_value))
+        return raw
 
     async def _call(
         self, action: KvAction, blob: bytes | None = None
@@ -199,7 +228,7 @@ class Kv(Generic[K, V]):
         With ``tx_id``, read inside that transaction: its staged writes first,
         then the committed data (the read is checked for conflicts at commit).
         """
-        raw = self._key.encode(key)
+        raw = self._raw_key(key)
         action: KvAction = Get(key=raw) if tx_id is None else TxGet(key=raw, tx_id=tx_id)
         try:
             response, blob = await self._call(action)
@@ -213,7 +242,7 @@ class Kv(Generic[K, V]):
 
     async def get_stream(self, key: K, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """The stored bytes of ``key`` in chunks (the WASI ``stream<u8>`` shape)."""
-        response, blob = await self._call(Get(key=self._key.encode(key)))
+        response, blob = await self._call(Get(key=self._raw_key(key)))
         if not isinstance(response, GetResponse) or blob is None:
             raise UnexpectedResponse(_unexpected(response))
         return _chunks(blob, chunk_size)
@@ -224,22 +253,23 @@ class Kv(Generic[K, V]):
         """Store ``value`` at ``key`` (staged in ``tx_id`` when given).
 
         ``value`` may be an async iterable of byte chunks; they are gathered up
-        to the value-size limit, past which ValueTooLarge is raised and
-        nothing is sent.
+        to the value-size limit. Past the key or value limit KeyTooLarge or
+        ValueTooLarge is raised and nothing is sent.
         """
+        raw = self._raw_key(key)
         if isinstance(value, AsyncIterable):
             blob = await self._gather(value)
         else:
-            blob = self._value.encode(value)
-        await self._call(Set(key=self._key.encode(key), tx_id=tx_id), blob)
+            blob = self._raw_value(value)
+        await self._call(Set(key=raw, tx_id=tx_id), blob)
 
     async def delete(self, key: K, *, tx_id: int | None = None) -> None:
         """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
-        await self._call(Delete(key=self._key.encode(key), tx_id=tx_id))
+        await self._call(Delete(key=self._raw_key(key), tx_id=tx_id))
 
     async def exists(self, key: K, *, tx_id: int | None = None) -> bool:
         """Whether ``key`` is present (inside transaction ``tx_id`` when given)."""
-        raw = self._key.encode(key)
+        raw = self._raw_key(key)
         action: KvAction = Exists(key=raw) if tx_id is None else TxExists(key=raw, tx_id=tx_id)
         response, _ = await self._call(action)
         if not isinstance(response, ExistsResponse):
@@ -312,8 +342,8 @@ class Kv(Generic[K, V]):
         """
         action = Scan(
             prefix=_raw_prefix(prefix, start, end),
-            start=None if start is None else self._key.encode(start),
-            end=None if end is None else self._key.encode(end),
+            start=None if start is None else self._raw_key(start),
+            end=None if end is None else self._raw_key(end),
             reverse=reverse,
             keys_only=keys_only,
             limit=limit,
@@ -401,8 +431,8 @@ class Kv(Generic[K, V]):
         """
         action = DeleteRange(
             prefix=_raw_prefix(prefix, start, end),
-            start=None if start is None else self._key.encode(start),
-            end=None if end is None else self._key.encode(end),
+            start=None if start is None else self._raw_key(start),
+            end=None if end is None else self._raw_key(end),
         )
         return _expect(DeleteRangeResponse, (await self._call(action))[0]).count
 
@@ -410,7 +440,7 @@ class Kv(Generic[K, V]):
 
     async def get_many(self, keys: Iterable[K]) -> list[V | None]:
         """The values of ``keys`` in one request, aligned with them; None for a missing key."""
-        raw = [self._key.encode(key) for key in keys]
+        raw = [self._raw_key(key) for key in keys]
         if not raw:
             return []
         response, blob = await self._call(GetMany(count=len(raw)), encode_keys(raw))
@@ -430,13 +460,13 @@ class Kv(Generic[K, V]):
         A key given twice takes its last value. An empty batch sends nothing.
         """
         pairs = items.items() if isinstance(items, Mapping) else items
-        raw = [(self._key.encode(k), self._value.encode(v)) for k, v in pairs]
+        raw = [(self._raw_key(k), self._raw_value(v)) for k, v in pairs]
         if raw:
             await self._call(SetMany(count=len(raw)), encode_items(raw))
 
     async def delete_many(self, keys: Iterable[K]) -> None:
         """Delete every key in one atomic batch (missing keys are fine)."""
-        raw = [self._key.encode(key) for key in keys]
+        raw = [self._raw_key(key) for key in keys]
         if raw:
             await self._call(DeleteMany(count=len(raw)), encode_keys(raw))
 
@@ -450,7 +480,7 @@ class Kv(Generic[K, V]):
         an integer raises NotAnInteger, a result outside int64 IntegerOverflow;
         either way nothing changes.
         """
-        action = Increment(key=self._key.encode(key), delta=delta)
+        action = Increment(key=self._raw_key(key), delta=delta)
         return _expect(IncrementResponse, (await self._call(action))[0]).value
 
     async def compare_and_swap(self, key: K, expected: V | None, new: V | None) -> None:
@@ -460,11 +490,10 @@ class Kv(Generic[K, V]):
         it. Otherwise raises CasMismatch, whose ``.current`` is the stored
         bytes (None when absent), and nothing changes.
         """
-        encode = self._value.encode
-        blob = encode_cas(
-            None if expected is None else encode(expected), None if new is None else encode(new)
-        )
-        await self._call(CompareAndSwap(key=self._key.encode(key)), blob)
+        raw = self._raw_key(key)
+        expected_raw = None if expected is None else self._value.encode(expected)
+        blob = encode_cas(expected_raw, None if new is None else self._raw_value(new))
+        await self._call(CompareAndSwap(key=raw), blob)
 
     # --- access control ----------------------------------------------------------------
 

@@ -150,6 +150,103 @@ async def test_default_client_limit_is_the_store_default(rt: Runtime) -> None:
     await run_as(rt, APP, body)
 
 
+async def _refused_unsent(
+    rt: Runtime, error: type[kv.KvError], call: typing.Awaitable[object]
+) -> m.KvError:
+    """Await ``call``; it must raise ``error`` without sending a request."""
+    before = rt.bus.next_id()
+    with pytest.raises(error) as caught:
+        await call
+    assert rt.bus.next_id() == before + 1  # no message id handed out in between
+    return caught.value.error
+
+
+async def test_plain_values_over_the_client_limit_raise_before_sending(rt: Runtime) -> None:
+    """As for chunks: the store (16 MiB) would take them, the handle (10 bytes) does not."""
+
+    async def body(ctx: ProcessContext) -> list[bytes | None]:
+        small = await kv.open(ctx, ctx.package_id, "db", max_value_bytes=10)
+        await small.set(b"k", b"old")
+        await small.set(b"ten", b"0123456789")  # exactly at the limit
+        tx = await small.begin_tx()
+        eleven = b"01234567890"
+        refused = [
+            small.set(b"k", eleven),
+            small.set(b"k", eleven, tx_id=tx),
+            small.set_many([(b"a", b"1"), (b"k", eleven)]),
+            small.compare_and_swap(b"k", b"old", eleven),
+            small.typed(kv.BYTES, kv.BYTES).set(b"k", eleven),
+        ]
+        for call in refused:
+            error = await _refused_unsent(rt, kv.ValueTooLarge, call)
+            assert error == m.ValueTooLarge(size=11, max=10)
+        # An expected value is only compared, never stored: no limit on it.
+        with pytest.raises(kv.CasMismatch):
+            await small.compare_and_swap(b"k", eleven, b"new")
+        await small.commit_tx(tx)
+        return await small.get_many([b"k", b"a", b"ten"])
+
+    assert await run_as(rt, APP, body) == [b"old", None, b"0123456789"]
+
+
+async def test_keys_over_the_client_limit_raise_before_sending(rt: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> list[bytes | None]:
+        db = await kv.open(ctx, ctx.package_id, "db", max_key_bytes=8)
+        await db.set(b"12345678", b"at the limit")
+        key = b"123456789"
+        tx = await db.begin_tx()
+        pulled: list[int] = []
+        refused = [
+            db.set(key, b"v"),
+            db.set(key, b"v", tx_id=tx),
+            db.set(key, b"value over the limit too"),  # the key is checked first
+            db.set(key, chunks(b"never", pulled=pulled)),
+            db.get(key),
+            db.get(key, None, tx_id=tx),
+            db.exists(key),
+            db.delete(key),
+            db.get_many([b"a", key]),
+            db.set_many({key: b"v"}),
+            db.delete_many([key]),
+            db.increment(key),
+            db.compare_and_swap(key, None, b"v"),
+            db.list_page(start=key),
+            db.delete_range(end=key),
+            db.typed(kv.BYTES, kv.BYTES).get(key),
+        ]
+        for call in refused:
+            error = await _refused_unsent(rt, kv.KeyTooLarge, call)
+            assert error == m.KeyTooLarge(size=9, max=8)
+        assert pulled == []
+        await db.commit_tx(tx)
+        return await db.get_many([b"12345678"])
+
+    assert await run_as(rt, APP, body) == [b"at the limit"]
+
+
+async def test_default_client_key_and_value_limits_are_the_store_defaults(rt: Runtime) -> None:
+    """Refused without a round trip (the store would refuse them too), also by kv.handle."""
+
+    async def body(ctx: ProcessContext) -> list[m.KvError]:
+        db = await kv.open(ctx, ctx.package_id, "db")
+        shared = kv.handle(ctx, ctx.package_id, "db")
+        long_key, big_value = b"k" * (64 * 1024 + 1), b"v" * (16 * MiB + 1)
+        errors = [
+            await _refused_unsent(rt, kv.KeyTooLarge, db.set(long_key, b"v")),
+            await _refused_unsent(rt, kv.ValueTooLarge, db.set(b"k", big_value)),
+            await _refused_unsent(rt, kv.KeyTooLarge, shared.get(long_key)),
+            await _refused_unsent(rt, kv.ValueTooLarge, shared.set(b"k", big_value)),
+        ]
+        larger = kv.handle(ctx, ctx.package_id, "db", max_key_bytes=128 * 1024)
+        with pytest.raises(kv.KeyTooLarge):  # sent: the store's own limit answers
+            await larger.get(long_key)
+        return errors
+
+    key_error = m.KeyTooLarge(size=64 * 1024 + 1, max=64 * 1024)
+    value_error = m.ValueTooLarge(size=16 * MiB + 1, max=16 * MiB)
+    assert await run_as(rt, APP, body) == [key_error, value_error, key_error, value_error]
+
+
 async def test_get_stream_yields_the_value_in_chunks(rt: Runtime) -> None:
     async def body(ctx: ProcessContext) -> list[list[bytes]]:
         db = await kv.open(ctx, ctx.package_id, "db")
