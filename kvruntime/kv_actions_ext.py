@@ -72,6 +72,7 @@ from protocol.messages import (
     TransactionTooLarge,
     TxExists,
     TxGet,
+    TxGetMany,
     ValueTooLarge,
 )
 
@@ -95,6 +96,7 @@ ExtAction = (
     | TxGet
     | TxExists
     | GetMany
+    | TxGetMany
     | SetMany
     | DeleteMany
     | Increment
@@ -216,7 +218,9 @@ class ExtendedActions:
             case TxGet(key=key, tx_id=tx_id) | TxExists(key=key, tx_id=tx_id):
                 self._tx_read(msg, sender, db, store, key, tx_id, isinstance(action, TxGet))
             case GetMany(count=count):
-                self._get_many(msg, store, count)
+                self._get_many(msg, sender, db, store, count, None)
+            case TxGetMany(count=count, tx_id=tx_id):
+                self._get_many(msg, sender, db, store, count, tx_id)
             case SetMany(count=count) | DeleteMany(count=count):
                 self._write_many(msg, db, store, count, isinstance(action, SetMany))
             case Increment(key=key, delta=delta):
@@ -401,7 +405,16 @@ class ExtendedActions:
             return kv.fail(msg, KeyNotFound())
         return kv.answer(msg, GetResponse(key=key), value)
 
-    def _get_many(self, msg: Request, store: Store, count: int) -> None:
+    def _get_many(
+        self,
+        msg: Request,
+        sender: ProcessId,
+        db: DbKey,
+        store: Store,
+        count: int,
+        tx_id: int | None,
+    ) -> None:
+        """GetMany, or TxGetMany (``tx_id``): each key read as TxGet would read it."""
         kv = self.kv
         blob = self._batch_blob(msg, count)
         if blob is None:
@@ -412,9 +425,21 @@ class ExtendedActions:
             return kv.fail(msg, MalformedRequest())
         if self._key_too_large(msg, *keys):
             return
+        tx: Transaction | None = None
+        if tx_id is not None:
+            tx = kv.transaction(msg, sender, tx_id, db)
+            if tx is None:
+                return
         kv.flush_pending(store)
+        values: list[bytes | None] = []
         try:
-            values = [store.get(key) for key in keys]
+            for key in keys:
+                if tx is not None and key in tx.writes:  # its own write
+                    values.append(tx.writes[key])
+                    continue
+                values.append(store.get(key))
+                if tx is not None:
+                    tx.reads.note_key(key, kv.txs.version(db))
         except StoreError as exc:
             return kv.fail(msg, exc.error)
         kv.answer(msg, GetManyResponse(count=count), encode_optional_values(values))

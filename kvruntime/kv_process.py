@@ -72,6 +72,7 @@ from protocol.messages import (
     TransactionTooLarge,
     TxExists,
     TxGet,
+    TxGetMany,
     ValueTooLarge,
 )
 
@@ -96,9 +97,9 @@ _MALFORMED: Final = MalformedRequest()
 _NO_READ: Final = NoReadCap()
 _NO_WRITE: Final = NoWriteCap()
 #: Actions whose request must carry a blob (MalformedRequest without one).
-_NEEDS_BLOB: Final = (Set, GetMany, SetMany, DeleteMany, CompareAndSwap)
+_NEEDS_BLOB: Final = (Set, GetMany, TxGetMany, SetMany, DeleteMany, CompareAndSwap)
 #: Actions that need only the read capability.
-_READS: Final = (Get, Exists, Scan, TxGet, TxExists, GetMany)
+_READS: Final = (Get, Exists, Scan, TxGet, TxExists, GetMany, TxGetMany)
 
 #: An outbox entry waits for its db's flush (a Store), or holds its answer.
 _Pending: TypeAlias = Store | tuple[KvResponse, bytes | None]
@@ -279,6 +280,7 @@ class KvProcess:
                 | TxGet()
                 | TxExists()
                 | GetMany()
+                | TxGetMany()
                 | SetMany()
                 | DeleteMany()
                 | Increment()

@@ -81,6 +81,7 @@ from .messages import (
     TransactionTooLarge,
     TxExists,
     TxGet,
+    TxGetMany,
     ValueTooLarge,
 )
 
@@ -146,6 +147,7 @@ __all__ = [
     "TransactionTooLarge",
     "TxExists",
     "TxGet",
+    "TxGetMany",
     "ValueTooLarge",
     "decode_capability_params",
     "decode_request",

@@ -95,6 +95,7 @@ from .messages import (
     TransactionTooLarge,
     TxExists,
     TxGet,
+    TxGetMany,
     ValueTooLarge,
 )
 
@@ -238,6 +239,8 @@ def _action_wire(action: KvAction) -> object:
             return {action.TAG: {"key": key, "tx_id": _uint_out(tx_id)}}
         case GetMany(count=count) | SetMany(count=count) | DeleteMany(count=count):
             return {action.TAG: {"count": _uint_out(count)}}
+        case TxGetMany(count=count, tx_id=tx_id):
+            return {action.TAG: {"count": _uint_out(count), "tx_id": _uint_out(tx_id)}}
         case Increment(key=key, delta=delta):
             return {action.TAG: {"key": key, "delta": _int64_out(delta)}}
         case CompareAndSwap(key=key):
@@ -597,6 +600,7 @@ _SCAN_FIELDS: Final = frozenset(
 )
 _RANGE_FIELDS: Final = frozenset(("prefix", "start", "end"))
 _COUNT_FIELDS: Final = frozenset(("count",))
+_COUNT_TX_FIELDS: Final = frozenset(("count", "tx_id"))
 _KEY_FIELDS: Final = frozenset(("key",))
 _KEY_DELTA_FIELDS: Final = frozenset(("key", "delta"))
 _PROCESS_FIELDS: Final = frozenset(("process",))
@@ -652,6 +656,14 @@ def _counted(cls: type[GetMany] | type[SetMany] | type[DeleteMany]) -> Callable[
     return parse
 
 
+def _tx_get_many(payload: object) -> KvAction:
+    fields = _struct(payload, "TxGetMany", _COUNT_TX_FIELDS)
+    return TxGetMany(
+        count=_uint(fields["count"], "TxGetMany.count"),
+        tx_id=_uint(fields["tx_id"], "TxGetMany.tx_id"),
+    )
+
+
 def _increment(payload: object) -> KvAction:
     fields = _struct(payload, "Increment", _KEY_DELTA_FIELDS)
     return Increment(
@@ -700,6 +712,7 @@ _PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[object], KvAction]]] = {
     TxGet.TAG: _tx_read(TxGet),
     TxExists.TAG: _tx_read(TxExists),
     GetMany.TAG: _counted(GetMany),
+    TxGetMany.TAG: _tx_get_many,
     SetMany.TAG: _counted(SetMany),
     DeleteMany.TAG: _counted(DeleteMany),
     Increment.TAG: _increment,

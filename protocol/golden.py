@@ -77,6 +77,7 @@ from .messages import (
     TransactionTooLarge,
     TxExists,
     TxGet,
+    TxGetMany,
     ValueTooLarge,
 )
 
@@ -406,6 +407,11 @@ def _count(value: JsonValue, what: str) -> int:
     return _uint(_fields(value, what, "count")["count"], "count")
 
 
+def _tx_get_many(value: JsonValue) -> KvAction:
+    f = _fields(value, "TxGetMany", "count", "tx_id")
+    return TxGetMany(count=_uint(f["count"], "count"), tx_id=_uint(f["tx_id"], "tx_id"))
+
+
 def _increment(value: JsonValue) -> KvAction:
     f = _fields(value, "Increment", "key", "delta")
     return Increment(key=_hex(f["key"], "key"), delta=_int64(f["delta"], "delta"))
@@ -432,6 +438,7 @@ _PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[JsonValue], KvAction]]] = {
     "TxGet": _tx_get,
     "TxExists": _tx_exists,
     "GetMany": lambda v: GetMany(count=_count(v, "GetMany")),
+    "TxGetMany": _tx_get_many,
     "SetMany": lambda v: SetMany(count=_count(v, "SetMany")),
     "DeleteMany": lambda v: DeleteMany(count=_count(v, "DeleteMany")),
     "Increment": _increment,

@@ -69,6 +69,7 @@ __all__ = [
     "TransactionTooLarge",
     "TxExists",
     "TxGet",
+    "TxGetMany",
     "ValueTooLarge",
 ]
 
@@ -193,6 +194,15 @@ class GetMany:
 
 
 @attrs.frozen(kw_only=True)
+class TxGetMany:
+    """Read ``count`` keys (in the blob) inside transaction ``tx_id``, as ``TxGet`` each."""
+
+    TAG: ClassVar[str] = "TxGetMany"
+    count: int
+    tx_id: int
+
+
+@attrs.frozen(kw_only=True)
 class SetMany:
     """Write ``count`` (key, value) pairs from the blob in one atomic batch; last wins."""
 
@@ -271,6 +281,7 @@ KvAction: TypeAlias = (
     | TxGet
     | TxExists
     | GetMany
+    | TxGetMany
     | SetMany
     | DeleteMany
     | Increment

@@ -49,6 +49,7 @@ from protocol.messages import (
     SetMany,
     TxExists,
     TxGet,
+    TxGetMany,
 )
 from protocol.messages import KeyTooLarge as KeyTooLargeError
 from protocol.messages import ValueTooLarge as ValueTooLargeError
@@ -438,12 +439,19 @@ class Kv(Generic[K, V]):
 
     # --- batches -----------------------------------------------------------------------
 
-    async def get_many(self, keys: Iterable[K]) -> list[V | None]:
-        """The values of ``keys`` in one request, aligned with them; None for a missing key."""
+    async def get_many(self, keys: Iterable[K], *, tx_id: int | None = None) -> list[V | None]:
+        """The values of ``keys`` in one request, aligned with them; None for a missing key.
+
+        With ``tx_id``, read inside that transaction as ``get`` does: its staged
+        writes first, then the committed data (checked for conflicts at commit).
+        """
         raw = [self._raw_key(key) for key in keys]
         if not raw:
             return []
-        response, blob = await self._call(GetMany(count=len(raw)), encode_keys(raw))
+        action: KvAction = (
+            GetMany(count=len(raw)) if tx_id is None else TxGetMany(count=len(raw), tx_id=tx_id)
+        )
+        response, blob = await self._call(action, encode_keys(raw))
         response = _expect(GetManyResponse, response)
         try:
             values = decode_optional_values(blob or b"", response.count)

@@ -6,8 +6,9 @@ import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
 from kvruntime.client._handle import request
+from protocol.blobs import encode_keys
 from protocol.ids import PackageId
-from protocol.messages import SetMany
+from protocol.messages import SetMany, TxGetMany
 from tests.conftest import run_as
 
 pytestmark = pytest.mark.anyio
@@ -72,6 +73,34 @@ async def test_a_malformed_batch_blob_is_malformed_request(rt: Runtime) -> None:
         assert [k async for k in db.keys()] == []
 
     await run_as(rt, OWNER, body)
+
+
+async def test_tx_get_many_checks_its_blob_before_the_transaction(rt: Runtime) -> None:
+    """Step 6 (batch bound, blob shape, key size) answers before step 7 (NoTx)."""
+
+    async def body(ctx: ProcessContext) -> list[str]:
+        await kv.open(ctx, ctx.package_id, "b")
+        package = PackageId.parse("demo:alice.os")
+        seen = []
+        for count, blob in (
+            (51, encode_keys([b"k"] * 51)),
+            (2, b"\x91\xc4\x01k"),
+            (1, None),
+            (1, encode_keys([b"k"])),
+        ):
+            with pytest.raises(kv.KvError) as caught:
+                await request(
+                    ctx, package, "b", TxGetMany(count=count, tx_id=7), blob=blob, timeout=5
+                )
+            seen.append(type(caught.value).__name__)
+        return seen
+
+    assert await run_as(rt, OWNER, body) == [
+        "BatchTooLarge",
+        "MalformedRequest",
+        "MalformedRequest",
+        "NoTx",
+    ]
 
 
 async def test_batches_need_capabilities(rt: Runtime) -> None:

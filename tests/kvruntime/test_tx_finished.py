@@ -252,3 +252,81 @@ async def test_tx_reads_and_rollback_check_ownership_and_capability(rt: Runtime)
             await db.rollback_tx(tx)
 
     await run_as(rt, "eve:other:eve.os", outsider)
+
+
+# --- GetMany inside a transaction (TxGetMany) ---------------------------------------
+
+
+async def test_get_many_inside_a_transaction_sees_its_own_writes(rt: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> tuple[list[bytes | None], list[bytes | None]]:
+        db = await kv.open(ctx, ctx.package_id, "t")
+        await db.set_many({b"a": b"old", b"b": b"keep", b"c": b"gone"})
+        tx = await db.begin_tx()
+        await db.set(b"a", b"new", tx_id=tx)
+        await db.set(b"d", b"added", tx_id=tx)
+        await db.delete(b"c", tx_id=tx)
+        keys = [b"a", b"b", b"c", b"d", b"missing", b"a"]
+        inside = await db.get_many(keys, tx_id=tx)
+        outside = await db.get_many(keys)
+        await db.rollback_tx(tx)
+        return inside, outside
+
+    inside, outside = await run_as(rt, OWNER, body)
+    assert inside == [b"new", b"keep", None, b"added", None, b"new"]
+    assert outside == [b"old", b"keep", b"gone", None, None, b"old"]
+
+
+@pytest.mark.parametrize("read", ["committed", "absent", "own write"])
+async def test_get_many_inside_a_transaction_is_checked_for_conflicts(
+    rt: Runtime, read: str
+) -> None:
+    """A key it read from the committed data (present or absent) that another writer
+    changes makes the commit fail; a key it wrote itself is no read and never conflicts."""
+
+    async def body(ctx: ProcessContext) -> str:
+        db = await kv.open(ctx, ctx.package_id, "t")
+        await db.set_many({b"committed": b"1", b"other": b"x"})
+        tx = await db.begin_tx()
+        if read == "own write":
+            await db.set(b"own write", b"mine", tx_id=tx)
+        await db.get_many([b"other", b"%s" % read.encode()], tx_id=tx)
+        await db.set(b"out", b"x", tx_id=tx)
+        await db.set(read.encode(), b"changed by a plain write")
+        try:
+            await db.commit_tx(tx)
+        except kv.TransactionConflict:
+            return "conflict" if not await db.exists(b"out") else "conflict, yet applied"
+        return "committed"
+
+    expected = "committed" if read == "own write" else "conflict"
+    assert await run_as(rt, OWNER, body) == expected
+
+
+async def test_get_many_inside_a_transaction_checks_ownership_limits_and_capability(
+    rt: Runtime,
+) -> None:
+    async def owner(ctx: ProcessContext) -> int:
+        db = await kv.open(ctx, ctx.package_id, "t")
+        await db.share("reader:guest:bob.os")
+        tx = await db.begin_tx()
+        other_db = await kv.open(ctx, ctx.package_id, "u")
+        with pytest.raises(kv.NoTx):  # a transaction belongs to its db
+            await other_db.get_many([b"k"], tx_id=tx)
+        with pytest.raises(kv.NoTx):
+            await db.get_many([b"k"], tx_id=tx + 1)
+        return tx
+
+    tx = await run_as(rt, OWNER, owner)
+
+    async def reader(ctx: ProcessContext) -> None:
+        db = kv.handle(ctx, "demo:alice.os", "t")
+        with pytest.raises(kv.NoTx):  # read cap, but not its transaction
+            await db.get_many([b"k"], tx_id=tx)
+
+    await run_as(rt, "reader:guest:bob.os", reader)
+
+    async def outsider(ctx: ProcessContext) -> None:
+        with pytest.raises(kv.NoReadCap):
+            await kv.handle(ctx, "demo:alice.os", "t").get_many([b"k"], tx_id=tx)
+
+    await run_as(rt, "eve:other:eve.os", outsider)

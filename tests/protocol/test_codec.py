@@ -79,6 +79,7 @@ from protocol.messages import (
     TransactionTooLarge,
     TxExists,
     TxGet,
+    TxGetMany,
     ValueTooLarge,
 )
 
@@ -133,6 +134,7 @@ ACTIONS: dict[type, st.SearchStrategy[KvAction]] = {
     TxGet: st.builds(TxGet, key=keys, tx_id=u64_edges),
     TxExists: st.builds(TxExists, key=keys, tx_id=u64_edges),
     GetMany: st.builds(GetMany, count=u64_edges),
+    TxGetMany: st.builds(TxGetMany, count=u64_edges, tx_id=u64_edges),
     SetMany: st.builds(SetMany, count=u64_edges),
     DeleteMany: st.builds(DeleteMany, count=u64_edges),
     Increment: st.builds(Increment, key=keys, delta=i64),
@@ -958,6 +960,7 @@ def test_capability_params_escape_non_ascii() -> None:
             },
         ),
         (TxGet(key=b"k", tx_id=7), {"TxGet": {"key": b"k", "tx_id": 7}}),
+        (TxGetMany(count=2, tx_id=7), {"TxGetMany": {"count": 2, "tx_id": 7}}),
         (SetMany(count=3), {"SetMany": {"count": 3}}),
         (Increment(key=b"c", delta=-2), {"Increment": {"key": b"c", "delta": -2}}),
         (CompareAndSwap(key=b"k"), {"CompareAndSwap": {"key": b"k"}}),
@@ -1035,6 +1038,10 @@ _FULL_SCAN = {
         (body({"TxGet": {"key": b"k", "tx_id": None}}), "TxGet.tx_id: expected uint, got nil"),
         (body({"GetMany": {"count": -1}}), "GetMany.count: expected uint"),
         (body({"GetMany": 3}), "GetMany: expected a map, got int"),
+        (body({"GetMany": {"count": 3, "tx_id": 7}}), "GetMany: unexpected field"),
+        (body({"TxGetMany": {"count": 3, "tx_id": None}}), "TxGetMany.tx_id: expected uint"),
+        (body({"TxGetMany": {"count": 3}}), "TxGetMany: missing field"),
+        (body({"TxGetMany": {"count": -1, "tx_id": 7}}), "TxGetMany.count: expected uint"),
         (body({"Capabilities": None}), "Capabilities takes no payload"),
         (body({"Revoke": {"process": "r:g:alice.os"}}), "ProcessId: expected a map, got str"),
         (
