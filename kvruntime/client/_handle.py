@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import Any, Generic, TypeVar, overload
 
 import attrs
@@ -58,7 +59,7 @@ from protocol.prefix import DbRequestEncoder
 from ..config import KvConfig
 from ..kv_process import KV_PROCESS_ID, kv_capability
 from ..process import ProcessContext, Target
-from .codecs import Codec
+from .codecs import BytesCodec, Codec
 from .errors import (
     KeyNotFound,
     KeyTooLarge,
@@ -148,6 +149,7 @@ class Kv(Generic[K, V]):
         "_max_key",
         "_max_value",
         "_package_id",
+        "_raw",
         "_target",
         "_timeout",
         "_value",
@@ -173,6 +175,8 @@ class Kv(Generic[K, V]):
         self._value = value_codec
         self._max_value = max_value_bytes
         self._max_key = max_key_bytes
+        #: Raw bytes both ways: batches skip the per-item codec calls.
+        self._raw = isinstance(key_codec, BytesCodec) and isinstance(value_codec, BytesCodec)
         self._encoder = DbRequestEncoder(package_id, db)
         self._target = _kv_address(ctx)
 
@@ -199,14 +203,14 @@ class Kv(Generic[K, V]):
             max_key_bytes=self._max_key,
         )
 
-    def _raw_key(self, key: K) -> bytes:
+    def _key_bytes(self, key: K) -> bytes:
         """``key`` encoded, or KeyTooLarge past the limit."""
         raw = self._key.encode(key)
         if len(raw) > self._max_key:
             raise KeyTooLarge(KeyTooLargeError(size=len(raw), max=self._max_key))
         return raw
 
-    def _raw_value(self, value: V) -> bytes:
+    def _value_bytes(self, value: V) -> bytes:
         """``value`` encoded, or ValueTooLarge past the limit."""
         raw = self._value.encode(value)
         if len(raw) > self._max_value:
@@ -229,7 +233,7 @@ class Kv(Generic[K, V]):
         With ``tx_id``, read inside that transaction: its staged writes first,
         then the committed data (the read is checked for conflicts at commit).
         """
-        raw = self._raw_key(key)
+        raw = self._key_bytes(key)
         action: KvAction = Get(key=raw) if tx_id is None else TxGet(key=raw, tx_id=tx_id)
         try:
             response, blob = await self._call(action)
@@ -243,7 +247,7 @@ class Kv(Generic[K, V]):
 
     async def get_stream(self, key: K, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """The stored bytes of ``key`` in chunks (the WASI ``stream<u8>`` shape)."""
-        response, blob = await self._call(Get(key=self._raw_key(key)))
+        response, blob = await self._call(Get(key=self._key_bytes(key)))
         if not isinstance(response, GetResponse) or blob is None:
             raise UnexpectedResponse(_unexpected(response))
         return _chunks(blob, chunk_size)
@@ -257,20 +261,20 @@ class Kv(Generic[K, V]):
         to the value-size limit. Past the key or value limit KeyTooLarge or
         ValueTooLarge is raised and nothing is sent.
         """
-        raw = self._raw_key(key)
+        raw = self._key_bytes(key)
         if isinstance(value, AsyncIterable):
             blob = await self._gather(value)
         else:
-            blob = self._raw_value(value)
+            blob = self._value_bytes(value)
         await self._call(Set(key=raw, tx_id=tx_id), blob)
 
     async def delete(self, key: K, *, tx_id: int | None = None) -> None:
         """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
-        await self._call(Delete(key=self._raw_key(key), tx_id=tx_id))
+        await self._call(Delete(key=self._key_bytes(key), tx_id=tx_id))
 
     async def exists(self, key: K, *, tx_id: int | None = None) -> bool:
         """Whether ``key`` is present (inside transaction ``tx_id`` when given)."""
-        raw = self._raw_key(key)
+        raw = self._key_bytes(key)
         action: KvAction = Exists(key=raw) if tx_id is None else TxExists(key=raw, tx_id=tx_id)
         response, _ = await self._call(action)
         if not isinstance(response, ExistsResponse):
@@ -343,8 +347,8 @@ class Kv(Generic[K, V]):
         """
         action = Scan(
             prefix=_raw_prefix(prefix, start, end),
-            start=None if start is None else self._raw_key(start),
-            end=None if end is None else self._raw_key(end),
+            start=None if start is None else self._key_bytes(start),
+            end=None if end is None else self._key_bytes(end),
             reverse=reverse,
             keys_only=keys_only,
             limit=limit,
@@ -357,6 +361,8 @@ class Kv(Generic[K, V]):
             raw = decode_scan_page(blob or b"", response.count, keys_only=keys_only)
         except DecodeError as exc:
             raise UnexpectedResponse(f"kv:distro:sys sent a malformed page: {exc}") from exc
+        if self._raw:
+            return Page(items=raw, cursor=response.cursor)  # type: ignore[arg-type]
         key, value = self._key.decode, self._value.decode
         items = [(key(k), None if v is None else value(v)) for k, v in raw]
         return Page(items=items, cursor=response.cursor)
@@ -432,8 +438,8 @@ class Kv(Generic[K, V]):
         """
         action = DeleteRange(
             prefix=_raw_prefix(prefix, start, end),
-            start=None if start is None else self._raw_key(start),
-            end=None if end is None else self._raw_key(end),
+            start=None if start is None else self._key_bytes(start),
+            end=None if end is None else self._key_bytes(end),
         )
         return _expect(DeleteRangeResponse, (await self._call(action))[0]).count
 
@@ -445,9 +451,10 @@ class Kv(Generic[K, V]):
         With ``tx_id``, read inside that transaction as ``get`` does: its staged
         writes first, then the committed data (checked for conflicts at commit).
         """
-        raw = [self._raw_key(key) for key in keys]
+        raw = [self._key.encode(key) for key in keys]
         if not raw:
             return []
+        _check_sizes(raw, (), self._max_key, self._max_value)
         action: KvAction = (
             GetMany(count=len(raw)) if tx_id is None else TxGetMany(count=len(raw), tx_id=tx_id)
         )
@@ -467,14 +474,22 @@ class Kv(Generic[K, V]):
 
         A key given twice takes its last value. An empty batch sends nothing.
         """
-        pairs = items.items() if isinstance(items, Mapping) else items
-        raw = [(self._raw_key(k), self._raw_value(v)) for k, v in pairs]
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        if self._raw:  # bytes as they are; kv checks every entry (MalformedRequest)
+            raw = pairs
+        else:
+            kenc, venc = self._key.encode, self._value.encode
+            raw = [(kenc(k), venc(v)) for k, v in pairs]
+        _check_sizes(
+            map(itemgetter(0), raw), map(itemgetter(1), raw), self._max_key, self._max_value
+        )
         if raw:
             await self._call(SetMany(count=len(raw)), encode_items(raw))
 
     async def delete_many(self, keys: Iterable[K]) -> None:
         """Delete every key in one atomic batch (missing keys are fine)."""
-        raw = [self._raw_key(key) for key in keys]
+        raw = [self._key.encode(key) for key in keys]
+        _check_sizes(raw, (), self._max_key, self._max_value)
         if raw:
             await self._call(DeleteMany(count=len(raw)), encode_keys(raw))
 
@@ -488,7 +503,7 @@ class Kv(Generic[K, V]):
         an integer raises NotAnInteger, a result outside int64 IntegerOverflow;
         either way nothing changes.
         """
-        action = Increment(key=self._raw_key(key), delta=delta)
+        action = Increment(key=self._key_bytes(key), delta=delta)
         return _expect(IncrementResponse, (await self._call(action))[0]).value
 
     async def compare_and_swap(self, key: K, expected: V | None, new: V | None) -> None:
@@ -498,9 +513,9 @@ class Kv(Generic[K, V]):
         it. Otherwise raises CasMismatch, whose ``.current`` is the stored
         bytes (None when absent), and nothing changes.
         """
-        raw = self._raw_key(key)
+        raw = self._key_bytes(key)
         expected_raw = None if expected is None else self._value.encode(expected)
-        blob = encode_cas(expected_raw, None if new is None else self._raw_value(new))
+        blob = encode_cas(expected_raw, None if new is None else self._value_bytes(new))
         await self._call(CompareAndSwap(key=raw), blob)
 
     # --- access control ----------------------------------------------------------------
@@ -541,6 +556,25 @@ class Kv(Generic[K, V]):
                 raise ValueTooLarge(ValueTooLargeError(size=size, max=limit))
             parts.append(bytes(chunk))
         return b"".join(parts)
+
+
+def _check_sizes(
+    keys: Iterable[bytes], values: Iterable[bytes], max_key: int, max_value: int
+) -> None:
+    """KeyTooLarge for the first key over ``max_key``, else ValueTooLarge for the
+    first value over ``max_value``: what kv would answer for the batch."""
+    keys, values = list(keys), list(values)
+    try:  # C-speed passes; the culprit is looked for only when there is one
+        key_over = max(map(len, keys), default=0) > max_key
+        value_over = max(map(len, values), default=0) > max_value
+    except TypeError:
+        return  # an entry that is not bytes: kv refuses the batch (MalformedRequest)
+    if key_over:
+        size = next(n for n in map(len, keys) if n > max_key)
+        raise KeyTooLarge(KeyTooLargeError(size=size, max=max_key))
+    if value_over:
+        size = next(n for n in map(len, values) if n > max_value)
+        raise ValueTooLarge(ValueTooLargeError(size=size, max=max_value))
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
