@@ -35,7 +35,7 @@ from ..client._handle import request
 from ..errors import SendError
 from ..process import ProcessContext
 from ..runtime import Runtime
-from ._app import EXIT_HOME, EXIT_KV, CliError
+from ._app import EXIT_HOME, EXIT_KV, EXIT_USAGE, CliError
 
 __all__ = [
     "ADMIN_PROCESS_NAME",
@@ -46,6 +46,7 @@ __all__ = [
     "check_home",
     "home_in_use",
     "open_db",
+    "page_ask",
     "run_in_home",
 ]
 
@@ -55,6 +56,8 @@ T = TypeVar("T")
 ADMIN_PROCESS_NAME = "kvruntime-cli"
 #: Seconds to wait for each answer of kv:distro:sys (values may be large).
 TIMEOUT = 120.0
+#: The largest ``limit`` a Scan carries on the wire (a u64).
+_MAX_WIRE_LIMIT = 2**64 - 1
 
 
 def caps_path(home: Path) -> Path:
@@ -118,6 +121,15 @@ def _translate(error: Exception) -> Exception:
     return error  # a bug: let its traceback show
 
 
+def page_ask(left: int | None) -> int | None:
+    """The ``limit`` of the next Scan page when ``left`` entries are still wanted.
+
+    Any count is a fine ``--limit``: kv:distro:sys bounds each page anyway,
+    so a count beyond what the wire carries asks for as much as it can.
+    """
+    return None if left is None else min(left, _MAX_WIRE_LIMIT)
+
+
 def admin_id(package: PackageId) -> ProcessId:
     """The administrative process of ``package``: ``kvruntime-cli:PACKAGE``."""
     return ProcessId(
@@ -136,6 +148,8 @@ async def as_admin(
 ) -> T:
     """Run ``body(ctx)`` as ``process`` (default the admin process of ``package``)."""
     pid = process or admin_id(package)
+    if rt.bus.slot(pid) is not None:  # a process of the runtime itself, such as kv:distro:sys
+        raise CliError(f"process {pid} is already running in the runtime: pick another", EXIT_USAGE)
     outcome: list[T] = []
     failure: list[Exception] = []
 

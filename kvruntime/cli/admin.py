@@ -33,7 +33,15 @@ from ._app import (
     package_argument,
     verbose_option,
 )
-from ._session import as_admin, caps_path, check_home, home_in_use, open_db, run_in_home
+from ._session import (
+    as_admin,
+    caps_path,
+    check_home,
+    home_in_use,
+    open_db,
+    page_ask,
+    run_in_home,
+)
 
 __all__ = ["caps", "ls", "repair"]
 
@@ -109,7 +117,7 @@ async def _count_keys(ctx: ProcessContext, package: PackageId, db: str, limit: i
     handle = await open_db(ctx, package, db, create=False)
     seen, cursor = 0, None
     while seen < limit:
-        page = await handle.list_page(keys_only=True, limit=limit - seen, cursor=cursor)
+        page = await handle.list_page(keys_only=True, limit=page_ask(limit - seen), cursor=cursor)
         seen += len(page.items)
         if page.cursor is None:
             break
