@@ -27,7 +27,7 @@ from typing import TypeVar
 import anyio
 
 from protocol.ids import PackageId, ProcessId
-from protocol.messages import Exists
+from protocol.messages import Exists, IoError, LevelDbError
 
 from .. import kv
 from ..capabilities import CapabilityStoreError
@@ -109,11 +109,20 @@ def run_in_home(
     return result  # type: ignore[return-value]  # None only when work returned None
 
 
+_REPAIR_HINT = (
+    "\n(if the db's files are damaged, `kvruntime repair PACKAGE DB` may recover it;"
+    " read its warning first)"
+)
+
+
 def _translate(error: Exception) -> Exception:
     if isinstance(error, CliError):
         return error
     if isinstance(error, kv.NoDb):
         return CliError(str(error), EXIT_KV)
+    if isinstance(error, kv.KvError) and isinstance(error.error, LevelDbError | IoError):
+        detail = error.error.message  # "[package, db] what LevelDB said"
+        return CliError(f"kv:distro:sys answered {error.error.TAG}: {detail}{_REPAIR_HINT}")
     if isinstance(error, kv.KvError):
         return CliError(f"kv:distro:sys answered: {error}", EXIT_KV)
     if isinstance(error, SendError):
