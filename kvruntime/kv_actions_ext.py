@@ -26,6 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Final
 
@@ -84,6 +85,10 @@ if TYPE_CHECKING:
     from .kv_process import KvProcess
 
 __all__ = ["ExtendedActions", "parse_counter", "prefix_end"]
+
+#: The key and the value of a (key, value) op, for C-level passes over batches.
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
 
 _I64_MIN: Final = -(2**63)
 _I64_MAX: Final = 2**63 - 1
@@ -342,9 +347,20 @@ class ExtendedActions:
         """Fill ``page`` from one snapshot; whether entries remain after it."""
         max_bytes = self.kv.config.max_scan_bytes
         reverse, keys_only = scan.reverse, scan.keys_only
+        if tx is None or not tx.writes:  # the common case, read in C-speed chunks
+            entries_read, more = store.read_page(
+                start=lo,
+                stop=hi,
+                reverse=reverse,
+                include_value=not keys_only,
+                limit=limit,
+                max_bytes=max_bytes,
+            )
+            page.extend(entries_read)
+            return more
         committed = _entries(store, lo, hi, reverse=reverse, keys_only=keys_only)
         entries: Iterator[tuple[bytes, bytes | None]] = committed
-        if tx is not None and tx.writes:
+        if tx.writes:
             staged = sorted(
                 (item for item in tx.writes.items() if _inside(item[0], lo, hi)),
                 reverse=reverse,
@@ -428,11 +444,16 @@ class ExtendedActions:
             )
         except DecodeError:
             return kv.fail(msg, MalformedRequest())
-        if self._key_too_large(msg, *(key for key, _ in ops)):
-            return
-        for _, value in ops:
-            if self._value_too_large(msg, value):
+        if ops:
+            limits = self.kv.config
+            # C-level passes over the batch; the per-item checks only name the culprit.
+            if max(map(len, map(_first, ops))) > limits.max_key_bytes:
+                self._key_too_large(msg, *map(_first, ops))
                 return
+            if put and max(map(len, map(_second, ops))) > limits.max_value_bytes:
+                for _, value in ops:
+                    if self._value_too_large(msg, value):
+                        return
         kv.queue_writes(msg, db, store, ops)
 
     def _increment(self, msg: Request, db: DbKey, store: Store, key: bytes, delta: int) -> None:

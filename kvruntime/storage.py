@@ -35,8 +35,11 @@ Invariants:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
+import itertools
+import operator
 import os
 import secrets
 import shutil
@@ -168,6 +171,24 @@ class Store(Protocol):
         to release the snapshot.
         """
 
+    def read_page(
+        self,
+        *,
+        start: bytes | None,
+        stop: bytes | None,
+        reverse: bool,
+        include_value: bool,
+        limit: int,
+        max_bytes: int,
+    ) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+        """Up to ``limit`` entries of ``start <= key < stop`` from one snapshot.
+
+        Stops once the entries hold more than ``max_bytes`` (keys plus values;
+        a first entry is taken whatever its size). Returns the entries (value
+        None when ``include_value`` is false) and whether more remain.
+        """
+        ...
+
     def close(self) -> None:
         """Close the database; idempotent."""
 
@@ -258,11 +279,12 @@ class LevelDbStore:
             if self._closing:
                 raise RuntimeError("store is closed")
             batch = self._db.write_batch(sync=sync or self.sync)
+            put, delete = batch.put, batch.delete
             for key, value in ops:
                 if value is None:
-                    batch.delete(key)
+                    delete(key)
                 else:
-                    batch.put(key, value)
+                    put(key, value)
             batch.write()
         except _PLYVEL_ERRORS as exc:
             raise self._error(exc) from exc
@@ -338,6 +360,35 @@ class LevelDbStore:
                 yield item
         finally:
             raw.close()  # holds the GIL throughout, so it cannot race DB.close
+
+    def read_page(
+        self,
+        *,
+        start: bytes | None,
+        stop: bytes | None,
+        reverse: bool,
+        include_value: bool,
+        limit: int,
+        max_bytes: int,
+    ) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+        """See ``Store.read_page``. One guarded call: chunks are taken with
+        ``islice`` (C speed), sized from the largest entry seen so far, so a page
+        of large values reads at most one entry past its byte bound."""
+        self._inflight.append(None)
+        try:
+            if self._closing:
+                raise RuntimeError("store is closed")
+            raw = self._db.iterator(
+                start=start, stop=stop, reverse=reverse, include_value=include_value
+            )
+            try:
+                return _fill_page(raw, include_value, limit, max_bytes)
+            finally:
+                raw.close()
+        except _PLYVEL_ERRORS as exc:
+            raise self._error(exc) from exc
+        finally:
+            self._inflight.pop()
 
     def close(self) -> None:
         """Close the database, after any call in flight in another thread; idempotent."""
@@ -569,3 +620,30 @@ class Databases:
                     _fsync_dir(self.root)
         except OSError as exc:
             raise _store_error(label, exc, self.root, "<kv>") from exc
+
+
+def _fill_page(
+    raw: Any, include_value: bool, limit: int, max_bytes: int
+) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+    page: list[tuple[bytes, bytes | None]] = []
+    size, largest, chunk = 0, 1, 1
+    while len(page) < limit:
+        taken = list(itertools.islice(raw, min(chunk, limit - len(page))))
+        if not taken:
+            return page, False
+        if include_value:
+            lengths = list(map(len, itertools.chain.from_iterable(taken)))
+            sizes = list(map(operator.add, lengths[::2], lengths[1::2]))
+            entries = taken
+        else:
+            sizes = list(map(len, taken))
+            entries = list(zip(taken, itertools.repeat(None)))
+        totals = list(itertools.accumulate(sizes, initial=size))[1:]
+        fits = bisect.bisect_right(totals, max_bytes) or (0 if page else 1)
+        page.extend(entries[:fits])
+        if fits < len(entries):
+            return page, True
+        size = totals[-1]
+        largest = max(largest, *sizes)
+        chunk = max(1, min(2 * chunk, (max_bytes - size) // largest))
+    return page, next(raw, None) is not None

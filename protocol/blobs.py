@@ -19,7 +19,8 @@ The blob's size is bounded by the caller before decoding.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Final
+from itertools import chain, repeat
+from typing import Final, cast
 
 import msgpack
 
@@ -98,17 +99,34 @@ def encode_keys(keys: Iterable[bytes]) -> bytes:
 
 def decode_keys(data: bytes, count: int) -> list[bytes]:
     """``count`` keys from a ``[bin, ...]`` blob."""
-    return [_bin(key, f"entry {i}") for i, key in enumerate(_array(data, count))]
+    keys = _array(data, count)
+    if _all_bytes(keys):  # one C-level pass; the loop below only names the culprit
+        return list(keys)  # type: ignore[arg-type]
+    return [_bin(key, f"entry {i}") for i, key in enumerate(keys)]
 
 
-def encode_items(items: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """``[[bin key, bin value], ...]``."""
-    return _pack([[bytes(key), bytes(value)] for key, value in items])
+def _all_bytes(values: tuple[object, ...]) -> bool:
+    return not values or set(map(type, values)) == {bytes}
+
+
+def encode_items(items: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """``[[bin key, bin value], ...]`` (msgpack writes each pair, a tuple, as an array).
+
+    Entries are packed as they are; the decoder checks every one.
+    """
+    return _pack(items)
 
 
 def decode_items(data: bytes, count: int) -> list[tuple[bytes, bytes]]:
     """``count`` (key, value) pairs from a ``[[bin, bin], ...]`` blob."""
-    return [_pair(entry, i) for i, entry in enumerate(_array(data, count))]
+    entries = _array(data, count)
+    # Batches hold thousands of pairs: check them with C-level passes, and walk
+    # them one by one only to name the culprit of a malformed blob.
+    if set(map(type, entries)) == {tuple}:
+        pairs = cast(tuple[tuple[object, ...], ...], entries)
+        if set(map(len, pairs)) == {2} and set(map(type, chain.from_iterable(pairs))) <= {bytes}:
+            return list(pairs)  # type: ignore[arg-type]
+    return [_pair(entry, i) for i, entry in enumerate(entries)]
 
 
 def encode_optional_values(values: Iterable[bytes | None]) -> bytes:
@@ -132,10 +150,9 @@ def decode_scan_page(
     data: bytes, count: int, *, keys_only: bool
 ) -> list[tuple[bytes, bytes | None]]:
     """``count`` entries of a page; the value is None for every entry when ``keys_only``."""
-    entries = _array(data, count)
     if keys_only:
-        return [(_bin(key, f"entry {i}"), None) for i, key in enumerate(entries)]
-    return [_pair(entry, i) for i, entry in enumerate(entries)]
+        return list(zip(decode_keys(data, count), repeat(None)))
+    return decode_items(data, count)  # type: ignore[return-value]
 
 
 def encode_cas(expected: bytes | None, new: bytes | None) -> bytes:

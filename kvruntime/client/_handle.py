@@ -56,7 +56,7 @@ from protocol.prefix import DbRequestEncoder
 from ..config import KvConfig
 from ..kv_process import KV_PROCESS_ID, kv_capability
 from ..process import ProcessContext, Target
-from .codecs import Codec
+from .codecs import BytesCodec, Codec
 from .errors import (
     KeyNotFound,
     KvError,
@@ -135,6 +135,7 @@ class Kv(Generic[K, V]):
         "_key",
         "_max_value",
         "_package_id",
+        "_raw",
         "_target",
         "_timeout",
         "_value",
@@ -158,6 +159,8 @@ class Kv(Generic[K, V]):
         self._key = key_codec
         self._value = value_codec
         self._max_value = max_value_bytes
+        #: Raw bytes both ways: batches skip the per-item codec calls.
+        self._raw = isinstance(key_codec, BytesCodec) and isinstance(value_codec, BytesCodec)
         self._encoder = DbRequestEncoder(package_id, db)
         self._target = _kv_address(ctx)
 
@@ -326,6 +329,8 @@ class Kv(Generic[K, V]):
             raw = decode_scan_page(blob or b"", response.count, keys_only=keys_only)
         except DecodeError as exc:
             raise UnexpectedResponse(f"kv:distro:sys sent a malformed page: {exc}") from exc
+        if self._raw:
+            return Page(items=raw, cursor=response.cursor)  # type: ignore[arg-type]
         key, value = self._key.decode, self._value.decode
         items = [(key(k), None if v is None else value(v)) for k, v in raw]
         return Page(items=items, cursor=response.cursor)
@@ -429,8 +434,12 @@ class Kv(Generic[K, V]):
 
         A key given twice takes its last value. An empty batch sends nothing.
         """
-        pairs = items.items() if isinstance(items, Mapping) else items
-        raw = [(self._key.encode(k), self._value.encode(v)) for k, v in pairs]
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        if self._raw:  # bytes as they are; kv checks every entry (MalformedRequest)
+            raw = pairs
+        else:
+            kenc, venc = self._key.encode, self._value.encode
+            raw = [(kenc(k), venc(v)) for k, v in pairs]
         if raw:
             await self._call(SetMany(count=len(raw)), encode_items(raw))
 

@@ -102,3 +102,16 @@ async def test_batches_need_capabilities(rt: Runtime) -> None:
             await db.delete_many([b"k"])
 
     await run_as(rt, "eve:other:eve.os", outsider)
+
+
+async def test_a_raw_set_many_with_a_str_entry_is_refused_whole(rt: Runtime) -> None:
+    """Raw-bytes handles pack entries as they are; kv checks them all and writes none."""
+
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, ctx.package_id, "typed")
+        items: list[tuple[bytes, bytes]] = [(b"a", b"1"), ("b", b"2")]  # type: ignore[list-item]
+        with pytest.raises(kv.MalformedRequest):
+            await db.set_many(items)
+        assert await db.get_many([b"a", b"b"]) == [None, None]
+
+    await run_as(rt, "app:typed:pub.os", body)
