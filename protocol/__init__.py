@@ -35,6 +35,7 @@ from .messages import (
     CapabilitiesResponse,
     CasMismatch,
     Commit,
+    CommitBatch,
     CompareAndSwap,
     Delete,
     DeleteMany,
@@ -82,6 +83,7 @@ from .messages import (
     TxExists,
     TxGet,
     ValueTooLarge,
+    WriteBatch,
 )
 
 __all__ = [
@@ -96,6 +98,7 @@ __all__ = [
     "CapabilitiesResponse",
     "CasMismatch",
     "Commit",
+    "CommitBatch",
     "CompareAndSwap",
     "DecodeError",
     "Delete",
@@ -147,6 +150,7 @@ __all__ = [
     "TxExists",
     "TxGet",
     "ValueTooLarge",
+    "WriteBatch",
     "decode_capability_params",
     "decode_request",
     "decode_response",

@@ -23,6 +23,7 @@ __all__ = [
     "CapabilitiesResponse",
     "CasMismatch",
     "Commit",
+    "CommitBatch",
     "CompareAndSwap",
     "Delete",
     "DeleteMany",
@@ -70,6 +71,7 @@ __all__ = [
     "TxExists",
     "TxGet",
     "ValueTooLarge",
+    "WriteBatch",
 ]
 
 
@@ -258,6 +260,28 @@ class Capabilities:
     TAG: ClassVar[str] = "Capabilities"
 
 
+@attrs.frozen(kw_only=True)
+class WriteBatch:
+    """Apply ``count`` writes from the blob (``[[key, value | nil], ...]``; nil deletes).
+
+    With ``tx_id`` None they apply atomically in one batch, as SetMany; with a
+    ``tx_id`` every one is staged in that transaction. Later entries win.
+    """
+
+    TAG: ClassVar[str] = "WriteBatch"
+    tx_id: int | None
+    count: int
+
+
+@attrs.frozen(kw_only=True)
+class CommitBatch:
+    """Stage ``count`` writes from the blob (as WriteBatch) in ``tx_id``, then commit it."""
+
+    TAG: ClassVar[str] = "CommitBatch"
+    tx_id: int
+    count: int
+
+
 KvAction: TypeAlias = (
     Open
     | RemoveDb
@@ -279,6 +303,8 @@ KvAction: TypeAlias = (
     | DeleteRange
     | Revoke
     | Capabilities
+    | WriteBatch
+    | CommitBatch
 )
 
 
