@@ -35,6 +35,7 @@ from protocol.messages import (
     BeginTxResponse,
     Capabilities,
     Commit,
+    CommitBatch,
     CompareAndSwap,
     Delete,
     DeleteMany,
@@ -73,6 +74,7 @@ from protocol.messages import (
     TxExists,
     TxGet,
     ValueTooLarge,
+    WriteBatch,
 )
 
 from ._mailbox import MailboxClosed
@@ -96,7 +98,7 @@ _MALFORMED: Final = MalformedRequest()
 _NO_READ: Final = NoReadCap()
 _NO_WRITE: Final = NoWriteCap()
 #: Actions whose request must carry a blob (MalformedRequest without one).
-_NEEDS_BLOB: Final = (Set, GetMany, SetMany, DeleteMany, CompareAndSwap)
+_NEEDS_BLOB: Final = (Set, GetMany, SetMany, DeleteMany, CompareAndSwap, WriteBatch, CommitBatch)
 #: Actions that need only the read capability.
 _READS: Final = (Get, Exists, Scan, TxGet, TxExists, GetMany)
 
@@ -285,6 +287,8 @@ class KvProcess:
                 | CompareAndSwap()
                 | Rollback()
                 | DeleteRange()
+                | WriteBatch()
+                | CommitBatch()
             ):
                 return await self._ext.serve(msg, sender, (package_id, db), store, action)
             case _:  # Open, RemoveDb, Revoke and Capabilities were served above
