@@ -14,6 +14,7 @@ from protocol.blobs import (
     encode_cas,
     encode_items,
     encode_keys,
+    encode_writes,
 )
 from protocol.codec import DecodeError, decode_response, encode_request
 from protocol.ids import Address, PackageId
@@ -49,6 +50,7 @@ from protocol.messages import (
     SetMany,
     TxExists,
     TxGet,
+    WriteBatch,
 )
 from protocol.messages import ValueTooLarge as ValueTooLargeError
 from protocol.prefix import DbRequestEncoder
@@ -56,6 +58,7 @@ from protocol.prefix import DbRequestEncoder
 from ..config import KvConfig
 from ..kv_process import KV_PROCESS_ID, kv_capability
 from ..process import ProcessContext, Target
+from ._transaction import Transaction
 from .codecs import BytesCodec, Codec
 from .errors import (
     KeyNotFound,
@@ -66,7 +69,7 @@ from .errors import (
     raise_kv_error,
 )
 
-__all__ = ["Kv", "Page", "request"]
+__all__ = ["Kv", "Page", "Transaction", "request"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -78,6 +81,8 @@ T = TypeVar("T")
 _MISSING: Any = object()
 #: Largest value the store accepts by default; a handle may be told otherwise.
 DEFAULT_MAX_VALUE_BYTES = KvConfig().max_value_bytes
+#: Most writes the store accepts in one batch by default (``max_batch_items``).
+DEFAULT_MAX_BATCH_ITEMS = KvConfig().max_batch_items
 
 
 async def request(
@@ -291,6 +296,60 @@ class Kv(Generic[K, V]):
                 attempt += 1
                 continue
             return result
+
+    # --- pipelined transactions ---------------------------------------------------------
+
+    def transaction(self, *, max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS) -> Transaction[K, V]:
+        """A pipelined transaction: ``async with db.transaction() as tx: ...``.
+
+        ``tx.set``/``tx.delete`` buffer writes here; ``await tx.get``/``tx.exists``
+        read the buffer first, then the committed data inside a server
+        transaction (begun on the first such read, and conflict-checked at
+        commit). A clean exit applies every write in one request (atomically,
+        as ``set_many``, when nothing was read; else a conflict-checked
+        commit, which raises TransactionConflict and applies nothing if a key
+        read changed). An exception in the block applies nothing. A buffer of
+        more than ``max_batch_items`` writes (the server's batch limit) is
+        sent in several requests and still commits atomically.
+        """
+        return Transaction(self._call, self._key, self._value, max_batch_items=max_batch_items)
+
+    async def transact_batched(
+        self, fn: Callable[[Transaction[K, V]], Awaitable[T]], *, retries: int = 3
+    ) -> T:
+        """``transact`` for the pipelined form: run ``fn(tx)`` in ``db.transaction()``.
+
+        On TransactionConflict the whole of ``fn`` runs again in a new
+        transaction, up to ``retries`` more times, then the conflict is
+        re-raised. If ``fn`` raises, nothing is applied.
+        """
+        attempt = 0
+        while True:
+            try:
+                async with self.transaction() as tx:
+                    result = await fn(tx)
+            except TransactionConflict:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                continue
+            return result
+
+    async def write_batch(self, ops: Mapping[K, V | None] | Iterable[tuple[K, V | None]]) -> None:
+        """Apply sets and deletes (a None value deletes) in one atomic batch.
+
+        All land or none do; a key given twice takes its last op. An empty
+        batch sends nothing.
+        """
+        pairs = list(ops.items() if isinstance(ops, Mapping) else ops)
+        raw: list[tuple[bytes, bytes | None]]
+        if self._raw:  # bytes as they are; kv checks every entry (MalformedRequest)
+            raw = pairs
+        else:
+            kenc, venc = self._key.encode, self._value.encode
+            raw = [(kenc(k), None if v is None else venc(v)) for k, v in pairs]
+        if raw:
+            await self._call(WriteBatch(tx_id=None, count=len(raw)), encode_writes(raw))
 
     # --- scans -------------------------------------------------------------------------
 
