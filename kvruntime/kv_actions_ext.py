@@ -86,7 +86,7 @@ from protocol.messages import (
 
 from .capabilities import CapabilityStoreError
 from .message import Request
-from .storage import Store, StoreError
+from .store import Store, StoreError
 from .transactions import DbKey, Transaction
 
 if TYPE_CHECKING:

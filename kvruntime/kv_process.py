@@ -83,7 +83,8 @@ from .capabilities import CapabilityStore, CapabilityStoreError
 from .config import KvConfig
 from .kv_actions_ext import ExtendedActions
 from .message import Capability, Request, Response
-from .storage import Databases, NoSuchDb, Store, StoreError
+from .storage import Databases, NoSuchDb
+from .store import Store, StoreError
 from .transactions import DbKey, Transaction, Transactions
 
 __all__ = ["KV_PROCESS_ID", "KvProcess", "kv_capability"]

@@ -37,6 +37,7 @@ __all__ = [
     "parse_db",
     "parse_package",
     "verbose_option",
+    "verbosity",
 ]
 
 EXIT_KV = 1
@@ -70,9 +71,22 @@ def cli() -> None:
     """
 
 
-def _set_verbosity(_: click.Context, __: click.Parameter, count: int) -> int:
+#: Where ``-v`` leaves its count, in the click context's ``meta`` (read by ``verbosity``).
+_VERBOSITY = "kvruntime.verbosity"
+
+
+def _set_verbosity(ctx: click.Context, _: click.Parameter, count: int) -> int:
     level = {0: logging.WARNING, 1: logging.INFO}.get(count, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    ctx.meta[_VERBOSITY] = count
+    return count
+
+
+def verbosity() -> int:
+    """How many ``-v`` the running command was given (0 outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    count = 0 if ctx is None else ctx.meta.get(_VERBOSITY, 0)
+    assert isinstance(count, int)
     return count
 
 

@@ -103,9 +103,15 @@ def _b64(value: object, what: str) -> bytes:
 def parse_line(line: bytes) -> Line:
     """The value of one line (its newline may be present); DumpFormatError if malformed."""
     try:
-        doc = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = line.decode("utf-8")  # json.loads would guess UTF-16 or UTF-32 from the bytes
+    except UnicodeDecodeError as exc:
+        raise DumpFormatError(f"not UTF-8 text: {exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise DumpFormatError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise DumpFormatError("not a dump line: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise DumpFormatError("not a JSON object")
     keys = set(doc)

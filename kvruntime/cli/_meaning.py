@@ -75,6 +75,13 @@ def _utf8_to_hex(value: JsonValue) -> JsonValue:
 def request_from_json(text: str) -> KvRequest:
     """The KvRequest ``text`` describes; CliError (usage) for bad JSON or a bad shape."""
     try:
+        return _request_from_json(text)
+    except RecursionError:  # a KvRequest is a few levels deep: this is no KvRequest
+        raise CliError("not a KvRequest: JSON nested too deeply", EXIT_USAGE) from None
+
+
+def _request_from_json(text: str) -> KvRequest:
+    try:
         meaning: JsonValue = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"malformed JSON: {exc}", EXIT_USAGE) from None

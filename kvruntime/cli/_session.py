@@ -27,7 +27,7 @@ from typing import TypeVar
 import anyio
 
 from protocol.ids import PackageId, ProcessId
-from protocol.messages import Exists
+from protocol.messages import Exists, IoError, LevelDbError
 
 from .. import kv
 from ..capabilities import CapabilityStoreError
@@ -35,7 +35,7 @@ from ..client._handle import request
 from ..errors import SendError
 from ..process import ProcessContext
 from ..runtime import Runtime
-from ._app import EXIT_HOME, EXIT_KV, CliError
+from ._app import EXIT_HOME, EXIT_KV, EXIT_USAGE, CliError
 
 __all__ = [
     "ADMIN_PROCESS_NAME",
@@ -46,6 +46,7 @@ __all__ = [
     "check_home",
     "home_in_use",
     "open_db",
+    "page_ask",
     "run_in_home",
 ]
 
@@ -55,6 +56,8 @@ T = TypeVar("T")
 ADMIN_PROCESS_NAME = "kvruntime-cli"
 #: Seconds to wait for each answer of kv:distro:sys (values may be large).
 TIMEOUT = 120.0
+#: The largest ``limit`` a Scan carries on the wire (a u64).
+_MAX_WIRE_LIMIT = 2**64 - 1
 
 
 def caps_path(home: Path) -> Path:
@@ -106,16 +109,34 @@ def run_in_home(
     return result  # type: ignore[return-value]  # None only when work returned None
 
 
+_REPAIR_HINT = (
+    "\n(if the db's files are damaged, `kvruntime repair PACKAGE DB` may recover it;"
+    " read its warning first)"
+)
+
+
 def _translate(error: Exception) -> Exception:
     if isinstance(error, CliError):
         return error
     if isinstance(error, kv.NoDb):
         return CliError(str(error), EXIT_KV)
+    if isinstance(error, kv.KvError) and isinstance(error.error, LevelDbError | IoError):
+        detail = error.error.message  # "[package, db] what LevelDB said"
+        return CliError(f"kv:distro:sys answered {error.error.TAG}: {detail}{_REPAIR_HINT}")
     if isinstance(error, kv.KvError):
         return CliError(f"kv:distro:sys answered: {error}", EXIT_KV)
     if isinstance(error, SendError):
         return CliError(f"cannot reach kv:distro:sys: {error}", EXIT_KV)
     return error  # a bug: let its traceback show
+
+
+def page_ask(left: int | None) -> int | None:
+    """The ``limit`` of the next Scan page when ``left`` entries are still wanted.
+
+    Any count is a fine ``--limit``: kv:distro:sys bounds each page anyway,
+    so a count beyond what the wire carries asks for as much as it can.
+    """
+    return None if left is None else min(left, _MAX_WIRE_LIMIT)
 
 
 def admin_id(package: PackageId) -> ProcessId:
@@ -136,6 +157,8 @@ async def as_admin(
 ) -> T:
     """Run ``body(ctx)`` as ``process`` (default the admin process of ``package``)."""
     pid = process or admin_id(package)
+    if rt.bus.slot(pid) is not None:  # a process of the runtime itself, such as kv:distro:sys
+        raise CliError(f"process {pid} is already running in the runtime: pick another", EXIT_USAGE)
     outcome: list[T] = []
     failure: list[Exception] = []
 

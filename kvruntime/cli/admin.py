@@ -16,8 +16,9 @@ from rich.text import Text
 
 from protocol.codec import DecodeError, decode_capability_params
 from protocol.ids import PackageId
-from protocol.messages import KvCapabilityParams
+from protocol.messages import IoError, KvCapabilityParams, LevelDbError
 
+from .. import kv
 from ..capabilities import CapabilityStore, CapabilityStoreError
 from ..message import Capability
 from ..process import ProcessContext
@@ -33,7 +34,15 @@ from ._app import (
     package_argument,
     verbose_option,
 )
-from ._session import as_admin, caps_path, check_home, home_in_use, open_db, run_in_home
+from ._session import (
+    as_admin,
+    caps_path,
+    check_home,
+    home_in_use,
+    open_db,
+    page_ask,
+    run_in_home,
+)
 
 __all__ = ["caps", "ls", "repair"]
 
@@ -65,22 +74,24 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
 
     Sizes are the bytes of the db's files (LevelDB compresses, so they are
     approximate); keys are counted through kv:distro:sys, up to --max-count.
+    A db that cannot be read (damaged files) is listed as "unreadable", with
+    LevelDB's error on stderr (and as "error" with --json).
 
     \b
     Example:
       kvruntime ls --home ./data
     """
 
-    async def work(rt: Runtime) -> list[tuple[PackageId, str, int, int | None]]:
+    async def work(rt: Runtime) -> list[tuple[PackageId, str, int, int | str | None]]:
         by_package: defaultdict[PackageId, list[str]] = defaultdict(list)
         for package, db in rt.kv.dbs.list_dbs():  # no kv action lists dbs: the runtime's own view
             by_package[package].append(db)
-        rows: list[tuple[PackageId, str, int, int | None]] = []
+        rows: list[tuple[PackageId, str, int, int | str | None]] = []
         for package, names in by_package.items():
 
             async def count(
                 ctx: ProcessContext, package: PackageId = package, names: list[str] = names
-            ) -> list[int | None]:
+            ) -> list[int | str | None]:
                 return [await _count_keys(ctx, package, db, max_count) for db in names]
 
             counts = await as_admin(rt, package, count) if max_count else [None] * len(names)
@@ -92,24 +103,51 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
     rows = run_in_home(home, work)
     if as_json:
         for package, db, size, keys in rows:
-            doc = {"package": str(package), "db": db, "bytes": size, "keys": keys}
+            doc: dict[str, object] = {"package": str(package), "db": db, "bytes": size}
+            if isinstance(keys, str):
+                doc |= {"keys": None, "error": keys}
+            else:
+                doc["keys"] = keys
             click.echo(json.dumps(doc))
         return
     table = Table("package", "db", "size", "keys", title=f"dbs in {home}")
     for package, db, size, keys in rows:
-        shown = "-" if keys is None else f"{keys}" if keys < max_count else f">= {max_count}"
+        match keys:
+            case None:
+                shown = "-"
+            case str():
+                shown = "unreadable"
+            case int() if keys < max_count:
+                shown = f"{keys}"
+            case int():
+                shown = f">= {max_count}"
         table.add_row(Text(str(package)), Text(db), decimal(size), shown)  # Text: no markup
     if rows:
         _print_table(table)
     else:
         click.echo(f"no dbs in {home}")
+    for _, _, _, keys in rows:
+        if isinstance(keys, str):
+            click.echo(f"unreadable: {keys}", err=True)
+    if any(isinstance(keys, str) for _, _, _, keys in rows):
+        click.echo("(`kvruntime repair PACKAGE DB` may recover a damaged db)", err=True)
 
 
-async def _count_keys(ctx: ProcessContext, package: PackageId, db: str, limit: int) -> int:
+async def _count_keys(ctx: ProcessContext, package: PackageId, db: str, limit: int) -> int | str:
+    """How many keys ``db`` holds, up to ``limit``; LevelDB's error if it cannot be read."""
+    try:
+        return await _count_readable(ctx, package, db, limit)
+    except kv.KvError as exc:
+        if isinstance(exc.error, LevelDbError | IoError):
+            return f"{exc.error.TAG}: {exc.error.message}"  # the message names the db
+        raise
+
+
+async def _count_readable(ctx: ProcessContext, package: PackageId, db: str, limit: int) -> int:
     handle = await open_db(ctx, package, db, create=False)
     seen, cursor = 0, None
     while seen < limit:
-        page = await handle.list_page(keys_only=True, limit=limit - seen, cursor=cursor)
+        page = await handle.list_page(keys_only=True, limit=page_ask(limit - seen), cursor=cursor)
         seen += len(page.items)
         if page.cursor is None:
             break

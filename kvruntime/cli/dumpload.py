@@ -125,6 +125,8 @@ def load(package: PackageId, db: str, create: bool, home: Path) -> None:
       kvruntime load my-app:publisher.os notes-copy --create < notes.jsonl
     """
     source = sys.stdin.buffer
+    if source.isatty():  # the user forgot "< FILE": do not sit waiting for typed JSON
+        raise CliError("stdin is a terminal: give the dump on stdin (... < FILE)", EXIT_USAGE)
     console = Console(stderr=True)
     size = _regular_file_size(source)
     stats = {"entries": 0, "chunks": 0}

@@ -8,6 +8,7 @@ both from the current directory, as ``make`` does from the checkout.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import runpy
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from ._app import EXIT_KV, CliError, cli, home_option, verbose_option
+from ._app import EXIT_KV, CliError, cli, home_option, verbose_option, verbosity
 
 __all__ = ["bench", "run"]
 
@@ -38,7 +39,9 @@ def _find(module: str) -> bool:
 def run(home: Path) -> None:
     """Run the demo host (examples/host.py, as `make run`) on --home.
 
-    Run it from the kvruntime checkout; stop it with Ctrl-C.
+    Run it from the kvruntime checkout; stop it with Ctrl-C. With -v (or
+    -vv) the host shows the runtime's log on stderr, as `python -m
+    examples.host -v` does.
 
     \b
     Example:
@@ -50,7 +53,13 @@ def run(home: Path) -> None:
             "(it needs examples/host.py, importable as examples.host)",
             EXIT_KV,
         )
-    sys.argv = ["examples.host", "--home", str(home)]
+    # The host sets up logging itself (its -v is its only level): hand the
+    # root logger back as Python starts it, then pass the verbosity on.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    sys.argv = ["examples.host", "--home", str(home), *(["-v"] if verbosity() else [])]
     runpy.run_module("examples.host", run_name="__main__", alter_sys=True)
 
 

@@ -24,7 +24,7 @@ from ._app import (
     verbose_option,
 )
 from ._render import Format, format_options, parse_bytes, render, render_value_json
-from ._session import as_admin, open_db, run_in_home
+from ._session import as_admin, open_db, page_ask, run_in_home
 
 __all__ = ["delete", "get", "scan", "set_"]
 
@@ -66,7 +66,7 @@ def get(
         try:
             return await handle.get(raw_key)
         except kv.KeyNotFound:
-            shown = render(raw_key, Format.TEXT, one_line=True)
+            shown = render(raw_key, Format.TEXT, one_line=True) if raw_key else '""'
             raise CliError(f"key {shown} not found in db [{package}, {db}]") from None
 
     value = run_in_home(home, lambda rt: as_admin(rt, package, body))
@@ -193,7 +193,7 @@ def scan(
         left, cursor = limit, None
         while left is None or left > 0:
             page = await handle.list_page(
-                prefix=raw_prefix, keys_only=keys_only, limit=left, cursor=cursor
+                prefix=raw_prefix, keys_only=keys_only, limit=page_ask(left), cursor=cursor
             )
             for key, value in page.items:
                 _print_entry(key, value, fmt, msgpack_values)

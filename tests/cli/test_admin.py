@@ -77,3 +77,59 @@ def test_a_home_in_use_by_a_running_runtime_is_refused(home: Path) -> None:
 
     anyio.run(while_running, backend="asyncio")
     assert read(home, "notes", [b"a"]) == {b"a": b"1"}
+
+
+def _db_dir(home: Path, db: str) -> Path:
+    return home / "kv" / APP / db
+
+
+ENTRIES = {b"key:%04d" % i: b"value %04d " % i * 10 for i in range(300)}
+
+
+def test_repair_recovers_a_db_whose_manifest_is_garbled(home: Path) -> None:
+    fill(home, "notes", ENTRIES.items())
+    fill(home, "other", [(b"k", b"v")])
+    (manifest,) = _db_dir(home, "notes").glob("MANIFEST-*")
+    manifest.write_bytes(b"not a LevelDB manifest\n")
+    for args in (["get", APP, "notes", "key:0001"], ["scan", APP, "notes"], ["dump", APP, "notes"]):
+        broken = kvr(*args, home=home)
+        fail(broken, 1, f"kv:distro:sys answered LevelDbError: [{APP}, notes] Corruption:")
+        assert "kvruntime repair PACKAGE DB" in broken.stderr.decode()
+        assert broken.stdout == b""
+    listed = kvr("ls", home=home)  # the other dbs are still listed
+    assert "other" in ok(listed)
+    assert "unreadable" in listed.stdout.decode()
+    assert f"unreadable: LevelDbError: [{APP}, notes] Corruption:" in listed.stderr.decode()
+    (row,) = [
+        r
+        for r in map(json.loads, ok(kvr("ls", "--json", home=home)).splitlines())
+        if r["keys"] is None
+    ]
+    assert row["db"] == "notes"
+    assert row["error"].startswith(f"LevelDbError: [{APP}, notes] Corruption:")
+    assert f"repaired [{APP}, notes]: 300 keys readable" in ok(
+        kvr("repair", APP, "notes", "--yes", home=home)
+    )
+    assert read(home, "notes", ENTRIES) == ENTRIES  # the log and tables held everything
+    assert (
+        ok(kvr("get", APP, "notes", "key:0299", home=home)) == ENTRIES[b"key:0299"].decode() + "\n"
+    )
+
+
+def test_repair_keeps_what_a_garbled_table_still_holds(home: Path) -> None:
+    fill(home, "notes", ENTRIES.items())
+    read(home, "notes", [])  # reopening turns the log into a table file
+    (table,) = _db_dir(home, "notes").glob("*.ldb")
+    data = bytearray(table.read_bytes())
+    data[100:400] = bytes(b ^ 0xFF for b in data[100:400])  # inside the first data block
+    table.write_bytes(bytes(data))
+    broken = kvr("scan", APP, "notes", home=home)
+    fail(broken, 1, f"kv:distro:sys answered LevelDbError: [{APP}, notes] Corruption:")
+    fail(kvr("get", APP, "notes", "key:0000", home=home), 1, "Corruption:")
+    repaired = ok(kvr("repair", APP, "notes", "--yes", home=home))
+    survivors = [line.split("\t") for line in ok(kvr("scan", APP, "notes", home=home)).splitlines()]
+    assert f"repaired [{APP}, notes]: {len(survivors)} keys readable" in repaired
+    assert 0 < len(survivors) < len(ENTRIES)  # the damaged block's entries are gone
+    for key, value in survivors:  # and every other entry reads back unchanged
+        assert ENTRIES[key.encode()] == value.encode()
+    fail(kvr("get", APP, "notes", "key:0000", home=home), 1, "key key:0000 not found")

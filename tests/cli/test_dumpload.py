@@ -62,6 +62,8 @@ def test_load_rejects_bad_input_and_keeps_complete_chunks(home: Path) -> None:
     fill(home, "dst", [(b"keep", b"me")])
     good = header_line(APP, "x") + b"".join(record_line(b"k%d" % i, b"v") for i in range(3))
     fail(kvr("load", APP, "dst", home=home, stdin=b"hello\n"), 2, "line 1: not JSON")
+    deep = good + b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    fail(kvr("load", APP, "dst", home=home, stdin=deep), 2, "line 5: not a dump line: JSON nested")
     fail(kvr("load", APP, "dst", home=home, stdin=b""), 2, "the input is empty")
     fail(kvr("load", APP, "dst", home=home, stdin=record_line(b"a", b"b")), 2, "not a dump header")
     v2 = header_line(APP, "x").replace(b'"version":1', b'"version":2')
@@ -92,6 +94,8 @@ def test_format_lines_round_trip() -> None:
         (b'{"end": {"count": -1}}', "trailer"),
         (b'{"format": "other", "version": 1, "package": "a:b", "db": "c"}', "not a kvruntime"),
         (b'{"k": 1, "v": ""}', "k is not a base64 string"),
+        (b"\xff\xfe\n", "not UTF-8 text"),  # json.loads alone would try UTF-16
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     ]:
         with pytest.raises(DumpFormatError, match=why):
             parse_line(bad)

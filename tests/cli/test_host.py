@@ -8,6 +8,9 @@ import pytest
 
 from .conftest import fail, kvr, ok
 
+#: The kvruntime checkout (where examples/host.py is).
+CHECKOUT = Path(__file__).resolve().parents[2]
+
 COMMANDS = [
     "run",
     "ls",
@@ -37,6 +40,20 @@ def test_run_starts_examples_host_with_the_home(tmp_path: Path) -> None:
     )
     out = ok(kvr("run", "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
     assert out == f"host ['--home', '{tmp_path / 'h'}']\n"
+    for verbose in ("-v", "-vv"):
+        out = ok(kvr("run", verbose, "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
+        assert out == f"host ['--home', '{tmp_path / 'h'}', '-v']\n"
+
+
+def test_run_v_shows_the_real_demo_hosts_log(tmp_path: Path) -> None:
+    quiet = kvr("run", "--home", str(tmp_path / "quiet"), home=None, cwd=CHECKOUT)
+    assert "examples ran and the runtime stopped" in ok(quiet)
+    assert quiet.stderr == b""
+    loud = kvr("run", "-v", "--home", str(tmp_path / "loud"), home=None, cwd=CHECKOUT)
+    assert "examples ran and the runtime stopped" in ok(loud)  # the same run, its log on stderr
+    err = loud.stderr.decode()
+    assert "kvruntime.kv DEBUG: malformed request" in err  # the raw_wire example's bad request
+    assert "Traceback" not in err
 
 
 def test_bench_runs_python_m_benchmarks_with_its_arguments(tmp_path: Path) -> None:

@@ -80,3 +80,22 @@ def test_scan_with_prefix_limit_and_formats(home: Path) -> None:
     keys = ok(kvr("scan", APP, "notes", "--keys-only", "--hex", home=home)).split()
     assert keys == [b"user:1".hex(), b"user:2".hex(), b"user:3".hex(), b"x".hex()]
     fail(kvr("scan", APP, "nope", home=home), 1, "does not exist")
+
+
+def test_odd_keys_and_limits(home: Path) -> None:
+    fill(home, "notes", [(b"", b"empty key"), (b"a", b"1"), (b"b", b"2")])
+    assert ok(kvr("get", APP, "notes", "", home=home)) == "empty key\n"
+    ok(kvr("del", APP, "notes", "", "--key-hex", home=home))
+    fail(kvr("get", APP, "notes", "", home=home), 1, 'key "" not found')
+    fail(kvr("get", APP, "notes", "0", "--key-hex", home=home), 2, "KEY is not hex: '0'")
+    # a text KEY that is not UTF-8 (surrogate-escaped by Python from the argv bytes)
+    fail(kvr("set", APP, "notes", "\udcff", "v", home=home), 2, "KEY is not valid UTF-8")
+    # a --limit past what the wire carries is just "all of them"
+    for limit in ("99999999999999999999", str(2**64 - 1)):
+        assert ok(kvr("scan", APP, "notes", "--limit", limit, home=home)) == "a\t1\nb\t2\n"
+    for limit in ("0", "-1", "many"):
+        fail(
+            kvr("scan", APP, "notes", "--limit", limit, home=home), 2, "Invalid value for '--limit'"
+        )
+    rows = ok(kvr("ls", "--json", "--max-count", "99999999999999999999", home=home))
+    assert json.loads(rows)["keys"] == 2

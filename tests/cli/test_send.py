@@ -67,3 +67,22 @@ def test_response_meaning_matches_every_golden_response() -> None:
     assert len(vectors) > 10
     for vector in vectors:
         assert response_meaning(response_from_meaning(vector.meaning)) == vector.meaning, vector
+
+
+def test_send_refuses_odd_requests_without_traceback(home: Path) -> None:
+    ok(kvr("send", _req("Open"), home=home))
+    for text, message in [
+        ("[1]", "KvRequest is not a JSON object"),
+        ('"Open"', "KvRequest is not a JSON object"),
+        ("null", "KvRequest is not a JSON object"),
+        ("{", "malformed JSON"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        (_req({"Get": {"utf8": 5}}), "takes a string"),
+        ('{"a": ' * 900 + "1" + "}" * 900, "nested too deeply"),
+        (_req({"Commit": {"tx_id": -1}}), "expected a u64 integer, got -1"),
+        (_req({"Commit": {"tx_id": 2**64}}), "expected a u64 integer"),
+        (_req("Bogus"), "not a KvAction: 'Bogus'"),
+    ]:
+        fail(kvr("send", text, home=home), 2, message)
+    # a process the runtime runs itself cannot be borrowed
+    fail(kvr("send", _req({"Get": "00"}), "--as", "kv:distro:sys", home=home), 2, "already running")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kvruntime.storage import LevelDbStore
+from kvruntime.store import LevelDbStore
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,392 @@
+"""The typed seam in front of plyvel: ``Store``, ``LevelDbStore``, ``StoreError``.
+
+Invariants (see also ``storage.py`` for the databases that hold stores):
+
+1. Every plyvel exception becomes a ``StoreError`` carrying protocol data
+   (``IoError`` or ``LevelDbError``) here and nowhere else. The message names the
+   db as ``[package_id, db]`` and hides the file-system location of ``root``.
+2. A ``Store`` is for the synchronous stretch of code that uses it: never keep
+   one across an ``await``. Another thread may close it meanwhile; a later call
+   then raises ``StoreError`` ("store is closed"), it never crashes.
+3. Closing never races a plyvel call. plyvel releases the GIL inside LevelDB
+   but frees the C++ DB in ``close()`` without waiting, so a close from another
+   thread would be a use-after-free. Each store counts its calls in flight
+   (``list.append``/``pop`` are atomic under the GIL); ``close`` first raises
+   ``_closing`` and then waits for the count to reach zero, and a call that sees
+   ``_closing`` backs out. Calls never wait for one another (LevelDB is
+   thread-safe), unlike with a mutex.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import operator
+import os
+import time
+from collections.abc import Callable, Generator, Iterable
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeAlias, overload
+
+import attrs
+import plyvel
+
+from protocol.messages import IoError, LevelDbError
+
+__all__ = ["LevelDbStore", "Store", "StoreError"]
+
+_PlyvelDB: TypeAlias = Any  # plyvel is untyped; its objects never leave LevelDbStore
+
+_PLYVEL_ERRORS = (plyvel.Error, OSError, RuntimeError)
+
+
+class StoreError(Exception):
+    """A storage call failed; ``error`` is the protocol error to answer with."""
+
+    def __init__(self, error: LevelDbError | IoError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _store_error(label: str, exc: BaseException, hide: Path, alias: str) -> StoreError:
+    """Translate ``exc`` into protocol data, naming the db and hiding ``hide``."""
+    if isinstance(exc, RuntimeError):
+        return StoreError(LevelDbError(message=f"[{label}] store is closed"))
+    # plyvel passes LevelDB's status text as bytes: str() would show b'...'.
+    arg = exc.args[0] if len(exc.args) == 1 else None
+    detail = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)
+    detail = detail.replace(str(hide), alias)
+    if isinstance(exc, OSError):  # plyvel.IOError included
+        return StoreError(IoError(message=f"[{label}] {detail.removeprefix('IO error: ')}"))
+    return StoreError(LevelDbError(message=f"[{label}] {detail}"))
+
+
+def _is_leveldb(path: Path) -> bool:
+    return (path / "CURRENT").is_file()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store(Protocol):
+    """One open key-value database. Keys and values are bytes.
+
+    Every method raises ``StoreError`` when the database fails or is closed.
+    """
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` has run."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value of ``key``, or None when absent."""
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value``."""
+
+    def delete(self, key: bytes) -> None:
+        """Delete ``key``; a missing key is fine."""
+
+    def write(self, ops: Iterable[tuple[bytes, bytes | None]], *, sync: bool = False) -> None:
+        """Apply ``(key, value)`` ops as one atomic batch; None deletes; later ops win.
+
+        If iterating ``ops`` raises, nothing is written. ``sync`` fsyncs the batch.
+        """
+
+    @overload
+    def iterate(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+        include_value: Literal[True] = True,
+    ) -> Generator[tuple[bytes, bytes], None, None]: ...
+
+    @overload
+    def iterate(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+        include_value: Literal[False],
+    ) -> Generator[bytes, None, None]: ...
+
+    def iterate(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+        include_value: bool = True,
+    ) -> Generator[tuple[bytes, bytes], None, None] | Generator[bytes, None, None]:
+        """Entries in key order (``reverse``: descending), from a snapshot taken now.
+
+        The range is ``start <= key < stop`` or, instead, keys starting with
+        ``prefix`` (ValueError if both are given). Yields ``(key, value)``, or
+        keys alone when ``include_value`` is False. Exhaust it or ``close()`` it
+        to release the snapshot.
+        """
+
+    def read_page(
+        self,
+        *,
+        start: bytes | None,
+        stop: bytes | None,
+        reverse: bool,
+        include_value: bool,
+        limit: int,
+        max_bytes: int,
+    ) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+        """Up to ``limit`` entries of ``start <= key < stop`` from one snapshot.
+
+        Stops once the entries hold more than ``max_bytes`` (keys plus values;
+        a first entry is taken whatever its size). Returns the entries (value
+        None when ``include_value`` is false) and whether more remain.
+        """
+        ...
+
+    def close(self) -> None:
+        """Close the database; idempotent."""
+
+
+@attrs.define(eq=False, kw_only=True)
+class LevelDbStore:
+    """A ``Store`` on one plyvel DB. Build it with ``LevelDbStore.open``."""
+
+    path: Path
+    label: str  # "package_id, db", used in error messages
+    sync: bool = False  # fsync every write
+    _db: _PlyvelDB = attrs.field(repr=False, alias="db")
+    _get: Callable[[bytes], bytes | None] = attrs.field(init=False, repr=False)
+    _put: Callable[[bytes, bytes], None] = attrs.field(init=False, repr=False)
+    _delete: Callable[[bytes], None] = attrs.field(init=False, repr=False)
+    _inflight: list[None] = attrs.field(init=False, factory=list, repr=False)
+    _closing: bool = attrs.field(init=False, default=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Bound methods resolved once keep the hot calls thin.
+        self._get = self._db.get
+        self._put = functools.partial(self._db.put, sync=True) if self.sync else self._db.put
+        self._delete = (
+            functools.partial(self._db.delete, sync=True) if self.sync else self._db.delete
+        )
+
+    @classmethod
+    def open(cls, path: Path, *, label: str, create: bool, sync: bool = False) -> LevelDbStore:
+        """Open the LevelDB at ``path``, creating it only if ``create``. Blocking."""
+        try:
+            if not create and not _is_leveldb(path):  # LevelDB would create the dir
+                raise plyvel.Error(f"{path} does not exist")
+            db = plyvel.DB(str(path), create_if_missing=create)
+        except _PLYVEL_ERRORS as exc:
+            raise _store_error(label, exc, path, "<db>") from exc
+        return cls(path=path, label=label, db=db, sync=sync)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` has run (or begun)."""
+        return self._closing or bool(self._db.closed)
+
+    def _error(self, exc: BaseException) -> StoreError:
+        return _store_error(self.label, exc, self.path, "<db>")
+
+    # The guard of invariant 4 is written out in each method: a context
+    # manager would cost more than the whole wrapper is allowed to.
+    def get(self, key: bytes) -> bytes | None:
+        """The value of ``key``, or None when absent."""
+        self._inflight.append(None)
+        try:
+            if self._closing:
+                raise RuntimeError("store is closed")
+            return self._get(key)
+        except _PLYVEL_ERRORS as exc:
+            raise self._error(exc) from exc
+        finally:
+            self._inflight.pop()
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value``."""
+        self._inflight.append(None)
+        try:
+            if self._closing:
+                raise RuntimeError("store is closed")
+            self._put(key, value)
+        except _PLYVEL_ERRORS as exc:
+            raise self._error(exc) from exc
+        finally:
+            self._inflight.pop()
+
+    def delete(self, key: bytes) -> None:
+        """Delete ``key``; a missing key is fine."""
+        self._inflight.append(None)
+        try:
+            if self._closing:
+                raise RuntimeError("store is closed")
+            self._delete(key)
+        except _PLYVEL_ERRORS as exc:
+            raise self._error(exc) from exc
+        finally:
+            self._inflight.pop()
+
+    def write(self, ops: Iterable[tuple[bytes, bytes | None]], *, sync: bool = False) -> None:
+        """Apply ``(key, value)`` ops as one atomic batch; None deletes; later ops win."""
+        self._inflight.append(None)
+        try:
+            if self._closing:
+                raise RuntimeError("store is closed")
+            batch = self._db.write_batch(sync=sync or self.sync)
+            put, delete = batch.put, batch.delete
+            for key, value in ops:
+                if value is None:
+                    delete(key)
+                else:
+                    put(key, value)
+            batch.write()
+        except _PLYVEL_ERRORS as exc:
+            raise self._error(exc) from exc
+        finally:
+            self._inflight.pop()
+
+    @overload
+    def iterate(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+        include_value: Literal[True] = True,
+    ) -> Generator[tuple[bytes, bytes], None, None]: ...
+
+    @overload
+    def iterate(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+        include_value: Literal[False],
+    ) -> Generator[bytes, None, None]: ...
+
+    def iterate(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+        include_value: bool = True,
+    ) -> Generator[tuple[bytes, bytes], None, None] | Generator[bytes, None, None]:
+        """Entries in key order from a snapshot taken now; see ``Store.iterate``."""
+        if prefix is not None and (start is not None or stop is not None):
+            raise ValueError("iterate takes prefix or start/stop, not both")
+        self._inflight.append(None)
+        try:  # created eagerly, so errors surface here and the snapshot is now
+            if self._closing:
+                raise RuntimeError("store is closed")
+            raw = self._db.iterator(
+                start=start,
+                stop=stop,
+                prefix=prefix,
+                reverse=reverse,
+                include_value=include_value,
+            )
+        except _PLYVEL_ERRORS as exc:
+            raise self._error(exc) from exc
+        finally:
+            self._inflight.pop()
+        return self._drain(raw)
+
+    def _drain(self, raw: Any) -> Generator[Any, None, None]:
+        inflight = self._inflight
+        try:
+            while True:
+                inflight.append(None)
+                try:
+                    if self._closing:
+                        raise RuntimeError("store is closed")
+                    item = next(raw)
+                except StopIteration:
+                    return
+                except _PLYVEL_ERRORS as exc:
+                    raise self._error(exc) from exc
+                finally:
+                    inflight.pop()
+                yield item
+        finally:
+            raw.close()  # holds the GIL throughout, so it cannot race DB.close
+
+    def read_page(
+        self,
+        *,
+        start: bytes | None,
+        stop: bytes | None,
+        reverse: bool,
+        include_value: bool,
+        limit: int,
+        max_bytes: int,
+    ) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+        """See ``Store.read_page``. One guarded call: chunks are taken with
+        ``islice`` (C speed), sized from the largest entry seen so far, so a page
+        of large values reads at most one entry past its byte bound."""
+        self._inflight.append(None)
+        try:
+            if self._closing:
+                raise RuntimeError("store is closed")
+            raw = self._db.iterator(
+                start=start, stop=stop, reverse=reverse, include_value=include_value
+            )
+            try:
+                return _fill_page(raw, include_value, limit, max_bytes)
+            finally:
+                raw.close()
+        except _PLYVEL_ERRORS as exc:
+            raise self._error(exc) from exc
+        finally:
+            self._inflight.pop()
+
+    def close(self) -> None:
+        """Close the database, after any call in flight in another thread; idempotent."""
+        self._closing = True
+        while self._inflight:
+            time.sleep(0.0005)
+        self._db.close()
+
+
+def _fill_page(
+    raw: Any, include_value: bool, limit: int, max_bytes: int
+) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+    page: list[tuple[bytes, bytes | None]] = []
+    size, largest, chunk = 0, 1, 1
+    while len(page) < limit:
+        taken = list(itertools.islice(raw, min(chunk, limit - len(page))))
+        if not taken:
+            return page, False
+        if include_value:
+            lengths = list(map(len, itertools.chain.from_iterable(taken)))
+            sizes = list(map(operator.add, lengths[::2], lengths[1::2]))
+            entries = taken
+        else:
+            sizes = list(map(len, taken))
+            entries = list(zip(taken, itertools.repeat(None)))
+        totals = list(itertools.accumulate(sizes, initial=size))[1:]
+        fits = bisect.bisect_right(totals, max_bytes) or (0 if page else 1)
+        page.extend(entries[:fits])
+        if fits < len(entries):
+            return page, True
+        size = totals[-1]
+        largest = max(largest, *sizes)
+        chunk = max(1, min(2 * chunk, (max_bytes - size) // largest))
+    return page, next(raw, None) is not None
