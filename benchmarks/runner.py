@@ -36,7 +36,7 @@ from .workloads.databases import databases
 from .workloads.latency import GET_LATENCY
 from .workloads.scan import SCAN, scan_data
 from .workloads.sequential import GET_SEQ, SET_SEQ
-from .workloads.transaction import TRANSACTION
+from .workloads.transaction import TRANSACTION, TRANSACTION_AWAITED
 
 __all__ = ["SYSTEMS", "Run", "run", "workloads"]
 
@@ -62,6 +62,7 @@ def workloads(sizes: Sizes) -> list[AnyWorkload]:
         GET_CONC,
         SET_MANY,
         TRANSACTION,
+        TRANSACTION_AWAITED,
         SCAN,
     ]
     return fixed + [databases(count) for count in sizes.db_counts]

@@ -1,5 +1,7 @@
 """The kv actions beyond Hyperware's: scans, batches, atomics, tx reads, range deletes.
 
+WriteBatch and CommitBatch (the pipelined transaction's writes) are here too.
+
 ``KvProcess`` has already run checks 1 to 5 of PROTOCOL.md (decode, remote,
 existence, capability) when it hands a request here; these handlers run the
 rest in order: sizes (6), then the blob of a batch (6b: ``TransactionTooLarge``
@@ -11,8 +13,10 @@ Invariants:
    so a read-modify-write (Increment, CompareAndSwap, DeleteRange) first
    flushes the db's pending writes, then reads, then applies its result in
    one write before the next request is served.
-2. SetMany and DeleteMany join the db's pending writes, which reach LevelDB
-   as one WriteBatch: all of a batch lands or none does; later duplicates win.
+2. SetMany, DeleteMany and WriteBatch without a tx_id join the db's pending
+   writes, which reach LevelDB as one write batch: all of a batch lands or
+   none does; later duplicates win. WriteBatch and CommitBatch with a tx_id
+   stage all of their writes in the transaction or none (TransactionTooLarge).
 3. Every applied write is passed to ``Transactions.record_writes`` so that
    the conflict check of a commit sees it; every read inside a transaction
    of committed data is noted in its read set.
@@ -37,6 +41,7 @@ from protocol.blobs import (
     decode_cas,
     decode_items,
     decode_keys,
+    decode_writes,
     encode_optional_values,
     encode_scan_page,
 )
@@ -46,6 +51,7 @@ from protocol.messages import (
     BatchTooLarge,
     CapabilitiesResponse,
     CasMismatch,
+    CommitBatch,
     CompareAndSwap,
     DeleteMany,
     DeleteRange,
@@ -70,11 +76,13 @@ from protocol.messages import (
     Scan,
     ScanResponse,
     SetMany,
+    TransactionConflict,
     TransactionTooLarge,
     TxExists,
     TxGet,
     TxGetMany,
     ValueTooLarge,
+    WriteBatch,
 )
 
 from .capabilities import CapabilityStoreError
@@ -108,6 +116,8 @@ ExtAction = (
     | CompareAndSwap
     | Rollback
     | DeleteRange
+    | WriteBatch
+    | CommitBatch
 )
 
 
@@ -239,6 +249,10 @@ class ExtendedActions:
                     self.kv.answer(msg, OkResponse())
             case DeleteRange(prefix=prefix, start=start, end=end):
                 await self._delete_range(msg, db, store, prefix, start, end)
+            case WriteBatch(tx_id=tx_id, count=count):
+                self._write_batch(msg, sender, db, store, tx_id, count)
+            case CommitBatch(tx_id=tx_id, count=count):
+                self._commit_batch(msg, sender, db, store, tx_id, count)
             case _:
                 raise AssertionError(f"not an extended action: {action!r}")
 
@@ -487,6 +501,95 @@ class ExtendedActions:
                     if self._value_too_large(msg, value):
                         return
         kv.queue_writes(msg, db, store, ops)
+
+    # --- pipelined transactions: WriteBatch, CommitBatch --------------------------------
+
+    def _writes_blob(self, msg: Request, count: int) -> list[tuple[bytes, bytes | None]] | None:
+        """The writes in the blob once they pass step 6, else answer and None."""
+        blob = self._batch_blob(msg, count)
+        if blob is None:
+            return None
+        try:
+            ops = decode_writes(blob, count)
+        except DecodeError:
+            self.kv.fail(msg, MalformedRequest())
+            return None
+        if ops:
+            limits = self.kv.config
+            # C-level passes; the per-item checks only name the culprit.
+            if max(map(len, map(_first, ops))) > limits.max_key_bytes:
+                self._key_too_large(msg, *map(_first, ops))
+                return None
+            # filter(None, ...) drops deletes (and empty values, which fit anyway).
+            values = list(filter(None, map(_second, ops)))
+            if values and max(map(len, values)) > limits.max_value_bytes:
+                for value in values:
+                    if self._value_too_large(msg, value):
+                        return None
+        return ops
+
+    def _stage(
+        self,
+        msg: Request,
+        sender: ProcessId,
+        db: DbKey,
+        tx_id: int,
+        ops: list[tuple[bytes, bytes | None]],
+    ) -> Transaction | None:
+        """Stage every op in ``tx_id`` (step 7), or none of them: answer and None."""
+        kv = self.kv
+        tx = kv.transaction(msg, sender, tx_id, db)
+        if tx is None:
+            return None
+        writes = dict(ops)  # later entries win
+        size = tx.size_after_many(writes)
+        if size > kv.config.max_transaction_bytes:
+            kv.fail(msg, TransactionTooLarge(size=size, max=kv.config.max_transaction_bytes))
+            return None
+        tx.stage_many(writes, size)
+        return tx
+
+    def _write_batch(
+        self,
+        msg: Request,
+        sender: ProcessId,
+        db: DbKey,
+        store: Store,
+        tx_id: int | None,
+        count: int,
+    ) -> None:
+        kv = self.kv
+        ops = self._writes_blob(msg, count)
+        if ops is None:
+            return
+        if tx_id is None:  # one atomic batch, like SetMany (invariant 2)
+            return kv.queue_writes(msg, db, store, ops)
+        if self._stage(msg, sender, db, tx_id, ops) is not None:
+            kv.answer(msg, OkResponse())
+
+    def _commit_batch(
+        self, msg: Request, sender: ProcessId, db: DbKey, store: Store, tx_id: int, count: int
+    ) -> None:
+        """Stage the blob's writes in ``tx_id``, then commit it exactly as Commit does."""
+        kv = self.kv
+        ops = self._writes_blob(msg, count)
+        if ops is None:
+            return
+        tx = self._stage(msg, sender, db, tx_id, ops)
+        if tx is None:  # NoTx, or TransactionTooLarge: nothing staged, the tx stays open
+            return
+        if kv.txs.conflicts(tx):  # a key it read changed: apply nothing, end it
+            kv.txs.finish(tx)
+            return kv.fail(msg, TransactionConflict(tx_id=tx_id))
+        kv.flush_pending(store)  # earlier plain writes land before the transaction
+        kv.txs.finish(tx)
+        try:
+            store.write(tx.writes.items(), sync=kv.config.sync_writes)
+        except StoreError as exc:
+            kv.dbs.discard(store)  # a failed write may leave a torn log record; reopen
+            return kv.fail(msg, exc.error)
+        kv.txs.record_writes(db, tx.writes)
+        kv.answer(msg, OkResponse())
 
     def _increment(self, msg: Request, db: DbKey, store: Store, key: bytes, delta: int) -> None:
         kv = self.kv

@@ -35,6 +35,7 @@ from protocol.messages import (
     BeginTxResponse,
     Capabilities,
     Commit,
+    CommitBatch,
     CompareAndSwap,
     Delete,
     DeleteMany,
@@ -74,6 +75,7 @@ from protocol.messages import (
     TxGet,
     TxGetMany,
     ValueTooLarge,
+    WriteBatch,
 )
 
 from ._mailbox import MailboxClosed
@@ -98,7 +100,16 @@ _MALFORMED: Final = MalformedRequest()
 _NO_READ: Final = NoReadCap()
 _NO_WRITE: Final = NoWriteCap()
 #: Actions whose request must carry a blob (MalformedRequest without one).
-_NEEDS_BLOB: Final = (Set, GetMany, TxGetMany, SetMany, DeleteMany, CompareAndSwap)
+_NEEDS_BLOB: Final = (
+    Set,
+    GetMany,
+    TxGetMany,
+    SetMany,
+    DeleteMany,
+    CompareAndSwap,
+    WriteBatch,
+    CommitBatch,
+)
 #: Actions that need only the read capability.
 _READS: Final = (Get, Exists, Scan, TxGet, TxExists, GetMany, TxGetMany)
 
@@ -288,6 +299,8 @@ class KvProcess:
                 | CompareAndSwap()
                 | Rollback()
                 | DeleteRange()
+                | WriteBatch()
+                | CommitBatch()
             ):
                 return await self._ext.serve(msg, sender, (package_id, db), store, action)
             case _:  # Open, RemoveDb, Revoke and Capabilities were served above

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -58,6 +58,25 @@ class Transaction:
             old = self.writes[key]
             size -= len(key) + (len(old) if old is not None else 0)
         return size
+
+    def size_after_many(self, writes: Mapping[bytes, bytes | None]) -> int:
+        """The staged size if every write of ``writes`` (one value per key) were staged."""
+        size, staged = self.size, self.writes
+        for key, value in writes.items():
+            size += len(key) + (len(value) if value is not None else 0)
+            if key in staged:
+                old = staged[key]
+                size -= len(key) + (len(old) if old is not None else 0)
+        return size
+
+    def stage_many(self, writes: Mapping[bytes, bytes | None], size: int) -> None:
+        """Stage every write of ``writes``; ``size`` is ``size_after_many(writes)``.
+
+        Keys are unique on both sides, so the order of the staged writes does
+        not change what a commit applies.
+        """
+        self.writes.update(writes)
+        self.size = size
 
     def stage(self, key: bytes, value: bytes | None) -> None:
         """Stage a write; a later write of the same key replaces an earlier one."""

@@ -35,6 +35,7 @@ from .messages import (
     CapabilitiesResponse,
     CasMismatch,
     Commit,
+    CommitBatch,
     CompareAndSwap,
     Delete,
     DeleteMany,
@@ -83,6 +84,7 @@ from .messages import (
     TxGet,
     TxGetMany,
     ValueTooLarge,
+    WriteBatch,
 )
 
 __all__ = [
@@ -97,6 +99,7 @@ __all__ = [
     "CapabilitiesResponse",
     "CasMismatch",
     "Commit",
+    "CommitBatch",
     "CompareAndSwap",
     "DecodeError",
     "Delete",
@@ -149,6 +152,7 @@ __all__ = [
     "TxGet",
     "TxGetMany",
     "ValueTooLarge",
+    "WriteBatch",
     "decode_capability_params",
     "decode_request",
     "decode_response",

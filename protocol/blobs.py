@@ -6,6 +6,7 @@ body says how many (``count``). The shapes:
 
 - keys (GetMany, DeleteMany): ``[bin, ...]``;
 - items (SetMany): ``[[bin key, bin value], ...]``;
+- writes (WriteBatch, CommitBatch): ``[[bin key, bin value | nil], ...]`` (nil deletes);
 - optional values (GetMany's answer): ``[bin | nil, ...]``;
 - a scan page: ``[[bin key, bin value], ...]``, or ``[bin key, ...]`` when keys only;
 - compare-and-swap: ``[expected: bin | nil, new: bin | nil]``.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
+from operator import itemgetter
 from typing import Final, cast
 
 import msgpack
@@ -32,14 +34,18 @@ __all__ = [
     "decode_keys",
     "decode_optional_values",
     "decode_scan_page",
+    "decode_writes",
     "encode_cas",
     "encode_items",
     "encode_keys",
     "encode_optional_values",
     "encode_scan_page",
+    "encode_writes",
 ]
 
 _CAS_LEN: Final = 2
+_first: Final = itemgetter(0)
+_second: Final = itemgetter(1)
 
 
 def _pack(value: object) -> bytes:
@@ -127,6 +133,39 @@ def decode_items(data: bytes, count: int) -> list[tuple[bytes, bytes]]:
         if set(map(len, pairs)) == {2} and set(map(type, chain.from_iterable(pairs))) <= {bytes}:
             return list(pairs)  # type: ignore[arg-type]
     return [_pair(entry, i) for i, entry in enumerate(entries)]
+
+
+def encode_writes(writes: Sequence[tuple[bytes, bytes | None]]) -> bytes:
+    """``[[bin key, bin value | nil], ...]``: a None value is a delete.
+
+    Entries are packed as they are; the decoder checks every one.
+    """
+    return _pack(writes)
+
+
+_WRITE_VALUE_TYPES: Final = frozenset((bytes, type(None)))
+
+
+def decode_writes(data: bytes, count: int) -> list[tuple[bytes, bytes | None]]:
+    """``count`` (key, value or None) writes from a ``[[bin, bin | nil], ...]`` blob."""
+    entries = _array(data, count)
+    # As decode_items: C-level passes over the whole batch; the walk below only
+    # runs for a malformed blob, to name the culprit.
+    if set(map(type, entries)) == {tuple}:
+        pairs = cast(tuple[tuple[object, ...], ...], entries)
+        if (
+            set(map(len, pairs)) == {2}
+            and set(map(type, map(_first, pairs))) == {bytes}
+            and set(map(type, map(_second, pairs))) <= _WRITE_VALUE_TYPES
+        ):
+            return list(pairs)  # type: ignore[arg-type]
+    return [_write(entry, i) for i, entry in enumerate(entries)]
+
+
+def _write(value: object, index: int) -> tuple[bytes, bytes | None]:
+    if type(value) is not tuple or len(value) != 2:
+        raise DecodeError(f"blob entry {index}: expected [key, value or nil]")
+    return _bin(value[0], f"entry {index} key"), _optional_bin(value[1], f"entry {index} value")
 
 
 def encode_optional_values(values: Iterable[bytes | None]) -> bytes:

@@ -49,6 +49,7 @@ from .messages import (
     CapabilitiesResponse,
     CasMismatch,
     Commit,
+    CommitBatch,
     CompareAndSwap,
     Delete,
     DeleteMany,
@@ -97,6 +98,7 @@ from .messages import (
     TxGet,
     TxGetMany,
     ValueTooLarge,
+    WriteBatch,
 )
 
 __all__ = [
@@ -249,6 +251,10 @@ def _action_wire(action: KvAction) -> object:
             return {action.TAG: {"prefix": prefix, "start": start, "end": end}}
         case Revoke(process=process):
             return {action.TAG: {"process": _process_id_map(process)}}
+        case WriteBatch(tx_id=tx_id, count=count):
+            return {action.TAG: {"tx_id": _optional_uint_out(tx_id), "count": _uint_out(count)}}
+        case CommitBatch(tx_id=tx_id, count=count):
+            return {action.TAG: {"tx_id": _uint_out(tx_id), "count": _uint_out(count)}}
         case _:
             assert_never(action)
 
@@ -696,6 +702,25 @@ def _revoke(payload: object) -> KvAction:
     )
 
 
+_TX_COUNT_FIELDS: Final = frozenset(("tx_id", "count"))
+
+
+def _write_batch(payload: object) -> KvAction:
+    fields = _struct(payload, "WriteBatch", _TX_COUNT_FIELDS)
+    return WriteBatch(
+        tx_id=_optional_uint(fields["tx_id"], "WriteBatch.tx_id"),
+        count=_uint(fields["count"], "WriteBatch.count"),
+    )
+
+
+def _commit_batch(payload: object) -> KvAction:
+    fields = _struct(payload, "CommitBatch", _TX_COUNT_FIELDS)
+    return CommitBatch(
+        tx_id=_uint(fields["tx_id"], "CommitBatch.tx_id"),
+        count=_uint(fields["count"], "CommitBatch.count"),
+    )
+
+
 _UNIT_ACTIONS: Final[Mapping[str, KvAction]] = {
     Open.TAG: Open(),
     RemoveDb.TAG: RemoveDb(),
@@ -720,6 +745,8 @@ _PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[object], KvAction]]] = {
     Rollback.TAG: _rollback,
     DeleteRange.TAG: _delete_range,
     Revoke.TAG: _revoke,
+    WriteBatch.TAG: _write_batch,
+    CommitBatch.TAG: _commit_batch,
 }
 
 

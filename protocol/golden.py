@@ -31,6 +31,7 @@ from .messages import (
     CapabilitiesResponse,
     CasMismatch,
     Commit,
+    CommitBatch,
     CompareAndSwap,
     Delete,
     DeleteMany,
@@ -79,6 +80,7 @@ from .messages import (
     TxGet,
     TxGetMany,
     ValueTooLarge,
+    WriteBatch,
 )
 
 __all__ = [
@@ -422,6 +424,16 @@ def _revoke(value: JsonValue) -> KvAction:
     return Revoke(process=ProcessId.parse(_str(process, "process")))
 
 
+def _write_batch(value: JsonValue) -> KvAction:
+    f = _fields(value, "WriteBatch", "tx_id", "count")
+    return WriteBatch(tx_id=_optional_uint(f["tx_id"], "tx_id"), count=_uint(f["count"], "count"))
+
+
+def _commit_batch(value: JsonValue) -> KvAction:
+    f = _fields(value, "CommitBatch", "tx_id", "count")
+    return CommitBatch(tx_id=_uint(f["tx_id"], "tx_id"), count=_uint(f["count"], "count"))
+
+
 _UNIT_ACTIONS: Final[Mapping[str, KvAction]] = {
     "Open": Open(),
     "RemoveDb": RemoveDb(),
@@ -448,6 +460,8 @@ _PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[JsonValue], KvAction]]] = {
     "Rollback": lambda v: Rollback(tx_id=_tx_id(v, "Rollback")),
     "DeleteRange": _delete_range,
     "Revoke": _revoke,
+    "WriteBatch": _write_batch,
+    "CommitBatch": _commit_batch,
 }
 
 

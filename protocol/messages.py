@@ -23,6 +23,7 @@ __all__ = [
     "CapabilitiesResponse",
     "CasMismatch",
     "Commit",
+    "CommitBatch",
     "CompareAndSwap",
     "Delete",
     "DeleteMany",
@@ -71,6 +72,7 @@ __all__ = [
     "TxGet",
     "TxGetMany",
     "ValueTooLarge",
+    "WriteBatch",
 ]
 
 
@@ -268,6 +270,28 @@ class Capabilities:
     TAG: ClassVar[str] = "Capabilities"
 
 
+@attrs.frozen(kw_only=True)
+class WriteBatch:
+    """Apply ``count`` writes from the blob (``[[key, value | nil], ...]``; nil deletes).
+
+    With ``tx_id`` None they apply atomically in one batch, as SetMany; with a
+    ``tx_id`` every one is staged in that transaction. Later entries win.
+    """
+
+    TAG: ClassVar[str] = "WriteBatch"
+    tx_id: int | None
+    count: int
+
+
+@attrs.frozen(kw_only=True)
+class CommitBatch:
+    """Stage ``count`` writes from the blob (as WriteBatch) in ``tx_id``, then commit it."""
+
+    TAG: ClassVar[str] = "CommitBatch"
+    tx_id: int
+    count: int
+
+
 KvAction: TypeAlias = (
     Open
     | RemoveDb
@@ -290,6 +314,8 @@ KvAction: TypeAlias = (
     | DeleteRange
     | Revoke
     | Capabilities
+    | WriteBatch
+    | CommitBatch
 )
 
 

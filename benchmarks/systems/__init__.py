@@ -68,7 +68,19 @@ class Driver(Protocol):
         ...
 
     async def transaction(self, txs: Sequence[Dataset]) -> float:
-        """For each: begin a transaction, set its pairs (each awaited), commit."""
+        """For each: a transaction of its pairs, in the system's best form.
+
+        kvruntime: ``async with db.transaction()`` (writes buffered, one
+        request at the end); redis: one MULTI/EXEC pipeline; plyvel: a write batch.
+        """
+        ...
+
+    async def transaction_awaited(self, txs: Sequence[Dataset]) -> float:
+        """For each: begin a transaction, set its pairs (each awaited), commit.
+
+        One round trip per set: the form of kvruntime's begin_tx/set/commit_tx
+        (plyvel, having no round trips, still writes a batch).
+        """
         ...
 
     async def load_scan(self, data: Dataset) -> None:

@@ -100,6 +100,10 @@ class LimitDriver:
         # LevelDB's transaction is the write batch: the same code as set_many.
         return await self.set_many(txs)
 
+    async def transaction_awaited(self, txs: Sequence[Dataset]) -> float:
+        # In-process: nothing to await per set; the limit stays the write batch.
+        return await self.set_many(txs)
+
     async def load_scan(self, data: Dataset) -> None:
         with self._scan.write_batch() as wb:
             for key, value in zip(data.keys, data.values, strict=True):

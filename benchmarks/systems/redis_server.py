@@ -6,7 +6,8 @@ append-only file that is not fsynced (``appendfsync no``), the durability of
 LevelDB without sync, and stops it afterwards. Db 0 holds the main data,
 db 1 the scan store, db 2 the multi-db run, where each "database" is a key
 prefix (redis has only 16 numbered dbs). Batch form: MSET. Transaction:
-MULTI + 100 SET + EXEC in one transactional pipeline. Scan: SCAN pages of
+MULTI + 100 SET + EXEC in one transactional pipeline (the awaited form:
+each of them awaited on one connection). Scan: SCAN pages of
 1000 keys + MGET of their values (redis keeps no key order).
 """
 
@@ -16,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -183,6 +184,18 @@ class RedisDriver:
                     pipe.set(key, value)
                 await pipe.execute()
         return time.perf_counter() - t0
+
+    async def transaction_awaited(self, txs: Sequence[Dataset]) -> float:
+        # MULTI, each SET awaited (answered QUEUED), EXEC, on one connection.
+        async with self._main.client() as conn:
+            command: Callable[..., Awaitable[object]] = conn.execute_command
+            t0 = time.perf_counter()
+            for tx in txs:
+                await command("MULTI")
+                for key, value in zip(tx.keys, tx.values, strict=True):
+                    await command("SET", key, value)
+                await command("EXEC")
+            return time.perf_counter() - t0
 
     async def load_scan(self, data: Dataset) -> None:
         scan_db = self._clients[1]

@@ -22,6 +22,7 @@ from protocol.messages import Open, RemoveDb
 
 from ..process import ProcessContext
 from ._handle import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES, Kv, Page, request
+from ._transaction import Transaction
 from .codecs import BYTES, JSON, MSGPACK, BytesCodec, Codec, JsonCodec, MsgpackCodec, Utf8Codec
 from .errors import (
     AddCapFailed,
@@ -77,6 +78,7 @@ __all__ = [
     "RemoteNotAllowed",
     "Stores",
     "TooManyTransactions",
+    "Transaction",
     "TransactionConflict",
     "TransactionTooLarge",
     "UnexpectedResponse",

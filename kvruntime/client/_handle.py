@@ -15,6 +15,7 @@ from protocol.blobs import (
     encode_cas,
     encode_items,
     encode_keys,
+    encode_writes,
 )
 from protocol.codec import DecodeError, decode_response, encode_request
 from protocol.ids import Address, PackageId
@@ -51,6 +52,7 @@ from protocol.messages import (
     TxExists,
     TxGet,
     TxGetMany,
+    WriteBatch,
 )
 from protocol.messages import KeyTooLarge as KeyTooLargeError
 from protocol.messages import ValueTooLarge as ValueTooLargeError
@@ -59,6 +61,7 @@ from protocol.prefix import DbRequestEncoder
 from ..config import KvConfig
 from ..kv_process import KV_PROCESS_ID, kv_capability
 from ..process import ProcessContext, Target
+from ._transaction import Transaction
 from .codecs import BytesCodec, Codec
 from .errors import (
     KeyNotFound,
@@ -67,10 +70,11 @@ from .errors import (
     TransactionConflict,
     UnexpectedResponse,
     ValueTooLarge,
+    check_batch_sizes,
     raise_kv_error,
 )
 
-__all__ = ["Kv", "Page", "request"]
+__all__ = ["Kv", "Page", "Transaction", "request"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -84,6 +88,8 @@ _MISSING: Any = object()
 DEFAULT_MAX_VALUE_BYTES = KvConfig().max_value_bytes
 #: Longest key the store accepts by default; a handle may be told otherwise.
 DEFAULT_MAX_KEY_BYTES = KvConfig().max_key_bytes
+#: Most writes the store accepts in one batch by default (``max_batch_items``).
+DEFAULT_MAX_BATCH_ITEMS = KvConfig().max_batch_items
 
 
 async def request(
@@ -324,6 +330,73 @@ class Kv(Generic[K, V]):
                 continue
             return result
 
+    # --- pipelined transactions ---------------------------------------------------------
+
+    def transaction(self, *, max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS) -> Transaction[K, V]:
+        """A pipelined transaction: ``async with db.transaction() as tx: ...``.
+
+        ``tx.set``/``tx.delete`` buffer writes here; ``await tx.get``/``tx.exists``
+        read the buffer first, then the committed data inside a server
+        transaction (begun on the first such read, and conflict-checked at
+        commit). A clean exit applies every write in one request (atomically,
+        as ``set_many``, when nothing was read; else a conflict-checked
+        commit, which raises TransactionConflict and applies nothing if a key
+        read changed). An exception in the block applies nothing. A buffer of
+        more than ``max_batch_items`` writes (the server's batch limit) is
+        sent in several requests and still commits atomically.
+        """
+        return Transaction(
+            self._call,
+            self._key,
+            self._value,
+            max_batch_items=max_batch_items,
+            max_key_bytes=self._max_key,
+            max_value_bytes=self._max_value,
+        )
+
+    async def transact_batched(
+        self, fn: Callable[[Transaction[K, V]], Awaitable[T]], *, retries: int = 3
+    ) -> T:
+        """``transact`` for the pipelined form: run ``fn(tx)`` in ``db.transaction()``.
+
+        On TransactionConflict the whole of ``fn`` runs again in a new
+        transaction, up to ``retries`` more times, then the conflict is
+        re-raised. If ``fn`` raises, nothing is applied.
+        """
+        attempt = 0
+        while True:
+            try:
+                async with self.transaction() as tx:
+                    result = await fn(tx)
+            except TransactionConflict:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                continue
+            return result
+
+    async def write_batch(self, ops: Mapping[K, V | None] | Iterable[tuple[K, V | None]]) -> None:
+        """Apply sets and deletes (a None value deletes) in one atomic batch.
+
+        All land or none do; a key given twice takes its last op. An empty
+        batch sends nothing.
+        """
+        pairs = list(ops.items() if isinstance(ops, Mapping) else ops)
+        raw: list[tuple[bytes, bytes | None]]
+        if self._raw:  # bytes as they are; kv checks every entry (MalformedRequest)
+            raw = pairs
+        else:
+            kenc, venc = self._key.encode, self._value.encode
+            raw = [(kenc(k), None if v is None else venc(v)) for k, v in pairs]
+        if raw:
+            check_batch_sizes(
+                map(itemgetter(0), raw),
+                (v for _, v in raw if v is not None),
+                self._max_key,
+                self._max_value,
+            )
+            await self._call(WriteBatch(tx_id=None, count=len(raw)), encode_writes(raw))
+
     # --- scans -------------------------------------------------------------------------
 
     async def list_page(
@@ -454,7 +527,7 @@ class Kv(Generic[K, V]):
         raw = [self._key.encode(key) for key in keys]
         if not raw:
             return []
-        _check_sizes(raw, (), self._max_key, self._max_value)
+        check_batch_sizes(raw, (), self._max_key, self._max_value)
         action: KvAction = (
             GetMany(count=len(raw)) if tx_id is None else TxGetMany(count=len(raw), tx_id=tx_id)
         )
@@ -480,7 +553,7 @@ class Kv(Generic[K, V]):
         else:
             kenc, venc = self._key.encode, self._value.encode
             raw = [(kenc(k), venc(v)) for k, v in pairs]
-        _check_sizes(
+        check_batch_sizes(
             map(itemgetter(0), raw), map(itemgetter(1), raw), self._max_key, self._max_value
         )
         if raw:
@@ -489,7 +562,7 @@ class Kv(Generic[K, V]):
     async def delete_many(self, keys: Iterable[K]) -> None:
         """Delete every key in one atomic batch (missing keys are fine)."""
         raw = [self._key.encode(key) for key in keys]
-        _check_sizes(raw, (), self._max_key, self._max_value)
+        check_batch_sizes(raw, (), self._max_key, self._max_value)
         if raw:
             await self._call(DeleteMany(count=len(raw)), encode_keys(raw))
 
@@ -556,25 +629,6 @@ class Kv(Generic[K, V]):
                 raise ValueTooLarge(ValueTooLargeError(size=size, max=limit))
             parts.append(bytes(chunk))
         return b"".join(parts)
-
-
-def _check_sizes(
-    keys: Iterable[bytes], values: Iterable[bytes], max_key: int, max_value: int
-) -> None:
-    """KeyTooLarge for the first key over ``max_key``, else ValueTooLarge for the
-    first value over ``max_value``: what kv would answer for the batch."""
-    keys, values = list(keys), list(values)
-    try:  # C-speed passes; the culprit is looked for only when there is one
-        key_over = max(map(len, keys), default=0) > max_key
-        value_over = max(map(len, values), default=0) > max_value
-    except TypeError:
-        return  # an entry that is not bytes: kv refuses the batch (MalformedRequest)
-    if key_over:
-        size = next(n for n in map(len, keys) if n > max_key)
-        raise KeyTooLarge(KeyTooLargeError(size=size, max=max_key))
-    if value_over:
-        size = next(n for n in map(len, values) if n > max_value)
-        raise ValueTooLarge(ValueTooLargeError(size=size, max=max_value))
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:

@@ -13,11 +13,13 @@ from protocol.blobs import (
     decode_keys,
     decode_optional_values,
     decode_scan_page,
+    decode_writes,
     encode_cas,
     encode_items,
     encode_keys,
     encode_optional_values,
     encode_scan_page,
+    encode_writes,
 )
 from protocol.codec import DecodeError
 
@@ -33,6 +35,32 @@ def test_keys_round_trip(value: list[bytes]) -> None:
 @given(items)
 def test_items_round_trip(value: list[tuple[bytes, bytes]]) -> None:
     assert decode_items(encode_items(value), len(value)) == value
+
+
+writes = st.lists(
+    st.tuples(st.binary(max_size=20), st.none() | st.binary(max_size=20)), max_size=40
+)
+
+
+@given(writes)
+def test_writes_round_trip(value: list[tuple[bytes, bytes | None]]) -> None:
+    assert decode_writes(encode_writes(value), len(value)) == value
+
+
+def test_writes_keep_order_and_duplicates() -> None:
+    value: list[tuple[bytes, bytes | None]] = [(b"k", b"1"), (b"k", None), (b"k", b"3")]
+    assert decode_writes(encode_writes(value), 3) == value
+
+
+def test_writes_blob_is_an_array_of_pairs() -> None:
+    assert encode_writes([(b"a", b"1"), (b"b", None)]) == msgpack.packb(
+        [[b"a", b"1"], [b"b", None]], use_bin_type=True
+    )
+
+
+def test_items_blob_is_a_writes_blob() -> None:
+    # A SetMany blob (no deletes) is also a valid WriteBatch blob.
+    assert decode_writes(encode_items([(b"a", b"1")]), 1) == [(b"a", b"1")]
 
 
 @given(st.lists(st.none() | st.binary(max_size=20), max_size=40))
@@ -75,6 +103,19 @@ def _pack(value: object) -> bytes:
         (decode_cas, _pack([b"a"]), "expected 2 entries"),
         (decode_cas, _pack([b"a", 1]), "expected bin, got int"),
         (lambda d: decode_scan_page(d, 1, keys_only=True), _pack([[b"k", b"v"]]), "expected bin"),
+        (lambda d: decode_writes(d, 2), _pack([[b"k", None]]), "expected 2 entries, got 1"),
+        (lambda d: decode_writes(d, 1), _pack([[None, b"v"]]), "entry 0 key: expected bin"),
+        (lambda d: decode_writes(d, 1), _pack([["k", b"v"]]), "entry 0 key: expected bin, got str"),
+        (lambda d: decode_writes(d, 1), _pack([[b"k", "v"]]), "entry 0 value: expected bin"),
+        (lambda d: decode_writes(d, 1), _pack([[b"k", 0]]), "entry 0 value: expected bin, got int"),
+        (lambda d: decode_writes(d, 1), _pack([[b"k"]]), r"expected \[key, value or nil\]"),
+        (lambda d: decode_writes(d, 1), _pack([b"k"]), r"expected \[key, value or nil\]"),
+        (lambda d: decode_writes(d, 1), _pack([[b"k", b"v", None]]), "max_array_len|expected"),
+        (lambda d: decode_writes(d, 2), _pack([[b"a", None], [b"b", True]]), "entry 1 value"),
+        (lambda d: decode_writes(d, 1), _pack([{b"k": b"v"}]), "max_map_len|expected"),
+        (lambda d: decode_writes(d, 1), _pack([[b"k", None]]) + b"\x00", "ExtraData"),
+        (lambda d: decode_writes(d, 1), b"\x91\x92\xc4\x01k\xd4\x01\x00", "ext type 1"),
+        (lambda d: decode_writes(d, 0), b"", "blob"),
     ],
 )
 def test_malformed_blobs_are_decode_errors(decode: object, data: bytes, match: str) -> None:

@@ -33,6 +33,7 @@ from protocol.messages import (
     CapabilitiesResponse,
     CasMismatch,
     Commit,
+    CommitBatch,
     CompareAndSwap,
     Delete,
     DeleteMany,
@@ -81,6 +82,7 @@ from protocol.messages import (
     TxGet,
     TxGetMany,
     ValueTooLarge,
+    WriteBatch,
 )
 
 # --- Strategies ----------------------------------------------------------------
@@ -143,6 +145,8 @@ ACTIONS: dict[type, st.SearchStrategy[KvAction]] = {
     DeleteRange: st.builds(lambda r: DeleteRange(**r), ranges),
     Revoke: st.builds(Revoke, process=process_ids),
     Capabilities: st.just(Capabilities()),
+    WriteBatch: st.builds(WriteBatch, tx_id=optional_tx, count=u64_edges),
+    CommitBatch: st.builds(CommitBatch, tx_id=u64_edges, count=u64_edges),
 }
 ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     NoDb: st.builds(NoDb, package_id=package_ids, db=db_names),
@@ -982,6 +986,12 @@ def test_capability_params_escape_non_ascii() -> None:
             },
         ),
         (Capabilities(), "Capabilities"),
+        (WriteBatch(tx_id=None, count=2), {"WriteBatch": {"tx_id": None, "count": 2}}),
+        (WriteBatch(tx_id=5, count=0), {"WriteBatch": {"tx_id": 5, "count": 0}}),
+        (
+            CommitBatch(tx_id=2**64 - 1, count=100),
+            {"CommitBatch": {"tx_id": 2**64 - 1, "count": 100}},
+        ),
     ],
 )
 def test_new_action_wire_shapes(action: KvAction, wire: object) -> None:
@@ -1053,6 +1063,19 @@ _FULL_SCAN = {
                 }
             ),
             "process_name must match",
+        ),
+        (body({"WriteBatch": {"count": 1}}), "WriteBatch: missing field tx_id"),
+        (body({"WriteBatch": {"tx_id": None, "count": None}}), "WriteBatch.count: expected uint"),
+        (body({"WriteBatch": {"tx_id": -1, "count": 1}}), "WriteBatch.tx_id: expected uint"),
+        (body({"WriteBatch": {"tx_id": "1", "count": 1}}), "WriteBatch.tx_id: expected uint"),
+        (body({"WriteBatch": {"tx_id": None, "count": True}}), "expected uint, got bool"),
+        (body({"WriteBatch": [None, 1]}), "WriteBatch: expected a map"),
+        (body("WriteBatch"), "WriteBatch needs a payload"),
+        (body({"CommitBatch": {"tx_id": None, "count": 1}}), "CommitBatch.tx_id: expected uint"),
+        (body({"CommitBatch": {"tx_id": 1}}), "CommitBatch: missing field count"),
+        (
+            body({"CommitBatch": {"tx_id": 1, "count": 1, "key": b"k"}}),
+            "CommitBatch: unexpected field",
         ),
     ],
     ids=case_id,

@@ -10,6 +10,7 @@ from protocol.ids import PackageId
 from protocol.messages import (
     BeginTx,
     Commit,
+    CommitBatch,
     Delete,
     Exists,
     Get,
@@ -18,6 +19,7 @@ from protocol.messages import (
     Open,
     RemoveDb,
     Set,
+    WriteBatch,
 )
 from protocol.prefix import DbRequestEncoder
 
@@ -38,6 +40,12 @@ actions: st.SearchStrategy[KvAction] = st.one_of(
     st.builds(Get, key=keys),
     st.builds(Exists, key=keys),
     st.builds(Commit, tx_id=st.integers(min_value=0, max_value=2**64 - 1)),
+    st.builds(WriteBatch, tx_id=tx_ids, count=st.integers(min_value=0, max_value=2**64 - 1)),
+    st.builds(
+        CommitBatch,
+        tx_id=st.integers(min_value=0, max_value=2**64 - 1),
+        count=st.integers(min_value=0, max_value=2**64 - 1),
+    ),
 )
 
 

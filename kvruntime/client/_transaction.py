@@ -1,0 +1,258 @@
+"""``Transaction``: a pipelined transaction, as redis's MULTI/EXEC pipeline.
+
+::
+
+    async with db.transaction() as tx:
+        balance = int(await tx.get(b"alice", b"0"))   # read through the server
+        tx.set(b"alice", b"%d" % (balance - 5))        # buffered here
+        tx.delete(b"pending:alice")                    # buffered here
+    # on leaving the block: one request applies every write, or none
+
+Invariants:
+1. Writes are buffered in this process (a later write of a key replaces an
+   earlier one) and reach the server only when the block ends cleanly.
+2. Reads see the buffer first (read your writes). A read of a key not in the
+   buffer goes to a server transaction, begun on the first such read, so the
+   server remembers it for the optimistic conflict check.
+3. A clean exit is one request when it can be: no server transaction ->
+   ``WriteBatch(tx_id=nil)``, applied atomically like ``set_many``; a server
+   transaction -> ``CommitBatch`` (stage + commit, conflict-checked). Only a
+   buffer larger than ``max_batch_items`` is split: its first chunks are staged
+   with ``WriteBatch(tx_id)`` and the last one commits.
+4. An exception in the block discards the buffer and rolls the server
+   transaction back (a cancellation leaves it to expire on the server). A
+   refused commit other than a conflict (which ends it on the server) is
+   rolled back too. Either way nothing of the transaction is applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Final, Generic, TypeVar, overload
+
+from protocol.blobs import encode_writes
+from protocol.messages import (
+    BeginTx,
+    BeginTxResponse,
+    CommitBatch,
+    ExistsResponse,
+    GetResponse,
+    KvAction,
+    KvResponse,
+    OkResponse,
+    Rollback,
+    TxExists,
+    TxGet,
+    WriteBatch,
+)
+from protocol.messages import KeyNotFound as KeyNotFoundError
+
+from .codecs import BytesCodec, Codec
+from .errors import KeyNotFound, KvError, TransactionConflict, UnexpectedResponse, check_batch_sizes
+
+__all__ = ["Call", "Transaction"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+D = TypeVar("D")
+
+#: Sends one action (with its blob) on the transaction's db; raises the KvError it gets.
+Call = Callable[[KvAction, bytes | None], Awaitable[tuple[KvResponse, bytes | None]]]
+
+_MISSING: Any = object()
+_EMPTY_WRITES: Final = encode_writes([])
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class Transaction(Generic[K, V]):
+    """Writes buffered here and sent in one request at the end (see the module's invariants).
+
+    Made by ``Kv.transaction()``; use it as ``async with db.transaction() as tx``.
+    """
+
+    __slots__ = (
+        "_call",
+        "_key",
+        "_max_batch",
+        "_max_key",
+        "_max_value",
+        "_raw",
+        "_state",
+        "_tx_id",
+        "_value",
+        "_writes",
+    )
+
+    def __init__(
+        self,
+        call: Call,
+        key_codec: Codec[K],
+        value_codec: Codec[V],
+        *,
+        max_batch_items: int,
+        max_key_bytes: int,
+        max_value_bytes: int,
+    ) -> None:
+        if max_batch_items < 1:
+            raise ValueError("max_batch_items must be at least 1")
+        self._call = call
+        self._key = key_codec
+        self._value = value_codec
+        self._max_batch = max_batch_items
+        self._max_key = max_key_bytes
+        self._max_value = max_value_bytes
+        #: Raw bytes both ways: writes are buffered as given (as ``set_many`` sends
+        #: them), and kv checks every entry when they arrive (MalformedRequest).
+        self._raw = isinstance(key_codec, BytesCodec) and isinstance(value_codec, BytesCodec)
+        self._writes: dict[bytes, bytes | None] = {}
+        self._tx_id: int | None = None
+        self._state = _State.OPEN
+
+    @property
+    def tx_id(self) -> int | None:
+        """The server transaction's id, once a read began one; None before."""
+        return self._tx_id
+
+    def __len__(self) -> int:
+        """How many writes are buffered (one per key)."""
+        return len(self._writes)
+
+    # --- writes: buffered ---------------------------------------------------------------
+
+    def set(self, key: K, value: V) -> None:
+        """Buffer a write of ``value`` at ``key``; it is applied when the block ends."""
+        if self._state is not _State.OPEN:
+            self._check_open()
+        if self._raw:  # the hot path of a 100-set transaction: no codec calls
+            self._writes[key] = value  # type: ignore[index,assignment]
+        else:
+            self._writes[self._key.encode(key)] = self._value.encode(value)
+
+    def delete(self, key: K) -> None:
+        """Buffer a delete of ``key`` (a missing key is fine)."""
+        self._check_open()
+        self._writes[self._key.encode(key)] = None
+
+    # --- reads: the buffer, then the server transaction ----------------------------------
+
+    @overload
+    async def get(self, key: K) -> V: ...
+    @overload
+    async def get(self, key: K, default: D) -> V | D: ...
+    async def get(self, key: K, default: Any = _MISSING) -> Any:
+        """The value of ``key`` as this transaction sees it; ``default`` or KeyNotFound if none.
+
+        A key written in this transaction reads its buffered value (deleted:
+        missing). Any other key is read inside the server transaction, and
+        the commit fails with TransactionConflict if another writer changes
+        it before then.
+        """
+        self._check_open()
+        raw = self._key.encode(key)
+        if raw in self._writes:
+            value = self._writes[raw]
+        else:
+            tx_id = await self._server_tx()
+            try:
+                response, value = await self._call(TxGet(key=raw, tx_id=tx_id), None)
+            except KeyNotFound:
+                value = None
+            else:
+                if not isinstance(response, GetResponse) or value is None:
+                    raise UnexpectedResponse(f"kv:distro:sys answered {response!r}")
+        if value is not None:
+            return self._value.decode(value)
+        if default is _MISSING:
+            raise KeyNotFound(KeyNotFoundError())
+        return default
+
+    async def exists(self, key: K) -> bool:
+        """Whether ``key`` is present as this transaction sees it (read as ``get`` is)."""
+        self._check_open()
+        raw = self._key.encode(key)
+        if raw in self._writes:
+            return self._writes[raw] is not None
+        tx_id = await self._server_tx()
+        response, _ = await self._call(TxExists(key=raw, tx_id=tx_id), None)
+        if not isinstance(response, ExistsResponse):
+            raise UnexpectedResponse(f"kv:distro:sys answered {response!r}")
+        return response.exists
+
+    # --- the block ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Transaction[K, V]:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._check_open()
+        self._state = _State.DONE
+        writes, self._writes = self._writes, {}
+        if exc is not None:
+            if isinstance(exc, Exception):  # not on cancellation: no await then
+                await self._rollback()
+            return
+        try:
+            # Sizes as kv would judge them, before anything is sent (a refusal here
+            # rolls the server transaction back like any refused commit).
+            check_batch_sizes(
+                writes,
+                (v for v in writes.values() if v is not None),
+                self._max_key,
+                self._max_value,
+            )
+            await self._commit(list(writes.items()))
+        except TransactionConflict:
+            raise  # the server ended the transaction, applying nothing
+        except Exception:
+            await self._rollback()  # e.g. TransactionTooLarge leaves it open
+            raise
+
+    async def _commit(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        chunk = self._max_batch
+        if self._tx_id is None and len(writes) <= chunk:
+            if writes:  # one atomic batch; no server transaction needed
+                await self._ok(WriteBatch(tx_id=None, count=len(writes)), encode_writes(writes))
+            return
+        tx_id = await self._server_tx()
+        last = max(0, len(writes) - chunk)
+        for start in range(0, last, chunk):
+            part = writes[start : min(start + chunk, last)]
+            await self._ok(WriteBatch(tx_id=tx_id, count=len(part)), encode_writes(part))
+        tail = writes[last:]
+        blob = encode_writes(tail) if tail else _EMPTY_WRITES
+        await self._ok(CommitBatch(tx_id=tx_id, count=len(tail)), blob)
+
+    async def _rollback(self) -> None:
+        if self._tx_id is not None:
+            with contextlib.suppress(KvError):  # NoTx: it ended (expired) already
+                await self._ok(Rollback(tx_id=self._tx_id), None)
+
+    async def _server_tx(self) -> int:
+        if self._tx_id is None:
+            response, _ = await self._call(BeginTx(), None)
+            if not isinstance(response, BeginTxResponse):
+                raise UnexpectedResponse(f"kv:distro:sys answered {response!r}")
+            self._tx_id = response.tx_id
+        return self._tx_id
+
+    async def _ok(self, action: KvAction, blob: bytes | None) -> None:
+        response, _ = await self._call(action, blob)
+        if not isinstance(response, OkResponse):
+            raise UnexpectedResponse(f"kv:distro:sys answered {response!r}")
+
+    def _check_open(self) -> None:
+        if self._state is not _State.OPEN:
+            raise RuntimeError("this transaction has ended; begin another with db.transaction()")
