@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from protocol.ids import PackageId, ProcessId
+from protocol.ids import ProcessId
 from protocol.messages import (
     CapabilitiesResponse,
     IoError,
@@ -31,7 +31,7 @@ def revoke(kv: KvProcess, msg: Request, sender: ProcessId, db: DbKey, target: Pr
     transactions on the db with them.
     """
     package_id, name = db
-    if not _in_package(sender, package_id):
+    if not sender.belongs_to(package_id):
         return kv.fail(msg, MismatchingPackageId())
     if not kv.dbs.exists(package_id, name):
         return kv.fail(msg, NoDb(package_id=package_id, db=name))
@@ -49,7 +49,7 @@ def capabilities(kv: KvProcess, msg: Request, sender: ProcessId, db: DbKey) -> N
     """Capabilities: any capability on the db may ask; none is NoReadCap (step 5)."""
     package_id, name = db
     exists = kv.dbs.exists(package_id, name)
-    if not exists and _in_package(sender, package_id):
+    if not exists and sender.belongs_to(package_id):
         return kv.fail(msg, NoDb(package_id=package_id, db=name))
     read_cap, write_cap = kv.caps_of(package_id, name)
     read = kv.caps.holds(sender, read_cap.key)
@@ -59,10 +59,3 @@ def capabilities(kv: KvProcess, msg: Request, sender: ProcessId, db: DbKey) -> N
     if not exists:
         return kv.fail(msg, NoDb(package_id=package_id, db=name))
     return kv.answer(msg, CapabilitiesResponse(read=read, write=write))
-
-
-def _in_package(process: ProcessId, package_id: PackageId) -> bool:
-    return (
-        process.package_name == package_id.package_name
-        and process.publisher_node == package_id.publisher_node
-    )

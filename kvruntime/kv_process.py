@@ -128,13 +128,6 @@ def kv_capability(node: str, kind: str, package_id: PackageId, db: str) -> Capab
     )
 
 
-def _in_package(process: ProcessId, package_id: PackageId) -> bool:
-    return (
-        process.package_name == package_id.package_name
-        and process.publisher_node == package_id.publisher_node
-    )
-
-
 @attrs.define(eq=False)
 class KvProcess:
     """The kv module: serves KvRequests from its mailbox until the mailbox closes."""
@@ -307,7 +300,7 @@ class KvProcess:
                 raise AssertionError(f"unhandled action {action!r}")
 
     async def _open(self, msg: Request, sender: ProcessId, package_id: PackageId, db: str) -> None:
-        if not _in_package(sender, package_id):
+        if not sender.belongs_to(package_id):
             return self._fail(msg, MismatchingPackageId())
         if self.dbs.get(package_id, db) is None:
             self._flush()  # opening may close (evict) a db with pending writes
@@ -327,7 +320,7 @@ class KvProcess:
     async def _remove(
         self, msg: Request, sender: ProcessId, package_id: PackageId, db: str
     ) -> None:
-        if not _in_package(sender, package_id):
+        if not sender.belongs_to(package_id):
             return self._fail(msg, MismatchingPackageId())
         if not self.dbs.exists(package_id, db):
             return self._fail(msg, NoDb(package_id=package_id, db=db))
@@ -354,7 +347,7 @@ class KvProcess:
         dbs = self.dbs
         store = dbs.get(package_id, db)
         exists = store is not None or dbs.exists(package_id, db)
-        if not exists and _in_package(sender, package_id):
+        if not exists and sender.belongs_to(package_id):
             self._fail(msg, NoDb(package_id=package_id, db=db))
             return None
         read_cap, write_cap = self._caps_of(package_id, db)

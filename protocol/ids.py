@@ -103,6 +103,13 @@ class ProcessId:
         """The package this process belongs to."""
         return PackageId(package_name=self.package_name, publisher_node=self.publisher_node)
 
+    def belongs_to(self, package_id: PackageId) -> bool:
+        """Whether this process is part of ``package_id`` (without building a PackageId)."""
+        return (
+            self.package_name == package_id.package_name
+            and self.publisher_node == package_id.publisher_node
+        )
+
     def __str__(self) -> str:
         return f"{self.process_name}:{self.package_name}:{self.publisher_node}"
 

@@ -188,3 +188,10 @@ def test_db_name_validation_matches_the_rules(name: str) -> None:
     else:
         with pytest.raises(IdError):
             validate_db_name(name)
+
+
+def test_a_process_belongs_to_its_own_package_only() -> None:
+    process = ProcessId.parse("app:notes:pub.os")
+    assert process.belongs_to(PackageId.parse("notes:pub.os"))
+    assert not process.belongs_to(PackageId.parse("notes:other.os"))
+    assert not process.belongs_to(PackageId.parse("other:pub.os"))
