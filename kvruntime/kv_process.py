@@ -407,7 +407,7 @@ class KvProcess:
     def _fail(self, msg: Request, error: KvError, blob: bytes | None = None) -> None:
         self._outbox.append((msg, (ErrResponse(error=error), blob)))
 
-    # --- the seam the extended actions (kv_actions_ext.py) use ----------------------
+    # --- the seam the extended actions (kv_actions_ext.py and its modules) use -------
 
     @property
     def txs(self) -> Transactions:

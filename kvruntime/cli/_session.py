@@ -31,7 +31,7 @@ from protocol.messages import Exists, IoError, LevelDbError
 
 from .. import kv
 from ..capabilities import CapabilityStoreError
-from ..client._handle import request
+from ..client._exchange import request
 from ..errors import SendError
 from ..process import ProcessContext
 from ..runtime import Runtime

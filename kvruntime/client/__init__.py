@@ -21,7 +21,10 @@ from protocol.ids import PackageId
 from protocol.messages import Open, RemoveDb
 
 from ..process import ProcessContext
-from ._handle import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES, Kv, Page, request
+from ._core import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES
+from ._exchange import request
+from ._handle import Kv
+from ._scans import Page
 from ._transaction import Transaction
 from .codecs import BYTES, JSON, MSGPACK, BytesCodec, Codec, JsonCodec, MsgpackCodec, Utf8Codec
 from .errors import (

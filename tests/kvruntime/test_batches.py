@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
-from kvruntime.client._handle import request
+from kvruntime.client._exchange import request
 from protocol.blobs import encode_keys
 from protocol.ids import PackageId
 from protocol.messages import SetMany, TxGetMany

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kvruntime.conflicts import ReadSet, WriteLog
-from kvruntime.kv_actions_ext import parse_counter, prefix_end
+from kvruntime.kv_reads import prefix_end
+from kvruntime.kv_writes import parse_counter
 
 
 def test_a_point_read_conflicts_only_with_a_later_write_of_its_key() -> None:

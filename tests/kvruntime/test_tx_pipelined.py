@@ -7,7 +7,7 @@ import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
 from kvruntime.client import JSON, Utf8Codec
-from kvruntime.client._handle import request
+from kvruntime.client._exchange import request
 from kvruntime.client._transaction import Transaction
 from protocol.blobs import encode_writes
 from protocol.ids import PackageId

@@ -1,0 +1,124 @@
+"""``KvCore``: the state of a ``Kv`` handle, its limit checks and its one way to call.
+
+The mixins that hold groups of ``Kv``'s methods (``_scans``, ``_batches``,
+``_access``) build on it; only this class has slots, so ``Kv`` keeps one
+slotted layout whatever the order of its bases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Generic, TypeVar
+
+from protocol.ids import PackageId
+from protocol.messages import KeyTooLarge as KeyTooLargeError
+from protocol.messages import KvAction, KvResponse
+from protocol.messages import ValueTooLarge as ValueTooLargeError
+from protocol.prefix import DbRequestEncoder
+
+from ..config import KvConfig
+from ..process import ProcessContext
+from ._exchange import exchange, kv_address
+from .codecs import BytesCodec, Codec
+from .errors import KeyTooLarge, ValueTooLarge
+
+__all__ = [
+    "DEFAULT_MAX_BATCH_ITEMS",
+    "DEFAULT_MAX_KEY_BYTES",
+    "DEFAULT_MAX_VALUE_BYTES",
+    "K",
+    "KvCore",
+    "V",
+]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+#: Largest value the store accepts by default; a handle may be told otherwise.
+DEFAULT_MAX_VALUE_BYTES = KvConfig().max_value_bytes
+#: Longest key the store accepts by default; a handle may be told otherwise.
+DEFAULT_MAX_KEY_BYTES = KvConfig().max_key_bytes
+#: Most writes the store accepts in one batch by default (``max_batch_items``).
+DEFAULT_MAX_BATCH_ITEMS = KvConfig().max_batch_items
+
+
+class KvCore(Generic[K, V]):
+    """A db handle's state: where requests go, its codecs and its limits."""
+
+    __slots__ = (
+        "_ctx",
+        "_db",
+        "_encoder",
+        "_key",
+        "_max_key",
+        "_max_value",
+        "_package_id",
+        "_raw",
+        "_target",
+        "_timeout",
+        "_value",
+    )
+
+    def __init__(
+        self,
+        ctx: ProcessContext,
+        package_id: PackageId,
+        db: str,
+        *,
+        timeout: float,
+        key_codec: Codec[K],
+        value_codec: Codec[V],
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
+    ) -> None:
+        self._ctx = ctx
+        self._package_id = package_id
+        self._db = db
+        self._timeout = timeout
+        self._key = key_codec
+        self._value = value_codec
+        self._max_value = max_value_bytes
+        self._max_key = max_key_bytes
+        #: Raw bytes both ways: batches skip the per-item codec calls.
+        self._raw = isinstance(key_codec, BytesCodec) and isinstance(value_codec, BytesCodec)
+        self._encoder = DbRequestEncoder(package_id, db)
+        self._target = kv_address(ctx)
+
+    @property
+    def package_id(self) -> PackageId:
+        """The package owning the db."""
+        return self._package_id
+
+    @property
+    def db(self) -> str:
+        """The db's name."""
+        return self._db
+
+    def _key_bytes(self, key: K) -> bytes:
+        """``key`` encoded, or KeyTooLarge past the limit."""
+        raw = self._key.encode(key)
+        if len(raw) > self._max_key:
+            raise KeyTooLarge(KeyTooLargeError(size=len(raw), max=self._max_key))
+        return raw
+
+    def _value_bytes(self, value: V) -> bytes:
+        """``value`` encoded, or ValueTooLarge past the limit."""
+        raw = self._value.encode(value)
+        if len(raw) > self._max_value:
+            raise ValueTooLarge(ValueTooLargeError(size=len(raw), max=self._max_value))
+        return raw
+
+    async def _call(
+        self, action: KvAction, blob: bytes | None = None
+    ) -> tuple[KvResponse, bytes | None]:
+        body = self._encoder.encode(action)
+        return await exchange(self._ctx, self._target, body, blob, self._timeout)
+
+    async def _gather(self, chunks: AsyncIterable[bytes]) -> bytes:
+        limit, size, parts = self._max_value, 0, []
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise ValueTooLarge(ValueTooLargeError(size=size, max=limit))
+            parts.append(bytes(chunk))
+        return b"".join(parts)

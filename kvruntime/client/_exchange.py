@@ -1,0 +1,68 @@
+"""The request/response plumbing every client call goes through.
+
+``request`` sends one KvRequest to kv:distro:sys and returns its answer;
+``exchange`` is the part a ``Kv`` handle shares (it encodes its own body);
+an ``Err`` answer is raised as the client exception of its variant, and an
+answer of the wrong kind as UnexpectedResponse (``expect``).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from protocol.codec import decode_response, encode_request
+from protocol.ids import Address, PackageId
+from protocol.messages import ErrResponse, KvAction, KvRequest, KvResponse
+
+from ..kv_process import KV_PROCESS_ID
+from ..process import ProcessContext
+from .errors import UnexpectedResponse, raise_kv_error
+
+__all__ = ["exchange", "expect", "kv_address", "request", "unexpected"]
+
+R = TypeVar("R", bound=KvResponse)
+
+
+async def request(
+    ctx: ProcessContext,
+    package_id: PackageId,
+    db: str,
+    action: KvAction,
+    *,
+    blob: bytes | None = None,
+    timeout: float,
+) -> tuple[KvResponse, bytes | None]:
+    """Send one KvRequest to kv:distro:sys; return the response and its blob.
+
+    An ``Err`` response is raised as the client exception of its variant.
+    """
+    body = encode_request(KvRequest(package_id=package_id, db=db, action=action))
+    return await exchange(ctx, kv_address(ctx), body, blob, timeout)
+
+
+def kv_address(ctx: ProcessContext) -> Address:
+    """The address of the kv process on ``ctx``'s node."""
+    return Address(node=ctx.our.node, process=KV_PROCESS_ID)
+
+
+async def exchange(
+    ctx: ProcessContext, target: Address, body: bytes, blob: bytes | None, timeout: float
+) -> tuple[KvResponse, bytes | None]:
+    """Send the encoded request ``body`` to ``target``; its answer, or its error raised."""
+    message = await ctx.send_and_await_response(target, body, blob=blob, timeout=timeout)
+    response = decode_response(message.body)
+    if isinstance(response, ErrResponse):
+        raise_kv_error(response.error, message.blob)
+    return response, message.blob
+
+
+def unexpected(response: KvResponse) -> str:
+    """The message of UnexpectedResponse for ``response``."""
+    return f"kv:distro:sys answered {response!r}"
+
+
+def expect(kind: type[R], response: KvResponse) -> R:
+    """``response`` if it is a ``kind``, else UnexpectedResponse."""
+    if not isinstance(response, kind):
+        raise UnexpectedResponse(unexpected(response))
+    return response

@@ -1,0 +1,167 @@
+"""The scan side of ``Kv``: ``Page``, and paged reads and deletes of a key range.
+
+``list_page`` is the one request; ``scan`` and ``keys`` pull pages from it as
+you iterate, so memory holds one page, not the db.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Generic
+
+import attrs
+
+from protocol.blobs import decode_scan_page
+from protocol.codec import DecodeError
+from protocol.messages import DeleteRange, DeleteRangeResponse, Scan, ScanResponse
+
+from ._core import K, KvCore, V
+from ._exchange import expect
+from .errors import UnexpectedResponse
+
+__all__ = ["KvScans", "Page"]
+
+
+@attrs.frozen(kw_only=True)
+class Page(Generic[K, V]):
+    """One page of a scan: its entries in order, and the cursor that resumes after them.
+
+    ``items`` holds ``(key, value)``; the value is None when the page was
+    asked with ``keys_only``. ``cursor`` is the raw last key, or None when
+    the scan is done. Pass it back as ``cursor=`` to continue strictly after
+    it (strictly before it, in reverse).
+    """
+
+    items: list[tuple[K, V | None]]
+    cursor: bytes | None
+
+
+class KvScans(KvCore[K, V]):
+    """``Kv``'s range reads and range deletes."""
+
+    __slots__ = ()
+
+    async def list_page(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        keys_only: bool = False,
+        limit: int | None = None,
+        cursor: bytes | None = None,
+        tx_id: int | None = None,
+    ) -> Page[K, V]:
+        """One page of entries in key order (descending when ``reverse``).
+
+        The range is the keys starting with ``prefix`` (bytes, or text as
+        UTF-8), or ``start <= key < end`` (keys through the key codec); not
+        both. The server bounds the page (by default 1000 entries and 4 MiB)
+        whatever ``limit`` asks. ``cursor`` is a previous page's cursor.
+        """
+        action = Scan(
+            prefix=_raw_prefix(prefix, start, end),
+            start=None if start is None else self._key_bytes(start),
+            end=None if end is None else self._key_bytes(end),
+            reverse=reverse,
+            keys_only=keys_only,
+            limit=limit,
+            cursor=cursor,
+            tx_id=tx_id,
+        )
+        response, blob = await self._call(action)
+        response = expect(ScanResponse, response)
+        try:
+            raw = decode_scan_page(blob or b"", response.count, keys_only=keys_only)
+        except DecodeError as exc:
+            raise UnexpectedResponse(f"kv:distro:sys sent a malformed page: {exc}") from exc
+        if self._raw:
+            return Page(items=raw, cursor=response.cursor)  # type: ignore[arg-type]
+        key, value = self._key.decode, self._value.decode
+        items = [(key(k), None if v is None else value(v)) for k, v in raw]
+        return Page(items=items, cursor=response.cursor)
+
+    async def scan(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        page_size: int | None = None,
+        tx_id: int | None = None,
+    ) -> AsyncIterator[tuple[K, V]]:
+        """Every ``(key, value)`` in the range, pulled one page at a time as you iterate.
+
+        Memory holds one page, not the db. Keys written or deleted while you
+        iterate may or may not be seen; a key present throughout is seen once.
+        """
+        cursor: bytes | None = None
+        while True:
+            page = await self.list_page(
+                prefix=prefix,
+                start=start,
+                end=end,
+                reverse=reverse,
+                limit=page_size,
+                cursor=cursor,
+                tx_id=tx_id,
+            )
+            for key, value in page.items:
+                assert value is not None  # a page with values
+                yield key, value
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def keys(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        page_size: int | None = None,
+        tx_id: int | None = None,
+    ) -> AsyncIterator[K]:
+        """Every key in the range (no values sent), pulled one page at a time."""
+        cursor: bytes | None = None
+        while True:
+            page = await self.list_page(
+                prefix=prefix,
+                start=start,
+                end=end,
+                reverse=reverse,
+                keys_only=True,
+                limit=page_size,
+                cursor=cursor,
+                tx_id=tx_id,
+            )
+            for key, _ in page.items:
+                yield key
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def delete_range(
+        self, *, prefix: bytes | str | None = None, start: K | None = None, end: K | None = None
+    ) -> int:
+        """Delete every key under ``prefix`` or in ``start <= key < end`` atomically; how many went.
+
+        With no bounds at all, every key of the db goes.
+        """
+        action = DeleteRange(
+            prefix=_raw_prefix(prefix, start, end),
+            start=None if start is None else self._key_bytes(start),
+            end=None if end is None else self._key_bytes(end),
+        )
+        return expect(DeleteRangeResponse, (await self._call(action))[0]).count
+
+
+def _raw_prefix(prefix: bytes | str | None, start: object, end: object) -> bytes | None:
+    if prefix is None:
+        return None
+    if start is not None or end is not None:
+        raise ValueError("give a prefix or start/end, not both")
+    return prefix.encode("utf-8") if isinstance(prefix, str) else bytes(prefix)

@@ -1,0 +1,263 @@
+"""The kv process's extended reads: Scan, TxGet/TxExists, GetMany/TxGetMany.
+
+Also the key-range helpers (``prefix_end``, ``bounds``) that DeleteRange shares.
+
+Invariants:
+1. Every read inside a transaction of committed data is noted in its read
+   set, so that the conflict check of its commit sees it; a key the
+   transaction wrote itself is answered from its staged writes, unnoted.
+2. A scan page is bounded by ``max_scan_items`` and ``max_scan_bytes``
+   whatever the client asks, and is read from one LevelDB snapshot; its
+   cursor is the last key returned, so resuming continues strictly after it
+   (before it, in reverse) and never repeats or skips a key that existed
+   throughout.
+3. A read first flushes the db's pending writes, so it sees every write
+   answered before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
+
+from protocol.blobs import decode_keys, encode_optional_values, encode_scan_page
+from protocol.codec import DecodeError
+from protocol.ids import ProcessId
+from protocol.messages import (
+    ExistsResponse,
+    GetManyResponse,
+    GetResponse,
+    KeyNotFound,
+    MalformedRequest,
+    Scan,
+    ScanResponse,
+)
+
+from .kv_checks import batch_blob, key_too_large
+from .message import Request
+from .store import Store, StoreError
+from .transactions import DbKey, Transaction
+
+if TYPE_CHECKING:
+    from .kv_process import KvProcess
+
+__all__ = ["bounds", "get_many", "prefix_end", "scan", "tx_read"]
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def bounds(
+    prefix: bytes | None, start: bytes | None, end: bytes | None
+) -> tuple[bytes | None, bytes | None]:
+    """The range ``lo <= key < hi`` of a prefix or a start/end pair."""
+    if prefix is not None:
+        return prefix, prefix_end(prefix)
+    return start, end
+
+
+def scan(
+    kv: KvProcess, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Scan
+) -> None:
+    """Scan: one bounded page of the range, from one snapshot (invariant 2)."""
+    cfg = kv.config
+    if key_too_large(kv, msg, action.prefix, action.start, action.end, action.cursor):
+        return
+    tx: Transaction | None = None
+    if action.tx_id is not None:
+        tx = kv.transaction(msg, sender, action.tx_id, db)
+        if tx is None:
+            return
+    lo, hi = bounds(action.prefix, action.start, action.end)
+    if action.cursor is not None:  # strictly after (before, in reverse) the cursor
+        if action.reverse:
+            hi = action.cursor if hi is None else min(hi, action.cursor)
+        else:
+            after = action.cursor + b"\x00"
+            lo = after if lo is None else max(lo, after)
+    limit = max(1, min(action.limit or cfg.max_scan_items, cfg.max_scan_items))
+    page: list[tuple[bytes, bytes | None]] = []
+    more = False
+    if lo is None or hi is None or lo < hi:
+        kv.flush_pending(store)
+        try:
+            more = _fill(kv, page, store, tx, lo, hi, action, limit)
+        except StoreError as exc:
+            return kv.fail(msg, exc.error)
+    if tx is not None:  # what the page covered, for the conflict check
+        last = page[-1][0] if more else None
+        if last is None:
+            tx.reads.note_range(lo, hi, kv.txs.version(db))
+        elif action.reverse:
+            tx.reads.note_range(last, hi, kv.txs.version(db))
+        else:
+            tx.reads.note_range(lo, last + b"\x00", kv.txs.version(db))
+    cursor = page[-1][0] if more else None
+    blob = encode_scan_page(page, keys_only=action.keys_only)
+    kv.answer(msg, ScanResponse(count=len(page), cursor=cursor), blob)
+
+
+def _fill(
+    kv: KvProcess,
+    page: list[tuple[bytes, bytes | None]],
+    store: Store,
+    tx: Transaction | None,
+    lo: bytes | None,
+    hi: bytes | None,
+    action: Scan,
+    limit: int,
+) -> bool:
+    """Fill ``page`` from one snapshot; whether entries remain after it."""
+    max_bytes = kv.config.max_scan_bytes
+    reverse, keys_only = action.reverse, action.keys_only
+    if tx is None or not tx.writes:  # the common case, read in C-speed chunks
+        entries_read, more = store.read_page(
+            start=lo,
+            stop=hi,
+            reverse=reverse,
+            include_value=not keys_only,
+            limit=limit,
+            max_bytes=max_bytes,
+        )
+        page.extend(entries_read)
+        return more
+    committed = _entries(store, lo, hi, reverse=reverse, keys_only=keys_only)
+    entries: Iterator[tuple[bytes, bytes | None]] = committed
+    if tx.writes:
+        staged = sorted(
+            (item for item in tx.writes.items() if _inside(item[0], lo, hi)),
+            reverse=reverse,
+        )
+        entries = _merged(committed, staged, reverse=reverse, keys_only=keys_only)
+    size = 0
+    try:
+        for key, value in entries:
+            if len(page) == limit:
+                return True
+            size += len(key) + (len(value) if value is not None else 0)
+            if page and size > max_bytes:
+                return True
+            page.append((key, value))
+        return False
+    finally:
+        committed.close()
+
+
+def _entries(
+    store: Store, lo: bytes | None, hi: bytes | None, *, reverse: bool, keys_only: bool
+) -> Generator[tuple[bytes, bytes | None], None, None]:
+    if keys_only:
+        for key in store.iterate(start=lo, stop=hi, reverse=reverse, include_value=False):
+            yield key, None
+    else:
+        yield from store.iterate(start=lo, stop=hi, reverse=reverse)
+
+
+def _merged(
+    committed: Iterator[tuple[bytes, bytes | None]],
+    staged: list[tuple[bytes, bytes | None]],
+    *,
+    reverse: bool,
+    keys_only: bool,
+) -> Iterator[tuple[bytes, bytes | None]]:
+    """Committed entries with a transaction's staged writes laid over them, in order.
+
+    ``staged`` is sorted in scan order; a staged None (delete) hides the key.
+    """
+    pending = iter(staged)
+    mine = next(pending, None)
+    for key, value in committed:
+        while mine is not None and (mine[0] > key if reverse else mine[0] < key):
+            if mine[1] is not None:
+                yield mine[0], None if keys_only else mine[1]
+            mine = next(pending, None)
+        if mine is not None and mine[0] == key:
+            if mine[1] is not None:
+                yield key, None if keys_only else mine[1]
+            mine = next(pending, None)
+            continue
+        yield key, value
+    while mine is not None:
+        if mine[1] is not None:
+            yield mine[0], None if keys_only else mine[1]
+        mine = next(pending, None)
+
+
+def _inside(key: bytes, lo: bytes | None, hi: bytes | None) -> bool:
+    return (lo is None or key >= lo) and (hi is None or key < hi)
+
+
+def tx_read(
+    kv: KvProcess,
+    msg: Request,
+    sender: ProcessId,
+    db: DbKey,
+    store: Store,
+    key: bytes,
+    tx_id: int,
+    get: bool,
+) -> None:
+    """TxGet (``get``) or TxExists: its own write first, else committed data (noted)."""
+    if key_too_large(kv, msg, key):
+        return
+    tx = kv.transaction(msg, sender, tx_id, db)
+    if tx is None:
+        return
+    if key in tx.writes:  # its own write: no read of committed data
+        value = tx.writes[key]
+    else:
+        kv.flush_pending(store)
+        try:
+            value = store.get(key)
+        except StoreError as exc:
+            return kv.fail(msg, exc.error)
+        tx.reads.note_key(key, kv.txs.version(db))
+    if not get:
+        return kv.answer(msg, ExistsResponse(exists=value is not None))
+    if value is None:
+        return kv.fail(msg, KeyNotFound())
+    return kv.answer(msg, GetResponse(key=key), value)
+
+
+def get_many(
+    kv: KvProcess,
+    msg: Request,
+    sender: ProcessId,
+    db: DbKey,
+    store: Store,
+    count: int,
+    tx_id: int | None,
+) -> None:
+    """GetMany, or TxGetMany (``tx_id``): each key read as TxGet would read it."""
+    blob = batch_blob(kv, msg, count)
+    if blob is None:
+        return
+    try:
+        keys = decode_keys(blob, count)
+    except DecodeError:
+        return kv.fail(msg, MalformedRequest())
+    if key_too_large(kv, msg, *keys):
+        return
+    tx: Transaction | None = None
+    if tx_id is not None:
+        tx = kv.transaction(msg, sender, tx_id, db)
+        if tx is None:
+            return
+    kv.flush_pending(store)
+    values: list[bytes | None] = []
+    try:
+        for key in keys:
+            if tx is not None and key in tx.writes:  # its own write
+                values.append(tx.writes[key])
+                continue
+            values.append(store.get(key))
+            if tx is not None:
+                tx.reads.note_key(key, kv.txs.version(db))
+    except StoreError as exc:
+        return kv.fail(msg, exc.error)
+    kv.answer(msg, GetManyResponse(count=count), encode_optional_values(values))
