@@ -4,7 +4,8 @@
 canonical bodies, accepted non-canonical bodies, malformed bodies and
 capability params. This module loads it and turns a *meaning* (the JSON
 rendering of a value) into the attrs value. It deliberately shares no code
-with ``codec.py``, so the vectors check the codec rather than echo it.
+with the codec (``codec.py`` and its ``_shapes``, ``_schema``, ``_wire``), so
+the vectors check the codec rather than echo it.
 
 A meaning mirrors the wire shape (external tagging, field names) with three
 substitutions for readability: a PackageId is the text ``"name:publisher"``,

@@ -1,9 +1,10 @@
-"""The kv:distro:sys message types: KvRequest, KvAction, KvResponse, KvError.
+"""The kv:distro:sys message types: KvRequest, KvAction, KvResponse.
 
 Pure data, no I/O. Each variant set is a union of small frozen classes; the
 wire tag of each class is its ``TAG`` (serde's externally tagged form, see
 PROTOCOL.md and ``codec.py``). Dispatch with ``match`` and close the match
-with ``typing.assert_never``.
+with ``typing.assert_never``. The KvError variants live in ``errors.py`` and
+are re-exported here, so this module names every type a message can hold.
 """
 
 from __future__ import annotations
@@ -12,6 +13,29 @@ from typing import ClassVar, Literal, TypeAlias
 
 import attrs
 
+from .errors import (
+    AddCapFailed,
+    BatchTooLarge,
+    CasMismatch,
+    IntegerOverflow,
+    IoError,
+    KeyNotFound,
+    KeyTooLarge,
+    KvError,
+    LevelDbError,
+    MalformedRequest,
+    MismatchingPackageId,
+    NoDb,
+    NoReadCap,
+    NotAnInteger,
+    NoTx,
+    NoWriteCap,
+    RemoteNotAllowed,
+    TooManyTransactions,
+    TransactionConflict,
+    TransactionTooLarge,
+    ValueTooLarge,
+)
 from .ids import PackageId, ProcessId
 
 __all__ = [
@@ -326,253 +350,6 @@ class KvRequest:
     package_id: PackageId
     db: str
     action: KvAction
-
-
-# --- KvError --------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class NoDb:
-    """The db does not exist."""
-
-    TAG: ClassVar[str] = "NoDb"
-    package_id: PackageId
-    db: str
-
-    def __str__(self) -> str:
-        return f"db [{self.package_id}, {self.db}] does not exist"
-
-
-@attrs.frozen(kw_only=True)
-class KeyNotFound:
-    """The key is not in the db."""
-
-    TAG: ClassVar[str] = "KeyNotFound"
-
-    def __str__(self) -> str:
-        return "key not found"
-
-
-@attrs.frozen(kw_only=True)
-class NoTx:
-    """No transaction with this id belongs to the sender on this db."""
-
-    TAG: ClassVar[str] = "NoTx"
-    tx_id: int
-
-    def __str__(self) -> str:
-        return f"no transaction {self.tx_id} found"
-
-
-@attrs.frozen(kw_only=True)
-class NoWriteCap:
-    """The sender holds no write capability on the db."""
-
-    TAG: ClassVar[str] = "NoWriteCap"
-
-    def __str__(self) -> str:
-        return "no write capability for requested DB"
-
-
-@attrs.frozen(kw_only=True)
-class NoReadCap:
-    """The sender holds no read capability on the db."""
-
-    TAG: ClassVar[str] = "NoReadCap"
-
-    def __str__(self) -> str:
-        return "no read capability for requested DB"
-
-
-@attrs.frozen(kw_only=True)
-class MismatchingPackageId:
-    """Open or RemoveDb named a package other than the sender's."""
-
-    TAG: ClassVar[str] = "MismatchingPackageId"
-
-    def __str__(self) -> str:
-        return "request to open or remove DB with mismatching package ID"
-
-
-@attrs.frozen(kw_only=True)
-class AddCapFailed:
-    """The capability store could not record a new capability."""
-
-    TAG: ClassVar[str] = "AddCapFailed"
-
-    def __str__(self) -> str:
-        return "failed to generate capability for new DB"
-
-
-@attrs.frozen(kw_only=True)
-class MalformedRequest:
-    """The body did not decode, a name was invalid, or a required blob was missing."""
-
-    TAG: ClassVar[str] = "MalformedRequest"
-
-    def __str__(self) -> str:
-        return (
-            "kv got a malformed request that either failed to deserialize "
-            "or was missing a required blob"
-        )
-
-
-@attrs.frozen(kw_only=True)
-class LevelDbError:
-    """LevelDB reported an error."""
-
-    TAG: ClassVar[str] = "LevelDbError"
-    message: str
-
-    def __str__(self) -> str:
-        return f"LevelDB internal error: {self.message}"
-
-
-@attrs.frozen(kw_only=True)
-class IoError:
-    """The file system reported an error (wire tag ``IOError``)."""
-
-    TAG: ClassVar[str] = "IOError"
-    message: str
-
-    def __str__(self) -> str:
-        return f"IO error: {self.message}"
-
-
-@attrs.frozen(kw_only=True)
-class KeyTooLarge:
-    """The key exceeds the configured limit."""
-
-    TAG: ClassVar[str] = "KeyTooLarge"
-    size: int
-    max: int
-
-    def __str__(self) -> str:
-        return f"key of {self.size} bytes exceeds the limit of {self.max}"
-
-
-@attrs.frozen(kw_only=True)
-class ValueTooLarge:
-    """The value exceeds the configured limit."""
-
-    TAG: ClassVar[str] = "ValueTooLarge"
-    size: int
-    max: int
-
-    def __str__(self) -> str:
-        return f"value of {self.size} bytes exceeds the limit of {self.max}"
-
-
-@attrs.frozen(kw_only=True)
-class TooManyTransactions:
-    """The sender already has the maximum number of open transactions."""
-
-    TAG: ClassVar[str] = "TooManyTransactions"
-    max: int
-
-    def __str__(self) -> str:
-        return f"too many open transactions (limit {self.max})"
-
-
-@attrs.frozen(kw_only=True)
-class RemoteNotAllowed:
-    """The sender is on another node."""
-
-    TAG: ClassVar[str] = "RemoteNotAllowed"
-
-    def __str__(self) -> str:
-        return "kv only serves requests from its own node"
-
-
-@attrs.frozen(kw_only=True)
-class TransactionTooLarge:
-    """Staging this write would take the transaction past its byte limit."""
-
-    TAG: ClassVar[str] = "TransactionTooLarge"
-    size: int
-    max: int
-
-    def __str__(self) -> str:
-        return f"transaction of {self.size} bytes exceeds the limit of {self.max}"
-
-
-@attrs.frozen(kw_only=True)
-class CasMismatch:
-    """CompareAndSwap found another value; the current one (if ``present``) is the blob."""
-
-    TAG: ClassVar[str] = "CasMismatch"
-    present: bool
-
-    def __str__(self) -> str:
-        state = "another value" if self.present else "no value"
-        return f"compare-and-swap failed: the key holds {state}"
-
-
-@attrs.frozen(kw_only=True)
-class TransactionConflict:
-    """A key the transaction read was changed by another writer; nothing was applied."""
-
-    TAG: ClassVar[str] = "TransactionConflict"
-    tx_id: int
-
-    def __str__(self) -> str:
-        return f"transaction {self.tx_id} conflicts with a concurrent write and was not applied"
-
-
-@attrs.frozen(kw_only=True)
-class NotAnInteger:
-    """Increment found a value that is not an ASCII-decimal signed 64-bit integer."""
-
-    TAG: ClassVar[str] = "NotAnInteger"
-
-    def __str__(self) -> str:
-        return "value is not an integer or out of range"
-
-
-@attrs.frozen(kw_only=True)
-class IntegerOverflow:
-    """Increment would take the counter outside the signed 64-bit range."""
-
-    TAG: ClassVar[str] = "IntegerOverflow"
-
-    def __str__(self) -> str:
-        return "increment or decrement would overflow"
-
-
-@attrs.frozen(kw_only=True)
-class BatchTooLarge:
-    """A batch names more keys than the server accepts in one request."""
-
-    TAG: ClassVar[str] = "BatchTooLarge"
-    count: int
-    max: int
-
-    def __str__(self) -> str:
-        return f"batch of {self.count} items exceeds the limit of {self.max}"
-
-
-KvError: TypeAlias = (
-    NoDb
-    | KeyNotFound
-    | NoTx
-    | NoWriteCap
-    | NoReadCap
-    | MismatchingPackageId
-    | AddCapFailed
-    | MalformedRequest
-    | LevelDbError
-    | IoError
-    | KeyTooLarge
-    | ValueTooLarge
-    | TooManyTransactions
-    | RemoteNotAllowed
-    | TransactionTooLarge
-    | CasMismatch
-    | TransactionConflict
-    | NotAnInteger
-    | IntegerOverflow
-    | BatchTooLarge
-)
 
 
 # --- KvResponse -------------------------------------------------------------

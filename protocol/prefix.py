@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgpack
 
-from .codec import _action_wire, _pack, _package_id_map
+from ._wire import _action_wire, _pack, _package_id_map
 from .ids import PackageId
 from .messages import KvAction
 
