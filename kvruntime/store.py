@@ -369,24 +369,41 @@ def _fill_page(
     raw: Any, include_value: bool, limit: int, max_bytes: int
 ) -> tuple[list[tuple[bytes, bytes | None]], bool]:
     page: list[tuple[bytes, bytes | None]] = []
-    size, largest, chunk = 0, 1, 1
+    size, chunk = 0, 1
     while len(page) < limit:
         taken = list(itertools.islice(raw, min(chunk, limit - len(page))))
         if not taken:
             return page, False
-        if include_value:
-            lengths = list(map(len, itertools.chain.from_iterable(taken)))
-            sizes = list(map(operator.add, lengths[::2], lengths[1::2]))
-            entries = taken
-        else:
-            sizes = list(map(len, taken))
-            entries = list(zip(taken, itertools.repeat(None)))
-        totals = list(itertools.accumulate(sizes, initial=size))[1:]
-        fits = bisect.bisect_right(totals, max_bytes) or (0 if page else 1)
-        page.extend(entries[:fits])
-        if fits < len(entries):
+        parts = itertools.chain.from_iterable(taken) if include_value else taken
+        lengths = list(map(len, parts))
+        if size + sum(lengths) <= max_bytes:  # the whole chunk fits: no per-entry cut
+            page.extend(taken if include_value else zip(taken, itertools.repeat(None)))
+            size += sum(lengths)
+        elif _cut(page, taken, lengths, include_value, size, max_bytes) < len(taken):
             return page, True
-        size = totals[-1]
-        largest = max(largest, *sizes)
-        chunk = max(1, min(2 * chunk, (max_bytes - size) // largest))
+        else:  # a lone first entry past the bound: taken, and the page is full
+            return page, next(raw, None) is not None
+        # Double the chunk while the largest key or value seen leaves room for it.
+        chunk = max(1, min(2 * chunk, (max_bytes - size) // (2 * max(lengths) + 1)))
     return page, next(raw, None) is not None
+
+
+def _cut(
+    page: list[tuple[bytes, bytes | None]],
+    taken: list[Any],
+    lengths: list[int],
+    include_value: bool,
+    size: int,
+    max_bytes: int,
+) -> int:
+    """Add the entries of ``taken`` that fit within ``max_bytes`` (a first entry
+    always); return how many went in."""
+    if include_value:
+        sizes = list(map(operator.add, lengths[::2], lengths[1::2]))
+        entries = taken
+    else:
+        sizes, entries = lengths, list(zip(taken, itertools.repeat(None)))
+    totals = list(itertools.accumulate(sizes, initial=size))[1:]
+    fits = bisect.bisect_right(totals, max_bytes) or (0 if page else 1)
+    page.extend(entries[:fits])
+    return fits

@@ -182,7 +182,7 @@ def encode_scan_page(entries: Sequence[tuple[bytes, bytes | None]], *, keys_only
     """A page: ``[[key, value], ...]``, or ``[key, ...]`` when ``keys_only``."""
     if keys_only:
         return _pack([key for key, _ in entries])
-    return _pack([[key, value] for key, value in entries])
+    return _pack(entries)  # msgpack writes each (key, value) tuple as an array
 
 
 def decode_scan_page(

@@ -96,14 +96,14 @@ class KvCore(Generic[K, V]):
 
     def _key_bytes(self, key: K) -> bytes:
         """``key`` encoded, or KeyTooLarge past the limit."""
-        raw = self._key.encode(key)
+        raw = key if self._raw and isinstance(key, bytes) else self._key.encode(key)
         if len(raw) > self._max_key:
             raise KeyTooLarge(KeyTooLargeError(size=len(raw), max=self._max_key))
         return raw
 
     def _value_bytes(self, value: V) -> bytes:
         """``value`` encoded, or ValueTooLarge past the limit."""
-        raw = self._value.encode(value)
+        raw = value if self._raw and isinstance(value, bytes) else self._value.encode(value)
         if len(raw) > self._max_value:
             raise ValueTooLarge(ValueTooLargeError(size=len(raw), max=self._max_value))
         return raw

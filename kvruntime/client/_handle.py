@@ -116,7 +116,7 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         ValueTooLarge is raised and nothing is sent.
         """
         raw = self._key_bytes(key)
-        if isinstance(value, AsyncIterable):
+        if type(value) is not bytes and isinstance(value, AsyncIterable):
             blob = await self._gather(value)
         else:
             blob = self._value_bytes(value)

@@ -7,7 +7,7 @@ you iterate, so memory holds one page, not the db.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Generic
+from typing import Generic, cast
 
 import attrs
 
@@ -108,9 +108,9 @@ class KvScans(KvCore[K, V]):
                 cursor=cursor,
                 tx_id=tx_id,
             )
-            for key, value in page.items:
-                assert value is not None  # a page with values
-                yield key, value
+            # A page asked with values holds no None value: yield its pairs as they are.
+            for item in cast("list[tuple[K, V]]", page.items):
+                yield item
             if page.cursor is None:
                 return
             cursor = page.cursor

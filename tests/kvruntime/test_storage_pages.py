@@ -84,3 +84,11 @@ def test_a_first_entry_over_the_byte_bound_is_still_returned(store: LevelDbStore
     )
     assert page == [(b"017", b"v" * 5000)]
     assert more
+
+
+def test_a_lone_oversized_last_entry_reports_no_more(store: LevelDbStore) -> None:
+    page, more = store.read_page(
+        start=b"017", stop=b"018", reverse=False, include_value=True, limit=10, max_bytes=10
+    )
+    assert page == [(b"017", b"v" * 5000)]
+    assert not more
