@@ -128,7 +128,7 @@ def conclude(home: Path, *, first_run: bool) -> None:
     if first_run:
         print("Run it again (make run): the examples will find what this run left.")
     else:
-        print("Above, birthdays and transactions found what the previous run left.")
+        print("Above, birthdays, transactions and scans_counters found what the previous run left.")
 
 
 def cli() -> None:

@@ -146,7 +146,10 @@ def test_make_run_twice_tells_each_example_and_shows_the_data_persisted(tmp_path
     for name, line in LATER_RUN.items():
         assert line in said[name], (name, line)
     assert FIRST_RUN["birthdays"] not in said["birthdays"]
-    assert "Above, birthdays and transactions found what the previous run left." in second
+    assert (
+        "Above, birthdays, transactions and scans_counters found what the previous run left."
+        in second
+    )
 
 
 def test_raw_wire_prints_the_bytes_the_codec_would_send(tmp_path: Path) -> None:
