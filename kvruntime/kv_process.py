@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Iterable
 from typing import Final, TypeAlias
 
 import anyio
@@ -266,20 +267,9 @@ class KvProcess:
                 return self._answer(msg, BeginTxResponse(tx_id=tx.tx_id))
             case Commit(tx_id=tx_id):
                 tx = self._transaction(msg, sender, tx_id, (package_id, db))
-                if tx is None:
-                    return None
-                if self._txs.conflicts(tx):  # a key it read changed: apply nothing
-                    self._txs.finish(tx)
-                    return self._fail(msg, TransactionConflict(tx_id=tx_id))
-                self._flush()  # earlier plain writes land before the transaction
-                self._txs.finish(tx)
-                try:
-                    store.write(tx.writes.items(), sync=cfg.sync_writes)
-                except StoreError as exc:
-                    self.dbs.discard(store)
-                    return self._fail(msg, exc.error)
-                self._txs.record_writes((package_id, db), tx.writes)
-                return self._answer(msg, OkResponse())
+                if tx is not None:
+                    self.commit(msg, tx, (package_id, db), store)
+                return None
             case (
                 Scan()
                 | TxGet()
@@ -419,6 +409,37 @@ class KvProcess:
         """Flush if ``store`` has pending writes, so that a read of it sees them."""
         if store in self._writes:
             self._flush()
+
+    def write_now(
+        self, msg: Request, db: DbKey, store: Store, ops: Iterable[tuple[bytes, bytes | None]]
+    ) -> bool:
+        """Write ``ops`` in one batch now and log them for the conflict check.
+
+        On failure the db is closed (its log may end in a torn record; the next
+        request reopens it), the error is answered, and False returned.
+        """
+        ops = list(ops)
+        try:
+            store.write(ops, sync=self.config.sync_writes)
+        except StoreError as exc:
+            self.dbs.discard(store)
+            self._fail(msg, exc.error)
+            return False
+        self._txs.record_writes(db, (key for key, _ in ops))
+        return True
+
+    def commit(self, msg: Request, tx: Transaction, db: DbKey, store: Store) -> None:
+        """Apply ``tx``'s staged writes atomically, after the db's pending plain
+        writes, and answer. If a key it read changed since, TransactionConflict
+        and nothing applied. The transaction ends either way."""
+        conflict = self._txs.conflicts(tx)
+        self._txs.finish(tx)
+        if conflict:
+            return self._fail(msg, TransactionConflict(tx_id=tx.tx_id))
+        self.flush_pending(store)
+        if self.write_now(msg, db, store, tx.writes.items()):
+            self._answer(msg, OkResponse())
+        return None
 
     def queue_writes(
         self, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]

@@ -35,7 +35,6 @@ from protocol.messages import (
     MalformedRequest,
     NotAnInteger,
     OkResponse,
-    TransactionConflict,
     TransactionTooLarge,
     ValueTooLarge,
 )
@@ -186,18 +185,7 @@ def commit_batch(
     tx = _stage(kv, msg, sender, db, tx_id, ops)
     if tx is None:  # NoTx, or TransactionTooLarge: nothing staged, the tx stays open
         return
-    if kv.txs.conflicts(tx):  # a key it read changed: apply nothing, end it
-        kv.txs.finish(tx)
-        return kv.fail(msg, TransactionConflict(tx_id=tx_id))
-    kv.flush_pending(store)  # earlier plain writes land before the transaction
-    kv.txs.finish(tx)
-    try:
-        store.write(tx.writes.items(), sync=kv.config.sync_writes)
-    except StoreError as exc:
-        kv.dbs.discard(store)  # a failed write may leave a torn log record; reopen
-        return kv.fail(msg, exc.error)
-    kv.txs.record_writes(db, tx.writes)
-    kv.answer(msg, OkResponse())
+    kv.commit(msg, tx, db, store)
 
 
 # --- read-modify-writes (invariant 1) -------------------------------------------------
@@ -218,7 +206,7 @@ def increment(kv: KvProcess, msg: Request, db: DbKey, store: Store, key: bytes, 
     value = current + delta
     if not _I64_MIN <= value <= _I64_MAX:
         return kv.fail(msg, IntegerOverflow())
-    if not _apply(kv, msg, db, store, [(key, b"%d" % value)]):
+    if not kv.write_now(msg, db, store, [(key, b"%d" % value)]):
         return
     kv.answer(msg, IncrementResponse(value=value))
 
@@ -243,7 +231,7 @@ def compare_and_swap(kv: KvProcess, msg: Request, db: DbKey, store: Store, key: 
         return kv.fail(msg, exc.error)
     if current != expected:
         return kv.fail(msg, CasMismatch(present=current is not None), current)
-    if _apply(kv, msg, db, store, [(key, new)]):
+    if kv.write_now(msg, db, store, [(key, new)]):
         kv.answer(msg, OkResponse())
 
 
@@ -297,17 +285,3 @@ def _delete_range_sync(
 
     store.write(ops(), sync=sync)
     return count, kept
-
-
-def _apply(
-    kv: KvProcess, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]
-) -> bool:
-    """Write ``ops`` now, in one batch; answer the error and return False if it fails."""
-    try:
-        store.write(ops, sync=kv.config.sync_writes)
-    except StoreError as exc:
-        kv.dbs.discard(store)  # a failed write may leave a torn log record; reopen
-        kv.fail(msg, exc.error)
-        return False
-    kv.txs.record_writes(db, (key for key, _ in ops))
-    return True

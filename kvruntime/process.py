@@ -71,6 +71,28 @@ class ProcessContext:
                 self._targets[key] = address
         return address
 
+    def _request(
+        self,
+        target: Target,
+        body: bytes,
+        blob: bytes | None,
+        metadata: str | None,
+        capabilities: Iterable[Capability],
+        expects_response: float | None,
+    ) -> tuple[Request, Slot]:
+        """A request from this process, and the slot of its target once the bus allows it."""
+        request = Request(
+            id=self._bus.next_id(),
+            source=self._slot.address,
+            target=self.resolve(target),
+            body=body,
+            blob=blob,
+            metadata=metadata,
+            capabilities=tuple(capabilities),
+            expects_response=expects_response,
+        )
+        return request, self._bus.check_request(self._slot, request)
+
     async def send_and_await_response(
         self,
         target: Target,
@@ -88,25 +110,20 @@ class ProcessContext:
         room counts against the timeout).
         """
         bus, slot = self._bus, self._slot
-        request = Request(
-            id=bus.next_id(),
-            source=slot.address,
-            target=self.resolve(target),
-            body=body,
-            blob=blob,
-            metadata=metadata,
-            capabilities=tuple(capabilities),
-            expects_response=timeout,
-        )
-        target_slot = bus.check_request(slot, request)
+        request, target_slot = self._request(target, body, blob, metadata, capabilities, timeout)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Response] = loop.create_future()
         slot.waiters[request.id] = waiter
         timer = loop.call_later(timeout, _expire, waiter, request.target, timeout)
         try:
             if not bus.try_deliver(target_slot, request):
-                with anyio.move_on_after(max(timeout - 0.001, 0)):
-                    await bus.deliver(target_slot, request)
+                with anyio.move_on_after(timeout) as waited:
+                    await bus.deliver(target_slot, request)  # withdrawn if cancelled
+                if waited.cancelled_caught:
+                    raise SendError(
+                        SendErrorKind.TIMEOUT,
+                        f"{request.target} did not accept the request within {timeout:g}s",
+                    )
             return await waiter
         finally:
             timer.cancel()
@@ -129,17 +146,9 @@ class ProcessContext:
         and a further send waits (as for a full mailbox) until one arrives.
         """
         bus, slot = self._bus, self._slot
-        request = Request(
-            id=bus.next_id(),
-            source=slot.address,
-            target=self.resolve(target),
-            body=body,
-            blob=blob,
-            metadata=metadata,
-            capabilities=tuple(capabilities),
-            expects_response=expects_response,
+        request, target_slot = self._request(
+            target, body, blob, metadata, capabilities, expects_response
         )
-        target_slot = bus.check_request(slot, request)
         if expects_response is not None:
             await slot.reserve_response_room(request.id, expects_response)
         try:

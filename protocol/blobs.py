@@ -26,7 +26,9 @@ from typing import Final, cast
 
 import msgpack
 
-from .codec import DecodeError
+from ._shapes import DecodeError, _bin, _optional_bin
+from ._wire import _pack
+from .codec import _reject_ext
 
 __all__ = [
     "decode_cas",
@@ -46,15 +48,6 @@ __all__ = [
 _CAS_LEN: Final = 2
 _first: Final = itemgetter(0)
 _second: Final = itemgetter(1)
-
-
-def _pack(value: object) -> bytes:
-    packed: bytes = msgpack.packb(value, use_bin_type=True)
-    return packed
-
-
-def _reject_ext(code: int, data: bytes) -> object:
-    raise DecodeError(f"msgpack ext type {code} is not allowed in a blob")
 
 
 def _array(data: bytes, count: int) -> tuple[object, ...]:
@@ -82,20 +75,10 @@ def _array(data: bytes, count: int) -> tuple[object, ...]:
     return value
 
 
-def _bin(value: object, what: str) -> bytes:
-    if type(value) is not bytes:
-        raise DecodeError(f"blob {what}: expected bin, got {type(value).__name__}")
-    return value
-
-
-def _optional_bin(value: object, what: str) -> bytes | None:
-    return None if value is None else _bin(value, what)
-
-
 def _pair(value: object, index: int) -> tuple[bytes, bytes]:
     if type(value) is not tuple or len(value) != 2:
         raise DecodeError(f"blob entry {index}: expected [key, value]")
-    return _bin(value[0], f"entry {index} key"), _bin(value[1], f"entry {index} value")
+    return _bin(value[0], f"blob entry {index} key"), _bin(value[1], f"blob entry {index} value")
 
 
 def encode_keys(keys: Iterable[bytes]) -> bytes:
@@ -108,7 +91,7 @@ def decode_keys(data: bytes, count: int) -> list[bytes]:
     keys = _array(data, count)
     if _all_bytes(keys):  # one C-level pass; the loop below only names the culprit
         return list(keys)  # type: ignore[arg-type]
-    return [_bin(key, f"entry {i}") for i, key in enumerate(keys)]
+    return [_bin(key, f"blob entry {i}") for i, key in enumerate(keys)]
 
 
 def _all_bytes(values: tuple[object, ...]) -> bool:
@@ -165,7 +148,9 @@ def decode_writes(data: bytes, count: int) -> list[tuple[bytes, bytes | None]]:
 def _write(value: object, index: int) -> tuple[bytes, bytes | None]:
     if type(value) is not tuple or len(value) != 2:
         raise DecodeError(f"blob entry {index}: expected [key, value or nil]")
-    return _bin(value[0], f"entry {index} key"), _optional_bin(value[1], f"entry {index} value")
+    return _bin(value[0], f"blob entry {index} key"), _optional_bin(
+        value[1], f"blob entry {index} value"
+    )
 
 
 def encode_optional_values(values: Iterable[bytes | None]) -> bytes:
@@ -175,7 +160,7 @@ def encode_optional_values(values: Iterable[bytes | None]) -> bytes:
 
 def decode_optional_values(data: bytes, count: int) -> list[bytes | None]:
     """``count`` values (None for nil) from a ``[bin | nil, ...]`` blob."""
-    return [_optional_bin(v, f"entry {i}") for i, v in enumerate(_array(data, count))]
+    return [_optional_bin(v, f"blob entry {i}") for i, v in enumerate(_array(data, count))]
 
 
 def encode_scan_page(entries: Sequence[tuple[bytes, bytes | None]], *, keys_only: bool) -> bytes:
@@ -202,4 +187,4 @@ def encode_cas(expected: bytes | None, new: bytes | None) -> bytes:
 def decode_cas(data: bytes) -> tuple[bytes | None, bytes | None]:
     """(expected, new) from a ``[bin | nil, bin | nil]`` blob."""
     expected, new = _array(data, _CAS_LEN)
-    return _optional_bin(expected, "expected"), _optional_bin(new, "new")
+    return _optional_bin(expected, "blob expected"), _optional_bin(new, "blob new")

@@ -3,9 +3,12 @@
 ``golden_vectors.json`` (format in PROTOCOL.md, "Golden vectors") holds
 canonical bodies, accepted non-canonical bodies, malformed bodies and
 capability params. This module loads it and turns a *meaning* (the JSON
-rendering of a value) into the attrs value. It deliberately shares no code
-with the codec (``codec.py`` and its ``_shapes``, ``_schema``, ``_wire``), so
-the vectors check the codec rather than echo it.
+rendering of a value) into the attrs value. That direction deliberately
+shares no code with the codec (``codec.py`` and its ``_shapes``, ``_schema``,
+``_wire``), so the vectors check the codec rather than echo it. The other
+direction, ``response_to_meaning`` (for tools that print responses), is
+derived from the wire encoders, since a meaning is the wire shape with the
+substitutions below.
 
 A meaning mirrors the wire shape (external tagging, field names) with three
 substitutions for readability: a PackageId is the text ``"name:publisher"``,
@@ -22,6 +25,7 @@ from typing import Final, Literal, TypeAlias, TypeVar, cast
 
 import attrs
 
+from ._wire import _response_wire
 from .ids import PackageId, ProcessId
 from .messages import (
     AddCapFailed,
@@ -97,6 +101,7 @@ __all__ = [
     "load_golden_vectors",
     "request_from_meaning",
     "response_from_meaning",
+    "response_to_meaning",
     "value_from_meaning",
 ]
 
@@ -225,6 +230,28 @@ def request_from_meaning(meaning: JsonValue) -> KvRequest:
 def response_from_meaning(meaning: JsonValue) -> KvResponse:
     """``"Ok"``, ``{"Get": hex}``, ``{"Err": <error>}``... as a KvResponse."""
     return _variant(meaning, "KvResponse", _UNIT_RESPONSES, _PAYLOAD_RESPONSES)
+
+
+def response_to_meaning(response: KvResponse) -> JsonValue:
+    """``response`` as a meaning: its wire shape, with bytes as hex and each
+    PackageId as ``"name:publisher"`` (the inverse of ``response_from_meaning``)."""
+    return _meaning_of(_response_wire(response))
+
+
+def _meaning_of(wire: object) -> JsonValue:
+    match wire:
+        case bytes():
+            return wire.hex()
+        case dict() if wire.keys() == {"package_name", "publisher_node"}:
+            return f"{wire['package_name']}:{wire['publisher_node']}"
+        case dict():
+            return {str(key): _meaning_of(value) for key, value in wire.items()}
+        case list() | tuple():
+            return [_meaning_of(value) for value in wire]
+        case bool() | int() | float() | str() | None:
+            return wire
+        case _:
+            raise TypeError(f"no meaning for {type(wire).__name__}")
 
 
 def capability_params_from_meaning(meaning: JsonValue) -> KvCapabilityParams:

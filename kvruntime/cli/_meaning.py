@@ -11,49 +11,16 @@ string is lowercase hex. For typing convenience ``send`` also accepts
 from __future__ import annotations
 
 import json
-from typing import assert_never
 
 from protocol.golden import GoldenFormatError, JsonValue, request_from_meaning
 from protocol.ids import IdError
 from protocol.messages import (
-    AddCapFailed,
-    BatchTooLarge,
-    BeginTxResponse,
-    CapabilitiesResponse,
-    CasMismatch,
-    DeleteRangeResponse,
-    ErrResponse,
-    ExistsResponse,
-    GetManyResponse,
-    GetResponse,
-    IncrementResponse,
-    IntegerOverflow,
-    IoError,
-    KeyNotFound,
-    KeyTooLarge,
-    KvError,
     KvRequest,
-    KvResponse,
-    LevelDbError,
-    MalformedRequest,
-    MismatchingPackageId,
-    NoDb,
-    NoReadCap,
-    NotAnInteger,
-    NoTx,
-    NoWriteCap,
-    OkResponse,
-    RemoteNotAllowed,
-    ScanResponse,
-    TooManyTransactions,
-    TransactionConflict,
-    TransactionTooLarge,
-    ValueTooLarge,
 )
 
 from ._app import EXIT_USAGE, CliError
 
-__all__ = ["error_meaning", "request_from_json", "response_meaning"]
+__all__ = ["request_from_json"]
 
 _KEYED_ACTIONS = ("Set", "Delete")
 
@@ -96,65 +63,3 @@ def _request_from_json(text: str) -> KvRequest:
         return request_from_meaning(meaning)
     except (GoldenFormatError, IdError) as exc:
         raise CliError(f"not a KvRequest: {exc}", EXIT_USAGE) from None
-
-
-def response_meaning(response: KvResponse) -> JsonValue:
-    """``response`` in the meaning format (``"Ok"``, ``{"Get": hex}``, ``{"Err": ...}``...)."""
-    match response:
-        case OkResponse():
-            return "Ok"
-        case BeginTxResponse(tx_id=tx_id):
-            return {"BeginTx": {"tx_id": tx_id}}
-        case GetResponse(key=key):
-            return {"Get": key.hex()}
-        case ExistsResponse(exists=exists):
-            return {"Exists": exists}
-        case ErrResponse(error=error):
-            return {"Err": error_meaning(error)}
-        case ScanResponse(count=count, cursor=cursor):
-            return {"Scan": {"count": count, "cursor": None if cursor is None else cursor.hex()}}
-        case GetManyResponse(count=count) | DeleteRangeResponse(count=count):
-            return {response.TAG: {"count": count}}
-        case IncrementResponse(value=value):
-            return {"Increment": value}
-        case CapabilitiesResponse(read=read, write=write):
-            return {"Capabilities": {"read": read, "write": write}}
-        case _:
-            assert_never(response)
-
-
-def error_meaning(error: KvError) -> JsonValue:
-    """``error`` in the meaning format."""
-    match error:
-        case (
-            KeyNotFound()
-            | NoWriteCap()
-            | NoReadCap()
-            | MismatchingPackageId()
-            | AddCapFailed()
-            | MalformedRequest()
-            | RemoteNotAllowed()
-            | NotAnInteger()
-            | IntegerOverflow()
-        ):
-            return error.TAG
-        case NoDb(package_id=package_id, db=db):
-            return {"NoDb": [str(package_id), db]}
-        case NoTx(tx_id=tx_id):
-            return {"NoTx": tx_id}
-        case LevelDbError(message=message) | IoError(message=message):
-            return {error.TAG: message}
-        case KeyTooLarge(size=size, max=limit) | ValueTooLarge(size=size, max=limit):
-            return {error.TAG: {"size": size, "max": limit}}
-        case TransactionTooLarge(size=size, max=limit):
-            return {error.TAG: {"size": size, "max": limit}}
-        case TooManyTransactions(max=limit):
-            return {error.TAG: {"max": limit}}
-        case CasMismatch(present=present):
-            return {error.TAG: {"present": present}}
-        case TransactionConflict(tx_id=tx_id):
-            return {error.TAG: tx_id}
-        case BatchTooLarge(count=count, max=limit):
-            return {error.TAG: {"count": count, "max": limit}}
-        case _:
-            assert_never(error)

@@ -10,13 +10,14 @@ from typing import BinaryIO
 import click
 
 from protocol.codec import DecodeError, decode_response, encode_request
+from protocol.golden import response_to_meaning
 from protocol.ids import Address, IdError, ProcessId
 from protocol.messages import ErrResponse, KvResponse, Open
 
 from ..kv_process import KV_PROCESS_ID
 from ..process import ProcessContext
 from ._app import EXIT_KV, EXIT_USAGE, CliError, cli, home_option, verbose_option
-from ._meaning import request_from_json, response_meaning
+from ._meaning import request_from_json
 from ._render import Format, bytes_json, parse_bytes, render
 from ._session import TIMEOUT, as_admin, run_in_home
 
@@ -97,7 +98,7 @@ def send(
         lambda rt: as_admin(rt, request.package_id, body, process=process),
         create_home=isinstance(request.action, Open),  # only Open may create
     )
-    meaning = response_meaning(response)
+    meaning = response_to_meaning(response)
     if fmt is Format.JSON:
         blob_doc = None if answer_blob is None else bytes_json(answer_blob)
         click.echo(json.dumps({"response": meaning, "blob": blob_doc}, ensure_ascii=False))

@@ -97,23 +97,11 @@ class KvScans(KvCore[K, V]):
         Memory holds one page, not the db. Keys written or deleted while you
         iterate may or may not be seen; a key present throughout is seen once.
         """
-        cursor: bytes | None = None
-        while True:
-            page = await self.list_page(
-                prefix=prefix,
-                start=start,
-                end=end,
-                reverse=reverse,
-                limit=page_size,
-                cursor=cursor,
-                tx_id=tx_id,
-            )
+        pages = self._pages(prefix, start, end, reverse, False, page_size, tx_id)
+        async for page in pages:
             # A page asked with values holds no None value: yield its pairs as they are.
             for item in cast("list[tuple[K, V]]", page.items):
                 yield item
-            if page.cursor is None:
-                return
-            cursor = page.cursor
 
     async def keys(
         self,
@@ -126,6 +114,21 @@ class KvScans(KvCore[K, V]):
         tx_id: int | None = None,
     ) -> AsyncIterator[K]:
         """Every key in the range (no values sent), pulled one page at a time."""
+        async for page in self._pages(prefix, start, end, reverse, True, page_size, tx_id):
+            for key, _ in page.items:
+                yield key
+
+    async def _pages(
+        self,
+        prefix: bytes | str | None,
+        start: K | None,
+        end: K | None,
+        reverse: bool,
+        keys_only: bool,
+        page_size: int | None,
+        tx_id: int | None,
+    ) -> AsyncIterator[Page[K, V]]:
+        """Every page of the range, each resumed from the previous one's cursor."""
         cursor: bytes | None = None
         while True:
             page = await self.list_page(
@@ -133,13 +136,12 @@ class KvScans(KvCore[K, V]):
                 start=start,
                 end=end,
                 reverse=reverse,
-                keys_only=True,
+                keys_only=keys_only,
                 limit=page_size,
                 cursor=cursor,
                 tx_id=tx_id,
             )
-            for key, _ in page.items:
-                yield key
+            yield page
             if page.cursor is None:
                 return
             cursor = page.cursor

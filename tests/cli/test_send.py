@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kvruntime.cli._meaning import request_from_json, response_meaning
-from protocol.golden import load_golden_vectors, response_from_meaning
+from kvruntime.cli._meaning import request_from_json
+from protocol.golden import load_golden_vectors, response_from_meaning, response_to_meaning
 from protocol.ids import PackageId
 from protocol.messages import KvRequest, Set
 
@@ -66,7 +66,7 @@ def test_response_meaning_matches_every_golden_response() -> None:
     vectors = [v for v in load_golden_vectors().canonical if v.kind == "response"]
     assert len(vectors) > 10
     for vector in vectors:
-        assert response_meaning(response_from_meaning(vector.meaning)) == vector.meaning, vector
+        assert response_to_meaning(response_from_meaning(vector.meaning)) == vector.meaning, vector
 
 
 def test_send_refuses_odd_requests_without_traceback(home: Path) -> None:

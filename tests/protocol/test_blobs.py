@@ -98,7 +98,7 @@ def _pack(value: object) -> bytes:
         (lambda d: decode_keys(d, 1), b"\x91\xd4\x01\x00", "ext type 1"),
         (lambda d: decode_keys(d, 1), b"", "blob"),
         (lambda d: decode_items(d, 1), _pack([[b"k"]]), r"expected \[key, value\]"),
-        (lambda d: decode_items(d, 1), _pack([[b"k", None]]), "expected bin, got NoneType"),
+        (lambda d: decode_items(d, 1), _pack([[b"k", None]]), "expected bin, got nil"),
         (lambda d: decode_items(d, 1), _pack([[b"k", b"v", b"x"]]), "max_array_len|expected"),
         (decode_cas, _pack([b"a"]), "expected 2 entries"),
         (decode_cas, _pack([b"a", 1]), "expected bin, got int"),
