@@ -28,7 +28,8 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from protocol.codec import DecodeError, decode_request, encode_capability_params, encode_response
+from protocol.codec import DecodeError, encode_capability_params, encode_response
+from protocol.hot import OK_BODY
 from protocol.ids import Address, PackageId, ProcessId
 from protocol.messages import (
     AddCapFailed,
@@ -78,6 +79,7 @@ from protocol.messages import (
     ValueTooLarge,
     WriteBatch,
 )
+from protocol.prefix import RequestDecoder
 
 from ._mailbox import MailboxClosed
 from .bus import Bus, Slot
@@ -96,7 +98,6 @@ log = logging.getLogger("kvruntime.kv")
 #: The kv module's process id.
 KV_PROCESS_ID: Final = ProcessId(process_name="kv", package_name="distro", publisher_node="sys")
 
-_OK_BODY: Final = encode_response(OkResponse())
 _MALFORMED: Final = MalformedRequest()
 _NO_READ: Final = NoReadCap()
 _NO_WRITE: Final = NoWriteCap()
@@ -146,6 +147,7 @@ class KvProcess:
     #: (package, db) -> (read capability, write capability); bounded cache.
     _db_caps: dict[DbKey, tuple[Capability, Capability]] = attrs.Factory(dict)
     _ext: ExtendedActions = attrs.field(init=False)
+    _decoder: RequestDecoder = attrs.Factory(RequestDecoder)
 
     def __attrs_post_init__(self) -> None:
         self._ext = ExtendedActions(self)
@@ -199,7 +201,7 @@ class KvProcess:
 
     async def _serve(self, msg: Request) -> None:
         try:
-            request = decode_request(msg.body)
+            request = self._decoder.decode(msg.body)
         except DecodeError as exc:
             log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
             return self._fail(msg, _MALFORMED)
@@ -485,7 +487,7 @@ class KvProcess:
                     log.warning("request %d from %s failed: %s", msg.id, msg.source, response.error)
                 continue
             if response is None or isinstance(response, OkResponse):
-                body, metadata = _OK_BODY, msg.metadata
+                body, metadata = OK_BODY, msg.metadata
             else:
                 body = encode_response(response)
                 metadata = None if isinstance(response, ErrResponse) else msg.metadata

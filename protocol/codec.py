@@ -31,8 +31,9 @@ outside u64, which the wire cannot carry as a uint.
 
 This module holds the public functions, the boundary and the msgpack/JSON
 settings; the parts live beside it: ``_shapes.py`` (DecodeError and the
-shape checkers), ``_schema.py`` (the per-variant parsers and tag tables)
-and ``_wire.py`` (the encoders).
+shape checkers), ``_schema.py`` (the per-variant parsers and tag tables),
+``_wire.py`` (the encoders) and ``hot.py`` (byte templates of the few hot
+messages, which the public functions try first).
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ from ._shapes import (
     _tagged,
 )
 from ._wire import _action_wire, _pack, _package_id_map, _response_wire
+from .hot import GET_RESPONSE_HEAD, OK_BODY, bin_header, read_response
 from .ids import IdError, PackageId
-from .messages import KvCapabilityParams, KvRequest, KvResponse
+from .messages import GetResponse, KvCapabilityParams, KvRequest, KvResponse, OkResponse
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -109,6 +111,10 @@ def encode_response(response: KvResponse) -> bytes:
 
     Raise ValueError for a ``tx_id``, ``size`` or ``max`` outside u64.
     """
+    if type(response) is OkResponse:
+        return OK_BODY
+    if isinstance(response, GetResponse) and type(response.key) is bytes:
+        return b"".join((GET_RESPONSE_HEAD, bin_header(len(response.key)), response.key))
     return _pack(_response_wire(response))
 
 
@@ -144,6 +150,10 @@ def decode_request(data: bytes, *, max_size: int = DEFAULT_MAX_BODY_BYTES) -> Kv
 
 def decode_response(data: bytes, *, max_size: int = DEFAULT_MAX_BODY_BYTES) -> KvResponse:
     """Decode a response body; raise DecodeError for anything but a valid one."""
+    if type(data) is bytes and len(data) <= max_size:
+        response = read_response(data)
+        if response is not None:
+            return response
     return _at_boundary(_response_from_bytes, data, max_size)
 
 

@@ -114,6 +114,12 @@ class KvCore(Generic[K, V]):
         body = self._encoder.encode(action)
         return await exchange(self._ctx, self._target, body, blob, self._timeout)
 
+    async def _call_body(
+        self, body: bytes, blob: bytes | None = None
+    ) -> tuple[KvResponse, bytes | None]:
+        """``_call`` for a body the encoder already wrote (its hot-action methods)."""
+        return await exchange(self._ctx, self._target, body, blob, self._timeout)
+
     async def _gather(self, chunks: AsyncIterable[bytes]) -> bytes:
         limit, size, parts = self._max_value, 0, []
         async for chunk in chunks:

@@ -19,13 +19,10 @@ from protocol.messages import (
     Commit,
     CompareAndSwap,
     Delete,
-    Exists,
     ExistsResponse,
-    Get,
     GetResponse,
     Increment,
     IncrementResponse,
-    KvAction,
     OkResponse,
     Rollback,
     Set,
@@ -88,9 +85,11 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         then the committed data (the read is checked for conflicts at commit).
         """
         raw = self._key_bytes(key)
-        action: KvAction = Get(key=raw) if tx_id is None else TxGet(key=raw, tx_id=tx_id)
         try:
-            response, blob = await self._call(action)
+            if tx_id is None:
+                response, blob = await self._call_body(self._encoder.get(raw))
+            else:
+                response, blob = await self._call(TxGet(key=raw, tx_id=tx_id))
         except KeyNotFound:
             if default is _MISSING:
                 raise
@@ -101,7 +100,7 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
 
     async def get_stream(self, key: K, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """The stored bytes of ``key`` in chunks (the WASI ``stream<u8>`` shape)."""
-        response, blob = await self._call(Get(key=self._key_bytes(key)))
+        response, blob = await self._call_body(self._encoder.get(self._key_bytes(key)))
         if not isinstance(response, GetResponse) or blob is None:
             raise UnexpectedResponse(unexpected(response))
         return _chunks(blob, chunk_size)
@@ -120,17 +119,26 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
             blob = await self._gather(value)
         else:
             blob = self._value_bytes(value)
-        await self._call(Set(key=raw, tx_id=tx_id), blob)
+        if tx_id is None:
+            await self._call_body(self._encoder.set(raw), blob)
+        else:
+            await self._call(Set(key=raw, tx_id=tx_id), blob)
 
     async def delete(self, key: K, *, tx_id: int | None = None) -> None:
         """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
-        await self._call(Delete(key=self._key_bytes(key), tx_id=tx_id))
+        raw = self._key_bytes(key)
+        if tx_id is None:
+            await self._call_body(self._encoder.delete(raw))
+        else:
+            await self._call(Delete(key=raw, tx_id=tx_id))
 
     async def exists(self, key: K, *, tx_id: int | None = None) -> bool:
         """Whether ``key`` is present (inside transaction ``tx_id`` when given)."""
         raw = self._key_bytes(key)
-        action: KvAction = Exists(key=raw) if tx_id is None else TxExists(key=raw, tx_id=tx_id)
-        response, _ = await self._call(action)
+        if tx_id is None:
+            response, _ = await self._call_body(self._encoder.exists(raw))
+        else:
+            response, _ = await self._call(TxExists(key=raw, tx_id=tx_id))
         if not isinstance(response, ExistsResponse):
             raise UnexpectedResponse(unexpected(response))
         return response.exists
