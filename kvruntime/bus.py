@@ -40,6 +40,7 @@ import attrs
 
 from protocol.ids import Address, ProcessId
 
+from ._deadlines import Deadlines
 from ._mailbox import Mailbox, MailboxClosed, MailboxFull
 from .capabilities import CapabilityStore
 from .errors import SendError, SendErrorKind
@@ -70,6 +71,8 @@ class Slot:
     messaging_key: str = attrs.field(init=False)
     #: Request id -> the future ``send_and_await_response`` waits on.
     waiters: dict[int, asyncio.Future[Response]] = attrs.Factory(dict)
+    #: When each of ``waiters`` times out.
+    deadlines: Deadlines = attrs.field(init=False)
     #: Request id -> deadline, for responses that go to the mailbox (``send`` with
     #: ``expects_response``); a response after its deadline is dropped.
     expected: dict[int, float] = attrs.Factory(dict)
@@ -82,6 +85,7 @@ class Slot:
 
     def __attrs_post_init__(self) -> None:
         self.messaging_key = messaging_capability(self.address).key
+        self.deadlines = Deadlines(self.waiters)
 
     async def reserve_response_room(self, request_id: int, timeout: float) -> None:
         """Reserve mailbox room for the response to ``request_id``, waiting for a free one."""
@@ -141,6 +145,7 @@ class Bus:
             if not fut.done():
                 fut.set_exception(SendError(SendErrorKind.CLOSED, f"process {pid} ended"))
         slot.waiters.clear()
+        slot.deadlines.close()
 
     def _unanswerable(self, request: Request) -> None:
         """``request`` was queued for a process that ended without taking it.

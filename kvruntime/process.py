@@ -26,13 +26,6 @@ __all__ = ["ProcessContext", "ProcessHandle", "Target"]
 Target = Address | ProcessId | str
 
 
-def _expire(waiter: asyncio.Future[Response], target: Address, timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(
-            SendError(SendErrorKind.TIMEOUT, f"no response from {target} within {timeout:g}s")
-        )
-
-
 @attrs.define(eq=False)
 class ProcessContext:
     """What a running process uses to talk to the rest of the node."""
@@ -114,7 +107,7 @@ class ProcessContext:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Response] = loop.create_future()
         slot.waiters[request.id] = waiter
-        timer = loop.call_later(timeout, _expire, waiter, request.target, timeout)
+        slot.deadlines.add(loop, request.id, request.target, timeout)
         try:
             if not bus.try_deliver(target_slot, request):
                 with anyio.move_on_after(timeout) as waited:
@@ -126,7 +119,6 @@ class ProcessContext:
                     )
             return await waiter
         finally:
-            timer.cancel()
             slot.waiters.pop(request.id, None)
 
     async def send(
