@@ -16,7 +16,9 @@ seam (answer, fail, flush_pending, queue_writes, transaction).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import typing
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -46,7 +48,7 @@ from .transactions import DbKey
 if TYPE_CHECKING:
     from .kv_process import KvProcess
 
-__all__ = ["ExtAction", "ExtendedActions"]
+__all__ = ["EXTENDED_ACTIONS", "ExtAction", "ExtendedActions"]
 
 #: A request's action that these handlers serve after the capability check.
 ExtAction = (
@@ -64,6 +66,8 @@ ExtAction = (
     | WriteBatch
     | CommitBatch
 )
+#: The types of ``ExtAction``, for a dispatch by ``type(action)``.
+EXTENDED_ACTIONS: Final[frozenset[type[ExtAction]]] = frozenset(typing.get_args(ExtAction))
 
 
 @attrs.define(eq=False)
@@ -72,10 +76,11 @@ class ExtendedActions:
 
     kv: KvProcess
 
-    async def serve(
+    def serve(
         self, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: ExtAction
-    ) -> None:
-        """Serve ``action`` (checks 1-5 passed) and queue its answer."""
+    ) -> Awaitable[None] | None:
+        """Serve ``action`` (checks 1-5 passed) and queue its answer; or return the
+        coroutine that will, for the one action that waits for a thread (DeleteRange)."""
         kv = self.kv
         match action:
             case Scan():
@@ -98,13 +103,14 @@ class ExtendedActions:
                     kv.txs.finish(tx)
                     kv.answer(msg, OkResponse())
             case DeleteRange(prefix=prefix, start=start, end=end):
-                await kv_writes.delete_range(kv, msg, db, store, prefix, start, end)
+                return kv_writes.delete_range(kv, msg, db, store, prefix, start, end)
             case WriteBatch(tx_id=tx_id, count=count):
                 kv_writes.write_batch(kv, msg, sender, db, store, tx_id, count)
             case CommitBatch(tx_id=tx_id, count=count):
                 kv_writes.commit_batch(kv, msg, sender, db, store, tx_id, count)
             case _:
                 raise AssertionError(f"not an extended action: {action!r}")
+        return None
 
     def revoke(self, msg: Request, sender: ProcessId, db: DbKey, target: ProcessId) -> None:
         """Revoke ``target``'s capabilities on ``db`` (see ``kv_access.revoke``)."""

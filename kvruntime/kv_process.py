@@ -18,10 +18,11 @@ The checks for each request run in PROTOCOL.md's order: decode and names
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Final, TypeAlias
 
 import anyio
@@ -41,16 +42,15 @@ from protocol.messages import (
     CompareAndSwap,
     Delete,
     DeleteMany,
-    DeleteRange,
     ErrResponse,
     Exists,
     ExistsResponse,
     Get,
     GetMany,
     GetResponse,
-    Increment,
     KeyNotFound,
     KeyTooLarge,
+    KvAction,
     KvCapabilityParams,
     KvError,
     KvResponse,
@@ -66,7 +66,6 @@ from protocol.messages import (
     RemoteNotAllowed,
     RemoveDb,
     Revoke,
-    Rollback,
     Scan,
     Set,
     SetMany,
@@ -85,6 +84,7 @@ from ._mailbox import MailboxClosed
 from .bus import Bus, Slot
 from .capabilities import CapabilityStore, CapabilityStoreError
 from .config import KvConfig
+from .kv_actions_ext import EXTENDED_ACTIONS as _EXTENDED
 from .kv_actions_ext import ExtendedActions
 from .message import Capability, Request, Response
 from .storage import Databases, NoSuchDb
@@ -102,18 +102,24 @@ _MALFORMED: Final = MalformedRequest()
 _NO_READ: Final = NoReadCap()
 _NO_WRITE: Final = NoWriteCap()
 #: Actions whose request must carry a blob (MalformedRequest without one).
-_NEEDS_BLOB: Final = (
-    Set,
-    GetMany,
-    TxGetMany,
-    SetMany,
-    DeleteMany,
-    CompareAndSwap,
-    WriteBatch,
-    CommitBatch,
+_NEEDS_BLOB: Final[frozenset[type[KvAction]]] = frozenset(
+    (Set, GetMany, TxGetMany, SetMany, DeleteMany, CompareAndSwap, WriteBatch, CommitBatch)
 )
 #: Actions that need only the read capability.
-_READS: Final = (Get, Exists, Scan, TxGet, TxExists, GetMany, TxGetMany)
+_READS: Final[frozenset[type[KvAction]]] = frozenset(
+    (Get, Exists, Scan, TxGet, TxExists, GetMany, TxGetMany)
+)
+#: Actions on the db itself rather than its data: served before the capability check.
+_OF_THE_DB: Final[frozenset[type[KvAction]]] = frozenset((Open, RemoveDb, Revoke, Capabilities))
+
+
+class _Reopen(enum.Enum):
+    """The db exists on disk but is not open: serving must wait for a thread to open it."""
+
+    REOPEN = enum.auto()
+
+
+_REOPEN: Final = _Reopen.REOPEN
 
 #: An outbox entry waits for its db's flush (a Store), or holds its answer.
 _Pending: TypeAlias = Store | tuple[KvResponse, bytes | None]
@@ -189,7 +195,11 @@ class KvProcess:
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
                 continue
             try:
-                await self._serve(message)
+                # Most requests are served right here; the few that must wait
+                # (open, remove, reopen, a large delete) hand back a coroutine.
+                unfinished = self._serve(message)
+                if unfinished is not None:
+                    await unfinished
             except StoreError as exc:  # e.g. a db path that leads out of the kv root
                 self._fail(message, exc.error)
             except Exception:  # a bug must cost one answer, never the loop
@@ -199,31 +209,81 @@ class KvProcess:
 
     # --- one request -----------------------------------------------------------
 
-    async def _serve(self, msg: Request) -> None:
+    def _serve(self, msg: Request) -> Awaitable[None] | None:
+        """Serve ``msg``, or return the coroutine that will (it must wait for a thread)."""
         try:
             request = self._decoder.decode(msg.body)
         except DecodeError as exc:
             log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
-            return self._fail(msg, _MALFORMED)
+            self._fail(msg, _MALFORMED)
+            return None
         action = request.action
-        if msg.blob is None and isinstance(action, _NEEDS_BLOB):
-            return self._fail(msg, _MALFORMED)
+        kind = type(action)
+        if msg.blob is None and kind in _NEEDS_BLOB:
+            self._fail(msg, _MALFORMED)
+            return None
         if msg.source.node != self.bus.node:
-            return self._fail(msg, RemoteNotAllowed())
+            self._fail(msg, RemoteNotAllowed())
+            return None
         sender = msg.source.process
         package_id, db = request.package_id, request.db
-        if isinstance(action, Open):
-            return await self._open(msg, sender, package_id, db)
-        if isinstance(action, RemoveDb):
-            return await self._remove(msg, sender, package_id, db)
-        if isinstance(action, Revoke):
-            return self._ext.revoke(msg, sender, (package_id, db), action.process)
-        if isinstance(action, Capabilities):
-            return self._ext.capabilities(msg, sender, (package_id, db))
-        write = not isinstance(action, _READS)
-        store = await self._authorised_store(msg, sender, package_id, db, write=write)
+        if kind in _OF_THE_DB:
+            return self._serve_of_the_db(msg, sender, package_id, db, action)
+        store = self._authorised_store(msg, sender, package_id, db, write=kind not in _READS)
         if store is None:
             return None
+        if store is _REOPEN:
+            return self._reopen_then_serve(msg, sender, package_id, db, action)
+        return self._serve_on(msg, sender, package_id, db, store, action)
+
+    def _serve_of_the_db(
+        self, msg: Request, sender: ProcessId, package_id: PackageId, db: str, action: KvAction
+    ) -> Awaitable[None] | None:
+        """Open, RemoveDb, Revoke and Capabilities: checks of their own, no store needed."""
+        if isinstance(action, Open):
+            return self._open(msg, sender, package_id, db)
+        if isinstance(action, RemoveDb):
+            return self._remove(msg, sender, package_id, db)
+        if isinstance(action, Revoke):
+            self._ext.revoke(msg, sender, (package_id, db), action.process)
+        else:
+            self._ext.capabilities(msg, sender, (package_id, db))
+        return None
+
+    async def _reopen_then_serve(
+        self, msg: Request, sender: ProcessId, package_id: PackageId, db: str, action: KvAction
+    ) -> None:
+        store = await self._reopen(msg, package_id, db)
+        if store is not None:
+            unfinished = self._serve_on(msg, sender, package_id, db, store, action)
+            if unfinished is not None:
+                await unfinished
+
+    def _serve_on(
+        self,
+        msg: Request,
+        sender: ProcessId,
+        package_id: PackageId,
+        db: str,
+        store: Store,
+        action: KvAction,
+    ) -> Awaitable[None] | None:
+        """Serve ``action`` on ``store``, checks 1 to 5 passed."""
+        if type(action) in _EXTENDED:
+            return self._ext.serve(msg, sender, (package_id, db), store, action)  # type: ignore[arg-type]
+        self._serve_core(msg, sender, package_id, db, store, action)
+        return None
+
+    def _serve_core(
+        self,
+        msg: Request,
+        sender: ProcessId,
+        package_id: PackageId,
+        db: str,
+        store: Store,
+        action: KvAction,
+    ) -> None:
+        """Serve a Get, Exists, Set, Delete, BeginTx or Commit on ``store``."""
         cfg = self.config
         match action:
             case Get(key=key) | Exists(key=key):
@@ -272,23 +332,7 @@ class KvProcess:
                 if tx is not None:
                     self.commit(msg, tx, (package_id, db), store)
                 return None
-            case (
-                Scan()
-                | TxGet()
-                | TxExists()
-                | GetMany()
-                | TxGetMany()
-                | SetMany()
-                | DeleteMany()
-                | Increment()
-                | CompareAndSwap()
-                | Rollback()
-                | DeleteRange()
-                | WriteBatch()
-                | CommitBatch()
-            ):
-                return await self._ext.serve(msg, sender, (package_id, db), store, action)
-            case _:  # Open, RemoveDb, Revoke and Capabilities were served above
+            case _:  # the others were served by _serve_of_the_db or ExtendedActions
                 raise AssertionError(f"unhandled action {action!r}")
 
     async def _open(self, msg: Request, sender: ProcessId, package_id: PackageId, db: str) -> None:
@@ -332,10 +376,11 @@ class KvProcess:
         self._db_caps.pop((package_id, db), None)
         return self._answer(msg, OkResponse())
 
-    async def _authorised_store(
+    def _authorised_store(
         self, msg: Request, sender: ProcessId, package_id: PackageId, db: str, *, write: bool
-    ) -> Store | None:
-        """The db's store if it exists and ``sender`` may use it; else answer and return None."""
+    ) -> Store | _Reopen | None:
+        """The db's store if it exists and ``sender`` may use it, ``_REOPEN`` if it
+        exists on disk but is not open; else answer and return None."""
         dbs = self.dbs
         store = dbs.get(package_id, db)
         exists = store is not None or dbs.exists(package_id, db)
@@ -351,10 +396,14 @@ class KvProcess:
         if not exists:
             self._fail(msg, NoDb(package_id=package_id, db=db))
             return None
+        return _REOPEN
+
+    async def _reopen(self, msg: Request, package_id: PackageId, db: str) -> Store | None:
+        """Open a db that exists on disk (after a restart or an eviction); else answer."""
         self._flush()  # opening may close (evict) a db with pending writes
         try:
             return await anyio.to_thread.run_sync(
-                functools.partial(dbs.open, package_id, db, create=False)
+                functools.partial(self.dbs.open, package_id, db, create=False)
             )
         except NoSuchDb:
             self._fail(msg, NoDb(package_id=package_id, db=db))

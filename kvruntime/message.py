@@ -41,10 +41,12 @@ class Capability:
 
     issuer: Address
     params: str = attrs.field(converter=canonical_json)
+    #: A string naming this capability exactly: issuer and canonical params.
+    #: Computed once, since it is the lookup key of every capability check.
+    key: str = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        """A string naming this capability exactly: issuer and canonical params."""
+    @key.default
+    def _key(self) -> str:
         return f"{self.issuer}\x00{self.params}"
 
 
