@@ -30,7 +30,7 @@ import anyio.to_thread
 import attrs
 
 from protocol.codec import DecodeError, encode_capability_params, encode_response
-from protocol.hot import OK_BODY
+from protocol.hot import OK_BODY, get_response_body
 from protocol.ids import Address, PackageId, ProcessId
 from protocol.messages import (
     AddCapFailed,
@@ -47,7 +47,6 @@ from protocol.messages import (
     ExistsResponse,
     Get,
     GetMany,
-    GetResponse,
     KeyNotFound,
     KeyTooLarge,
     KvAction,
@@ -121,8 +120,9 @@ class _Reopen(enum.Enum):
 
 _REOPEN: Final = _Reopen.REOPEN
 
-#: An outbox entry waits for its db's flush (a Store), or holds its answer.
-_Pending: TypeAlias = Store | tuple[KvResponse, bytes | None]
+#: An outbox entry waits for its db's flush (a Store), or holds its answer and
+#: blob; a success answer may come encoded already (bytes).
+_Pending: TypeAlias = Store | tuple[KvResponse | bytes, bytes | None]
 
 
 def kv_capability(node: str, kind: str, package_id: PackageId, db: str) -> Capability:
@@ -212,12 +212,11 @@ class KvProcess:
     def _serve(self, msg: Request) -> Awaitable[None] | None:
         """Serve ``msg``, or return the coroutine that will (it must wait for a thread)."""
         try:
-            request = self._decoder.decode(msg.body)
+            package_id, db, action = self._decoder.decode_parts(msg.body)
         except DecodeError as exc:
             log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
             self._fail(msg, _MALFORMED)
             return None
-        action = request.action
         kind = type(action)
         if msg.blob is None and kind in _NEEDS_BLOB:
             self._fail(msg, _MALFORMED)
@@ -226,7 +225,6 @@ class KvProcess:
             self._fail(msg, RemoteNotAllowed())
             return None
         sender = msg.source.process
-        package_id, db = request.package_id, request.db
         if kind in _OF_THE_DB:
             return self._serve_of_the_db(msg, sender, package_id, db, action)
         store = self._authorised_store(msg, sender, package_id, db, write=kind not in _READS)
@@ -299,7 +297,8 @@ class KvProcess:
                     return self._answer(msg, ExistsResponse(exists=value is not None))
                 if value is None:
                     return self._fail(msg, KeyNotFound())
-                return self._answer(msg, GetResponse(key=key), value)
+                self._outbox.append((msg, (get_response_body(key), value)))
+                return None
             case Set(key=key, tx_id=tx_id) | Delete(key=key, tx_id=tx_id):
                 value = msg.blob if isinstance(action, Set) else None
                 if len(key) > cfg.max_key_bytes:
@@ -535,21 +534,15 @@ class KvProcess:
                 if isinstance(response, ErrResponse):
                     log.warning("request %d from %s failed: %s", msg.id, msg.source, response.error)
                 continue
-            if response is None or isinstance(response, OkResponse):
+            if isinstance(response, bytes):  # a success answer, encoded already
+                body, metadata = response, msg.metadata
+            elif response is None or isinstance(response, OkResponse):
                 body, metadata = OK_BODY, msg.metadata
             else:
                 body = encode_response(response)
                 metadata = None if isinstance(response, ErrResponse) else msg.metadata
-            respond(
-                Response(
-                    id=msg.id,
-                    source=source,
-                    target=msg.source,
-                    body=body,
-                    blob=blob,
-                    metadata=metadata,
-                )
-            )
+            # By position: this is the hot path (see message.py).
+            respond(Response(msg.id, source, msg.source, body, blob, metadata))
 
 
 def _internal_error() -> KvError:

@@ -8,7 +8,10 @@ frozen ones (STYLE rule 1), because they are built on every message: a frozen
 attrs instance of this size costs ~13.7k instructions to build, a slotted
 mutable one ~7.2k (callgrind), and a round trip builds two. Nothing is lost
 by it: the bus builds each message for one send, checks it before delivery,
-and hands the receiver the only reference; treat them as values.
+and hands the receiver the only reference; treat them as values. For the
+same reason their fields may be passed by position (the runtime's own hot
+paths do: 0.26 µs against 0.71 µs by keyword, for eight fields); code
+elsewhere should name them.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class Capability:
         return f"{self.issuer}\x00{self.params}"
 
 
-@attrs.define(kw_only=True, eq=True)
+@attrs.define(eq=True)
 class Request:
     """A request from ``source`` to ``target``.
 
@@ -68,7 +71,7 @@ class Request:
     expects_response: float | None = None
 
 
-@attrs.define(kw_only=True, eq=True)
+@attrs.define(eq=True)
 class Response:
     """The answer to the request with the same ``id``."""
 

@@ -62,7 +62,7 @@ from ._shapes import (
     _tagged,
 )
 from ._wire import _action_wire, _pack, _package_id_map, _response_wire
-from .hot import GET_RESPONSE_HEAD, OK_BODY, bin_header, read_response
+from .hot import OK_BODY, get_response_body, read_response
 from .ids import IdError, PackageId
 from .messages import GetResponse, KvCapabilityParams, KvRequest, KvResponse, OkResponse
 
@@ -114,7 +114,7 @@ def encode_response(response: KvResponse) -> bytes:
     if type(response) is OkResponse:
         return OK_BODY
     if isinstance(response, GetResponse) and type(response.key) is bytes:
-        return b"".join((GET_RESPONSE_HEAD, bin_header(len(response.key)), response.key))
+        return get_response_body(response.key)
     return _pack(_response_wire(response))
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "GET_RESPONSE_HEAD",
     "OK_BODY",
     "bin_header",
+    "get_response_body",
     "read_action",
     "read_response",
     "request_template",
@@ -146,6 +147,11 @@ CONSTANT_RESPONSES: Final[dict[bytes, KvResponse]] = {
     _ERR + b"\xaaNoWriteCap": ErrResponse(error=NoWriteCap()),
     _ERR + b"\xb0MalformedRequest": ErrResponse(error=MalformedRequest()),
 }
+
+
+def get_response_body(key: bytes) -> bytes:
+    """The body of ``{"Get": key}``."""
+    return b"".join((GET_RESPONSE_HEAD, bin_header(len(key)), key))
 
 
 def read_response(body: bytes) -> KvResponse | None:

@@ -109,6 +109,11 @@ class RequestDecoder:
 
     def decode(self, body: bytes) -> KvRequest:
         """The request ``body`` encodes; DecodeError for anything but a valid one."""
+        package_id, db, action = self.decode_parts(body)
+        return KvRequest(package_id=package_id, db=db, action=action)
+
+    def decode_parts(self, body: bytes) -> tuple[PackageId, str, KvAction]:
+        """``decode``'s request as (package_id, db, action), without building a KvRequest."""
         if len(body) <= self._max_size:
             # The first "action" may sit inside the db name: then the second is the key.
             cut = body.find(_ACTION_KEY)
@@ -121,12 +126,12 @@ class RequestDecoder:
                     action = hot.read_action(body, end)
                     if action is None:
                         break
-                    return KvRequest(package_id=known[0], db=known[1], action=action)
+                    return known[0], known[1], action
                 cut = body.find(_ACTION_KEY, end)
         request = decode_request(body, max_size=self._max_size)
         if isinstance(request.action, _HOT_ACTIONS):
             self._learn(body, request)
-        return request
+        return request.package_id, request.db, request.action
 
     def _learn(self, body: bytes, request: KvRequest) -> None:
         head = request_head(request.package_id, request.db)
