@@ -15,7 +15,7 @@ from .chart import draw
 from .data import Sizes
 from .machine import load_average, machine_info
 from .report import document, format_results, format_summary, format_targets, write_json
-from .runner import run
+from .runner import run, workloads
 from .targets import evaluate
 
 
@@ -25,6 +25,10 @@ def _has_uvloop() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _workload_keys() -> list[str]:
+    return [w.key for w in workloads(Sizes.full())]
 
 
 def _progress(line: str) -> None:
@@ -50,7 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 1 if a workload failed (not for a missing peer)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="~20x smaller counts (CI)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write latest.json and latest.png (default: benchmarks/results;"
+        " with --only, nothing is written unless --out is given)",
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda text: frozenset(text.split(",")),
+        default=None,
+        metavar="WORKLOAD[,...]",
+        help=f"run only these workloads, no memory run ({', '.join(_workload_keys())})",
+    )
     parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
@@ -58,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         help="event loop of every async system in the run (default: uvloop when installed)",
     )
     args = parser.parse_args(argv)
+    if args.only is not None and (unknown := args.only - set(_workload_keys())):
+        parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
     _raise_open_files_limit()
     _interrupt_on_sigterm()
     sizes = Sizes.quick() if args.quick else Sizes.full()
@@ -67,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     machine["event_loop"] = args.loop
     _progress(f"event loop: {args.loop} (the same for every async system)")
-    result = anyio.run(run, sizes, _progress, backend_options={"use_uvloop": args.loop == "uvloop"})
+    result = anyio.run(
+        run, sizes, _progress, args.only, backend_options={"use_uvloop": args.loop == "uvloop"}
+    )
     machine["load_average_at_end"] = load_average()
     verdicts = evaluate(result.cells, result.memory, result.memory_error)
 
@@ -94,9 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         memory=result.memory,
         memory_error=result.memory_error,
     )
-    write_json(args.out / "latest.json", doc)
-    draw(args.out / "latest.png", result.cells, machine)
-    _progress(f"wrote {args.out / 'latest.json'} and {args.out / 'latest.png'}")
+    out: Path | None = args.out
+    if out is None and args.only is None:
+        out = Path("benchmarks/results")
+    if out is not None:
+        write_json(out / "latest.json", doc)
+        draw(out / "latest.png", result.cells, machine)
+        _progress(f"wrote {out / 'latest.json'} and {out / 'latest.png'}")
     return 1 if result.failed else 0
 
 

@@ -110,20 +110,25 @@ async def _start(
 
 
 async def _measure(
-    sizes: Sizes, drivers: dict[str, Driver], infos: list[SystemInfo], progress: Progress
+    sizes: Sizes,
+    drivers: dict[str, Driver],
+    infos: list[SystemInfo],
+    progress: Progress,
+    only: frozenset[str] | None,
 ) -> tuple[list[Cell], bool]:
-    plan = workloads(sizes)
+    plan = [w for w in workloads(sizes) if only is None or w.key in only]
     tallies = {(w.key, info.name): _Tally() for w in plan for info in infos}
     for info in infos:
         if info.missing is not None:
             for w in plan:
                 tallies[w.key, info.name].error = info.missing
-    scan = scan_data(sizes)
-    for name, driver in drivers.items():
-        try:
-            await driver.load_scan(scan)
-        except Unsupported as exc:
-            tallies[SCAN.key, name].error = str(exc)
+    if SCAN in plan:
+        scan = scan_data(sizes)
+        for name, driver in drivers.items():
+            try:
+                await driver.load_scan(scan)
+            except Unsupported as exc:
+                tallies[SCAN.key, name].error = str(exc)
     names = list(drivers)
     for round_ in range(sizes.rounds + 1):
         label = "warm-up" if round_ == 0 else f"round {round_}/{sizes.rounds}"
@@ -191,14 +196,20 @@ async def _memory(sizes: Sizes, progress: Progress) -> tuple[dict[str, Any] | No
     return result, None
 
 
-async def run(sizes: Sizes, progress: Progress) -> Run:
-    """Start the systems, measure every workload, run the memory child; stop everything."""
+async def run(sizes: Sizes, progress: Progress, only: frozenset[str] | None = None) -> Run:
+    """Start the systems, measure every workload, run the memory child; stop everything.
+
+    ``only`` names the workloads to run (no memory run then), for a focused look.
+    """
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kvbench-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
             drivers, infos = await _start(stack, Path(tmp), progress)
-            cells, failed = await _measure(sizes, drivers, infos, progress)
-    memory, memory_error = await _memory(sizes, progress)
+            cells, failed = await _measure(sizes, drivers, infos, progress, only)
+    if only is None:
+        memory, memory_error = await _memory(sizes, progress)
+    else:
+        memory, memory_error = None, "not measured (--only)"
     progress(f"done in {time.perf_counter() - t0:.0f} s")
     return Run(
         systems=infos,
