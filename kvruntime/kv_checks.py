@@ -7,7 +7,8 @@ Each check answers ``msg`` with its error and returns True (or None, for
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING
+from itertools import chain
+from typing import TYPE_CHECKING, cast
 
 from protocol.messages import BatchTooLarge, KeyTooLarge, TransactionTooLarge, ValueTooLarge
 
@@ -16,7 +17,16 @@ from .message import Request
 if TYPE_CHECKING:
     from .kv_process import KvProcess
 
-__all__ = ["batch_blob", "first", "key_too_large", "second", "value_too_large"]
+__all__ = [
+    "batch_blob",
+    "first",
+    "key_too_large",
+    "ops_too_large",
+    "second",
+    "value_too_large",
+]
+
+_Puts = list[tuple[bytes, bytes]]
 
 #: The key and the value of a (key, value) op, for C-level passes over batches.
 first = operator.itemgetter(0)
@@ -30,6 +40,26 @@ def key_too_large(kv: KvProcess, msg: Request, *keys: bytes | None) -> bool:
         if key is not None and len(key) > limit:
             kv.fail(msg, KeyTooLarge(size=len(key), max=limit))
             return True
+    return False
+
+
+def ops_too_large(kv: KvProcess, msg: Request, ops: list[tuple[bytes, bytes | None]]) -> bool:
+    """Answer KeyTooLarge for the first key past the limit, else ValueTooLarge for
+    the first value past it, and say so. None values (deletes) are fine."""
+    cfg = kv.config
+    try:  # batches hold thousands of ops: one C-level pass over all keys and values
+        longest = max(map(len, chain.from_iterable(cast(_Puts, ops))), default=0)
+    except TypeError:  # len(None) of a delete: keys and values apart, below
+        pass
+    else:
+        if longest <= min(cfg.max_key_bytes, cfg.max_value_bytes):
+            return False
+    if ops and max(map(len, map(first, ops))) > cfg.max_key_bytes:
+        return key_too_large(kv, msg, *map(first, ops))
+    # filter(None, ...) drops deletes (and empty values, which fit anyway).
+    values = list(filter(None, map(second, ops)))
+    if values and max(map(len, values)) > cfg.max_value_bytes:
+        return any(value_too_large(kv, msg, value) for value in values)
     return False
 
 

@@ -39,7 +39,7 @@ from protocol.messages import (
     ValueTooLarge,
 )
 
-from .kv_checks import batch_blob, first, key_too_large, second, value_too_large
+from .kv_checks import batch_blob, key_too_large, ops_too_large, value_too_large
 from .kv_reads import bounds
 from .message import Request
 from .store import Store, StoreError
@@ -95,17 +95,8 @@ def write_many(kv: KvProcess, msg: Request, db: DbKey, store: Store, count: int,
         )
     except DecodeError:
         return kv.fail(msg, MalformedRequest())
-    if ops:
-        limits = kv.config
-        # C-level passes over the batch; the per-item checks only name the culprit.
-        if max(map(len, map(first, ops))) > limits.max_key_bytes:
-            key_too_large(kv, msg, *map(first, ops))
-            return
-        if put and max(map(len, map(second, ops))) > limits.max_value_bytes:
-            for _, value in ops:
-                if value_too_large(kv, msg, value):
-                    return
-    kv.queue_writes(msg, db, store, ops)
+    if not ops_too_large(kv, msg, ops):
+        kv.queue_writes(msg, db, store, ops)
 
 
 def _writes_blob(
@@ -120,19 +111,7 @@ def _writes_blob(
     except DecodeError:
         kv.fail(msg, MalformedRequest())
         return None
-    if ops:
-        limits = kv.config
-        # C-level passes; the per-item checks only name the culprit.
-        if max(map(len, map(first, ops))) > limits.max_key_bytes:
-            key_too_large(kv, msg, *map(first, ops))
-            return None
-        # filter(None, ...) drops deletes (and empty values, which fit anyway).
-        values = list(filter(None, map(second, ops)))
-        if values and max(map(len, values)) > limits.max_value_bytes:
-            for value in values:
-                if value_too_large(kv, msg, value):
-                    return None
-    return ops
+    return None if ops_too_large(kv, msg, ops) else ops
 
 
 def _stage(

@@ -7,7 +7,6 @@ sizes are checked here before anything is sent, as the server would.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from operator import itemgetter
 
 from protocol.blobs import decode_optional_values, encode_items, encode_keys, encode_writes
 from protocol.codec import DecodeError
@@ -23,7 +22,7 @@ from protocol.messages import (
 
 from ._core import K, KvCore, V
 from ._exchange import expect
-from .errors import UnexpectedResponse, check_batch_sizes
+from .errors import UnexpectedResponse, check_batch_sizes, check_pair_sizes
 
 __all__ = ["KvBatches"]
 
@@ -68,9 +67,7 @@ class KvBatches(KvCore[K, V]):
         else:
             kenc, venc = self._key.encode, self._value.encode
             raw = [(kenc(k), venc(v)) for k, v in pairs]
-        check_batch_sizes(
-            map(itemgetter(0), raw), map(itemgetter(1), raw), self._max_key, self._max_value
-        )
+        check_pair_sizes(raw, self._max_key, self._max_value)
         if raw:
             await self._call(SetMany(count=len(raw)), encode_items(raw))
 
@@ -95,10 +92,5 @@ class KvBatches(KvCore[K, V]):
             kenc, venc = self._key.encode, self._value.encode
             raw = [(kenc(k), None if v is None else venc(v)) for k, v in pairs]
         if raw:
-            check_batch_sizes(
-                map(itemgetter(0), raw),
-                (v for _, v in raw if v is not None),
-                self._max_key,
-                self._max_value,
-            )
+            check_pair_sizes(raw, self._max_key, self._max_value)
             await self._call(WriteBatch(tx_id=None, count=len(raw)), encode_writes(raw))

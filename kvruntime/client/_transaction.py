@@ -51,7 +51,7 @@ from protocol.messages import (
 from protocol.messages import KeyNotFound as KeyNotFoundError
 
 from .codecs import BytesCodec, Codec
-from .errors import KeyNotFound, KvError, TransactionConflict, UnexpectedResponse, check_batch_sizes
+from .errors import KeyNotFound, KvError, TransactionConflict, UnexpectedResponse, check_pair_sizes
 
 __all__ = ["Call", "Transaction"]
 
@@ -207,13 +207,9 @@ class Transaction(Generic[K, V]):
         try:
             # Sizes as kv would judge them, before anything is sent (a refusal here
             # rolls the server transaction back like any refused commit).
-            check_batch_sizes(
-                writes,
-                (v for v in writes.values() if v is not None),
-                self._max_key,
-                self._max_value,
-            )
-            await self._commit(list(writes.items()))
+            ops = list(writes.items())
+            check_pair_sizes(ops, self._max_key, self._max_value)
+            await self._commit(ops)
         except TransactionConflict:
             raise  # the server ended the transaction, applying nothing
         except Exception:

@@ -5,8 +5,10 @@ Each carries the protocol value it was raised for as ``.error``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NoReturn
+from collections.abc import Iterable, Sequence
+from itertools import chain
+from operator import itemgetter
+from typing import NoReturn, cast
 
 from protocol import messages as m
 
@@ -157,6 +159,9 @@ _BY_VARIANT: dict[type, type[KvError]] = {
 }
 
 
+_Pairs = Sequence[tuple[bytes, bytes]]
+
+
 def raise_kv_error(error: m.KvError, blob: bytes | None = None) -> NoReturn:
     """Raise the exception class for ``error`` (``blob``: the error response's blob)."""
     if isinstance(error, m.CasMismatch):
@@ -181,3 +186,22 @@ def check_batch_sizes(
     if value_over:
         size = next(n for n in map(len, values) if n > max_value)
         raise ValueTooLarge(m.ValueTooLarge(size=size, max=max_value))
+
+
+def check_pair_sizes(
+    pairs: Sequence[tuple[bytes, bytes | None]], max_key: int, max_value: int
+) -> None:
+    """``check_batch_sizes`` for (key, value) pairs; a None value (a delete) is fine."""
+    try:  # the common case, every key and value small: one C-level pass
+        if max(map(len, chain.from_iterable(cast(_Pairs, pairs))), default=0) <= min(
+            max_key, max_value
+        ):
+            return
+    except TypeError:  # a None value (or a non-bytes entry, which kv refuses)
+        pass
+    check_batch_sizes(
+        map(itemgetter(0), pairs),
+        (value for _, value in pairs if value is not None),
+        max_key,
+        max_value,
+    )
