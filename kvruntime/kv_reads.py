@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
-from protocol.blobs import decode_keys, encode_optional_values, encode_scan_page
+from protocol.blobs import ScanPageWriter, decode_keys, encode_optional_values
 from protocol.codec import DecodeError
 from protocol.ids import ProcessId
 from protocol.messages import (
@@ -81,71 +81,72 @@ def scan(
             after = action.cursor + b"\x00"
             lo = after if lo is None else max(lo, after)
     limit = max(1, min(action.limit or cfg.max_scan_items, cfg.max_scan_items))
-    page: list[tuple[bytes, bytes | None]] = []
+    page = ScanPageWriter(keys_only=action.keys_only)
+    last: bytes | None = None
     more = False
     if lo is None or hi is None or lo < hi:
         kv.flush_pending(store)
         try:
-            more = _fill(kv, page, store, tx, lo, hi, action, limit)
+            last, more = _fill(kv, page, store, tx, lo, hi, action, limit)
         except StoreError as exc:
             return kv.fail(msg, exc.error)
+    cursor = last if more else None
     if tx is not None:  # what the page covered, for the conflict check
-        last = page[-1][0] if more else None
-        if last is None:
+        if cursor is None:
             tx.reads.note_range(lo, hi, kv.txs.version(db))
         elif action.reverse:
-            tx.reads.note_range(last, hi, kv.txs.version(db))
+            tx.reads.note_range(cursor, hi, kv.txs.version(db))
         else:
-            tx.reads.note_range(lo, last + b"\x00", kv.txs.version(db))
-    cursor = page[-1][0] if more else None
-    blob = encode_scan_page(page, keys_only=action.keys_only)
-    kv.answer(msg, ScanResponse(count=len(page), cursor=cursor), blob)
+            tx.reads.note_range(lo, cursor + b"\x00", kv.txs.version(db))
+    kv.answer(msg, ScanResponse(count=page.count, cursor=cursor), page.blob())
 
 
 def _fill(
     kv: KvProcess,
-    page: list[tuple[bytes, bytes | None]],
+    page: ScanPageWriter,
     store: Store,
     tx: Transaction | None,
     lo: bytes | None,
     hi: bytes | None,
     action: Scan,
     limit: int,
-) -> bool:
-    """Fill ``page`` from one snapshot; whether entries remain after it."""
+) -> tuple[bytes | None, bool]:
+    """Fill ``page`` from one snapshot; (its last key, whether entries remain after it)."""
     max_bytes = kv.config.max_scan_bytes
     reverse, keys_only = action.reverse, action.keys_only
-    if tx is None or not tx.writes:  # the common case, read in C-speed chunks
-        entries_read, more = store.read_page(
+    if tx is None or not tx.writes:  # the common case: packed in C-speed chunks
+        _, last, more = store.read_page(
             start=lo,
             stop=hi,
             reverse=reverse,
             include_value=not keys_only,
             limit=limit,
             max_bytes=max_bytes,
+            sink=page.add,
         )
-        page.extend(entries_read)
-        return more
+        return last, more
     committed = _entries(store, lo, hi, reverse=reverse, keys_only=keys_only)
-    entries: Iterator[tuple[bytes, bytes | None]] = committed
-    if tx.writes:
-        staged = sorted(
-            (item for item in tx.writes.items() if _inside(item[0], lo, hi)),
-            reverse=reverse,
-        )
-        entries = _merged(committed, staged, reverse=reverse, keys_only=keys_only)
-    size = 0
+    staged = sorted(
+        (item for item in tx.writes.items() if _inside(item[0], lo, hi)),
+        reverse=reverse,
+    )
+    entries = _merged(committed, staged, reverse=reverse, keys_only=keys_only)
+    taken: list[tuple[bytes, bytes | None]] = []
+    more, size = False, 0
     try:
         for key, value in entries:
-            if len(page) == limit:
-                return True
+            if len(taken) == limit:
+                more = True
+                break
             size += len(key) + (len(value) if value is not None else 0)
-            if page and size > max_bytes:
-                return True
-            page.append((key, value))
-        return False
+            if taken and size > max_bytes:
+                more = True
+                break
+            taken.append((key, value))
     finally:
         committed.close()
+    page.add([key for key, _ in taken] if keys_only else taken)  # type: ignore[arg-type]
+    return (taken[-1][0] if taken else None), more
 
 
 def _entries(

@@ -34,9 +34,11 @@ import plyvel
 
 from protocol.messages import IoError, LevelDbError
 
-__all__ = ["LevelDbStore", "Store", "StoreError"]
+__all__ = ["LevelDbStore", "PageSink", "Store", "StoreError"]
 
 _PlyvelDB: TypeAlias = Any  # plyvel is untyped; its objects never leave LevelDbStore
+#: Takes the entries of a page a chunk at a time: ``(key, value)`` pairs, or keys.
+PageSink: TypeAlias = Callable[[list[Any]], None]
 
 _PLYVEL_ERRORS = (plyvel.Error, OSError, RuntimeError)
 
@@ -147,12 +149,15 @@ class Store(Protocol):
         include_value: bool,
         limit: int,
         max_bytes: int,
-    ) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+        sink: PageSink,
+    ) -> tuple[int, bytes | None, bool]:
         """Up to ``limit`` entries of ``start <= key < stop`` from one snapshot.
 
-        Stops once the entries hold more than ``max_bytes`` (keys plus values;
-        a first entry is taken whatever its size). Returns the entries (value
-        None when ``include_value`` is false) and whether more remain.
+        The entries go to ``sink`` in order, a chunk at a time: ``(key, value)``
+        pairs, or keys when ``include_value`` is false. Stops once they hold
+        more than ``max_bytes`` (keys plus values; a first entry is taken
+        whatever its size). Returns how many entries, the last one's key (None
+        if none), and whether more remain.
         """
         ...
 
@@ -337,7 +342,8 @@ class LevelDbStore:
         include_value: bool,
         limit: int,
         max_bytes: int,
-    ) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+        sink: PageSink,
+    ) -> tuple[int, bytes | None, bool]:
         """See ``Store.read_page``. One guarded call: chunks are taken with
         ``islice`` (C speed), sized from the largest entry seen so far, so a page
         of large values reads at most one entry past its byte bound."""
@@ -349,7 +355,7 @@ class LevelDbStore:
                 start=start, stop=stop, reverse=reverse, include_value=include_value
             )
             try:
-                return _fill_page(raw, include_value, limit, max_bytes)
+                return _fill_page(raw, include_value, limit, max_bytes, sink)
             finally:
                 raw.close()
         except _PLYVEL_ERRORS as exc:
@@ -365,45 +371,39 @@ class LevelDbStore:
         self._db.close()
 
 
+#: Most entries ``read_page`` holds at once: few enough that a chunk's objects
+#: are freed, and their memory reused, while still in cache.
+_MAX_CHUNK = 256
+
+
 def _fill_page(
-    raw: Any, include_value: bool, limit: int, max_bytes: int
-) -> tuple[list[tuple[bytes, bytes | None]], bool]:
-    page: list[tuple[bytes, bytes | None]] = []
-    size, chunk = 0, 1
-    while len(page) < limit:
-        taken = list(itertools.islice(raw, min(chunk, limit - len(page))))
+    raw: Any, include_value: bool, limit: int, max_bytes: int, sink: PageSink
+) -> tuple[int, bytes | None, bool]:
+    count, size, chunk = 0, 0, 1
+    last: bytes | None = None
+    while count < limit:
+        taken = list(itertools.islice(raw, min(chunk, limit - count)))
         if not taken:
-            return page, False
-        parts = itertools.chain.from_iterable(taken) if include_value else taken
-        lengths = list(map(len, parts))
-        if size + sum(lengths) <= max_bytes:  # the whole chunk fits: no per-entry cut
-            page.extend(taken if include_value else zip(taken, itertools.repeat(None)))
-            size += sum(lengths)
-        elif _cut(page, taken, lengths, include_value, size, max_bytes) < len(taken):
-            return page, True
-        else:  # a lone first entry past the bound: taken, and the page is full
-            return page, next(raw, None) is not None
+            return count, last, False
+        lengths = list(map(len, itertools.chain.from_iterable(taken) if include_value else taken))
+        total = sum(lengths)
+        over = size + total > max_bytes
+        fits = _fits(lengths, include_value, size, max_bytes, count) if over else len(taken)
+        if fits:
+            sink(taken if fits == len(taken) else taken[:fits])
+            count += fits
+            last = taken[fits - 1][0] if include_value else taken[fits - 1]
+        if over:  # cut inside this chunk, or a lone first entry past the bound
+            return count, last, fits < len(taken) or next(raw, None) is not None
+        size += total
         # Double the chunk while the largest key or value seen leaves room for it.
-        chunk = max(1, min(2 * chunk, (max_bytes - size) // (2 * max(lengths) + 1)))
-    return page, next(raw, None) is not None
+        chunk = max(1, min(2 * chunk, _MAX_CHUNK, (max_bytes - size) // (2 * max(lengths) + 1)))
+    return count, last, next(raw, None) is not None
 
 
-def _cut(
-    page: list[tuple[bytes, bytes | None]],
-    taken: list[Any],
-    lengths: list[int],
-    include_value: bool,
-    size: int,
-    max_bytes: int,
-) -> int:
-    """Add the entries of ``taken`` that fit within ``max_bytes`` (a first entry
-    always); return how many went in."""
-    if include_value:
-        sizes = list(map(operator.add, lengths[::2], lengths[1::2]))
-        entries = taken
-    else:
-        sizes, entries = lengths, list(zip(taken, itertools.repeat(None)))
+def _fits(lengths: list[int], include_value: bool, size: int, max_bytes: int, count: int) -> int:
+    """How many entries of a chunk fit within ``max_bytes`` after ``size`` (a first
+    entry of the page always does)."""
+    sizes = list(map(operator.add, lengths[::2], lengths[1::2])) if include_value else lengths
     totals = list(itertools.accumulate(sizes, initial=size))[1:]
-    fits = bisect.bisect_right(totals, max_bytes) or (0 if page else 1)
-    page.extend(entries[:fits])
-    return fits
+    return bisect.bisect_right(totals, max_bytes) or (0 if count else 1)

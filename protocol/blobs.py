@@ -8,7 +8,9 @@ body says how many (``count``). The shapes:
 - items (SetMany): ``[[bin key, bin value], ...]``;
 - writes (WriteBatch, CommitBatch): ``[[bin key, bin value | nil], ...]`` (nil deletes);
 - optional values (GetMany's answer): ``[bin | nil, ...]``;
-- a scan page: ``[[bin key, bin value], ...]``, or ``[bin key, ...]`` when keys only;
+- a scan page: ``[bin key, bin value, bin key, bin value, ...]`` (flat: no
+  array per entry, so neither side builds or checks one), or ``[bin key, ...]``
+  when keys only;
 - compare-and-swap: ``[expected: bin | nil, new: bin | nil]``.
 
 Decoding is as strict as the body codec: exactly ``count`` entries, the
@@ -31,6 +33,7 @@ from ._wire import _pack
 from .codec import _reject_ext
 
 __all__ = [
+    "ScanPageWriter",
     "decode_cas",
     "decode_items",
     "decode_keys",
@@ -163,11 +166,54 @@ def decode_optional_values(data: bytes, count: int) -> list[bytes | None]:
     return [_optional_bin(v, f"blob entry {i}") for i, v in enumerate(_array(data, count))]
 
 
+class ScanPageWriter:
+    """Packs a scan page chunk by chunk, so the page itself is never built.
+
+    A page may hold thousands of entries: each chunk is packed as it comes
+    (one C-level call) and can be freed at once. ``blob`` is
+    ``encode_scan_page``'s bytes for all the chunks added.
+    """
+
+    __slots__ = ("_count", "_keys_only", "_packb", "_parts")
+
+    def __init__(self, *, keys_only: bool) -> None:
+        self._keys_only = keys_only
+        self._packb = msgpack.Packer(use_bin_type=True).pack
+        self._parts: list[memoryview] = []
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """How many entries were added."""
+        return self._count
+
+    def add(self, chunk: Sequence[tuple[bytes, bytes]] | Sequence[bytes]) -> None:
+        """Append ``chunk``: (key, value) pairs, or keys when ``keys_only``."""
+        flat = chunk if self._keys_only else list(chain.from_iterable(chunk))
+        # The chunk packed as one array (a single C call), without that array's header.
+        packed: bytes = self._packb(flat)
+        self._parts.append(memoryview(packed)[_array_header_size(len(flat)) :])
+        self._count += len(chunk)
+
+    def blob(self) -> bytes:
+        """The page: the array's header, then every entry added."""
+        size = self._count if self._keys_only else 2 * self._count
+        header: bytes = msgpack.Packer().pack_array_header(size)
+        return b"".join([header, *self._parts])  # one copy of the page
+
+
+def _array_header_size(length: int) -> int:
+    """Bytes of the header msgpack writes for an array of ``length`` entries."""
+    if length <= 0x0F:
+        return 1  # fixarray
+    return 3 if length <= 0xFFFF else 5  # array16, array32
+
+
 def encode_scan_page(entries: Sequence[tuple[bytes, bytes | None]], *, keys_only: bool) -> bytes:
-    """A page: ``[[key, value], ...]``, or ``[key, ...]`` when ``keys_only``."""
-    if keys_only:
-        return _pack([key for key, _ in entries])
-    return _pack(entries)  # msgpack writes each (key, value) tuple as an array
+    """A page: ``[key, value, key, value, ...]``, or ``[key, ...]`` when ``keys_only``."""
+    writer = ScanPageWriter(keys_only=keys_only)
+    writer.add([key for key, _ in entries] if keys_only else entries)  # type: ignore[arg-type]
+    return writer.blob()
 
 
 def decode_scan_page(
@@ -176,7 +222,11 @@ def decode_scan_page(
     """``count`` entries of a page; the value is None for every entry when ``keys_only``."""
     if keys_only:
         return list(zip(decode_keys(data, count), repeat(None)))
-    return decode_items(data, count)  # type: ignore[return-value]
+    flat = _array(data, 2 * count)
+    if not _all_bytes(flat):  # one C-level pass; the walk only names the culprit
+        for i, value in enumerate(flat):
+            _bin(value, f"blob entry {i // 2} {'value' if i % 2 else 'key'}")
+    return list(zip(flat[::2], flat[1::2], strict=True))  # type: ignore[arg-type]
 
 
 def encode_cas(expected: bytes | None, new: bytes | None) -> bytes:

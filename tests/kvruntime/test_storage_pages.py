@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -46,6 +47,21 @@ def reference(
     return page, False
 
 
+def read(store: LevelDbStore, **where: object) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+    """``read_page``'s entries as the reference gives them, gathered from its sink,
+    checked against the count and last key it returns."""
+    include_value = bool(where["include_value"])
+    chunks: list[list[Any]] = []
+    count, last, more = store.read_page(sink=chunks.append, **where)  # type: ignore[arg-type]
+    page: list[tuple[bytes, bytes | None]] = [
+        entry if include_value else (entry, None) for chunk in chunks for entry in chunk
+    ]
+    assert all(chunks), "no empty chunk reaches the sink"
+    assert count == len(page)
+    assert last == (page[-1][0] if page else None)
+    return page, more
+
+
 bounds = st.none() | st.integers(0, 205).map(lambda i: b"%03d" % i)
 
 
@@ -67,7 +83,8 @@ def test_read_page_cuts_where_the_rule_says(
     limit: int,
     max_bytes: int,
 ) -> None:
-    got = store.read_page(
+    got = read(
+        store,
         start=start,
         stop=stop,
         reverse=reverse,
@@ -79,16 +96,38 @@ def test_read_page_cuts_where_the_rule_says(
 
 
 def test_a_first_entry_over_the_byte_bound_is_still_returned(store: LevelDbStore) -> None:
-    page, more = store.read_page(
-        start=b"017", stop=None, reverse=False, include_value=True, limit=10, max_bytes=10
+    page, more = read(
+        store, start=b"017", stop=None, reverse=False, include_value=True, limit=10, max_bytes=10
     )
     assert page == [(b"017", b"v" * 5000)]
     assert more
 
 
 def test_a_lone_oversized_last_entry_reports_no_more(store: LevelDbStore) -> None:
-    page, more = store.read_page(
-        start=b"017", stop=b"018", reverse=False, include_value=True, limit=10, max_bytes=10
+    page, more = read(
+        store, start=b"017", stop=b"018", reverse=False, include_value=True, limit=10, max_bytes=10
     )
     assert page == [(b"017", b"v" * 5000)]
     assert not more
+
+
+@pytest.mark.parametrize("include_value", [True, False])
+def test_long_pages_come_in_bounded_chunks(tmp_path: Path, include_value: bool) -> None:
+    big = LevelDbStore.open(tmp_path / "db", label="test:pages, big", create=True)
+    try:
+        big.write((b"%05d" % i, b"v" * (i % 7)) for i in range(1500))
+        chunks: list[list[Any]] = []
+        count, last, more = big.read_page(
+            start=None,
+            stop=None,
+            reverse=False,
+            include_value=include_value,
+            limit=1200,
+            max_bytes=1 << 20,
+            sink=chunks.append,
+        )
+        assert (count, last, more) == (1200, b"01199", True)
+        assert sum(map(len, chunks)) == 1200
+        assert max(map(len, chunks)) <= 256
+    finally:
+        big.close()

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.blobs import (
+    ScanPageWriter,
     decode_cas,
     decode_items,
     decode_keys,
@@ -77,6 +78,24 @@ def test_scan_page_round_trip(value: list[tuple[bytes, bytes]], keys_only: bool)
     assert decoded == [(k, None if keys_only else v) for k, v in value]
 
 
+def test_scan_page_blob_is_flat() -> None:
+    entries: list[tuple[bytes, bytes | None]] = [(b"a", b"1"), (b"b", b"2")]
+    assert encode_scan_page(entries, keys_only=False) == _pack([b"a", b"1", b"b", b"2"])
+    assert encode_scan_page(entries, keys_only=True) == _pack([b"a", b"b"])
+
+
+@given(st.lists(items, max_size=5), st.booleans())
+def test_a_page_written_in_chunks_is_the_page_written_at_once(
+    chunks: list[list[tuple[bytes, bytes]]], keys_only: bool
+) -> None:
+    writer = ScanPageWriter(keys_only=keys_only)
+    for chunk in chunks:
+        writer.add([key for key, _ in chunk] if keys_only else chunk)
+    entries: list[tuple[bytes, bytes | None]] = [pair for chunk in chunks for pair in chunk]
+    assert writer.count == len(entries)
+    assert writer.blob() == encode_scan_page(entries, keys_only=keys_only)
+
+
 @given(st.none() | st.binary(max_size=9), st.none() | st.binary(max_size=9))
 def test_cas_round_trip(expected: bytes | None, new: bytes | None) -> None:
     assert decode_cas(encode_cas(expected, new)) == (expected, new)
@@ -103,6 +122,14 @@ def _pack(value: object) -> bytes:
         (decode_cas, _pack([b"a"]), "expected 2 entries"),
         (decode_cas, _pack([b"a", 1]), "expected bin, got int"),
         (lambda d: decode_scan_page(d, 1, keys_only=True), _pack([[b"k", b"v"]]), "expected bin"),
+        (lambda d: decode_scan_page(d, 1, keys_only=False), _pack([[b"k", b"v"]]), "expected 2"),
+        (lambda d: decode_scan_page(d, 2, keys_only=False), _pack([b"k", b"v"]), "expected 4"),
+        (lambda d: decode_scan_page(d, 1, keys_only=False), _pack([b"k", None]), "0 value"),
+        (
+            lambda d: decode_scan_page(d, 2, keys_only=False),
+            _pack([b"a", b"1", "b", b"2"]),
+            "1 key",
+        ),
         (lambda d: decode_writes(d, 2), _pack([[b"k", None]]), "expected 2 entries, got 1"),
         (lambda d: decode_writes(d, 1), _pack([[None, b"v"]]), "entry 0 key: expected bin"),
         (lambda d: decode_writes(d, 1), _pack([["k", b"v"]]), "entry 0 key: expected bin, got str"),
