@@ -40,6 +40,7 @@ __all__ = [
     "OK_BODY",
     "bin_header",
     "get_response_body",
+    "is_get_response",
     "read_action",
     "read_response",
     "request_template",
@@ -152,6 +153,12 @@ CONSTANT_RESPONSES: Final[dict[bytes, KvResponse]] = {
 def get_response_body(key: bytes) -> bytes:
     """The body of ``{"Get": key}``."""
     return b"".join((GET_RESPONSE_HEAD, bin_header(len(key)), key))
+
+
+def is_get_response(body: bytes) -> bool:
+    """Whether ``body`` is exactly ``{"Get": key}`` (what ``read_response`` would
+    read as a GetResponse), without building it."""
+    return body[:5] == GET_RESPONSE_HEAD and _bin_at(body, 5)[1] == len(body)
 
 
 def read_response(body: bytes) -> KvResponse | None:

@@ -17,6 +17,7 @@ from protocol.messages import ValueTooLarge as ValueTooLargeError
 from protocol.prefix import DbRequestEncoder
 
 from ..config import KvConfig
+from ..message import Response
 from ..process import ProcessContext
 from ._exchange import exchange, kv_address
 from .codecs import BytesCodec, Codec
@@ -114,11 +115,13 @@ class KvCore(Generic[K, V]):
         body = self._encoder.encode(action)
         return await exchange(self._ctx, self._target, body, blob, self._timeout)
 
-    async def _call_body(
-        self, body: bytes, blob: bytes | None = None
-    ) -> tuple[KvResponse, bytes | None]:
-        """``_call`` for a body the encoder already wrote (its hot-action methods)."""
-        return await exchange(self._ctx, self._target, body, blob, self._timeout)
+    async def _send(self, body: bytes, blob: bytes | None = None) -> Response:
+        """Send a body the encoder already wrote (its hot-action methods); the raw
+        answer, which the caller reads at once if it is the expected one (see
+        ``protocol.hot``) and else hands to ``answer``."""
+        return await self._ctx.send_and_await_response(
+            self._target, body, blob=blob, timeout=self._timeout
+        )
 
     async def _gather(self, chunks: AsyncIterable[bytes]) -> bytes:
         limit, size, parts = self._max_value, 0, []

@@ -1,7 +1,8 @@
 """The request/response plumbing every client call goes through.
 
 ``request`` sends one KvRequest to kv:distro:sys and returns its answer;
-``exchange`` is the part a ``Kv`` handle shares (it encodes its own body);
+``exchange`` is the part a ``Kv`` handle shares (it encodes its own body),
+``answer`` its second half (the hot methods look at the bytes first);
 an ``Err`` answer is raised as the client exception of its variant, and an
 answer of the wrong kind as UnexpectedResponse (``expect``).
 """
@@ -15,10 +16,11 @@ from protocol.ids import Address, PackageId
 from protocol.messages import ErrResponse, KvAction, KvRequest, KvResponse
 
 from ..kv_process import KV_PROCESS_ID
+from ..message import Response
 from ..process import ProcessContext
 from .errors import UnexpectedResponse, raise_kv_error
 
-__all__ = ["exchange", "expect", "kv_address", "request", "unexpected"]
+__all__ = ["answer", "exchange", "expect", "kv_address", "request", "unexpected"]
 
 R = TypeVar("R", bound=KvResponse)
 
@@ -49,7 +51,11 @@ async def exchange(
     ctx: ProcessContext, target: Address, body: bytes, blob: bytes | None, timeout: float
 ) -> tuple[KvResponse, bytes | None]:
     """Send the encoded request ``body`` to ``target``; its answer, or its error raised."""
-    message = await ctx.send_and_await_response(target, body, blob=blob, timeout=timeout)
+    return answer(await ctx.send_and_await_response(target, body, blob=blob, timeout=timeout))
+
+
+def answer(message: Response) -> tuple[KvResponse, bytes | None]:
+    """The KvResponse ``message`` carries and its blob; an ``Err`` is raised instead."""
     response = decode_response(message.body)
     if isinstance(response, ErrResponse):
         raise_kv_error(response.error, message.blob)

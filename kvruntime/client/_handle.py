@@ -13,6 +13,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, overload
 
 from protocol.blobs import encode_cas
+from protocol.hot import OK_BODY, is_get_response
 from protocol.messages import (
     BeginTx,
     BeginTxResponse,
@@ -33,7 +34,7 @@ from protocol.messages import (
 from ._access import KvAccess
 from ._batches import KvBatches
 from ._core import DEFAULT_MAX_BATCH_ITEMS, K, V
-from ._exchange import expect, unexpected
+from ._exchange import answer, expect, unexpected
 from ._scans import KvScans
 from ._transaction import Transaction
 from .codecs import Codec
@@ -87,7 +88,10 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         raw = self._key_bytes(key)
         try:
             if tx_id is None:
-                response, blob = await self._call_body(self._encoder.get(raw))
+                message = await self._send(self._encoder.get(raw))
+                if message.blob is not None and is_get_response(message.body):
+                    return self._value.decode(message.blob)
+                response, blob = answer(message)
             else:
                 response, blob = await self._call(TxGet(key=raw, tx_id=tx_id))
         except KeyNotFound:
@@ -100,7 +104,7 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
 
     async def get_stream(self, key: K, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """The stored bytes of ``key`` in chunks (the WASI ``stream<u8>`` shape)."""
-        response, blob = await self._call_body(self._encoder.get(self._key_bytes(key)))
+        response, blob = answer(await self._send(self._encoder.get(self._key_bytes(key))))
         if not isinstance(response, GetResponse) or blob is None:
             raise UnexpectedResponse(unexpected(response))
         return _chunks(blob, chunk_size)
@@ -120,23 +124,27 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         else:
             blob = self._value_bytes(value)
         if tx_id is None:
-            await self._call_body(self._encoder.set(raw), blob)
+            message = await self._send(self._encoder.set(raw), blob)
+            if message.body != OK_BODY:
+                expect(OkResponse, answer(message)[0])
         else:
-            await self._call(Set(key=raw, tx_id=tx_id), blob)
+            expect(OkResponse, (await self._call(Set(key=raw, tx_id=tx_id), blob))[0])
 
     async def delete(self, key: K, *, tx_id: int | None = None) -> None:
         """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
         raw = self._key_bytes(key)
         if tx_id is None:
-            await self._call_body(self._encoder.delete(raw))
+            message = await self._send(self._encoder.delete(raw))
+            if message.body != OK_BODY:
+                expect(OkResponse, answer(message)[0])
         else:
-            await self._call(Delete(key=raw, tx_id=tx_id))
+            expect(OkResponse, (await self._call(Delete(key=raw, tx_id=tx_id)))[0])
 
     async def exists(self, key: K, *, tx_id: int | None = None) -> bool:
         """Whether ``key`` is present (inside transaction ``tx_id`` when given)."""
         raw = self._key_bytes(key)
         if tx_id is None:
-            response, _ = await self._call_body(self._encoder.exists(raw))
+            response, _ = answer(await self._send(self._encoder.exists(raw)))
         else:
             response, _ = await self._call(TxExists(key=raw, tx_id=tx_id))
         if not isinstance(response, ExistsResponse):

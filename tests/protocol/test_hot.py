@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from protocol import _wire, codec, prefix
 from protocol.codec import DecodeError, decode_request, decode_response, encode_response
-from protocol.hot import CONSTANT_RESPONSES, bin_header, read_response
+from protocol.hot import CONSTANT_RESPONSES, bin_header, is_get_response, read_response
 from protocol.ids import PackageId
 from protocol.messages import (
     Delete,
@@ -138,6 +138,7 @@ def test_mutated_response_bodies_get_the_general_verdict(
     cut = data.draw(st.integers(0, len(body)))
     for mutant in (bytes(body), bytes(body[:cut])):
         assert _outcome(decode_response, mutant) == _outcome(_general_response, mutant)
+        assert is_get_response(mutant) == isinstance(read_response(mutant), GetResponse)
 
 
 # --- Reading requests ------------------------------------------------------------------
