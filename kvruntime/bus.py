@@ -208,7 +208,8 @@ class Bus:
             return False
         except MailboxClosed:
             raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
-        self._offer(slot, request)
+        if request.capabilities:
+            self._offer(slot, request)
         return True
 
     async def deliver(self, slot: Slot, request: Request) -> None:
@@ -217,7 +218,8 @@ class Bus:
             await slot.mailbox.put(request)
         except MailboxClosed:
             raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
-        self._offer(slot, request)
+        if request.capabilities:
+            self._offer(slot, request)
 
     def respond(self, response: Response) -> None:
         """Deliver ``response`` without blocking (invariant 2)."""
@@ -243,7 +245,8 @@ class Bus:
             except MailboxClosed:
                 return
             slot.unread_responses += 1  # its room is freed when the process takes it
-            self._offer(slot, response)
+            if response.capabilities:
+                self._offer(slot, response)
             return
         log.debug("dropped response %d to %s: nobody waits for it", response.id, target)
 

@@ -85,6 +85,7 @@ from .capabilities import CapabilityStore, CapabilityStoreError
 from .config import KvConfig
 from .kv_actions_ext import EXTENDED_ACTIONS as _EXTENDED
 from .kv_actions_ext import ExtendedActions
+from .kv_checks import first
 from .message import Capability, Request, Response
 from .storage import Databases, NoSuchDb
 from .store import Store, StoreError
@@ -475,7 +476,7 @@ class KvProcess:
             self.dbs.discard(store)
             self._fail(msg, exc.error)
             return False
-        self._txs.record_writes(db, (key for key, _ in ops))
+        self._txs.record_writes(db, map(first, ops))
         return True
 
     def commit(self, msg: Request, tx: Transaction, db: DbKey, store: Store) -> None:
@@ -497,7 +498,7 @@ class KvProcess:
         """Add ``ops`` to ``store``'s pending batch; ``msg`` is answered after the flush."""
         self._writes.setdefault(store, []).extend(ops)
         self._outbox.append((msg, store))
-        self._txs.record_writes(db, (key for key, _ in ops))
+        self._txs.record_writes(db, map(first, ops))
 
     def transaction(
         self, msg: Request, sender: ProcessId, tx_id: int, db: DbKey

@@ -104,30 +104,30 @@ def request_template(kind: type[KvAction]) -> tuple[bytes, bytes]:
     return _TEMPLATES[kind]
 
 
-#: The first bytes of each hot action -> (its type, the bytes after its key).
-_BY_HEAD: Final = {head: (kind, tail) for kind, (head, tail) in _TEMPLATES.items()}
-_HEAD_SIZES: Final = sorted({len(head) for head in _BY_HEAD})
+#: The first five bytes of each hot action (enough to tell them apart) -> its
+#: type, its bytes before the key and after it.
+_BY_PREFIX: Final = {head[:5]: (kind, head, tail) for kind, (head, tail) in _TEMPLATES.items()}
 
 
 def read_action(body: bytes, at: int) -> KvAction | None:
     """The hot action that ``body[at:]`` encodes exactly, or None."""
-    for size in _HEAD_SIZES:
-        entry = _BY_HEAD.get(body[at : at + size])
-        if entry is None:
-            continue
-        kind, tail = entry
-        start, end = _bin_at(body, at + size)
-        if end < 0 or end + len(tail) != len(body) or body[end:] != tail:
-            return None
-        key = body[start:end]
-        if kind is Get:
-            return Get(key=key)
-        if kind is Exists:
-            return Exists(key=key)
-        if kind is Set:
-            return Set(key=key, tx_id=None)
+    entry = _BY_PREFIX.get(body[at : at + 5])
+    if entry is None:
+        return None
+    kind, head, tail = entry
+    if not body.startswith(head, at):
+        return None
+    start, end = _bin_at(body, at + len(head))
+    if end < 0 or end + len(tail) != len(body) or not body.endswith(tail):
+        return None
+    key = body[start:end]
+    if kind is Set:
+        return Set(key=key, tx_id=None)
+    if kind is Get:
+        return Get(key=key)
+    if kind is Delete:
         return Delete(key=key, tx_id=None)
-    return None
+    return Exists(key=key)
 
 
 # --- Responses ------------------------------------------------------------------
