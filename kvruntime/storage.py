@@ -87,6 +87,10 @@ class Databases:
         default=attrs.Factory(lambda self: threading.Condition(self._lock), takes_self=True),
     )
     _fs_lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    #: The store last put at the end of ``_stores`` (inserted or moved there): if it
+    #: is still in ``_stores``, it is still last, since only ``open`` inserts and it
+    #: updates this. So using it again needs no ``move_to_end``.
+    _recent: LevelDbStore | None = attrs.field(init=False, default=None)
     _trash_prefix: str = attrs.field(init=False, factory=lambda: _TRASH + secrets.token_hex(4))
 
     def path_for(self, package_id: PackageId, db: str) -> Path:
@@ -108,8 +112,9 @@ class Databases:
         key = (package_id, db)
         with self._lock:
             store = self._stores.get(key)
-            if store is not None:
+            if store is not None and store is not self._recent:
                 self._stores.move_to_end(key)
+                self._recent = store
             return store
 
     def open(self, package_id: PackageId, db: str, *, create: bool) -> Store:
@@ -133,6 +138,7 @@ class Databases:
             new = LevelDbStore.open(path, label=label, create=create, sync=self.sync_writes)
             with self._lock:
                 self._stores[key] = new
+                self._recent = new
                 while len(self._stores) > self.max_open:
                     victim_key, victim = self._stores.popitem(last=False)
                     self._busy.add(victim_key)

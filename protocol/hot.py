@@ -18,6 +18,7 @@ Invariants (tests check each against the general codec):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from .errors import KeyNotFound, MalformedRequest, NoReadCap, NoWriteCap
@@ -35,6 +36,7 @@ from .messages import (
 )
 
 __all__ = [
+    "BUILT_WITHOUT_INIT",
     "CONSTANT_RESPONSES",
     "GET_RESPONSE_HEAD",
     "OK_BODY",
@@ -104,9 +106,62 @@ def request_template(kind: type[KvAction]) -> tuple[bytes, bytes]:
     return _TEMPLATES[kind]
 
 
+# Frozen attrs classes set each field through object.__setattr__ in __init__
+# (~0.55 us for a Get, ~0.75 us for a Set); these set the slots directly
+# (~0.2 us). The four classes have no validator, converter or post-init (a test
+# checks), so the objects are exactly what their __init__ builds.
+def _get(key: bytes, _set_key: Callable[[Get, bytes], None] = Get.__dict__["key"].__set__) -> Get:
+    action: Get = object.__new__(Get)
+    _set_key(action, key)
+    return action
+
+
+def _exists(
+    key: bytes, _set_key: Callable[[Exists, bytes], None] = Exists.__dict__["key"].__set__
+) -> Exists:
+    action: Exists = object.__new__(Exists)
+    _set_key(action, key)
+    return action
+
+
+def _set(
+    key: bytes,
+    _set_key: Callable[[Set, bytes], None] = Set.__dict__["key"].__set__,
+    _set_tx: Callable[[Set, None], None] = Set.__dict__["tx_id"].__set__,
+) -> Set:
+    action: Set = object.__new__(Set)
+    _set_key(action, key)
+    _set_tx(action, None)
+    return action
+
+
+def _delete(
+    key: bytes,
+    _set_key: Callable[[Delete, bytes], None] = Delete.__dict__["key"].__set__,
+    _set_tx: Callable[[Delete, None], None] = Delete.__dict__["tx_id"].__set__,
+) -> Delete:
+    action: Delete = object.__new__(Delete)
+    _set_key(action, key)
+    _set_tx(action, None)
+    return action
+
+
+#: The hot action of each kind with the given key (outside a transaction).
+_BUILD: Final[dict[type[KvAction], Callable[[bytes], KvAction]]] = {
+    Get: _get,
+    Exists: _exists,
+    Set: _set,
+    Delete: _delete,
+}
+#: The classes ``_BUILD`` fills without their __init__ (for the test that guards it).
+BUILT_WITHOUT_INIT: Final = tuple(_BUILD)
+
+
 #: The first five bytes of each hot action (enough to tell them apart) -> its
-#: type, its bytes before the key and after it.
-_BY_PREFIX: Final = {head[:5]: (kind, head, tail) for kind, (head, tail) in _TEMPLATES.items()}
+#: builder, its bytes before the key and after it.
+_BY_PREFIX: Final = {
+    head[:5]: (_BUILD[kind], head, tail) for kind, (head, tail) in _TEMPLATES.items()
+}
 
 
 def read_action(body: bytes, at: int) -> KvAction | None:
@@ -114,20 +169,13 @@ def read_action(body: bytes, at: int) -> KvAction | None:
     entry = _BY_PREFIX.get(body[at : at + 5])
     if entry is None:
         return None
-    kind, head, tail = entry
+    build, head, tail = entry
     if not body.startswith(head, at):
         return None
     start, end = _bin_at(body, at + len(head))
     if end < 0 or end + len(tail) != len(body) or not body.endswith(tail):
         return None
-    key = body[start:end]
-    if kind is Set:
-        return Set(key=key, tx_id=None)
-    if kind is Get:
-        return Get(key=key)
-    if kind is Delete:
-        return Delete(key=key, tx_id=None)
-    return Exists(key=key)
+    return build(body[start:end])
 
 
 # --- Responses ------------------------------------------------------------------

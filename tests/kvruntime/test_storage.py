@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 import plyvel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kvruntime.storage import Databases, LevelDbStore, NoSuchDb, Store, StoreError
 from protocol.ids import IdError, PackageId
@@ -345,3 +349,28 @@ def test_closing_from_other_threads_never_breaks_a_caller(tmp_path: Path) -> Non
     stored = sum(len(list(dbs.open(PKG, n, create=False).iterate())) for n in names)
     assert stored == written
     dbs.close_all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["open", "get", "discard"]), st.sampled_from("abcd"))))
+def test_the_open_dbs_follow_a_reference_lru(ops: list[tuple[str, str]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        dbs = Databases(Path(tmp) / "kv", max_open=2)
+        model: OrderedDict[str, None] = OrderedDict()  # open dbs, least recently used first
+        try:
+            for op, name in ops:
+                if op == "open":
+                    dbs.open(PKG, name, create=True)
+                elif op == "get":
+                    assert (dbs.get(PKG, name) is not None) == (name in model)
+                elif name in model:
+                    dbs.discard(dbs._stores[PKG, name])
+                    del model[name]
+                if op != "discard" and (op == "open" or name in model):
+                    model[name] = None
+                    model.move_to_end(name)
+                    while len(model) > 2:
+                        model.popitem(last=False)
+                assert [db for _, db in dbs._stores] == list(model)
+        finally:
+            dbs.close_all()

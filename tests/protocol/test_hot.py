@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
 import msgpack
 import pytest
 from hypothesis import given
@@ -17,7 +18,13 @@ from hypothesis import strategies as st
 
 from protocol import _wire, codec, prefix
 from protocol.codec import DecodeError, decode_request, decode_response, encode_response
-from protocol.hot import CONSTANT_RESPONSES, bin_header, is_get_response, read_response
+from protocol.hot import (
+    BUILT_WITHOUT_INIT,
+    CONSTANT_RESPONSES,
+    bin_header,
+    is_get_response,
+    read_response,
+)
 from protocol.ids import PackageId
 from protocol.messages import (
     Delete,
@@ -237,3 +244,14 @@ def test_exists_and_ok_constants() -> None:
     assert decode_response(b"\xa2Ok") is CONSTANT_RESPONSES[b"\xa2Ok"]
     assert decode_response(b"\x81\xa6Exists\xc3") == ExistsResponse(exists=True)
     assert encode_response(OkResponse()) == b"\xa2Ok"
+
+
+@pytest.mark.parametrize("kind", BUILT_WITHOUT_INIT, ids=lambda kind: kind.__name__)
+def test_actions_built_without_init_have_nothing_init_would_run(kind: type) -> None:
+    # read_action fills these classes' slots directly; that is only the object
+    # __init__ would build while __init__ does nothing but set them.
+    assert not hasattr(kind, "__attrs_post_init__")
+    for field in attrs.fields(kind):
+        assert field.validator is None, field.name
+        assert field.converter is None, field.name
+    assert {field.name for field in attrs.fields(kind)} <= {"key", "tx_id"}
