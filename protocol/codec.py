@@ -64,11 +64,19 @@ from ._shapes import (
 from ._wire import _action_wire, _pack, _package_id_map, _response_wire
 from .hot import OK_BODY, get_response_body, read_response
 from .ids import IdError, PackageId
-from .messages import GetResponse, KvCapabilityParams, KvRequest, KvResponse, OkResponse
+from .messages import (
+    GetResponse,
+    KvAction,
+    KvCapabilityParams,
+    KvRequest,
+    KvResponse,
+    OkResponse,
+)
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DecodeError",
+    "decode_action",
     "decode_capability_params",
     "decode_request",
     "decode_response",
@@ -148,6 +156,12 @@ def decode_request(data: bytes, *, max_size: int = DEFAULT_MAX_BODY_BYTES) -> Kv
     return _at_boundary(_request_from_bytes, data, max_size)
 
 
+def decode_action(data: bytes, *, max_size: int = DEFAULT_MAX_BODY_BYTES) -> KvAction:
+    """Decode a KvAction alone (a request's ``action`` value, as ``prefix.RequestDecoder``
+    meets it after a head it knows); raise DecodeError for anything but a valid one."""
+    return _at_boundary(_action_from_bytes, data, max_size)
+
+
 def decode_response(data: bytes, *, max_size: int = DEFAULT_MAX_BODY_BYTES) -> KvResponse:
     """Decode a response body; raise DecodeError for anything but a valid one."""
     if type(data) is bytes and len(data) <= max_size:
@@ -222,6 +236,10 @@ def _request_from_bytes(data: bytes, max_size: int) -> KvRequest:
         db=_db_name(fields["db"]),
         action=_tagged(fields["action"], "KvAction", _UNIT_ACTIONS, _PAYLOAD_ACTIONS),
     )
+
+
+def _action_from_bytes(data: bytes, max_size: int) -> KvAction:
+    return _tagged(_unpack(data, max_size), "KvAction", _UNIT_ACTIONS, _PAYLOAD_ACTIONS)
 
 
 def _response_from_bytes(data: bytes, max_size: int) -> KvResponse:

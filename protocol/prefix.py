@@ -8,11 +8,12 @@ are the same for every request to one db.
   ``hot.py``'s templates for the hot ones): the body is byte for byte
   ``encode_request``'s (a test checks it for every action).
 - ``RequestDecoder`` remembers the heads of bodies the general decoder has
-  validated. A body that starts with one of them and ends in a hot action
-  (``hot.read_action``) is read without the general decoder; any other body
-  goes through ``decode_request``, so what it accepts and refuses is
-  unchanged (msgpack is a prefix code: a validated head followed by a valid
-  action is a valid body, with that head's package and db).
+  validated. After a known head only the action is read: a hot one from its
+  template (``hot.read_action``), any other by ``decode_action``; a body
+  without a known head goes through ``decode_request``. So what it accepts
+  and refuses is unchanged: msgpack is a prefix code, so a validated head
+  followed by a valid action is a valid body, with that head's package and
+  db, and followed by anything else is not.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import msgpack
 
 from . import hot
 from ._wire import _action_wire, _pack, _package_id_map
-from .codec import DEFAULT_MAX_BODY_BYTES, decode_request
+from .codec import DEFAULT_MAX_BODY_BYTES, decode_action, decode_request
 from .ids import PackageId
 from .messages import Delete, Exists, Get, KvAction, KvRequest, Set
 
@@ -31,8 +32,6 @@ __all__ = ["DbRequestEncoder", "RequestDecoder"]
 
 #: The last bytes of every head: the key ``"action"``.
 _ACTION_KEY: Final = b"\xa6action"
-#: The actions ``RequestDecoder`` learns heads from (those ``hot.read_action`` reads).
-_HOT_ACTIONS: Final = (Get, Exists, Set, Delete)
 
 
 def request_head(package_id: PackageId, db: str) -> bytes:
@@ -124,13 +123,12 @@ class RequestDecoder:
                 known = self._heads.get(body[:end])
                 if known is not None:
                     action = hot.read_action(body, end)
-                    if action is None:
-                        break
+                    if action is None:  # not a hot one: the action alone, the general way
+                        action = decode_action(body[end:], max_size=self._max_size)
                     return known[0], known[1], action
                 cut = body.find(_ACTION_KEY, end)
         request = decode_request(body, max_size=self._max_size)
-        if isinstance(request.action, _HOT_ACTIONS):
-            self._learn(body, request)
+        self._learn(body, request)
         return request.package_id, request.db, request.action
 
     def _learn(self, body: bytes, request: KvRequest) -> None:

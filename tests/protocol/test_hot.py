@@ -40,7 +40,7 @@ from protocol.messages import (
 )
 from protocol.prefix import DbRequestEncoder, RequestDecoder
 
-from .test_codec import db_names, package_ids, requests, responses
+from .test_codec import actions, db_names, package_ids, requests, responses
 
 PACKAGE = PackageId(package_name="chat", publisher_node="alice.os")
 #: Key sizes on each side of msgpack's bin8 / bin16 / bin32 boundaries.
@@ -198,6 +198,24 @@ def test_mutated_request_bodies_get_the_general_verdict(
     encoder = DbRequestEncoder(PACKAGE, "messages")
     decoder = _learned(encoder.get(b"learn"))
     body = bytearray(_hot_body(encoder, action))
+    at = data.draw(st.integers(0, len(body) - 1))
+    body[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(body)))
+    extra = data.draw(st.binary(max_size=3))
+    for mutant in (bytes(body), bytes(body[:cut]), bytes(body) + extra):
+        assert _outcome(decoder.decode, mutant) == _outcome(decode_request, mutant)
+
+
+@given(actions, st.data())
+def test_after_a_known_head_any_action_gets_the_general_verdict(
+    action: KvAction, data: st.DataObject
+) -> None:
+    encoder = DbRequestEncoder(PACKAGE, "messages")
+    decoder = _learned(encoder.get(b"learn"))
+    body = bytearray(encoder.encode(action))
+    assert decoder.decode(bytes(body)) == KvRequest(
+        package_id=PACKAGE, db="messages", action=action
+    )
     at = data.draw(st.integers(0, len(body) - 1))
     body[at] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(body)))
