@@ -18,7 +18,8 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
+from itertools import chain
+from typing import TYPE_CHECKING, cast
 
 from protocol.blobs import ScanPageWriter, decode_keys, encode_optional_values
 from protocol.codec import DecodeError
@@ -145,7 +146,10 @@ def _fill(
             taken.append((key, value))
     finally:
         committed.close()
-    page.add([key for key, _ in taken] if keys_only else taken)  # type: ignore[arg-type]
+    if keys_only:
+        page.add([key for key, _ in taken])
+    else:  # no value is None here: a staged delete hides its key (see _merged)
+        page.add(cast("list[bytes]", list(chain.from_iterable(taken))))
     return (taken[-1][0] if taken else None), more
 
 

@@ -37,8 +37,9 @@ from protocol.messages import IoError, LevelDbError
 __all__ = ["LevelDbStore", "PageSink", "Store", "StoreError"]
 
 _PlyvelDB: TypeAlias = Any  # plyvel is untyped; its objects never leave LevelDbStore
-#: Takes the entries of a page a chunk at a time: ``(key, value)`` pairs, or keys.
-PageSink: TypeAlias = Callable[[list[Any]], None]
+#: Takes the entries of a page a chunk at a time, flat: ``[key, value, key, value, ...]``,
+#: or ``[key, ...]`` without values.
+PageSink: TypeAlias = Callable[[list[bytes]], None]
 
 _PLYVEL_ERRORS = (plyvel.Error, OSError, RuntimeError)
 
@@ -153,8 +154,8 @@ class Store(Protocol):
     ) -> tuple[int, bytes | None, bool]:
         """Up to ``limit`` entries of ``start <= key < stop`` from one snapshot.
 
-        The entries go to ``sink`` in order, a chunk at a time: ``(key, value)``
-        pairs, or keys when ``include_value`` is false. Stops once they hold
+        The entries go to ``sink`` in order, a chunk at a time, flat: keys and
+        values interleaved, or keys alone when ``include_value`` is false. Stops once they hold
         more than ``max_bytes`` (keys plus values; a first entry is taken
         whatever its size). Returns how many entries, the last one's key (None
         if none), and whether more remain.
@@ -379,20 +380,22 @@ _MAX_CHUNK = 256
 def _fill_page(
     raw: Any, include_value: bool, limit: int, max_bytes: int, sink: PageSink
 ) -> tuple[int, bytes | None, bool]:
+    width = 2 if include_value else 1  # items per entry in a flat chunk
     count, size, chunk = 0, 0, 1
     last: bytes | None = None
     while count < limit:
         taken = list(itertools.islice(raw, min(chunk, limit - count)))
         if not taken:
             return count, last, False
-        lengths = list(map(len, itertools.chain.from_iterable(taken) if include_value else taken))
+        flat: list[bytes] = list(itertools.chain.from_iterable(taken)) if include_value else taken
+        lengths = list(map(len, flat))
         total = sum(lengths)
         over = size + total > max_bytes
         fits = _fits(lengths, include_value, size, max_bytes, count) if over else len(taken)
         if fits:
-            sink(taken if fits == len(taken) else taken[:fits])
+            sink(flat if fits == len(taken) else flat[: fits * width])
             count += fits
-            last = taken[fits - 1][0] if include_value else taken[fits - 1]
+            last = flat[(fits - 1) * width]
         if over:  # cut inside this chunk, or a lone first entry past the bound
             return count, last, fits < len(taken) or next(raw, None) is not None
         size += total

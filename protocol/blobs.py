@@ -187,13 +187,13 @@ class ScanPageWriter:
         """How many entries were added."""
         return self._count
 
-    def add(self, chunk: Sequence[tuple[bytes, bytes]] | Sequence[bytes]) -> None:
-        """Append ``chunk``: (key, value) pairs, or keys when ``keys_only``."""
-        flat = chunk if self._keys_only else list(chain.from_iterable(chunk))
+    def add(self, flat: Sequence[bytes]) -> None:
+        """Append a chunk of entries, flat: ``[key, value, key, value, ...]``, or
+        ``[key, ...]`` when ``keys_only``."""
         # The chunk packed as one array (a single C call), without that array's header.
         packed: bytes = self._packb(flat)
         self._parts.append(memoryview(packed)[_array_header_size(len(flat)) :])
-        self._count += len(chunk)
+        self._count += len(flat) if self._keys_only else len(flat) // 2
 
     def blob(self) -> bytes:
         """The page: the array's header, then every entry added."""
@@ -212,7 +212,10 @@ def _array_header_size(length: int) -> int:
 def encode_scan_page(entries: Sequence[tuple[bytes, bytes | None]], *, keys_only: bool) -> bytes:
     """A page: ``[key, value, key, value, ...]``, or ``[key, ...]`` when ``keys_only``."""
     writer = ScanPageWriter(keys_only=keys_only)
-    writer.add([key for key, _ in entries] if keys_only else entries)  # type: ignore[arg-type]
+    if keys_only:
+        writer.add([key for key, _ in entries])
+    else:
+        writer.add(list(chain.from_iterable(entries)))  # type: ignore[arg-type]
     return writer.blob()
 
 

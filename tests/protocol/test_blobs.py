@@ -90,7 +90,7 @@ def test_a_page_written_in_chunks_is_the_page_written_at_once(
 ) -> None:
     writer = ScanPageWriter(keys_only=keys_only)
     for chunk in chunks:
-        writer.add([key for key, _ in chunk] if keys_only else chunk)
+        writer.add([key for key, _ in chunk] if keys_only else [x for pair in chunk for x in pair])
     entries: list[tuple[bytes, bytes | None]] = [pair for chunk in chunks for pair in chunk]
     assert writer.count == len(entries)
     assert writer.blob() == encode_scan_page(entries, keys_only=keys_only)
