@@ -154,7 +154,7 @@ class KvProcess:
     #: (package, db) -> (read capability, write capability); bounded cache.
     _db_caps: dict[DbKey, tuple[Capability, Capability]] = attrs.Factory(dict)
     _ext: ExtendedActions = attrs.field(init=False)
-    _decoder: RequestDecoder = attrs.Factory(RequestDecoder)
+    _decoder: RequestDecoder = attrs.field(init=False, factory=RequestDecoder)
 
     def __attrs_post_init__(self) -> None:
         self._ext = ExtendedActions(self)
