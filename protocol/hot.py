@@ -55,10 +55,14 @@ _BIN32: Final = 0xC6
 _NIL: Final = b"\xc0"
 
 
+#: The bin8 headers, made once: most keys are shorter than 256 bytes.
+_BIN8_HEADERS: Final = tuple(bytes((_BIN8, size)) for size in range(0x100))
+
+
 def bin_header(size: int) -> bytes:
     """The header of a msgpack ``bin`` of ``size`` bytes, in its smallest form."""
     if size < 0x100:
-        return bytes((_BIN8, size))
+        return _BIN8_HEADERS[size]
     if size < 0x10000:
         return b"\xc5" + size.to_bytes(2, "big")
     return b"\xc6" + size.to_bytes(4, "big")
@@ -159,9 +163,9 @@ BUILT_WITHOUT_INIT: Final = tuple(_BUILD)
 
 
 #: The first five bytes of each hot action (enough to tell them apart) -> its
-#: builder, its bytes before the key and after it.
+#: builder, its bytes before the key and their length, and its bytes after the key.
 _BY_PREFIX: Final = {
-    head[:5]: (_BUILD[kind], head, tail) for kind, (head, tail) in _TEMPLATES.items()
+    head[:5]: (_BUILD[kind], head, len(head), tail) for kind, (head, tail) in _TEMPLATES.items()
 }
 
 
@@ -170,10 +174,10 @@ def read_action(body: bytes, at: int) -> KvAction | None:
     entry = _BY_PREFIX.get(body[at : at + 5])
     if entry is None:
         return None
-    build, head, tail = entry
+    build, head, head_size, tail = entry
     if not body.startswith(head, at):
         return None
-    start, end = _bin_at(body, at + len(head))
+    start, end = _bin_at(body, at + head_size)
     if end < 0 or end + len(tail) != len(body) or not body.endswith(tail):
         return None
     return build(body[start:end])

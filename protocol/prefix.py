@@ -32,6 +32,7 @@ __all__ = ["DbRequestEncoder", "RequestDecoder"]
 
 #: The last bytes of every head: the key ``"action"``.
 _ACTION_KEY: Final = b"\xa6action"
+_ACTION_KEY_SIZE: Final = len(_ACTION_KEY)
 
 
 def request_head(package_id: PackageId, db: str) -> bytes:
@@ -115,18 +116,17 @@ class RequestDecoder:
         """``decode``'s request as (package_id, db, action), without building a KvRequest."""
         if len(body) <= self._max_size:
             # The first "action" may sit inside the db name: then the second is the key.
-            cut = body.find(_ACTION_KEY)
-            for _ in range(2):
-                if cut < 0:
-                    break
-                end = cut + len(_ACTION_KEY)
+            end = body.find(_ACTION_KEY) + _ACTION_KEY_SIZE
+            if end >= _ACTION_KEY_SIZE:
                 known = self._heads.get(body[:end])
+                if known is None and (later := body.find(_ACTION_KEY, end)) >= 0:
+                    end = later + _ACTION_KEY_SIZE
+                    known = self._heads.get(body[:end])
                 if known is not None:
                     action = hot.read_action(body, end)
                     if action is None:  # not a hot one: the action alone, the general way
                         action = decode_action(body[end:], max_size=self._max_size)
                     return known[0], known[1], action
-                cut = body.find(_ACTION_KEY, end)
         request = decode_request(body, max_size=self._max_size)
         self._learn(body, request)
         return request.package_id, request.db, request.action
