@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from protocol.codec import decode_response, encode_request
+from protocol.codec import DecodeError, decode_response, encode_request
 from protocol.ids import Address, PackageId
 from protocol.messages import ErrResponse, KvAction, KvRequest, KvResponse
 
@@ -55,8 +55,12 @@ async def exchange(
 
 
 def answer(message: Response) -> tuple[KvResponse, bytes | None]:
-    """The KvResponse ``message`` carries and its blob; an ``Err`` is raised instead."""
-    response = decode_response(message.body)
+    """The KvResponse ``message`` carries and its blob; an ``Err`` is raised instead,
+    and a body that is no KvResponse as UnexpectedResponse."""
+    try:
+        response = decode_response(message.body)
+    except DecodeError as exc:
+        raise UnexpectedResponse(f"kv:distro:sys sent a malformed answer: {exc}") from exc
     if isinstance(response, ErrResponse):
         raise_kv_error(response.error, message.blob)
     return response, message.blob

@@ -9,6 +9,7 @@ from typing import Any
 import msgpack
 import pytest
 
+import kvruntime
 from kvruntime import Address, CapabilityNotHeld, PackageId, ProcessContext, ProcessId, Runtime, kv
 from kvruntime.client.errors import raise_kv_error
 from protocol import messages as m
@@ -495,3 +496,37 @@ def test_the_exception_classes_are_distinct() -> None:
     classes = [getattr(kv, type(e).__name__) for e in PROTOCOL_ERRORS]
     assert len(set(classes)) == len(classes)
     assert all(issubclass(c, kv.KvError) for c in classes)
+
+
+async def test_an_answer_of_the_wrong_kind_raises_unexpected_response(rt: Runtime) -> None:
+    # A stand-in for kv that answers every request with the same body: the
+    # client must not take a wrong success, or a malformed body, for an answer.
+    async def impostor(ctx: ProcessContext) -> None:
+        while True:
+            request = await ctx.receive()
+            assert isinstance(request, kvruntime.Request)
+            await ctx.respond(request, request.body)  # the request's body: no KvResponse
+
+    async def exists_only(ctx: ProcessContext) -> None:
+        while True:
+            request = await ctx.receive()
+            assert isinstance(request, kvruntime.Request)
+            await ctx.respond(request, b"\x81\xa6Exists\xc3")  # {"Exists": true}
+
+    await rt.spawn("impostor:svc:pub.os", impostor, public=True)
+    await rt.spawn("exists:svc:pub.os", exists_only, public=True)
+
+    async def body(ctx: ProcessContext) -> list[str]:
+        db = await kv.open(ctx, ctx.package_id, "db")
+        seen = []
+        for target in ("exists:svc:pub.os", "impostor:svc:pub.os"):
+            db._target = ctx.resolve(target)  # white-box: point the handle elsewhere
+            for call in (db.set(b"k", b"v"), db.delete(b"k"), db.get(b"k")):
+                with pytest.raises(kv.UnexpectedResponse) as caught:
+                    await call
+                seen.append(str(caught.value).split(":")[0])
+        db._target = ctx.resolve("exists:svc:pub.os")
+        assert await db.exists(b"k") is True  # the one call this answer fits
+        return seen
+
+    assert await run_as(rt, "app:demo:alice.os", body) == ["kv"] * 6
