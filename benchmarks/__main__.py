@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda text: frozenset(text.split(",")),
         default=None,
         metavar="WORKLOAD[,...]",
-        help=f"run only these workloads, no memory run ({', '.join(_workload_keys())})",
+        help="run only these workloads (and those whose writes they read), no memory run:"
+        f" {', '.join(_workload_keys())}",
     )
     parser.add_argument(
         "--loop",

@@ -71,7 +71,8 @@ def draw(path: Path, cells: Sequence[Cell], machine: Mapping[str, object]) -> No
     dbs.set_yscale("log")
     dbs.set_xlabel("databases written round-robin")
     dbs.set_ylabel("sets/s")
-    dbs.legend(fontsize=8)
+    if dbs.get_lines():  # a run with --only may have measured none of these
+        dbs.legend(fontsize=8)
     dbs.set_title("throughput from 1 to 1000 databases", fontsize=10)
 
     fig.tight_layout()

@@ -42,6 +42,8 @@ class Workload(Generic[D]):
     run: Callable[[Driver, D], Awaitable[Outcome]]
     #: The group of the chart it belongs to.
     group: str = "throughput"
+    #: The workload whose writes this one reads in the same round (it runs first).
+    reads_from: str | None = None
 
 
 AnyWorkload = Workload[Any]

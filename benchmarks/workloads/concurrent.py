@@ -25,4 +25,10 @@ async def _get(driver: Driver, shares: list[Dataset]) -> Outcome:
 
 
 SET_CONC = Workload(key="set_conc", title="set, 64 concurrent senders", prepare=_data, run=_set)
-GET_CONC = Workload(key="get_conc", title="get, 64 concurrent senders", prepare=_data, run=_get)
+GET_CONC = Workload(
+    key="get_conc",
+    title="get, 64 concurrent senders",
+    prepare=_data,
+    run=_get,
+    reads_from="set_conc",
+)

@@ -20,5 +20,10 @@ async def _run(driver: Driver, data: Dataset) -> Outcome:
 
 
 GET_LATENCY = Workload(
-    key="get_latency", title="sequential get latency", prepare=_data, run=_run, group="latency"
+    key="get_latency",
+    title="sequential get latency",
+    prepare=_data,
+    run=_run,
+    group="latency",
+    reads_from="set_seq",
 )

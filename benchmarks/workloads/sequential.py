@@ -22,4 +22,10 @@ async def _get(driver: Driver, data: Dataset) -> Outcome:
 
 
 SET_SEQ = Workload(key="set_seq", title="sequential set, 1 sender", prepare=_data, run=_set)
-GET_SEQ = Workload(key="get_seq", title="sequential get, 1 sender", prepare=_data, run=_get)
+GET_SEQ = Workload(
+    key="get_seq",
+    title="sequential get, 1 sender",
+    prepare=_data,
+    run=_get,
+    reads_from="set_seq",
+)
