@@ -232,8 +232,11 @@ class KvProcess:
         if store is None:
             return None
         if store is _REOPEN:
-            return self._reopen_then_serve(msg, sender, package_id, db, action)
-        return self._serve_on(msg, sender, package_id, db, store, action)
+            return self._reopen_then_serve(msg, package_id, db)
+        if kind in _EXTENDED:
+            return self._ext.serve(msg, sender, (package_id, db), store, action)  # type: ignore[arg-type]
+        self._serve_core(msg, sender, (package_id, db), store, action)
+        return None
 
     def _serve_of_the_db(
         self, msg: Request, sender: ProcessId, package_id: PackageId, db: str, action: KvAction
@@ -249,38 +252,16 @@ class KvProcess:
             self._ext.capabilities(msg, sender, (package_id, db))
         return None
 
-    async def _reopen_then_serve(
-        self, msg: Request, sender: ProcessId, package_id: PackageId, db: str, action: KvAction
-    ) -> None:
-        store = await self._reopen(msg, package_id, db)
-        if store is not None:
-            unfinished = self._serve_on(msg, sender, package_id, db, store, action)
+    async def _reopen_then_serve(self, msg: Request, package_id: PackageId, db: str) -> None:
+        """Open a db that exists on disk but not in the LRU, then serve ``msg`` as if it
+        had been open (no await comes between, so it still is)."""
+        if await self._reopen(msg, package_id, db) is not None:
+            unfinished = self._serve(msg)
             if unfinished is not None:
                 await unfinished
 
-    def _serve_on(
-        self,
-        msg: Request,
-        sender: ProcessId,
-        package_id: PackageId,
-        db: str,
-        store: Store,
-        action: KvAction,
-    ) -> Awaitable[None] | None:
-        """Serve ``action`` on ``store``, checks 1 to 5 passed."""
-        if type(action) in _EXTENDED:
-            return self._ext.serve(msg, sender, (package_id, db), store, action)  # type: ignore[arg-type]
-        self._serve_core(msg, sender, package_id, db, store, action)
-        return None
-
     def _serve_core(
-        self,
-        msg: Request,
-        sender: ProcessId,
-        package_id: PackageId,
-        db: str,
-        store: Store,
-        action: KvAction,
+        self, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: KvAction
     ) -> None:
         """Serve a Get, Exists, Set, Delete, BeginTx or Commit on ``store``."""
         cfg = self.config
@@ -307,8 +288,8 @@ class KvProcess:
                 if value is not None and len(value) > cfg.max_value_bytes:
                     return self._fail(msg, ValueTooLarge(size=len(value), max=cfg.max_value_bytes))
                 if tx_id is None:
-                    return self.queue_writes(msg, (package_id, db), store, [(key, value)])
-                tx = self._transaction(msg, sender, tx_id, (package_id, db))
+                    return self.queue_writes(msg, db, store, [(key, value)])
+                tx = self._transaction(msg, sender, tx_id, db)
                 if tx is None:
                     return None
                 size = tx.size_after(key, value)
@@ -325,12 +306,12 @@ class KvProcess:
                     self._txs.expire(now)
                 if not self._txs.can_begin(sender):
                     return self._fail(msg, TooManyTransactions(max=self._txs.max_per_sender))
-                tx = self._txs.begin(sender, (package_id, db), now)
+                tx = self._txs.begin(sender, db, now)
                 return self._answer(msg, BeginTxResponse(tx_id=tx.tx_id))
             case Commit(tx_id=tx_id):
-                tx = self._transaction(msg, sender, tx_id, (package_id, db))
+                tx = self._transaction(msg, sender, tx_id, db)
                 if tx is not None:
-                    self.commit(msg, tx, (package_id, db), store)
+                    self.commit(msg, tx, db, store)
                 return None
             case _:  # the others were served by _serve_of_the_db or ExtendedActions
                 raise AssertionError(f"unhandled action {action!r}")
@@ -535,13 +516,13 @@ class KvProcess:
                 if isinstance(response, ErrResponse):
                     log.warning("request %d from %s failed: %s", msg.id, msg.source, response.error)
                 continue
-            if isinstance(response, bytes):  # a success answer, encoded already
-                body, metadata = response, msg.metadata
-            elif response is None or isinstance(response, OkResponse):
-                body, metadata = OK_BODY, msg.metadata
+            if response is None:
+                body = OK_BODY
+            elif isinstance(response, bytes):  # a success answer, encoded already
+                body = response
             else:
                 body = encode_response(response)
-                metadata = None if isinstance(response, ErrResponse) else msg.metadata
+            metadata = None if isinstance(response, ErrResponse) else msg.metadata
             # By position: this is the hot path (see message.py).
             respond(Response(msg.id, source, msg.source, body, blob, metadata))
 

@@ -68,28 +68,30 @@ class DbRequestEncoder:
 
     def get(self, key: bytes) -> bytes:
         """The body of ``Get(key)`` (as ``encode`` writes it, faster)."""
-        head, tail = self._get
-        return b"".join((head, hot.bin_header(len(key)), key, tail))
+        return _around(self._get, key)
 
     def exists(self, key: bytes) -> bytes:
         """The body of ``Exists(key)``."""
-        head, tail = self._exists
-        return b"".join((head, hot.bin_header(len(key)), key, tail))
+        return _around(self._exists, key)
 
     def set(self, key: bytes) -> bytes:
         """The body of ``Set(key, tx_id=None)``; the value goes in the blob."""
-        head, tail = self._set
-        return b"".join((head, hot.bin_header(len(key)), key, tail))
+        return _around(self._set, key)
 
     def delete(self, key: bytes) -> bytes:
         """The body of ``Delete(key, tx_id=None)``."""
-        head, tail = self._delete
-        return b"".join((head, hot.bin_header(len(key)), key, tail))
+        return _around(self._delete, key)
 
 
 def _joined(head: bytes, template: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
     before, after = template
     return head + before, after
+
+
+def _around(template: tuple[bytes, bytes], key: bytes) -> bytes:
+    """A body: the bytes before the key, its ``bin``, the bytes after it."""
+    before, after = template
+    return b"".join((before, hot.bin_header(len(key)), key, after))
 
 
 class RequestDecoder:
