@@ -1,18 +1,36 @@
-"""Helpers for the command-line tests: the real console script, in a subprocess."""
+"""Helpers for the command-line tests: the CLI in-process (click's runner) or the real script.
+
+``kvr`` runs a command in this process with click's ``CliRunner`` (what
+almost every test uses: no interpreter start-up per command); ``script``
+runs the installed console script in a subprocess (the smoke tests of
+``test_script.py``, and what depends on a process of its own: the current
+directory, a terminal, another runtime holding the home). Both answer a
+``Run``: the exit code, and stdout and stderr as bytes.
+
+In-process runs share the interpreter, so ``kvr`` puts back what a command
+changes globally: click's runner restores the streams and the environment,
+and ``kvr`` the root logger, which every command reconfigures for its
+``-v``. A command that raises instead of exiting shows its traceback on
+``stderr``, as the real script would, so ``fail`` sees it.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterable
 from pathlib import Path
 
 import anyio
-import pytest
+import attrs
+from click.testing import CliRunner
 
 from kvruntime import ProcessContext, Runtime, kv
+from kvruntime.cli import cli
 
 #: The installed console script of this environment.
 KVRUNTIME = str(
@@ -20,20 +38,70 @@ KVRUNTIME = str(
     or Path(sys.executable).parent / "kvruntime"
 )
 APP = "app:cli-test.os"
+#: Every command of the ``kvruntime`` group.
+COMMANDS = [
+    "run",
+    "ls",
+    "get",
+    "set",
+    "del",
+    "scan",
+    "send",
+    "dump",
+    "load",
+    "caps",
+    "repair",
+    "bench",
+]
 
 
-def kvr(
+@attrs.frozen(kw_only=True)
+class Run:
+    """What a command did: its exit code and its output."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def kvr(*args: str, home: Path | None, stdin: bytes | None = None) -> Run:
+    """Run ``kvruntime ARGS`` in-process with KVRUNTIME_HOME=home (unset if None)."""
+    env = {
+        "KVRUNTIME_HOME": None if home is None else str(home),
+        "COLUMNS": "200",
+        "TERM": "dumb",
+    }
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        result = CliRunner().invoke(
+            cli, list(args), input=stdin or b"", env=env, prog_name="kvruntime"
+        )
+    finally:  # each command calls logging.basicConfig(force=True) for its -v
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    stderr = result.stderr_bytes
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        assert result.exc_info is not None
+        stderr += "".join(traceback.format_exception(*result.exc_info)).encode()
+    return Run(returncode=result.exit_code, stdout=result.stdout_bytes, stderr=stderr)
+
+
+def script(
     *args: str,
     home: Path | None,
     stdin: bytes | None = None,
     cwd: Path | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    """Run ``kvruntime ARGS`` with KVRUNTIME_HOME=home; capture stdout and stderr as bytes."""
+) -> Run:
+    """Run the real ``kvruntime ARGS`` in a subprocess with KVRUNTIME_HOME=home."""
     env = dict(os.environ, COLUMNS="200", TERM="dumb")
     env.pop("KVRUNTIME_HOME", None)
     if home is not None:
         env["KVRUNTIME_HOME"] = str(home)
-    return subprocess.run(
+    done = subprocess.run(
         [KVRUNTIME, *args],
         input=stdin if stdin is not None else b"",
         capture_output=True,
@@ -42,9 +110,10 @@ def kvr(
         timeout=60,
         check=False,
     )
+    return Run(returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
 
-def fail(result: subprocess.CompletedProcess[bytes], code: int, message: str) -> None:
+def fail(result: Run, code: int, message: str) -> None:
     """Assert an expected failure: exit ``code``, ``message`` on stderr, no traceback."""
     err = result.stderr.decode()
     assert result.returncode == code, (result.returncode, err)
@@ -52,7 +121,7 @@ def fail(result: subprocess.CompletedProcess[bytes], code: int, message: str) ->
     assert "Traceback" not in err, err
 
 
-def ok(result: subprocess.CompletedProcess[bytes]) -> str:
+def ok(result: Run) -> str:
     """Assert success and return stdout as text."""
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode()
@@ -93,9 +162,3 @@ def read(home: Path, db: str, keys: Iterable[bytes]) -> dict[bytes, bytes | None
 
     anyio.run(go, backend="asyncio")
     return found
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """A fresh home (not created yet)."""
-    return tmp_path / "home"

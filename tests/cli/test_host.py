@@ -1,35 +1,28 @@
-"""run and bench find their programs in the current directory; --help and -v everywhere."""
+"""run and bench find their programs in the current directory; --help and -v everywhere.
+
+run and bench go through the real script: what they find depends on the
+current directory and the import path of the process, and the test
+process's own import path already holds this checkout.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from .conftest import fail, kvr, ok
+from kvruntime.cli import cli
+
+from .conftest import COMMANDS, fail, kvr, ok, script
 
 #: The kvruntime checkout (where examples/host.py is).
 CHECKOUT = Path(__file__).resolve().parents[2]
 
-COMMANDS = [
-    "run",
-    "ls",
-    "get",
-    "set",
-    "del",
-    "scan",
-    "send",
-    "dump",
-    "load",
-    "caps",
-    "repair",
-    "bench",
-]
-
 
 def test_run_and_bench_outside_a_checkout_say_what_is_missing(tmp_path: Path) -> None:
-    fail(kvr("run", home=tmp_path / "h", cwd=tmp_path), 1, "no demo host in")
-    fail(kvr("bench", home=None, cwd=tmp_path), 1, "no benchmarks in")
+    fail(script("run", home=tmp_path / "h", cwd=tmp_path), 1, "no demo host in")
+    fail(script("bench", home=None, cwd=tmp_path), 1, "no benchmarks in")
 
 
 def test_run_starts_examples_host_with_the_home(tmp_path: Path) -> None:
@@ -38,18 +31,18 @@ def test_run_starts_examples_host_with_the_home(tmp_path: Path) -> None:
     (tmp_path / "examples" / "host.py").write_text(
         "import sys\nif __name__ == '__main__':\n    print('host', sys.argv[1:])\n"
     )
-    out = ok(kvr("run", "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
+    out = ok(script("run", "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
     assert out == f"host ['--home', '{tmp_path / 'h'}']\n"
     for verbose in ("-v", "-vv"):
-        out = ok(kvr("run", verbose, "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
+        out = ok(script("run", verbose, "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
         assert out == f"host ['--home', '{tmp_path / 'h'}', '-v']\n"
 
 
 def test_run_v_shows_the_real_demo_hosts_log(tmp_path: Path) -> None:
-    quiet = kvr("run", "--home", str(tmp_path / "quiet"), home=None, cwd=CHECKOUT)
+    quiet = script("run", "--home", str(tmp_path / "quiet"), home=None, cwd=CHECKOUT)
     assert "examples ran and the runtime stopped" in ok(quiet)
     assert quiet.stderr == b""
-    loud = kvr("run", "-v", "--home", str(tmp_path / "loud"), home=None, cwd=CHECKOUT)
+    loud = script("run", "-v", "--home", str(tmp_path / "loud"), home=None, cwd=CHECKOUT)
     assert "examples ran and the runtime stopped" in ok(loud)  # the same run, its log on stderr
     err = loud.stderr.decode()
     assert "kvruntime.kv DEBUG: malformed request" in err  # the raw_wire example's bad request
@@ -61,9 +54,13 @@ def test_bench_runs_python_m_benchmarks_with_its_arguments(tmp_path: Path) -> No
     (tmp_path / "benchmarks" / "__main__.py").write_text(
         "import sys\nprint('bench', sys.argv[1:])\nsys.exit(7)\n"
     )
-    result = kvr("bench", "--quick", "-n", "3", home=None, cwd=tmp_path)
+    result = script("bench", "--quick", "-n", "3", home=None, cwd=tmp_path)
     assert result.returncode == 7
     assert result.stdout.decode() == "bench ['--quick', '-n', '3']\n"
+
+
+def test_the_list_of_commands_is_complete() -> None:
+    assert sorted(COMMANDS) == sorted(cli.commands)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -74,6 +71,9 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 
 
 def test_verbose_logs_to_stderr(home: Path) -> None:
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers))
     result = kvr("send", '{"package_id": "a:b.os", "db": "d", "action": "Open"}', "-vv", home=home)
     assert result.returncode == 0
     assert "DEBUG" in result.stderr.decode()
+    assert (root.level, root.handlers) == before  # the in-process run left no logging behind

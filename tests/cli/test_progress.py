@@ -1,4 +1,8 @@
-"""The progress bar of dump and load: drawn on a terminal (a pseudo-terminal), never in a pipe."""
+"""The progress bar of dump and load: drawn on a terminal, never on a stream that is not one.
+
+The terminal tests run the real script on a pseudo-terminal; without one
+the commands run in-process, their stderr a plain stream.
+"""
 
 from __future__ import annotations
 
