@@ -80,7 +80,6 @@ class Runtime:
     _kv: KvProcess | None = attrs.field(default=None, init=False)
     _kv_done: anyio.Event = attrs.field(factory=anyio.Event, init=False)
     _handles: dict[ProcessId, ProcessHandle] = attrs.Factory(dict)
-    _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
     #: The tasks of the spawned mains (invariant 3); each removes itself when done.
     _tasks: set[asyncio.Task[None]] = attrs.Factory(set)
 
@@ -153,7 +152,9 @@ class Runtime:
                     pid,
                     self.shutdown_grace,
                 )
-                bus.detach(self._slots.pop(pid))
+                slot = bus.slot(pid)
+                if slot is not None:
+                    bus.detach(slot)
                 self._handles.pop(pid, None)
                 handle._abandoned = True
                 handle._done.set()
@@ -203,7 +204,6 @@ class Runtime:
             raise
         handle = ProcessHandle(address=address)
         self._handles[pid] = handle
-        self._slots[pid] = slot
         ctx = ProcessContext(bus, slot)
         task = asyncio.get_running_loop().create_task(
             self._run_process(bus, handle, slot, main, ctx), name=str(pid)
@@ -219,15 +219,18 @@ class Runtime:
             with handle._scope:
                 await main(ctx)
                 handle._finished = True
-        except Exception as exc:  # a process's failure is its own, not the runtime's
+        except asyncio.CancelledError:
+            raise  # not from kill (its scope swallows that): the event loop is closing
+        except BaseException as exc:  # a process's failure is its own, not the runtime's
             log.error("process %s failed: %r", handle.address.process, exc)
-            handle._error = exc
+            handle._error = exc  # handed to whoever waits on the handle
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
         finally:
             bus.detach(slot)
             pid = handle.address.process
             if self._handles.get(pid) is handle:
                 del self._handles[pid]
-                del self._slots[pid]
             handle._done.set()
 
     def is_running(self, process_id: str | ProcessId) -> bool:

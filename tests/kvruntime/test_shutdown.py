@@ -70,3 +70,29 @@ async def test_exit_abandons_a_process_that_ignores_the_stop_after_the_grace(
 
         await (await rt.spawn("writer:app:pub.os", main)).wait()
         assert result == [b"v"]
+
+
+class Abort(BaseException):
+    """Not an Exception: what a test's ``pytest.fail`` or a stray GeneratorExit is like."""
+
+
+async def test_a_main_raising_a_base_exception_hands_it_to_its_handle_only(rt: Runtime) -> None:
+    async def aborts(ctx: ProcessContext) -> None:
+        raise Abort("gone")
+
+    handle = await rt.spawn("aborts:app:pub.os", aborts)
+    with pytest.raises(Abort, match="gone"):
+        await handle.wait()
+
+    async def write(ctx: ProcessContext) -> bytes:
+        db = await kv.open(ctx, ctx.package_id, "db")
+        await db.set(b"k", b"v")
+        return await db.get(b"k")
+
+    result: list[bytes] = []
+
+    async def main(ctx: ProcessContext) -> None:
+        result.append(await write(ctx))
+
+    await (await rt.spawn("writer:app:pub.os", main, request_capabilities=["kv:distro:sys"])).wait()
+    assert result == [b"v"]

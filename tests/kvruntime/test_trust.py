@@ -262,12 +262,49 @@ async def test_respond_takes_only_a_request_received_and_answers_it_once(rt: Run
     assert all("did not receive or has answered" in e for e in errors)
 
 
-async def test_the_bus_takes_an_answer_only_from_the_process_the_request_went_to(
-    rt: Runtime,
-) -> None:
-    """Below ``ctx.respond``: a response from anyone but the addressee is dropped."""
-    release = anyio.Event()
-    taken = anyio.Event()
+async def test_a_request_received_and_rewritten_cannot_answer_another(rt: Runtime) -> None:
+    """The attacker got a genuine request from the victim, and gives it the id of another.
+
+    ``respond`` lets it through (it did receive that request object), so the
+    bus itself must refuse: the other request went to another process.
+    """
+    release, taken = anyio.Event(), anyio.Event()
+    other: list[int] = []
+
+    async def slow(ctx: ProcessContext) -> None:
+        message = await ctx.receive()
+        assert isinstance(message, Request)
+        taken.set()
+        await release.wait()
+        await ctx.respond(message, b"real")
+
+    async def attacker(ctx: ProcessContext) -> None:
+        message = await ctx.receive()
+        assert isinstance(message, Request)
+        await taken.wait()
+        message.id = other[0]
+        await ctx.respond(message, b"forged")
+        release.set()
+
+    await rt.spawn("slow:svc:pub.os", slow, public=True)
+    await rt.spawn(ATTACKER, attacker, public=True)
+
+    async def victim(ctx: ProcessContext) -> list[tuple[int, bytes]]:
+        await ctx.send(ATTACKER, b"hello", expects_response=10)
+        other.append(await ctx.send("slow:svc:pub.os", b"ask", expects_response=10))
+        message = await ctx.receive()
+        answers = [(message.id, message.body)]
+        with anyio.move_on_after(0.1):
+            message = await ctx.receive()
+            answers.append((message.id, message.body))
+        return answers
+
+    assert await run_as(rt, VICTIM, victim, kv=False) == [(other[0], b"real")]
+
+
+async def test_the_bus_drops_an_answer_from_anyone_but_the_addressee(rt: Runtime) -> None:
+    """Below ``ctx.respond``, for a waiter of ``send_and_await_response``."""
+    release, taken = anyio.Event(), anyio.Event()
 
     async def slow(ctx: ProcessContext) -> None:
         message = await ctx.receive()
@@ -278,19 +315,22 @@ async def test_the_bus_takes_an_answer_only_from_the_process_the_request_went_to
 
     await rt.spawn("slow:svc:pub.os", slow, public=True)
 
-    async def client(ctx: ProcessContext) -> list[bytes]:
-        rid = await ctx.send("slow:svc:pub.os", b"ask", expects_response=10)
+    async def forge() -> None:
         await taken.wait()
-        bus_of(rt).respond(Response(id=rid, source=here(ATTACKER), target=ctx.our, body=b"forged"))
+        victim = here(VICTIM)
+        bus = bus_of(rt)
+        slot = bus.slot(victim.process)
+        assert slot is not None
+        [rid] = slot.waiters
+        bus.respond(Response(id=rid, source=here(ATTACKER), target=victim, body=b"forged"))
         release.set()
-        answers = []
-        message = await ctx.receive()
-        answers.append(message.body)
-        with anyio.move_on_after(0.1):
-            answers.append((await ctx.receive()).body)
-        return answers
 
-    assert await run_as(rt, APP, client, kv=False) == [b"real"]
+    async def victim(ctx: ProcessContext) -> bytes:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(forge)
+            return (await ctx.send_and_await_response("slow:svc:pub.os", b"ask")).body
+
+    assert await run_as(rt, VICTIM, victim, kv=False) == b"real"
 
 
 # --- 3. revocation that holds ----------------------------------------------------------
