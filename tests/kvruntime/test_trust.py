@@ -328,7 +328,8 @@ async def test_the_bus_drops_an_answer_from_anyone_but_the_addressee(rt: Runtime
     async def victim(ctx: ProcessContext) -> bytes:
         async with anyio.create_task_group() as tg:
             tg.start_soon(forge)
-            return (await ctx.send_and_await_response("slow:svc:pub.os", b"ask")).body
+            response = await ctx.send_and_await_response("slow:svc:pub.os", b"ask")
+        return response.body
 
     assert await run_as(rt, VICTIM, victim, kv=False) == b"real"
 
