@@ -115,7 +115,8 @@ class ProcessContext:
 
         Raises SendError when the target is not running, refuses the sender,
         or does not answer within ``timeout`` seconds (waiting for mailbox
-        room counts against the timeout).
+        room counts against the timeout); TypeError, before sending, when
+        ``body`` or ``blob`` is not bytes-like (they travel as exact bytes).
         """
         bus, slot = self._bus, self._slot
         request, target_slot = self._request(target, body, blob, metadata, capabilities, timeout)
@@ -151,6 +152,7 @@ class ProcessContext:
         With ``expects_response`` the answer arrives later through
         ``receive``; at most ``inflight_limit`` such answers may be pending,
         and a further send waits (as for a full mailbox) until one arrives.
+        Raises as ``send_and_await_response`` does, without the timeout.
         """
         bus, slot = self._bus, self._slot
         request, target_slot = self._request(
