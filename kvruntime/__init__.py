@@ -15,18 +15,26 @@ from __future__ import annotations
 from protocol.ids import Address, PackageId, ProcessId
 
 from . import client as kv
+from .capabilities import CapabilityStoreError, HomeInUse
 from .config import KvConfig
-from .errors import CapabilityNotHeld, ProcessKilled, RuntimeClosed, SendError, SendErrorKind
-from .kv_process import KV_PROCESS_ID
+from .errors import (
+    CapabilityNotHeld,
+    ProcessKilled,
+    RespondError,
+    RuntimeClosed,
+    SendError,
+    SendErrorKind,
+)
 from .message import Capability, Message, Request, Response
 from .process import ProcessContext, ProcessHandle
 from .runtime import Main, Runtime
 
 __all__ = [
-    "KV_PROCESS_ID",
     "Address",
     "Capability",
     "CapabilityNotHeld",
+    "CapabilityStoreError",
+    "HomeInUse",
     "KvConfig",
     "Main",
     "Message",
@@ -36,6 +44,7 @@ __all__ = [
     "ProcessId",
     "ProcessKilled",
     "Request",
+    "RespondError",
     "Response",
     "Runtime",
     "RuntimeClosed",

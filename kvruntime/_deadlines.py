@@ -22,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+from typing import TYPE_CHECKING
 
 from protocol.ids import Address
 
 from .errors import SendError, SendErrorKind
-from .message import Response
+
+if TYPE_CHECKING:
+    from .bus import Waiter
 
 __all__ = ["Deadlines"]
 
@@ -37,11 +40,11 @@ _Entry = tuple[float, int, Address, float]
 
 
 class Deadlines:
-    """Fails the futures in ``waiters`` (request id -> future) whose deadline passed."""
+    """Fails the futures in ``waiters`` (request id -> future, answerer) whose deadline passed."""
 
     __slots__ = ("_heap", "_timer", "_timer_at", "_waiters")
 
-    def __init__(self, waiters: dict[int, asyncio.Future[Response]]) -> None:
+    def __init__(self, waiters: dict[int, Waiter]) -> None:
         self._waiters = waiters
         self._heap: list[_Entry] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -80,8 +83,8 @@ class Deadlines:
         while heap and heap[0][0] <= now:
             _, request_id, target, timeout = heapq.heappop(heap)
             waiter = waiters.get(request_id)
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(
+            if waiter is not None and not waiter[0].done():
+                waiter[0].set_exception(
                     SendError(
                         SendErrorKind.TIMEOUT, f"no response from {target} within {timeout:g}s"
                     )

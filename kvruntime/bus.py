@@ -14,12 +14,23 @@ Invariants:
 3. A request reaches a non-public process only from a holder of that
    process's messaging capability, and carries only capabilities its
    sender holds; otherwise the sender gets ``SendError`` in its own task.
-   A receiver may save an attached capability only if its sender still
-   held it at delivery and nobody revoked it since (``withdraw_offers``).
-4. Requests from other nodes come in through ``deliver_from_network`` (the
+   Holders are Addresses: a request from another node passes the same
+   check (``deliver_from_network``), and holds nothing of a local process
+   that has its process id.
+4. A receiver may save an attached capability only while the process that
+   attached it still holds it: an offer records its offerer, ``save``
+   checks it again and consumes the offer, and ``withdraw_offers`` takes
+   back what a revoke or a removal took.
+5. A response is taken only from the process its request was delivered
+   to, once: each waiter (and each room reserved for a mailbox answer)
+   records the address of that process, and a response from anyone else
+   is dropped with a warning. ``ProcessContext.respond`` answers only a
+   request the bus delivered to it and that it has not answered
+   (``Request._answerer``), so a forgery fails in the forger's own task.
+6. Requests from other nodes come in through ``deliver_from_network`` (the
    seam a networking layer plugs into) and responses to them leave through
    ``network_outbox``; there is no network in this runtime.
-5. A process that ends (returns, fails or is killed) leaves no sender
+7. A process that ends (returns, fails or is killed) leaves no sender
    waiting on a request still queued in its mailbox: ``detach`` fails an
    awaiting sender with ``SendError(OFFLINE)`` at once, and frees the room a
    ``send`` with ``expects_response`` reserved (no message arrives for it).
@@ -33,7 +44,7 @@ import itertools
 import logging
 import math
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, TypeAlias
 
 import anyio
 import attrs
@@ -44,7 +55,7 @@ from ._deadlines import Deadlines
 from ._mailbox import Mailbox, MailboxClosed, MailboxFull
 from .capabilities import CapabilityStore
 from .errors import SendError, SendErrorKind
-from .message import Capability, Message, Request, Response
+from .message import Capability, Message, Request, Response, exact_bytes
 
 __all__ = ["MESSAGING", "Bus", "Slot", "messaging_capability"]
 
@@ -52,6 +63,9 @@ log = logging.getLogger("kvruntime.bus")
 
 #: The params of a messaging capability (as Hyperware spells it).
 MESSAGING: Final = '"messaging"'
+
+#: What ``send_and_await_response`` waits on, and who alone may answer (invariant 5).
+Waiter: TypeAlias = tuple[asyncio.Future[Response], Address]
 
 
 def messaging_capability(target: Address) -> Capability:
@@ -69,38 +83,43 @@ class Slot:
     #: Most responses this process may await through its mailbox at once.
     inflight_limit: int
     messaging_key: str = attrs.field(init=False)
-    #: Request id -> the future ``send_and_await_response`` waits on.
-    waiters: dict[int, asyncio.Future[Response]] = attrs.Factory(dict)
+    #: Request id -> the future ``send_and_await_response`` waits on, and the answerer.
+    waiters: dict[int, Waiter] = attrs.Factory(dict)
     #: When each of ``waiters`` times out.
     deadlines: Deadlines = attrs.field(init=False)
-    #: Request id -> deadline, for responses that go to the mailbox (``send`` with
-    #: ``expects_response``); a response after its deadline is dropped.
-    expected: dict[int, float] = attrs.Factory(dict)
+    #: Request id -> (deadline, answerer), for responses that go to the mailbox
+    #: (``send`` with ``expects_response``); a response after its deadline is dropped.
+    expected: dict[int, tuple[float, Address]] = attrs.Factory(dict)
     #: Responses put in the mailbox past its bound and not received yet; they
     #: count against ``inflight_limit`` until the process takes them.
     unread_responses: int = 0
     room: asyncio.Event = attrs.Factory(asyncio.Event)
-    #: Capabilities that arrived attached to messages, which the process may save.
-    offered: dict[str, Capability] = attrs.Factory(dict)
+    #: Capability key -> (capability, offerer): what arrived attached to a message
+    #: and may be saved while its offerer still holds it (invariant 4).
+    offered: dict[str, tuple[Capability, Address]] = attrs.Factory(dict)
 
     def __attrs_post_init__(self) -> None:
         self.messaging_key = messaging_capability(self.address).key
         self.deadlines = Deadlines(self.waiters)
 
-    async def reserve_response_room(self, request_id: int, timeout: float) -> None:
-        """Reserve mailbox room for the response to ``request_id``, waiting for a free one."""
+    async def reserve_response_room(
+        self, request_id: int, timeout: float, answerer: Address
+    ) -> None:
+        """Reserve mailbox room for ``answerer``'s response to ``request_id``, waiting for it."""
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
             expected = self.expected
             if len(expected) + self.unread_responses >= self.inflight_limit:
-                for rid in [r for r, deadline in expected.items() if deadline <= now]:
+                for rid in [r for r, (deadline, _) in expected.items() if deadline <= now]:
                     del expected[rid]
             if len(expected) + self.unread_responses < self.inflight_limit:
-                expected[request_id] = now + timeout
+                expected[request_id] = (now + timeout, answerer)
                 return
             self.room.clear()
-            wait = min(expected.values()) - now if expected else math.inf
+            wait = (
+                min(deadline for deadline, _ in expected.values()) - now if expected else math.inf
+            )
             with anyio.move_on_after(wait):
                 await self.room.wait()
 
@@ -134,14 +153,14 @@ class Bus:
         self._slots[pid] = slot
 
     def detach(self, slot: Slot) -> None:
-        """Unregister a process, close its mailbox and fail its waiters (invariant 5)."""
+        """Unregister a process, close its mailbox and fail its waiters (invariant 7)."""
         pid = slot.address.process
         if self._slots.get(pid) is slot:
             del self._slots[pid]
         for message in slot.mailbox.drain():
             if isinstance(message, Request):
                 self._unanswerable(message)
-        for fut in slot.waiters.values():
+        for fut, _ in slot.waiters.values():
             if not fut.done():
                 fut.set_exception(SendError(SendErrorKind.CLOSED, f"process {pid} ended"))
         slot.waiters.clear()
@@ -162,8 +181,8 @@ class Bus:
             return
         waiter = sender.waiters.pop(request.id, None)
         if waiter is not None:
-            if not waiter.done():
-                waiter.set_exception(
+            if not waiter[0].done():
+                waiter[0].set_exception(
                     SendError(
                         SendErrorKind.OFFLINE,
                         f"process {request.target} ended before answering request {request.id}",
@@ -184,24 +203,22 @@ class Bus:
         slot = self._slots.get(target.process)
         if slot is None:
             raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")
-        pid = sender.address.process
+        holder = sender.address
         caps = self.caps
-        if not slot.public and not caps.holds(pid, slot.messaging_key):
-            raise SendError(
-                SendErrorKind.FORBIDDEN,
-                f"{pid} may not message {target.process}: "
-                f"request the {target.process} capability when spawning it",
-            )
+        if not slot.public and not caps.holds(holder, slot.messaging_key):
+            raise _forbidden(holder, target)
         for cap in request.capabilities:
-            if not caps.holds(pid, cap.key):
+            if not caps.holds(holder, cap.key):
                 raise SendError(
                     SendErrorKind.CAPABILITY_NOT_HELD,
-                    f"{pid} attached a capability it does not hold: {cap.issuer} {cap.params}",
+                    f"{holder.process} attached a capability it does not hold: "
+                    f"{cap.issuer} {cap.params}",
                 )
         return slot
 
     def try_deliver(self, slot: Slot, request: Request) -> bool:
         """Queue ``request`` now if there is room; False if the sender must wait."""
+        request._answerer = slot
         try:
             slot.mailbox.put_nowait(request)
         except MailboxFull:
@@ -214,6 +231,7 @@ class Bus:
 
     async def deliver(self, slot: Slot, request: Request) -> None:
         """Queue ``request``, waiting for room (backpressure)."""
+        request._answerer = slot
         try:
             await slot.mailbox.put(request)
         except MailboxClosed:
@@ -222,7 +240,7 @@ class Bus:
             self._offer(slot, request)
 
     def respond(self, response: Response) -> None:
-        """Deliver ``response`` without blocking (invariant 2)."""
+        """Deliver ``response`` without blocking (invariants 2 and 5)."""
         target = response.target
         if target.node != self.node:
             try:
@@ -234,12 +252,21 @@ class Bus:
         if slot is None:
             log.debug("dropped response %d: %s is not running", response.id, target)
             return
-        waiter = slot.waiters.pop(response.id, None)
+        rid, source = response.id, response.source
+        waiter = slot.waiters.get(rid)
         if waiter is not None:
-            if not waiter.done():
-                waiter.set_result(response)
+            future, answerer = waiter
+            if answerer is not source and answerer != source:
+                return _refused(response, answerer)
+            del slot.waiters[rid]
+            if not future.done():
+                future.set_result(response)
             return
-        if slot.expected.pop(response.id, None) is not None:
+        expected = slot.expected.get(rid)
+        if expected is not None:
+            if expected[1] is not source and expected[1] != source:
+                return _refused(response, expected[1])
+            del slot.expected[rid]
             try:
                 slot.mailbox.put_reserved(response)
             except MailboxClosed:
@@ -248,29 +275,63 @@ class Bus:
             if response.capabilities:
                 self._offer(slot, response)
             return
-        log.debug("dropped response %d to %s: nobody waits for it", response.id, target)
+        log.debug("dropped response %d to %s: nobody waits for it", rid, target)
 
     async def deliver_from_network(self, request: Request) -> None:
-        """Hand in a request from another node (the networking layer's seam)."""
-        if request.source.node == self.node:
+        """Hand in a request from another node (the networking layer's seam).
+
+        Checked as a local request is (invariant 3): SendError when no process
+        runs at the target or the target is not public and the source does not
+        hold its messaging capability; TypeError when body or blob is not bytes.
+        """
+        source, target = request.source, request.target
+        if source.node == self.node:
             raise ValueError("deliver_from_network takes requests from other nodes only")
-        slot = self._slots.get(request.target.process)
+        request.body = exact_bytes(request.body, "body")
+        if request.blob is not None:
+            request.blob = exact_bytes(request.blob, "blob")
+        slot = self._slots.get(target.process) if target.node == self.node else None
         if slot is None:
-            raise SendError(SendErrorKind.OFFLINE, f"no process at {request.target}")
+            raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")
+        if not slot.public and not self.caps.holds(source, slot.messaging_key):
+            raise _forbidden(source, target)
         await self.deliver(slot, request)
 
-    def withdraw_offers(self, caps: Iterable[Capability]) -> None:
-        """Forget ``caps`` wherever a message offered them (they were revoked)."""
+    def withdraw_offers(self, caps: Iterable[Capability], *, of: Address | None = None) -> None:
+        """Forget offers of ``caps`` made to ``of`` (a revoked holder), or to anyone."""
         keys = [cap.key for cap in caps]
-        for slot in self._slots.values():
+        if of is None:
+            slots: Iterable[Slot] = self._slots.values()
+        else:
+            slot = self._slots.get(of.process) if of.node == self.node else None
+            slots = () if slot is None else (slot,)
+        for slot in slots:
             for key in keys:
                 slot.offered.pop(key, None)
 
     def _offer(self, slot: Slot, message: Request | Response) -> None:
         # Only what the sender holds *now* is offered: a capability revoked
         # while its message waited for room, or claimed by another node (whose
-        # processes hold nothing here), can never be saved.
-        caps, sender = self.caps, message.source.process
+        # addresses hold nothing here), is never offered.
+        caps, sender = self.caps, message.source
         for cap in message.capabilities:
             if caps.holds(sender, cap.key):
-                slot.offered[cap.key] = cap
+                slot.offered[cap.key] = (cap, sender)
+
+
+def _forbidden(holder: Address, target: Address) -> SendError:
+    return SendError(
+        SendErrorKind.FORBIDDEN,
+        f"{holder.process if holder.node == target.node else holder} may not message "
+        f"{target.process}: request the {target.process} capability when spawning it",
+    )
+
+
+def _refused(response: Response, answerer: Address) -> None:
+    log.warning(
+        "dropped a response to %s from %s: request %d went to %s",
+        response.target,
+        response.source,
+        response.id,
+        answerer,
+    )

@@ -1,64 +1,128 @@
-"""The capability store: which process holds which capability, kept under ``home``.
+"""The capability store: which address holds which capability, kept under ``home``.
 
 Invariants:
-1. The in-memory index and the LevelDB table agree after every call that
-   returns: a change is written (one atomic batch) before memory changes,
-   so a failed write leaves both as they were.
-2. Capabilities are held by ProcessIds, so a process restarted under the
-   same id keeps what it was granted.
+1. The in-memory index and the table agree after every call that returns: a
+   change is written (one atomic batch) before memory changes, so a failed
+   write leaves both as they were.
+2. Capabilities are held by Addresses (node and process): a process of
+   another node that reuses a local process id holds nothing of the local
+   one's. A process restarted under the same address keeps its grants.
 3. Lookups are by ``Capability.key`` (issuer plus canonical params), a str
-   whose hash Python caches: ``holds`` is a set lookup on the hot path.
+   whose hash Python caches, under an Address whose hash attrs caches:
+   ``holds`` is two dict lookups on the hot path.
+4. The table is a ``LevelDbStore``, the seam the kv dbs use. Every failure of
+   it or of the file system becomes ``CapabilityStoreError`` here (``HomeInUse``
+   when another runtime holds the table's lock), and a failed ``open`` leaves
+   nothing open.
+5. Rows are ``holder NUL issuer NUL params`` with an empty value, beside the
+   version row ``NUL "version"``. A table without one is version 1, written
+   when holders were ProcessIds: ``open`` rewrites its rows as this node's
+   Addresses, with the version row, in one atomic batch. A row that does not
+   parse is skipped (logged), kept, and never granted; a newer version is
+   refused.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
-import plyvel
 
-from protocol.ids import Address, IdError, ProcessId
+from protocol.ids import Address, ProcessId
 
 from .message import Capability
+from .store import LevelDbStore, Store, StoreError
 
-__all__ = ["CapabilityStore", "CapabilityStoreError"]
+__all__ = ["CapabilityStore", "CapabilityStoreError", "HomeInUse"]
+
+log = logging.getLogger("kvruntime.capabilities")
 
 _SEP = "\x00"
+_VERSION_KEY = b"\x00version"
+_VERSION = b"2"
+#: How LevelDB says another opener holds the table (``store.py`` hides the path as <db>).
+_LOCKED = re.compile(r"^\[[^\]]*\] lock \S*LOCK: ")
 
 
 class CapabilityStoreError(Exception):
-    """The capability table could not be read or written."""
+    """The capability table could not be opened, read or written."""
+
+
+class HomeInUse(CapabilityStoreError):
+    """Another runtime holds this home's capability table open."""
 
 
 @attrs.define(eq=False)
 class CapabilityStore:
-    """Grants, revokes and answers who holds what; persisted in LevelDB at ``path``."""
+    """Grants, revokes and answers who holds what; persisted in LevelDB at ``path``.
+
+    ``node`` is the node of the runtime that owns the table: the holders of a
+    version-1 table become its processes.
+    """
 
     path: Path
-    _db: plyvel.DB | None = attrs.field(default=None, init=False)
-    _held: defaultdict[ProcessId, dict[str, Capability]] = attrs.field(
-        init=False, factory=lambda: defaultdict(dict)
-    )
+    node: str
+    _db: Store | None = attrs.field(default=None, init=False)
+    _held: dict[Address, dict[str, Capability]] = attrs.field(init=False, factory=dict)
 
     def open(self) -> None:
         """Open (creating) the table and load it into memory. Blocking."""
-        self.path.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = plyvel.DB(str(self.path), create_if_missing=True)
-        except plyvel.Error as exc:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CapabilityStoreError(
+                f"cannot create the capability store at {self.path}: {exc}"
+            ) from exc
+        try:
+            db = LevelDbStore.open(self.path, label="capabilities", create=True)
+        except StoreError as exc:
+            if _LOCKED.match(exc.error.message):
+                raise HomeInUse(
+                    f"the capability store at {self.path} is in use by another runtime"
+                ) from exc
             raise CapabilityStoreError(
                 f"cannot open capability store at {self.path}: {exc}"
             ) from exc
-        for raw_key, _ in self._db.iterator():
-            process, issuer, params = raw_key.decode("utf-8").split(_SEP, 2)
-            try:
-                cap = Capability(issuer=Address.parse(issuer), params=params)
-                self._held[ProcessId.parse(process)][cap.key] = cap
-            except (IdError, ValueError):
-                continue  # written by nothing we know: leave it, never grant it
+        try:
+            self._load(db)
+        except StoreError as exc:
+            db.close()
+            raise CapabilityStoreError(
+                f"cannot read capability store at {self.path}: {exc}"
+            ) from exc
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+
+    def _load(self, db: Store) -> None:
+        version = db.get(_VERSION_KEY)
+        if version not in (None, _VERSION):
+            raise CapabilityStoreError(
+                f"capability store at {self.path} has version {version!r}, newer than this code"
+            )
+        legacy = version is None
+        migrated: list[tuple[bytes, bytes | None]] = []
+        skipped = 0
+        for key, _ in db.iterate():
+            if key == _VERSION_KEY:
+                continue
+            row = _parse(key, self.node if legacy else None)
+            if row is None:
+                skipped += 1  # written by nothing we know: leave it, never grant it
+                continue
+            holder, cap = row
+            self._held.setdefault(holder, {})[cap.key] = cap
+            if legacy:
+                migrated += [(key, None), (_row(holder, cap), b"")]
+        if skipped:
+            log.warning("capability store at %s: skipped %d unreadable rows", self.path, skipped)
+        if legacy:
+            db.write([*migrated, (_VERSION_KEY, _VERSION)], sync=True)
 
     def close(self) -> None:
         """Close the table."""
@@ -66,66 +130,78 @@ class CapabilityStore:
             self._db.close()
             self._db = None
 
-    def holds(self, process: ProcessId, key: str) -> bool:
-        """Whether ``process`` holds the capability whose ``Capability.key`` is ``key``."""
-        held = self._held.get(process)
+    def holds(self, holder: Address, key: str) -> bool:
+        """Whether ``holder`` holds the capability whose ``Capability.key`` is ``key``."""
+        held = self._held.get(holder)
         return held is not None and key in held
 
-    def held_by(self, process: ProcessId) -> list[Capability]:
-        """Every capability ``process`` holds."""
-        return list(self._held.get(process, {}).values())
+    def held_by(self, holder: Address) -> list[Capability]:
+        """Every capability ``holder`` holds."""
+        return list(self._held.get(holder, {}).values())
 
-    def holders(self) -> list[tuple[ProcessId, Capability]]:
-        """Every (process, capability) pair in the store."""
-        return [(p, c) for p, caps in self._held.items() for c in caps.values()]
+    def holders(self) -> list[tuple[Address, Capability]]:
+        """Every (holder, capability) pair in the store."""
+        return [(a, c) for a, caps in self._held.items() for c in caps.values()]
 
-    def grant(self, process: ProcessId, caps: Iterable[Capability]) -> None:
-        """Give ``caps`` to ``process`` (already held ones are no-ops)."""
-        held = self._held[process]
+    def grant(self, holder: Address, caps: Iterable[Capability]) -> None:
+        """Give ``caps`` to ``holder`` (already held ones are no-ops)."""
+        held = self._held.get(holder, {})
         new = [c for c in caps if c.key not in held]
         if not new:
             return
-        self._write(put=[(process, c) for c in new], delete=[])
+        self._write(put=[(holder, c) for c in new], delete=[])
+        held = self._held.setdefault(holder, held)
         for cap in new:
             held[cap.key] = cap
 
-    def revoke(self, process: ProcessId, caps: Iterable[Capability]) -> None:
-        """Take ``caps`` from ``process`` (ones it does not hold are no-ops)."""
-        held = self._held.get(process, {})
+    def revoke(self, holder: Address, caps: Iterable[Capability]) -> None:
+        """Take ``caps`` from ``holder`` (ones it does not hold are no-ops)."""
+        held = self._held.get(holder, {})
         gone = [c for c in caps if c.key in held]
         if not gone:
             return
-        self._write(put=[], delete=[(process, c) for c in gone])
+        self._write(put=[], delete=[(holder, c) for c in gone])
         for cap in gone:
             del held[cap.key]
 
     def revoke_everywhere(self, caps: Iterable[Capability]) -> int:
         """Take ``caps`` from every holder; return how many grants went."""
         keys = {c.key for c in caps}
-        gone = [(p, c) for p, held in self._held.items() for k, c in held.items() if k in keys]
+        gone = [(a, c) for a, held in self._held.items() for k, c in held.items() if k in keys]
         if gone:
             self._write(put=[], delete=gone)
-            for process, cap in gone:
-                del self._held[process][cap.key]
+            for holder, cap in gone:
+                del self._held[holder][cap.key]
         return len(gone)
 
     def _write(
-        self, *, put: list[tuple[ProcessId, Capability]], delete: list[tuple[ProcessId, Capability]]
+        self, *, put: list[tuple[Address, Capability]], delete: list[tuple[Address, Capability]]
     ) -> None:
         if self._db is None:
             raise CapabilityStoreError("the capability store is closed")
+        ops: list[tuple[bytes, bytes | None]] = [(_row(a, c), b"") for a, c in put]
+        ops += [(_row(a, c), None) for a, c in delete]
         try:
-            with self._db.write_batch(transaction=True) as batch:
-                for process, cap in put:
-                    batch.put(_row(process, cap), b"")
-                for process, cap in delete:
-                    batch.delete(_row(process, cap))
-        except plyvel.Error as exc:
+            self._db.write(ops)
+        except StoreError as exc:
             raise CapabilityStoreError(f"cannot write the capability store: {exc}") from exc
 
 
-def _row(process: ProcessId, cap: Capability) -> bytes:
-    return f"{process}{_SEP}{cap.issuer}{_SEP}{cap.params}".encode()
+def _row(holder: Address, cap: Capability) -> bytes:
+    return f"{holder}{_SEP}{cap.issuer}{_SEP}{cap.params}".encode()
+
+
+def _parse(key: bytes, legacy_node: str | None) -> tuple[Address, Capability] | None:
+    """The holder and capability of a row; with ``legacy_node``, a version-1 row."""
+    try:
+        holder, issuer, params = key.decode("utf-8").split(_SEP, 2)
+        if legacy_node is None:
+            address = Address.parse(holder)
+        else:
+            address = Address(node=legacy_node, process=ProcessId.parse(holder))
+        return address, Capability(issuer=Address.parse(issuer), params=params)
+    except ValueError:  # bad UTF-8, too few fields, a bad id (IdError), params not JSON
+        return None
 
 
 def describe(cap: Capability) -> str:

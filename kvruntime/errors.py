@@ -12,6 +12,7 @@ __all__ = [
     "CapabilityNotHeld",
     "ProcessKilled",
     "ProcessNotRunning",
+    "RespondError",
     "RuntimeClosed",
     "SendError",
     "SendErrorKind",
@@ -56,3 +57,7 @@ class ProcessKilled(RuntimeError):
 
 class CapabilityNotHeld(PermissionError):
     """A process tried to share or save a capability it does not hold."""
+
+
+class RespondError(RuntimeError):
+    """``respond`` was given a request this process did not receive or has answered already."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from protocol.ids import ProcessId
+from protocol.ids import Address, ProcessId
 from protocol.messages import (
     CapabilitiesResponse,
     IoError,
@@ -35,10 +35,12 @@ def revoke(kv: KvProcess, msg: Request, sender: ProcessId, db: DbKey, target: Pr
         return kv.fail(msg, MismatchingPackageId())
     if not kv.dbs.exists(package_id, name):
         return kv.fail(msg, NoDb(package_id=package_id, db=name))
+    caps, holder = kv.caps_of(package_id, name), Address(node=kv.bus.node, process=target)
     try:
-        kv.caps.revoke(target, kv.caps_of(package_id, name))
+        kv.caps.revoke(holder, caps)
     except CapabilityStoreError as exc:
         return kv.fail(msg, IoError(message=f"cannot revoke capabilities: {exc}"))
+    kv.bus.withdraw_offers(caps, of=holder)  # an offer it has not saved yet goes too
     # Its open transactions on the db go too: staged writes it may no
     # longer commit are dropped at once, and a later use answers NoTx.
     kv.txs.drop_owned(target, db)
@@ -52,8 +54,8 @@ def capabilities(kv: KvProcess, msg: Request, sender: ProcessId, db: DbKey) -> N
     if not exists and sender.belongs_to(package_id):
         return kv.fail(msg, NoDb(package_id=package_id, db=name))
     read_cap, write_cap = kv.caps_of(package_id, name)
-    read = kv.caps.holds(sender, read_cap.key)
-    write = kv.caps.holds(sender, write_cap.key)
+    read = kv.caps.holds(msg.source, read_cap.key)
+    write = kv.caps.holds(msg.source, write_cap.key)
     if not (read or write):
         return kv.fail(msg, NoReadCap())
     if not exists:

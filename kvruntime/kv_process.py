@@ -328,7 +328,7 @@ class KvProcess:
             except StoreError as exc:
                 return self._fail(msg, exc.error)
         try:
-            self.caps.grant(sender, self._caps_of(package_id, db))
+            self.caps.grant(msg.source, self._caps_of(package_id, db))
         except CapabilityStoreError as exc:
             log.error("cannot grant capabilities on [%s, %s]: %s", package_id, db, exc)
             return self._fail(msg, AddCapFailed())
@@ -369,7 +369,7 @@ class KvProcess:
             self._fail(msg, NoDb(package_id=package_id, db=db))
             return None
         read_cap, write_cap = self._caps_of(package_id, db)
-        if not self.caps.holds(sender, (write_cap if write else read_cap).key):
+        if not self.caps.holds(msg.source, (write_cap if write else read_cap).key):
             self._fail(msg, _NO_WRITE if write else _NO_READ)
             return None
         if store is not None:

@@ -2,6 +2,9 @@
 
 These are in-process values, never encoded: ``body`` and ``blob`` are the
 bytes of the application protocol (for kv:distro:sys, ``protocol.codec``).
+On the bus they are exact ``bytes``, never a subclass: ``exact_bytes`` makes
+them so where a message enters (``ProcessContext`` and the network seam), so
+what a receiver measures with ``len`` is what it stores.
 
 ``Request`` and ``Response`` are slotted ``attrs.define`` classes rather than
 frozen ones (STYLE rule 1), because they are built on every message: a frozen
@@ -17,13 +20,45 @@ elsewhere should name them.
 from __future__ import annotations
 
 import json
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
 from protocol.ids import Address
 
-__all__ = ["Capability", "Message", "Request", "Response", "canonical_json"]
+if TYPE_CHECKING:
+    from .bus import Slot
+
+__all__ = [
+    "BytesLike",
+    "Capability",
+    "Message",
+    "Request",
+    "Response",
+    "canonical_json",
+    "exact_bytes",
+]
+
+#: What a sender may pass as a body or blob; the bus carries it as exact ``bytes``.
+BytesLike: TypeAlias = bytes | bytearray | memoryview
+
+
+def exact_bytes(value: object, what: str) -> bytes:
+    """``value`` as exact ``bytes``: bytes-like values are copied once, anything else refused.
+
+    A ``bytes`` or ``bytearray`` subclass is copied from its real contents,
+    so an overridden ``__len__``, ``__bytes__`` or ``__getitem__`` cannot
+    lie about them. Raises TypeError naming ``what`` for anything else.
+    """
+    if type(value) is bytes:
+        return value
+    if isinstance(value, bytes):
+        return bytes.__getitem__(value, slice(None))  # a real copy, of the real length
+    if isinstance(value, bytearray):
+        return bytes(bytearray.copy(value))
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
 
 
 def canonical_json(text: str) -> str:
@@ -69,6 +104,10 @@ class Request:
     metadata: str | None = None
     capabilities: tuple[Capability, ...] = ()
     expects_response: float | None = None
+    #: The slot of the process this request was delivered to, until that process
+    #: answers it: set by the bus, checked and cleared by ``ProcessContext.respond``,
+    #: so a hand-built or already answered request cannot be answered.
+    _answerer: Slot | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
 
 @attrs.define(eq=True)

@@ -3,6 +3,17 @@
 A process is ``async def main(ctx) -> None``. Through ``ctx`` it sends
 requests (awaiting the response, or not), receives messages, answers
 requests, and handles the capabilities it holds.
+
+Invariants (the bus's, seen from the process; see ``bus.py``):
+1. What leaves through ``ctx`` is checked in the caller's own task: body and
+   blob are made exact ``bytes`` (``TypeError`` for anything not bytes-like),
+   the target must accept the sender, attached capabilities must be held.
+2. ``respond`` answers only a request delivered to this process and not yet
+   answered (``RespondError`` otherwise); the bus takes an answer only from
+   the process its request went to.
+3. A capability is saved only from an offer whose offerer still holds it,
+   and saving consumes the offer.
+4. Holders are Addresses: this process holds what ``ctx.our`` holds.
 """
 
 from __future__ import annotations
@@ -17,8 +28,8 @@ import attrs
 from protocol.ids import Address, PackageId, ProcessId
 
 from .bus import Bus, Slot
-from .errors import CapabilityNotHeld, ProcessKilled, SendError, SendErrorKind
-from .message import Capability, Message, Request, Response
+from .errors import CapabilityNotHeld, ProcessKilled, RespondError, SendError, SendErrorKind
+from .message import BytesLike, Capability, Message, Request, Response, exact_bytes
 
 __all__ = ["ProcessContext", "ProcessHandle", "Target"]
 
@@ -67,13 +78,17 @@ class ProcessContext:
     def _request(
         self,
         target: Target,
-        body: bytes,
-        blob: bytes | None,
+        body: BytesLike,
+        blob: BytesLike | None,
         metadata: str | None,
         capabilities: Iterable[Capability],
         expects_response: float | None,
     ) -> tuple[Request, Slot]:
         """A request from this process, and the slot of its target once the bus allows it."""
+        if type(body) is not bytes:
+            body = exact_bytes(body, "body")
+        if blob is not None and type(blob) is not bytes:
+            blob = exact_bytes(blob, "blob")
         request = Request(  # by position: this is the hot path (see message.py)
             self._bus.next_id(),
             self._slot.address,
@@ -89,9 +104,9 @@ class ProcessContext:
     async def send_and_await_response(
         self,
         target: Target,
-        body: bytes,
+        body: BytesLike,
         *,
-        blob: bytes | None = None,
+        blob: BytesLike | None = None,
         metadata: str | None = None,
         capabilities: Iterable[Capability] = (),
         timeout: float = 5.0,
@@ -100,13 +115,14 @@ class ProcessContext:
 
         Raises SendError when the target is not running, refuses the sender,
         or does not answer within ``timeout`` seconds (waiting for mailbox
-        room counts against the timeout).
+        room counts against the timeout); TypeError, before sending, when
+        ``body`` or ``blob`` is not bytes-like (they travel as exact bytes).
         """
         bus, slot = self._bus, self._slot
         request, target_slot = self._request(target, body, blob, metadata, capabilities, timeout)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Response] = loop.create_future()
-        slot.waiters[request.id] = waiter
+        slot.waiters[request.id] = (waiter, target_slot.address)
         slot.deadlines.add(loop, request.id, request.target, timeout)
         try:
             if not bus.try_deliver(target_slot, request):
@@ -124,9 +140,9 @@ class ProcessContext:
     async def send(
         self,
         target: Target,
-        body: bytes,
+        body: BytesLike,
         *,
-        blob: bytes | None = None,
+        blob: BytesLike | None = None,
         metadata: str | None = None,
         capabilities: Iterable[Capability] = (),
         expects_response: float | None = None,
@@ -136,13 +152,14 @@ class ProcessContext:
         With ``expects_response`` the answer arrives later through
         ``receive``; at most ``inflight_limit`` such answers may be pending,
         and a further send waits (as for a full mailbox) until one arrives.
+        Raises as ``send_and_await_response`` does, without the timeout.
         """
         bus, slot = self._bus, self._slot
         request, target_slot = self._request(
             target, body, blob, metadata, capabilities, expects_response
         )
         if expects_response is not None:
-            await slot.reserve_response_room(request.id, expects_response)
+            await slot.reserve_response_room(request.id, expects_response, target_slot.address)
         try:
             if not bus.try_deliver(target_slot, request):
                 await bus.deliver(target_slot, request)
@@ -160,17 +177,29 @@ class ProcessContext:
     async def respond(
         self,
         request: Request,
-        body: bytes,
+        body: BytesLike,
         *,
-        blob: bytes | None = None,
+        blob: BytesLike | None = None,
         metadata: str | None = None,
         capabilities: Iterable[Capability] = (),
     ) -> None:
-        """Answer ``request``."""
+        """Answer ``request``, a request this process received and has not answered yet.
+
+        Raises RespondError for any other request (one built by hand, or one
+        answered already), TypeError when body or blob is not bytes-like, and
+        CapabilityNotHeld for an attached capability this process does not hold.
+        """
+        if request._answerer is not self._slot:
+            raise RespondError(
+                f"{self.process_id} did not receive or has answered request {request.id}"
+            )
+        body = exact_bytes(body, "body")
+        blob = None if blob is None else exact_bytes(blob, "blob")
         caps = tuple(capabilities)
         for cap in caps:
-            if not self._bus.caps.holds(self.process_id, cap.key):
+            if not self._bus.caps.holds(self.our, cap.key):
                 raise CapabilityNotHeld(f"{self.process_id} does not hold {cap.params}")
+        request._answerer = None
         self._bus.respond(
             Response(
                 id=request.id,
@@ -185,23 +214,32 @@ class ProcessContext:
 
     def capabilities(self) -> list[Capability]:
         """Every capability this process holds."""
-        return self._bus.caps.held_by(self.process_id)
+        return self._bus.caps.held_by(self.our)
 
     def holds(self, capability: Capability) -> bool:
         """Whether this process holds ``capability``."""
-        return self._bus.caps.holds(self.process_id, capability.key)
+        return self._bus.caps.holds(self.our, capability.key)
 
     def save_capabilities(self, capabilities: Iterable[Capability]) -> None:
         """Keep capabilities that arrived attached to a message sent to this process.
 
-        Raises CapabilityNotHeld for one that no message offered.
+        Each offer is used up by saving it. Raises CapabilityNotHeld, saving
+        none, for one that no message offered (or whose offer was used or
+        withdrawn), or whose offerer no longer holds it.
         """
-        offered = self._slot.offered
+        offered, store = self._slot.offered, self._bus.caps
         caps = list(capabilities)
         for cap in caps:
-            if cap.key not in offered:
+            offer = offered.get(cap.key)
+            if offer is None:
                 raise CapabilityNotHeld(f"no message offered {cap.issuer} {cap.params}")
-        self._bus.caps.grant(self.process_id, caps)
+            if not store.holds(offer[1], cap.key):
+                raise CapabilityNotHeld(
+                    f"{cap.issuer} {cap.params} is no longer held by {offer[1]}, who offered it"
+                )
+        store.grant(self.our, caps)
+        for cap in caps:
+            offered.pop(cap.key, None)
 
     def share_capabilities(self, target: Target, capabilities: Iterable[Capability]) -> None:
         """Grant capabilities this process holds to the process at ``target``, at once.
@@ -215,7 +253,7 @@ class ProcessContext:
         for cap in caps:
             if not self.holds(cap):
                 raise CapabilityNotHeld(f"{self.process_id} does not hold {cap.params}")
-        self._bus.caps.grant(address.process, caps)
+        self._bus.caps.grant(address, caps)
 
 
 @attrs.define(eq=False)
@@ -227,6 +265,8 @@ class ProcessHandle:
     _done: anyio.Event = attrs.Factory(anyio.Event)
     _error: BaseException | None = None
     _finished: bool = False
+    #: Set when runtime exit gave up waiting for main (see ``Runtime.shutdown_grace``).
+    _abandoned: bool = False
 
     @property
     def running(self) -> bool:
@@ -234,10 +274,15 @@ class ProcessHandle:
         return not self._done.is_set()
 
     async def wait(self) -> None:
-        """Return when main returns; re-raise its error, or ProcessKilled if it was stopped."""
+        """Return when main returns; re-raise its error, or ProcessKilled if it was stopped
+        (or abandoned at shutdown)."""
         await self._done.wait()
         if self._error is not None:
             raise self._error
+        if self._abandoned:
+            raise ProcessKilled(
+                f"process {self.address.process} ignored the stop at shutdown and was abandoned"
+            )
         if not self._finished:
             raise ProcessKilled(f"process {self.address.process} was stopped")
 

@@ -1,26 +1,44 @@
 """The host runtime: owns the bus, the capability store and every process.
 
 Lifecycle (``async with Runtime(home=...) as rt``):
-- entry opens the capability store under ``{home}/kernel``, starts the bus
-  and the kv process at ``kv:distro:sys`` (storage under ``{home}/kv``);
-- exit stops the spawned processes (their mains are cancelled), then closes
-  the kv mailbox so the kv process answers everything already queued and
-  stops, then closes every database and the capability store.
-Nothing here is global: two runtimes on two homes run side by side.
+- entry opens the capability store under ``{home}/kernel`` (``HomeInUse`` if
+  another runtime holds it), starts the bus and the kv process at
+  ``kv:distro:sys`` (storage under ``{home}/kv``);
+- exit stops the spawned processes (their mains are cancelled) and waits for
+  them at most ``shutdown_grace`` seconds, then closes the kv mailbox so the
+  kv process answers everything already queued and stops, then closes every
+  database and the capability store.
+
+Invariants:
+1. Nothing here is global: two runtimes on two homes run side by side.
+2. The bus, the capability store and the kv process are private: no public
+   name hands them (or any process's mailbox) out. The host reads what it
+   needs as plain values (``list_dbs``, ``capability_holders``...).
+3. Exit is bounded. Each spawned main runs in an asyncio task of its own
+   that the Runtime owns, outside the task group of the kv process (a task
+   group cannot leave a child behind). Exit cancels every main and awaits
+   them for ``shutdown_grace`` seconds; a main still running then (one that
+   shields itself from cancellation) is *abandoned*: logged by process id,
+   detached from the bus (its sends fail, nothing reaches it), its handle
+   set to ProcessKilled, and its task left to the event loop, which cancels
+   it when it closes. That task is the one exception to structured
+   concurrency here, and only after the grace has run out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
 import anyio
 import anyio.to_thread
 import attrs
 
-from protocol.ids import Address, ProcessId
+from protocol.ids import Address, PackageId, ProcessId
 
 from ._mailbox import Mailbox
 from .bus import Bus, Slot, messaging_capability
@@ -28,16 +46,19 @@ from .capabilities import CapabilityStore
 from .config import KvConfig
 from .errors import RuntimeClosed
 from .kv_process import KV_PROCESS_ID, KvProcess
-from .message import Message, Request
+from .message import Capability, Message, Request, Response
 from .process import ProcessContext, ProcessHandle
 from .storage import Databases
 
-__all__ = ["Main", "Runtime"]
+__all__ = ["DEFAULT_NODE", "Main", "Runtime"]
 
 log = logging.getLogger("kvruntime.runtime")
 
 #: A process's code.
 Main = Callable[[ProcessContext], Awaitable[None]]
+
+#: The node a Runtime runs as unless told otherwise.
+DEFAULT_NODE: Final = "our.os"
 
 
 @attrs.define(eq=False)
@@ -45,40 +66,35 @@ class Runtime:
     """A node: the kernel pieces, the kv process, and the processes you spawn."""
 
     home: Path = attrs.field(converter=Path)
-    node: str = "our.os"
+    node: str = DEFAULT_NODE
     config: KvConfig = attrs.Factory(KvConfig)
     #: Mailbox bound of spawned processes.
     mailbox_capacity: int = 256
     #: Responses a spawned process may await through its mailbox at once.
     inflight_limit: int = 1024
+    #: Seconds exit waits for cancelled processes before abandoning them (invariant 3).
+    shutdown_grace: float = 5.0
 
     _tg: anyio.abc.TaskGroup | None = attrs.field(default=None, init=False)
     _bus: Bus | None = attrs.field(default=None, init=False)
     _kv: KvProcess | None = attrs.field(default=None, init=False)
     _kv_done: anyio.Event = attrs.field(factory=anyio.Event, init=False)
     _handles: dict[ProcessId, ProcessHandle] = attrs.Factory(dict)
-
-    @property
-    def bus(self) -> Bus:
-        """The bus (raises RuntimeClosed outside ``async with``)."""
-        if self._bus is None:
-            raise RuntimeClosed("the runtime is not running")
-        return self._bus
-
-    @property
-    def kv(self) -> KvProcess:
-        """The kv process (raises RuntimeClosed outside ``async with``)."""
-        if self._kv is None:
-            raise RuntimeClosed("the runtime is not running")
-        return self._kv
+    #: The tasks of the spawned mains (invariant 3); each removes itself when done.
+    _tasks: set[asyncio.Task[None]] = attrs.Factory(set)
 
     @property
     def kv_address(self) -> Address:
         """The address of kv:distro:sys on this node."""
         return Address(node=self.node, process=KV_PROCESS_ID)
 
+    def _running(self) -> tuple[Bus, KvProcess]:
+        if self._bus is None or self._kv is None:
+            raise RuntimeClosed("the runtime is not running")
+        return self._bus, self._kv
+
     async def __aenter__(self) -> Runtime:
-        caps = CapabilityStore(self.home / "kernel" / "capabilities")
+        caps = CapabilityStore(self.home / "kernel" / "capabilities", node=self.node)
         await anyio.to_thread.run_sync(caps.open)
         bus = Bus(node=self.node, caps=caps)
         dbs = Databases(
@@ -110,10 +126,7 @@ class Runtime:
         if tg is None or bus is None or kv is None:
             raise RuntimeClosed("__aexit__ without __aenter__")
         with anyio.CancelScope(shield=True):
-            for handle in list(self._handles.values()):
-                handle.kill()
-            for handle in list(self._handles.values()):
-                await handle._done.wait()
+            await self._stop_processes(bus)
             kv.slot.mailbox.close()  # kv answers what is queued, then stops
             await self._kv_done.wait()
         try:
@@ -123,11 +136,35 @@ class Runtime:
             bus.caps.close()
             self._tg = self._bus = self._kv = None
 
+    async def _stop_processes(self, bus: Bus) -> None:
+        """Cancel every spawned main; abandon those still running after the grace."""
+        handles = list(self._handles.values())
+        for handle in handles:
+            handle.kill()
+        with anyio.move_on_after(self.shutdown_grace):
+            for handle in handles:
+                await handle._done.wait()
+        for handle in handles:
+            if handle.running:
+                pid = handle.address.process
+                log.error(
+                    "process %s did not stop within %gs of shutdown: abandoned",
+                    pid,
+                    self.shutdown_grace,
+                )
+                slot = bus.slot(pid)
+                if slot is not None:
+                    bus.detach(slot)
+                self._handles.pop(pid, None)
+                handle._abandoned = True
+                handle._done.set()
+
     async def _run_kv(self) -> None:
+        bus, kv = self._running()
         try:
-            await self.kv.run()
+            await kv.run()
         finally:
-            self.bus.detach(self.kv.slot)
+            bus.detach(kv.slot)
             self._kv_done.set()
 
     async def spawn(
@@ -146,7 +183,7 @@ class Runtime:
         """
         if self._tg is None:
             raise RuntimeClosed("spawn needs a running runtime (use `async with Runtime(...)`)")
-        bus = self.bus
+        bus, _ = self._running()
         pid = process_id if isinstance(process_id, ProcessId) else ProcessId.parse(process_id)
         address = Address(node=self.node, process=pid)
         slot = Slot(
@@ -161,34 +198,70 @@ class Runtime:
             for target in request_capabilities
         ]
         try:
-            bus.caps.grant(pid, wanted)
+            bus.caps.grant(address, wanted)
         except BaseException:
             bus.detach(slot)
             raise
         handle = ProcessHandle(address=address)
         self._handles[pid] = handle
         ctx = ProcessContext(bus, slot)
-        self._tg.start_soon(self._run_process, handle, slot, main, ctx, name=str(pid))
+        task = asyncio.get_running_loop().create_task(
+            self._run_process(bus, handle, slot, main, ctx), name=str(pid)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return handle
 
     async def _run_process(
-        self, handle: ProcessHandle, slot: Slot, main: Main, ctx: ProcessContext
+        self, bus: Bus, handle: ProcessHandle, slot: Slot, main: Main, ctx: ProcessContext
     ) -> None:
         try:
             with handle._scope:
                 await main(ctx)
                 handle._finished = True
-        except Exception as exc:  # a process's failure is its own, not the runtime's
+        except asyncio.CancelledError:
+            raise  # not from kill (its scope swallows that): the event loop is closing
+        except BaseException as exc:  # a process's failure is its own, not the runtime's
             log.error("process %s failed: %r", handle.address.process, exc)
-            handle._error = exc
+            handle._error = exc  # handed to whoever waits on the handle
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
         finally:
-            self.bus.detach(slot)
-            self._handles.pop(handle.address.process, None)
+            bus.detach(slot)
+            pid = handle.address.process
+            if self._handles.get(pid) is handle:
+                del self._handles[pid]
             handle._done.set()
 
+    def is_running(self, process_id: str | ProcessId) -> bool:
+        """Whether a process runs at ``process_id`` (a spawned one, or kv:distro:sys)."""
+        bus, _ = self._running()
+        return bus.slot(_pid(process_id)) is not None
+
+    def list_dbs(self) -> list[tuple[PackageId, str]]:
+        """Every db on disk, as (package, name) pairs."""
+        return self._running()[1].dbs.list_dbs()
+
+    def db_path(self, package_id: PackageId, db: str) -> Path:
+        """Where the files of db ``db`` of ``package_id`` live under ``home``."""
+        return self._running()[1].dbs.path_for(package_id, db)
+
+    def capability_holders(self) -> list[tuple[Address, Capability]]:
+        """Every (holder, capability) pair granted on this node."""
+        return self._running()[0].caps.holders()
+
     async def deliver_from_network(self, request: Request) -> None:
-        """Hand in a request from another node, as a networking layer would."""
-        await self.bus.deliver_from_network(request)
+        """Hand in a request from another node, as a networking layer would.
+
+        It is checked as a local request is: SendError when the target does
+        not run, or is not public and the source does not hold its
+        messaging capability; TypeError when body or blob is not bytes.
+        """
+        await self._running()[0].deliver_from_network(request)
+
+    async def network_response(self) -> Response:
+        """The next response addressed to another node, for a networking layer to carry."""
+        return await self._running()[0].network_outbox.get()
 
 
 def _pid(target: str | ProcessId) -> ProcessId:

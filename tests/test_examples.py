@@ -197,7 +197,8 @@ def test_an_example_reports_an_unusable_home_in_one_line(tmp_path: Path) -> None
         check=False,
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("error: NotADirectoryError:")
+    assert result.stderr.startswith("error: CapabilityStoreError: cannot create")
+    assert "Not a directory" in result.stderr
     assert "Traceback" not in result.stderr
 
 

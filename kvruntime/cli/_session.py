@@ -30,7 +30,7 @@ from protocol.ids import PackageId, ProcessId
 from protocol.messages import Exists, IoError, LevelDbError
 
 from .. import kv
-from ..capabilities import CapabilityStoreError
+from ..capabilities import CapabilityStoreError, HomeInUse
 from ..client._exchange import request
 from ..errors import SendError
 from ..process import ProcessContext
@@ -92,9 +92,9 @@ def run_in_home(
     async def go() -> tuple[T | None, Exception | None]:
         try:
             runtime = await Runtime(home=home).__aenter__()
+        except HomeInUse:
+            raise home_in_use(home) from None
         except CapabilityStoreError as exc:
-            if "lock" in str(exc).lower():
-                raise home_in_use(home) from None
             raise CliError(f"cannot open home {home}: {exc}", EXIT_HOME) from None
         try:
             return await work(runtime), None
@@ -157,7 +157,7 @@ async def as_admin(
 ) -> T:
     """Run ``body(ctx)`` as ``process`` (default the admin process of ``package``)."""
     pid = process or admin_id(package)
-    if rt.bus.slot(pid) is not None:  # a process of the runtime itself, such as kv:distro:sys
+    if rt.is_running(pid):  # a process of the runtime itself, such as kv:distro:sys
         raise CliError(f"process {pid} is already running in the runtime: pick another", EXIT_USAGE)
     outcome: list[T] = []
     failure: list[Exception] = []

@@ -19,10 +19,10 @@ from protocol.ids import PackageId
 from protocol.messages import IoError, KvCapabilityParams, LevelDbError
 
 from .. import kv
-from ..capabilities import CapabilityStore, CapabilityStoreError
+from ..capabilities import CapabilityStore, CapabilityStoreError, HomeInUse
 from ..message import Capability
 from ..process import ProcessContext
-from ..runtime import Runtime
+from ..runtime import DEFAULT_NODE, Runtime
 from ..storage import Databases, NoSuchDb, StoreError
 from ._app import (
     EXIT_KV,
@@ -84,7 +84,7 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
 
     async def work(rt: Runtime) -> list[tuple[PackageId, str, int, int | str | None]]:
         by_package: defaultdict[PackageId, list[str]] = defaultdict(list)
-        for package, db in rt.kv.dbs.list_dbs():  # no kv action lists dbs: the runtime's own view
+        for package, db in rt.list_dbs():  # no kv action lists dbs: the runtime's own view
             by_package[package].append(db)
         rows: list[tuple[PackageId, str, int, int | str | None]] = []
         for package, names in by_package.items():
@@ -96,7 +96,7 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
 
             counts = await as_admin(rt, package, count) if max_count else [None] * len(names)
             for db, keys in zip(names, counts, strict=True):
-                size = _disk_usage(rt.kv.dbs.path_for(package, db))
+                size = _disk_usage(rt.db_path(package, db))
                 rows.append((package, db, size, keys))
         return rows
 
@@ -174,7 +174,8 @@ def caps(only: str | None, show_all: bool, as_json: bool, home: Path) -> None:
 
     async def work(rt: Runtime) -> list[tuple[str, str, str, str]]:
         rights: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
-        for process, cap in rt.bus.caps.holders():
+        for holder, cap in rt.capability_holders():
+            process = holder.process if holder.node == rt.node else holder
             params = _kv_params(cap) if cap.issuer == rt.kv_address else None
             if params is not None:
                 if wanted is None or params.package_id == wanted:
@@ -246,12 +247,12 @@ def repair(package: PackageId, db: str, yes: bool, home: Path) -> None:
       kvruntime repair my-app:publisher.os notes --yes
     """
     check_home(home, create=False)
-    store = CapabilityStore(caps_path(home))
+    store = CapabilityStore(caps_path(home), node=DEFAULT_NODE)  # the CLI's runtimes' node
     try:
         store.open()  # the home's lock: fails if a runtime is running
+    except HomeInUse:
+        raise home_in_use(home) from None
     except CapabilityStoreError as exc:
-        if "lock" in str(exc).lower():
-            raise home_in_use(home) from None
         raise CliError(f"cannot open home {home}: {exc}", EXIT_USAGE) from None
     try:
         dbs = Databases(root=home / "kv")

@@ -10,6 +10,7 @@ import pytest
 from kvruntime import ProcessContext, Runtime, kv
 from kvruntime.kv_process import kv_capability
 from tests.conftest import run_as
+from tests.internals import kv_of
 
 pytestmark = pytest.mark.anyio
 
@@ -210,7 +211,7 @@ async def test_revoke_drops_the_sharees_open_transactions_on_the_db(rt: Runtime)
         await other.set(b"k", b"kept", tx_id=kept)
         begun.set()
         await revoked.wait()
-        open_after_revoke = rt.kv.open_transactions
+        open_after_revoke = kv_of(rt).open_transactions
         without_cap = await _outcome(db.commit_tx(tx))  # step 5 (capability) comes first
         refused.set()
         await regranted.wait()

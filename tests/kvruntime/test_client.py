@@ -14,6 +14,7 @@ from kvruntime import Address, CapabilityNotHeld, PackageId, ProcessContext, Pro
 from kvruntime.client.errors import raise_kv_error
 from protocol import messages as m
 from tests.conftest import run_as
+from tests.internals import bus_of
 
 pytestmark = pytest.mark.anyio
 
@@ -124,13 +125,13 @@ async def test_chunks_over_the_limit_raise_before_anything_is_sent(rt: Runtime) 
             ctx, ctx.package_id, "db", key_codec=kv.BYTES, value_codec=kv.BYTES, max_value_bytes=10
         )
         pulled: list[int] = []
-        before = rt.bus.next_id()
+        before = bus_of(rt).next_id()
         with pytest.raises(
             kv.ValueTooLarge, match="value of 12 bytes exceeds the limit of 10"
         ) as caught:
             await small.set(b"k", chunks(b"012345", b"678901", b"never pulled", pulled=pulled))
         # No request was made: the bus handed out no message id in between.
-        assert rt.bus.next_id() == before + 1
+        assert bus_of(rt).next_id() == before + 1
         assert caught.value.error == m.ValueTooLarge(size=12, max=10)
         assert await db.get(b"k") == b"old"  # nothing was written
         return pulled
@@ -155,10 +156,10 @@ async def _refused_unsent(
     rt: Runtime, error: type[kv.KvError], call: typing.Awaitable[object]
 ) -> m.KvError:
     """Await ``call``; it must raise ``error`` without sending a request."""
-    before = rt.bus.next_id()
+    before = bus_of(rt).next_id()
     with pytest.raises(error) as caught:
         await call
-    assert rt.bus.next_id() == before + 1  # no message id handed out in between
+    assert bus_of(rt).next_id() == before + 1  # no message id handed out in between
     return caught.value.error
 
 

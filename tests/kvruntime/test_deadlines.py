@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from kvruntime._deadlines import Deadlines
+from kvruntime.bus import Waiter
 from kvruntime.errors import SendError, SendErrorKind
-from kvruntime.message import Response
 from protocol.ids import Address
 
 pytestmark = pytest.mark.anyio
@@ -16,18 +16,22 @@ pytestmark = pytest.mark.anyio
 TARGET = Address.parse("our@kv:distro:sys")
 
 
-def _waiters() -> tuple[asyncio.AbstractEventLoop, dict[int, asyncio.Future[Response]]]:
+def _waiters() -> tuple[asyncio.AbstractEventLoop, dict[int, Waiter]]:
     return asyncio.get_running_loop(), {}
+
+
+def _pending(loop: asyncio.AbstractEventLoop) -> Waiter:
+    return loop.create_future(), TARGET
 
 
 async def test_a_pending_waiter_fails_with_timeout_at_its_deadline() -> None:
     loop, waiters = _waiters()
     deadlines = Deadlines(waiters)
-    waiters[1] = loop.create_future()
+    waiters[1] = _pending(loop)
     started = loop.time()
     deadlines.add(loop, 1, TARGET, 0.05)
     with pytest.raises(SendError) as caught:
-        await waiters[1]
+        await waiters[1][0]
     assert caught.value.kind is SendErrorKind.TIMEOUT
     assert "within 0.05s" in str(caught.value)
     assert loop.time() - started >= 0.05 - 0.002  # the loop's clock granularity
@@ -36,9 +40,9 @@ async def test_a_pending_waiter_fails_with_timeout_at_its_deadline() -> None:
 async def test_answered_waiters_are_left_alone() -> None:
     loop, waiters = _waiters()
     deadlines = Deadlines(waiters)
-    waiters[1] = loop.create_future()
+    waiters[1] = _pending(loop)
     deadlines.add(loop, 1, TARGET, 0.01)
-    waiters.pop(1).set_result(None)  # type: ignore[arg-type]
+    waiters.pop(1)[0].set_result(None)  # type: ignore[arg-type]
     await asyncio.sleep(0.03)  # the timer fired, found nothing pending
     assert len(deadlines) == 0
 
@@ -46,12 +50,12 @@ async def test_answered_waiters_are_left_alone() -> None:
 async def test_a_shorter_timeout_after_a_longer_one_fires_first() -> None:
     loop, waiters = _waiters()
     deadlines = Deadlines(waiters)
-    waiters[1], waiters[2] = loop.create_future(), loop.create_future()
+    waiters[1], waiters[2] = _pending(loop), _pending(loop)
     deadlines.add(loop, 1, TARGET, 30.0)
     deadlines.add(loop, 2, TARGET, 0.02)
     with pytest.raises(SendError):
-        await waiters[2]
-    assert not waiters[1].done()
+        await waiters[2][0]
+    assert not waiters[1][0].done()
     deadlines.close()
 
 
@@ -59,7 +63,7 @@ async def test_the_heap_stays_proportional_to_what_is_pending() -> None:
     loop, waiters = _waiters()
     deadlines = Deadlines(waiters)
     for request_id in range(10_000):  # each answered before the next is sent
-        waiters[request_id] = loop.create_future()
+        waiters[request_id] = _pending(loop)
         deadlines.add(loop, request_id, TARGET, 5.0)
         del waiters[request_id]
     assert len(deadlines) <= 2 * len(waiters) + 64 + 1
@@ -69,9 +73,9 @@ async def test_the_heap_stays_proportional_to_what_is_pending() -> None:
 async def test_close_stops_the_timer() -> None:
     loop, waiters = _waiters()
     deadlines = Deadlines(waiters)
-    waiters[1] = loop.create_future()
+    waiters[1] = _pending(loop)
     deadlines.add(loop, 1, TARGET, 0.01)
     deadlines.close()
     await asyncio.sleep(0.03)
-    assert not waiters[1].done()
+    assert not waiters[1][0].done()
     assert len(deadlines) == 0

@@ -14,7 +14,8 @@ import attrs
 import plyvel
 import pytest
 
-from kvruntime import KV_PROCESS_ID, KvConfig, ProcessContext, Response, Runtime, kv
+from kvruntime import KvConfig, ProcessContext, Response, Runtime, kv
+from kvruntime.kv_process import KV_PROCESS_ID
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
 from protocol.messages import (

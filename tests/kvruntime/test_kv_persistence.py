@@ -8,8 +8,8 @@ import anyio
 import plyvel
 import pytest
 
-from kvruntime import KV_PROCESS_ID, KvConfig, ProcessContext, Response, Runtime, kv
-from kvruntime.kv_process import kv_capability
+from kvruntime import KvConfig, ProcessContext, Response, Runtime, kv
+from kvruntime.kv_process import KV_PROCESS_ID, kv_capability
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
 from protocol.messages import (
@@ -26,6 +26,7 @@ from protocol.messages import (
     Set,
 )
 from tests.conftest import run_as
+from tests.internals import caps_of, kv_of
 
 pytestmark = pytest.mark.anyio
 
@@ -241,7 +242,7 @@ async def test_more_dbs_than_may_be_open_keep_every_value(rt: Runtime) -> None:
         assert [await dbs[0].get(b"tx %d" % r) for r in range(4)] == [b"staged"] * 4
 
     await run_as(rt, APP, body)
-    assert sum(rt.kv.dbs.get(PKG, name) is not None for name in names) <= 2
+    assert sum(kv_of(rt).dbs.get(PKG, name) is not None for name in names) <= 2
 
     async def remove_evicted(ctx: ProcessContext) -> None:
         await kv.remove_db(ctx, PKG, "db1")  # closed by now: evicted long ago
@@ -249,7 +250,7 @@ async def test_more_dbs_than_may_be_open_keep_every_value(rt: Runtime) -> None:
             await kv.handle(ctx, PKG, "db1").get(b"round 0")
         assert await kv.handle(ctx, PKG, "db4").get(b"round 3") == b"3 in db4"
 
-    assert rt.kv.dbs.get(PKG, "db1") is None
+    assert kv_of(rt).dbs.get(PKG, "db1") is None
     await run_as(rt, APP, remove_evicted)
     assert not db_dir(rt.home, "db1").exists()
 
@@ -299,7 +300,7 @@ async def test_a_failing_capability_store_answers_add_cap_failed(rt: Runtime) ->
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, PKG, "db")
         await db.set(b"k", b"v")
-        rt.bus.caps.close()  # the capability table can no longer be written
+        caps_of(rt).close()  # the capability table can no longer be written
         with pytest.raises(kv.AddCapFailed, match="failed to generate capability for new DB"):
             await kv.open(ctx, PKG, "new")
         request = encode_request(KvRequest(package_id=PKG, db="new", action=Open()))

@@ -14,7 +14,6 @@ import msgpack
 import pytest
 
 from kvruntime import (
-    KV_PROCESS_ID,
     Address,
     CapabilityNotHeld,
     KvConfig,
@@ -26,7 +25,8 @@ from kvruntime import (
     SendErrorKind,
     kv,
 )
-from kvruntime.kv_process import kv_capability
+from kvruntime.bus import messaging_capability
+from kvruntime.kv_process import KV_PROCESS_ID, kv_capability
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
 from protocol.messages import (
@@ -53,6 +53,7 @@ from protocol.messages import (
     ValueTooLarge,
 )
 from tests.conftest import run_as
+from tests.internals import bus_of, caps_of
 
 pytestmark = pytest.mark.anyio
 
@@ -119,6 +120,9 @@ async def test_remote_senders_are_refused_after_decoding(rt: Runtime) -> None:
     def body(action: KvAction, db: str = "db") -> bytes:
         return encode_request(KvRequest(package_id=PKG_A, db=db, action=action))
 
+    # The network seam checks messaging as the bus does: only a remote holder of
+    # kv's messaging capability reaches kv, which still refuses it.
+    caps_of(rt).grant(remote, [messaging_capability(rt.kv_address)])
     not_allowed, malformed = RemoteNotAllowed(), MalformedRequest()
     cases: list[tuple[bytes, bytes | None, KvError]] = [
         (body(Get(key=b"k")), None, not_allowed),
@@ -131,7 +135,7 @@ async def test_remote_senders_are_refused_after_decoding(rt: Runtime) -> None:
     ]
     for raw_body, blob, expected in cases:
         request = Request(
-            id=rt.bus.next_id(),
+            id=bus_of(rt).next_id(),
             source=remote,
             target=rt.kv_address,
             body=raw_body,
@@ -141,7 +145,7 @@ async def test_remote_senders_are_refused_after_decoding(rt: Runtime) -> None:
         )
         await rt.deliver_from_network(request)
         with anyio.fail_after(5):
-            response = await rt.bus.network_outbox.get()
+            response = await rt.network_response()
         assert (response.id, response.target) == (request.id, remote)
         assert response.metadata is None
         assert decode_response(response.body) == ErrResponse(error=expected)

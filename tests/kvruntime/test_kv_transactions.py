@@ -9,7 +9,8 @@ import anyio
 import attrs
 import pytest
 
-from kvruntime import KV_PROCESS_ID, KvConfig, ProcessContext, Runtime, kv
+from kvruntime import KvConfig, ProcessContext, Runtime, kv
+from kvruntime.kv_process import KV_PROCESS_ID
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
 from protocol.messages import (
@@ -24,6 +25,7 @@ from protocol.messages import (
     TransactionTooLarge,
 )
 from tests.conftest import run_as
+from tests.internals import kv_of
 
 pytestmark = pytest.mark.anyio
 
@@ -246,12 +248,12 @@ async def test_the_sweeper_expires_transactions_nobody_looks_up(home: Path) -> N
 
     async with Runtime(home=home, config=config) as rt:
         await run_as(rt, APP, body)
-        assert rt.kv.open_transactions == 5
+        assert kv_of(rt).open_transactions == 5
         for _ in range(100):  # the sweeper runs every 0.1 s here; allow 5 s on a loaded machine
-            if not rt.kv.open_transactions:
+            if not kv_of(rt).open_transactions:
                 break
             await anyio.sleep(0.05)
-        assert rt.kv.open_transactions == 0
+        assert kv_of(rt).open_transactions == 0
 
 
 async def test_begin_tx_answers_a_fresh_unguessable_id(rt: Runtime) -> None:

@@ -20,6 +20,7 @@ from kvruntime import (
     SendError,
 )
 from kvruntime.bus import Bus
+from tests.internals import bus_of
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +44,7 @@ async def echo(ctx: ProcessContext) -> None:
 async def _queued(rt: Runtime, process: ProcessId, count: int) -> None:
     """Check, once every task waits, that ``count`` messages sit in ``process``'s mailbox."""
     await anyio.wait_all_tasks_blocked()
-    slot = rt.bus.slot(process)
+    slot = bus_of(rt).slot(process)
     assert slot is not None
     assert len(slot.mailbox) == count
 
@@ -130,7 +131,7 @@ async def test_a_queued_request_whose_sender_ended_first_goes_with_the_mailbox(
 ) -> None:
     """Nobody is left to tell: the request is dropped, not kept in the closed mailbox."""
     async with Runtime(home=home) as rt:
-        bus: Bus = rt.bus
+        bus: Bus = bus_of(rt)
         go = anyio.Event()
 
         async def target(ctx: ProcessContext) -> None:

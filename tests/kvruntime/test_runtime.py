@@ -17,6 +17,7 @@ from kvruntime import (
     Address,
     Capability,
     CapabilityNotHeld,
+    HomeInUse,
     KvConfig,
     PackageId,
     ProcessContext,
@@ -31,11 +32,11 @@ from kvruntime import (
     SendErrorKind,
     kv,
 )
-from kvruntime.capabilities import CapabilityStoreError
 from kvruntime.kv_process import kv_capability
 from protocol.codec import decode_response, encode_request
 from protocol.messages import KvRequest, OkResponse, Open, Set
 from tests.conftest import run_as
+from tests.internals import bus_of
 
 pytestmark = pytest.mark.anyio
 
@@ -149,7 +150,7 @@ async def test_wait_raises_process_killed_when_killed(rt: Runtime) -> None:
         await handle.wait()
     assert cleaned_up.is_set()
     assert not handle.running
-    assert rt.bus.slot(ProcessId.parse("app:pkg:pub.os")) is None
+    assert bus_of(rt).slot(ProcessId.parse("app:pkg:pub.os")) is None
 
 
 async def test_processes_still_running_at_exit_are_killed(home: Path) -> None:
@@ -161,7 +162,7 @@ async def test_processes_still_running_at_exit_are_killed(home: Path) -> None:
     with pytest.raises(RuntimeClosed):
         await rt.spawn("late:pkg:pub.os", forever)
     with pytest.raises(RuntimeClosed):
-        _ = rt.bus
+        rt.list_dbs()
 
 
 async def test_spawn_refuses_a_running_id_and_a_stopped_runtime(rt: Runtime, home: Path) -> None:
@@ -584,7 +585,7 @@ async def test_a_slow_receiver_makes_senders_wait(home: Path) -> None:
         receiver = await start(rt, str(sink_id), sink, caps=[], public=True)
         producer = await start(rt, "producer:app:pub.os", sender, caps=[])
         await anyio.wait_all_tasks_blocked()
-        slot = rt.bus.slot(sink_id)
+        slot = bus_of(rt).slot(sink_id)
         assert slot is not None
         assert sent == [0, 1, 2, 3]  # the fifth send waits for room
         assert len(slot.mailbox) == 4 == slot.mailbox.capacity
@@ -718,7 +719,7 @@ async def test_two_runtimes_on_two_homes_side_by_side(tmp_path: Path) -> None:
 
 async def test_one_home_serves_one_runtime_at_a_time(home: Path) -> None:
     async with Runtime(home=home) as first:
-        with pytest.raises(CapabilityStoreError, match="cannot open capability store"):
+        with pytest.raises(HomeInUse, match="in use by another runtime"):
             async with Runtime(home=home):
                 raise AssertionError("a second runtime entered a home in use")
 

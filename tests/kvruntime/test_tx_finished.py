@@ -7,6 +7,7 @@ import pytest
 
 from kvruntime import ProcessContext, Runtime, kv
 from tests.conftest import run_as
+from tests.internals import kv_of
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +28,7 @@ async def test_rollback_applies_nothing_and_ends_the_transaction(rt: Runtime) ->
             await db.rollback_tx(tx)
 
     await run_as(rt, OWNER, body)
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_reads_inside_a_transaction_see_its_own_writes(rt: Runtime) -> None:
@@ -195,7 +196,7 @@ async def test_transact_retries_conflicts_until_it_commits(rt: Runtime) -> None:
         return await (await kv.open(ctx, ctx.package_id, "t")).get(b"n")
 
     assert await run_as(rt, OWNER, total) == b"%d" % (senders * each)
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_transact_gives_up_after_its_retries_and_rolls_back_on_error(rt: Runtime) -> None:
@@ -222,7 +223,7 @@ async def test_transact_gives_up_after_its_retries_and_rolls_back_on_error(rt: R
         return attempts
 
     assert await run_as(rt, OWNER, body) == 3
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_tx_reads_and_rollback_check_ownership_and_capability(rt: Runtime) -> None:

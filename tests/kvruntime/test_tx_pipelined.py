@@ -13,6 +13,7 @@ from protocol.blobs import encode_writes
 from protocol.ids import PackageId
 from protocol.messages import CommitBatch, KvAction, KvResponse, WriteBatch
 from tests.conftest import run_as
+from tests.internals import kv_of
 
 pytestmark = pytest.mark.anyio
 
@@ -66,7 +67,7 @@ async def test_writes_only_is_one_atomic_write_batch(rt: Runtime) -> None:
         assert [i async for i in db.scan()] == [(b"a", b"1"), (b"b", b"2"), (b"kept", b"y")]
 
     await run_as(rt, OWNER, body)
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_a_read_makes_the_exit_one_commit_batch(rt: Runtime) -> None:
@@ -83,7 +84,7 @@ async def test_a_read_makes_the_exit_one_commit_batch(rt: Runtime) -> None:
         assert await db.get_many([b"n", b"log"]) == [b"42", b"incremented"]
 
     await run_as(rt, OWNER, body)
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_an_empty_block_sends_nothing_and_a_read_only_one_commits_empty(
@@ -100,7 +101,7 @@ async def test_an_empty_block_sends_nothing_and_a_read_only_one_commits_empty(
         assert calls == ["BeginTx", "TxExists", "CommitBatch"]
 
     await run_as(rt, OWNER, body)
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ async def test_a_refused_write_applies_nothing(rt: Runtime, with_read: bool) -> 
         assert [i async for i in db.scan()] == [(b"k", b"before")]
 
     await run_as(rt, OWNER, body)
-    assert rt.kv.open_transactions == 0  # the server transaction was rolled back
+    assert kv_of(rt).open_transactions == 0  # the server transaction was rolled back
 
 
 async def test_an_exception_in_the_block_applies_nothing_and_rolls_back(rt: Runtime) -> None:
@@ -188,7 +189,7 @@ async def test_an_exception_in_the_block_applies_nothing_and_rolls_back(rt: Runt
 
         with pytest.raises(ValueError, match="changed my mind"):
             await block()
-        assert rt.kv.open_transactions == 0
+        assert kv_of(rt).open_transactions == 0
         assert [i async for i in db.scan()] == [(b"k", b"v")]
         with pytest.raises(RuntimeError, match="has ended"):
             tx.set(b"k", b"late")
@@ -231,7 +232,7 @@ async def test_a_conflicting_commit_batch_applies_nothing(rt: Runtime) -> None:
     handle = await rt.spawn(OTHER, b, request_capabilities=["kv:distro:sys"])
     await run_as(rt, OWNER, a)
     await handle.wait()
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_a_write_batch_is_seen_by_the_conflict_check(rt: Runtime) -> None:
@@ -377,7 +378,7 @@ async def test_a_batch_over_the_item_bound_is_refused(rt: Runtime) -> None:
         assert [k async for k in db.keys()] == []
 
     await run_as(rt, OWNER, body)
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_a_transaction_larger_than_one_batch_is_sent_in_chunks_and_commits_whole(
@@ -393,7 +394,7 @@ async def test_a_transaction_larger_than_one_batch_is_sent_in_chunks_and_commits
         assert len([k async for k in db.keys()]) == 120
 
     await run_as(rt, OWNER, body)
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_transaction_too_large_applies_nothing(rt: Runtime) -> None:
@@ -414,7 +415,7 @@ async def test_transaction_too_large_applies_nothing(rt: Runtime) -> None:
         assert [k async for k in db.keys()] == []
 
     await run_as(rt, OWNER, body)
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_a_staging_refusal_keeps_the_transaction_open_and_unchanged(rt: Runtime) -> None:
@@ -444,7 +445,7 @@ async def test_a_staging_refusal_keeps_the_transaction_open_and_unchanged(rt: Ru
             await db.commit_tx(tx)
 
     await run_as(rt, OWNER, body)
-    assert rt.kv.open_transactions == 0
+    assert kv_of(rt).open_transactions == 0
 
 
 async def test_an_unknown_transaction_is_no_tx(rt: Runtime) -> None:

@@ -14,7 +14,6 @@ import anyio
 import pytest
 
 from kvruntime import (
-    KV_PROCESS_ID,
     Address,
     CapabilityNotHeld,
     ProcessContext,
@@ -23,11 +22,12 @@ from kvruntime import (
     Runtime,
     kv,
 )
-from kvruntime.kv_process import kv_capability
+from kvruntime.kv_process import KV_PROCESS_ID, kv_capability
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
 from protocol.messages import ErrResponse, Get, KvRequest, MalformedRequest, Open, RemoveDb
 from tests.conftest import run_as
+from tests.internals import bus_of
 from tests.reliability.conftest import Figures
 
 pytestmark = pytest.mark.anyio
@@ -219,7 +219,7 @@ async def test_a_capability_attached_by_another_node_cannot_be_saved(
     forged = kv_capability(rt.node, "write", PKG, "db")
     await rt.deliver_from_network(
         Request(
-            id=rt.bus.next_id(),
+            id=bus_of(rt).next_id(),
             source=Address(node="evil.os", process=ProcessId.parse("x:evil:evil.os")),
             target=Address(node=rt.node, process=ProcessId.parse(OUTSIDER)),
             body=b"take this",

@@ -29,6 +29,7 @@ from protocol.codec import DecodeError, decode_request, decode_response
 from protocol.golden import load_golden_vectors
 from protocol.messages import ErrResponse, MalformedRequest, Set
 from tests.conftest import run_as
+from tests.internals import bus_of, kv_of
 from tests.reliability.conftest import Figures
 
 pytestmark = pytest.mark.anyio
@@ -165,7 +166,7 @@ _ids = itertools.count()
 
 async def _fuzz_examples(rt: Runtime, batch: list[tuple[bytes, bytes | None]]) -> None:
     n = next(_ids)
-    kv_process = rt.kv
+    kv_process = kv_of(rt)
     problems: list[str] = []
 
     async def good(ctx: ProcessContext) -> None:
@@ -184,8 +185,8 @@ async def _fuzz_examples(rt: Runtime, batch: list[tuple[bytes, bytes | None]]) -
         tg.start_soon(run_as, rt, f"good{n}:good:test.os", good)
         tg.start_soon(run_as, rt, f"fuzz{n}:fuzz:test.os", hostile)
     assert not problems, problems
-    assert rt.kv is kv_process, "the kv process was replaced"
-    assert rt.bus.slot(kv_process.slot.address.process) is kv_process.slot, "kv died"
+    assert kv_of(rt) is kv_process, "the kv process was replaced"
+    assert bus_of(rt).slot(kv_process.slot.address.process) is kv_process.slot, "kv died"
 
 
 def _settings(examples: int) -> settings:

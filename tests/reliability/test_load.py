@@ -14,11 +14,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from kvruntime import KV_PROCESS_ID, KvConfig, ProcessContext, ProcessId, Request, Runtime, kv
+from kvruntime import KvConfig, ProcessContext, ProcessId, Request, Runtime, kv
+from kvruntime.kv_process import KV_PROCESS_ID
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
 from protocol.messages import KvRequest, OkResponse, Set
 from tests.conftest import run_as
+from tests.internals import bus_of, kv_of
 from tests.reliability.conftest import Figures
 
 pytestmark = pytest.mark.anyio
@@ -75,9 +77,9 @@ class Watch:
     async def run(self) -> None:
         while True:
             self.peak_rss = max(self.peak_rss, rss_mib())
-            self.peak_kv_queue = max(self.peak_kv_queue, len(self.rt.kv.slot.mailbox))
+            self.peak_kv_queue = max(self.peak_kv_queue, len(kv_of(self.rt).slot.mailbox))
             for pid in ("flood:load:test.os", "slow:load:test.os"):
-                slot = self.rt.bus.slot(pid_of(pid))
+                slot = bus_of(self.rt).slot(pid_of(pid))
                 if slot is not None:
                     self.peak_inflight = max(self.peak_inflight, len(slot.expected))
             await anyio.sleep(0.005)
@@ -107,7 +109,7 @@ async def _flood(home: Path, figures: Figures, n: int) -> None:
             tg.cancel_scope.cancel()
         assert watch.peak_kv_queue <= config.mailbox_capacity
         assert watch.peak_inflight <= 512
-        store = rt.kv.dbs.get(PKG, "db")
+        store = kv_of(rt).dbs.get(PKG, "db")
         assert store is not None
         assert sum(1 for _ in store.iterate(include_value=False)) == n  # none lost, none extra
     figures.add("flood: pipelined requests answered in order", n)
@@ -188,7 +190,7 @@ async def test_a_sender_that_never_reads_answers_neither_grows_nor_starves_other
 
         with anyio.fail_after(20):
             await run_as(rt, "fast:load:test.os", fast)
-        slot = rt.bus.slot(pid_of("slow:load:test.os"))
+        slot = bus_of(rt).slot(pid_of("slow:load:test.os"))
         assert slot is not None
         assert len(sent) == inflight, "the slow sender was not held at its in-flight bound"
         assert len(slot.mailbox) <= inflight, "unread answers piled up past the bound"

@@ -1,0 +1,34 @@
+"""Private access to a running Runtime's kernel pieces, for tests only.
+
+The Runtime keeps its bus, capability store and kv process private (they
+carry power no caller should get by accident); a test that must look inside
+reaches them here, in one place.
+"""
+
+from __future__ import annotations
+
+from kvruntime import Runtime
+from kvruntime.bus import Bus
+from kvruntime.capabilities import CapabilityStore
+from kvruntime.kv_process import KvProcess
+
+__all__ = ["bus_of", "caps_of", "kv_of"]
+
+
+def bus_of(rt: Runtime) -> Bus:
+    """The bus of the running ``rt``."""
+    bus = rt._bus
+    assert bus is not None, "the runtime is not running"
+    return bus
+
+
+def kv_of(rt: Runtime) -> KvProcess:
+    """The kv process of the running ``rt``."""
+    kv = rt._kv
+    assert kv is not None, "the runtime is not running"
+    return kv
+
+
+def caps_of(rt: Runtime) -> CapabilityStore:
+    """The capability store of the running ``rt``."""
+    return bus_of(rt).caps
