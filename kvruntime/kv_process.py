@@ -457,6 +457,11 @@ class KvProcess:
             self.dbs.discard(store)
             self._fail(msg, exc.error)
             return False
+        except Exception:  # a bug or a bad op costs this answer, never the loop
+            log.exception("kv failed writing for request %d from %s", msg.id, msg.source)
+            self.dbs.discard(store)
+            self._fail(msg, _internal_error())
+            return False
         self._txs.record_writes(db, map(first, ops))
         return True
 
@@ -502,6 +507,10 @@ class KvProcess:
                 except StoreError as exc:
                     failed[store] = exc.error
                     self.dbs.discard(store)  # its log may end in a torn record
+                except Exception:  # a bug or a bad op costs this db's writes, never the loop
+                    log.exception("kv failed writing a batch to %s", store)
+                    failed[store] = _internal_error()
+                    self.dbs.discard(store)
             self._writes.clear()
         outbox, self._outbox = self._outbox, []
         respond, source = self.bus.respond, self.slot.address
@@ -523,8 +532,10 @@ class KvProcess:
             else:
                 body = encode_response(response)
             metadata = None if isinstance(response, ErrResponse) else msg.metadata
-            # By position: this is the hot path (see message.py).
-            respond(Response(msg.id, source, msg.source, body, blob, metadata))
+            try:  # by position: this is the hot path (see message.py)
+                respond(Response(msg.id, source, msg.source, body, blob, metadata))
+            except Exception:  # one answer the bus refuses must not cost the others
+                log.exception("kv could not answer request %d from %s", msg.id, msg.source)
 
 
 def _internal_error() -> KvError:
