@@ -11,6 +11,14 @@ How a batch is served (the hot path):
    the order of its requests, and an acknowledged write is in LevelDB.
 4. Small LevelDB calls run inline; opening and removing a db run in a thread.
 
+RemoveDb, in this order, so that a crash or a failure at any point leaves no
+grant that opens a later db of the same name: 1. every grant on the db is
+revoked in one durable write (a failure answers ``IoError`` and changes
+nothing); offers are withdrawn and transactions dropped; 2. the directory is
+renamed away, atomically (a failure answers the error: the db stays, with
+no grant left, and the owner's ``Open`` grants it again); 3. the renamed
+trash is deleted, or swept by the next start if that is cut short.
+
 The checks for each request run in PROTOCOL.md's order: decode and names
 (MalformedRequest), remote sender, package of Open/RemoveDb, existence
 (NoDb for the owning package), capability, sizes, transaction.
@@ -47,6 +55,7 @@ from protocol.messages import (
     ExistsResponse,
     Get,
     GetMany,
+    IoError,
     KeyNotFound,
     KeyTooLarge,
     KvAction,
@@ -70,7 +79,6 @@ from protocol.messages import (
     SetMany,
     TooManyTransactions,
     TransactionConflict,
-    TransactionTooLarge,
     TxExists,
     TxGet,
     TxGetMany,
@@ -162,6 +170,7 @@ class KvProcess:
         self._txs = Transactions(
             max_per_sender=cfg.max_transactions_per_sender,
             max_bytes=cfg.max_transaction_bytes,
+            max_total_bytes=cfg.max_staged_bytes_total,
             idle_seconds=cfg.transaction_idle_seconds,
         )
 
@@ -173,6 +182,8 @@ class KvProcess:
     async def run(self) -> None:
         """Serve until the mailbox is closed and drained."""
         mailbox = self.slot.mailbox
+        if swept := await anyio.to_thread.run_sync(self.dbs.sweep_trash):
+            log.info("swept %d removed db(s) left by an earlier run", swept)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._expire_transactions)
             while True:
@@ -292,12 +303,9 @@ class KvProcess:
                 tx = self._transaction(msg, sender, tx_id, db)
                 if tx is None:
                     return None
-                size = tx.size_after(key, value)
-                if size > cfg.max_transaction_bytes:
-                    return self._fail(
-                        msg, TransactionTooLarge(size=size, max=cfg.max_transaction_bytes)
-                    )
-                tx.stage(key, value)
+                if error := self._txs.too_large(tx, tx.size_after(key, value)):
+                    return self._fail(msg, error)
+                self._txs.stage(tx, key, value)
                 return self._answer(msg, OkResponse())
             case BeginTx():
                 now = time.monotonic()
@@ -337,24 +345,24 @@ class KvProcess:
     async def _remove(
         self, msg: Request, sender: ProcessId, package_id: PackageId, db: str
     ) -> None:
+        """RemoveDb, all or nothing for access (see the module's removal order)."""
         if not sender.belongs_to(package_id):
             return self._fail(msg, MismatchingPackageId())
         if not self.dbs.exists(package_id, db):
             return self._fail(msg, NoDb(package_id=package_id, db=db))
         self._flush()
-        try:
+        caps = self._caps_of(package_id, db)
+        try:  # 1. no grant survives: durable before anything is removed
+            self.caps.revoke_everywhere(caps)
+        except CapabilityStoreError as exc:
+            log.error("cannot revoke the capabilities of [%s, %s]: %s", package_id, db, exc)
+            return self._fail(msg, IoError(message=f"cannot revoke capabilities: {exc}"))
+        self.bus.withdraw_offers(caps)
+        self._txs.drop_db((package_id, db))
+        try:  # 2. the directory renamed away (atomic), 3. its files deleted
             await anyio.to_thread.run_sync(self.dbs.remove, package_id, db)
         except StoreError as exc:
             return self._fail(msg, exc.error)
-        self._txs.drop_db((package_id, db))
-        try:
-            self.caps.revoke_everywhere(self._caps_of(package_id, db))
-        except CapabilityStoreError as exc:
-            log.error(
-                "removed [%s, %s] but cannot revoke its capabilities: %s", package_id, db, exc
-            )
-        self.bus.withdraw_offers(self._caps_of(package_id, db))
-        self._db_caps.pop((package_id, db), None)
         return self._answer(msg, OkResponse())
 
     def _authorised_store(

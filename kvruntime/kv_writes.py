@@ -35,7 +35,6 @@ from protocol.messages import (
     MalformedRequest,
     NotAnInteger,
     OkResponse,
-    TransactionTooLarge,
     ValueTooLarge,
 )
 
@@ -128,10 +127,10 @@ def _stage(
         return None
     writes = dict(ops)  # later entries win
     size = tx.size_after_many(writes)
-    if size > kv.config.max_transaction_bytes:
-        kv.fail(msg, TransactionTooLarge(size=size, max=kv.config.max_transaction_bytes))
+    if error := kv.txs.too_large(tx, size):
+        kv.fail(msg, error)
         return None
-    tx.stage_many(writes, size)
+    kv.txs.stage_many(tx, writes, size)
     return tx
 
 

@@ -18,6 +18,9 @@ Invariants:
    plyvel call or a file-system operation. A key in ``_busy`` is being opened,
    removed, repaired or closed by exactly one thread, and is not in the LRU; so
    this process never opens one LevelDB twice (LevelDB's LOCK would refuse).
+4. ``remove`` renames a db's directory to ``root/.removed-*`` (atomic: the db
+   is gone at once, whole) and only then deletes it; ``sweep_trash`` deletes
+   the leftovers of a removal cut short, and ``KvProcess`` runs it at start.
 """
 
 from __future__ import annotations
@@ -62,6 +65,12 @@ class NoSuchDb(LookupError):
         super().__init__(f"db [{package_id}, {db}] does not exist")
         self.package_id = package_id
         self.db = db
+
+
+def _delete(path: Path) -> None:
+    """Delete a removed db's trash; what cannot go now is swept at the next start."""
+    with contextlib.suppress(OSError):
+        shutil.rmtree(path)
 
 
 def _resolved(root: str | os.PathLike[str]) -> Path:
@@ -193,13 +202,29 @@ class Databases:
                         path.parent.rmdir()
                     if self.sync_writes:
                         _fsync_dir(self.root)
-                shutil.rmtree(trash)
             except OSError as exc:
                 raise _store_error(label, exc, self.root, "<kv>") from exc
+            # Removed from here on: deleting the trash may fail or be cut short,
+            # and the next start sweeps what is left (invariant 4).
+            _delete(trash)
         for leftover in self.root.glob(_TRASH + "*"):
             if not leftover.name.startswith(self._trash_prefix):
-                shutil.rmtree(leftover, ignore_errors=True)
+                _delete(leftover)
         return True
+
+    def sweep_trash(self) -> int:
+        """Delete what earlier runs left of removed dbs; how many. Blocking.
+
+        Run at start, before any request: a removal cut short by a crash after
+        its rename left a ``.removed-*`` directory under ``root``.
+        """
+        swept = 0
+        with contextlib.suppress(OSError):  # no root yet: nothing to sweep
+            for leftover in self.root.glob(_TRASH + "*"):
+                if not leftover.name.startswith(self._trash_prefix):
+                    _delete(leftover)
+                    swept += 1
+        return swept
 
     def repair(self, package_id: PackageId, db: str) -> None:
         """Close ``db`` and run LevelDB's repair on it; NoSuchDb if absent. Blocking."""
