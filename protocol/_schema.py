@@ -280,10 +280,7 @@ def _no_db(payload: object) -> KvError:
 
 
 def _size_limit(
-    cls: type[KeyTooLarge]
-    | type[ValueTooLarge]
-    | type[TransactionTooLarge]
-    | type[AnswerTooLarge],
+    cls: type[KeyTooLarge] | type[ValueTooLarge] | type[TransactionTooLarge] | type[AnswerTooLarge],
 ) -> Callable[[object], KvError]:
     def parse(payload: object) -> KvError:
         fields = _struct(payload, cls.TAG, _SIZE_FIELDS)
