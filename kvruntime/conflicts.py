@@ -104,7 +104,7 @@ class WriteLog:
     def conflicts(self, reads: ReadSet) -> bool:
         """Whether a key covered by ``reads`` was written after it was read.
 
-        About (points + (writes + ranges) × log writes): see ``range_written_after``.
+        About (points + (writes + ranges) * log writes): see ``range_written_after``.
         """
         for key, seen in reads.points.items():
             if seen < self.floor:
@@ -131,7 +131,7 @@ def range_written_after(written: list[tuple[bytes, int]], ranges: list[ReadRange
 
     Sort the keys once, build a max segment tree over their versions, then per
     range bisect its bounds and ask the tree for the highest version inside:
-    O((writes + ranges) × log writes), where comparing each write with each
+    O((writes + ranges) * log writes), where comparing each write with each
     range cost their product (5 000 ranges and 100 000 writes: 32 s).
     """
     if not written or not ranges:
