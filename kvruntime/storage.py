@@ -31,7 +31,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Generator
+from collections.abc import Container, Generator
 from pathlib import Path
 from typing import TypeAlias
 
@@ -126,10 +126,11 @@ class Databases:
                 self._recent = store
             return store
 
-    def open(self, package_id: PackageId, db: str, *, create: bool) -> Store:
+    def open(self, package_id: PackageId, db: str, *, create: bool, evict: bool = True) -> Store:
         """The store of ``db``, opened if needed; NoSuchDb if missing and not ``create``.
 
-        Blocking: run it in a worker thread.
+        Blocking: run it in a worker thread. With ``evict`` it closes the least
+        recently used stores past ``max_open``; without, the caller does (``evict``).
         """
         path = self.path_for(package_id, db)
         if (store := self.get(package_id, db)) is not None:
@@ -148,16 +149,35 @@ class Databases:
             with self._lock:
                 self._stores[key] = new
                 self._recent = new
-                while len(self._stores) > self.max_open:
-                    victim_key, victim = self._stores.popitem(last=False)
-                    self._busy.add(victim_key)
-                    victims.append((victim_key, victim))
+                if evict:
+                    victims = self._victims(keep=())
+        self._close_victims(victims)
+        return new
+
+    def evict(self, *, keep: Container[_Key]) -> None:
+        """Close the least recently used stores past ``max_open``, but those in
+        ``keep`` (they may stay past the bound until they are not). Blocking,
+        like ``close``."""
+        with self._lock:
+            victims = self._victims(keep=keep)
+        self._close_victims(victims)
+
+    def _victims(self, *, keep: Container[_Key]) -> list[tuple[_Key, LevelDbStore]]:
+        # Under _lock: take the stores to close out of the LRU, into _busy.
+        excess = len(self._stores) - self.max_open
+        if excess <= 0:
+            return []
+        keys = [key for key in self._stores if key not in keep][:excess]
+        victims = [(key, self._stores.pop(key)) for key in keys]
+        self._busy.update(keys)
+        return victims
+
+    def _close_victims(self, victims: list[tuple[_Key, LevelDbStore]]) -> None:
         for victim_key, victim in victims:
             try:
                 victim.close()
             finally:
                 self._release(victim_key)
-        return new
 
     def discard(self, store: Store) -> None:
         """Close ``store`` if it is still open here, so the next ``open`` starts afresh.

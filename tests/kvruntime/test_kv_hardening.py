@@ -5,6 +5,7 @@ RemoveDb that fails or is cut short by a crash."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -228,7 +229,7 @@ async def test_a_remove_db_cut_short_leaves_no_grant_to_a_later_db(
         await db.share(READER)
 
     async def reader_reads(ctx: ProcessContext) -> bytes:
-        return await kv.handle(ctx, PKG, "r").get(b"secret")  # type: ignore[no-any-return]
+        return await kv.handle(ctx, PKG, "r").get(b"secret")
 
     def cannot_remove(self: object, package_id: PackageId, db: str) -> bool:
         raise StoreError(IoError(message="injected: the rename failed"))
@@ -242,7 +243,7 @@ async def test_a_remove_db_cut_short_leaves_no_grant_to_a_later_db(
         if cut_at == "before_rename":
             monkeypatch.setattr(storage.Databases, "remove", cannot_remove)
         else:
-            monkeypatch.setattr(storage.shutil, "rmtree", cannot_delete)
+            monkeypatch.setattr(shutil, "rmtree", cannot_delete)
 
         async def remove_db(ctx: ProcessContext) -> None:
             with contextlib.suppress(kv.KvError):
