@@ -216,10 +216,13 @@ async def test_a_slow_open_or_remove_stalls_no_other_db(
 # --- work on the loop, bounded -----------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("scans", "writes"),
+    [(2000, 50_000), pytest.param(5000, 100_000, marks=pytest.mark.slow)],
+)
 async def test_a_commit_over_many_scans_and_many_writes_stalls_nobody(
-    rt: Runtime, figures: Figures
+    rt: Runtime, figures: Figures, scans: int, writes: int
 ) -> None:
-    scans, writes = 2000, 50_000
 
     async def attack(ctx: ProcessContext, start: Callable[[], None]) -> None:
         db = await kv.open(ctx, EVIL, "c")
