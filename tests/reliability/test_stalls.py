@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from kvruntime import KV_PROCESS_ID, ProcessContext, Response, Runtime, kv, storage
-from protocol.blobs import encode_writes
+from protocol.blobs import encode_items, encode_writes
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
 from protocol.messages import (
@@ -30,6 +30,7 @@ from protocol.messages import (
     KvAction,
     KvRequest,
     OkResponse,
+    SetMany,
     WriteBatch,
 )
 from tests.conftest import run_as
@@ -285,3 +286,27 @@ async def test_scan_pages_over_many_staged_writes_stall_nobody(
 async def kv_request(ctx: ProcessContext, action: KvAction, blob: bytes) -> None:
     message = await ctx.send_and_await_response(KV_PROCESS_ID, raw("s", action), blob=blob)
     assert decode_response(message.body) == OkResponse()
+
+
+async def test_pipelined_large_batches_stall_no_other_db(rt: Runtime, figures: Figures) -> None:
+    batches, items = 40, 10_000
+
+    async def attack(ctx: ProcessContext, start: Callable[[], None]) -> None:
+        await kv.open(ctx, EVIL, "b")
+        blobs = [
+            encode_items([(b"k%03d%06d" % (b, i), b"v" * 100) for i in range(items)])
+            for b in range(batches)
+        ]
+        start()
+        ids = [
+            await ctx.send(
+                KV_PROCESS_ID, raw("b", SetMany(count=items)), blob=blob, expects_response=60
+            )
+            for blob in blobs
+        ]
+        answers = [await receive(ctx) for _ in ids]
+        assert [a.id for a in answers] == ids
+        assert all(decode_response(a.body) == OkResponse() for a in answers)
+
+    worst = await beside_a_bystander(rt, figures, f"{batches} SetMany of {items} pipelined", attack)
+    assert worst < BOUND, f"bystander waited {worst:.3f} s"
