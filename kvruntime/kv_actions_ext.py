@@ -80,7 +80,8 @@ class ExtendedActions:
         self, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: ExtAction
     ) -> Awaitable[None] | None:
         """Serve ``action`` (checks 1-5 passed) and queue its answer; or return the
-        coroutine that will, for the one action that waits for a thread (DeleteRange)."""
+        coroutine that will, for the long work that waits for a thread (DeleteRange,
+        a large batch write)."""
         kv = self.kv
         match action:
             case Scan():
@@ -92,7 +93,7 @@ class ExtendedActions:
             case TxGetMany(count=count, tx_id=tx_id):
                 kv_reads.get_many(kv, msg, sender, db, store, count, tx_id)
             case SetMany(count=count) | DeleteMany(count=count):
-                kv_writes.write_many(kv, msg, db, store, count, isinstance(action, SetMany))
+                return kv_writes.write_many(kv, msg, db, store, count, isinstance(action, SetMany))
             case Increment(key=key, delta=delta):
                 kv_writes.increment(kv, msg, db, store, key, delta)
             case CompareAndSwap(key=key):
@@ -105,7 +106,7 @@ class ExtendedActions:
             case DeleteRange(prefix=prefix, start=start, end=end):
                 return kv_writes.delete_range(kv, msg, db, store, prefix, start, end)
             case WriteBatch(tx_id=tx_id, count=count):
-                kv_writes.write_batch(kv, msg, sender, db, store, tx_id, count)
+                return kv_writes.write_batch(kv, msg, sender, db, store, tx_id, count)
             case CommitBatch(tx_id=tx_id, count=count):
                 kv_writes.commit_batch(kv, msg, sender, db, store, tx_id, count)
             case _:

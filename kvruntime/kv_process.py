@@ -9,7 +9,40 @@ How a batch is served (the hot path):
 3. Answers leave in serving order, after the flush that made their writes
    durable (or answering the flush's error). So one sender's answers keep
    the order of its requests, and an acknowledged write is in LevelDB.
-4. Small LevelDB calls run inline; opening and removing a db run in a thread.
+4. Small LevelDB calls run inline; long work on one db (opening, reopening,
+   removing it, a DeleteRange) runs in a worker thread, awaited by a task of
+   the kv process's own task group, while the loop serves everything else.
+
+Long work, and the order it keeps (the rules that make it safe):
+- Rule 1: while db D has long work in flight, D is *held*: every later request
+  naming D waits in the deferred queue, so nothing else touches D until the
+  work is done (D's order and the atomicity of DeleteRange, as PROTOCOL.md
+  states them, hold as if the loop had waited).
+- Rule 2: the sender of the long work is held too, and so is every sender
+  with a request in the deferred queue: any later request of a held sender
+  waits behind, whatever its db. So one sender's requests are still served,
+  and answered, in the order they were accepted.
+- Rule 3: a db with a request in the deferred queue stays held until it is
+  served, so the requests on one db are served in the order they came.
+- Rule 4: when long work ends, its answer is queued, the holds it made go,
+  and the deferred queue is served again in order (a request may be deferred
+  anew behind other long work). So the queue is empty whenever no long work
+  is in flight, and shutdown (which waits for the long work) answers it all.
+- Rule 5: the deferred queue holds at most ``mailbox_capacity`` requests: at
+  the bound the loop stops taking requests until long work ends (the
+  mailbox's backpressure then reaches the senders). No unbounded buffer.
+- Rule 6: a db's store is used across an await only by its own long work (it
+  is held); opening in a thread evicts nothing: the loop closes the least
+  recently used dbs past ``max_open_dbs`` itself, skipping held ones, after
+  flushing (so no pending write ever meets a closed store).
+
+RemoveDb, in this order, so that a crash or a failure at any point leaves no
+grant that opens a later db of the same name: 1. every grant on the db is
+revoked in one durable write (a failure answers ``IoError`` and changes
+nothing); offers are withdrawn and transactions dropped; 2. the directory is
+renamed away, atomically (a failure answers the error: the db stays, with
+no grant left, and the owner's ``Open`` grants it again); 3. the renamed
+trash is deleted, or swept by the next start if that is cut short.
 
 The checks for each request run in PROTOCOL.md's order: decode and names
 (MalformedRequest), remote sender, package of Open/RemoveDb, existence
@@ -22,6 +55,7 @@ import enum
 import functools
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Iterable
 from typing import Final, TypeAlias
 
@@ -47,6 +81,7 @@ from protocol.messages import (
     ExistsResponse,
     Get,
     GetMany,
+    IoError,
     KeyNotFound,
     KeyTooLarge,
     KvAction,
@@ -70,7 +105,6 @@ from protocol.messages import (
     SetMany,
     TooManyTransactions,
     TransactionConflict,
-    TransactionTooLarge,
     TxExists,
     TxGet,
     TxGetMany,
@@ -121,6 +155,9 @@ class _Reopen(enum.Enum):
 
 _REOPEN: Final = _Reopen.REOPEN
 
+#: Long work on one db: it may hand back the request to serve once it is done.
+_Work: TypeAlias = Awaitable["Request | None"]
+
 #: An outbox entry waits for its db's flush (a Store), or holds its answer and
 #: blob; a success answer may come encoded already (bytes).
 _Pending: TypeAlias = Store | tuple[KvResponse | bytes, bytes | None]
@@ -155,6 +192,14 @@ class KvProcess:
     _db_caps: dict[DbKey, tuple[Capability, Capability]] = attrs.Factory(dict)
     _ext: ExtendedActions = attrs.field(init=False)
     _decoder: RequestDecoder = attrs.field(init=False, factory=RequestDecoder)
+    #: The task group long work runs in (set while ``run`` runs).
+    _work: anyio.abc.TaskGroup | None = attrs.field(init=False, default=None)
+    #: Dbs and senders held by long work or by deferred requests (rules 1-3), counted.
+    _held_dbs: Counter[DbKey] = attrs.Factory(Counter)
+    _held_senders: Counter[ProcessId] = attrs.Factory(Counter)
+    #: Requests waiting behind long work, in the order they came (rule 4).
+    _deferred: deque[tuple[Request, ProcessId, DbKey | None]] = attrs.Factory(deque)
+    _room: anyio.Event = attrs.Factory(anyio.Event)
 
     def __attrs_post_init__(self) -> None:
         self._ext = ExtendedActions(self)
@@ -162,6 +207,7 @@ class KvProcess:
         self._txs = Transactions(
             max_per_sender=cfg.max_transactions_per_sender,
             max_bytes=cfg.max_transaction_bytes,
+            max_total_bytes=cfg.max_staged_bytes_total,
             idle_seconds=cfg.transaction_idle_seconds,
         )
 
@@ -173,14 +219,24 @@ class KvProcess:
     async def run(self) -> None:
         """Serve until the mailbox is closed and drained."""
         mailbox = self.slot.mailbox
+        if swept := await anyio.to_thread.run_sync(self.dbs.sweep_trash):
+            log.info("swept %d removed db(s) left by an earlier run", swept)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._expire_transactions)
-            while True:
-                try:
-                    batch = await mailbox.get_batch(self.config.max_batch)
-                except MailboxClosed:
-                    break
-                await self._serve_batch(batch)
+            async with anyio.create_task_group() as work:
+                self._work = work
+                while True:
+                    if len(self._deferred) >= self.config.mailbox_capacity:  # rule 5
+                        self._room = anyio.Event()
+                        await self._room.wait()
+                        continue
+                    try:
+                        batch = await mailbox.get_batch(self.config.max_batch)
+                    except MailboxClosed:
+                        break
+                    self._serve_batch(batch)
+            # Every long work has ended, so nothing is deferred any more (rule 4).
+            self._work = None
             tg.cancel_scope.cancel()
 
     async def _expire_transactions(self) -> None:
@@ -190,34 +246,100 @@ class KvProcess:
             if gone := self._txs.expire(time.monotonic()):
                 log.info("expired %d idle transaction(s)", gone)
 
-    async def _serve_batch(self, batch: list[Request | Response]) -> None:
+    def _serve_batch(self, batch: list[Request | Response]) -> None:
         for message in batch:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
                 continue
-            try:
-                # Most requests are served right here; the few that must wait
-                # (open, remove, reopen, a large delete) hand back a coroutine.
-                unfinished = self._serve(message)
-                if unfinished is not None:
-                    await unfinished
-            except StoreError as exc:  # e.g. a db path that leads out of the kv root
-                self._fail(message, exc.error)
-            except Exception:  # a bug must cost one answer, never the loop
-                log.exception("kv failed serving request %d from %s", message.id, message.source)
-                self._answer(message, ErrResponse(error=_internal_error()))
+            self._serve_one(message)
         self._flush()
+
+    def _serve_one(self, message: Request) -> None:
+        try:
+            self._serve(message)
+        except StoreError as exc:  # e.g. a db path that leads out of the kv root
+            self._fail(message, exc.error)
+        except Exception:  # a bug must cost one answer, never the loop
+            log.exception("kv failed serving request %d from %s", message.id, message.source)
+            self._answer(message, ErrResponse(error=_internal_error()))
+
+    # --- long work and the requests held behind it (rules 1-6) ---------------------
+
+    def _defer(self, msg: Request, sender: ProcessId, db: DbKey | None) -> None:
+        self._deferred.append((msg, sender, db))
+        self._hold(sender, db)
+
+    def _hold(self, sender: ProcessId, db: DbKey | None) -> None:
+        self._held_senders[sender] += 1
+        if db is not None:
+            self._held_dbs[db] += 1
+
+    def _unhold(self, sender: ProcessId, db: DbKey | None) -> None:
+        held = self._held_senders
+        held[sender] -= 1
+        if not held[sender]:
+            del held[sender]
+        if db is not None:
+            dbs = self._held_dbs
+            dbs[db] -= 1
+            if not dbs[db]:
+                del dbs[db]
+
+    def _start(self, msg: Request, sender: ProcessId, db: DbKey, work: _Work) -> None:
+        """Run ``work`` (long work on ``db`` for ``msg``) in its own task (rules 1, 2)."""
+        assert self._work is not None, "long work outside KvProcess.run"
+        self._hold(sender, db)
+        self._work.start_soon(self._run_work, msg, sender, db, work)
+
+    async def _run_work(self, msg: Request, sender: ProcessId, db: DbKey, work: _Work) -> None:
+        again: Request | None = None
+        try:
+            again = await work
+        except StoreError as exc:
+            self._fail(msg, exc.error)
+        except Exception:  # a bug must cost one answer, never the loop
+            log.exception("kv failed serving request %d from %s", msg.id, msg.source)
+            self._answer(msg, ErrResponse(error=_internal_error()))
+        finally:
+            self._unhold(sender, db)
+        self._drain(again)
+        self._flush()
+        self._evict()
+
+    def _drain(self, first: Request | None = None) -> None:
+        """Serve ``first`` then the deferred requests, in order (rule 4)."""
+        waiting, self._deferred = self._deferred, deque()
+        for _, sender, db in waiting:
+            self._unhold(sender, db)
+        if first is not None:
+            self._serve_one(first)
+        for msg, _, _ in waiting:
+            self._serve_one(msg)
+        if len(self._deferred) < self.config.mailbox_capacity:
+            self._room.set()
+
+    def _evict(self) -> None:
+        """Close the least recently used dbs past ``max_open_dbs``, but held ones (rule 6)."""
+        try:
+            self.dbs.evict(keep=self._held_dbs)
+        except Exception:  # a close that fails costs nothing else
+            log.exception("kv failed closing a least recently used db")
 
     # --- one request -----------------------------------------------------------
 
-    def _serve(self, msg: Request) -> Awaitable[None] | None:
-        """Serve ``msg``, or return the coroutine that will (it must wait for a thread)."""
+    def _serve(self, msg: Request) -> None:
+        """Serve ``msg``, start the long work that will, or defer it (rules 1-3)."""
+        sender = msg.source.process
+        if self._held_senders and sender in self._held_senders:
+            return self._defer(msg, sender, None)
         try:
             package_id, db, action = self._decoder.decode_parts(msg.body)
         except DecodeError as exc:
             log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
-            self._fail(msg, _MALFORMED)
-            return None
+            return self._fail(msg, _MALFORMED)
+        key = (package_id, db)
+        if self._held_dbs and key in self._held_dbs:
+            return self._defer(msg, sender, key)
         kind = type(action)
         if msg.blob is None and kind in _NEEDS_BLOB:
             self._fail(msg, _MALFORMED)
@@ -225,22 +347,26 @@ class KvProcess:
         if msg.source.node != self.bus.node:
             self._fail(msg, RemoteNotAllowed())
             return None
-        sender = msg.source.process
+        work: _Work | None
         if kind in _OF_THE_DB:
-            return self._serve_of_the_db(msg, sender, package_id, db, action)
-        store = self._authorised_store(msg, sender, package_id, db, write=kind not in _READS)
-        if store is None:
-            return None
-        if store is _REOPEN:
-            return self._reopen_then_serve(msg, package_id, db)
-        if kind in _EXTENDED:
-            return self._ext.serve(msg, sender, (package_id, db), store, action)  # type: ignore[arg-type]
-        self._serve_core(msg, sender, (package_id, db), store, action)
+            work = self._serve_of_the_db(msg, sender, package_id, db, action)
+        else:
+            store = self._authorised_store(msg, sender, package_id, db, write=kind not in _READS)
+            if store is None:
+                return None
+            if store is _REOPEN:
+                work = self._reopen(msg, package_id, db)
+            elif kind in _EXTENDED:
+                work = self._ext.serve(msg, sender, key, store, action)  # type: ignore[arg-type]
+            else:
+                return self._serve_core(msg, sender, key, store, action)
+        if work is not None:
+            self._start(msg, sender, key, work)
         return None
 
     def _serve_of_the_db(
         self, msg: Request, sender: ProcessId, package_id: PackageId, db: str, action: KvAction
-    ) -> Awaitable[None] | None:
+    ) -> _Work | None:
         """Open, RemoveDb, Revoke and Capabilities: checks of their own, no store needed."""
         if isinstance(action, Open):
             return self._open(msg, sender, package_id, db)
@@ -251,14 +377,6 @@ class KvProcess:
         else:
             self._ext.capabilities(msg, sender, (package_id, db))
         return None
-
-    async def _reopen_then_serve(self, msg: Request, package_id: PackageId, db: str) -> None:
-        """Open a db that exists on disk but not in the LRU, then serve ``msg`` as if it
-        had been open (no await comes between, so it still is)."""
-        if await self._reopen(msg, package_id, db) is not None:
-            unfinished = self._serve(msg)
-            if unfinished is not None:
-                await unfinished
 
     def _serve_core(
         self, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: KvAction
@@ -292,12 +410,9 @@ class KvProcess:
                 tx = self._transaction(msg, sender, tx_id, db)
                 if tx is None:
                     return None
-                size = tx.size_after(key, value)
-                if size > cfg.max_transaction_bytes:
-                    return self._fail(
-                        msg, TransactionTooLarge(size=size, max=cfg.max_transaction_bytes)
-                    )
-                tx.stage(key, value)
+                if error := self._txs.too_large(tx, tx.size_after(key, value)):
+                    return self._fail(msg, error)
+                self._txs.stage(tx, key, value)
                 return self._answer(msg, OkResponse())
             case BeginTx():
                 now = time.monotonic()
@@ -316,17 +431,29 @@ class KvProcess:
             case _:  # the others were served by _serve_of_the_db or ExtendedActions
                 raise AssertionError(f"unhandled action {action!r}")
 
-    async def _open(self, msg: Request, sender: ProcessId, package_id: PackageId, db: str) -> None:
+    def _open(
+        self, msg: Request, sender: ProcessId, package_id: PackageId, db: str
+    ) -> _Work | None:
         if not sender.belongs_to(package_id):
-            return self._fail(msg, MismatchingPackageId())
-        if self.dbs.get(package_id, db) is None:
-            self._flush()  # opening may close (evict) a db with pending writes
-            try:
-                await anyio.to_thread.run_sync(
-                    functools.partial(self.dbs.open, package_id, db, create=True)
-                )
-            except StoreError as exc:
-                return self._fail(msg, exc.error)
+            self._fail(msg, MismatchingPackageId())
+        elif self.dbs.get(package_id, db) is None:
+            return self._open_then_grant(msg, sender, package_id, db)
+        else:
+            self._grant(msg, sender, package_id, db)
+        return None
+
+    async def _open_then_grant(
+        self, msg: Request, sender: ProcessId, package_id: PackageId, db: str
+    ) -> None:
+        try:
+            await anyio.to_thread.run_sync(
+                functools.partial(self.dbs.open, package_id, db, create=True, evict=False)
+            )
+        except StoreError as exc:
+            return self._fail(msg, exc.error)
+        return self._grant(msg, sender, package_id, db)
+
+    def _grant(self, msg: Request, sender: ProcessId, package_id: PackageId, db: str) -> None:
         try:
             self.caps.grant(msg.source, self._caps_of(package_id, db))
         except CapabilityStoreError as exc:
@@ -337,24 +464,24 @@ class KvProcess:
     async def _remove(
         self, msg: Request, sender: ProcessId, package_id: PackageId, db: str
     ) -> None:
+        """RemoveDb, all or nothing for access (see the module's removal order)."""
         if not sender.belongs_to(package_id):
             return self._fail(msg, MismatchingPackageId())
         if not self.dbs.exists(package_id, db):
             return self._fail(msg, NoDb(package_id=package_id, db=db))
         self._flush()
-        try:
+        caps = self._caps_of(package_id, db)
+        try:  # 1. no grant survives: durable before anything is removed
+            self.caps.revoke_everywhere(caps)
+        except CapabilityStoreError as exc:
+            log.error("cannot revoke the capabilities of [%s, %s]: %s", package_id, db, exc)
+            return self._fail(msg, IoError(message=f"cannot revoke capabilities: {exc}"))
+        self.bus.withdraw_offers(caps)
+        self._txs.drop_db((package_id, db))
+        try:  # 2. the directory renamed away (atomic), 3. its files deleted
             await anyio.to_thread.run_sync(self.dbs.remove, package_id, db)
         except StoreError as exc:
             return self._fail(msg, exc.error)
-        self._txs.drop_db((package_id, db))
-        try:
-            self.caps.revoke_everywhere(self._caps_of(package_id, db))
-        except CapabilityStoreError as exc:
-            log.error(
-                "removed [%s, %s] but cannot revoke its capabilities: %s", package_id, db, exc
-            )
-        self.bus.withdraw_offers(self._caps_of(package_id, db))
-        self._db_caps.pop((package_id, db), None)
         return self._answer(msg, OkResponse())
 
     def _authorised_store(
@@ -379,17 +506,19 @@ class KvProcess:
             return None
         return _REOPEN
 
-    async def _reopen(self, msg: Request, package_id: PackageId, db: str) -> Store | None:
-        """Open a db that exists on disk (after a restart or an eviction); else answer."""
-        self._flush()  # opening may close (evict) a db with pending writes
+    async def _reopen(self, msg: Request, package_id: PackageId, db: str) -> Request | None:
+        """Open a db that exists on disk (after a restart or an eviction) and hand
+        ``msg`` back to be served first once it is open; else answer."""
         try:
-            return await anyio.to_thread.run_sync(
-                functools.partial(self.dbs.open, package_id, db, create=False)
+            await anyio.to_thread.run_sync(
+                functools.partial(self.dbs.open, package_id, db, create=False, evict=False)
             )
         except NoSuchDb:
             self._fail(msg, NoDb(package_id=package_id, db=db))
         except StoreError as exc:
             self._fail(msg, exc.error)
+        else:
+            return msg
         return None
 
     def _transaction(
@@ -457,6 +586,11 @@ class KvProcess:
             self.dbs.discard(store)
             self._fail(msg, exc.error)
             return False
+        except Exception:  # a bug or a bad op costs this answer, never the loop
+            log.exception("kv failed writing for request %d from %s", msg.id, msg.source)
+            self.dbs.discard(store)
+            self._fail(msg, _internal_error())
+            return False
         self._txs.record_writes(db, map(first, ops))
         return True
 
@@ -502,6 +636,10 @@ class KvProcess:
                 except StoreError as exc:
                     failed[store] = exc.error
                     self.dbs.discard(store)  # its log may end in a torn record
+                except Exception:  # a bug or a bad op costs this db's writes, never the loop
+                    log.exception("kv failed writing a batch to %s", store)
+                    failed[store] = _internal_error()
+                    self.dbs.discard(store)
             self._writes.clear()
         outbox, self._outbox = self._outbox, []
         respond, source = self.bus.respond, self.slot.address
@@ -523,8 +661,10 @@ class KvProcess:
             else:
                 body = encode_response(response)
             metadata = None if isinstance(response, ErrResponse) else msg.metadata
-            # By position: this is the hot path (see message.py).
-            respond(Response(msg.id, source, msg.source, body, blob, metadata))
+            try:  # by position: this is the hot path (see message.py)
+                respond(Response(msg.id, source, msg.source, body, blob, metadata))
+            except Exception:  # one answer the bus refuses must not cost the others
+                log.exception("kv could not answer request %d from %s", msg.id, msg.source)
 
 
 def _internal_error() -> KvError:

@@ -25,6 +25,7 @@ from protocol.blobs import ScanPageWriter, decode_keys, encode_optional_values
 from protocol.codec import DecodeError
 from protocol.ids import ProcessId
 from protocol.messages import (
+    AnswerTooLarge,
     ExistsResponse,
     GetManyResponse,
     GetResponse,
@@ -127,10 +128,7 @@ def _fill(
         )
         return last, more
     committed = _entries(store, lo, hi, reverse=reverse, keys_only=keys_only)
-    staged = sorted(
-        (item for item in tx.writes.items() if _inside(item[0], lo, hi)),
-        reverse=reverse,
-    )
+    staged = tx.staged_range(lo, hi, reverse=reverse)  # O(log n), then lazily
     entries = _merged(committed, staged, reverse=reverse, keys_only=keys_only)
     taken: list[tuple[bytes, bytes | None]] = []
     more, size = False, 0
@@ -165,7 +163,7 @@ def _entries(
 
 def _merged(
     committed: Iterator[tuple[bytes, bytes | None]],
-    staged: list[tuple[bytes, bytes | None]],
+    staged: Iterator[tuple[bytes, bytes | None]],
     *,
     reverse: bool,
     keys_only: bool,
@@ -174,7 +172,7 @@ def _merged(
 
     ``staged`` is sorted in scan order; a staged None (delete) hides the key.
     """
-    pending = iter(staged)
+    pending = staged
     mine = next(pending, None)
     for key, value in committed:
         while mine is not None and (mine[0] > key if reverse else mine[0] < key):
@@ -191,10 +189,6 @@ def _merged(
         if mine[1] is not None:
             yield mine[0], None if keys_only else mine[1]
         mine = next(pending, None)
-
-
-def _inside(key: bytes, lo: bytes | None, hi: bytes | None) -> bool:
-    return (lo is None or key >= lo) and (hi is None or key < hi)
 
 
 def tx_read(
@@ -254,15 +248,26 @@ def get_many(
         if tx is None:
             return
     kv.flush_pending(store)
+    limit = kv.config.max_answer_bytes
+    staged = tx.writes if tx is not None else None
+    read: dict[bytes, bytes | None] = {}  # a key named twice is read once
     values: list[bytes | None] = []
+    size = 0
     try:
         for key in keys:
-            if tx is not None and key in tx.writes:  # its own write
-                values.append(tx.writes[key])
-                continue
-            values.append(store.get(key))
-            if tx is not None:
-                tx.reads.note_key(key, kv.txs.version(db))
+            if staged is not None and key in staged:  # its own write
+                value = staged[key]
+            elif key in read:
+                value = read[key]
+            else:
+                value = read[key] = store.get(key)
+                if tx is not None:
+                    tx.reads.note_key(key, kv.txs.version(db))
+            if value is not None:
+                size += len(value)
+                if size > limit:  # stop at once: the answer is refused (invariant 4)
+                    return kv.fail(msg, AnswerTooLarge(size=size, max=limit))
+            values.append(value)
     except StoreError as exc:
         return kv.fail(msg, exc.error)
     kv.answer(msg, GetManyResponse(count=count), encode_optional_values(values))

@@ -10,7 +10,11 @@ Invariants:
    one write before the next request is served.
 2. SetMany, DeleteMany and WriteBatch without a tx_id join the db's pending
    writes, which reach LevelDB as one write batch: all of a batch lands or
-   none does; later duplicates win. WriteBatch and CommitBatch with a tx_id
+   none does; later duplicates win. A large one (``LONG_BATCH_ITEMS`` ops or
+   ``LONG_BATCH_BYTES`` of blob) is long work instead: written alone, in one
+   write batch, in a worker thread, while the kv process serves other dbs
+   (``kv_process.py``, rules 1-6: its db and its sender wait meanwhile).
+   WriteBatch and CommitBatch with a tx_id
    stage all of their writes in the transaction or none (TransactionTooLarge).
 3. Every applied write is passed to ``Transactions.record_writes`` so that
    the conflict check of a commit sees it.
@@ -19,7 +23,7 @@ Invariants:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Final
 
 import anyio.to_thread
@@ -35,11 +39,10 @@ from protocol.messages import (
     MalformedRequest,
     NotAnInteger,
     OkResponse,
-    TransactionTooLarge,
     ValueTooLarge,
 )
 
-from .kv_checks import batch_blob, key_too_large, ops_too_large, value_too_large
+from .kv_checks import batch_blob, first, key_too_large, ops_too_large, value_too_large
 from .kv_reads import bounds
 from .message import Request
 from .store import Store, StoreError
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
     from .kv_process import KvProcess
 
 __all__ = [
+    "LONG_BATCH_BYTES",
+    "LONG_BATCH_ITEMS",
     "commit_batch",
     "compare_and_swap",
     "delete_range",
@@ -57,6 +62,10 @@ __all__ = [
     "write_batch",
     "write_many",
 ]
+
+#: A plain batch write this large is written in a worker thread (invariant 2).
+LONG_BATCH_ITEMS: Final = 2000
+LONG_BATCH_BYTES: Final = 1 << 20
 
 _I64_MIN: Final = -(2**63)
 _I64_MAX: Final = 2**63 - 1
@@ -81,11 +90,14 @@ def parse_counter(value: bytes) -> int | None:
 # --- batches ----------------------------------------------------------------------------
 
 
-def write_many(kv: KvProcess, msg: Request, db: DbKey, store: Store, count: int, put: bool) -> None:
-    """SetMany (``put``) or DeleteMany: one atomic batch in the pending writes."""
+def write_many(
+    kv: KvProcess, msg: Request, db: DbKey, store: Store, count: int, put: bool
+) -> Awaitable[None] | None:
+    """SetMany (``put``) or DeleteMany: one atomic batch in the pending writes, or
+    written in a thread if large (invariant 2)."""
     blob = batch_blob(kv, msg, count)
     if blob is None:
-        return
+        return None
     ops: list[tuple[bytes, bytes | None]]
     try:
         ops = (
@@ -94,9 +106,41 @@ def write_many(kv: KvProcess, msg: Request, db: DbKey, store: Store, count: int,
             else [(k, None) for k in decode_keys(blob, count)]
         )
     except DecodeError:
-        return kv.fail(msg, MalformedRequest())
-    if not ops_too_large(kv, msg, ops):
-        kv.queue_writes(msg, db, store, ops)
+        kv.fail(msg, MalformedRequest())
+        return None
+    if ops_too_large(kv, msg, ops):
+        return None
+    return _plain_write(kv, msg, db, store, ops, len(blob))
+
+
+def _plain_write(
+    kv: KvProcess,
+    msg: Request,
+    db: DbKey,
+    store: Store,
+    ops: list[tuple[bytes, bytes | None]],
+    size: int,
+) -> Awaitable[None] | None:
+    if len(ops) >= LONG_BATCH_ITEMS or size >= LONG_BATCH_BYTES:
+        return _write_in_thread(kv, msg, db, store, ops)
+    kv.queue_writes(msg, db, store, ops)
+    return None
+
+
+async def _write_in_thread(
+    kv: KvProcess, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]
+) -> None:
+    """Write ``ops`` as one batch in a worker thread, then answer (long work: the
+    db is held, so nothing else writes it or closes its store meanwhile)."""
+    kv.flush_pending(store)
+    job = functools.partial(store.write, ops, sync=kv.config.sync_writes)
+    try:
+        await anyio.to_thread.run_sync(job)
+    except StoreError as exc:
+        kv.dbs.discard(store)  # a failed write may leave a torn log record; reopen
+        return kv.fail(msg, exc.error)
+    kv.txs.record_writes(db, map(first, ops))
+    kv.answer(msg, OkResponse())
 
 
 def _writes_blob(
@@ -128,10 +172,10 @@ def _stage(
         return None
     writes = dict(ops)  # later entries win
     size = tx.size_after_many(writes)
-    if size > kv.config.max_transaction_bytes:
-        kv.fail(msg, TransactionTooLarge(size=size, max=kv.config.max_transaction_bytes))
+    if error := kv.txs.too_large(tx, size):
+        kv.fail(msg, error)
         return None
-    tx.stage_many(writes, size)
+    kv.txs.stage_many(tx, writes, size)
     return tx
 
 
@@ -143,15 +187,16 @@ def write_batch(
     store: Store,
     tx_id: int | None,
     count: int,
-) -> None:
+) -> Awaitable[None] | None:
     """WriteBatch: one atomic batch (no ``tx_id``), or staged in ``tx_id`` (invariant 2)."""
     ops = _writes_blob(kv, msg, count)
     if ops is None:
-        return
+        return None
     if tx_id is None:  # one atomic batch, like SetMany (invariant 2)
-        return kv.queue_writes(msg, db, store, ops)
+        return _plain_write(kv, msg, db, store, ops, len(msg.blob or b""))
     if _stage(kv, msg, sender, db, tx_id, ops) is not None:
         kv.answer(msg, OkResponse())
+    return None
 
 
 def commit_batch(

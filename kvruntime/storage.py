@@ -18,6 +18,9 @@ Invariants:
    plyvel call or a file-system operation. A key in ``_busy`` is being opened,
    removed, repaired or closed by exactly one thread, and is not in the LRU; so
    this process never opens one LevelDB twice (LevelDB's LOCK would refuse).
+4. ``remove`` renames a db's directory to ``root/.removed-*`` (atomic: the db
+   is gone at once, whole) and only then deletes it; ``sweep_trash`` deletes
+   the leftovers of a removal cut short, and ``KvProcess`` runs it at start.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Generator
+from collections.abc import Container, Generator
 from pathlib import Path
 from typing import TypeAlias
 
@@ -62,6 +65,12 @@ class NoSuchDb(LookupError):
         super().__init__(f"db [{package_id}, {db}] does not exist")
         self.package_id = package_id
         self.db = db
+
+
+def _delete(path: Path) -> None:
+    """Delete a removed db's trash; what cannot go now is swept at the next start."""
+    with contextlib.suppress(OSError):
+        shutil.rmtree(path)
 
 
 def _resolved(root: str | os.PathLike[str]) -> Path:
@@ -117,10 +126,11 @@ class Databases:
                 self._recent = store
             return store
 
-    def open(self, package_id: PackageId, db: str, *, create: bool) -> Store:
+    def open(self, package_id: PackageId, db: str, *, create: bool, evict: bool = True) -> Store:
         """The store of ``db``, opened if needed; NoSuchDb if missing and not ``create``.
 
-        Blocking: run it in a worker thread.
+        Blocking: run it in a worker thread. With ``evict`` it closes the least
+        recently used stores past ``max_open``; without, the caller does (``evict``).
         """
         path = self.path_for(package_id, db)
         if (store := self.get(package_id, db)) is not None:
@@ -139,16 +149,35 @@ class Databases:
             with self._lock:
                 self._stores[key] = new
                 self._recent = new
-                while len(self._stores) > self.max_open:
-                    victim_key, victim = self._stores.popitem(last=False)
-                    self._busy.add(victim_key)
-                    victims.append((victim_key, victim))
+                if evict:
+                    victims = self._victims(keep=())
+        self._close_victims(victims)
+        return new
+
+    def evict(self, *, keep: Container[_Key]) -> None:
+        """Close the least recently used stores past ``max_open``, but those in
+        ``keep`` (they may stay past the bound until they are not). Blocking,
+        like ``close``."""
+        with self._lock:
+            victims = self._victims(keep=keep)
+        self._close_victims(victims)
+
+    def _victims(self, *, keep: Container[_Key]) -> list[tuple[_Key, LevelDbStore]]:
+        # Under _lock: take the stores to close out of the LRU, into _busy.
+        excess = len(self._stores) - self.max_open
+        if excess <= 0:
+            return []
+        keys = [key for key in self._stores if key not in keep][:excess]
+        victims = [(key, self._stores.pop(key)) for key in keys]
+        self._busy.update(keys)
+        return victims
+
+    def _close_victims(self, victims: list[tuple[_Key, LevelDbStore]]) -> None:
         for victim_key, victim in victims:
             try:
                 victim.close()
             finally:
                 self._release(victim_key)
-        return new
 
     def discard(self, store: Store) -> None:
         """Close ``store`` if it is still open here, so the next ``open`` starts afresh.
@@ -193,13 +222,29 @@ class Databases:
                         path.parent.rmdir()
                     if self.sync_writes:
                         _fsync_dir(self.root)
-                shutil.rmtree(trash)
             except OSError as exc:
                 raise _store_error(label, exc, self.root, "<kv>") from exc
+            # Removed from here on: deleting the trash may fail or be cut short,
+            # and the next start sweeps what is left (invariant 4).
+            _delete(trash)
         for leftover in self.root.glob(_TRASH + "*"):
             if not leftover.name.startswith(self._trash_prefix):
-                shutil.rmtree(leftover, ignore_errors=True)
+                _delete(leftover)
         return True
+
+    def sweep_trash(self) -> int:
+        """Delete what earlier runs left of removed dbs; how many. Blocking.
+
+        Run at start, before any request: a removal cut short by a crash after
+        its rename left a ``.removed-*`` directory under ``root``.
+        """
+        swept = 0
+        with contextlib.suppress(OSError):  # no root yet: nothing to sweep
+            for leftover in self.root.glob(_TRASH + "*"):
+                if not leftover.name.startswith(self._trash_prefix):
+                    _delete(leftover)
+                    swept += 1
+        return swept
 
     def repair(self, package_id: PackageId, db: str) -> None:
         """Close ``db`` and run LevelDB's repair on it; NoSuchDb if absent. Blocking."""

@@ -6,8 +6,10 @@ Invariants:
    bearer token.
 2. Ids are 64 random bits (``secrets``): unguessable, never reused while open.
 3. A sender holds at most ``max_per_sender`` transactions; each stages at
-   most ``max_bytes`` of keys and values; each expires after
-   ``idle_seconds`` without use.
+   most ``max_bytes`` of keys and values, and all of them together at most
+   ``max_total_bytes`` (``staged_bytes`` is their sum, kept exact by
+   ``stage``/``stage_many``/``finish``); each expires after ``idle_seconds``
+   without use.
 4. Optimistic conflict check (``conflicts.py``): while a db has an open
    transaction it has a WriteLog, and every applied write to it must be
    passed to ``record_writes``; a transaction remembers what it read
@@ -16,17 +18,24 @@ Invariants:
 5. A transaction lives no longer than its owner's access: RemoveDb drops
    every transaction on the db (``drop_db``), Revoke those of the revoked
    process on it (``drop_owned``); either way a later use answers ``NoTx``.
+6. A transaction's staged keys are kept sorted (``staged_range``): new keys
+   wait in ``_fresh`` and are merged into ``_sorted`` by the next range read
+   (one at a time with ``insort`` when few, else one timsort of a sorted run
+   and a short tail), so a scan page costs O(log n + page), not a sort of
+   every staged write. Keys are never unstaged (a delete stages None).
 """
 
 from __future__ import annotations
 
+import bisect
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import attrs
 
 from protocol.ids import PackageId, ProcessId
+from protocol.messages import TransactionTooLarge
 
 from .conflicts import ReadSet, WriteLog
 
@@ -50,6 +59,9 @@ class Transaction:
     start_version: int = 0
     #: What it read of the committed data, for the conflict check at commit.
     reads: ReadSet = attrs.Factory(ReadSet)
+    #: The staged keys in order, but for those staged since the last range read.
+    _sorted: list[bytes] = attrs.Factory(list)
+    _fresh: list[bytes] = attrs.Factory(list)
 
     def size_after(self, key: bytes, value: bytes | None) -> int:
         """The staged size if ``key`` were written to ``value``."""
@@ -73,16 +85,46 @@ class Transaction:
         """Stage every write of ``writes``; ``size`` is ``size_after_many(writes)``.
 
         Keys are unique on both sides, so the order of the staged writes does
-        not change what a commit applies.
+        not change what a commit applies. Call it through ``Transactions``.
         """
-        self.writes.update(writes)
+        staged = self.writes
+        self._fresh.extend(key for key in writes if key not in staged)
+        staged.update(writes)
         self.size = size
 
     def stage(self, key: bytes, value: bytes | None) -> None:
-        """Stage a write; a later write of the same key replaces an earlier one."""
+        """Stage a write; a later write of the same key replaces an earlier one.
+
+        Call it through ``Transactions`` (which keeps the node's total exact).
+        """
         self.size = self.size_after(key, value)
-        self.writes.pop(key, None)  # re-insert: the batch applies writes in staging order
+        if key not in self.writes:
+            self._fresh.append(key)
         self.writes[key] = value
+
+    def staged_range(
+        self, lo: bytes | None, hi: bytes | None, *, reverse: bool
+    ) -> Iterator[tuple[bytes, bytes | None]]:
+        """Staged writes with ``lo <= key < hi`` (None: unbounded), in key order
+        (descending if ``reverse``); None values are staged deletes."""
+        keys = self._settled()
+        first = 0 if lo is None else bisect.bisect_left(keys, lo)
+        end = len(keys) if hi is None else bisect.bisect_left(keys, hi)
+        staged = self.writes
+        indexes = range(end - 1, first - 1, -1) if reverse else range(first, end)
+        return ((keys[i], staged[keys[i]]) for i in indexes)
+
+    def _settled(self) -> list[bytes]:
+        fresh, keys = self._fresh, self._sorted
+        if fresh:
+            if len(fresh) <= 32:
+                for key in fresh:
+                    bisect.insort(keys, key)
+            else:  # a sorted run and a tail: timsort merges them in about O(n + k log k)
+                keys.extend(fresh)
+                keys.sort()
+            fresh.clear()
+        return keys
 
 
 @attrs.define(eq=False)
@@ -92,6 +134,9 @@ class Transactions:
     max_per_sender: int
     max_bytes: int
     idle_seconds: float
+    max_total_bytes: int = 1 << 30
+    #: Bytes staged by every open transaction together.
+    staged_bytes: int = 0
     _by_id: dict[int, Transaction] = attrs.Factory(dict)
     _per_sender: Counter[ProcessId] = attrs.Factory(Counter)
     _per_db: Counter[DbKey] = attrs.Factory(Counter)
@@ -117,6 +162,27 @@ class Transactions:
         self._per_sender[owner] += 1
         self._per_db[db] += 1
         return tx
+
+    def too_large(self, tx: Transaction, size: int) -> TransactionTooLarge | None:
+        """The error if ``tx`` may not grow to ``size`` staged bytes, else None:
+        past its own limit, or past the node's (``max`` tells which)."""
+        if size > self.max_bytes:
+            return TransactionTooLarge(size=size, max=self.max_bytes)
+        total = self.staged_bytes - tx.size + size
+        if size > tx.size and total > self.max_total_bytes:
+            return TransactionTooLarge(size=total, max=self.max_total_bytes)
+        return None
+
+    def stage(self, tx: Transaction, key: bytes, value: bytes | None) -> None:
+        """Stage one write in ``tx`` (checked with ``too_large`` first)."""
+        before = tx.size
+        tx.stage(key, value)
+        self.staged_bytes += tx.size - before
+
+    def stage_many(self, tx: Transaction, writes: Mapping[bytes, bytes | None], size: int) -> None:
+        """Stage ``writes`` in ``tx``; ``size`` is ``tx.size_after_many(writes)``."""
+        self.staged_bytes += size - tx.size
+        tx.stage_many(writes, size)
 
     def record_writes(self, db: DbKey, keys: Iterable[bytes]) -> None:
         """A write to ``db`` was applied (or queued in serving order) for ``keys``.
@@ -156,6 +222,7 @@ class Transactions:
         """Forget ``tx`` (committed, rolled back, expired, revoked or its db removed)."""
         if self._by_id.pop(tx.tx_id, None) is None:
             return
+        self.staged_bytes -= tx.size
         self._per_sender[tx.owner] -= 1
         if not self._per_sender[tx.owner]:
             del self._per_sender[tx.owner]

@@ -28,6 +28,7 @@ from .ids import (
 )
 from .messages import (
     AddCapFailed,
+    AnswerTooLarge,
     BatchTooLarge,
     BeginTx,
     BeginTxResponse,
@@ -92,6 +93,7 @@ __all__ = [
     "MAX_DB_NAME_BYTES",
     "AddCapFailed",
     "Address",
+    "AnswerTooLarge",
     "BatchTooLarge",
     "BeginTx",
     "BeginTxResponse",

@@ -31,6 +31,7 @@ from ._shapes import (
 )
 from .errors import (
     AddCapFailed,
+    AnswerTooLarge,
     BatchTooLarge,
     CasMismatch,
     IntegerOverflow,
@@ -279,7 +280,7 @@ def _no_db(payload: object) -> KvError:
 
 
 def _size_limit(
-    cls: type[KeyTooLarge] | type[ValueTooLarge] | type[TransactionTooLarge],
+    cls: type[KeyTooLarge] | type[ValueTooLarge] | type[TransactionTooLarge] | type[AnswerTooLarge],
 ) -> Callable[[object], KvError]:
     def parse(payload: object) -> KvError:
         fields = _struct(payload, cls.TAG, _SIZE_FIELDS)
@@ -336,6 +337,7 @@ _PAYLOAD_ERRORS: Final[Mapping[str, Callable[[object], KvError]]] = {
         tx_id=_uint(payload, "TransactionConflict")
     ),
     BatchTooLarge.TAG: _batch_too_large,
+    AnswerTooLarge.TAG: _size_limit(AnswerTooLarge),
 }
 
 

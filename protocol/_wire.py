@@ -18,6 +18,7 @@ import msgpack
 from ._shapes import _I64_MAX, _I64_MIN
 from .errors import (
     AddCapFailed,
+    AnswerTooLarge,
     BatchTooLarge,
     CasMismatch,
     IntegerOverflow,
@@ -224,6 +225,7 @@ def _error_wire(error: KvError) -> object:
             KeyTooLarge(size=size, max=limit)
             | ValueTooLarge(size=size, max=limit)
             | TransactionTooLarge(size=size, max=limit)
+            | AnswerTooLarge(size=size, max=limit)
         ):
             return {error.TAG: {"size": _uint_out(size), "max": _uint_out(limit)}}
         case TooManyTransactions(max=limit):

@@ -17,6 +17,7 @@ from .ids import PackageId
 
 __all__ = [
     "AddCapFailed",
+    "AnswerTooLarge",
     "BatchTooLarge",
     "CasMismatch",
     "IntegerOverflow",
@@ -260,6 +261,18 @@ class BatchTooLarge:
         return f"batch of {self.count} items exceeds the limit of {self.max}"
 
 
+@attrs.frozen(kw_only=True)
+class AnswerTooLarge:
+    """An answer would hold more bytes of values than the server sends in one."""
+
+    TAG: ClassVar[str] = "AnswerTooLarge"
+    size: int
+    max: int
+
+    def __str__(self) -> str:
+        return f"answer of at least {self.size} bytes exceeds the limit of {self.max}"
+
+
 KvError: TypeAlias = (
     NoDb
     | KeyNotFound
@@ -281,4 +294,5 @@ KvError: TypeAlias = (
     | NotAnInteger
     | IntegerOverflow
     | BatchTooLarge
+    | AnswerTooLarge
 )

@@ -29,6 +29,7 @@ from ._wire import _response_wire
 from .ids import PackageId, ProcessId
 from .messages import (
     AddCapFailed,
+    AnswerTooLarge,
     BatchTooLarge,
     BeginTx,
     BeginTxResponse,
@@ -524,6 +525,11 @@ def _batch_too_large(value: JsonValue) -> KvError:
     return BatchTooLarge(count=_uint(f["count"], "count"), max=_uint(f["max"], "max"))
 
 
+def _answer_too_large(value: JsonValue) -> KvError:
+    size, limit = _sizes(value, "AnswerTooLarge")
+    return AnswerTooLarge(size=size, max=limit)
+
+
 _UNIT_ERRORS: Final[Mapping[str, KvError]] = {
     "KeyNotFound": KeyNotFound(),
     "NoWriteCap": NoWriteCap(),
@@ -551,6 +557,7 @@ _PAYLOAD_ERRORS: Final[Mapping[str, Callable[[JsonValue], KvError]]] = {
     ),
     "TransactionConflict": lambda v: TransactionConflict(tx_id=_uint(v, "TransactionConflict")),
     "BatchTooLarge": _batch_too_large,
+    "AnswerTooLarge": _answer_too_large,
 }
 
 

@@ -15,6 +15,7 @@ import attrs
 
 from .errors import (
     AddCapFailed,
+    AnswerTooLarge,
     BatchTooLarge,
     CasMismatch,
     IntegerOverflow,
@@ -40,6 +41,7 @@ from .ids import PackageId, ProcessId
 
 __all__ = [
     "AddCapFailed",
+    "AnswerTooLarge",
     "BatchTooLarge",
     "BeginTx",
     "BeginTxResponse",

@@ -29,6 +29,7 @@ from ._transaction import Transaction
 from .codecs import BYTES, JSON, MSGPACK, BytesCodec, Codec, JsonCodec, MsgpackCodec, Utf8Codec
 from .errors import (
     AddCapFailed,
+    AnswerTooLarge,
     BatchTooLarge,
     CasMismatch,
     IntegerOverflow,
@@ -57,6 +58,7 @@ __all__ = [
     "JSON",
     "MSGPACK",
     "AddCapFailed",
+    "AnswerTooLarge",
     "BatchTooLarge",
     "BytesCodec",
     "CasMismatch",

@@ -14,6 +14,7 @@ from protocol import messages as m
 
 __all__ = [
     "AddCapFailed",
+    "AnswerTooLarge",
     "BatchTooLarge",
     "CasMismatch",
     "IntegerOverflow",
@@ -132,6 +133,10 @@ class BatchTooLarge(KvError):
     """A batch names more keys than the store accepts in one request."""
 
 
+class AnswerTooLarge(KvError):
+    """A batch read would answer more bytes than the store sends at once: ask fewer keys."""
+
+
 class UnexpectedResponse(RuntimeError):
     """kv:distro:sys answered with a response of the wrong kind (a protocol bug)."""
 
@@ -156,6 +161,7 @@ _BY_VARIANT: dict[type, type[KvError]] = {
     m.NotAnInteger: NotAnInteger,
     m.IntegerOverflow: IntegerOverflow,
     m.BatchTooLarge: BatchTooLarge,
+    m.AnswerTooLarge: AnswerTooLarge,
 }
 
 

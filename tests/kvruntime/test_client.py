@@ -473,6 +473,7 @@ PROTOCOL_ERRORS: list[Any] = [
     m.NotAnInteger(),
     m.IntegerOverflow(),
     m.BatchTooLarge(count=11, max=10),
+    m.AnswerTooLarge(size=9, max=8),
 ]
 
 

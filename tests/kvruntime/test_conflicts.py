@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvruntime.conflicts import ReadSet, WriteLog
+from kvruntime.conflicts import ReadRange, ReadSet, WriteLog, range_written_after
 from kvruntime.kv_reads import prefix_end
 from kvruntime.kv_writes import parse_counter
 
@@ -111,3 +113,34 @@ def test_prefix_end_of_ff_bytes() -> None:
     assert prefix_end(b"a\xff\xff") == b"b"
     assert prefix_end(b"\xff\xff") is None
     assert prefix_end(b"") is None
+
+
+_keys = st.binary(max_size=3)
+_bound = st.none() | _keys
+
+
+@given(
+    written=st.dictionaries(_keys, st.integers(1, 50), max_size=60),
+    ranges=st.lists(st.tuples(_bound, _bound, st.integers(0, 50)), max_size=40),
+)
+def test_range_written_after_agrees_with_the_direct_check(
+    written: dict[bytes, int], ranges: list[tuple[bytes | None, bytes | None, int]]
+) -> None:
+    read = [ReadRange(start=lo, end=hi, version=v) for lo, hi, v in ranges]
+    expected = any(v > r.version and r.covers(k) for k, v in written.items() for r in read)
+    assert range_written_after(list(written.items()), read) is expected
+
+
+def test_the_conflict_check_is_fast_for_many_ranges_and_many_writes() -> None:
+    log = WriteLog(max_keys=200_000)
+    reads = ReadSet()
+    for i in range(5000):  # narrow scans of keys nobody writes
+        reads.note_range(b"r%05d" % i, b"r%05d\x00" % i, log.version)
+    for i in range(100):
+        log.record(b"w%07d" % (i * 1000 + j) for j in range(1000))
+    started = time.perf_counter()
+    assert not log.conflicts(reads)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 3.0, f"{elapsed:.2f} s for 5000 ranges x 100k writes"
+    log.record([b"r02500"])
+    assert log.conflicts(reads)

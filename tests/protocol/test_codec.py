@@ -26,6 +26,7 @@ from protocol.codec import (
 from protocol.ids import IdError, PackageId, ProcessId, validate_db_name
 from protocol.messages import (
     AddCapFailed,
+    AnswerTooLarge,
     BatchTooLarge,
     BeginTx,
     BeginTxResponse,
@@ -169,6 +170,7 @@ ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     NotAnInteger: st.just(NotAnInteger()),
     IntegerOverflow: st.just(IntegerOverflow()),
     BatchTooLarge: st.builds(BatchTooLarge, count=u64_edges, max=u64_edges),
+    AnswerTooLarge: st.builds(AnswerTooLarge, size=u64_edges, max=u64_edges),
 }
 errors: st.SearchStrategy[KvError] = st.one_of(*ERRORS.values())
 RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {
