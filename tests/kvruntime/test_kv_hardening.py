@@ -12,8 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from kvruntime import KV_PROCESS_ID, KvConfig, ProcessContext, Response, Runtime, kv, storage
+from kvruntime import KvConfig, ProcessContext, Response, Runtime, kv, storage
 from kvruntime.client._exchange import request
+from kvruntime.kv_process import KV_PROCESS_ID
 from kvruntime.store import LevelDbStore, StoreError
 from protocol.blobs import encode_keys, encode_writes
 from protocol.codec import decode_response, encode_request
@@ -31,7 +32,7 @@ from protocol.messages import (
     WriteBatch,
 )
 from tests.conftest import run_as
-from tests.reliability.conftest import kv_of
+from tests.internals import kv_of
 
 pytestmark = pytest.mark.anyio
 

@@ -12,10 +12,7 @@ from collections import Counter
 
 import pytest
 
-from kvruntime import Runtime
-from kvruntime.kv_process import KvProcess
-
-__all__ = ["Figures", "kv_of"]
+__all__ = ["Figures"]
 
 
 class Figures:
@@ -64,8 +61,3 @@ def pytest_terminal_summary(
         terminalreporter.section("reliability summary")
         for line in lines:
             terminalreporter.write_line(line)
-
-
-def kv_of(rt: Runtime) -> KvProcess:
-    """The runtime's kv process: the one place tests reach the runtime's internals."""
-    return rt.kv

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 import pytest
 
-from kvruntime import KV_PROCESS_ID, ProcessContext, Response, Runtime, kv, storage
+from kvruntime import ProcessContext, Response, Runtime, kv, storage
+from kvruntime.kv_process import KV_PROCESS_ID
 from protocol.blobs import encode_items, encode_writes
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
