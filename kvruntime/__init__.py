@@ -12,9 +12,10 @@ and, inside ``main(ctx)``, the client ``kvruntime.client`` (``from kvruntime imp
 
 from __future__ import annotations
 
-from protocol.ids import Address, PackageId, ProcessId
+from protocol.ids import Address, IdError, PackageId, ProcessId
 
 from . import client as kv
+from .client.errors import KvError, UnexpectedResponse
 from .config import KvConfig
 from .errors import CapabilityNotHeld, ProcessKilled, RuntimeClosed, SendError, SendErrorKind
 from .kv_process import KV_PROCESS_ID
@@ -27,7 +28,9 @@ __all__ = [
     "Address",
     "Capability",
     "CapabilityNotHeld",
+    "IdError",
     "KvConfig",
+    "KvError",
     "Main",
     "Message",
     "PackageId",
@@ -41,5 +44,6 @@ __all__ = [
     "RuntimeClosed",
     "SendError",
     "SendErrorKind",
+    "UnexpectedResponse",
     "kv",
 ]

@@ -33,6 +33,7 @@ from protocol.messages import (
 
 from ._access import KvAccess
 from ._batches import KvBatches
+from ._checks import encoded
 from ._core import DEFAULT_MAX_BATCH_ITEMS, K, V
 from ._exchange import answer, expect, unexpected
 from ._scans import KvScans
@@ -260,8 +261,8 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         bytes (None when absent), and nothing changes.
         """
         raw = self._key_bytes(key)
-        expected_raw = None if expected is None else self._value.encode(expected)
-        blob = encode_cas(expected_raw, None if new is None else self._value_bytes(new))
+        expected_raw = None if expected is None else encoded(self._value, expected, "expected")
+        blob = encode_cas(expected_raw, None if new is None else self._value_bytes(new, "new"))
         await self._call(CompareAndSwap(key=raw), blob)
 
 

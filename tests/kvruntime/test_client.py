@@ -315,9 +315,9 @@ async def test_the_three_shapes_share_one_db(rt: Runtime) -> None:
 
 async def test_a_label_that_is_no_db_name_is_refused(rt: Runtime) -> None:
     async def body(ctx: ProcessContext) -> None:
-        with pytest.raises(kv.MalformedRequest):
+        with pytest.raises(kv.IdError, match="one path component"):
             await kv.set(ctx, "../escape", b"k", b"v")
-        with pytest.raises(kv.MalformedRequest):
+        with pytest.raises(kv.IdError, match="one path component"):
             await kv.stores(ctx)["a/b"].get(b"k")
 
     await run_as(rt, APP, body)
@@ -434,7 +434,12 @@ async def test_remove_db(rt: Runtime) -> None:
         assert caught.value.error == m.NoDb(package_id=MINE, db="gone")
         with pytest.raises(kv.NoDb):
             await kv.remove_db(ctx, ctx.package_id, "gone")
-        # The label shape opens the db afresh: empty, nothing re-created from before.
+        # The label shape forgot its handle, and a read does not re-create the db.
+        with pytest.raises(kv.NoDb):
+            await kv.get(ctx, "gone", b"label", None)
+        assert not path.exists()
+        # A write through the label does: empty, nothing kept from before.
+        await kv.set(ctx, "gone", b"new", b"1")
         assert await kv.get(ctx, "gone", b"k", None) is None
         assert await kv.get(ctx, "gone", b"label", None) is None
         with pytest.raises(kv.MismatchingPackageId):
