@@ -18,6 +18,7 @@ from protocol.messages import (
     GetMany,
     GetManyResponse,
     KvAction,
+    OkResponse,
     SetMany,
     TxGetMany,
     WriteBatch,
@@ -72,14 +73,14 @@ class KvBatches(KvCore[K, V]):
             pairs = [(kenc(k), venc(v)) for k, v in pairs]
         raw = raw_pairs(pairs, self._max_key, self._max_value)
         if raw:
-            await self._call(SetMany(count=len(raw)), encode_items(raw))
+            expect(OkResponse, (await self._call(SetMany(count=len(raw)), encode_items(raw)))[0])
 
     async def delete_many(self, keys: Iterable[K]) -> None:
         """Delete every key in one atomic batch (missing keys are fine)."""
         raw = self._raw_keys(keys)
         check_batch_sizes(raw, (), self._max_key, self._max_value)
         if raw:
-            await self._call(DeleteMany(count=len(raw)), encode_keys(raw))
+            expect(OkResponse, (await self._call(DeleteMany(count=len(raw)), encode_keys(raw)))[0])
 
     async def write_batch(self, ops: Mapping[K, V | None] | Iterable[tuple[K, V | None]]) -> None:
         """Apply sets and deletes (a None value deletes) in one atomic batch.
@@ -93,7 +94,10 @@ class KvBatches(KvCore[K, V]):
             pairs = [(kenc(k), None if v is None else venc(v)) for k, v in pairs]
         raw = raw_writes(pairs, self._max_key, self._max_value)
         if raw:
-            await self._call(WriteBatch(tx_id=None, count=len(raw)), encode_writes(raw))
+            expect(
+                OkResponse,
+                (await self._call(WriteBatch(tx_id=None, count=len(raw)), encode_writes(raw)))[0],
+            )
 
     def _raw_keys(self, keys: Iterable[K]) -> list[bytes]:
         """``keys`` encoded and checked (a raw key codec: as they are, in one pass)."""

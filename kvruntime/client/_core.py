@@ -19,7 +19,7 @@ from protocol.prefix import DbRequestEncoder
 from ..config import KvConfig
 from ..message import Response
 from ..process import ProcessContext
-from ._checks import encoded
+from ._checks import as_bytes, encoded
 from ._exchange import exchange, kv_address
 from .codecs import BytesCodec, Codec
 from .errors import KeyTooLarge, ValueTooLarge
@@ -139,10 +139,12 @@ class KvCore(Generic[K, V]):
         )
 
     async def _gather(self, chunks: AsyncIterable[bytes]) -> bytes:
-        limit, size, parts = self._max_value, 0, []
+        limit, size = self._max_value, 0
+        parts: list[bytes] = []
         async for chunk in chunks:
-            size += len(chunk)
+            raw = as_bytes(chunk, f"value chunk {len(parts)}")
+            size += len(raw)
             if size > limit:
                 raise ValueTooLarge(ValueTooLargeError(size=size, max=limit))
-            parts.append(bytes(chunk))
+            parts.append(raw)
         return b"".join(parts)

@@ -105,6 +105,8 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
 
     async def get_stream(self, key: K, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """The stored bytes of ``key`` in chunks (the WASI ``stream<u8>`` shape)."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
         response, blob = answer(await self._send(self._encoder.get(self._key_bytes(key))))
         if not isinstance(response, GetResponse) or blob is None:
             raise UnexpectedResponse(unexpected(response))
@@ -263,7 +265,7 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         raw = self._key_bytes(key)
         expected_raw = None if expected is None else encoded(self._value, expected, "expected")
         blob = encode_cas(expected_raw, None if new is None else self._value_bytes(new, "new"))
-        await self._call(CompareAndSwap(key=raw), blob)
+        expect(OkResponse, (await self._call(CompareAndSwap(key=raw), blob))[0])
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:

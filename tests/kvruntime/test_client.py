@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import msgpack
@@ -526,7 +526,29 @@ async def test_an_answer_of_the_wrong_kind_raises_unexpected_response(rt: Runtim
         seen = []
         for target in ("exists:svc:pub.os", "impostor:svc:pub.os"):
             db._target = ctx.resolve(target)  # white-box: point the handle elsewhere
-            for call in (db.set(b"k", b"v"), db.delete(b"k"), db.get(b"k")):
+            calls: list[Awaitable[object]] = [
+                db.set(b"k", b"v"),
+                db.delete(b"k"),
+                db.get(b"k"),
+                db.get_stream(b"k"),
+                db.set(b"k", b"v", tx_id=1),
+                db.delete(b"k", tx_id=1),
+                db.get(b"k", tx_id=1),
+                db.get_many([b"k"]),
+                db.set_many({b"k": b"v"}),
+                db.delete_many([b"k"]),
+                db.write_batch({b"k": None}),
+                db.list_page(),
+                db.delete_range(),
+                db.increment(b"n"),
+                db.compare_and_swap(b"k", None, b"v"),
+                db.begin_tx(),
+                db.commit_tx(1),
+                db.rollback_tx(1),
+                db.capabilities(),
+                db.revoke("other:demo:alice.os"),
+            ]
+            for call in calls:
                 with pytest.raises(kv.UnexpectedResponse) as caught:
                     await call
                 seen.append(str(caught.value).split(":")[0])
@@ -534,4 +556,4 @@ async def test_an_answer_of_the_wrong_kind_raises_unexpected_response(rt: Runtim
         assert await db.exists(b"k") is True  # the one call this answer fits
         return seen
 
-    assert await run_as(rt, "app:demo:alice.os", body) == ["kv"] * 6
+    assert await run_as(rt, "app:demo:alice.os", body) == ["kv"] * 40

@@ -179,6 +179,11 @@ async def drain(items: AsyncIterator[object]) -> None:
         pass
 
 
+async def chunks(*parts: Any) -> AsyncIterator[Any]:
+    for part in parts:
+        yield part
+
+
 #: A misuse of a handle (typed Any: the point is to pass what the types forbid).
 Misuse = Callable[[Any], Awaitable[object]]
 
@@ -202,6 +207,8 @@ MISUSES: list[tuple[str, Misuse, str]] = [
     ("set value", lambda db: db.set(b"k", "v"), "value must be bytes"),
     ("set int", lambda db: db.set(b"k", 5), "value must be bytes"),
     ("set tx", lambda db: db.set(b"k", None, tx_id=1), "value must be bytes"),
+    ("set chunks", lambda db: db.set(b"k", chunks(b"a", "b")), "value chunk 1 must be bytes"),
+    ("set int chunk", lambda db: db.set(b"k", chunks(3)), "value chunk 0 must be bytes"),
     ("delete", lambda db: db.delete("k"), "key must be bytes"),
     ("exists", lambda db: db.exists(["k"]), "key must be bytes"),
     ("get_many", lambda db: db.get_many([b"a", "b"]), "key 1 must be bytes"),
@@ -303,6 +310,24 @@ async def test_a_bytes_subclass_is_measured_as_the_bytes_it_holds(rt: Runtime) -
             await db.get(LyingBytes(b"x" * 5))
         with pytest.raises(kv.ValueTooLarge, match="value of 9 bytes"):
             await db.set_many([(b"k", LyingBytes(b"x" * 9))])
+
+    await run_as(rt, APP, body)
+
+
+async def test_chunks_are_measured_as_the_bytes_they_hold(rt: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = kv.handle(ctx, ctx.package_id, "absent", max_value_bytes=8)
+        with pytest.raises(kv.ValueTooLarge, match="value of 10 bytes"):
+            await db.set(b"k", chunks(LyingBytes(b"x" * 5), LyingBytes(b"y" * 5)))
+
+    await run_as(rt, APP, body)
+
+
+async def test_a_stream_of_chunks_of_no_size_is_value_error_before_sending(rt: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = kv.handle(ctx, ctx.package_id, "absent")
+        with pytest.raises(ValueError, match="chunk_size must be at least 1, got 0"):
+            await db.get_stream(b"k", chunk_size=0)
 
     await run_as(rt, APP, body)
 
