@@ -209,7 +209,12 @@ def handle(
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
 ) -> Kv[bytes, bytes]:
-    """A handle on a db without opening it: for a db another package shared with you."""
+    """A handle on a db without opening it: for a db another package shared with you.
+
+    Sends nothing (a db that does not exist answers its first call with NoDb,
+    or NoReadCap/NoWriteCap for another package); a bad package id or db name
+    is IdError here.
+    """
     return Kv(
         ctx,
         _package(package_id),
@@ -239,7 +244,9 @@ async def _labelled(ctx: ProcessContext, label: str, *, create: bool) -> Kv[byte
     Capabilities request tells without creating anything: NoDb (raised, and
     nothing cached) for a db that does not exist; the kinds held when this
     process holds both, so nothing more is sent; otherwise (another process
-    of the package created it) Open grants them.
+    of the package created it) Open grants them. (Open itself would create:
+    a RemoveDb by another process of the package between the two requests
+    leaves a new, empty db; kv has no "open if it exists" action.)
     """
     handles: dict[str, Kv[bytes, bytes]] = ctx.extensions.setdefault(_HANDLES, {})
     db = handles.get(label)
