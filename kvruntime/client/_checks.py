@@ -61,21 +61,17 @@ def raw_keys(keys: list[Any]) -> list[bytes]:
 
 
 def raw_pairs(pairs: list[Any], max_key: int, max_value: int) -> list[tuple[bytes, bytes]]:
-    """``pairs`` as (key, value) pairs of exact bytes within the limits.
+    """``pairs``, checked as (key, value) pairs of bytes within the limits.
 
     TypeError names the first item that is no pair of bytes-like objects;
     KeyTooLarge / ValueTooLarge as ``check_batch_sizes`` raises them.
     """
-    if not pairs:
-        return pairs
-    try:  # the common case, C-level passes: a pair is exactly two entries, all bytes
-        keys, values = zip(*pairs, strict=True)
-    except (TypeError, ValueError):  # an item that is no pair
-        pass
-    else:
-        if set(map(type, keys)) <= _BYTES and set(map(type, values)) <= _BYTES:
-            if max(map(len, keys)) > max_key or max(map(len, values)) > max_value:
-                check_batch_sizes(keys, values, max_key, max_value)
+    keys = _keys_of(pairs, max_key)
+    if keys is not None:
+        values = keys[1]
+        if set(map(type, values)) <= _BYTES:
+            if max(map(len, values), default=0) > max_value:
+                check_batch_sizes(keys[0], values, max_key, max_value)
             return pairs
     checked = [
         (as_bytes(key, f"key {i}"), as_bytes(value, f"value {i}"))
@@ -87,18 +83,12 @@ def raw_pairs(pairs: list[Any], max_key: int, max_value: int) -> list[tuple[byte
 
 def raw_writes(writes: list[Any], max_key: int, max_value: int) -> list[tuple[bytes, bytes | None]]:
     """``raw_pairs`` for writes, whose value may be None (a delete)."""
-    if not writes:
-        return writes
-    try:
-        keys, values = zip(*writes, strict=True)
-    except (TypeError, ValueError):
-        pass
-    else:
-        if set(map(type, keys)) <= _BYTES and set(map(type, values)) <= _BYTES_OR_NONE:
+    keys = _keys_of(writes, max_key)
+    if keys is not None:
+        values = keys[1]
+        if set(map(type, values)) <= _BYTES_OR_NONE:
             # filter(None, ...) drops deletes (and empty values, which fit anyway).
-            if max(map(len, keys)) > max_key or (
-                max(map(len, filter(None, values)), default=0) > max_value
-            ):
+            if max(map(len, filter(None, values)), default=0) > max_value:
                 check_pair_sizes(writes, max_key, max_value)
             return writes
     checked = [
@@ -107,6 +97,30 @@ def raw_writes(writes: list[Any], max_key: int, max_value: int) -> list[tuple[by
     ]
     check_pair_sizes(checked, max_key, max_value)
     return checked
+
+
+def _keys_of(pairs: list[Any], max_key: int) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    """The keys and values of ``pairs`` when every item is a pair and every key is
+    bytes-like and within ``max_key`` (else None: the caller walks the items).
+
+    C-level passes: ``zip`` checks the shape; ``b"".join`` takes only bytes-like
+    keys and measures what they hold, so when the keys' total fits, each does
+    (a bytes subclass's ``len`` cannot lie to it); a larger total is measured
+    key by key, on exact bytes only. The values are the caller's to check.
+    """
+    if not pairs:
+        return (), ()
+    try:
+        keys, values = zip(*pairs, strict=True)
+        total = len(b"".join(keys))
+    except (TypeError, ValueError):  # an item that is no pair, a key not bytes-like
+        return None
+    if total > max_key:
+        if not set(map(type, keys)) <= _BYTES:
+            return None
+        if max(map(len, keys)) > max_key:
+            check_batch_sizes(keys, (), max_key, max_value=0)
+    return keys, values
 
 
 def _pairs(items: list[Any]) -> list[tuple[Any, Any]]:

@@ -84,7 +84,7 @@ class Transaction(Generic[K, V]):
         "_max_batch",
         "_max_key",
         "_max_value",
-        "_raw",
+        "_raw_open",
         "_state",
         "_tx_id",
         "_value",
@@ -109,13 +109,14 @@ class Transaction(Generic[K, V]):
         self._max_batch = max_batch_items
         self._max_key = max_key_bytes
         self._max_value = max_value_bytes
-        #: Raw bytes both ways: exact bytes are buffered as given, without codec
-        #: calls; anything else goes through ``encoded`` (bytes-like converted,
-        #: the rest a TypeError at the ``set`` that gave it).
-        self._raw = isinstance(key_codec, BytesCodec) and isinstance(value_codec, BytesCodec)
         self._writes: dict[bytes, bytes | None] = {}
         self._tx_id: int | None = None
         self._state = _State.OPEN
+        #: Raw bytes both ways and the block still open: ``set``'s one flag on its
+        #: hot path, where exact bytes are buffered as given, without codec calls;
+        #: anything else goes through ``encoded`` (bytes-like converted, the rest
+        #: a TypeError at the ``set`` that gave it).
+        self._raw_open = isinstance(key_codec, BytesCodec) and isinstance(value_codec, BytesCodec)
 
     @property
     def tx_id(self) -> int | None:
@@ -130,14 +131,13 @@ class Transaction(Generic[K, V]):
 
     def set(self, key: K, value: V) -> None:
         """Buffer a write of ``value`` at ``key``; it is applied when the block ends."""
-        if self._state is not _State.OPEN:
-            self._check_open()
-        if type(key) is bytes and type(value) is bytes and self._raw:
-            # The hot path of a 100-set transaction: no codec calls (mypy does not
-            # narrow K and V by ``type(x) is``).
+        if type(key) is bytes is type(value) and self._raw_open:
+            # The hot path of a 100-set transaction: one flag, no codec calls (mypy
+            # does not narrow K and V by ``type(x) is``).
             self._writes[key] = value  # type: ignore[index,assignment]
-        else:
-            self._writes[encoded(self._key, key, "key")] = encoded(self._value, value, "value")
+            return
+        self._check_open()
+        self._writes[encoded(self._key, key, "key")] = encoded(self._value, value, "value")
 
     def delete(self, key: K) -> None:
         """Buffer a delete of ``key`` (a missing key is fine)."""
@@ -203,6 +203,7 @@ class Transaction(Generic[K, V]):
     ) -> None:
         self._check_open()
         self._state = _State.DONE
+        self._raw_open = False
         writes, self._writes = self._writes, {}
         if exc is not None:
             if isinstance(exc, Exception):  # not on cancellation: no await then
