@@ -13,11 +13,12 @@ Three shapes, as in the WASI key-value proposal's SDKs::
 Which calls create a db: ``kv.open`` (it sends Open, which creates the db if
 missing and grants this process read and write), and through a label
 ``kv.set`` / ``stores.<label>.set`` and ``stores.<label>.handle()``, which
-open the label's db on first use. A read through a label (``kv.get``,
-``kv.exists``, ``stores.<label>.get`` / ``.exists``) and ``kv.delete`` never
-create one: on a db that does not exist they raise ``NoDb`` and leave
-nothing on disk (a db another process of the package created is opened for
-them). ``kv.handle`` sends nothing; its calls on a missing db raise ``NoDb``.
+open the label's db on first use. Reads and deletes through a label
+(``kv.get``, ``kv.exists``, ``kv.delete``, ``stores.<label>.get`` /
+``.exists`` / ``.delete``) never create one: on a db that does not exist
+they raise ``NoDb`` and leave nothing on disk (a db another process of the
+package created is opened for them). ``kv.handle`` sends nothing; its
+calls on a missing db raise ``NoDb``.
 
 The errors a process may catch are one family, exported here and from
 ``kvruntime``:
@@ -304,7 +305,7 @@ async def exists(ctx: ProcessContext, label: str, key: bytes) -> bool:
 
 
 class _LazyStore:
-    """This package's db ``label``: reads never create it, ``set`` and ``handle`` do."""
+    """This package's db ``label``: reads and deletes never create it, ``set``/``handle`` do."""
 
     __slots__ = ("_ctx", "_label")
 

@@ -1,9 +1,9 @@
 """The batch side of ``Kv``: many keys in one request, all or nothing for writes.
 
 On a raw-bytes handle the pairs go as they are (no per-item codec calls)
-once one C-level pass saw only exact bytes (``_checks``: bytes-like entries
-are converted, anything else is a TypeError naming it); sizes are checked
-here before anything is sent, as the server would.
+once a few C-level passes found them well formed (``_checks``: otherwise
+bytes-like entries are converted, anything else is a TypeError naming it);
+sizes are checked here before anything is sent, as the server would.
 """
 
 from __future__ import annotations

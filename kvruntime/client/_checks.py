@@ -1,12 +1,13 @@
-"""The client's argument checks: what goes on the wire is exact ``bytes``.
+"""The client's argument checks: what goes on the wire is bytes, measured honestly.
 
 A key, value, prefix or cursor is ``bytes``, ``bytearray`` or ``memoryview``
 (taken as the bytes it holds, so a ``bytes`` subclass is measured by its real
-length); anything else is a TypeError naming the argument and the type got,
-raised in the caller's task before anything is sent. The common case (exact
-``bytes``) costs one ``type(x) is bytes`` test per item, or a few C-level
-passes over a batch, which check its sizes too; the item-by-item walk runs
-only to convert or to name the culprit.
+length, not its ``len``); anything else is a TypeError naming the argument and
+the type got, raised in the caller's task before anything is sent. The common
+case (exact ``bytes``) costs one ``type(x) is bytes`` test per item, or a few
+C-level passes over a batch, which check its sizes too (a batch's bytes-like
+keys may go as they are: msgpack packs them as ``bin``); the item-by-item walk
+runs only to convert or to name the culprit.
 """
 
 from __future__ import annotations

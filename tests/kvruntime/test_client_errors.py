@@ -332,6 +332,28 @@ async def test_a_stream_of_chunks_of_no_size_is_value_error_before_sending(rt: R
     await run_as(rt, APP, body)
 
 
+async def test_a_number_outside_its_wire_range_is_value_error_before_sending(
+    rt: Runtime,
+) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = kv.handle(ctx, ctx.package_id, "absent")  # anything sent: NoDb
+        uint, int64, both = "a uint on the wire", "an int64 on the wire", "not both"
+        calls: list[tuple[Callable[[], Awaitable[object]], str]] = [
+            (lambda: db.get(b"k", tx_id=-1), uint),
+            (lambda: db.set(b"k", b"v", tx_id=2**64), uint),
+            (lambda: db.increment(b"n", 2**63), int64),
+            (lambda: db.list_page(limit=-1), uint),
+            (lambda: db.list_page(prefix=b"a", start=b"b"), both),
+            (lambda: db.delete_range(prefix=b"a", end=b"b"), both),
+            (lambda: db.commit_tx(-5), uint),
+        ]
+        for call, message in calls:
+            with pytest.raises(ValueError, match=message):  # sent, it would be NoDb
+                await call()
+
+    await run_as(rt, APP, body)
+
+
 async def test_a_codec_that_gives_no_bytes_is_type_error(rt: Runtime) -> None:
     async def body(ctx: ProcessContext) -> list[bytes]:
         db = await kv.open(ctx, ctx.package_id, "db")
