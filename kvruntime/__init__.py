@@ -12,10 +12,11 @@ and, inside ``main(ctx)``, the client ``kvruntime.client`` (``from kvruntime imp
 
 from __future__ import annotations
 
-from protocol.ids import Address, PackageId, ProcessId
+from protocol.ids import Address, IdError, PackageId, ProcessId
 
 from . import client as kv
 from .capabilities import CapabilityStoreError, HomeInUse
+from .client.errors import KvError, UnexpectedResponse
 from .config import KvConfig
 from .errors import (
     CapabilityNotHeld,
@@ -35,7 +36,9 @@ __all__ = [
     "CapabilityNotHeld",
     "CapabilityStoreError",
     "HomeInUse",
+    "IdError",
     "KvConfig",
+    "KvError",
     "Main",
     "Message",
     "PackageId",
@@ -50,5 +53,6 @@ __all__ = [
     "RuntimeClosed",
     "SendError",
     "SendErrorKind",
+    "UnexpectedResponse",
     "kv",
 ]

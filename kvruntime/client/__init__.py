@@ -10,17 +10,50 @@ Three shapes, as in the WASI key-value proposal's SDKs::
     stores = kv.stores(ctx)                                 # attribute access
     await stores.birthdays.get(b"bob")
 
-Every KvError arrives as one exception per variant under ``KvError``.
+Which calls create a db: ``kv.open`` (it sends Open, which creates the db if
+missing and grants this process read and write), and through a label
+``kv.set`` / ``stores.<label>.set`` and ``stores.<label>.handle()``, which
+open the label's db on first use. Reads and deletes through a label
+(``kv.get``, ``kv.exists``, ``kv.delete``, ``stores.<label>.get`` /
+``.exists`` / ``.delete``) never create one: on a db that does not exist
+they raise ``NoDb`` and leave nothing on disk (a db another process of the
+package created is opened for them). ``kv.handle`` sends nothing; its
+calls on a missing db raise ``NoDb``.
+
+The errors a process may catch are one family, exported here and from
+``kvruntime``:
+
+- ``KvError``: kv answered an error; one subclass per protocol variant
+  (``NoDb``, ``KeyNotFound``, ``NoReadCap``, ``NoWriteCap``, ``KeyTooLarge``,
+  ``ValueTooLarge``, ``TransactionConflict``, ``CasMismatch``, ...), with the
+  protocol value as ``.error``. ``KeyTooLarge`` / ``ValueTooLarge`` are also
+  raised before sending, as kv would answer them.
+- ``UnexpectedResponse``: kv answered with the wrong kind (a protocol bug).
+- ``SendError`` (``.kind`` a ``SendErrorKind``): the request was not
+  delivered or not answered in time.
+- ``CapabilityNotHeld``: ``share`` of a capability this process lacks.
+- ``IdError`` (a ValueError): a package id, process id or address, or a db
+  name that breaks the protocol's grammar (a lone surrogate included),
+  raised before sending.
+
+Local misuse is a builtin, raised before sending: ``TypeError`` for a key,
+value, prefix or cursor that is not bytes, bytearray or memoryview (the
+message names the argument and the type got) or a codec whose ``encode``
+gives no bytes; ``ValueError`` for a prefix with start/end or a number
+outside its wire range (``tx_id``, ``delta``, ``limit``). A codec raises
+its own errors (``UnicodeEncodeError`` from ``Utf8Codec``, say).
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar, overload
 
-from protocol.ids import PackageId
+from protocol.ids import IdError, PackageId, validate_db_name
 from protocol.messages import Open, RemoveDb
 
+from ..errors import CapabilityNotHeld, SendError, SendErrorKind
 from ..process import ProcessContext
+from ._checks import as_bytes
 from ._core import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES
 from ._exchange import request
 from ._handle import Kv
@@ -61,8 +94,10 @@ __all__ = [
     "AnswerTooLarge",
     "BatchTooLarge",
     "BytesCodec",
+    "CapabilityNotHeld",
     "CasMismatch",
     "Codec",
+    "IdError",
     "IntegerOverflow",
     "IoError",
     "JsonCodec",
@@ -81,6 +116,8 @@ __all__ = [
     "NotAnInteger",
     "Page",
     "RemoteNotAllowed",
+    "SendError",
+    "SendErrorKind",
     "Stores",
     "TooManyTransactions",
     "Transaction",
@@ -104,6 +141,8 @@ V = TypeVar("V")
 D = TypeVar("D")
 _MISSING: Any = object()
 _HANDLES = "kvruntime.client.handles"
+#: The timeout of the label forms' requests (``kv.handle``'s default).
+_LABEL_TIMEOUT = 5.0
 
 
 def _package(package_id: PackageId | str) -> PackageId:
@@ -150,11 +189,9 @@ async def open(
     ``max_value_bytes`` and ``max_key_bytes`` are checked before sending
     (ValueTooLarge / KeyTooLarge); their defaults are KvConfig's.
     """
-    pkg = _package(package_id)
-    await request(ctx, pkg, db, Open(), timeout=timeout)
-    return Kv(
+    opened = Kv(  # checks the name and id before anything is sent
         ctx,
-        pkg,
+        _package(package_id),
         db,
         timeout=timeout,
         key_codec=key_codec,
@@ -162,6 +199,8 @@ async def open(
         max_value_bytes=max_value_bytes,
         max_key_bytes=max_key_bytes,
     )
+    await request(ctx, opened.package_id, db, Open(), timeout=timeout)
+    return opened
 
 
 def handle(
@@ -173,7 +212,12 @@ def handle(
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
 ) -> Kv[bytes, bytes]:
-    """A handle on a db without opening it: for a db another package shared with you."""
+    """A handle on a db without opening it: for a db another package shared with you.
+
+    Sends nothing (a db that does not exist answers its first call with NoDb,
+    or NoReadCap/NoWriteCap for another package); a bad package id or db name
+    is IdError here.
+    """
     return Kv(
         ctx,
         _package(package_id),
@@ -191,17 +235,42 @@ async def remove_db(
 ) -> None:
     """Delete ``db`` of ``package_id`` (this process's package) with its data and capabilities."""
     pkg = _package(package_id)
+    validate_db_name(db)
     await request(ctx, pkg, db, RemoveDb(), timeout=timeout)
     ctx.extensions.get(_HANDLES, {}).pop(db, None)
 
 
-async def _labelled(ctx: ProcessContext, label: str) -> Kv[bytes, bytes]:
+async def _labelled(ctx: ProcessContext, label: str, *, create: bool) -> Kv[bytes, bytes]:
+    """This package's db ``label``, as a handle cached in ``ctx``.
+
+    On first use it is opened if ``create``; else only if it exists, which a
+    Capabilities request tells without creating anything: NoDb (raised, and
+    nothing cached) for a db that does not exist; the kinds held when this
+    process holds both, so nothing more is sent; otherwise (another process
+    of the package created it) Open grants them. (Open itself would create:
+    a RemoveDb by another process of the package between the two requests
+    leaves a new, empty db; kv has no "open if it exists" action.)
+    """
     handles: dict[str, Kv[bytes, bytes]] = ctx.extensions.setdefault(_HANDLES, {})
     db = handles.get(label)
     if db is None:
-        db = await open(ctx, ctx.package_id, label)
+        db = handle(ctx, ctx.package_id, label)
+        if create or await _held(db) != ["read", "write"]:
+            await request(ctx, db.package_id, label, Open(), timeout=_LABEL_TIMEOUT)
         handles[label] = db
     return db
+
+
+async def _held(db: Kv[bytes, bytes]) -> list[str]:
+    """The kinds of ``db``'s capabilities this process holds; NoDb if there is no such db."""
+    try:
+        return await db.capabilities()
+    except NoReadCap:  # it exists (NoDb comes first for this package), none held
+        return []
+
+
+def _key(key: bytes) -> bytes:
+    return key if type(key) is bytes else as_bytes(key, "key")
 
 
 @overload
@@ -209,30 +278,36 @@ async def get(ctx: ProcessContext, label: str, key: bytes) -> bytes: ...
 @overload
 async def get(ctx: ProcessContext, label: str, key: bytes, default: D) -> bytes | D: ...
 async def get(ctx: ProcessContext, label: str, key: bytes, default: Any = _MISSING) -> Any:
-    """The value of ``key`` in this package's db ``label`` (opened on first use)."""
-    db = await _labelled(ctx, label)
+    """The value of ``key`` in this package's db ``label``; NoDb if there is no such db."""
+    key = _key(key)
+    db = await _labelled(ctx, label, create=False)
     if default is _MISSING:
         return await db.get(key)
     return await db.get(key, default)
 
 
 async def set(ctx: ProcessContext, label: str, key: bytes, value: bytes) -> None:
-    """Store ``value`` at ``key`` in this package's db ``label`` (opened on first use)."""
-    await (await _labelled(ctx, label)).set(key, value)
+    """Store ``value`` at ``key`` in this package's db ``label`` (created on first use)."""
+    key = _key(key)
+    if type(value) is not bytes:
+        value = as_bytes(value, "value")
+    await (await _labelled(ctx, label, create=True)).set(key, value)
 
 
 async def delete(ctx: ProcessContext, label: str, key: bytes) -> None:
-    """Delete ``key`` from this package's db ``label`` (opened on first use)."""
-    await (await _labelled(ctx, label)).delete(key)
+    """Delete ``key`` from this package's db ``label``; NoDb if there is no such db."""
+    key = _key(key)
+    await (await _labelled(ctx, label, create=False)).delete(key)
 
 
 async def exists(ctx: ProcessContext, label: str, key: bytes) -> bool:
-    """Whether ``key`` is in this package's db ``label`` (opened on first use)."""
-    return await (await _labelled(ctx, label)).exists(key)
+    """Whether ``key`` is in this package's db ``label``; NoDb if there is no such db."""
+    key = _key(key)
+    return await (await _labelled(ctx, label, create=False)).exists(key)
 
 
 class _LazyStore:
-    """This package's db ``label``, opened on first use."""
+    """This package's db ``label``: reads and deletes never create it, ``set``/``handle`` do."""
 
     __slots__ = ("_ctx", "_label")
 
@@ -257,8 +332,11 @@ class _LazyStore:
         return await exists(self._ctx, self._label, key)
 
     async def handle(self) -> Kv[bytes, bytes]:
-        """The opened handle, for everything else (transactions, sharing, ...)."""
-        return await _labelled(self._ctx, self._label)
+        """The opened handle, for everything else (transactions, sharing, ...).
+
+        Opens the db as ``kv.open`` does, creating it if missing.
+        """
+        return await _labelled(self._ctx, self._label, create=True)
 
 
 class Stores:

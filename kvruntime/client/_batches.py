@@ -1,12 +1,15 @@
 """The batch side of ``Kv``: many keys in one request, all or nothing for writes.
 
-On a raw-bytes handle the pairs go as they are (no per-item codec calls);
+On a raw-bytes handle the pairs go as they are (no per-item codec calls)
+once a few C-level passes found them well formed (``_checks``: otherwise
+bytes-like entries are converted, anything else is a TypeError naming it);
 sizes are checked here before anything is sent, as the server would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from protocol.blobs import decode_optional_values, encode_items, encode_keys, encode_writes
 from protocol.codec import DecodeError
@@ -15,14 +18,17 @@ from protocol.messages import (
     GetMany,
     GetManyResponse,
     KvAction,
+    OkResponse,
     SetMany,
     TxGetMany,
     WriteBatch,
 )
 
+from ._checks import raw_keys, raw_pairs, raw_writes
 from ._core import K, KvCore, V
 from ._exchange import expect
-from .errors import UnexpectedResponse, check_batch_sizes, check_pair_sizes
+from .codecs import BytesCodec, Codec
+from .errors import UnexpectedResponse, check_batch_sizes
 
 __all__ = ["KvBatches"]
 
@@ -38,7 +44,7 @@ class KvBatches(KvCore[K, V]):
         With ``tx_id``, read inside that transaction as ``get`` does: its staged
         writes first, then the committed data (checked for conflicts at commit).
         """
-        raw = [self._key.encode(key) for key in keys]
+        raw = self._raw_keys(keys)
         if not raw:
             return []
         check_batch_sizes(raw, (), self._max_key, self._max_value)
@@ -62,21 +68,19 @@ class KvBatches(KvCore[K, V]):
         A key given twice takes its last value. An empty batch sends nothing.
         """
         pairs = list(items.items() if isinstance(items, Mapping) else items)
-        if self._raw:  # bytes as they are; kv checks every entry (MalformedRequest)
-            raw = pairs
-        else:
-            kenc, venc = self._key.encode, self._value.encode
-            raw = [(kenc(k), venc(v)) for k, v in pairs]
-        check_pair_sizes(raw, self._max_key, self._max_value)
+        if not self._raw:
+            kenc, venc = _encoder(self._key), _encoder(self._value)
+            pairs = [(kenc(k), venc(v)) for k, v in pairs]
+        raw = raw_pairs(pairs, self._max_key, self._max_value)
         if raw:
-            await self._call(SetMany(count=len(raw)), encode_items(raw))
+            expect(OkResponse, (await self._call(SetMany(count=len(raw)), encode_items(raw)))[0])
 
     async def delete_many(self, keys: Iterable[K]) -> None:
         """Delete every key in one atomic batch (missing keys are fine)."""
-        raw = [self._key.encode(key) for key in keys]
+        raw = self._raw_keys(keys)
         check_batch_sizes(raw, (), self._max_key, self._max_value)
         if raw:
-            await self._call(DeleteMany(count=len(raw)), encode_keys(raw))
+            expect(OkResponse, (await self._call(DeleteMany(count=len(raw)), encode_keys(raw)))[0])
 
     async def write_batch(self, ops: Mapping[K, V | None] | Iterable[tuple[K, V | None]]) -> None:
         """Apply sets and deletes (a None value deletes) in one atomic batch.
@@ -85,12 +89,27 @@ class KvBatches(KvCore[K, V]):
         batch sends nothing.
         """
         pairs = list(ops.items() if isinstance(ops, Mapping) else ops)
-        raw: list[tuple[bytes, bytes | None]]
-        if self._raw:  # bytes as they are; kv checks every entry (MalformedRequest)
-            raw = pairs
-        else:
-            kenc, venc = self._key.encode, self._value.encode
-            raw = [(kenc(k), None if v is None else venc(v)) for k, v in pairs]
+        if not self._raw:
+            kenc, venc = _encoder(self._key), _encoder(self._value)
+            pairs = [(kenc(k), None if v is None else venc(v)) for k, v in pairs]
+        raw = raw_writes(pairs, self._max_key, self._max_value)
         if raw:
-            check_pair_sizes(raw, self._max_key, self._max_value)
-            await self._call(WriteBatch(tx_id=None, count=len(raw)), encode_writes(raw))
+            expect(
+                OkResponse,
+                (await self._call(WriteBatch(tx_id=None, count=len(raw)), encode_writes(raw)))[0],
+            )
+
+    def _raw_keys(self, keys: Iterable[K]) -> list[bytes]:
+        """``keys`` encoded and checked (a raw key codec: as they are, in one pass)."""
+        if isinstance(self._key, BytesCodec):
+            return raw_keys(list(keys))
+        return raw_keys([self._key.encode(key) for key in keys])
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _encoder(codec: Codec[Any]) -> Callable[[Any], Any]:
+    """``codec.encode``, or for BytesCodec nothing: ``raw_pairs`` checks the entries."""
+    return _as_is if isinstance(codec, BytesCodec) else codec.encode

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Awaitable
 from typing import Generic, TypeVar
 
-from protocol.ids import PackageId
+from protocol.ids import IdError, PackageId, validate_db_name
 from protocol.messages import KeyTooLarge as KeyTooLargeError
 from protocol.messages import KvAction, KvResponse
 from protocol.messages import ValueTooLarge as ValueTooLargeError
@@ -19,6 +19,7 @@ from protocol.prefix import DbRequestEncoder
 from ..config import KvConfig
 from ..message import Response
 from ..process import ProcessContext
+from ._checks import as_bytes, encoded
 from ._exchange import exchange, kv_address
 from .codecs import BytesCodec, Codec
 from .errors import KeyTooLarge, ValueTooLarge
@@ -72,9 +73,11 @@ class KvCore(Generic[K, V]):
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
     ) -> None:
+        if not isinstance(package_id, PackageId):
+            raise IdError(f"a db's package is a PackageId, got {type(package_id).__name__}")
         self._ctx = ctx
         self._package_id = package_id
-        self._db = db
+        self._db = validate_db_name(db)
         self._timeout = timeout
         self._key = key_codec
         self._value = value_codec
@@ -95,16 +98,27 @@ class KvCore(Generic[K, V]):
         """The db's name."""
         return self._db
 
-    def _key_bytes(self, key: K) -> bytes:
-        """``key`` encoded, or KeyTooLarge past the limit."""
-        raw = key if self._raw and isinstance(key, bytes) else self._key.encode(key)
+    def _key_bytes(self, key: K, what: str = "key") -> bytes:
+        """``key`` encoded, or KeyTooLarge past the limit (TypeError, naming ``what``,
+        for a raw key that is not bytes-like: see ``_checks``)."""
+        # The hot path: one type test (a bytes subclass goes the long way, measured
+        # as the bytes it holds). mypy does not narrow a TypeVar by ``type(x) is``.
+        raw: bytes = (
+            key  # type: ignore[assignment]
+            if type(key) is bytes and self._raw
+            else encoded(self._key, key, what)
+        )
         if len(raw) > self._max_key:
             raise KeyTooLarge(KeyTooLargeError(size=len(raw), max=self._max_key))
         return raw
 
-    def _value_bytes(self, value: V) -> bytes:
-        """``value`` encoded, or ValueTooLarge past the limit."""
-        raw = value if self._raw and isinstance(value, bytes) else self._value.encode(value)
+    def _value_bytes(self, value: V, what: str = "value") -> bytes:
+        """``value`` encoded, or ValueTooLarge past the limit (TypeError as ``_key_bytes``)."""
+        raw: bytes = (
+            value  # type: ignore[assignment]
+            if type(value) is bytes and self._raw
+            else encoded(self._value, value, what)
+        )
         if len(raw) > self._max_value:
             raise ValueTooLarge(ValueTooLargeError(size=len(raw), max=self._max_value))
         return raw
@@ -125,10 +139,12 @@ class KvCore(Generic[K, V]):
         )
 
     async def _gather(self, chunks: AsyncIterable[bytes]) -> bytes:
-        limit, size, parts = self._max_value, 0, []
+        limit, size = self._max_value, 0
+        parts: list[bytes] = []
         async for chunk in chunks:
-            size += len(chunk)
+            raw = as_bytes(chunk, f"value chunk {len(parts)}")
+            size += len(raw)
             if size > limit:
                 raise ValueTooLarge(ValueTooLargeError(size=size, max=limit))
-            parts.append(bytes(chunk))
+            parts.append(raw)
         return b"".join(parts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from protocol.codec import DecodeError, decode_response, encode_request
-from protocol.ids import Address, PackageId
+from protocol.ids import Address, PackageId, validate_db_name
 from protocol.messages import ErrResponse, KvAction, KvRequest, KvResponse
 
 from ..kv_process import KV_PROCESS_ID
@@ -36,8 +36,10 @@ async def request(
 ) -> tuple[KvResponse, bytes | None]:
     """Send one KvRequest to kv:distro:sys; return the response and its blob.
 
-    An ``Err`` response is raised as the client exception of its variant.
+    An ``Err`` response is raised as the client exception of its variant; a
+    db name that breaks the protocol's grammar is IdError, and nothing is sent.
     """
+    validate_db_name(db)
     body = encode_request(KvRequest(package_id=package_id, db=db, action=action))
     return await exchange(ctx, kv_address(ctx), body, blob, timeout)
 

@@ -33,6 +33,7 @@ from protocol.messages import (
 
 from ._access import KvAccess
 from ._batches import KvBatches
+from ._checks import encoded
 from ._core import DEFAULT_MAX_BATCH_ITEMS, K, V
 from ._exchange import answer, expect, unexpected
 from ._scans import KvScans
@@ -104,6 +105,8 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
 
     async def get_stream(self, key: K, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """The stored bytes of ``key`` in chunks (the WASI ``stream<u8>`` shape)."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
         response, blob = answer(await self._send(self._encoder.get(self._key_bytes(key))))
         if not isinstance(response, GetResponse) or blob is None:
             raise UnexpectedResponse(unexpected(response))
@@ -260,9 +263,9 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         bytes (None when absent), and nothing changes.
         """
         raw = self._key_bytes(key)
-        expected_raw = None if expected is None else self._value.encode(expected)
-        blob = encode_cas(expected_raw, None if new is None else self._value_bytes(new))
-        await self._call(CompareAndSwap(key=raw), blob)
+        expected_raw = None if expected is None else encoded(self._value, expected, "expected")
+        blob = encode_cas(expected_raw, None if new is None else self._value_bytes(new, "new"))
+        expect(OkResponse, (await self._call(CompareAndSwap(key=raw), blob))[0])
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:

@@ -15,6 +15,7 @@ from protocol.blobs import decode_scan_page
 from protocol.codec import DecodeError
 from protocol.messages import DeleteRange, DeleteRangeResponse, Scan, ScanResponse
 
+from ._checks import as_bytes
 from ._core import K, KvCore, V
 from ._exchange import expect
 from .errors import UnexpectedResponse
@@ -62,12 +63,12 @@ class KvScans(KvCore[K, V]):
         """
         action = Scan(
             prefix=_raw_prefix(prefix, start, end),
-            start=None if start is None else self._key_bytes(start),
-            end=None if end is None else self._key_bytes(end),
+            start=None if start is None else self._key_bytes(start, "start"),
+            end=None if end is None else self._key_bytes(end, "end"),
             reverse=reverse,
             keys_only=keys_only,
             limit=limit,
-            cursor=cursor,
+            cursor=None if cursor is None else as_bytes(cursor, "cursor"),
             tx_id=tx_id,
         )
         response, blob = await self._call(action)
@@ -155,8 +156,8 @@ class KvScans(KvCore[K, V]):
         """
         action = DeleteRange(
             prefix=_raw_prefix(prefix, start, end),
-            start=None if start is None else self._key_bytes(start),
-            end=None if end is None else self._key_bytes(end),
+            start=None if start is None else self._key_bytes(start, "start"),
+            end=None if end is None else self._key_bytes(end, "end"),
         )
         return expect(DeleteRangeResponse, (await self._call(action))[0]).count
 
@@ -166,4 +167,4 @@ def _raw_prefix(prefix: bytes | str | None, start: object, end: object) -> bytes
         return None
     if start is not None or end is not None:
         raise ValueError("give a prefix or start/end, not both")
-    return prefix.encode("utf-8") if isinstance(prefix, str) else bytes(prefix)
+    return prefix.encode("utf-8") if isinstance(prefix, str) else as_bytes(prefix, "prefix")

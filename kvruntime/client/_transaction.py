@@ -50,6 +50,7 @@ from protocol.messages import (
 )
 from protocol.messages import KeyNotFound as KeyNotFoundError
 
+from ._checks import encoded
 from .codecs import BytesCodec, Codec
 from .errors import KeyNotFound, KvError, TransactionConflict, UnexpectedResponse, check_pair_sizes
 
@@ -83,7 +84,7 @@ class Transaction(Generic[K, V]):
         "_max_batch",
         "_max_key",
         "_max_value",
-        "_raw",
+        "_raw_open",
         "_state",
         "_tx_id",
         "_value",
@@ -108,12 +109,14 @@ class Transaction(Generic[K, V]):
         self._max_batch = max_batch_items
         self._max_key = max_key_bytes
         self._max_value = max_value_bytes
-        #: Raw bytes both ways: writes are buffered as given (as ``set_many`` sends
-        #: them), and kv checks every entry when they arrive (MalformedRequest).
-        self._raw = isinstance(key_codec, BytesCodec) and isinstance(value_codec, BytesCodec)
         self._writes: dict[bytes, bytes | None] = {}
         self._tx_id: int | None = None
         self._state = _State.OPEN
+        #: Raw bytes both ways and the block still open: ``set``'s one flag on its
+        #: hot path, where exact bytes are buffered as given, without codec calls;
+        #: anything else goes through ``encoded`` (bytes-like converted, the rest
+        #: a TypeError at the ``set`` that gave it).
+        self._raw_open = isinstance(key_codec, BytesCodec) and isinstance(value_codec, BytesCodec)
 
     @property
     def tx_id(self) -> int | None:
@@ -128,17 +131,18 @@ class Transaction(Generic[K, V]):
 
     def set(self, key: K, value: V) -> None:
         """Buffer a write of ``value`` at ``key``; it is applied when the block ends."""
-        if self._state is not _State.OPEN:
-            self._check_open()
-        if self._raw:  # the hot path of a 100-set transaction: no codec calls
+        if type(key) is bytes is type(value) and self._raw_open:
+            # The hot path of a 100-set transaction: one flag, no codec calls (mypy
+            # does not narrow K and V by ``type(x) is``).
             self._writes[key] = value  # type: ignore[index,assignment]
-        else:
-            self._writes[self._key.encode(key)] = self._value.encode(value)
+            return
+        self._check_open()
+        self._writes[encoded(self._key, key, "key")] = encoded(self._value, value, "value")
 
     def delete(self, key: K) -> None:
         """Buffer a delete of ``key`` (a missing key is fine)."""
         self._check_open()
-        self._writes[self._key.encode(key)] = None
+        self._writes[encoded(self._key, key, "key")] = None
 
     # --- reads: the buffer, then the server transaction ----------------------------------
 
@@ -155,7 +159,7 @@ class Transaction(Generic[K, V]):
         it before then.
         """
         self._check_open()
-        raw = self._key.encode(key)
+        raw = encoded(self._key, key, "key")
         if raw in self._writes:
             value = self._writes[raw]
         else:
@@ -176,7 +180,7 @@ class Transaction(Generic[K, V]):
     async def exists(self, key: K) -> bool:
         """Whether ``key`` is present as this transaction sees it (read as ``get`` is)."""
         self._check_open()
-        raw = self._key.encode(key)
+        raw = encoded(self._key, key, "key")
         if raw in self._writes:
             return self._writes[raw] is not None
         tx_id = await self._server_tx()
@@ -199,6 +203,7 @@ class Transaction(Generic[K, V]):
     ) -> None:
         self._check_open()
         self._state = _State.DONE
+        self._raw_open = False
         writes, self._writes = self._writes, {}
         if exc is not None:
             if isinstance(exc, Exception):  # not on cancellation: no await then

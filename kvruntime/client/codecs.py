@@ -37,8 +37,17 @@ class BytesCodec:
     """Raw bytes, stored as they are."""
 
     def encode(self, value: bytes) -> bytes:
-        """Return ``value`` (bytes-like values become bytes)."""
-        return bytes(value)
+        """Return ``value`` (bytes-like values become bytes); anything else is TypeError.
+
+        (``bytes(5)`` would give five NUL bytes: an int is refused, not misread.)
+        """
+        if type(value) is bytes:
+            return value
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        raise TypeError(
+            f"BytesCodec encodes bytes, bytearray or memoryview, got {type(value).__name__}"
+        )
 
     def decode(self, data: bytes) -> bytes:
         """Return ``data``."""

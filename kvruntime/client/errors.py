@@ -181,11 +181,10 @@ def check_batch_sizes(
     """Raise KeyTooLarge for the first key over ``max_key``, else ValueTooLarge for
     the first value over ``max_value``: what kv would answer for the batch."""
     keys, values = list(keys), list(values)
-    try:  # C-speed passes; the culprit is looked for only when there is one
-        key_over = max(map(len, keys), default=0) > max_key
-        value_over = max(map(len, values), default=0) > max_value
-    except TypeError:
-        return  # an entry that is not bytes: kv refuses the batch (MalformedRequest)
+    # C-speed passes (every entry is bytes: ``_checks`` saw to it); the culprit is
+    # looked for only when there is one.
+    key_over = max(map(len, keys), default=0) > max_key
+    value_over = max(map(len, values), default=0) > max_value
     if key_over:
         size = next(n for n in map(len, keys) if n > max_key)
         raise KeyTooLarge(m.KeyTooLarge(size=size, max=max_key))
@@ -203,7 +202,7 @@ def check_pair_sizes(
             max_key, max_value
         ):
             return
-    except TypeError:  # a None value (or a non-bytes entry, which kv refuses)
+    except TypeError:  # a None value (a delete): keys and values apart, below
         pass
     check_batch_sizes(
         map(itemgetter(0), pairs),

@@ -135,13 +135,18 @@ async def test_batches_need_capabilities(rt: Runtime) -> None:
 
 
 async def test_a_raw_set_many_with_a_str_entry_is_refused_whole(rt: Runtime) -> None:
-    """Raw-bytes handles pack entries as they are; kv checks them all and writes none."""
+    """The client refuses a str entry before sending (TypeError); sent anyway, kv
+    checks every entry and writes none."""
 
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, ctx.package_id, "typed")
         items: list[tuple[bytes, bytes]] = [(b"a", b"1"), ("b", b"2")]  # type: ignore[list-item]
-        with pytest.raises(kv.MalformedRequest):
+        with pytest.raises(TypeError, match="key 1 must be bytes"):
             await db.set_many(items)
+        with pytest.raises(kv.MalformedRequest):
+            await request(
+                ctx, db.package_id, "typed", SetMany(count=2), blob=encode_items(items), timeout=5
+            )
         assert await db.get_many([b"a", b"b"]) == [None, None]
 
     await run_as(rt, "app:typed:pub.os", body)

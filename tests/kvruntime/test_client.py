@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import msgpack
@@ -316,9 +316,9 @@ async def test_the_three_shapes_share_one_db(rt: Runtime) -> None:
 
 async def test_a_label_that_is_no_db_name_is_refused(rt: Runtime) -> None:
     async def body(ctx: ProcessContext) -> None:
-        with pytest.raises(kv.MalformedRequest):
+        with pytest.raises(kv.IdError, match="one path component"):
             await kv.set(ctx, "../escape", b"k", b"v")
-        with pytest.raises(kv.MalformedRequest):
+        with pytest.raises(kv.IdError, match="one path component"):
             await kv.stores(ctx)["a/b"].get(b"k")
 
     await run_as(rt, APP, body)
@@ -435,7 +435,12 @@ async def test_remove_db(rt: Runtime) -> None:
         assert caught.value.error == m.NoDb(package_id=MINE, db="gone")
         with pytest.raises(kv.NoDb):
             await kv.remove_db(ctx, ctx.package_id, "gone")
-        # The label shape opens the db afresh: empty, nothing re-created from before.
+        # The label shape forgot its handle, and a read does not re-create the db.
+        with pytest.raises(kv.NoDb):
+            await kv.get(ctx, "gone", b"label", None)
+        assert not path.exists()
+        # A write through the label does: empty, nothing kept from before.
+        await kv.set(ctx, "gone", b"new", b"1")
         assert await kv.get(ctx, "gone", b"k", None) is None
         assert await kv.get(ctx, "gone", b"label", None) is None
         with pytest.raises(kv.MismatchingPackageId):
@@ -523,7 +528,29 @@ async def test_an_answer_of_the_wrong_kind_raises_unexpected_response(rt: Runtim
         seen = []
         for target in ("exists:svc:pub.os", "impostor:svc:pub.os"):
             db._target = ctx.resolve(target)  # white-box: point the handle elsewhere
-            for call in (db.set(b"k", b"v"), db.delete(b"k"), db.get(b"k")):
+            calls: list[Awaitable[object]] = [
+                db.set(b"k", b"v"),
+                db.delete(b"k"),
+                db.get(b"k"),
+                db.get_stream(b"k"),
+                db.set(b"k", b"v", tx_id=1),
+                db.delete(b"k", tx_id=1),
+                db.get(b"k", tx_id=1),
+                db.get_many([b"k"]),
+                db.set_many({b"k": b"v"}),
+                db.delete_many([b"k"]),
+                db.write_batch({b"k": None}),
+                db.list_page(),
+                db.delete_range(),
+                db.increment(b"n"),
+                db.compare_and_swap(b"k", None, b"v"),
+                db.begin_tx(),
+                db.commit_tx(1),
+                db.rollback_tx(1),
+                db.capabilities(),
+                db.revoke("other:demo:alice.os"),
+            ]
+            for call in calls:
                 with pytest.raises(kv.UnexpectedResponse) as caught:
                     await call
                 seen.append(str(caught.value).split(":")[0])
@@ -531,4 +558,4 @@ async def test_an_answer_of_the_wrong_kind_raises_unexpected_response(rt: Runtim
         assert await db.exists(b"k") is True  # the one call this answer fits
         return seen
 
-    assert await run_as(rt, "app:demo:alice.os", body) == ["kv"] * 6
+    assert await run_as(rt, "app:demo:alice.os", body) == ["kv"] * 40

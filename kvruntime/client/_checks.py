@@ -1,0 +1,134 @@
+"""The client's argument checks: what goes on the wire is bytes, measured honestly.
+
+A key, value, prefix or cursor is ``bytes``, ``bytearray`` or ``memoryview``
+(taken as the bytes it holds, so a ``bytes`` subclass is measured by its real
+length, not its ``len``); anything else is a TypeError naming the argument and
+the type got, raised in the caller's task before anything is sent. The common
+case (exact ``bytes``) costs one ``type(x) is bytes`` test per item, or a few
+C-level passes over a batch, which check its sizes too (a batch's bytes-like
+keys may go as they are: msgpack packs them as ``bin``); the item-by-item walk
+runs only to convert or to name the culprit.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import Any, Final, TypeVar
+
+from .codecs import BytesCodec, Codec
+from .errors import check_batch_sizes, check_pair_sizes
+
+__all__ = ["as_bytes", "encoded", "raw_keys", "raw_pairs", "raw_writes"]
+
+T = TypeVar("T")
+
+_BYTES_LIKE: Final = (bytes, bytearray, memoryview)
+_BYTES: Final = frozenset((bytes,))
+_BYTES_OR_NONE: Final = frozenset((bytes, type(None)))
+_first = itemgetter(0)
+_second = itemgetter(1)
+
+
+def as_bytes(value: object, what: str) -> bytes:
+    """``value`` as exact bytes if it is bytes-like, else TypeError naming ``what``."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, _BYTES_LIKE):
+        return bytes(value)
+    raise TypeError(f"{what} must be bytes, bytearray or memoryview, got {type(value).__name__}")
+
+
+def encoded(codec: Codec[T], value: T, what: str) -> bytes:
+    """``value`` through ``codec`` (BytesCodec: checked as ``as_bytes`` does).
+
+    A codec whose ``encode`` gives no bytes-like object is a TypeError too.
+    """
+    if isinstance(codec, BytesCodec):
+        return as_bytes(value, what)
+    raw: object = codec.encode(value)
+    if type(raw) is bytes:
+        return raw
+    if isinstance(raw, _BYTES_LIKE):
+        return bytes(raw)
+    name = type(codec).__name__
+    raise TypeError(f"{name}.encode gave {type(raw).__name__} for the {what}, not bytes")
+
+
+def raw_keys(keys: list[Any]) -> list[bytes]:
+    """``keys`` if every one is exact bytes (one C-level pass), else converted or TypeError."""
+    if set(map(type, keys)) <= _BYTES:
+        return keys
+    return [as_bytes(key, f"key {i}") for i, key in enumerate(keys)]
+
+
+def raw_pairs(pairs: list[Any], max_key: int, max_value: int) -> list[tuple[bytes, bytes]]:
+    """``pairs``, checked as (key, value) pairs of bytes within the limits.
+
+    TypeError names the first item that is no pair of bytes-like objects;
+    KeyTooLarge / ValueTooLarge as ``check_batch_sizes`` raises them.
+    """
+    keys = _keys_of(pairs, max_key)
+    if keys is not None:
+        values = keys[1]
+        if set(map(type, values)) <= _BYTES:
+            if max(map(len, values), default=0) > max_value:
+                check_batch_sizes(keys[0], values, max_key, max_value)
+            return pairs
+    checked = [
+        (as_bytes(key, f"key {i}"), as_bytes(value, f"value {i}"))
+        for i, (key, value) in enumerate(_pairs(pairs))
+    ]
+    check_batch_sizes(map(_first, checked), map(_second, checked), max_key, max_value)
+    return checked
+
+
+def raw_writes(writes: list[Any], max_key: int, max_value: int) -> list[tuple[bytes, bytes | None]]:
+    """``raw_pairs`` for writes, whose value may be None (a delete)."""
+    keys = _keys_of(writes, max_key)
+    if keys is not None:
+        values = keys[1]
+        if set(map(type, values)) <= _BYTES_OR_NONE:
+            # filter(None, ...) drops deletes (and empty values, which fit anyway).
+            if max(map(len, filter(None, values)), default=0) > max_value:
+                check_pair_sizes(writes, max_key, max_value)
+            return writes
+    checked = [
+        (as_bytes(key, f"key {i}"), None if value is None else as_bytes(value, f"value {i}"))
+        for i, (key, value) in enumerate(_pairs(writes))
+    ]
+    check_pair_sizes(checked, max_key, max_value)
+    return checked
+
+
+def _keys_of(pairs: list[Any], max_key: int) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    """The keys and values of ``pairs`` when every item is a pair and every key is
+    bytes-like and within ``max_key`` (else None: the caller walks the items).
+
+    C-level passes: ``zip`` checks the shape; ``b"".join`` takes only bytes-like
+    keys and measures what they hold, so when the keys' total fits, each does
+    (a bytes subclass's ``len`` cannot lie to it); a larger total is measured
+    key by key, on exact bytes only. The values are the caller's to check.
+    """
+    if not pairs:
+        return (), ()
+    try:
+        keys, values = zip(*pairs, strict=True)
+        total = len(b"".join(keys))
+    except (TypeError, ValueError):  # an item that is no pair, a key not bytes-like
+        return None
+    if total > max_key:
+        if not set(map(type, keys)) <= _BYTES:
+            return None
+        if max(map(len, keys)) > max_key:
+            check_batch_sizes(keys, (), max_key, max_value=0)
+    return keys, values
+
+
+def _pairs(items: list[Any]) -> list[tuple[Any, Any]]:
+    """``items`` as 2-tuples; TypeError naming the first item that is no pair."""
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise TypeError(f"item {i} must be a (key, value) pair, got {type(item).__name__}")
+        out.append((item[0], item[1]))
+    return out
