@@ -6,7 +6,11 @@
 //! ```text
 //! hyperware-kv-conformance --package NAME:PUBLISHER [--forms bin,array,json]
 //!                          [--scenarios core,extensions]
+//! hyperware-kv-conformance --golden protocol/golden_vectors.json
 //! ```
+//!
+//! `--golden` checks the types on the golden vectors offline (see
+//! `golden.rs`), with no harness.
 //!
 //! Every step's outcome is a report line (`{"kind": "step", ...}`); then one
 //! `summary` line per form (steps served as PROTOCOL.md says, of all), a
@@ -18,6 +22,7 @@
 mod bridge;
 mod extensions;
 mod forms;
+mod golden;
 mod hyperware;
 mod runner;
 mod scenario;
@@ -144,6 +149,21 @@ fn run(options: &Options) -> io::Result<bool> {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--golden") {
+        return match args.get(1).map(|path| golden::run(path)) {
+            Some(Ok(true)) => ExitCode::SUCCESS,
+            Some(Ok(false)) => ExitCode::from(1),
+            Some(Err(why)) => {
+                eprintln!("hyperware-kv-conformance: {why}");
+                ExitCode::from(2)
+            }
+            None => {
+                eprintln!("hyperware-kv-conformance: --golden needs the vectors' path");
+                ExitCode::from(2)
+            }
+        };
+    }
     let options = match parse_options() {
         Ok(options) => options,
         Err(why) => {
