@@ -216,11 +216,14 @@ async def run_client(
     scenarios: Sequence[str] = ("core", "extensions"),
     tamper: Tamper | None = None,
     request_timeout: float = 30.0,
+    run_timeout: float = 120.0,
 ) -> ClientRun:
     """Run the client in ``forms`` through a harness process of ``rt``.
 
     ``tamper``, when given, replaces each answer before the client sees it
-    (to show that the client notices a wrong one).
+    (to show that the client notices a wrong one). A client still running
+    after ``run_timeout`` seconds is killed (TimeoutError); a whole run takes
+    well under a second here.
     """
     reports: list[dict[str, Any]] = []
     outcome: list[ClientRun] = []
@@ -235,6 +238,10 @@ async def run_client(
     ]
 
     async def harness(ctx: ProcessContext) -> None:
+        with anyio.fail_after(run_timeout):
+            await serve(ctx)
+
+    async def serve(ctx: ProcessContext) -> None:
         async with await anyio.open_process(command) as client:
             assert client.stdin is not None
             assert client.stdout is not None
