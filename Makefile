@@ -8,7 +8,8 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 HOME_DIR ?= ./data
 
-.PHONY: run test check fmt lint typecheck bench bench-quick bench-profile redis-server soak clean
+.PHONY: run test check fmt lint typecheck bench bench-quick bench-profile redis-server soak clean \
+	rust-crates conformance-client
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,29 @@ redis-server:
 	@command -v redis-server >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } || \
 		echo "redis-server could not be installed: the benchmark reports redis as missing"
+
+# The Rust conformance client (conformance/hyperware-kv) builds offline from
+# Debian's packaged crates (crates.io is not reachable): apt-get installs them
+# under /usr/share/cargo/registry, and Debian's cargo too when none is on PATH.
+CARGO_REGISTRY := /usr/share/cargo/registry
+RUST_CRATE_PACKAGES := librust-serde-dev librust-serde-derive-dev librust-serde-json-dev \
+	librust-rmp-serde-dev librust-serde-bytes-dev
+RUST_CRATE_DIRS := serde-1 serde_derive-1 serde_json-1 rmp-serde-1 serde_bytes-0.11
+
+rust-crates:
+	@missing=; for crate in $(RUST_CRATE_DIRS); do \
+		ls -d $(CARGO_REGISTRY)/$$crate.* >/dev/null 2>&1 || missing="$$missing $$crate"; \
+	done; \
+	command -v cargo >/dev/null 2>&1 || missing="$$missing cargo"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from Debian:$$missing"; \
+		apt-get update -qq && apt-get install -y -qq $(RUST_CRATE_PACKAGES) \
+			$$(command -v cargo >/dev/null 2>&1 || echo cargo) >/dev/null; \
+	fi
+
+## make conformance-client: build the Rust client that speaks Hyperware's kv types (offline)
+conformance-client: rust-crates
+	cd conformance/hyperware-kv && cargo build --offline --release
 
 ## make run: the demo host, sibling example processes on a LevelDB under ./data
 run: $(RUN_STAMP)
