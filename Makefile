@@ -61,8 +61,9 @@ conformance-client: rust-crates
 run: $(RUN_STAMP)
 	$(PY) -m examples.host --home $(HOME_DIR)
 
-## make test: the whole test suite (bounded soak/crash forms included)
-test: $(DEV_STAMP)
+## make test: the whole test suite (bounded soak/crash forms included), with
+## the Rust conformance client it runs against a live runtime
+test: $(DEV_STAMP) conformance-client
 	$(PY) -m pytest
 
 ## make check: format, lint and mypy --strict (`make test` runs the tests)
@@ -92,4 +93,5 @@ fmt: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench-quick
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench-quick \
+		conformance/hyperware-kv/target
