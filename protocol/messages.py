@@ -1,18 +1,20 @@
 """The kv:distro:sys message types: KvRequest, KvAction, KvResponse.
 
 Pure data, no I/O. Each variant set is a union of small frozen classes; the
-wire tag of each class is its ``TAG`` (serde's externally tagged form, see
-PROTOCOL.md and ``codec.py``). Dispatch with ``match`` and close the match
+wire tag of each class is its ``TAG`` and its wire shape its ``WIRE``
+(serde's externally tagged form, see PROTOCOL.md and ``_wire.py``): the
+one place that says how the class travels. Dispatch with ``match`` and close the match
 with ``typing.assert_never``. The KvError variants live in ``errors.py`` and
 are re-exported here, so this module names every type a message can hold.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, TypeAlias
+from typing import ClassVar, Final, Literal, TypeAlias
 
 import attrs
 
+from ._wire import UNIT, Field, WireShape, newtype, prefix_excludes_range, struct
 from .errors import (
     AddCapFailed,
     BatchTooLarge,
@@ -37,6 +39,9 @@ from .errors import (
     ValueTooLarge,
 )
 from .ids import PackageId, ProcessId
+
+_new: Final = object.__new__
+_setattr: Final = object.__setattr__  # as attrs' own __init__ sets a frozen class's fields
 
 __all__ = [
     "AddCapFailed",
@@ -108,6 +113,7 @@ class Open:
     """Open (creating if missing) a db of the sender's own package; grants read+write."""
 
     TAG: ClassVar[str] = "Open"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
 @attrs.frozen(kw_only=True)
@@ -115,6 +121,7 @@ class RemoveDb:
     """Delete a db of the sender's own package, its files, capabilities and transactions."""
 
     TAG: ClassVar[str] = "RemoveDb"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
 @attrs.frozen(kw_only=True)
@@ -122,8 +129,22 @@ class Set:
     """Write ``key`` to the request's blob; staged in ``tx_id`` when given."""
 
     TAG: ClassVar[str] = "Set"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.OPTIONAL_UINT)
     key: bytes
     tx_id: int | None = None
+
+    @staticmethod
+    def _parsed(key: bytes) -> Set:
+        """``Set(key=key)`` outside a transaction, for a key already read as bytes.
+
+        Trusted (h11's ``_parsed``): it sets every field of the class, and the
+        class has no validator, converter or post-init for ``__init__`` to run
+        (a test checks both); a third of ``__init__``'s cost.
+        """
+        self = _new(Set)
+        _setattr(self, "key", key)
+        _setattr(self, "tx_id", None)
+        return self
 
 
 @attrs.frozen(kw_only=True)
@@ -131,8 +152,22 @@ class Delete:
     """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
 
     TAG: ClassVar[str] = "Delete"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.OPTIONAL_UINT)
     key: bytes
     tx_id: int | None = None
+
+    @staticmethod
+    def _parsed(key: bytes) -> Delete:
+        """``Delete(key=key)`` outside a transaction, for a key already read as bytes.
+
+        Trusted (h11's ``_parsed``): it sets every field of the class, and the
+        class has no validator, converter or post-init for ``__init__`` to run
+        (a test checks both); a third of ``__init__``'s cost.
+        """
+        self = _new(Delete)
+        _setattr(self, "key", key)
+        _setattr(self, "tx_id", None)
+        return self
 
 
 @attrs.frozen(kw_only=True)
@@ -140,7 +175,20 @@ class Get:
     """Read ``key``; the value comes back as the response's blob."""
 
     TAG: ClassVar[str] = "Get"
+    WIRE: ClassVar[WireShape] = newtype(key=Field.BIN)
     key: bytes
+
+    @staticmethod
+    def _parsed(key: bytes) -> Get:
+        """``Get(key=key)`` for a key already read as bytes.
+
+        Trusted (h11's ``_parsed``): it sets every field of the class, and the
+        class has no validator, converter or post-init for ``__init__`` to run
+        (a test checks both); a third of ``__init__``'s cost.
+        """
+        self = _new(Get)
+        _setattr(self, "key", key)
+        return self
 
 
 @attrs.frozen(kw_only=True)
@@ -148,7 +196,20 @@ class Exists:
     """Ask whether ``key`` is present."""
 
     TAG: ClassVar[str] = "Exists"
+    WIRE: ClassVar[WireShape] = newtype(key=Field.BIN)
     key: bytes
+
+    @staticmethod
+    def _parsed(key: bytes) -> Exists:
+        """``Exists(key=key)`` for a key already read as bytes.
+
+        Trusted (h11's ``_parsed``): it sets every field of the class, and the
+        class has no validator, converter or post-init for ``__init__`` to run
+        (a test checks both); a third of ``__init__``'s cost.
+        """
+        self = _new(Exists)
+        _setattr(self, "key", key)
+        return self
 
 
 @attrs.frozen(kw_only=True)
@@ -156,6 +217,7 @@ class BeginTx:
     """Begin a transaction owned by the sender on this db."""
 
     TAG: ClassVar[str] = "BeginTx"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
 @attrs.frozen(kw_only=True)
@@ -163,6 +225,7 @@ class Commit:
     """Apply every write staged in ``tx_id`` atomically."""
 
     TAG: ClassVar[str] = "Commit"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.UINT)
     tx_id: int
 
 
@@ -183,6 +246,17 @@ class Scan:
     """
 
     TAG: ClassVar[str] = "Scan"
+    WIRE: ClassVar[WireShape] = struct(
+        prefix=Field.OPTIONAL_BIN,
+        start=Field.OPTIONAL_BIN,
+        end=Field.OPTIONAL_BIN,
+        reverse=Field.BOOL,
+        keys_only=Field.BOOL,
+        limit=Field.OPTIONAL_UINT,
+        cursor=Field.OPTIONAL_BIN,
+        tx_id=Field.OPTIONAL_UINT,
+        check=prefix_excludes_range,
+    )
     prefix: bytes | None = None
     start: bytes | None = None
     end: bytes | None = None
@@ -198,6 +272,7 @@ class TxGet:
     """Read ``key`` inside transaction ``tx_id`` (its staged writes first)."""
 
     TAG: ClassVar[str] = "TxGet"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.UINT)
     key: bytes
     tx_id: int
 
@@ -207,6 +282,7 @@ class TxExists:
     """Ask whether ``key`` is present, inside transaction ``tx_id``."""
 
     TAG: ClassVar[str] = "TxExists"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.UINT)
     key: bytes
     tx_id: int
 
@@ -216,6 +292,7 @@ class GetMany:
     """Read ``count`` keys, given in the blob; the values come back in the blob."""
 
     TAG: ClassVar[str] = "GetMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -224,6 +301,7 @@ class TxGetMany:
     """Read ``count`` keys (in the blob) inside transaction ``tx_id``, as ``TxGet`` each."""
 
     TAG: ClassVar[str] = "TxGetMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT, tx_id=Field.UINT)
     count: int
     tx_id: int
 
@@ -233,6 +311,7 @@ class SetMany:
     """Write ``count`` (key, value) pairs from the blob in one atomic batch; last wins."""
 
     TAG: ClassVar[str] = "SetMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -241,6 +320,7 @@ class DeleteMany:
     """Delete ``count`` keys, given in the blob, in one atomic batch."""
 
     TAG: ClassVar[str] = "DeleteMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -249,6 +329,7 @@ class Increment:
     """Add ``delta`` (signed 64-bit) to the ASCII-decimal counter at ``key``; missing is 0."""
 
     TAG: ClassVar[str] = "Increment"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, delta=Field.INT64)
     key: bytes
     delta: int
 
@@ -258,6 +339,7 @@ class CompareAndSwap:
     """Replace ``key``'s value if it equals the expected one; both travel in the blob."""
 
     TAG: ClassVar[str] = "CompareAndSwap"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN)
     key: bytes
 
 
@@ -266,6 +348,7 @@ class Rollback:
     """Abandon transaction ``tx_id``: nothing it staged is applied."""
 
     TAG: ClassVar[str] = "Rollback"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.UINT)
     tx_id: int
 
 
@@ -274,6 +357,12 @@ class DeleteRange:
     """Delete every key under ``prefix``, or in ``start <= key < end``, atomically."""
 
     TAG: ClassVar[str] = "DeleteRange"
+    WIRE: ClassVar[WireShape] = struct(
+        prefix=Field.OPTIONAL_BIN,
+        start=Field.OPTIONAL_BIN,
+        end=Field.OPTIONAL_BIN,
+        check=prefix_excludes_range,
+    )
     prefix: bytes | None = None
     start: bytes | None = None
     end: bytes | None = None
@@ -284,6 +373,7 @@ class Revoke:
     """Take every capability on this db from ``process`` (owning package only)."""
 
     TAG: ClassVar[str] = "Revoke"
+    WIRE: ClassVar[WireShape] = struct(process=Field.PROCESS_ID)
     process: ProcessId
 
 
@@ -292,6 +382,7 @@ class Capabilities:
     """Ask which capabilities the sender holds on this db."""
 
     TAG: ClassVar[str] = "Capabilities"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
 @attrs.frozen(kw_only=True)
@@ -303,6 +394,7 @@ class WriteBatch:
     """
 
     TAG: ClassVar[str] = "WriteBatch"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.OPTIONAL_UINT, count=Field.UINT)
     tx_id: int | None
     count: int
 
@@ -312,6 +404,7 @@ class CommitBatch:
     """Stage ``count`` writes from the blob (as WriteBatch) in ``tx_id``, then commit it."""
 
     TAG: ClassVar[str] = "CommitBatch"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.UINT, count=Field.UINT)
     tx_id: int
     count: int
 
@@ -360,6 +453,7 @@ class OkResponse:
     """The action succeeded (wire form ``"Ok"``)."""
 
     TAG: ClassVar[str] = "Ok"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
 @attrs.frozen(kw_only=True)
@@ -367,6 +461,7 @@ class BeginTxResponse:
     """A transaction began; ``tx_id`` names it."""
 
     TAG: ClassVar[str] = "BeginTx"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.UINT)
     tx_id: int
 
 
@@ -375,7 +470,20 @@ class GetResponse:
     """The value of ``key`` is the response's blob."""
 
     TAG: ClassVar[str] = "Get"
+    WIRE: ClassVar[WireShape] = newtype(key=Field.BIN)
     key: bytes
+
+    @staticmethod
+    def _parsed(key: bytes) -> GetResponse:
+        """``GetResponse(key=key)`` for a key already read as bytes.
+
+        Trusted (h11's ``_parsed``): it sets every field of the class, and the
+        class has no validator, converter or post-init for ``__init__`` to run
+        (a test checks both); a third of ``__init__``'s cost.
+        """
+        self = _new(GetResponse)
+        _setattr(self, "key", key)
+        return self
 
 
 @attrs.frozen(kw_only=True)
@@ -383,6 +491,7 @@ class ExistsResponse:
     """Whether the key is present."""
 
     TAG: ClassVar[str] = "Exists"
+    WIRE: ClassVar[WireShape] = newtype(exists=Field.BOOL)
     exists: bool
 
 
@@ -391,6 +500,7 @@ class ErrResponse:
     """The action failed with ``error``."""
 
     TAG: ClassVar[str] = "Err"
+    WIRE: ClassVar[WireShape] = newtype(error=Field.ERROR)
     error: KvError
 
 
@@ -399,6 +509,7 @@ class ScanResponse:
     """A page of ``count`` entries (in the blob); ``cursor`` resumes it, None when done."""
 
     TAG: ClassVar[str] = "Scan"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT, cursor=Field.OPTIONAL_BIN)
     count: int
     cursor: bytes | None
 
@@ -408,6 +519,7 @@ class GetManyResponse:
     """``count`` values (nil for a missing key) in the blob, aligned with the keys asked."""
 
     TAG: ClassVar[str] = "GetMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -416,6 +528,7 @@ class IncrementResponse:
     """The counter's value after the increment."""
 
     TAG: ClassVar[str] = "Increment"
+    WIRE: ClassVar[WireShape] = newtype(value=Field.INT64)
     value: int
 
 
@@ -424,6 +537,7 @@ class DeleteRangeResponse:
     """How many keys the range delete removed."""
 
     TAG: ClassVar[str] = "DeleteRange"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -432,6 +546,7 @@ class CapabilitiesResponse:
     """Which capabilities the sender holds on the db."""
 
     TAG: ClassVar[str] = "Capabilities"
+    WIRE: ClassVar[WireShape] = struct(read=Field.BOOL, write=Field.BOOL)
     read: bool
     write: bool
 
