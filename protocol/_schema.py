@@ -159,7 +159,14 @@ def _encoder(cls: type) -> Out:
             return lambda value: {tag: out(get(value))}
         case Struct(fields=fields):
             parts = tuple((name, operator.attrgetter(name), _field_out(f)) for name, f in fields)
-            return lambda value: {tag: {name: out(get(value)) for name, get, out in parts}}
+
+            def struct_wire(value: object) -> object:
+                wire = {}
+                for name, get, out in parts:  # a loop: no comprehension frame
+                    wire[name] = out(get(value))
+                return {tag: wire}
+
+            return struct_wire
         case Array(fields=fields):
             items = tuple((operator.attrgetter(name), _field_out(f)) for name, f in fields)
             return lambda value: {tag: [out(get(value)) for get, out in items]}
@@ -225,7 +232,9 @@ def _parser(cls: type[T]) -> Callable[[object], T]:
 
             def parse_struct(payload: object) -> T:
                 wire = _struct(payload, tag, names)
-                values = {name: check(wire[name], what) for name, check, what in checks}
+                values: dict[str, object] = {}
+                for name, check, what in checks:  # a loop: no comprehension frame
+                    values[name] = check(wire[name], what)
                 if rule is not None and (problem := rule(values)) is not None:
                     raise DecodeError(f"{tag}: {problem}")
                 return cls(**values)
@@ -240,12 +249,10 @@ def _parser(cls: type[T]) -> Callable[[object], T]:
                     raise DecodeError(
                         f"{tag}: expected an array of {size}, got {_kind(payload, sized=True)}"
                     )
-                return cls(
-                    **{
-                        name: check(v, what)
-                        for (name, check, what), v in zip(items, payload, strict=True)
-                    }
-                )
+                values: dict[str, object] = {}
+                for (name, check, what), value in zip(items, payload, strict=True):
+                    values[name] = check(value, what)
+                return cls(**values)
 
             return parse_array
         case _:

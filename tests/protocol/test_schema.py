@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import _schema, codec, golden, hot, prefix
+from protocol import _schema, codec, golden, hot, messages, prefix
 from protocol._schema import Encoder
 from protocol._wire import UNIT, Array, Field, Newtype, Struct, Unit, declaration
 from protocol.hot import MARKER, split_at_marker
@@ -208,6 +208,23 @@ def test_trusted_classes_have_nothing_init_would_run(cls: type) -> None:
         assert field.converter is None, field.name
         assert field.on_setattr in (None, attrs.setters.NO_OP), field.name
     assert set(hot.BUILT_WITHOUT_INIT) <= set(TRUSTED)
+
+
+def test_a_trusted_constructor_is_refused_where_init_would_do_more() -> None:
+    with pytest.raises(TypeError, match="does more than set its fields"):
+
+        @messages._trusted()
+        @attrs.frozen(kw_only=True)
+        class Checked:
+            key: bytes = attrs.field(validator=attrs.validators.instance_of(bytes))
+
+    with pytest.raises(TypeError, match="must set every field"):
+
+        @messages._trusted()
+        @attrs.frozen(kw_only=True)
+        class Wider:
+            key: bytes
+            extra: int = 0
 
 
 # --- One Packer per encoder ---------------------------------------------------------------
