@@ -273,7 +273,7 @@ def _payloads(classes: tuple[type[T], ...]) -> Mapping[str, Callable[[object], T
 
 
 def _action_wire(action: KvAction) -> object:
-    """``action``'s wire value (a KeyError for an object that is not a KvAction)."""
+    """``action``'s wire value (TypeError for an object that is not a KvAction)."""
     return _ACTION_WIRE[type(action)](action)
 
 
@@ -287,9 +287,20 @@ def _error_wire(error: KvError) -> object:
     return _ERROR_WIRE[type(error)](error)
 
 
-_ACTION_WIRE: Final[Mapping[type, Out]] = {cls: _encoder(cls) for cls in ACTIONS}
-_RESPONSE_WIRE: Final[Mapping[type, Out]] = {cls: _encoder(cls) for cls in RESPONSES}
-_ERROR_WIRE: Final[Mapping[type, Out]] = {cls: _encoder(cls) for cls in ERRORS}
+class _Encoders(dict[type, Out]):
+    """Each variant of ``union`` -> its encoder; TypeError for any other type."""
+
+    def __init__(self, union: str, classes: tuple[type, ...]) -> None:
+        super().__init__((cls, _encoder(cls)) for cls in classes)
+        self.union = union
+
+    def __missing__(self, cls: type) -> Out:
+        raise TypeError(f"{cls.__name__} is not a {self.union} variant")
+
+
+_ACTION_WIRE: Final = _Encoders("KvAction", ACTIONS)
+_RESPONSE_WIRE: Final = _Encoders("KvResponse", RESPONSES)
+_ERROR_WIRE: Final = _Encoders("KvError", ERRORS)
 
 _UNIT_ACTIONS: Final = _units(ACTIONS)
 _PAYLOAD_ACTIONS: Final = _payloads(ACTIONS)

@@ -238,6 +238,15 @@ def test_a_reused_packer_writes_what_a_fresh_one_writes(batch: list[KvResponse])
         assert encoder.response(response) == msgpack.packb(wire, use_bin_type=True)
 
 
+def test_encoding_a_foreign_object_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="GetResponse is not a KvAction variant"):
+        Encoder().action(GetResponse(key=b"k"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Get is not a KvResponse variant"):
+        codec.encode_response(Get(key=b"k"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Get is not a KvError variant"):
+        codec.encode_response(ErrResponse(error=Get(key=b"k")))  # type: ignore[arg-type]
+
+
 def test_a_failed_pack_leaves_the_packer_clean() -> None:
     encoder = Encoder()
     with pytest.raises(TypeError):
