@@ -21,13 +21,17 @@ covered without another line here):
 Packing: an ``Encoder`` owns one msgpack ``Packer`` (``autoreset``: each
 ``pack`` returns its bytes and starts empty), about a fifth of ``packb``'s
 cost, which builds a Packer per call. A Packer's buffer is its state, so an
-``Encoder`` is for one thread at a time. The module's shared ``ENCODER``
-(behind ``codec.encode_*``) relies on msgpack's C ``pack`` being one call
-that runs no Python code for the builtin values these shapes hold and does
-not release the GIL: two threads cannot interleave inside it. kvruntime
-encodes on its event loop thread only; its worker threads (opening a db, a
-range delete, the capability store) encode nothing. A free-threaded build or
-msgpack's pure-Python fallback would need an Encoder per thread.
+``Encoder`` is meant for one thread at a time. The module's shared
+``ENCODER`` (behind ``codec.encode_*`` and ``blobs``) relies on msgpack's C
+``Packer.pack`` (``_packer.pyx``) being one call that, for the builtin
+values these shapes hold (no ``default`` hook), runs no Python code and
+does not release the GIL, and that newer msgpack marks a
+``cython.critical_section`` for free-threaded builds: two threads cannot
+interleave inside it, and a failed ``pack`` empties the buffer (a test
+checks that). msgpack's pure-Python fallback gives no such guarantee.
+kvruntime encodes on its event loop thread only: its worker threads
+(opening a db, a range delete, opening the capability store) encode
+nothing, so no Packer is shared across threads in practice.
 """
 
 from __future__ import annotations
