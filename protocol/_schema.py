@@ -210,9 +210,9 @@ def _field_in(field: Field) -> In:
         case Field.TEXT:
             return _str
         case Field.DB:
-            return lambda value, what: _db_name(value)
+            return _db_name
         case Field.PACKAGE_ID:
-            return lambda value, what: _package_id(value)
+            return _package_id
         case Field.PROCESS_ID:
             return _process_id
         case Field.ERROR:
