@@ -1,20 +1,51 @@
-"""The decoding schema: one parser per variant, and the tag tables that dispatch to them.
+"""The codec compiled from the schema: each class's ``WIRE`` -> its encoder and its parser.
 
-Each parser takes the payload of a tagged variant (already unpacked) and
-builds the attrs value, checking every field with the shape checkers of
-``_shapes.py`` (codec.py's Rule 2). ``_UNIT_*`` map the tag of a variant
-without payload to its one value; ``_PAYLOAD_*`` map a tag to its parser;
-``_tagged`` picks between them. ``_capability_params_from_text`` parses a
-capability's JSON params. Parsers raise DecodeError or let foreign errors
-escape: ``codec.py``'s boundary turns those into DecodeError (Rule 1).
+``messages.py`` and ``errors.py`` declare each variant's wire shape once, as
+the class's ``WIRE`` (the vocabulary is ``_wire.py``). At import, this module
+builds from those declarations, for every class of the KvAction, KvResponse
+and KvError unions (``typing.get_args``, so a class added to a union is
+covered without another line here):
+
+- an *encoder*: the object's plain wire value (PROTOCOL.md's externally
+  tagged shape, fields in declared order), which ``Encoder`` packs. Encoders
+  do not validate db names (a test can send a request the kv process must
+  reject) but refuse an integer the wire cannot carry (``_uint_out``,
+  ``_int64_out`` raise ValueError);
+- a *parser*: the payload of a tagged variant (already unpacked) -> the
+  attrs value, every field checked by ``_shapes.py``'s checkers (codec.py's
+  Rule 2). ``_UNIT_*`` map a unit tag to its one value, ``_PAYLOAD_*`` a tag
+  to its parser, and ``_tagged`` picks between them. Parsers raise
+  DecodeError or let foreign errors escape: ``codec.py``'s boundary turns
+  those into DecodeError (Rule 1).
+
+Packing: an ``Encoder`` owns one msgpack ``Packer`` (``autoreset``: each
+``pack`` returns its bytes and starts empty), about a fifth of ``packb``'s
+cost, which builds a Packer per call. A Packer's buffer is its state, so an
+``Encoder`` is meant for one thread at a time. The module's shared
+``ENCODER`` (behind ``codec.encode_*`` and ``blobs``) relies on msgpack's C
+``Packer.pack`` (``_packer.pyx``) being one call that, for the builtin
+values these shapes hold (no ``default`` hook), runs no Python code and
+does not release the GIL, and that newer msgpack marks a
+``cython.critical_section`` for free-threaded builds: two threads cannot
+interleave inside it, and a failed ``pack`` empties the buffer (a test
+checks that). msgpack's pure-Python fallback gives no such guarantee.
+kvruntime encodes on its event loop thread only: its worker threads
+(opening a db, a range delete, opening the capability store) encode
+nothing, so no Packer is shared across threads in practice.
 """
 
 from __future__ import annotations
 
+import operator
+import typing
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final, TypeAlias, TypeVar, assert_never
+
+import msgpack
 
 from ._shapes import (
+    _I64_MAX,
+    _I64_MIN,
     DecodeError,
     _bin,
     _bool,
@@ -29,362 +60,284 @@ from ._shapes import (
     _tagged,
     _uint,
 )
-from .errors import (
-    AddCapFailed,
-    AnswerTooLarge,
-    BatchTooLarge,
-    CasMismatch,
-    IntegerOverflow,
-    IoError,
-    KeyNotFound,
-    KeyTooLarge,
-    KvError,
-    LevelDbError,
-    MalformedRequest,
-    MismatchingPackageId,
-    NoDb,
-    NoReadCap,
-    NotAnInteger,
-    NoTx,
-    NoWriteCap,
-    RemoteNotAllowed,
-    TooManyTransactions,
-    TransactionConflict,
-    TransactionTooLarge,
-    ValueTooLarge,
-)
-from .ids import ProcessId
-from .messages import (
-    BeginTx,
-    BeginTxResponse,
-    Capabilities,
-    CapabilitiesResponse,
-    Commit,
-    CommitBatch,
-    CompareAndSwap,
-    Delete,
-    DeleteMany,
-    DeleteRange,
-    DeleteRangeResponse,
-    ErrResponse,
-    Exists,
-    ExistsResponse,
-    Get,
-    GetMany,
-    GetManyResponse,
-    GetResponse,
-    Increment,
-    IncrementResponse,
-    KvAction,
-    KvResponse,
-    OkResponse,
-    Open,
-    RemoveDb,
-    Revoke,
-    Rollback,
-    Scan,
-    ScanResponse,
-    Set,
-    SetMany,
-    TxExists,
-    TxGet,
-    TxGetMany,
-    WriteBatch,
-)
+from ._wire import UNIT, Array, Field, Newtype, Struct, Unit, declaration
+from .ids import PackageId, ProcessId
+from .messages import KvAction, KvError, KvResponse
 
-# --- Schema tables ---------------------------------------------------------------
+T = TypeVar("T")
+#: A field's value -> its wire value.
+Out: TypeAlias = Callable[[Any], object]
+#: A decoded wire value and where it sits -> the field's value, checked.
+In: TypeAlias = Callable[[object, str], Any]
 
-_REQUEST_FIELDS: Final = frozenset(("package_id", "db", "action"))
-_KEY_TX_FIELDS: Final = frozenset(("key", "tx_id"))
-_TX_FIELDS: Final = frozenset(("tx_id",))
-_SIZE_FIELDS: Final = frozenset(("size", "max"))
-_MAX_FIELDS: Final = frozenset(("max",))
-_PRESENT_FIELDS: Final = frozenset(("present",))
-_COUNT_MAX_FIELDS: Final = frozenset(("count", "max"))
-_CURSOR_FIELDS: Final = frozenset(("count", "cursor"))
-_READ_WRITE_FIELDS: Final = frozenset(("read", "write"))
+#: The variants of each union, in declaration order.
+ACTIONS: Final[tuple[type[KvAction], ...]] = typing.get_args(KvAction)
+RESPONSES: Final[tuple[type[KvResponse], ...]] = typing.get_args(KvResponse)
+ERRORS: Final[tuple[type[KvError], ...]] = typing.get_args(KvError)
+
+_U64_MAX: Final = 2**64 - 1
 
 
-def _set(payload: object) -> KvAction:
-    fields = _struct(payload, "Set", _KEY_TX_FIELDS)
-    return Set(
-        key=_bin(fields["key"], "Set.key"), tx_id=_optional_uint(fields["tx_id"], "Set.tx_id")
+# --- Field encoders ----------------------------------------------------------------
+
+
+def _uint_out(value: int) -> int:
+    if type(value) is not int or not 0 <= value <= _U64_MAX:
+        raise ValueError(f"a uint on the wire is an int in 0..2**64-1, got {value!r}")
+    return value
+
+
+def _optional_uint_out(value: int | None) -> int | None:
+    return None if value is None else _uint_out(value)
+
+
+def _int64_out(value: int) -> int:
+    if type(value) is not int or not _I64_MIN <= value <= _I64_MAX:
+        raise ValueError(f"an int64 on the wire is an int in -2**63..2**63-1, got {value!r}")
+    return value
+
+
+def _package_id_map(package_id: PackageId) -> dict[str, str]:
+    return {
+        "package_name": package_id.package_name,
+        "publisher_node": package_id.publisher_node,
+    }
+
+
+def _process_id_map(process: ProcessId) -> dict[str, str]:
+    return {
+        "process_name": process.process_name,
+        "package_name": process.package_name,
+        "publisher_node": process.publisher_node,
+    }
+
+
+def _free_text(message: str) -> str:
+    """An error message as valid UTF-8: lone surrogates (from an OS file name
+    decoded with surrogateescape, say) are sent backslash-escaped rather than
+    failing the whole response."""
+    if message.isascii():
+        return message
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _field_out(field: Field) -> Out:
+    match field:
+        case Field.BIN | Field.OPTIONAL_BIN | Field.DB:
+            return _same
+        case Field.UINT:
+            return _uint_out
+        case Field.OPTIONAL_UINT:
+            return _optional_uint_out
+        case Field.INT64:
+            return _int64_out
+        case Field.BOOL:
+            return bool
+        case Field.TEXT:
+            return _free_text
+        case Field.PACKAGE_ID:
+            return _package_id_map
+        case Field.PROCESS_ID:
+            return _process_id_map
+        case Field.ERROR:
+            return _error_wire
+        case _:
+            assert_never(field)
+
+
+def _encoder(cls: type) -> Out:
+    """The wire value of a ``cls`` object, per ``cls.WIRE``."""
+    tag, shape = declaration(cls)
+    match shape:
+        case Unit():
+            return lambda _: tag
+        case Newtype(name=name, field=field):
+            get = operator.attrgetter(name)
+            out = _field_out(field)
+            if out is _same:
+                return lambda value: {tag: get(value)}
+            return lambda value: {tag: out(get(value))}
+        case Struct(fields=fields):
+            parts = tuple((name, operator.attrgetter(name), _field_out(f)) for name, f in fields)
+
+            def struct_wire(value: object) -> object:
+                wire = {}
+                for name, get, out in parts:  # a loop: no comprehension frame
+                    wire[name] = out(get(value))
+                return {tag: wire}
+
+            return struct_wire
+        case Array(fields=fields):
+            items = tuple((operator.attrgetter(name), _field_out(f)) for name, f in fields)
+            return lambda value: {tag: [out(get(value)) for get, out in items]}
+        case _:
+            assert_never(shape)
+
+
+# --- Field parsers -------------------------------------------------------------------
+
+
+def _process_id(value: object, what: str) -> ProcessId:
+    fields = _struct(value, "ProcessId", _PROCESS_ID_FIELDS)
+    return ProcessId(
+        process_name=_str(fields["process_name"], "ProcessId.process_name"),
+        package_name=_str(fields["package_name"], "ProcessId.package_name"),
+        publisher_node=_str(fields["publisher_node"], "ProcessId.publisher_node"),
     )
 
 
-def _delete(payload: object) -> KvAction:
-    fields = _struct(payload, "Delete", _KEY_TX_FIELDS)
-    return Delete(
-        key=_bin(fields["key"], "Delete.key"),
-        tx_id=_optional_uint(fields["tx_id"], "Delete.tx_id"),
-    )
-
-
-def _commit(payload: object) -> KvAction:
-    return Commit(tx_id=_uint(_struct(payload, "Commit", _TX_FIELDS)["tx_id"], "Commit.tx_id"))
-
-
-_SCAN_FIELDS: Final = frozenset(
-    ("prefix", "start", "end", "reverse", "keys_only", "limit", "cursor", "tx_id")
-)
-_RANGE_FIELDS: Final = frozenset(("prefix", "start", "end"))
-_COUNT_FIELDS: Final = frozenset(("count",))
-_COUNT_TX_FIELDS: Final = frozenset(("count", "tx_id"))
-_KEY_FIELDS: Final = frozenset(("key",))
-_KEY_DELTA_FIELDS: Final = frozenset(("key", "delta"))
-_PROCESS_FIELDS: Final = frozenset(("process",))
 _PROCESS_ID_FIELDS: Final = frozenset(("process_name", "package_name", "publisher_node"))
 
 
-def _range(fields: dict[object, object], what: str) -> tuple[bytes | None, ...]:
-    """prefix, start and end; a prefix excludes start and end (PROTOCOL.md)."""
-    prefix = _optional_bin(fields["prefix"], f"{what}.prefix")
-    start = _optional_bin(fields["start"], f"{what}.start")
-    end = _optional_bin(fields["end"], f"{what}.end")
-    if prefix is not None and (start is not None or end is not None):
-        raise DecodeError(f"{what}: prefix excludes start and end")
-    return prefix, start, end
+def _field_in(field: Field) -> In:
+    match field:
+        case Field.BIN:
+            return _bin
+        case Field.OPTIONAL_BIN:
+            return _optional_bin
+        case Field.UINT:
+            return _uint
+        case Field.OPTIONAL_UINT:
+            return _optional_uint
+        case Field.INT64:
+            return _int64
+        case Field.BOOL:
+            return _bool
+        case Field.TEXT:
+            return _str
+        case Field.DB:
+            return _db_name
+        case Field.PACKAGE_ID:
+            return _package_id
+        case Field.PROCESS_ID:
+            return _process_id
+        case Field.ERROR:
+            return lambda value, what: _tagged(value, "KvError", _UNIT_ERRORS, _PAYLOAD_ERRORS)
+        case _:
+            assert_never(field)
 
 
-def _scan(payload: object) -> KvAction:
-    fields = _struct(payload, "Scan", _SCAN_FIELDS)
-    prefix, start, end = _range(fields, "Scan")
-    return Scan(
-        prefix=prefix,
-        start=start,
-        end=end,
-        reverse=_bool(fields["reverse"], "Scan.reverse"),
-        keys_only=_bool(fields["keys_only"], "Scan.keys_only"),
-        limit=_optional_uint(fields["limit"], "Scan.limit"),
-        cursor=_optional_bin(fields["cursor"], "Scan.cursor"),
-        tx_id=_optional_uint(fields["tx_id"], "Scan.tx_id"),
-    )
+def _parser(cls: type[T]) -> Callable[[object], T]:
+    """The ``cls`` value that a tagged payload holds, per ``cls.WIRE``."""
+    tag, shape = declaration(cls)
+    match shape:
+        case Unit():
+            raise TypeError(f"{cls.__name__} is a unit: it has no payload to parse")
+        case Newtype(name=name, field=field):
+            check = _field_in(field)
+            return lambda payload: cls(**{name: check(payload, tag)})
+        case Struct(fields=fields, check=rule):
+            names = frozenset(name for name, _ in fields)
+            checks = tuple((name, _field_in(f), f"{tag}.{name}") for name, f in fields)
+
+            def parse_struct(payload: object) -> T:
+                wire = _struct(payload, tag, names)
+                values: dict[str, object] = {}
+                for name, check, what in checks:  # a loop: no comprehension frame
+                    values[name] = check(wire[name], what)
+                if rule is not None and (problem := rule(values)) is not None:
+                    raise DecodeError(f"{tag}: {problem}")
+                return cls(**values)
+
+            return parse_struct
+        case Array(fields=fields):
+            size = len(fields)
+            items = tuple((name, _field_in(f), f"{tag}.{name}") for name, f in fields)
+
+            def parse_array(payload: object) -> T:
+                if type(payload) is not tuple or len(payload) != size:
+                    raise DecodeError(
+                        f"{tag}: expected an array of {size}, got {_kind(payload, sized=True)}"
+                    )
+                values: dict[str, object] = {}
+                for (name, check, what), value in zip(items, payload, strict=True):
+                    values[name] = check(value, what)
+                return cls(**values)
+
+            return parse_array
+        case _:
+            assert_never(shape)
 
 
-def _delete_range(payload: object) -> KvAction:
-    prefix, start, end = _range(_struct(payload, "DeleteRange", _RANGE_FIELDS), "DeleteRange")
-    return DeleteRange(prefix=prefix, start=start, end=end)
+# --- The tables ------------------------------------------------------------------------
 
 
-def _tx_read(cls: type[TxGet] | type[TxExists]) -> Callable[[object], KvAction]:
-    def parse(payload: object) -> KvAction:
-        fields = _struct(payload, cls.TAG, _KEY_TX_FIELDS)
-        return cls(
-            key=_bin(fields["key"], f"{cls.TAG}.key"),
-            tx_id=_uint(fields["tx_id"], f"{cls.TAG}.tx_id"),
-        )
-
-    return parse
+def _units(classes: tuple[type[T], ...]) -> Mapping[str, T]:
+    """The tag of each unit variant -> its one value."""
+    return {tag: cls() for cls in classes for tag, shape in [declaration(cls)] if shape == UNIT}
 
 
-def _counted(cls: type[GetMany] | type[SetMany] | type[DeleteMany]) -> Callable[[object], KvAction]:
-    def parse(payload: object) -> KvAction:
-        fields = _struct(payload, cls.TAG, _COUNT_FIELDS)
-        return cls(count=_uint(fields["count"], f"{cls.TAG}.count"))
-
-    return parse
+def _payloads(classes: tuple[type[T], ...]) -> Mapping[str, Callable[[object], T]]:
+    """The tag of each variant with a payload -> its parser."""
+    return {declaration(cls)[0]: _parser(cls) for cls in classes if declaration(cls)[1] != UNIT}
 
 
-def _tx_get_many(payload: object) -> KvAction:
-    fields = _struct(payload, "TxGetMany", _COUNT_TX_FIELDS)
-    return TxGetMany(
-        count=_uint(fields["count"], "TxGetMany.count"),
-        tx_id=_uint(fields["tx_id"], "TxGetMany.tx_id"),
-    )
+def _action_wire(action: KvAction) -> object:
+    """``action``'s wire value (TypeError for an object that is not a KvAction)."""
+    return _ACTION_WIRE[type(action)](action)
 
 
-def _increment(payload: object) -> KvAction:
-    fields = _struct(payload, "Increment", _KEY_DELTA_FIELDS)
-    return Increment(
-        key=_bin(fields["key"], "Increment.key"),
-        delta=_int64(fields["delta"], "Increment.delta"),
-    )
+def _response_wire(response: KvResponse) -> object:
+    """``response``'s wire value."""
+    return _RESPONSE_WIRE[type(response)](response)
 
 
-def _compare_and_swap(payload: object) -> KvAction:
-    fields = _struct(payload, "CompareAndSwap", _KEY_FIELDS)
-    return CompareAndSwap(key=_bin(fields["key"], "CompareAndSwap.key"))
+def _error_wire(error: KvError) -> object:
+    """``error``'s wire value."""
+    return _ERROR_WIRE[type(error)](error)
 
 
-def _rollback(payload: object) -> KvAction:
-    return Rollback(
-        tx_id=_uint(_struct(payload, "Rollback", _TX_FIELDS)["tx_id"], "Rollback.tx_id")
-    )
+class _Encoders(dict[type, Out]):
+    """Each variant of ``union`` -> its encoder; TypeError for any other type."""
+
+    def __init__(self, union: str, classes: tuple[type, ...]) -> None:
+        super().__init__((cls, _encoder(cls)) for cls in classes)
+        self.union = union
+
+    def __missing__(self, cls: type) -> Out:
+        raise TypeError(f"{cls.__name__} is not a {self.union} variant")
 
 
-def _revoke(payload: object) -> KvAction:
-    fields = _struct(
-        _struct(payload, "Revoke", _PROCESS_FIELDS)["process"], "ProcessId", _PROCESS_ID_FIELDS
-    )
-    return Revoke(
-        process=ProcessId(
-            process_name=_str(fields["process_name"], "ProcessId.process_name"),
-            package_name=_str(fields["package_name"], "ProcessId.package_name"),
-            publisher_node=_str(fields["publisher_node"], "ProcessId.publisher_node"),
-        )
-    )
+_ACTION_WIRE: Final = _Encoders("KvAction", ACTIONS)
+_RESPONSE_WIRE: Final = _Encoders("KvResponse", RESPONSES)
+_ERROR_WIRE: Final = _Encoders("KvError", ERRORS)
+
+_UNIT_ACTIONS: Final = _units(ACTIONS)
+_PAYLOAD_ACTIONS: Final = _payloads(ACTIONS)
+_UNIT_RESPONSES: Final = _units(RESPONSES)
+_PAYLOAD_RESPONSES: Final = _payloads(RESPONSES)
+_UNIT_ERRORS: Final = _units(ERRORS)
+_PAYLOAD_ERRORS: Final = _payloads(ERRORS)
 
 
-_TX_COUNT_FIELDS: Final = frozenset(("tx_id", "count"))
+# --- Packing --------------------------------------------------------------------------------
 
 
-def _write_batch(payload: object) -> KvAction:
-    fields = _struct(payload, "WriteBatch", _TX_COUNT_FIELDS)
-    return WriteBatch(
-        tx_id=_optional_uint(fields["tx_id"], "WriteBatch.tx_id"),
-        count=_uint(fields["count"], "WriteBatch.count"),
-    )
+class Encoder:
+    """Packs wire values into msgpack's canonical (smallest) form with one reused Packer.
+
+    For one thread at a time (see the module's header).
+    """
+
+    __slots__ = ("pack",)
+
+    def __init__(self) -> None:
+        #: A wire value -> its bytes.
+        self.pack: Callable[[object], bytes] = msgpack.Packer(use_bin_type=True).pack
+
+    def action(self, action: KvAction) -> bytes:
+        """The body of ``action`` alone (a request's ``action`` value)."""
+        return self.pack(_ACTION_WIRE[type(action)](action))
+
+    def response(self, response: KvResponse) -> bytes:
+        """The body of ``response``."""
+        return self.pack(_RESPONSE_WIRE[type(response)](response))
 
 
-def _commit_batch(payload: object) -> KvAction:
-    fields = _struct(payload, "CommitBatch", _TX_COUNT_FIELDS)
-    return CommitBatch(
-        tx_id=_uint(fields["tx_id"], "CommitBatch.tx_id"),
-        count=_uint(fields["count"], "CommitBatch.count"),
-    )
-
-
-_UNIT_ACTIONS: Final[Mapping[str, KvAction]] = {
-    Open.TAG: Open(),
-    RemoveDb.TAG: RemoveDb(),
-    BeginTx.TAG: BeginTx(),
-    Capabilities.TAG: Capabilities(),
-}
-_PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[object], KvAction]]] = {
-    Set.TAG: _set,
-    Delete.TAG: _delete,
-    Get.TAG: lambda payload: Get(key=_bin(payload, "Get")),
-    Exists.TAG: lambda payload: Exists(key=_bin(payload, "Exists")),
-    Commit.TAG: _commit,
-    Scan.TAG: _scan,
-    TxGet.TAG: _tx_read(TxGet),
-    TxExists.TAG: _tx_read(TxExists),
-    GetMany.TAG: _counted(GetMany),
-    TxGetMany.TAG: _tx_get_many,
-    SetMany.TAG: _counted(SetMany),
-    DeleteMany.TAG: _counted(DeleteMany),
-    Increment.TAG: _increment,
-    CompareAndSwap.TAG: _compare_and_swap,
-    Rollback.TAG: _rollback,
-    DeleteRange.TAG: _delete_range,
-    Revoke.TAG: _revoke,
-    WriteBatch.TAG: _write_batch,
-    CommitBatch.TAG: _commit_batch,
-}
-
-
-def _no_db(payload: object) -> KvError:
-    if type(payload) is not tuple or len(payload) != 2:
-        raise DecodeError(f"NoDb: expected an array of 2, got {_kind(payload, sized=True)}")
-    return NoDb(package_id=_package_id(payload[0]), db=_db_name(payload[1]))
-
-
-def _size_limit(
-    cls: type[KeyTooLarge] | type[ValueTooLarge] | type[TransactionTooLarge] | type[AnswerTooLarge],
-) -> Callable[[object], KvError]:
-    def parse(payload: object) -> KvError:
-        fields = _struct(payload, cls.TAG, _SIZE_FIELDS)
-        return cls(
-            size=_uint(fields["size"], f"{cls.TAG}.size"),
-            max=_uint(fields["max"], f"{cls.TAG}.max"),
-        )
-
-    return parse
-
-
-def _too_many_transactions(payload: object) -> KvError:
-    fields = _struct(payload, TooManyTransactions.TAG, _MAX_FIELDS)
-    return TooManyTransactions(max=_uint(fields["max"], "TooManyTransactions.max"))
-
-
-_UNIT_ERRORS: Final[Mapping[str, KvError]] = {
-    KeyNotFound.TAG: KeyNotFound(),
-    NoWriteCap.TAG: NoWriteCap(),
-    NoReadCap.TAG: NoReadCap(),
-    MismatchingPackageId.TAG: MismatchingPackageId(),
-    AddCapFailed.TAG: AddCapFailed(),
-    MalformedRequest.TAG: MalformedRequest(),
-    RemoteNotAllowed.TAG: RemoteNotAllowed(),
-    NotAnInteger.TAG: NotAnInteger(),
-    IntegerOverflow.TAG: IntegerOverflow(),
-}
-
-
-def _cas_mismatch(payload: object) -> KvError:
-    fields = _struct(payload, CasMismatch.TAG, _PRESENT_FIELDS)
-    return CasMismatch(present=_bool(fields["present"], "CasMismatch.present"))
-
-
-def _batch_too_large(payload: object) -> KvError:
-    fields = _struct(payload, BatchTooLarge.TAG, _COUNT_MAX_FIELDS)
-    return BatchTooLarge(
-        count=_uint(fields["count"], "BatchTooLarge.count"),
-        max=_uint(fields["max"], "BatchTooLarge.max"),
-    )
-
-
-_PAYLOAD_ERRORS: Final[Mapping[str, Callable[[object], KvError]]] = {
-    NoDb.TAG: _no_db,
-    NoTx.TAG: lambda payload: NoTx(tx_id=_uint(payload, "NoTx")),
-    LevelDbError.TAG: lambda payload: LevelDbError(message=_str(payload, "LevelDbError")),
-    IoError.TAG: lambda payload: IoError(message=_str(payload, "IOError")),
-    KeyTooLarge.TAG: _size_limit(KeyTooLarge),
-    ValueTooLarge.TAG: _size_limit(ValueTooLarge),
-    TransactionTooLarge.TAG: _size_limit(TransactionTooLarge),
-    TooManyTransactions.TAG: _too_many_transactions,
-    CasMismatch.TAG: _cas_mismatch,
-    TransactionConflict.TAG: lambda payload: TransactionConflict(
-        tx_id=_uint(payload, "TransactionConflict")
-    ),
-    BatchTooLarge.TAG: _batch_too_large,
-    AnswerTooLarge.TAG: _size_limit(AnswerTooLarge),
-}
-
-
-def _err(payload: object) -> KvResponse:
-    return ErrResponse(error=_tagged(payload, "KvError", _UNIT_ERRORS, _PAYLOAD_ERRORS))
-
-
-def _begin_tx_response(payload: object) -> KvResponse:
-    tx_id = _struct(payload, "BeginTx", _TX_FIELDS)["tx_id"]
-    return BeginTxResponse(tx_id=_uint(tx_id, "BeginTx.tx_id"))
-
-
-def _scan_response(payload: object) -> KvResponse:
-    fields = _struct(payload, "Scan", _CURSOR_FIELDS)
-    return ScanResponse(
-        count=_uint(fields["count"], "Scan.count"),
-        cursor=_optional_bin(fields["cursor"], "Scan.cursor"),
-    )
-
-
-def _count_response(
-    cls: type[GetManyResponse] | type[DeleteRangeResponse],
-) -> Callable[[object], KvResponse]:
-    def parse(payload: object) -> KvResponse:
-        fields = _struct(payload, cls.TAG, _COUNT_FIELDS)
-        return cls(count=_uint(fields["count"], f"{cls.TAG}.count"))
-
-    return parse
-
-
-def _capabilities_response(payload: object) -> KvResponse:
-    fields = _struct(payload, "Capabilities", _READ_WRITE_FIELDS)
-    return CapabilitiesResponse(
-        read=_bool(fields["read"], "Capabilities.read"),
-        write=_bool(fields["write"], "Capabilities.write"),
-    )
-
-
-_UNIT_RESPONSES: Final[Mapping[str, KvResponse]] = {OkResponse.TAG: OkResponse()}
-_PAYLOAD_RESPONSES: Final[Mapping[str, Callable[[object], KvResponse]]] = {
-    BeginTxResponse.TAG: _begin_tx_response,
-    GetResponse.TAG: lambda payload: GetResponse(key=_bin(payload, "Get")),
-    ExistsResponse.TAG: lambda payload: ExistsResponse(exists=_bool(payload, "Exists")),
-    ErrResponse.TAG: _err,
-    ScanResponse.TAG: _scan_response,
-    GetManyResponse.TAG: _count_response(GetManyResponse),
-    DeleteRangeResponse.TAG: _count_response(DeleteRangeResponse),
-    IncrementResponse.TAG: lambda payload: IncrementResponse(value=_int64(payload, "Increment")),
-    CapabilitiesResponse.TAG: _capabilities_response,
-}
+#: The encoder behind the module-level functions (``codec.encode_*``, ``hot.py``'s derivations).
+ENCODER: Final = Encoder()
+_pack: Final = ENCODER.pack

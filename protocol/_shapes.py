@@ -145,7 +145,9 @@ def _cached_package_id(package_name: str, publisher_node: str) -> PackageId:
 _PACKAGE_ID_FIELDS: Final = frozenset(("package_name", "publisher_node"))
 
 
-def _package_id(value: object) -> PackageId:
+def _package_id(value: object, what: str = "PackageId") -> PackageId:
+    # ``what`` is taken (and not needed: the fields name themselves) so that
+    # this is a checker of the same signature as the others.
     fields = _struct(value, "PackageId", _PACKAGE_ID_FIELDS)
     return _cached_package_id(
         _str(fields["package_name"], "PackageId.package_name"),
@@ -156,8 +158,8 @@ def _package_id(value: object) -> PackageId:
 _cached_db_name: Final = functools.lru_cache(maxsize=1024)(validate_db_name)
 
 
-def _db_name(value: object) -> str:
-    return _cached_db_name(_str(value, "db"))
+def _db_name(value: object, what: str = "db") -> str:
+    return _cached_db_name(_str(value, what))
 
 
 def _tagged(

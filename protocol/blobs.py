@@ -28,8 +28,8 @@ from typing import Final, cast
 
 import msgpack
 
+from ._schema import _pack
 from ._shapes import DecodeError, _bin, _optional_bin
-from ._wire import _pack
 from .codec import _reject_ext
 
 __all__ = [

@@ -30,10 +30,12 @@ can send a request the kv process must reject; they do refuse an integer
 outside u64, which the wire cannot carry as a uint.
 
 This module holds the public functions, the boundary and the msgpack/JSON
-settings; the parts live beside it: ``_shapes.py`` (DecodeError and the
-shape checkers), ``_schema.py`` (the per-variant parsers and tag tables),
-``_wire.py`` (the encoders) and ``hot.py`` (byte templates of the few hot
-messages, which the public functions try first).
+settings; the parts live beside it: each message class's ``WIRE`` (in the
+vocabulary of ``_wire.py``) declares its shape once; ``_schema.py`` compiles
+those into the encoders, the per-variant parsers and the tag tables;
+``_shapes.py`` holds DecodeError and the shape checkers; ``hot.py`` the byte
+templates of the few hot messages (derived from the encoders at import),
+which the public functions try first.
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ import msgpack
 from ._schema import (
     _PAYLOAD_ACTIONS,
     _PAYLOAD_RESPONSES,
-    _REQUEST_FIELDS,
     _UNIT_ACTIONS,
     _UNIT_RESPONSES,
+    _action_wire,
+    _pack,
+    _package_id_map,
+    _response_wire,
 )
 from ._shapes import (
     DecodeError,
@@ -61,7 +66,6 @@ from ._shapes import (
     _struct,
     _tagged,
 )
-from ._wire import _action_wire, _pack, _package_id_map, _response_wire
 from .hot import OK_BODY, get_response_body, read_response
 from .ids import IdError, PackageId
 from .messages import (
@@ -92,6 +96,9 @@ DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 # The widest container in the schema (Scan's fields) has eight entries; msgpack refuses
 # anything wider than this from its header, before building it.
 _MAX_CONTAINER_LEN: Final = 16
+
+#: A KvRequest is the map of these three fields (PROTOCOL.md, "KvRequest"), in this order.
+_REQUEST_FIELDS: Final = frozenset(("package_id", "db", "action"))
 
 In = TypeVar("In", bytes, str)
 Out = TypeVar("Out")

@@ -2,7 +2,8 @@
 
 Errors that cross the bus are data (STYLE.md rule 3): the kv process answers
 ``ErrResponse(error=KeyNotFound())`` and the client turns it into one typed
-exception. Each class carries its wire tag as ``TAG`` (PROTOCOL.md, "KvError")
+exception. Each class carries its wire tag as ``TAG`` and its wire shape as ``WIRE``
+(PROTOCOL.md, "KvError"; ``_wire.py``)
 and a ``__str__`` for people. ``messages.py`` re-exports every name here, so
 ``from protocol.messages import KeyNotFound`` keeps working.
 """
@@ -13,6 +14,7 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
+from ._wire import UNIT, Field, WireShape, array, newtype, struct
 from .ids import PackageId
 
 __all__ = [
@@ -46,6 +48,7 @@ class NoDb:
     """The db does not exist."""
 
     TAG: ClassVar[str] = "NoDb"
+    WIRE: ClassVar[WireShape] = array(package_id=Field.PACKAGE_ID, db=Field.DB)
     package_id: PackageId
     db: str
 
@@ -58,6 +61,7 @@ class KeyNotFound:
     """The key is not in the db."""
 
     TAG: ClassVar[str] = "KeyNotFound"
+    WIRE: ClassVar[WireShape] = UNIT
 
     def __str__(self) -> str:
         return "key not found"
@@ -68,6 +72,7 @@ class NoTx:
     """No transaction with this id belongs to the sender on this db."""
 
     TAG: ClassVar[str] = "NoTx"
+    WIRE: ClassVar[WireShape] = newtype(tx_id=Field.UINT)
     tx_id: int
 
     def __str__(self) -> str:
@@ -79,6 +84,7 @@ class NoWriteCap:
     """The sender holds no write capability on the db."""
 
     TAG: ClassVar[str] = "NoWriteCap"
+    WIRE: ClassVar[WireShape] = UNIT
 
     def __str__(self) -> str:
         return "no write capability for requested DB"
@@ -89,6 +95,7 @@ class NoReadCap:
     """The sender holds no read capability on the db."""
 
     TAG: ClassVar[str] = "NoReadCap"
+    WIRE: ClassVar[WireShape] = UNIT
 
     def __str__(self) -> str:
         return "no read capability for requested DB"
@@ -99,6 +106,7 @@ class MismatchingPackageId:
     """Open or RemoveDb named a package other than the sender's."""
 
     TAG: ClassVar[str] = "MismatchingPackageId"
+    WIRE: ClassVar[WireShape] = UNIT
 
     def __str__(self) -> str:
         return "request to open or remove DB with mismatching package ID"
@@ -109,6 +117,7 @@ class AddCapFailed:
     """The capability store could not record a new capability."""
 
     TAG: ClassVar[str] = "AddCapFailed"
+    WIRE: ClassVar[WireShape] = UNIT
 
     def __str__(self) -> str:
         return "failed to generate capability for new DB"
@@ -119,6 +128,7 @@ class MalformedRequest:
     """The body did not decode, a name was invalid, or a required blob was missing."""
 
     TAG: ClassVar[str] = "MalformedRequest"
+    WIRE: ClassVar[WireShape] = UNIT
 
     def __str__(self) -> str:
         return (
@@ -132,6 +142,7 @@ class LevelDbError:
     """LevelDB reported an error."""
 
     TAG: ClassVar[str] = "LevelDbError"
+    WIRE: ClassVar[WireShape] = newtype(message=Field.TEXT)
     message: str
 
     def __str__(self) -> str:
@@ -143,6 +154,7 @@ class IoError:
     """The file system reported an error (wire tag ``IOError``)."""
 
     TAG: ClassVar[str] = "IOError"
+    WIRE: ClassVar[WireShape] = newtype(message=Field.TEXT)
     message: str
 
     def __str__(self) -> str:
@@ -154,6 +166,7 @@ class KeyTooLarge:
     """The key exceeds the configured limit."""
 
     TAG: ClassVar[str] = "KeyTooLarge"
+    WIRE: ClassVar[WireShape] = struct(size=Field.UINT, max=Field.UINT)
     size: int
     max: int
 
@@ -166,6 +179,7 @@ class ValueTooLarge:
     """The value exceeds the configured limit."""
 
     TAG: ClassVar[str] = "ValueTooLarge"
+    WIRE: ClassVar[WireShape] = struct(size=Field.UINT, max=Field.UINT)
     size: int
     max: int
 
@@ -178,6 +192,7 @@ class TooManyTransactions:
     """The sender already has the maximum number of open transactions."""
 
     TAG: ClassVar[str] = "TooManyTransactions"
+    WIRE: ClassVar[WireShape] = struct(max=Field.UINT)
     max: int
 
     def __str__(self) -> str:
@@ -189,6 +204,7 @@ class RemoteNotAllowed:
     """The sender is on another node."""
 
     TAG: ClassVar[str] = "RemoteNotAllowed"
+    WIRE: ClassVar[WireShape] = UNIT
 
     def __str__(self) -> str:
         return "kv only serves requests from its own node"
@@ -199,6 +215,7 @@ class TransactionTooLarge:
     """Staging this write would take the transaction past its byte limit."""
 
     TAG: ClassVar[str] = "TransactionTooLarge"
+    WIRE: ClassVar[WireShape] = struct(size=Field.UINT, max=Field.UINT)
     size: int
     max: int
 
@@ -211,6 +228,7 @@ class CasMismatch:
     """CompareAndSwap found another value; the current one (if ``present``) is the blob."""
 
     TAG: ClassVar[str] = "CasMismatch"
+    WIRE: ClassVar[WireShape] = struct(present=Field.BOOL)
     present: bool
 
     def __str__(self) -> str:
@@ -223,6 +241,7 @@ class TransactionConflict:
     """A key the transaction read was changed by another writer; nothing was applied."""
 
     TAG: ClassVar[str] = "TransactionConflict"
+    WIRE: ClassVar[WireShape] = newtype(tx_id=Field.UINT)
     tx_id: int
 
     def __str__(self) -> str:
@@ -234,6 +253,7 @@ class NotAnInteger:
     """Increment found a value that is not an ASCII-decimal signed 64-bit integer."""
 
     TAG: ClassVar[str] = "NotAnInteger"
+    WIRE: ClassVar[WireShape] = UNIT
 
     def __str__(self) -> str:
         return "value is not an integer or out of range"
@@ -244,6 +264,7 @@ class IntegerOverflow:
     """Increment would take the counter outside the signed 64-bit range."""
 
     TAG: ClassVar[str] = "IntegerOverflow"
+    WIRE: ClassVar[WireShape] = UNIT
 
     def __str__(self) -> str:
         return "increment or decrement would overflow"
@@ -254,6 +275,7 @@ class BatchTooLarge:
     """A batch names more keys than the server accepts in one request."""
 
     TAG: ClassVar[str] = "BatchTooLarge"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT, max=Field.UINT)
     count: int
     max: int
 
@@ -266,6 +288,7 @@ class AnswerTooLarge:
     """An answer would hold more bytes of values than the server sends in one."""
 
     TAG: ClassVar[str] = "AnswerTooLarge"
+    WIRE: ClassVar[WireShape] = struct(size=Field.UINT, max=Field.UINT)
     size: int
     max: int
 

@@ -3,12 +3,14 @@
 ``golden_vectors.json`` (format in PROTOCOL.md, "Golden vectors") holds
 canonical bodies, accepted non-canonical bodies, malformed bodies and
 capability params. This module loads it and turns a *meaning* (the JSON
-rendering of a value) into the attrs value. That direction deliberately
-shares no code with the codec (``codec.py`` and its ``_shapes``, ``_schema``,
-``_wire``), so the vectors check the codec rather than echo it. The other
-direction, ``response_to_meaning`` (for tools that print responses), is
-derived from the wire encoders, since a meaning is the wire shape with the
-substitutions below.
+rendering of a value) into the attrs value. That direction shares with
+the codec only the classes' declared shapes (their ``WIRE``, which a
+meaning mirrors): its checks of each value are its own, and the bodies in
+the file are independent bytes, so the vectors check the codec (and the
+declarations) rather than echo them. The other direction,
+``response_to_meaning`` (for tools that print responses), is derived from
+the wire encoders, since a meaning is the wire shape with the substitutions
+below.
 
 A meaning mirrors the wire shape (external tagging, field names) with three
 substitutions for readability: a PackageId is the text ``"name:publisher"``,
@@ -19,74 +21,22 @@ lowercase hex.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable, Mapping
 from importlib import resources
-from typing import Final, Literal, TypeAlias, TypeVar, cast
+from typing import Final, Literal, TypeAlias, TypeVar, assert_never, cast
 
 import attrs
 
-from ._wire import _response_wire
+from ._schema import _response_wire
+from ._wire import UNIT, Array, Field, Newtype, Struct, Unit, declaration
 from .ids import PackageId, ProcessId
 from .messages import (
-    AddCapFailed,
-    AnswerTooLarge,
-    BatchTooLarge,
-    BeginTx,
-    BeginTxResponse,
-    Capabilities,
-    CapabilitiesResponse,
-    CasMismatch,
-    Commit,
-    CommitBatch,
-    CompareAndSwap,
-    Delete,
-    DeleteMany,
-    DeleteRange,
-    DeleteRangeResponse,
-    ErrResponse,
-    Exists,
-    ExistsResponse,
-    Get,
-    GetMany,
-    GetManyResponse,
-    GetResponse,
-    Increment,
-    IncrementResponse,
-    IntegerOverflow,
-    IoError,
-    KeyNotFound,
-    KeyTooLarge,
     KvAction,
     KvCapabilityParams,
     KvError,
     KvRequest,
     KvResponse,
-    LevelDbError,
-    MalformedRequest,
-    MismatchingPackageId,
-    NoDb,
-    NoReadCap,
-    NotAnInteger,
-    NoTx,
-    NoWriteCap,
-    OkResponse,
-    Open,
-    RemoteNotAllowed,
-    RemoveDb,
-    Revoke,
-    Rollback,
-    Scan,
-    ScanResponse,
-    Set,
-    SetMany,
-    TooManyTransactions,
-    TransactionConflict,
-    TransactionTooLarge,
-    TxExists,
-    TxGet,
-    TxGetMany,
-    ValueTooLarge,
-    WriteBatch,
 )
 
 __all__ = [
@@ -375,219 +325,85 @@ def _variant(
     raise GoldenFormatError(f"not a {what}: {value!r}")
 
 
-def _key_tx(value: JsonValue, what: str) -> tuple[bytes, int | None]:
-    fields = _fields(value, what, "key", "tx_id")
-    tx_id = fields["tx_id"]
-    return _hex(fields["key"], "key"), None if tx_id is None else _uint(tx_id, "tx_id")
+# The readers of each variant's meaning, built from the classes' ``WIRE`` (the
+# shape a meaning mirrors); the checks of each field's value are this module's own.
 
 
-def _set(value: JsonValue) -> KvAction:
-    key, tx_id = _key_tx(value, "Set")
-    return Set(key=key, tx_id=tx_id)
+def _meaning_field(field: Field) -> Callable[[JsonValue, str], object]:
+    match field:
+        case Field.BIN:
+            return _hex
+        case Field.OPTIONAL_BIN:
+            return _optional_hex
+        case Field.UINT:
+            return _uint
+        case Field.OPTIONAL_UINT:
+            return _optional_uint
+        case Field.INT64:
+            return _int64
+        case Field.BOOL:
+            return _bool
+        case Field.TEXT | Field.DB:
+            return _str
+        case Field.PACKAGE_ID:
+            return lambda value, what: _package_id(value)
+        case Field.PROCESS_ID:
+            return lambda value, what: ProcessId.parse(_str(value, what))
+        case Field.ERROR:
+            return lambda value, what: _variant(value, "KvError", _UNIT_ERRORS, _PAYLOAD_ERRORS)
+        case _:
+            assert_never(field)
 
 
-def _delete(value: JsonValue) -> KvAction:
-    key, tx_id = _key_tx(value, "Delete")
-    return Delete(key=key, tx_id=tx_id)
+def _reader(cls: type[T]) -> Callable[[JsonValue], T]:
+    """The ``cls`` value that the payload of its meaning describes, per ``cls.WIRE``."""
+    tag, shape = declaration(cls)
+    match shape:
+        case Unit():
+            raise TypeError(f"{cls.__name__} is a unit: its meaning has no payload")
+        case Newtype(name=name, field=field):
+            read = _meaning_field(field)
+            return lambda value: cls(**{name: read(value, tag)})
+        case Struct(fields=fields):
+            names = [name for name, _ in fields]
+            reads = [(name, _meaning_field(f)) for name, f in fields]
+
+            def read_struct(value: JsonValue) -> T:
+                given = _fields(value, tag, *names)
+                return cls(**{name: read(given[name], name) for name, read in reads})
+
+            return read_struct
+        case Array(fields=fields):
+            items = [(name, _meaning_field(f)) for name, f in fields]
+
+            def read_array(value: JsonValue) -> T:
+                if not isinstance(value, list) or len(value) != len(items):
+                    raise GoldenFormatError(
+                        f"{tag} is [{', '.join(n for n, _ in items)}], got {value!r}"
+                    )
+                return cls(
+                    **{name: read(v, name) for (name, read), v in zip(items, value, strict=True)}
+                )
+
+            return read_array
+        case _:
+            assert_never(shape)
 
 
-def _tx_id(value: JsonValue, what: str) -> int:
-    return _uint(_fields(value, what, "tx_id")["tx_id"], "tx_id")
+def _units(classes: tuple[type[T], ...]) -> Mapping[str, T]:
+    return {tag: cls() for cls in classes for tag, shape in [declaration(cls)] if shape == UNIT}
 
 
-def _scan(value: JsonValue) -> KvAction:
-    names = ("prefix", "start", "end", "reverse", "keys_only", "limit", "cursor", "tx_id")
-    f = _fields(value, "Scan", *names)
-    return Scan(
-        prefix=_optional_hex(f["prefix"], "prefix"),
-        start=_optional_hex(f["start"], "start"),
-        end=_optional_hex(f["end"], "end"),
-        reverse=_bool(f["reverse"], "reverse"),
-        keys_only=_bool(f["keys_only"], "keys_only"),
-        limit=_optional_uint(f["limit"], "limit"),
-        cursor=_optional_hex(f["cursor"], "cursor"),
-        tx_id=_optional_uint(f["tx_id"], "tx_id"),
-    )
+def _payloads(classes: tuple[type[T], ...]) -> Mapping[str, Callable[[JsonValue], T]]:
+    return {declaration(cls)[0]: _reader(cls) for cls in classes if declaration(cls)[1] != UNIT}
 
 
-def _delete_range(value: JsonValue) -> KvAction:
-    f = _fields(value, "DeleteRange", "prefix", "start", "end")
-    return DeleteRange(
-        prefix=_optional_hex(f["prefix"], "prefix"),
-        start=_optional_hex(f["start"], "start"),
-        end=_optional_hex(f["end"], "end"),
-    )
-
-
-def _key_in_tx(value: JsonValue, what: str) -> tuple[bytes, int]:
-    f = _fields(value, what, "key", "tx_id")
-    return _hex(f["key"], "key"), _uint(f["tx_id"], "tx_id")
-
-
-def _tx_get(value: JsonValue) -> KvAction:
-    key, tx_id = _key_in_tx(value, "TxGet")
-    return TxGet(key=key, tx_id=tx_id)
-
-
-def _tx_exists(value: JsonValue) -> KvAction:
-    key, tx_id = _key_in_tx(value, "TxExists")
-    return TxExists(key=key, tx_id=tx_id)
-
-
-def _count(value: JsonValue, what: str) -> int:
-    return _uint(_fields(value, what, "count")["count"], "count")
-
-
-def _tx_get_many(value: JsonValue) -> KvAction:
-    f = _fields(value, "TxGetMany", "count", "tx_id")
-    return TxGetMany(count=_uint(f["count"], "count"), tx_id=_uint(f["tx_id"], "tx_id"))
-
-
-def _increment(value: JsonValue) -> KvAction:
-    f = _fields(value, "Increment", "key", "delta")
-    return Increment(key=_hex(f["key"], "key"), delta=_int64(f["delta"], "delta"))
-
-
-def _revoke(value: JsonValue) -> KvAction:
-    process = _fields(value, "Revoke", "process")["process"]
-    return Revoke(process=ProcessId.parse(_str(process, "process")))
-
-
-def _write_batch(value: JsonValue) -> KvAction:
-    f = _fields(value, "WriteBatch", "tx_id", "count")
-    return WriteBatch(tx_id=_optional_uint(f["tx_id"], "tx_id"), count=_uint(f["count"], "count"))
-
-
-def _commit_batch(value: JsonValue) -> KvAction:
-    f = _fields(value, "CommitBatch", "tx_id", "count")
-    return CommitBatch(tx_id=_uint(f["tx_id"], "tx_id"), count=_uint(f["count"], "count"))
-
-
-_UNIT_ACTIONS: Final[Mapping[str, KvAction]] = {
-    "Open": Open(),
-    "RemoveDb": RemoveDb(),
-    "BeginTx": BeginTx(),
-    "Capabilities": Capabilities(),
-}
-_PAYLOAD_ACTIONS: Final[Mapping[str, Callable[[JsonValue], KvAction]]] = {
-    "Set": _set,
-    "Delete": _delete,
-    "Get": lambda v: Get(key=_hex(v, "Get")),
-    "Exists": lambda v: Exists(key=_hex(v, "Exists")),
-    "Commit": lambda v: Commit(tx_id=_tx_id(v, "Commit")),
-    "Scan": _scan,
-    "TxGet": _tx_get,
-    "TxExists": _tx_exists,
-    "GetMany": lambda v: GetMany(count=_count(v, "GetMany")),
-    "TxGetMany": _tx_get_many,
-    "SetMany": lambda v: SetMany(count=_count(v, "SetMany")),
-    "DeleteMany": lambda v: DeleteMany(count=_count(v, "DeleteMany")),
-    "Increment": _increment,
-    "CompareAndSwap": lambda v: CompareAndSwap(
-        key=_hex(_fields(v, "CompareAndSwap", "key")["key"], "key")
-    ),
-    "Rollback": lambda v: Rollback(tx_id=_tx_id(v, "Rollback")),
-    "DeleteRange": _delete_range,
-    "Revoke": _revoke,
-    "WriteBatch": _write_batch,
-    "CommitBatch": _commit_batch,
-}
-
-
-def _no_db(value: JsonValue) -> KvError:
-    if not isinstance(value, list) or len(value) != 2:
-        raise GoldenFormatError(f"NoDb is [package_id, db], got {value!r}")
-    return NoDb(package_id=_package_id(value[0]), db=_str(value[1], "db"))
-
-
-def _sizes(value: JsonValue, what: str) -> tuple[int, int]:
-    fields = _fields(value, what, "size", "max")
-    return _uint(fields["size"], "size"), _uint(fields["max"], "max")
-
-
-def _key_too_large(value: JsonValue) -> KvError:
-    size, limit = _sizes(value, "KeyTooLarge")
-    return KeyTooLarge(size=size, max=limit)
-
-
-def _value_too_large(value: JsonValue) -> KvError:
-    size, limit = _sizes(value, "ValueTooLarge")
-    return ValueTooLarge(size=size, max=limit)
-
-
-def _transaction_too_large(value: JsonValue) -> KvError:
-    size, limit = _sizes(value, "TransactionTooLarge")
-    return TransactionTooLarge(size=size, max=limit)
-
-
-def _batch_too_large(value: JsonValue) -> KvError:
-    f = _fields(value, "BatchTooLarge", "count", "max")
-    return BatchTooLarge(count=_uint(f["count"], "count"), max=_uint(f["max"], "max"))
-
-
-def _answer_too_large(value: JsonValue) -> KvError:
-    size, limit = _sizes(value, "AnswerTooLarge")
-    return AnswerTooLarge(size=size, max=limit)
-
-
-_UNIT_ERRORS: Final[Mapping[str, KvError]] = {
-    "KeyNotFound": KeyNotFound(),
-    "NoWriteCap": NoWriteCap(),
-    "NoReadCap": NoReadCap(),
-    "MismatchingPackageId": MismatchingPackageId(),
-    "AddCapFailed": AddCapFailed(),
-    "MalformedRequest": MalformedRequest(),
-    "RemoteNotAllowed": RemoteNotAllowed(),
-    "NotAnInteger": NotAnInteger(),
-    "IntegerOverflow": IntegerOverflow(),
-}
-_PAYLOAD_ERRORS: Final[Mapping[str, Callable[[JsonValue], KvError]]] = {
-    "NoDb": _no_db,
-    "NoTx": lambda v: NoTx(tx_id=_uint(v, "NoTx")),
-    "LevelDbError": lambda v: LevelDbError(message=_str(v, "LevelDbError")),
-    "IOError": lambda v: IoError(message=_str(v, "IOError")),
-    "KeyTooLarge": _key_too_large,
-    "ValueTooLarge": _value_too_large,
-    "TransactionTooLarge": _transaction_too_large,
-    "TooManyTransactions": lambda v: TooManyTransactions(
-        max=_uint(_fields(v, "TooManyTransactions", "max")["max"], "max")
-    ),
-    "CasMismatch": lambda v: CasMismatch(
-        present=_bool(_fields(v, "CasMismatch", "present")["present"], "present")
-    ),
-    "TransactionConflict": lambda v: TransactionConflict(tx_id=_uint(v, "TransactionConflict")),
-    "BatchTooLarge": _batch_too_large,
-    "AnswerTooLarge": _answer_too_large,
-}
-
-
-def _exists(value: JsonValue) -> KvResponse:
-    if not isinstance(value, bool):
-        raise GoldenFormatError(f"Exists: expected true or false, got {value!r}")
-    return ExistsResponse(exists=value)
-
-
-def _scan_response(value: JsonValue) -> KvResponse:
-    f = _fields(value, "Scan", "count", "cursor")
-    return ScanResponse(
-        count=_uint(f["count"], "count"), cursor=_optional_hex(f["cursor"], "cursor")
-    )
-
-
-def _capabilities_response(value: JsonValue) -> KvResponse:
-    f = _fields(value, "Capabilities", "read", "write")
-    return CapabilitiesResponse(read=_bool(f["read"], "read"), write=_bool(f["write"], "write"))
-
-
-_UNIT_RESPONSES: Final[Mapping[str, KvResponse]] = {"Ok": OkResponse()}
-_PAYLOAD_RESPONSES: Final[Mapping[str, Callable[[JsonValue], KvResponse]]] = {
-    "BeginTx": lambda v: BeginTxResponse(tx_id=_tx_id(v, "BeginTx")),
-    "Get": lambda v: GetResponse(key=_hex(v, "Get")),
-    "Exists": _exists,
-    "Err": lambda v: ErrResponse(error=_variant(v, "KvError", _UNIT_ERRORS, _PAYLOAD_ERRORS)),
-    "Scan": _scan_response,
-    "GetMany": lambda v: GetManyResponse(count=_count(v, "GetMany")),
-    "DeleteRange": lambda v: DeleteRangeResponse(count=_count(v, "DeleteRange")),
-    "Increment": lambda v: IncrementResponse(value=_int64(v, "Increment")),
-    "Capabilities": _capabilities_response,
-}
+_ACTIONS: Final[tuple[type[KvAction], ...]] = typing.get_args(KvAction)
+_RESPONSES: Final[tuple[type[KvResponse], ...]] = typing.get_args(KvResponse)
+_ERRORS: Final[tuple[type[KvError], ...]] = typing.get_args(KvError)
+_UNIT_ACTIONS: Final = _units(_ACTIONS)
+_PAYLOAD_ACTIONS: Final = _payloads(_ACTIONS)
+_UNIT_RESPONSES: Final = _units(_RESPONSES)
+_PAYLOAD_RESPONSES: Final = _payloads(_RESPONSES)
+_UNIT_ERRORS: Final = _units(_ERRORS)
+_PAYLOAD_ERRORS: Final = _payloads(_ERRORS)

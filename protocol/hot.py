@@ -8,9 +8,15 @@ bytes, with no intermediate shape, no hook call and no schema walk: from a
 sixth (writing a request) to half (reading an answer) of the general
 codec's cost.
 
+Every template and constant body here is derived at import from the
+general encoder (``_schema.ENCODER``): a hot message is encoded with
+``MARKER`` as its key, and the bytes around the marker's ``bin`` are the
+template (``split_at_marker``). No byte of a message's shape is written
+here; only msgpack's own ``bin`` headers are read and written directly.
+
 Invariants (tests check each against the general codec):
 1. What these functions write is byte for byte what ``codec.encode_*``
-   writes for the same message.
+   writes for the same message (by construction, and checked).
 2. A reader here either returns exactly what ``codec.decode_*`` returns for
    the same bytes, or None, and then the caller asks the general codec. So
    the strict rules of codec.py hold unchanged: any body these templates do
@@ -20,8 +26,9 @@ Invariants (tests check each against the general codec):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Final
 
+from ._schema import ENCODER
 from .errors import KeyNotFound, MalformedRequest, NoReadCap, NoWriteCap
 from .messages import (
     Delete,
@@ -40,6 +47,7 @@ __all__ = [
     "BUILT_WITHOUT_INIT",
     "CONSTANT_RESPONSES",
     "GET_RESPONSE_HEAD",
+    "MARKER",
     "OK_BODY",
     "bin_header",
     "get_response_body",
@@ -47,14 +55,12 @@ __all__ = [
     "read_action",
     "read_response",
     "request_template",
+    "split_at_marker",
 ]
-
-A = TypeVar("A", Get, Exists, Set, Delete)
 
 _BIN8: Final = 0xC4
 _BIN16: Final = 0xC5
 _BIN32: Final = 0xC6
-_NIL: Final = b"\xc0"
 
 
 #: The bin8 headers, made once: most keys are shorter than 256 bytes.
@@ -94,14 +100,36 @@ def _bin_at(data: bytes, at: int) -> tuple[int, int]:
     return start, end
 
 
+#: The key the templates are cut around: bytes that occur in no encoding
+#: they are put in (``split_at_marker`` checks that they occur once).
+MARKER: Final = b"\x00hot.py: the key goes here\xff"
+
+
+def split_at_marker(body: bytes) -> tuple[bytes, bytes]:
+    """The bytes of ``body`` before and after the ``bin`` of ``MARKER`` it holds once."""
+    marked = bin_header(len(MARKER)) + MARKER
+    before, found, after = body.partition(marked)
+    if not found or marked in after:
+        raise ValueError(f"the marker occurs {body.count(marked)} times in {body!r}")
+    return before, after
+
+
 # --- Requests: the action part of a body (prefix.py owns the part before it) ---
+
+#: The hot actions (outside a transaction, as their default ``tx_id`` is) ->
+#: their trusted constructor from a key (the classes' ``_parsed``).
+_BUILD: Final[dict[type[KvAction], Callable[[bytes], KvAction]]] = {
+    Get: Get._parsed,
+    Exists: Exists._parsed,
+    Set: Set._parsed,
+    Delete: Delete._parsed,
+}
+#: The classes built without their __init__ (for the test that guards it).
+BUILT_WITHOUT_INIT: Final = tuple(_BUILD)
 
 #: Canonical bytes of each hot action around its key: (before the key's bin, after it).
 _TEMPLATES: Final[dict[type[KvAction], tuple[bytes, bytes]]] = {
-    Get: (b"\x81\xa3Get", b""),
-    Exists: (b"\x81\xa6Exists", b""),
-    Set: (b"\x81\xa3Set\x82\xa3key", b"\xa5tx_id" + _NIL),
-    Delete: (b"\x81\xa6Delete\x82\xa3key", b"\xa5tx_id" + _NIL),
+    kind: split_at_marker(ENCODER.action(build(MARKER))) for kind, build in _BUILD.items()
 }
 
 
@@ -113,48 +141,20 @@ def request_template(kind: type[KvAction]) -> tuple[bytes, bytes]:
     return _TEMPLATES[kind]
 
 
-def _builder(kind: type[A], **fixed: None) -> Callable[[bytes], A]:
-    """``kind(key=key, **fixed)``, built by filling its slots.
-
-    Frozen attrs classes set each field through object.__setattr__ in
-    __init__ (~0.55 us for a Get, ~0.75 us for a Set); this sets the slots
-    directly (~0.2 us). The four hot classes have no validator, converter or
-    post-init (a test checks), so the object is exactly what __init__ builds.
-    """
-    set_key = kind.__dict__["key"].__set__
-    others = tuple((kind.__dict__[name].__set__, value) for name, value in fixed.items())
-
-    def build(key: bytes) -> A:
-        action: A = object.__new__(kind)
-        set_key(action, key)
-        for set_field, value in others:
-            set_field(action, value)
-        return action
-
-    return build
-
-
-#: The hot action of each kind with the given key (outside a transaction).
-_BUILD: Final[dict[type[KvAction], Callable[[bytes], KvAction]]] = {
-    Get: _builder(Get),
-    Exists: _builder(Exists),
-    Set: _builder(Set, tx_id=None),
-    Delete: _builder(Delete, tx_id=None),
-}
-#: The classes ``_BUILD`` fills without their __init__ (for the test that guards it).
-BUILT_WITHOUT_INIT: Final = tuple(_BUILD)
-
-
-#: The first five bytes of each hot action (enough to tell them apart) -> its
-#: builder, its bytes before the key and their length, and its bytes after the key.
+#: How many first bytes of a hot action tell them apart (checked below).
+_TELL: Final = 5
+#: The first ``_TELL`` bytes of each hot action -> its builder, its bytes
+#: before the key and their length, and its bytes after the key.
 _BY_PREFIX: Final = {
-    head[:5]: (_BUILD[kind], head, len(head), tail) for kind, (head, tail) in _TEMPLATES.items()
+    head[:_TELL]: (_BUILD[kind], head, len(head), tail) for kind, (head, tail) in _TEMPLATES.items()
 }
+if len(_BY_PREFIX) != len(_TEMPLATES) or min(map(len, _BY_PREFIX)) < _TELL:
+    raise AssertionError(f"the hot actions' first {_TELL} bytes do not tell them apart")
 
 
 def read_action(body: bytes, at: int) -> KvAction | None:
     """The hot action that ``body[at:]`` encodes exactly, or None."""
-    entry = _BY_PREFIX.get(body[at : at + 5])
+    entry = _BY_PREFIX.get(body[at : at + _TELL])
     if entry is None:
         return None
     build, head, head_size, tail = entry
@@ -169,20 +169,32 @@ def read_action(body: bytes, at: int) -> KvAction | None:
 # --- Responses ------------------------------------------------------------------
 
 #: ``"Ok"``.
-OK_BODY: Final = b"\xa2Ok"
+OK_BODY: Final = ENCODER.response(OkResponse())
+
+
+def _get_response_head() -> bytes:
+    head, tail = split_at_marker(ENCODER.response(GetResponse._parsed(MARKER)))
+    if tail:  # read_response relies on the key ending the body
+        raise AssertionError(f"a GetResponse has bytes after its key: {tail!r}")
+    return head
+
+
 #: The bytes of ``{"Get": key}`` before the key's ``bin``.
-GET_RESPONSE_HEAD: Final = b"\x81\xa3Get"
-_ERR: Final = b"\x81\xa3Err"
+GET_RESPONSE_HEAD: Final = _get_response_head()
+_GET_HEAD_SIZE: Final = len(GET_RESPONSE_HEAD)
 
 #: Bodies that are always the same, and their (immutable) responses.
 CONSTANT_RESPONSES: Final[dict[bytes, KvResponse]] = {
-    OK_BODY: OkResponse(),
-    b"\x81\xa6Exists\xc3": ExistsResponse(exists=True),
-    b"\x81\xa6Exists\xc2": ExistsResponse(exists=False),
-    _ERR + b"\xabKeyNotFound": ErrResponse(error=KeyNotFound()),
-    _ERR + b"\xa9NoReadCap": ErrResponse(error=NoReadCap()),
-    _ERR + b"\xaaNoWriteCap": ErrResponse(error=NoWriteCap()),
-    _ERR + b"\xb0MalformedRequest": ErrResponse(error=MalformedRequest()),
+    ENCODER.response(response): response
+    for response in (
+        OkResponse(),
+        ExistsResponse(exists=True),
+        ExistsResponse(exists=False),
+        ErrResponse(error=KeyNotFound()),
+        ErrResponse(error=NoReadCap()),
+        ErrResponse(error=NoWriteCap()),
+        ErrResponse(error=MalformedRequest()),
+    )
 }
 
 
@@ -194,7 +206,9 @@ def get_response_body(key: bytes) -> bytes:
 def is_get_response(body: bytes) -> bool:
     """Whether ``body`` is exactly ``{"Get": key}`` (what ``read_response`` would
     read as a GetResponse), without building it."""
-    return body[:5] == GET_RESPONSE_HEAD and _bin_at(body, 5)[1] == len(body)
+    return body[:_GET_HEAD_SIZE] == GET_RESPONSE_HEAD and _bin_at(body, _GET_HEAD_SIZE)[1] == len(
+        body
+    )
 
 
 def read_response(body: bytes) -> KvResponse | None:
@@ -202,8 +216,8 @@ def read_response(body: bytes) -> KvResponse | None:
     response = CONSTANT_RESPONSES.get(body)
     if response is not None:
         return response
-    if body[:5] == GET_RESPONSE_HEAD:
-        start, end = _bin_at(body, 5)
+    if body[:_GET_HEAD_SIZE] == GET_RESPONSE_HEAD:
+        start, end = _bin_at(body, _GET_HEAD_SIZE)
         if end == len(body):
-            return GetResponse(key=body[start:])
+            return GetResponse._parsed(body[start:])
     return None

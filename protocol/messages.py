@@ -1,18 +1,21 @@
 """The kv:distro:sys message types: KvRequest, KvAction, KvResponse.
 
 Pure data, no I/O. Each variant set is a union of small frozen classes; the
-wire tag of each class is its ``TAG`` (serde's externally tagged form, see
-PROTOCOL.md and ``codec.py``). Dispatch with ``match`` and close the match
+wire tag of each class is its ``TAG`` and its wire shape its ``WIRE``
+(serde's externally tagged form, see PROTOCOL.md and ``_wire.py``): the
+one place that says how the class travels. Dispatch with ``match`` and close the match
 with ``typing.assert_never``. The KvError variants live in ``errors.py`` and
 are re-exported here, so this module names every type a message can hold.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, TypeAlias
+from collections.abc import Callable
+from typing import ClassVar, Literal, TypeAlias, TypeVar
 
 import attrs
 
+from ._wire import UNIT, Field, WireShape, newtype, prefix_excludes_range, struct
 from .errors import (
     AddCapFailed,
     AnswerTooLarge,
@@ -102,6 +105,45 @@ __all__ = [
 ]
 
 
+C = TypeVar("C", bound=attrs.AttrsInstance)
+
+
+def _trusted(**fixed: None) -> Callable[[type[C]], type[C]]:
+    """Give an attrs class its trusted constructor ``_parsed(key)``: ``cls(key=key, **fixed)``.
+
+    The hot readers (``hot.py``) call it with a key they have read as bytes;
+    it fills the slots directly, without ``__init__`` (h11's ``_parsed``), at
+    about a third of the cost. That is the object ``__init__`` would build
+    only while ``__init__`` does nothing but set the fields, so this checks,
+    when the class is made, that every field is ``key`` or in ``fixed`` and
+    that no validator, converter, on-setattr hook or post-init would run.
+    """
+
+    def install(cls: type[C]) -> type[C]:
+        fields = attrs.fields(cls)
+        if {field.name for field in fields} != {"key", *fixed}:
+            raise TypeError(f"{cls.__name__}._parsed must set every field, and only them")
+        if hasattr(cls, "__attrs_post_init__") or any(
+            field.validator or field.converter or field.on_setattr for field in fields
+        ):
+            raise TypeError(f"{cls.__name__}.__init__ does more than set its fields")
+        new = object.__new__
+        set_key = cls.__dict__["key"].__set__
+        others = tuple((cls.__dict__[name].__set__, value) for name, value in fixed.items())
+
+        def parsed(key: bytes) -> C:
+            built: C = new(cls)
+            set_key(built, key)
+            for set_field, value in others:
+                set_field(built, value)
+            return built
+
+        cls._parsed = staticmethod(parsed)  # type: ignore[attr-defined]
+        return cls
+
+    return install
+
+
 # --- KvAction -----------------------------------------------------------
 
 
@@ -110,6 +152,7 @@ class Open:
     """Open (creating if missing) a db of the sender's own package; grants read+write."""
 
     TAG: ClassVar[str] = "Open"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
 @attrs.frozen(kw_only=True)
@@ -117,40 +160,57 @@ class RemoveDb:
     """Delete a db of the sender's own package, its files, capabilities and transactions."""
 
     TAG: ClassVar[str] = "RemoveDb"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
+@_trusted(tx_id=None)
 @attrs.frozen(kw_only=True)
 class Set:
     """Write ``key`` to the request's blob; staged in ``tx_id`` when given."""
 
     TAG: ClassVar[str] = "Set"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.OPTIONAL_UINT)
     key: bytes
     tx_id: int | None = None
+    #: ``Set(key=key)`` outside a transaction, without __init__ (see ``_trusted``).
+    _parsed: ClassVar[Callable[[bytes], Set]]
 
 
+@_trusted(tx_id=None)
 @attrs.frozen(kw_only=True)
 class Delete:
     """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
 
     TAG: ClassVar[str] = "Delete"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.OPTIONAL_UINT)
     key: bytes
     tx_id: int | None = None
+    #: ``Delete(key=key)`` outside a transaction, without __init__ (see ``_trusted``).
+    _parsed: ClassVar[Callable[[bytes], Delete]]
 
 
+@_trusted()
 @attrs.frozen(kw_only=True)
 class Get:
     """Read ``key``; the value comes back as the response's blob."""
 
     TAG: ClassVar[str] = "Get"
+    WIRE: ClassVar[WireShape] = newtype(key=Field.BIN)
     key: bytes
+    #: ``Get(key=key)`` for a key read as bytes, without __init__ (see ``_trusted``).
+    _parsed: ClassVar[Callable[[bytes], Get]]
 
 
+@_trusted()
 @attrs.frozen(kw_only=True)
 class Exists:
     """Ask whether ``key`` is present."""
 
     TAG: ClassVar[str] = "Exists"
+    WIRE: ClassVar[WireShape] = newtype(key=Field.BIN)
     key: bytes
+    #: ``Exists(key=key)`` for a key read as bytes, without __init__ (see ``_trusted``).
+    _parsed: ClassVar[Callable[[bytes], Exists]]
 
 
 @attrs.frozen(kw_only=True)
@@ -158,6 +218,7 @@ class BeginTx:
     """Begin a transaction owned by the sender on this db."""
 
     TAG: ClassVar[str] = "BeginTx"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
 @attrs.frozen(kw_only=True)
@@ -165,6 +226,7 @@ class Commit:
     """Apply every write staged in ``tx_id`` atomically."""
 
     TAG: ClassVar[str] = "Commit"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.UINT)
     tx_id: int
 
 
@@ -185,6 +247,17 @@ class Scan:
     """
 
     TAG: ClassVar[str] = "Scan"
+    WIRE: ClassVar[WireShape] = struct(
+        prefix=Field.OPTIONAL_BIN,
+        start=Field.OPTIONAL_BIN,
+        end=Field.OPTIONAL_BIN,
+        reverse=Field.BOOL,
+        keys_only=Field.BOOL,
+        limit=Field.OPTIONAL_UINT,
+        cursor=Field.OPTIONAL_BIN,
+        tx_id=Field.OPTIONAL_UINT,
+        check=prefix_excludes_range,
+    )
     prefix: bytes | None = None
     start: bytes | None = None
     end: bytes | None = None
@@ -200,6 +273,7 @@ class TxGet:
     """Read ``key`` inside transaction ``tx_id`` (its staged writes first)."""
 
     TAG: ClassVar[str] = "TxGet"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.UINT)
     key: bytes
     tx_id: int
 
@@ -209,6 +283,7 @@ class TxExists:
     """Ask whether ``key`` is present, inside transaction ``tx_id``."""
 
     TAG: ClassVar[str] = "TxExists"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.UINT)
     key: bytes
     tx_id: int
 
@@ -218,6 +293,7 @@ class GetMany:
     """Read ``count`` keys, given in the blob; the values come back in the blob."""
 
     TAG: ClassVar[str] = "GetMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -226,6 +302,7 @@ class TxGetMany:
     """Read ``count`` keys (in the blob) inside transaction ``tx_id``, as ``TxGet`` each."""
 
     TAG: ClassVar[str] = "TxGetMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT, tx_id=Field.UINT)
     count: int
     tx_id: int
 
@@ -235,6 +312,7 @@ class SetMany:
     """Write ``count`` (key, value) pairs from the blob in one atomic batch; last wins."""
 
     TAG: ClassVar[str] = "SetMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -243,6 +321,7 @@ class DeleteMany:
     """Delete ``count`` keys, given in the blob, in one atomic batch."""
 
     TAG: ClassVar[str] = "DeleteMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -251,6 +330,7 @@ class Increment:
     """Add ``delta`` (signed 64-bit) to the ASCII-decimal counter at ``key``; missing is 0."""
 
     TAG: ClassVar[str] = "Increment"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, delta=Field.INT64)
     key: bytes
     delta: int
 
@@ -260,6 +340,7 @@ class CompareAndSwap:
     """Replace ``key``'s value if it equals the expected one; both travel in the blob."""
 
     TAG: ClassVar[str] = "CompareAndSwap"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN)
     key: bytes
 
 
@@ -268,6 +349,7 @@ class Rollback:
     """Abandon transaction ``tx_id``: nothing it staged is applied."""
 
     TAG: ClassVar[str] = "Rollback"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.UINT)
     tx_id: int
 
 
@@ -276,6 +358,12 @@ class DeleteRange:
     """Delete every key under ``prefix``, or in ``start <= key < end``, atomically."""
 
     TAG: ClassVar[str] = "DeleteRange"
+    WIRE: ClassVar[WireShape] = struct(
+        prefix=Field.OPTIONAL_BIN,
+        start=Field.OPTIONAL_BIN,
+        end=Field.OPTIONAL_BIN,
+        check=prefix_excludes_range,
+    )
     prefix: bytes | None = None
     start: bytes | None = None
     end: bytes | None = None
@@ -286,6 +374,7 @@ class Revoke:
     """Take every capability on this db from ``process`` (owning package only)."""
 
     TAG: ClassVar[str] = "Revoke"
+    WIRE: ClassVar[WireShape] = struct(process=Field.PROCESS_ID)
     process: ProcessId
 
 
@@ -294,6 +383,7 @@ class Capabilities:
     """Ask which capabilities the sender holds on this db."""
 
     TAG: ClassVar[str] = "Capabilities"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
 @attrs.frozen(kw_only=True)
@@ -305,6 +395,7 @@ class WriteBatch:
     """
 
     TAG: ClassVar[str] = "WriteBatch"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.OPTIONAL_UINT, count=Field.UINT)
     tx_id: int | None
     count: int
 
@@ -314,6 +405,7 @@ class CommitBatch:
     """Stage ``count`` writes from the blob (as WriteBatch) in ``tx_id``, then commit it."""
 
     TAG: ClassVar[str] = "CommitBatch"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.UINT, count=Field.UINT)
     tx_id: int
     count: int
 
@@ -362,6 +454,7 @@ class OkResponse:
     """The action succeeded (wire form ``"Ok"``)."""
 
     TAG: ClassVar[str] = "Ok"
+    WIRE: ClassVar[WireShape] = UNIT
 
 
 @attrs.frozen(kw_only=True)
@@ -369,15 +462,20 @@ class BeginTxResponse:
     """A transaction began; ``tx_id`` names it."""
 
     TAG: ClassVar[str] = "BeginTx"
+    WIRE: ClassVar[WireShape] = struct(tx_id=Field.UINT)
     tx_id: int
 
 
+@_trusted()
 @attrs.frozen(kw_only=True)
 class GetResponse:
     """The value of ``key`` is the response's blob."""
 
     TAG: ClassVar[str] = "Get"
+    WIRE: ClassVar[WireShape] = newtype(key=Field.BIN)
     key: bytes
+    #: ``GetResponse(key=key)`` for a key read as bytes, without __init__ (see ``_trusted``).
+    _parsed: ClassVar[Callable[[bytes], GetResponse]]
 
 
 @attrs.frozen(kw_only=True)
@@ -385,6 +483,7 @@ class ExistsResponse:
     """Whether the key is present."""
 
     TAG: ClassVar[str] = "Exists"
+    WIRE: ClassVar[WireShape] = newtype(exists=Field.BOOL)
     exists: bool
 
 
@@ -393,6 +492,7 @@ class ErrResponse:
     """The action failed with ``error``."""
 
     TAG: ClassVar[str] = "Err"
+    WIRE: ClassVar[WireShape] = newtype(error=Field.ERROR)
     error: KvError
 
 
@@ -401,6 +501,7 @@ class ScanResponse:
     """A page of ``count`` entries (in the blob); ``cursor`` resumes it, None when done."""
 
     TAG: ClassVar[str] = "Scan"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT, cursor=Field.OPTIONAL_BIN)
     count: int
     cursor: bytes | None
 
@@ -410,6 +511,7 @@ class GetManyResponse:
     """``count`` values (nil for a missing key) in the blob, aligned with the keys asked."""
 
     TAG: ClassVar[str] = "GetMany"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -418,6 +520,7 @@ class IncrementResponse:
     """The counter's value after the increment."""
 
     TAG: ClassVar[str] = "Increment"
+    WIRE: ClassVar[WireShape] = newtype(value=Field.INT64)
     value: int
 
 
@@ -426,6 +529,7 @@ class DeleteRangeResponse:
     """How many keys the range delete removed."""
 
     TAG: ClassVar[str] = "DeleteRange"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT)
     count: int
 
 
@@ -434,6 +538,7 @@ class CapabilitiesResponse:
     """Which capabilities the sender holds on the db."""
 
     TAG: ClassVar[str] = "Capabilities"
+    WIRE: ClassVar[WireShape] = struct(read=Field.BOOL, write=Field.BOOL)
     read: bool
     write: bool
 

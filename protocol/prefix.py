@@ -20,42 +20,47 @@ from __future__ import annotations
 
 from typing import Final
 
-import msgpack
-
 from . import hot
-from ._wire import _action_wire, _pack, _package_id_map
-from .codec import DEFAULT_MAX_BODY_BYTES, decode_action, decode_request
+from ._schema import Encoder
+from .codec import DEFAULT_MAX_BODY_BYTES, decode_action, decode_request, encode_request
 from .ids import PackageId
-from .messages import Delete, Exists, Get, KvAction, KvRequest, Set
+from .messages import Delete, Exists, Get, KvAction, KvRequest, Open, Set
 
 __all__ = ["DbRequestEncoder", "RequestDecoder"]
 
-#: The last bytes of every head: the key ``"action"``.
-_ACTION_KEY: Final = b"\xa6action"
+#: The last bytes of every head: the key ``"action"``, as msgpack writes it.
+_ACTION_KEY: Final = Encoder().pack("action")
 _ACTION_KEY_SIZE: Final = len(_ACTION_KEY)
 
 
 def request_head(package_id: PackageId, db: str) -> bytes:
-    """The canonical bytes of a body to (``package_id``, ``db``) up to its action."""
-    pack = msgpack.Packer(use_bin_type=True).pack
-    return b"".join(
-        (
-            b"\x83",  # fixmap of 3 entries, as encode_request writes it
-            pack("package_id"),
-            pack(_package_id_map(package_id)),
-            pack("db"),
-            pack(db),
-            pack("action"),
-        )
-    )
+    """The canonical bytes of a body to (``package_id``, ``db``) up to its action.
+
+    ``encode_request`` writes the action last, so a body's head is all of it
+    but the action's bytes (here those of the unit action Open).
+    """
+    body = encode_request(KvRequest(package_id=package_id, db=db, action=Open()))
+    head = body[: -len(_OPEN)]
+    if not head.endswith(_ACTION_KEY) or head + _OPEN != body:
+        raise AssertionError(f"a request body does not end with its action: {body!r}")
+    return head
+
+
+#: The bytes of the action Open, which ends the body ``request_head`` cuts.
+_OPEN: Final = Encoder().action(Open())
 
 
 class DbRequestEncoder:
-    """Encodes the KvRequests of one db (``package_id``, ``db``)."""
+    """Encodes the KvRequests of one db (``package_id``, ``db``).
 
-    __slots__ = ("_delete", "_exists", "_get", "_prefix", "_set")
+    It owns one msgpack Packer (``_schema.Encoder``), so it is for one thread
+    at a time, as a client's handle is.
+    """
+
+    __slots__ = ("_delete", "_encoder", "_exists", "_get", "_prefix", "_set")
 
     def __init__(self, package_id: PackageId, db: str) -> None:
+        self._encoder = Encoder()
         self._prefix = head = request_head(package_id, db)
         self._get = _joined(head, hot.request_template(Get))
         self._exists = _joined(head, hot.request_template(Exists))
@@ -64,7 +69,7 @@ class DbRequestEncoder:
 
     def encode(self, action: KvAction) -> bytes:
         """The body of the request ``action`` on this db."""
-        return self._prefix + _pack(_action_wire(action))
+        return self._prefix + self._encoder.action(action)
 
     def get(self, key: bytes) -> bytes:
         """The body of ``Get(key)`` (as ``encode`` writes it, faster)."""

@@ -43,7 +43,8 @@ import attrs
 from anyio.abc import ByteReceiveStream, ByteSendStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from kvruntime import KV_PROCESS_ID, ProcessContext, Runtime, SendError
+from kvruntime import ProcessContext, Runtime, SendError
+from kvruntime.kv_process import KV_PROCESS_ID
 
 __all__ = [
     "BINARY",

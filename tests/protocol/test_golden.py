@@ -121,10 +121,85 @@ def test_every_variant_has_a_canonical_vector() -> None:
         assert any(tx_id is not None for tx_id in tx_ids)
 
 
+#: msgpack's uint formats and their widths in bytes.
+UINT_WIDTHS = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+
+
+def _walk(data: bytes) -> tuple[object, list[tuple[tuple[object, ...], int]]]:
+    """Decode ``data`` token by token: its value, and the path and format byte
+    of every uint8/16/32/64 token in it (those inside a str or bin are bytes
+    of that token, not tokens)."""
+    uints: list[tuple[tuple[object, ...], int]] = []
+
+    def sized(at: int, width: int) -> tuple[int, int]:
+        return int.from_bytes(data[at : at + width], "big"), at + width
+
+    def value(at: int, path: tuple[object, ...]) -> tuple[object, int]:
+        b = data[at]
+        at += 1
+        if b <= 0x7F:
+            return b, at
+        if b >= 0xE0:
+            return b - 0x100, at
+        if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB):
+            size, at = (b & 0x1F, at) if b <= 0xBF else sized(at, 1 << (b - 0xD9))
+            return data[at : at + size].decode(), at + size
+        if b in (0xC4, 0xC5, 0xC6):
+            size, at = sized(at, 1 << (b - 0xC4))
+            return data[at : at + size], at + size
+        if b in UINT_WIDTHS:
+            uints.append((path, b))
+            return sized(at, UINT_WIDTHS[b])
+        if b in (0xD0, 0xD1, 0xD2, 0xD3):
+            width = 1 << (b - 0xD0)
+            return int.from_bytes(data[at : at + width], "big", signed=True), at + width
+        if b == 0xC0:
+            return None, at
+        if b in (0xC2, 0xC3):
+            return b == 0xC3, at
+        if 0x90 <= b <= 0x9F or b in (0xDC, 0xDD):
+            size, at = (b & 0x0F, at) if b <= 0x9F else sized(at, 2 << (b - 0xDC))
+            items = []
+            for index in range(size):
+                item, at = value(at, (*path, index))
+                items.append(item)
+            return items, at
+        if 0x80 <= b <= 0x8F or b in (0xDE, 0xDF):
+            size, at = (b & 0x0F, at) if b <= 0x8F else sized(at, 2 << (b - 0xDE))
+            entries = {}
+            for _ in range(size):
+                key, at = value(at, (*path, "<key>"))
+                entries[key], at = value(at, (*path, key))
+            return entries, at
+        raise AssertionError(f"format byte {b:#x} is not in the schema")
+
+    decoded, end = value(0, ())
+    assert end == len(data), "trailing bytes"
+    return decoded, uints
+
+
+def test_the_token_walker_reads_what_msgpack_reads() -> None:
+    for vector in VECTORS.canonical:
+        decoded, _ = _walk(vector.data)
+        assert decoded == msgpack.unpackb(vector.data, raw=False, strict_map_key=False)
+
+
+def test_the_token_walker_sees_uints_only_where_they_are_tokens() -> None:
+    # The uint format bytes inside a key and a bin are not uint fields (the
+    # old check, any byte of any body, took them for all four widths).
+    body = msgpack.packb({b"\xcc\xcd": b"\xce\xcf", "n": 2**40}, use_bin_type=True)
+    assert {0xCC, 0xCD, 0xCE, 0xCF} <= set(body)
+    assert _walk(body)[1] == [(("n",), 0xCF)]
+
+
 def test_canonical_vectors_use_every_uint_width() -> None:
-    markers = {0xCC, 0xCD, 0xCE, 0xCF}
-    seen = {b for v in VECTORS.canonical for b in v.data} & markers
-    assert seen == markers
+    seen: dict[int, list[tuple[object, ...]]] = {}
+    for vector in VECTORS.canonical:
+        for path, marker in _walk(vector.data)[1]:
+            seen.setdefault(marker, []).append(path)
+    assert set(seen) == set(UINT_WIDTHS)
+    # Each width sits in a field of the schema, not in a key.
+    assert all("<key>" not in path for paths in seen.values() for path in paths)
 
 
 def test_vectors_are_well_formed_msgpack() -> None:

@@ -144,6 +144,7 @@ macro_rules! kvruntime_kv_types {
             NotAnInteger,
             IntegerOverflow,
             BatchTooLarge { count: u64, max: u64 },
+            AnswerTooLarge { size: u64, max: u64 },
         }
     };
 }
