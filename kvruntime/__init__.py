@@ -15,10 +15,9 @@ from __future__ import annotations
 from protocol.ids import Address, IdError, PackageId, ProcessId
 
 from . import client as kv
-from .capabilities import CapabilityStoreError, HomeInUse
 from .client.errors import KvError, UnexpectedResponse
-from .config import KvConfig
-from .errors import (
+from .kernel.capabilities import CapabilityStoreError, HomeInUse
+from .kernel.errors import (
     CapabilityNotHeld,
     ProcessKilled,
     RespondError,
@@ -26,8 +25,9 @@ from .errors import (
     SendError,
     SendErrorKind,
 )
-from .message import Capability, Message, Request, Response
-from .process import ProcessContext, ProcessHandle
+from .kernel.message import Capability, Message, Request, Response
+from .kernel.process import ProcessContext, ProcessHandle
+from .kvservice.config import KvConfig
 from .runtime import Main, Runtime
 
 __all__ = [

@@ -38,17 +38,17 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from protocol.ids import Address, PackageId, ProcessId
+from protocol.ids import KV_PROCESS_ID, Address, PackageId, ProcessId
 
-from ._mailbox import Mailbox
-from .bus import Bus, Slot, messaging_capability
-from .capabilities import CapabilityStore
-from .config import KvConfig
-from .errors import RuntimeClosed
-from .kv_process import KV_PROCESS_ID, KvProcess
-from .message import Capability, Message, Request, Response
-from .process import ProcessContext, ProcessHandle
-from .storage import Databases
+from .kernel.bus import Bus, Slot, messaging_capability
+from .kernel.capabilities import CapabilityStore
+from .kernel.errors import RuntimeClosed
+from .kernel.mailbox import Mailbox
+from .kernel.message import Capability, Message, Request, Response
+from .kernel.process import ProcessContext, ProcessHandle
+from .kvservice.config import KvConfig
+from .kvservice.loop import KvProcess
+from .storage.databases import Databases
 
 __all__ = ["DEFAULT_NODE", "Main", "Runtime"]
 

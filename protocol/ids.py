@@ -14,10 +14,12 @@ Validation happens on construction, so an instance is always well formed.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 import attrs
 
 __all__ = [
+    "KV_PROCESS_ID",
     "MAX_DB_NAME_BYTES",
     "Address",
     "IdError",
@@ -133,6 +135,10 @@ class Address:
 
     def __str__(self) -> str:
         return f"{self.node}@{self.process}"
+
+
+#: The kv module's process id: ``kv:distro:sys``, on every node.
+KV_PROCESS_ID: Final = ProcessId(process_name="kv", package_name="distro", publisher_node="sys")
 
 
 def validate_db_name(name: object) -> str:

@@ -8,9 +8,9 @@ reaches them here, in one place.
 from __future__ import annotations
 
 from kvruntime import Runtime
-from kvruntime.bus import Bus
-from kvruntime.capabilities import CapabilityStore
-from kvruntime.kv_process import KvProcess
+from kvruntime.kernel.bus import Bus
+from kvruntime.kernel.capabilities import CapabilityStore
+from kvruntime.kvservice.loop import KvProcess
 
 __all__ = ["bus_of", "caps_of", "kv_of"]
 

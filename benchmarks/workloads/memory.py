@@ -34,9 +34,8 @@ from pathlib import Path
 import anyio
 
 from kvruntime import ProcessContext, Runtime, kv
-from kvruntime.kv_process import KV_PROCESS_ID
 from protocol.codec import decode_response, encode_request
-from protocol.ids import Address
+from protocol.ids import KV_PROCESS_ID, Address
 from protocol.messages import KvRequest, OkResponse, Set
 
 from ..data import values

@@ -30,10 +30,10 @@ from protocol.ids import PackageId, ProcessId
 from protocol.messages import Exists, IoError, LevelDbError
 
 from .. import kv
-from ..capabilities import CapabilityStoreError, HomeInUse
 from ..client._exchange import request
-from ..errors import SendError
-from ..process import ProcessContext
+from ..kernel.capabilities import CapabilityStoreError, HomeInUse
+from ..kernel.errors import SendError
+from ..kernel.process import ProcessContext
 from ..runtime import Runtime
 from ._app import EXIT_HOME, EXIT_KV, EXIT_USAGE, CliError
 

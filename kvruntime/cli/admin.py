@@ -19,11 +19,12 @@ from protocol.ids import PackageId
 from protocol.messages import IoError, KvCapabilityParams, LevelDbError
 
 from .. import kv
-from ..capabilities import CapabilityStore, CapabilityStoreError, HomeInUse
-from ..message import Capability
-from ..process import ProcessContext
+from ..kernel.capabilities import CapabilityStore, CapabilityStoreError, HomeInUse
+from ..kernel.message import Capability
+from ..kernel.process import ProcessContext
 from ..runtime import DEFAULT_NODE, Runtime
-from ..storage import Databases, NoSuchDb, StoreError
+from ..storage.databases import Databases, NoSuchDb
+from ..storage.store import StoreError
 from ._app import (
     EXIT_KV,
     EXIT_USAGE,

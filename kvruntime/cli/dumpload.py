@@ -31,7 +31,7 @@ from rich.progress import (
 
 from protocol.ids import PackageId
 
-from ..process import ProcessContext
+from ..kernel.process import ProcessContext
 from ._app import (
     EXIT_USAGE,
     CliError,

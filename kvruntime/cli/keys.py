@@ -13,7 +13,7 @@ import click
 from protocol.ids import PackageId
 
 from .. import kv
-from ..process import ProcessContext
+from ..kernel.process import ProcessContext
 from ._app import (
     EXIT_KV,
     CliError,

@@ -11,11 +11,10 @@ import click
 
 from protocol.codec import DecodeError, decode_response, encode_request
 from protocol.golden import response_to_meaning
-from protocol.ids import Address, IdError, ProcessId
+from protocol.ids import KV_PROCESS_ID, Address, IdError, ProcessId
 from protocol.messages import ErrResponse, KvResponse, Open
 
-from ..kv_process import KV_PROCESS_ID
-from ..process import ProcessContext
+from ..kernel.process import ProcessContext
 from ._app import EXIT_KV, EXIT_USAGE, CliError, cli, home_option, verbose_option
 from ._meaning import request_from_json
 from ._render import Format, bytes_json, parse_bytes, render

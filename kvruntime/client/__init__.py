@@ -51,8 +51,8 @@ from typing import Any, TypeVar, overload
 from protocol.ids import IdError, PackageId, validate_db_name
 from protocol.messages import Open, RemoveDb
 
-from ..errors import CapabilityNotHeld, SendError, SendErrorKind
-from ..process import ProcessContext
+from ..kernel.errors import CapabilityNotHeld, SendError, SendErrorKind
+from ..kernel.process import ProcessContext
 from ._checks import as_bytes
 from ._core import DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES
 from ._exchange import request

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from protocol.messages import Capabilities, CapabilitiesResponse, OkResponse, Revoke
+from typing import Literal
 
-from ..kv_process import kv_capability
-from ..process import Target
+from protocol.codec import encode_capability_params
+from protocol.ids import KV_PROCESS_ID, Address, PackageId
+from protocol.messages import (
+    Capabilities,
+    CapabilitiesResponse,
+    KvCapabilityParams,
+    OkResponse,
+    Revoke,
+)
+
+from ..kernel.message import Capability
+from ..kernel.process import Target
 from ._core import K, KvCore, V
 from ._exchange import expect
 
@@ -40,7 +50,17 @@ class KvAccess(KvCore[K, V]):
         holds the capabilities it shares.
         """
         node = self._ctx.our.node
-        caps = [kv_capability(node, "read", self._package_id, self._db)]
+        caps = [_kv_capability(node, "read", self._package_id, self._db)]
         if write:
-            caps.append(kv_capability(node, "write", self._package_id, self._db))
+            caps.append(_kv_capability(node, "write", self._package_id, self._db))
         self._ctx.share_capabilities(target, caps)
+
+
+def _kv_capability(
+    node: str, kind: Literal["read", "write"], package_id: PackageId, db: str
+) -> Capability:
+    """The capability kv:distro:sys on ``node`` issues for ``kind`` access to a db."""
+    params = KvCapabilityParams(kind=kind, package_id=package_id, db=db)
+    return Capability(
+        issuer=Address(node=node, process=KV_PROCESS_ID), params=encode_capability_params(params)
+    )

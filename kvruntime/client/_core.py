@@ -11,14 +11,14 @@ from collections.abc import AsyncIterable, Awaitable
 from typing import Generic, TypeVar
 
 from protocol.ids import IdError, PackageId, validate_db_name
+from protocol.limits import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES
 from protocol.messages import KeyTooLarge as KeyTooLargeError
 from protocol.messages import KvAction, KvResponse
 from protocol.messages import ValueTooLarge as ValueTooLargeError
 from protocol.prefix import DbRequestEncoder
 
-from ..config import KvConfig
-from ..message import Response
-from ..process import ProcessContext
+from ..kernel.message import Response
+from ..kernel.process import ProcessContext
 from ._checks import as_bytes, encoded
 from ._exchange import exchange, kv_address
 from .codecs import BytesCodec, Codec
@@ -35,13 +35,6 @@ __all__ = [
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-#: Largest value the store accepts by default; a handle may be told otherwise.
-DEFAULT_MAX_VALUE_BYTES = KvConfig().max_value_bytes
-#: Longest key the store accepts by default; a handle may be told otherwise.
-DEFAULT_MAX_KEY_BYTES = KvConfig().max_key_bytes
-#: Most writes the store accepts in one batch by default (``max_batch_items``).
-DEFAULT_MAX_BATCH_ITEMS = KvConfig().max_batch_items
 
 
 class KvCore(Generic[K, V]):

@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import TypeVar
 
 from protocol.codec import DecodeError, decode_response, encode_request
-from protocol.ids import Address, PackageId, validate_db_name
+from protocol.ids import KV_PROCESS_ID, Address, PackageId, validate_db_name
 from protocol.messages import ErrResponse, KvAction, KvRequest, KvResponse
 
-from ..kv_process import KV_PROCESS_ID
-from ..message import Response
-from ..process import ProcessContext
+from ..kernel.message import Response
+from ..kernel.process import ProcessContext
 from .errors import UnexpectedResponse, raise_kv_error
 
 __all__ = ["answer", "exchange", "expect", "kv_address", "request", "unexpected"]

@@ -44,7 +44,7 @@ from anyio.abc import ByteReceiveStream, ByteSendStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from kvruntime import ProcessContext, Runtime, SendError
-from kvruntime.kv_process import KV_PROCESS_ID
+from protocol.ids import KV_PROCESS_ID
 
 __all__ = [
     "BINARY",

@@ -16,7 +16,7 @@ from kvruntime import (
     Runtime,
     kv,
 )
-from kvruntime.kv_process import kv_capability
+from kvruntime.kvservice.loop import kv_capability
 from tests.conftest import run_as
 
 pytestmark = pytest.mark.anyio
@@ -85,7 +85,7 @@ async def test_rows_it_cannot_read_are_skipped_logged_and_never_granted(
     for key in garbage:
         db.put(key, b"")
     db.close()
-    caplog.set_level(logging.WARNING, logger="kvruntime.capabilities")
+    caplog.set_level(logging.WARNING, logger="kvruntime.kernel.capabilities")
     async with Runtime(home=home) as rt:
         assert await run_as(rt, READER, _read_shared) == b"v"
 

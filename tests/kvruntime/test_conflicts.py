@@ -8,9 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvruntime.conflicts import ReadRange, ReadSet, WriteLog, range_written_after
-from kvruntime.kv_reads import prefix_end
-from kvruntime.kv_writes import parse_counter
+from kvruntime.kvservice.conflicts import (
+    ReadRange,
+    ReadSet,
+    WriteLog,
+    range_written_after,
+)
+from kvruntime.kvservice.reads import prefix_end
+from kvruntime.kvservice.writes import parse_counter
 
 
 def test_a_point_read_conflicts_only_with_a_later_write_of_its_key() -> None:

@@ -6,9 +6,8 @@ import asyncio
 
 import pytest
 
-from kvruntime._deadlines import Deadlines
-from kvruntime.bus import Waiter
-from kvruntime.errors import SendError, SendErrorKind
+from kvruntime.kernel.deadlines import Deadlines, Waiter
+from kvruntime.kernel.errors import SendError, SendErrorKind
 from protocol.ids import Address
 
 pytestmark = pytest.mark.anyio

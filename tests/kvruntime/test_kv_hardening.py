@@ -12,13 +12,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from kvruntime import KvConfig, ProcessContext, Response, Runtime, kv, storage
+from kvruntime import KvConfig, ProcessContext, Response, Runtime, kv
 from kvruntime.client._exchange import request
-from kvruntime.kv_process import KV_PROCESS_ID
-from kvruntime.store import LevelDbStore, StoreError
+from kvruntime.storage.databases import Databases
+from kvruntime.storage.leveldb import LevelDbStore
+from kvruntime.storage.store import StoreError
 from protocol.blobs import encode_keys, encode_writes
 from protocol.codec import decode_response, encode_request
-from protocol.ids import PackageId
+from protocol.ids import KV_PROCESS_ID, PackageId
 from protocol.messages import (
     AnswerTooLarge,
     ErrResponse,
@@ -242,7 +243,7 @@ async def test_a_remove_db_cut_short_leaves_no_grant_to_a_later_db(
         await run_as(rt, OWNER, setup)
         assert await run_as(rt, READER, reader_reads) == b"old"
         if cut_at == "before_rename":
-            monkeypatch.setattr(storage.Databases, "remove", cannot_remove)
+            monkeypatch.setattr(Databases, "remove", cannot_remove)
         else:
             monkeypatch.setattr(shutil, "rmtree", cannot_delete)
 

@@ -25,10 +25,10 @@ from kvruntime import (
     SendErrorKind,
     kv,
 )
-from kvruntime.bus import messaging_capability
-from kvruntime.kv_process import KV_PROCESS_ID, kv_capability
+from kvruntime.kernel.bus import messaging_capability
+from kvruntime.kvservice.loop import kv_capability
 from protocol.codec import decode_response, encode_request
-from protocol.ids import PackageId
+from protocol.ids import KV_PROCESS_ID, PackageId
 from protocol.messages import (
     BeginTx,
     Commit,

@@ -7,7 +7,7 @@ import asyncio
 import anyio
 import pytest
 
-from kvruntime._mailbox import Mailbox, MailboxClosed, MailboxFull
+from kvruntime.kernel.mailbox import Mailbox, MailboxClosed, MailboxFull
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from kvruntime import (
     Runtime,
     SendError,
 )
-from kvruntime.bus import Bus
+from kvruntime.kernel.bus import Bus
 from tests.internals import bus_of
 
 pytestmark = pytest.mark.anyio

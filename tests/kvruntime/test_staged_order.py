@@ -7,7 +7,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvruntime.transactions import Transaction, Transactions
+from kvruntime.kvservice.transactions import Transaction, Transactions
 from protocol.ids import PackageId, ProcessId
 
 OWNER = ProcessId.parse("app:demo:alice.os")

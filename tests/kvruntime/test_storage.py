@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvruntime.storage import Databases, LevelDbStore, NoSuchDb, Store, StoreError
+from kvruntime.storage.databases import Databases, NoSuchDb
+from kvruntime.storage.leveldb import LevelDbStore
+from kvruntime.storage.store import Store, StoreError
 from protocol.ids import IdError, PackageId
 from protocol.messages import IoError, LevelDbError
 

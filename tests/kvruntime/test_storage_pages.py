@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kvruntime.store import LevelDbStore
+from kvruntime.storage.leveldb import LevelDbStore
 
 
 @pytest.fixture(scope="module")

@@ -31,11 +31,11 @@ from kvruntime import (
     SendErrorKind,
     kv,
 )
-from kvruntime._mailbox import Mailbox
-from kvruntime.bus import Bus, Slot
-from kvruntime.capabilities import CapabilityStore
-from kvruntime.kv_process import KvProcess, kv_capability
-from kvruntime.storage import Databases
+from kvruntime.kernel.bus import Bus, Slot
+from kvruntime.kernel.capabilities import CapabilityStore
+from kvruntime.kernel.mailbox import Mailbox
+from kvruntime.kvservice.loop import KvProcess, kv_capability
+from kvruntime.storage.databases import Databases
 from protocol.codec import decode_response, encode_request, encode_response
 from protocol.messages import ErrResponse, GetResponse, KvRequest, Set, ValueTooLarge
 from tests.conftest import run_as

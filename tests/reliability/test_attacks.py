@@ -22,9 +22,9 @@ from kvruntime import (
     Runtime,
     kv,
 )
-from kvruntime.kv_process import KV_PROCESS_ID, kv_capability
+from kvruntime.kvservice.loop import kv_capability
 from protocol.codec import decode_response, encode_request
-from protocol.ids import PackageId
+from protocol.ids import KV_PROCESS_ID, PackageId
 from protocol.messages import ErrResponse, Get, KvRequest, MalformedRequest, Open, RemoveDb
 from tests.conftest import run_as
 from tests.internals import bus_of

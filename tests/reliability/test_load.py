@@ -15,9 +15,8 @@ import anyio
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, ProcessId, Request, Runtime, kv
-from kvruntime.kv_process import KV_PROCESS_ID
 from protocol.codec import decode_response, encode_request
-from protocol.ids import PackageId
+from protocol.ids import KV_PROCESS_ID, PackageId
 from protocol.messages import KvRequest, OkResponse, Set
 from tests.conftest import run_as
 from tests.internals import bus_of, kv_of

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 import anyio
 import pytest
 
-from kvruntime import ProcessContext, Response, Runtime, kv, storage
-from kvruntime.kv_process import KV_PROCESS_ID
+from kvruntime import ProcessContext, Response, Runtime, kv
+from kvruntime.storage.databases import Databases
 from protocol.blobs import encode_items, encode_writes
 from protocol.codec import decode_response, encode_request
-from protocol.ids import PackageId
+from protocol.ids import KV_PROCESS_ID, PackageId
 from protocol.messages import (
     DeleteRange,
     DeleteRangeResponse,
@@ -191,10 +191,10 @@ async def test_a_slow_open_or_remove_stalls_no_other_db(
     rt: Runtime, figures: Figures, slow: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     delay = 0.6
-    real = getattr(storage.Databases, slow)
+    real = getattr(Databases, slow)
 
     @functools.wraps(real)
-    def slowed(self: storage.Databases, package_id: PackageId, db: str, **kw: bool) -> object:
+    def slowed(self: Databases, package_id: PackageId, db: str, **kw: bool) -> object:
         if db == "slow":
             time.sleep(delay)  # in the worker thread
         return real(self, package_id, db, **kw)
@@ -202,7 +202,7 @@ async def test_a_slow_open_or_remove_stalls_no_other_db(
     async def attack(ctx: ProcessContext, start: Callable[[], None]) -> None:
         handle = await kv.open(ctx, EVIL, "slow" if slow == "remove" else "other")
         await handle.set(b"o", b"1")
-        monkeypatch.setattr(storage.Databases, slow, slowed)
+        monkeypatch.setattr(Databases, slow, slowed)
         start()
         started = time.monotonic()
         if slow == "open":

@@ -1,6 +1,6 @@
-"""The typed seam in front of plyvel: ``Store``, ``LevelDbStore``, ``StoreError``.
+"""The embedded engine: ``LevelDbStore``, a ``Store`` (``store.py``) on plyvel.
 
-Invariants (see also ``storage.py`` for the databases that hold stores):
+Invariants (see also ``databases.py`` for the databases that hold stores):
 
 1. Every plyvel exception becomes a ``StoreError`` carrying protocol data
    (``IoError`` or ``LevelDbError``) here and nowhere else. The message names the
@@ -27,29 +27,20 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias, overload
+from typing import Any, Literal, TypeAlias, overload
 
 import attrs
 import plyvel
 
 from protocol.messages import IoError, LevelDbError
 
-__all__ = ["LevelDbStore", "PageSink", "Store", "StoreError"]
+from .store import PageSink, StoreError
+
+__all__ = ["LevelDbStore"]
 
 _PlyvelDB: TypeAlias = Any  # plyvel is untyped; its objects never leave LevelDbStore
-#: Takes the entries of a page a chunk at a time, flat: ``[key, value, key, value, ...]``,
-#: or ``[key, ...]`` without values.
-PageSink: TypeAlias = Callable[[list[bytes]], None]
 
 _PLYVEL_ERRORS = (plyvel.Error, OSError, RuntimeError)
-
-
-class StoreError(Exception):
-    """A storage call failed; ``error`` is the protocol error to answer with."""
-
-    def __init__(self, error: LevelDbError | IoError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def _store_error(label: str, exc: BaseException, hide: Path, alias: str) -> StoreError:
@@ -75,95 +66,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class Store(Protocol):
-    """One open key-value database. Keys and values are bytes.
-
-    Every method raises ``StoreError`` when the database fails or is closed.
-    """
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``close`` has run."""
-
-    def get(self, key: bytes) -> bytes | None:
-        """The value of ``key``, or None when absent."""
-
-    def put(self, key: bytes, value: bytes) -> None:
-        """Set ``key`` to ``value``."""
-
-    def delete(self, key: bytes) -> None:
-        """Delete ``key``; a missing key is fine."""
-
-    def write(self, ops: Iterable[tuple[bytes, bytes | None]], *, sync: bool = False) -> None:
-        """Apply ``(key, value)`` ops as one atomic batch; None deletes; later ops win.
-
-        If iterating ``ops`` raises, nothing is written. ``sync`` fsyncs the batch.
-        """
-
-    @overload
-    def iterate(
-        self,
-        *,
-        start: bytes | None = None,
-        stop: bytes | None = None,
-        prefix: bytes | None = None,
-        reverse: bool = False,
-        include_value: Literal[True] = True,
-    ) -> Generator[tuple[bytes, bytes], None, None]: ...
-
-    @overload
-    def iterate(
-        self,
-        *,
-        start: bytes | None = None,
-        stop: bytes | None = None,
-        prefix: bytes | None = None,
-        reverse: bool = False,
-        include_value: Literal[False],
-    ) -> Generator[bytes, None, None]: ...
-
-    def iterate(
-        self,
-        *,
-        start: bytes | None = None,
-        stop: bytes | None = None,
-        prefix: bytes | None = None,
-        reverse: bool = False,
-        include_value: bool = True,
-    ) -> Generator[tuple[bytes, bytes], None, None] | Generator[bytes, None, None]:
-        """Entries in key order (``reverse``: descending), from a snapshot taken now.
-
-        The range is ``start <= key < stop`` or, instead, keys starting with
-        ``prefix`` (ValueError if both are given). Yields ``(key, value)``, or
-        keys alone when ``include_value`` is False. Exhaust it or ``close()`` it
-        to release the snapshot.
-        """
-
-    def read_page(
-        self,
-        *,
-        start: bytes | None,
-        stop: bytes | None,
-        reverse: bool,
-        include_value: bool,
-        limit: int,
-        max_bytes: int,
-        sink: PageSink,
-    ) -> tuple[int, bytes | None, bool]:
-        """Up to ``limit`` entries of ``start <= key < stop`` from one snapshot.
-
-        The entries go to ``sink`` in order, a chunk at a time, flat: keys and
-        values interleaved, or keys alone when ``include_value`` is false. Stops once they hold
-        more than ``max_bytes`` (keys plus values; a first entry is taken
-        whatever its size). Returns how many entries, the last one's key (None
-        if none), and whether more remain.
-        """
-        ...
-
-    def close(self) -> None:
-        """Close the database; idempotent."""
 
 
 @attrs.define(eq=False, kw_only=True)

@@ -20,14 +20,11 @@ elsewhere should name them.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 import attrs
 
 from protocol.ids import Address
-
-if TYPE_CHECKING:
-    from .bus import Slot
 
 __all__ = [
     "BytesLike",
@@ -104,10 +101,11 @@ class Request:
     metadata: str | None = None
     capabilities: tuple[Capability, ...] = ()
     expects_response: float | None = None
-    #: The slot of the process this request was delivered to, until that process
-    #: answers it: set by the bus, checked and cleared by ``ProcessContext.respond``,
-    #: so a hand-built or already answered request cannot be answered.
-    _answerer: Slot | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    #: The bus's ``Slot`` of the process this request was delivered to, until that
+    #: process answers it: set by the bus, checked (by identity) and cleared by
+    #: ``ProcessContext.respond``, so a hand-built or already answered request
+    #: cannot be answered. Typed ``object`` so that messages need not know the bus.
+    _answerer: object | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
 
 @attrs.define(eq=True)

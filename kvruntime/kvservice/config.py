@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from protocol.limits import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES
+
 __all__ = ["KvConfig"]
 
 KiB = 1024
@@ -15,9 +17,9 @@ class KvConfig:
     """Configuration of kv:distro:sys. Every bound answers a typed error when reached."""
 
     #: Longest key accepted (``KeyTooLarge`` above it).
-    max_key_bytes: int = 64 * KiB
+    max_key_bytes: int = DEFAULT_MAX_KEY_BYTES
     #: Longest value accepted (``ValueTooLarge`` above it).
-    max_value_bytes: int = 16 * MiB
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     #: Open transactions one sender may hold (``TooManyTransactions`` above it).
     max_transactions_per_sender: int = 64
     #: Bytes one transaction may stage (``TransactionTooLarge`` above it).
@@ -42,6 +44,6 @@ class KvConfig:
     #: (``TransactionTooLarge`` with this ``max`` above it).
     max_staged_bytes_total: int = 1024 * MiB
     #: Keys in one GetMany / SetMany / DeleteMany (``BatchTooLarge`` above it).
-    max_batch_items: int = 10_000
+    max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS
     #: fsync every write batch (survives power loss, at a cost; see the README).
     sync_writes: bool = False

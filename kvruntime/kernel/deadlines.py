@@ -22,16 +22,18 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-from typing import TYPE_CHECKING
+from typing import TypeAlias
 
 from protocol.ids import Address
 
 from .errors import SendError, SendErrorKind
+from .message import Response
 
-if TYPE_CHECKING:
-    from .bus import Waiter
+__all__ = ["Deadlines", "Waiter"]
 
-__all__ = ["Deadlines"]
+#: What ``send_and_await_response`` waits on, and who alone may answer (the
+#: bus's invariant 5).
+Waiter: TypeAlias = tuple[asyncio.Future[Response], Address]
 
 _SLACK = 64
 

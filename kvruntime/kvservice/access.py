@@ -14,12 +14,12 @@ from protocol.messages import (
     OkResponse,
 )
 
-from .capabilities import CapabilityStoreError
-from .message import Request
+from ..kernel.capabilities import CapabilityStoreError
+from ..kernel.message import Request
 from .transactions import DbKey
 
 if TYPE_CHECKING:
-    from .kv_process import KvProcess
+    from .loop import KvProcess
 
 __all__ = ["capabilities", "revoke"]
 

@@ -41,17 +41,10 @@ import plyvel
 from protocol.ids import IdError, PackageId, validate_db_name
 from protocol.messages import IoError
 
-from .store import (
-    _PLYVEL_ERRORS,
-    LevelDbStore,
-    Store,
-    StoreError,
-    _fsync_dir,
-    _is_leveldb,
-    _store_error,
-)
+from .leveldb import _PLYVEL_ERRORS, LevelDbStore, _fsync_dir, _is_leveldb, _store_error
+from .store import Store, StoreError
 
-__all__ = ["Databases", "LevelDbStore", "NoSuchDb", "Store", "StoreError"]
+__all__ = ["Databases", "NoSuchDb"]
 
 _Key: TypeAlias = tuple[PackageId, str]
 

@@ -42,14 +42,14 @@ from protocol.messages import (
     ValueTooLarge,
 )
 
-from .kv_checks import batch_blob, first, key_too_large, ops_too_large, value_too_large
-from .kv_reads import bounds
-from .message import Request
-from .store import Store, StoreError
+from ..kernel.message import Request
+from ..storage.store import Store, StoreError
+from .checks import batch_blob, first, key_too_large, ops_too_large, value_too_large
+from .reads import bounds
 from .transactions import DbKey, Transaction
 
 if TYPE_CHECKING:
-    from .kv_process import KvProcess
+    from .loop import KvProcess
 
 __all__ = [
     "LONG_BATCH_BYTES",

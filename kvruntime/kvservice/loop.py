@@ -65,7 +65,7 @@ import attrs
 
 from protocol.codec import DecodeError, encode_capability_params, encode_response
 from protocol.hot import OK_BODY, get_response_body
-from protocol.ids import Address, PackageId, ProcessId
+from protocol.ids import KV_PROCESS_ID, Address, PackageId, ProcessId
 from protocol.messages import (
     AddCapFailed,
     BeginTx,
@@ -113,24 +113,21 @@ from protocol.messages import (
 )
 from protocol.prefix import RequestDecoder
 
-from ._mailbox import MailboxClosed
-from .bus import Bus, Slot
-from .capabilities import CapabilityStore, CapabilityStoreError
+from ..kernel.bus import Bus, Slot
+from ..kernel.capabilities import CapabilityStore, CapabilityStoreError
+from ..kernel.mailbox import MailboxClosed
+from ..kernel.message import Capability, Request, Response
+from ..storage.databases import Databases, NoSuchDb
+from ..storage.store import Store, StoreError
+from .actions import EXTENDED_ACTIONS as _EXTENDED
+from .actions import ExtendedActions
+from .checks import first
 from .config import KvConfig
-from .kv_actions_ext import EXTENDED_ACTIONS as _EXTENDED
-from .kv_actions_ext import ExtendedActions
-from .kv_checks import first
-from .message import Capability, Request, Response
-from .storage import Databases, NoSuchDb
-from .store import Store, StoreError
 from .transactions import DbKey, Transaction, Transactions
 
-__all__ = ["KV_PROCESS_ID", "KvProcess", "kv_capability"]
+__all__ = ["KvProcess", "kv_capability"]
 
 log = logging.getLogger("kvruntime.kv")
-
-#: The kv module's process id.
-KV_PROCESS_ID: Final = ProcessId(process_name="kv", package_name="distro", publisher_node="sys")
 
 _MALFORMED: Final = MalformedRequest()
 _NO_READ: Final = NoReadCap()

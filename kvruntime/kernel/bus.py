@@ -44,28 +44,25 @@ import itertools
 import logging
 import math
 from collections.abc import Iterable
-from typing import Final, TypeAlias
+from typing import Final
 
 import anyio
 import attrs
 
 from protocol.ids import Address, ProcessId
 
-from ._deadlines import Deadlines
-from ._mailbox import Mailbox, MailboxClosed, MailboxFull
 from .capabilities import CapabilityStore
+from .deadlines import Deadlines, Waiter
 from .errors import SendError, SendErrorKind
+from .mailbox import Mailbox, MailboxClosed, MailboxFull
 from .message import Capability, Message, Request, Response, exact_bytes
 
 __all__ = ["MESSAGING", "Bus", "Slot", "messaging_capability"]
 
-log = logging.getLogger("kvruntime.bus")
+log = logging.getLogger("kvruntime.kernel.bus")
 
 #: The params of a messaging capability (as Hyperware spells it).
 MESSAGING: Final = '"messaging"'
-
-#: What ``send_and_await_response`` waits on, and who alone may answer (invariant 5).
-Waiter: TypeAlias = tuple[asyncio.Future[Response], Address]
 
 
 def messaging_capability(target: Address) -> Capability:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, cast
 
 from protocol.messages import BatchTooLarge, KeyTooLarge, TransactionTooLarge, ValueTooLarge
 
-from .message import Request
+from ..kernel.message import Request
 
 if TYPE_CHECKING:
-    from .kv_process import KvProcess
+    from .loop import KvProcess
 
 __all__ = [
     "batch_blob",

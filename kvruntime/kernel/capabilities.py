@@ -34,12 +34,13 @@ import attrs
 
 from protocol.ids import Address, ProcessId
 
+from ..storage.leveldb import LevelDbStore
+from ..storage.store import Store, StoreError
 from .message import Capability
-from .store import LevelDbStore, Store, StoreError
 
 __all__ = ["CapabilityStore", "CapabilityStoreError", "HomeInUse"]
 
-log = logging.getLogger("kvruntime.capabilities")
+log = logging.getLogger("kvruntime.kernel.capabilities")
 
 _SEP = "\x00"
 _VERSION_KEY = b"\x00version"

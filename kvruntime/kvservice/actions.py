@@ -40,13 +40,15 @@ from protocol.messages import (
     WriteBatch,
 )
 
-from . import kv_access, kv_reads, kv_writes
-from .message import Request
-from .store import Store
+from ..kernel.message import Request
+from ..storage.store import Store
+from . import access as kv_access
+from . import reads as kv_reads
+from . import writes as kv_writes
 from .transactions import DbKey
 
 if TYPE_CHECKING:
-    from .kv_process import KvProcess
+    from .loop import KvProcess
 
 __all__ = ["EXTENDED_ACTIONS", "ExtAction", "ExtendedActions"]
 

@@ -35,13 +35,13 @@ from protocol.messages import (
     ScanResponse,
 )
 
-from .kv_checks import batch_blob, key_too_large
-from .message import Request
-from .store import Store, StoreError
+from ..kernel.message import Request
+from ..storage.store import Store, StoreError
+from .checks import batch_blob, key_too_large
 from .transactions import DbKey, Transaction
 
 if TYPE_CHECKING:
-    from .kv_process import KvProcess
+    from .loop import KvProcess
 
 __all__ = ["bounds", "get_many", "prefix_end", "scan", "tx_read"]
 

@@ -28,7 +28,13 @@ import attrs
 from protocol.ids import Address, PackageId, ProcessId
 
 from .bus import Bus, Slot
-from .errors import CapabilityNotHeld, ProcessKilled, RespondError, SendError, SendErrorKind
+from .errors import (
+    CapabilityNotHeld,
+    ProcessKilled,
+    RespondError,
+    SendError,
+    SendErrorKind,
+)
 from .message import BytesLike, Capability, Message, Request, Response, exact_bytes
 
 __all__ = ["ProcessContext", "ProcessHandle", "Target"]

@@ -1,0 +1,121 @@
+"""The storage seam: what the kv service asks of one open database.
+
+``Store`` is the interface every engine implements; ``StoreError`` is the one
+exception a store raises, carrying the protocol error to answer with (the
+engine translates its own failures into it, at its boundary and nowhere
+else). The embedded engine is ``leveldb.LevelDbStore``.
+
+A ``Store`` is for the synchronous stretch of code that uses it: never keep
+one across an ``await`` (another thread may close it meanwhile; a later call
+then raises ``StoreError``, it never crashes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from typing import Literal, Protocol, TypeAlias, overload
+
+from protocol.messages import IoError, LevelDbError
+
+__all__ = ["PageSink", "Store", "StoreError"]
+
+#: Takes the entries of a page a chunk at a time, flat: ``[key, value, key, value, ...]``,
+#: or ``[key, ...]`` without values.
+PageSink: TypeAlias = Callable[[list[bytes]], None]
+
+
+class StoreError(Exception):
+    """A storage call failed; ``error`` is the protocol error to answer with."""
+
+    def __init__(self, error: LevelDbError | IoError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Store(Protocol):
+    """One open key-value database. Keys and values are bytes.
+
+    Every method raises ``StoreError`` when the database fails or is closed.
+    """
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` has run."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value of ``key``, or None when absent."""
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value``."""
+
+    def delete(self, key: bytes) -> None:
+        """Delete ``key``; a missing key is fine."""
+
+    def write(self, ops: Iterable[tuple[bytes, bytes | None]], *, sync: bool = False) -> None:
+        """Apply ``(key, value)`` ops as one atomic batch; None deletes; later ops win.
+
+        If iterating ``ops`` raises, nothing is written. ``sync`` fsyncs the batch.
+        """
+
+    @overload
+    def iterate(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+        include_value: Literal[True] = True,
+    ) -> Generator[tuple[bytes, bytes], None, None]: ...
+
+    @overload
+    def iterate(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+        include_value: Literal[False],
+    ) -> Generator[bytes, None, None]: ...
+
+    def iterate(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+        include_value: bool = True,
+    ) -> Generator[tuple[bytes, bytes], None, None] | Generator[bytes, None, None]:
+        """Entries in key order (``reverse``: descending), from a snapshot taken now.
+
+        The range is ``start <= key < stop`` or, instead, keys starting with
+        ``prefix`` (ValueError if both are given). Yields ``(key, value)``, or
+        keys alone when ``include_value`` is False. Exhaust it or ``close()`` it
+        to release the snapshot.
+        """
+
+    def read_page(
+        self,
+        *,
+        start: bytes | None,
+        stop: bytes | None,
+        reverse: bool,
+        include_value: bool,
+        limit: int,
+        max_bytes: int,
+        sink: PageSink,
+    ) -> tuple[int, bytes | None, bool]:
+        """Up to ``limit`` entries of ``start <= key < stop`` from one snapshot.
+
+        The entries go to ``sink`` in order, a chunk at a time, flat: keys and
+        values interleaved, or keys alone when ``include_value`` is false. Stops once they hold
+        more than ``max_bytes`` (keys plus values; a first entry is taken
+        whatever its size). Returns how many entries, the last one's key (None
+        if none), and whether more remain.
+        """
+        ...
+
+    def close(self) -> None:
+        """Close the database; idempotent."""
