@@ -17,7 +17,7 @@ from kvruntime.cli import cli
 from .conftest import COMMANDS, fail, kvr, ok, script
 
 #: The kvruntime checkout (where examples/host.py is).
-CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT = Path(__file__).resolve().parents[3]
 
 
 def test_run_and_bench_outside_a_checkout_say_what_is_missing(tmp_path: Path) -> None:
