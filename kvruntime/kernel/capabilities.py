@@ -24,7 +24,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable
@@ -203,8 +202,3 @@ def _parse(key: bytes, legacy_node: str | None) -> tuple[Address, Capability] | 
         return address, Capability(issuer=Address.parse(issuer), params=params)
     except ValueError:  # bad UTF-8, too few fields, a bad id (IdError), params not JSON
         return None
-
-
-def describe(cap: Capability) -> str:
-    """A one-line human rendering of ``cap``."""
-    return f"{cap.issuer} {json.loads(cap.params)}"

@@ -11,7 +11,6 @@ import enum
 __all__ = [
     "CapabilityNotHeld",
     "ProcessKilled",
-    "ProcessNotRunning",
     "RespondError",
     "RuntimeClosed",
     "SendError",
@@ -45,10 +44,6 @@ class SendError(Exception):
 
 class RuntimeClosed(RuntimeError):
     """The runtime is not running (not entered yet, or already exited)."""
-
-
-class ProcessNotRunning(RuntimeError):
-    """The process has ended and its context can no longer be used."""
 
 
 class ProcessKilled(RuntimeError):
