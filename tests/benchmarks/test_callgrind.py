@@ -1,0 +1,17 @@
+"""``python -m benchmarks.callgrind``: its workload runs (valgrind itself is not needed here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.callgrind import main
+
+
+@pytest.mark.parametrize("workload", ["get:1:3", "set:4:2"])
+def test_the_measured_workload_runs(workload: str) -> None:
+    assert main(["--child", workload]) == 0
+
+
+def test_an_unknown_operation_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown operation"):
+        main(["--child", "scan:1:1"])
