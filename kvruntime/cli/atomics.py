@@ -102,9 +102,9 @@ def cas(
       kvruntime cas my-app:publisher.os notes lock --expect-absent --new me
       kvruntime cas my-app:publisher.os notes lock --expect me --delete
     """
-    if (expected is None) == expect_absent:
+    if (expected is not None) == expect_absent:
         raise click.UsageError("give either --expect VALUE or --expect-absent")
-    if (new is None) == delete_it:
+    if (new is not None) == delete_it:
         raise click.UsageError("give either --new VALUE or --delete")
     raw_key = parse_bytes(key, is_hex=key_hex, what="KEY")
     want = None if expected is None else parse_bytes(expected, is_hex=value_hex, what="--expect")
