@@ -258,9 +258,10 @@ _REPAIR_WARNING = (
 @package_argument
 @db_argument
 @click.option("--yes", is_flag=True, help="Do not ask: I have read the warning.")
+@_JSON
 @home_option
 @verbose_option
-def repair(package: PackageId, db: str, yes: bool, home: Path) -> None:
+def repair(package: PackageId, db: str, yes: bool, as_json: bool, home: Path) -> None:
     """Run LevelDB's repair on DB of PACKAGE (the runtime must be stopped).
 
     The one command that works on storage directly: a db that needs repair
@@ -304,4 +305,7 @@ def repair(package: PackageId, db: str, yes: bool, home: Path) -> None:
             dbs.close_all()
     finally:
         store.close()
-    click.echo(f"repaired [{package}, {db}]: {keys} keys readable")
+    if as_json:
+        click.echo(json.dumps({"repaired": {"package": str(package), "db": db}, "keys": keys}))
+    else:
+        click.echo(f"repaired [{package}, {db}]: {keys} keys readable")

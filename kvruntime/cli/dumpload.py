@@ -14,10 +14,8 @@ chunk written and nothing of its own, and names the lines of its chunk.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
@@ -88,14 +86,16 @@ def _progress(console: Console, *, total: bool) -> Progress:
 @cli.command()
 @package_argument
 @db_argument
+@json_option
 @home_option
 @verbose_option
-def dump(package: PackageId, db: str, home: Path) -> None:
+def dump(package: PackageId, db: str, as_json: bool, home: Path) -> None:
     """Write every entry of DB of PACKAGE to stdout, in the dump format (JSON lines).
 
     The format is documented in the README ("Command line"): a header line,
     one {"k": base64, "v": base64} line per entry in key order, a trailer
-    {"end": {"count": N}}.
+    {"end": {"count": N}}. With --json an error is a JSON object on stdout
+    (after what was written: a dump without its trailer, which load refuses).
 
     \b
     Example:
@@ -104,6 +104,7 @@ def dump(package: PackageId, db: str, home: Path) -> None:
     from rich.console import Console
     from rich.markup import escape
 
+    del as_json  # it changes how an error is shown (set_json_mode), not the dump
     out = sys.stdout.buffer
     console = Console(stderr=True)
 
@@ -204,6 +205,9 @@ class _Checked:
         self._spool: IO[bytes] | None = None
 
     def __enter__(self) -> tuple[BinaryIO, int]:
+        import shutil
+        import tempfile
+
         size = _regular_file_size(self._source)
         if size is not None:  # a file: check it, then read it again from the start
             start = self._source.tell()

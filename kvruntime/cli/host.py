@@ -7,11 +7,8 @@ both from the current directory, as ``make`` does from the checkout.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import runpy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +22,8 @@ __all__ = ["bench", "run"]
 
 def _find(module: str) -> bool:
     """Whether ``module`` is importable with the current directory first on the path."""
+    import importlib.util
+
     cwd = os.getcwd()
     if sys.path[:1] != [cwd]:
         sys.path.insert(0, cwd)
@@ -65,6 +64,8 @@ def run(home: Path) -> None:
         for handler in list(root.handlers):
             root.removeHandler(handler)
         root.setLevel(logging.WARNING)
+    import runpy
+
     sys.argv = ["examples.host", "--home", str(home), *(["-v"] if verbosity() >= 2 else [])]
     runpy.run_module("examples.host", run_name="__main__", alter_sys=True)
 
@@ -109,6 +110,8 @@ def bench(ctx: click.Context, args: tuple[str, ...]) -> None:
     Example:
       kvruntime bench --quick
     """
+    import subprocess
+
     found = _find("benchmarks")
     if "-h" in args or "--help" in args:
         click.echo(ctx.get_help())

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import APP, fail, fill, kvr, ok, read
+import pytest
+
+from .conftest import APP, COMMANDS, fail, fill, kvr, ok, read
 
 KEYS = [(b"user:1:name", b"ada"), (b"user:1:age", b"36"), (b"user:2:name", b"bob"), (b"x", b"1")]
 
@@ -144,3 +146,14 @@ def test_the_cli_imports_no_runtime_rich_or_msgpack_for_help() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
     assert done.stdout == b"[]\n"
+
+
+@pytest.mark.parametrize("command", sorted(set(COMMANDS) - {"run", "bench"}))
+def test_every_data_command_takes_json_and_answers_an_error_in_json(
+    command: str, home: Path
+) -> None:
+    assert "--json" in ok(kvr(command, "--help", home=None))
+    result = kvr(command, "--json", home=home / "missing")  # no home, or missing arguments
+    assert result.returncode in (2, 3), result
+    assert result.stderr == b""
+    assert set(json.loads(result.stdout)["error"]) == {"message", "exit_code"}
