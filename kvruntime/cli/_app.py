@@ -47,7 +47,6 @@ __all__ = [
     "db_argument",
     "echo_json",
     "home_option",
-    "json_mode",
     "json_option",
     "keys_argument",
     "package_argument",
@@ -101,11 +100,7 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        except click.UsageError as exc:
-            if ctx.meta.get(_JSON):
-                raise _JsonError(exc.format_message(), exc.exit_code) from None
-            raise
-        except click.ClickException as exc:
+        except click.ClickException as exc:  # a usage error included
             if ctx.meta.get(_JSON):
                 raise _JsonError(exc.format_message(), exc.exit_code) from None
             raise
@@ -146,12 +141,6 @@ def verbosity() -> int:
     count = 0 if ctx is None else ctx.meta.get(_VERBOSITY, 0)
     assert isinstance(count, int)
     return count
-
-
-def json_mode() -> bool:
-    """Whether the running command was given ``--json``."""
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx is not None and ctx.meta.get(_JSON))
 
 
 def set_json_mode(ctx: click.Context, _: click.Parameter, value: object) -> object:
