@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 HOME_DIR ?= ./data
 
-.PHONY: run test check fmt lint typecheck bench bench-quick bench-profile redis-server soak clean \
+.PHONY: run test check fmt lint typecheck bench bench-quick bench-startup bench-profile redis-server soak clean \
 	rust-crates conformance-client
 
 $(VENV_STAMP):
@@ -83,6 +83,10 @@ bench: $(DEV_STAMP) redis-server
 ## make bench-quick: the same run with ~20x smaller counts (CI; no speed assertion)
 bench-quick: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --quick --out $(or $(BENCH_OUT),.bench-quick)
+
+## make bench-startup: the median of `kvruntime get` over 20 fresh processes vs `python -c pass`
+bench-startup: $(DEV_STAMP)
+	$(PY) -m benchmarks.startup
 
 ## make bench-profile: cProfile of kvruntime's sequential set, top functions by self time
 bench-profile: $(DEV_STAMP)

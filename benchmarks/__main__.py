@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path("benchmarks/results")
     if out is not None:
         write_json(out / "latest.json", doc)
-        draw(out / "latest.png", result.cells, machine)
+        draw(out / "latest.png", result.cells, machine, sizes)
         _progress(f"wrote {out / 'latest.json'} and {out / 'latest.png'}")
     return 1 if result.failed else 0
 

@@ -12,23 +12,27 @@ and, inside ``main(ctx)``, the client ``kvruntime.client`` (``from kvruntime imp
 
 from __future__ import annotations
 
-from protocol.ids import Address, IdError, PackageId, ProcessId
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import client as kv
-from .client.errors import KvError, UnexpectedResponse
-from .kernel.capabilities import CapabilityStoreError, HomeInUse
-from .kernel.errors import (
-    CapabilityNotHeld,
-    ProcessKilled,
-    RespondError,
-    RuntimeClosed,
-    SendError,
-    SendErrorKind,
-)
-from .kernel.message import Capability, Message, Request, Response
-from .kernel.process import ProcessContext, ProcessHandle
-from .kvservice.config import KvConfig
-from .runtime import Main, Runtime
+if TYPE_CHECKING:
+    from protocol.ids import Address, IdError, PackageId, ProcessId
+
+    from . import client as kv
+    from .client.errors import KvError, UnexpectedResponse
+    from .kernel.capabilities import CapabilityStoreError, HomeInUse
+    from .kernel.errors import (
+        CapabilityNotHeld,
+        ProcessKilled,
+        RespondError,
+        RuntimeClosed,
+        SendError,
+        SendErrorKind,
+    )
+    from .kernel.message import Capability, Message, Request, Response
+    from .kernel.process import ProcessContext, ProcessHandle
+    from .kvservice.config import KvConfig
+    from .runtime import Main, Runtime
 
 __all__ = [
     "Address",
@@ -56,3 +60,37 @@ __all__ = [
     "UnexpectedResponse",
     "kv",
 ]
+
+# Imported on first use (PEP 562), so that `kvruntime --help` starts without
+# the runtime: the command line imports this package before any command runs.
+_WHERE = {
+    **dict.fromkeys(["Address", "IdError", "PackageId", "ProcessId"], "protocol.ids"),
+    **dict.fromkeys(["KvError", "UnexpectedResponse"], "kvruntime.client.errors"),
+    **dict.fromkeys(["CapabilityStoreError", "HomeInUse"], "kvruntime.kernel.capabilities"),
+    **dict.fromkeys(
+        [
+            "CapabilityNotHeld",
+            "ProcessKilled",
+            "RespondError",
+            "RuntimeClosed",
+            "SendError",
+            "SendErrorKind",
+        ],
+        "kvruntime.kernel.errors",
+    ),
+    **dict.fromkeys(["Capability", "Message", "Request", "Response"], "kvruntime.kernel.message"),
+    **dict.fromkeys(["ProcessContext", "ProcessHandle"], "kvruntime.kernel.process"),
+    "KvConfig": "kvruntime.kvservice.config",
+    **dict.fromkeys(["Main", "Runtime"], "kvruntime.runtime"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "kv":
+        return importlib.import_module("kvruntime.client")
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'kvruntime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value

@@ -1,19 +1,22 @@
 """The ``kvruntime`` command line (console script ``kvruntime = kvruntime.cli:main``).
 
-One module per group of commands: ``keys`` (get, set, del, scan), ``send``,
+One module per group of commands: ``keys`` (get, set, del, scan),
+``atomics`` (incr, cas), ``access`` (share, revoke, rm-db), ``send``,
 ``dumpload`` (dump, load), ``admin`` (ls, caps, repair), ``host`` (run,
 bench). ``_app`` holds the click group, shared options and exit codes;
 ``_session`` how a command reaches kv:distro:sys through a Runtime.
+Importing this package imports click and these modules only: each command
+imports the runtime, rich or msgpack when it runs.
 """
 
 from __future__ import annotations
 
-from . import admin, dumpload, host, keys, send
+from . import access, admin, atomics, dumpload, host, keys, send
 from ._app import CliError, cli
 
 __all__ = ["CliError", "cli", "main"]
 
-_COMMANDS = (admin, dumpload, host, keys, send)  # imported for their @cli.command side effect
+_COMMANDS = (access, admin, atomics, dumpload, host, keys, send)  # for their @cli.command
 
 
 def main() -> None:

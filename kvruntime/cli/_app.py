@@ -7,35 +7,53 @@ Exit codes (documented in the README, "Command line"):
   capability...), or the work failed (a truncated dump, a missing example);
 - 2: a usage mistake: bad arguments, a bad package id or db name, malformed
   JSON, hex or base64 (click's own usage errors use 2 as well);
-- 3: the home cannot be used: missing, or in use by a running runtime.
+- 3: the home cannot be used: missing, in use by a running runtime, or a
+  folder that is no home;
+- 130: interrupted (Ctrl-C), as a shell reports a SIGINT.
 
 A user mistake never shows a Python traceback: every expected failure is a
 ``CliError`` (a ``click.ClickException``), which click prints as ``Error: ...``.
+With ``--json`` the error is instead one JSON object on stdout,
+``{"error": {"message": ..., "exit_code": N}}``, with the same exit code and
+nothing on stderr: a script reads one stream, whatever happened.
+
+Start-up is part of the interface (a ``get`` is one process): this module and
+the command modules import only click at import time; each command imports
+what it needs (the runtime, rich, msgpack) when it runs, so ``--help`` and
+a usage error cost an interpreter and click.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from protocol.ids import IdError, PackageId, validate_db_name
+if TYPE_CHECKING:
+    from protocol.ids import PackageId
 
 __all__ = [
     "EXIT_HOME",
+    "EXIT_INTERRUPTED",
     "EXIT_KV",
     "EXIT_USAGE",
     "CliError",
     "cli",
     "db_argument",
+    "echo_json",
     "home_option",
+    "json_option",
+    "keys_argument",
     "package_argument",
     "parse_db",
     "parse_package",
+    "plural",
+    "set_json_mode",
     "verbose_option",
     "verbosity",
 ]
@@ -43,8 +61,14 @@ __all__ = [
 EXIT_KV = 1
 EXIT_USAGE = 2
 EXIT_HOME = 3
+EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Keys of the click context's ``meta``, shared by the group and its command.
+_VERBOSITY = "kvruntime.verbosity"
+_HOME = "kvruntime.home"
+_JSON = "kvruntime.json"
 
 
 class CliError(click.ClickException):
@@ -55,43 +79,85 @@ class CliError(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]  # click types it as a ClassVar
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="kvruntime")
-def cli() -> None:
-    """kvruntime: inspect and drive the kv:distro:sys store of a runtime home.
+class _JsonError(click.ClickException):
+    """A failure of a ``--json`` command: shown as a JSON object on stdout."""
 
-    Every command except `repair` starts a runtime on the home and talks to
-    kv:distro:sys as an administrative process of the target package
-    (kvruntime-cli:PACKAGE), with the same checks and errors as any process.
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]  # click types it as a ClassVar
 
-    \b
-    Example:
-      kvruntime set my-app:publisher.os notes hello world --create
-      kvruntime get my-app:publisher.os notes hello
-    """
+    def show(self, file: Any = None) -> None:
+        doc = {"error": {"message": self.message, "exit_code": self.exit_code}}
+        click.echo(json.dumps(doc, ensure_ascii=False))
 
 
-#: Where ``-v`` leaves its count, in the click context's ``meta`` (read by ``verbosity``).
-_VERBOSITY = "kvruntime.verbosity"
+class _Group(click.Group):
+    """The group: JSON errors for ``--json`` commands, exit 130 on Ctrl-C."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except click.ClickException as exc:  # a usage error included
+            if ctx.meta.get(_JSON):
+                raise _JsonError(exc.format_message(), exc.exit_code) from None
+            raise
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # A usage error in the command's own arguments still knows it was --json.
+        if "--json" in args:
+            ctx.meta[_JSON] = True
+        return super().parse_args(ctx, args)
 
 
 def _set_verbosity(ctx: click.Context, _: click.Parameter, count: int) -> int:
-    level = {0: logging.WARNING, 1: logging.INFO}.get(count, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    ctx.meta[_VERBOSITY] = count
+    total = ctx.meta.get(_VERBOSITY, 0) + count  # `kvruntime -v get -v` is -vv
+    if count or not ctx.meta.get(_VERBOSITY):
+        level = {0: logging.WARNING, 1: logging.INFO}.get(total, logging.DEBUG)
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    ctx.meta[_VERBOSITY] = total
     return count
 
 
+def _set_home(ctx: click.Context, _: click.Parameter, home: Path | None) -> Path | None:
+    if home is not None:
+        ctx.meta[_HOME] = home
+    return home
+
+
+def _default_home() -> Path:
+    ctx = click.get_current_context(silent=True)
+    given = None if ctx is None else ctx.meta.get(_HOME)
+    if isinstance(given, Path):
+        return given
+    return Path(os.environ.get("KVRUNTIME_HOME") or "./data")
+
+
 def verbosity() -> int:
-    """How many ``-v`` the running command was given (0 outside a command)."""
+    """How many ``-v`` the running command was given, before and after its name."""
     ctx = click.get_current_context(silent=True)
     count = 0 if ctx is None else ctx.meta.get(_VERBOSITY, 0)
     assert isinstance(count, int)
     return count
 
 
-def verbose_option(func: F) -> F:
-    """``-v`` (INFO) / ``-vv`` (DEBUG) logging to stderr."""
+def set_json_mode(ctx: click.Context, _: click.Parameter, value: object) -> object:
+    """Option callback: mark the command as ``--json`` (errors become JSON too)."""
+    if value is True or getattr(value, "value", None) == "json":
+        ctx.meta[_JSON] = True
+    return value
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 chunk``, ``2 chunks``, ``0 entries``."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
+
+
+def _verbose(**kwargs: Any) -> Callable[[F], F]:
     return click.option(
         "-v",
         "--verbose",
@@ -99,23 +165,61 @@ def verbose_option(func: F) -> F:
         expose_value=False,
         is_eager=True,
         callback=_set_verbosity,
-        help="Log to stderr (-v info, -vv debug).",
-    )(func)
+        help="Log to stderr (-v info, -vv debug); also before the command.",
+        **kwargs,
+    )
+
+
+def verbose_option(func: F) -> F:
+    """``-v`` (INFO) / ``-vv`` (DEBUG) logging to stderr, adding to the group's ``-v``."""
+    return _verbose()(func)
 
 
 def home_option(func: F) -> F:
-    """``--home DIR``: the runtime home, default ``$KVRUNTIME_HOME`` or ``./data``."""
+    """``--home DIR``: default the group's ``--home``, ``$KVRUNTIME_HOME``, ``./data``."""
     return click.option(
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: os.environ.get("KVRUNTIME_HOME", "./data"),
-        show_default="$KVRUNTIME_HOME or ./data",
-        help="The runtime home directory.",
+        default=_default_home,
+        show_default="kvruntime --home, $KVRUNTIME_HOME or ./data",
+        help="The runtime home directory (also before the command).",
     )(func)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kvruntime")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_home,
+    help="The runtime home directory, for every command (default $KVRUNTIME_HOME or ./data).",
+)
+@_verbose()
+def cli() -> None:
+    """kvruntime: inspect and drive the kv:distro:sys store of a runtime home.
+
+    Every command except `repair` starts a runtime on the home and talks to
+    kv:distro:sys as an administrative process of the target package
+    (kvruntime-cli:PACKAGE), with the same checks and errors as any process.
+    The capabilities that process needs are taken back when the command ends.
+
+    Values are written as text on a terminal and as raw bytes into a pipe or
+    file (as redis-cli does); --text, --raw, --hex and --json choose.
+
+    \b
+    Example:
+      kvruntime set my-app:publisher.os notes hello world --create
+      kvruntime --home ./data get my-app:publisher.os notes hello
+    """
 
 
 def parse_package(text: str) -> PackageId:
     """``text`` as a PackageId, or a usage error."""
+    from protocol.ids import IdError, PackageId
+
     try:
         return PackageId.parse(text)
     except IdError as exc:
@@ -124,6 +228,8 @@ def parse_package(text: str) -> PackageId:
 
 def parse_db(text: str) -> str:
     """``text`` as a db name, or a usage error."""
+    from protocol.ids import IdError, validate_db_name
+
     try:
         return validate_db_name(text)
     except IdError as exc:
@@ -138,3 +244,24 @@ def package_argument(func: F) -> F:
 def db_argument(func: F) -> F:
     """The DB argument (a db name)."""
     return click.argument("db", callback=lambda _c, _p, v: parse_db(v))(func)
+
+
+def keys_argument(func: F) -> F:
+    """One KEY or more."""
+    return click.argument("keys", metavar="KEY...", nargs=-1, required=True)(func)
+
+
+def json_option(func: F) -> F:
+    """``--json``: the output, and any error, as JSON on stdout."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=set_json_mode,
+        help="Write JSON on stdout (one object per line), errors included.",
+    )(func)
+
+
+def echo_json(doc: object) -> None:
+    """One JSON document on one line of stdout."""
+    click.echo(json.dumps(doc, ensure_ascii=False))

@@ -1,38 +1,48 @@
 """Showing keys and values readably, and reading them from the command line.
 
-Output formats (``--raw``, ``--hex``, ``--json``; text is the default):
+Output formats (``--text``, ``--raw``, ``--hex``, ``--json``); without one,
+text on a terminal and raw into a pipe or a file, as redis-cli does:
 
-- text: UTF-8 where the bytes decode to printable text, else ``0x`` and hex;
+- text, one rule for every command, so ``get`` and ``scan`` show a value
+  the same way and no two byte strings look alike:
+  * printable UTF-8 is shown as itself, unless it starts with ``0x`` or
+    ``"`` (which the two other forms start with);
+  * other UTF-8 (a newline, a tab, a control character) and text starting
+    with ``0x`` or ``"`` is a quoted string with JSON escapes:
+    ``"line one\\nline two"``, ``"0x00ff"``;
+  * bytes that are not UTF-8 are ``0x`` and lowercase hex: ``0x00ff``;
 - hex: lowercase hex, always;
-- raw: the bytes exactly as stored (``get`` writes no newline after them);
+- raw: the bytes exactly as stored (``get`` of one key writes no newline);
 - json: bytes as ``{"utf8": "..."}`` when they decode as UTF-8, else
   ``{"hex": "..."}`` (the same shapes ``send`` accepts).
 
 ``--msgpack`` decodes values as MessagePack first and shows them as JSON
-(bytes inside become ``{"hex": ...}``); a value that does not decode is
-shown as bytes.
+(bytes inside become ``{"hex": ...}``). A value that is not MessagePack is
+``NotMsgpack``: the command says so instead of showing it as something else.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-import msgpack
 
-from ._app import EXIT_USAGE, CliError
+from ._app import EXIT_USAGE, CliError, set_json_mode
 
 __all__ = [
     "Format",
+    "NotMsgpack",
     "bytes_json",
     "format_options",
     "parse_bytes",
     "readable",
     "render",
     "render_value_json",
+    "resolve",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,25 +57,40 @@ class Format(enum.Enum):
     JSON = "json"
 
 
+class NotMsgpack(ValueError):
+    """``--msgpack`` was asked of a value that does not decode as one MessagePack object."""
+
+
+def resolve(fmt: Format | None) -> Format:
+    """The format asked for, else text on a terminal and raw otherwise."""
+    if fmt is not None:
+        return fmt
+    return Format.TEXT if sys.stdout.isatty() else Format.RAW
+
+
 def format_options(func: F) -> F:
-    """``--raw``/``--hex``/``--json`` (one of them) and ``--msgpack``."""
+    """``--text``/``--raw``/``--hex``/``--json`` (one of them) and ``--msgpack``."""
     options = [
         click.option(
-            "--raw", "fmt", flag_value=Format.RAW, help="Write the bytes exactly as stored."
+            "--raw",
+            "fmt",
+            flag_value=Format.RAW,
+            help="The bytes exactly as stored (the default into a pipe or file).",
         ),
-        click.option("--hex", "fmt", flag_value=Format.HEX, help="Write keys and values as hex."),
+        click.option("--hex", "fmt", flag_value=Format.HEX, help="Keys and values as hex."),
         click.option(
             "--json",
             "fmt",
             flag_value=Format.JSON,
-            help='One JSON object per line; bytes as {"utf8": ...} or {"hex": ...}.',
+            callback=set_json_mode,
+            help='One JSON object per line; bytes as {"utf8": ...} or {"hex": ...}; errors too.',
         ),
         click.option(
             "--text",
             "fmt",
             flag_value=Format.TEXT,
-            default=True,
-            help="UTF-8 text where it decodes, 0x-prefixed hex otherwise (default).",
+            help="Text, quoted when it could be mistaken, 0x-hex when not UTF-8"
+            " (the default on a terminal).",
         ),
         click.option(
             "--msgpack", "msgpack_values", is_flag=True, help="Decode values as MessagePack."
@@ -76,16 +101,35 @@ def format_options(func: F) -> F:
     return func
 
 
-def readable(data: bytes, *, one_line: bool = False) -> str:
-    """``data`` as text if it is printable UTF-8 (newlines and tabs allowed unless ``one_line``)."""
+def _escape(char: str) -> str:
+    match char:
+        case '"':
+            return '\\"'
+        case "\\":
+            return "\\\\"
+        case "\n":
+            return "\\n"
+        case "\t":
+            return "\\t"
+        case "\r":
+            return "\\r"
+        case _ if char.isprintable():
+            return char
+        case _ if ord(char) <= 0xFFFF:
+            return f"\\u{ord(char):04x}"
+        case _:
+            return f"\\U{ord(char):08x}"
+
+
+def readable(data: bytes) -> str:
+    """``data`` in the text form: as is, quoted with escapes, or ``0x`` hex (see above)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return "0x" + data.hex()
-    allowed = "" if one_line else "\n\t\r"
-    if all(c.isprintable() or c in allowed for c in text):
+    if text.isprintable() and not text.startswith(("0x", '"')):
         return text
-    return "0x" + data.hex()
+    return '"' + "".join(map(_escape, text)) + '"'
 
 
 def bytes_json(data: bytes) -> dict[str, str]:
@@ -97,6 +141,8 @@ def bytes_json(data: bytes) -> dict[str, str]:
 
 
 def _jsonable(value: object) -> object:
+    import msgpack
+
     if isinstance(value, bytes):
         return {"hex": value.hex()}
     if isinstance(value, list | tuple):
@@ -111,33 +157,33 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def _unpack(data: bytes) -> tuple[bool, object]:
+def unpack(data: bytes) -> object:
+    """``data`` decoded as MessagePack, for JSON; NotMsgpack if it is not."""
+    import msgpack
+
     try:
-        return True, _jsonable(msgpack.unpackb(data, raw=False, strict_map_key=False))
-    except Exception:  # msgpack raises several unrelated types for bad input
-        return False, None
+        value = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except msgpack.ExtraData:
+        raise NotMsgpack("not MessagePack: bytes left after the first object") from None
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise NotMsgpack(f"not MessagePack: {exc or type(exc).__name__}") from None
+    return _jsonable(value)
 
 
 def render_value_json(data: bytes, *, msgpack_values: bool) -> object:
-    """A value for a JSON document: decoded MessagePack if asked and possible, else bytes."""
-    if msgpack_values:
-        ok, value = _unpack(data)
-        if ok:
-            return value
-    return bytes_json(data)
+    """A value for a JSON document: decoded MessagePack if asked (NotMsgpack if not one)."""
+    return unpack(data) if msgpack_values else bytes_json(data)
 
 
-def render(data: bytes, fmt: Format, *, msgpack_values: bool = False, one_line: bool) -> str:
+def render(data: bytes, fmt: Format, *, msgpack_values: bool = False) -> str:
     """``data`` as a str in format ``fmt`` (not for RAW, which writes bytes)."""
     if msgpack_values and fmt is not Format.HEX:
-        ok, value = _unpack(data)
-        if ok:
-            return json.dumps(value, ensure_ascii=False)
+        return json.dumps(unpack(data), ensure_ascii=False)
     if fmt is Format.HEX:
         return data.hex()
     if fmt is Format.JSON:
         return json.dumps(bytes_json(data), ensure_ascii=False)
-    return readable(data, one_line=one_line)
+    return readable(data)
 
 
 def parse_bytes(text: str, *, is_hex: bool, what: str) -> bytes:

@@ -9,12 +9,21 @@ Invariants:
 2. Reading never creates: ``open_db(create=False)`` first asks kv with an
    ``Exists`` probe, which answers ``NoDb`` to the owning package for a
    missing db, and only then sends ``Open`` (which would create it).
-3. The administrative process gains capabilities as any process of the
-   package does (``Open`` grants read and write) and keeps them like any
-   grant, so ``send`` of an ``Open`` and later of a ``Get`` behave as they
-   would for an application; ``kvruntime caps`` lists it like the others.
+3. The command leaves no grant it needed only for itself. ``run_in_home``
+   notes the capability table when the runtime starts; what was granted
+   since to a process the command ran as (the messaging capability on kv
+   that ``spawn`` gives, the read and write that ``Open`` gives) is revoked
+   once the runtime is down, from the table itself (the kernel's
+   ``CapabilityStore``; no runtime API revokes a messaging capability).
+   Grants to other processes stay: they are what ``share`` is for. ``send``
+   keeps the db capabilities its request earned (an ``Open`` grants read and
+   write to the sender, as it would to an application), so a later ``send``
+   of a ``Get`` behaves as it would for that application.
 4. A failure is raised in the caller's thread after the runtime has shut
    down cleanly; expected ones become ``CliError`` with their exit code.
+5. A home is created only where ``--create`` says so, and only in a folder
+   that does not exist, is empty, or is a home already: a mistyped
+   ``--home`` never turns a folder of other files into one.
 """
 
 from __future__ import annotations
@@ -22,29 +31,31 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import anyio
+import attrs
+import click
 
-from protocol.ids import PackageId, ProcessId
-from protocol.messages import Exists, IoError, LevelDbError
-
-from .. import kv
-from ..client._exchange import request
-from ..kernel.capabilities import CapabilityStoreError, HomeInUse
-from ..kernel.errors import SendError
-from ..kernel.process import ProcessContext
-from ..runtime import Runtime
 from ._app import EXIT_HOME, EXIT_KV, EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from protocol.ids import Address, PackageId, ProcessId
+
+    from .. import kv
+    from ..kernel.message import Capability
+    from ..kernel.process import ProcessContext
+    from ..runtime import Runtime
 
 __all__ = [
     "ADMIN_PROCESS_NAME",
     "TIMEOUT",
+    "Session",
     "admin_id",
     "as_admin",
     "caps_path",
     "check_home",
     "home_in_use",
+    "is_home",
     "open_db",
     "page_ask",
     "run_in_home",
@@ -65,48 +76,121 @@ def caps_path(home: Path) -> Path:
     return home / "kernel" / "capabilities"
 
 
+def is_home(home: Path) -> bool:
+    """Whether ``home`` holds a runtime's capability table."""
+    return (caps_path(home) / "CURRENT").is_file()
+
+
 def home_in_use(home: Path) -> CliError:
     """The error for a home whose capability table another runtime holds open."""
     return CliError(f"home {home} is in use by another runtime (stop it first)", EXIT_HOME)
 
 
 def check_home(home: Path, *, create: bool) -> None:
+    """CliError (exit 3) unless ``home`` is a home, or may become one (``create``; invariant 5)."""
     if create:
+        if home.exists() and not home.is_dir():
+            raise CliError(f"home {home} is not a folder", EXIT_HOME)
+        if home.is_dir() and not is_home(home) and any(home.iterdir()):
+            raise CliError(
+                f"{home} is not a kvruntime home and not empty: refusing to make it one"
+                " (check --home)",
+                EXIT_HOME,
+            )
         return
     if not home.is_dir():
         raise CliError(f"home {home} does not exist (set --home or KVRUNTIME_HOME)", EXIT_HOME)
-    if not (caps_path(home) / "CURRENT").is_file():
+    if not is_home(home):
         raise CliError(f"{home} is not a kvruntime home (no kernel/capabilities)", EXIT_HOME)
 
 
+@attrs.define(eq=False)
+class Session:
+    """A command's runtime, and the processes the command ran as (whose grants it takes back)."""
+
+    rt: Runtime
+    keep_db_grants: bool = False
+    ran_as: set[Address] = attrs.Factory(set)
+
+
 def run_in_home(
-    home: Path, work: Callable[[Runtime], Awaitable[T]], *, create_home: bool = False
+    home: Path,
+    work: Callable[[Session], Awaitable[T]],
+    *,
+    create_home: bool = False,
+    keep_db_grants: bool = False,
 ) -> T:
-    """Run ``work(rt)`` on a Runtime over ``home`` and return its result.
+    """Run ``work(session)`` on a Runtime over ``home`` and return its result.
 
     Raises CliError for a missing home (unless ``create_home``), a home in
-    use, and every error kv:distro:sys answered.
+    use, and every error kv:distro:sys answered. Grants are taken back as
+    invariant 3 says (``keep_db_grants``: ``send``'s rule).
     """
     check_home(home, create=create_home)
+    import anyio
 
-    async def go() -> tuple[T | None, Exception | None]:
+    from ..kernel.capabilities import CapabilityStoreError, HomeInUse
+    from ..runtime import Runtime
+
+    async def go() -> tuple[T | None, Exception | None, list[tuple[Address, Capability]]]:
         try:
             runtime = await Runtime(home=home).__aenter__()
         except HomeInUse:
             raise home_in_use(home) from None
         except CapabilityStoreError as exc:
             raise CliError(f"cannot open home {home}: {exc}", EXIT_HOME) from None
+        session = Session(rt=runtime, keep_db_grants=keep_db_grants)
+        before = {(holder, cap.key) for holder, cap in runtime.capability_holders()}
         try:
-            return await work(runtime), None
+            return await work(session), None, []
         except Exception as exc:  # re-raised below, once the runtime is down
-            return None, exc
+            return None, exc, []
         finally:
+            extra = _granted_to_cli(session, before)
             await runtime.__aexit__(None, None, None)
+            _take_back(home, runtime.node, extra)
 
-    result, error = anyio.run(go, backend="asyncio")
+    result, error, _ = anyio.run(go, backend="asyncio")
     if error is not None:
         raise _translate(error)
     return result  # type: ignore[return-value]  # None only when work returned None
+
+
+def _granted_to_cli(
+    session: Session, before: set[tuple[Address, str]]
+) -> list[tuple[Address, Capability]]:
+    """What was granted since ``before`` to the processes the command ran as (invariant 3)."""
+    from ..kernel.bus import messaging_capability
+
+    messaging = messaging_capability(session.rt.kv_address)
+    extra = []
+    for holder, cap in session.rt.capability_holders():
+        if holder not in session.ran_as or (holder, cap.key) in before:
+            continue
+        if cap == messaging or not session.keep_db_grants:
+            extra.append((holder, cap))
+    return extra
+
+
+def _take_back(home: Path, node: str, grants: list[tuple[Address, Capability]]) -> None:
+    """Revoke ``grants`` from the home's capability table (the runtime is down)."""
+    if not grants:
+        return
+    from ..kernel.capabilities import CapabilityStore, CapabilityStoreError
+
+    store = CapabilityStore(caps_path(home), node=node)
+    try:
+        store.open()
+        try:
+            by_holder: dict[Address, list[Capability]] = {}
+            for holder, cap in grants:
+                by_holder.setdefault(holder, []).append(cap)
+            for holder, caps in by_holder.items():
+                store.revoke(holder, caps)
+        finally:
+            store.close()
+    except CapabilityStoreError as exc:  # another runtime took the home meanwhile
+        click.echo(f"warning: could not take back the command's capabilities: {exc}", err=True)
 
 
 _REPAIR_HINT = (
@@ -116,6 +200,11 @@ _REPAIR_HINT = (
 
 
 def _translate(error: Exception) -> Exception:
+    from protocol.messages import IoError, LevelDbError
+
+    from .. import kv
+    from ..kernel.errors import SendError
+
     if isinstance(error, CliError):
         return error
     if isinstance(error, kv.NoDb):
@@ -141,6 +230,8 @@ def page_ask(left: int | None) -> int | None:
 
 def admin_id(package: PackageId) -> ProcessId:
     """The administrative process of ``package``: ``kvruntime-cli:PACKAGE``."""
+    from protocol.ids import ProcessId
+
     return ProcessId(
         process_name=ADMIN_PROCESS_NAME,
         package_name=package.package_name,
@@ -149,13 +240,16 @@ def admin_id(package: PackageId) -> ProcessId:
 
 
 async def as_admin(
-    rt: Runtime,
+    session: Session,
     package: PackageId,
     body: Callable[[ProcessContext], Awaitable[T]],
     *,
     process: ProcessId | None = None,
 ) -> T:
     """Run ``body(ctx)`` as ``process`` (default the admin process of ``package``)."""
+    from protocol.ids import Address
+
+    rt = session.rt
     pid = process or admin_id(package)
     if rt.is_running(pid):  # a process of the runtime itself, such as kv:distro:sys
         raise CliError(f"process {pid} is already running in the runtime: pick another", EXIT_USAGE)
@@ -168,6 +262,7 @@ async def as_admin(
         except Exception as exc:  # handed to the caller, not logged as a crash
             failure.append(exc)
 
+    session.ran_as.add(Address(node=rt.node, process=pid))
     handle = await rt.spawn(pid, main, request_capabilities=["kv:distro:sys"])
     await handle.wait()
     if failure:
@@ -182,8 +277,10 @@ async def open_db(
 
     Raises ``kv.NoDb`` for a missing db when not ``create``.
     """
+    from .. import kv
+
     if not create:
         # NoDb if missing; NoReadCap means it exists (NoDb comes first) and Open grants it.
         with contextlib.suppress(kv.NoReadCap):
-            await request(ctx, package, db, Exists(key=b""), timeout=TIMEOUT)
+            await kv.handle(ctx, package, db, timeout=TIMEOUT).capabilities()
     return await kv.open(ctx, package, db, timeout=TIMEOUT)

@@ -7,24 +7,10 @@ import os
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.filesize import decimal
-from rich.table import Table
-from rich.text import Text
 
-from protocol.codec import DecodeError, decode_capability_params
-from protocol.ids import PackageId
-from protocol.messages import IoError, KvCapabilityParams, LevelDbError
-
-from .. import kv
-from ..kernel.capabilities import CapabilityStore, CapabilityStoreError, HomeInUse
-from ..kernel.message import Capability
-from ..kernel.process import ProcessContext
-from ..runtime import DEFAULT_NODE, Runtime
-from ..storage.databases import Databases, NoSuchDb
-from ..storage.store import StoreError
 from ._app import (
     EXIT_KV,
     EXIT_USAGE,
@@ -33,9 +19,11 @@ from ._app import (
     db_argument,
     home_option,
     package_argument,
+    set_json_mode,
     verbose_option,
 )
 from ._session import (
+    Session,
     as_admin,
     caps_path,
     check_home,
@@ -45,9 +33,24 @@ from ._session import (
     run_in_home,
 )
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from protocol.ids import PackageId
+    from protocol.messages import KvCapabilityParams
+
+    from ..kernel.message import Capability
+    from ..kernel.process import ProcessContext
+
 __all__ = ["caps", "ls", "repair"]
 
-_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+_JSON = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=set_json_mode,
+    help="One JSON object per line, errors included.",
+)
 
 
 def _disk_usage(path: Path) -> int:
@@ -83,7 +86,12 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
       kvruntime ls --home ./data
     """
 
-    async def work(rt: Runtime) -> list[tuple[PackageId, str, int, int | str | None]]:
+    from rich.filesize import decimal
+    from rich.table import Table
+    from rich.text import Text
+
+    async def work(session: Session) -> list[tuple[PackageId, str, int, int | str | None]]:
+        rt = session.rt
         by_package: defaultdict[PackageId, list[str]] = defaultdict(list)
         for package, db in rt.list_dbs():  # no kv action lists dbs: the runtime's own view
             by_package[package].append(db)
@@ -95,7 +103,7 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
             ) -> list[int | str | None]:
                 return [await _count_keys(ctx, package, db, max_count) for db in names]
 
-            counts = await as_admin(rt, package, count) if max_count else [None] * len(names)
+            counts = await as_admin(session, package, count) if max_count else [None] * len(names)
             for db, keys in zip(names, counts, strict=True):
                 size = _disk_usage(rt.db_path(package, db))
                 rows.append((package, db, size, keys))
@@ -136,6 +144,10 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
 
 async def _count_keys(ctx: ProcessContext, package: PackageId, db: str, limit: int) -> int | str:
     """How many keys ``db`` holds, up to ``limit``; LevelDB's error if it cannot be read."""
+    from protocol.messages import IoError, LevelDbError
+
+    from .. import kv
+
     try:
         return await _count_readable(ctx, package, db, limit)
     except kv.KvError as exc:
@@ -169,11 +181,17 @@ def caps(only: str | None, show_all: bool, as_json: bool, home: Path) -> None:
     Example:
       kvruntime caps --package my-app:publisher.os
     """
+    from rich.table import Table
+    from rich.text import Text
+
+    from protocol.ids import PackageId
+
     wanted = None if only is None else PackageId.parse(only) if _valid(only) else None
     if only is not None and wanted is None:
         raise CliError(f"bad package id {only!r}", EXIT_USAGE)
 
-    async def work(rt: Runtime) -> list[tuple[str, str, str, str]]:
+    async def work(session: Session) -> list[tuple[str, str, str, str]]:
+        rt = session.rt
         rights: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
         for holder, cap in rt.capability_holders():
             process = holder.process if holder.node == rt.node else holder
@@ -201,6 +219,8 @@ def caps(only: str | None, show_all: bool, as_json: bool, home: Path) -> None:
 
 
 def _kv_params(cap: Capability) -> KvCapabilityParams | None:
+    from protocol.codec import DecodeError, decode_capability_params
+
     try:
         return decode_capability_params(cap.params)
     except DecodeError:
@@ -208,6 +228,8 @@ def _kv_params(cap: Capability) -> KvCapabilityParams | None:
 
 
 def _print_table(table: Table) -> None:
+    from rich.console import Console
+
     # On a terminal, fit it; into a pipe or file, never cut an id short.
     console = Console()
     if not console.is_terminal:
@@ -216,6 +238,8 @@ def _print_table(table: Table) -> None:
 
 
 def _valid(text: str) -> bool:
+    from protocol.ids import PackageId
+
     try:
         PackageId.parse(text)
     except ValueError:
@@ -234,9 +258,10 @@ _REPAIR_WARNING = (
 @package_argument
 @db_argument
 @click.option("--yes", is_flag=True, help="Do not ask: I have read the warning.")
+@_JSON
 @home_option
 @verbose_option
-def repair(package: PackageId, db: str, yes: bool, home: Path) -> None:
+def repair(package: PackageId, db: str, yes: bool, as_json: bool, home: Path) -> None:
     """Run LevelDB's repair on DB of PACKAGE (the runtime must be stopped).
 
     The one command that works on storage directly: a db that needs repair
@@ -247,6 +272,11 @@ def repair(package: PackageId, db: str, yes: bool, home: Path) -> None:
     Example:
       kvruntime repair my-app:publisher.os notes --yes
     """
+    from ..kernel.capabilities import CapabilityStore, CapabilityStoreError, HomeInUse
+    from ..runtime import DEFAULT_NODE
+    from ..storage.databases import Databases, NoSuchDb
+    from ..storage.store import StoreError
+
     check_home(home, create=False)
     store = CapabilityStore(caps_path(home), node=DEFAULT_NODE)  # the CLI's runtimes' node
     try:
@@ -275,4 +305,7 @@ def repair(package: PackageId, db: str, yes: bool, home: Path) -> None:
             dbs.close_all()
     finally:
         store.close()
-    click.echo(f"repaired [{package}, {db}]: {keys} keys readable")
+    if as_json:
+        click.echo(json.dumps({"repaired": {"package": str(package), "db": db}, "keys": keys}))
+    else:
+        click.echo(f"repaired [{package}, {db}]: {keys} keys readable")

@@ -1,9 +1,14 @@
 """``dump`` and ``load``: a db to and from the portable line format of ``_dumpformat``.
 
 A dump is consistent: the command's own runtime holds the home (no other
-runtime can write to it meanwhile). A load is atomic per chunk (one
-``set_many`` each, at most ``CHUNK_ENTRIES`` entries or ``CHUNK_BYTES``
-bytes): a failure leaves every earlier chunk written and nothing of its own.
+runtime can write to it meanwhile). A load reads and checks its whole input
+before it starts a runtime: input that is refused (empty, not a dump, a
+version it does not read, a bad line, data after the trailer, a missing
+trailer) writes nothing and creates nothing, not even with ``--create``.
+Input from a pipe is kept in a temporary file meanwhile. Then it writes in
+chunks, each atomic (one ``set_many``, at most ``CHUNK_ENTRIES`` entries or
+``CHUNK_BYTES`` bytes): an error kv:distro:sys answers leaves every earlier
+chunk written and nothing of its own, and names the lines of its chunk.
 """
 
 from __future__ import annotations
@@ -11,34 +16,23 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
-from protocol.ids import PackageId
-
-from ..kernel.process import ProcessContext
 from ._app import (
+    EXIT_KV,
     EXIT_USAGE,
     CliError,
     cli,
     db_argument,
+    echo_json,
     home_option,
+    json_option,
     package_argument,
+    plural,
     verbose_option,
 )
 from ._dumpformat import (
@@ -53,6 +47,14 @@ from ._dumpformat import (
 )
 from ._session import as_admin, open_db, run_in_home
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from protocol.ids import PackageId
+
+    from ..kernel.process import ProcessContext
+
 __all__ = ["CHUNK_BYTES", "CHUNK_ENTRIES", "dump", "load"]
 
 #: Most entries written by one atomic ``set_many`` of ``load``.
@@ -62,6 +64,16 @@ CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def _progress(console: Console, *, total: bool) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = (
         [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
         if total
@@ -74,19 +86,25 @@ def _progress(console: Console, *, total: bool) -> Progress:
 @cli.command()
 @package_argument
 @db_argument
+@json_option
 @home_option
 @verbose_option
-def dump(package: PackageId, db: str, home: Path) -> None:
+def dump(package: PackageId, db: str, as_json: bool, home: Path) -> None:
     """Write every entry of DB of PACKAGE to stdout, in the dump format (JSON lines).
 
     The format is documented in the README ("Command line"): a header line,
     one {"k": base64, "v": base64} line per entry in key order, a trailer
-    {"end": {"count": N}}.
+    {"end": {"count": N}}. With --json an error is a JSON object on stdout
+    (after what was written: a dump without its trailer, which load refuses).
 
     \b
     Example:
       kvruntime dump my-app:publisher.os notes > notes.jsonl
     """
+    from rich.console import Console
+    from rich.markup import escape
+
+    del as_json  # it changes how an error is shown (set_json_mode), not the dump
     out = sys.stdout.buffer
     console = Console(stderr=True)
 
@@ -104,56 +122,71 @@ def dump(package: PackageId, db: str, home: Path) -> None:
         out.flush()
         return count
 
-    count = run_in_home(home, lambda rt: as_admin(rt, package, body))
-    console.print(f"dumped {count} entries of [{package}, {db}]", markup=False, highlight=False)
+    count = run_in_home(home, lambda s: as_admin(s, package, body))
+    done = f"dumped {plural(count, 'entry')} of [{package}, {db}]"
+    console.print(done, markup=False, highlight=False)
 
 
 @cli.command()
 @package_argument
 @db_argument
 @click.option("--create", is_flag=True, help="Create DB if it does not exist.")
+@json_option
 @home_option
 @verbose_option
-def load(package: PackageId, db: str, create: bool, home: Path) -> None:
+def load(package: PackageId, db: str, create: bool, as_json: bool, home: Path) -> None:
     """Read a dump from stdin into DB of PACKAGE (existing other keys stay).
 
-    Each chunk of entries is written atomically; a bad line stops the load
-    before its chunk is written. DB must exist unless --create is given.
+    The whole input is checked first: a refused dump writes (and creates)
+    nothing. Then each chunk of entries is written atomically. DB must exist
+    unless --create is given.
 
     \b
     Example:
       kvruntime load my-app:publisher.os notes-copy --create < notes.jsonl
     """
+    from rich.console import Console
+    from rich.markup import escape
+
+    from .. import kv
+
     source = sys.stdin.buffer
     if source.isatty():  # the user forgot "< FILE": do not sit waiting for typed JSON
         raise CliError("stdin is a terminal: give the dump on stdin (... < FILE)", EXIT_USAGE)
     console = Console(stderr=True)
-    size = _regular_file_size(source)
-    stats = {"entries": 0, "chunks": 0}
-    stopped: list[CliError] = []
+    with _checked(source) as (checked, size):
+        stats = {"entries": 0, "chunks": 0}
 
-    async def body(ctx: ProcessContext) -> None:
-        handle = await open_db(ctx, package, db, create=create)
-        with _progress(console, total=size is not None) as progress:
-            task = progress.add_task(escape(f"load [{package}, {db}]"), total=size)
-            try:
-                for chunk in _chunks(source, progress, task):
-                    await handle.set_many(chunk)
+        async def body(ctx: ProcessContext) -> None:
+            handle = await open_db(ctx, package, db, create=create)
+            with _progress(console, total=True) as progress:
+                task = progress.add_task(escape(f"load [{package}, {db}]"), total=size)
+                for first, last, chunk in _chunks(_records(_advancing(checked, progress, task))):
+                    try:
+                        await handle.set_many(chunk)
+                    except kv.KvError as exc:
+                        raise CliError(
+                            f"lines {first}-{last}: kv:distro:sys answered: {exc};"
+                            f" {_done(stats, package, db)} before them"
+                        ) from None
                     stats["entries"] += len(chunk)
                     stats["chunks"] += 1
-            except CliError as exc:
-                stopped.append(exc)
 
-    try:
-        run_in_home(home, lambda rt: as_admin(rt, package, body), create_home=create)
-    except CliError as exc:
-        if exc.exit_code == 1 and "does not exist" in exc.message and not create:
-            raise CliError(f"{exc.message} (use --create to create it)") from None
-        raise
-    done = f"loaded {stats['entries']} entries into [{package}, {db}] in {stats['chunks']} chunks"
-    if stopped:
-        raise CliError(f"{stopped[0].message}; {done} before it", stopped[0].exit_code)
-    click.echo(done)
+        try:
+            run_in_home(home, lambda s: as_admin(s, package, body), create_home=create)
+        except CliError as exc:
+            if exc.exit_code == EXIT_KV and "does not exist" in exc.message and not create:
+                raise CliError(f"{exc.message} (use --create to create it)") from None
+            raise
+    if as_json:
+        echo_json({"loaded": stats["entries"], "chunks": stats["chunks"]})
+    else:
+        click.echo(_done(stats, package, db))
+
+
+def _done(stats: dict[str, int], package: PackageId, db: str) -> str:
+    entries, chunks = plural(stats["entries"], "entry"), plural(stats["chunks"], "chunk")
+    return f"loaded {entries} into [{package}, {db}] in {chunks}"
 
 
 def _regular_file_size(stream: BinaryIO) -> int | None:
@@ -164,17 +197,59 @@ def _regular_file_size(stream: BinaryIO) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-def _chunks(
-    source: BinaryIO, progress: Progress, task: TaskID
-) -> Iterator[list[tuple[bytes, bytes]]]:
-    """Chunks of records, checked line by line; CliError for a bad or truncated dump."""
-    chunk: list[tuple[bytes, bytes]] = []
-    chunk_bytes = 0
+class _Checked:
+    """``load``'s input, read to its end and checked; a pipe's bytes kept in a temporary file."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._spool: IO[bytes] | None = None
+
+    def __enter__(self) -> tuple[BinaryIO, int]:
+        import shutil
+        import tempfile
+
+        size = _regular_file_size(self._source)
+        if size is not None:  # a file: check it, then read it again from the start
+            start = self._source.tell()
+            for _ in _records(self._source):
+                pass
+            self._source.seek(start)
+            return self._source, size - start
+        spool = tempfile.TemporaryFile()  # closed by __exit__
+        self._spool = spool
+        try:
+            shutil.copyfileobj(self._source, spool)
+            spool.seek(0)
+            for _ in _records(spool):
+                pass
+            size = spool.tell()
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        return spool, size
+
+    def __exit__(self, *_: object) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+
+def _checked(source: BinaryIO) -> _Checked:
+    return _Checked(source)
+
+
+def _advancing(source: Iterable[bytes], progress: Progress, task: TaskID) -> Iterator[bytes]:
+    for line in source:
+        progress.advance(task, len(line))
+        yield line
+
+
+def _records(source: Iterable[bytes]) -> Iterator[tuple[int, Record]]:
+    """The records of a dump with their line numbers; CliError (naming the line) if it is bad."""
     records = 0
     number = 0
     end: End | None = None
     for number, line in enumerate(source, start=1):  # number is reported below
-        progress.advance(task, len(line))
         try:
             parsed = parse_line(line)
         except DumpFormatError as exc:
@@ -187,13 +262,9 @@ def _chunks(
             case Header():
                 if number != 1:
                     raise CliError(f"line {number}: a second header", EXIT_USAGE)
-            case Record(key=key, value=value):
-                chunk.append((key, value))
+            case Record():
                 records += 1
-                chunk_bytes += len(key) + len(value)
-                if len(chunk) >= CHUNK_ENTRIES or chunk_bytes >= CHUNK_BYTES:
-                    yield chunk
-                    chunk, chunk_bytes = [], 0
+                yield number, parsed
             case End(count=count):
                 if count != records:
                     raise CliError(
@@ -203,10 +274,30 @@ def _chunks(
                     )
                 end = parsed
     if number == 0:
-        raise CliError("the input is empty (expected a dump on stdin)", EXIT_USAGE)
+        raise CliError("line 1: the input is empty (expected a dump on stdin)", EXIT_USAGE)
     if end is None:
-        if chunk:
-            yield chunk  # every line read is well formed: keep what the file holds
-        raise CliError("the dump ends without its trailer line (truncated?)")
+        raise CliError(
+            f"line {number + 1}: the dump ends without its trailer line (truncated?);"
+            " nothing was loaded",
+            EXIT_USAGE,
+        )
+
+
+def _chunks(
+    records: Iterable[tuple[int, Record]],
+) -> Iterator[tuple[int, int, list[tuple[bytes, bytes]]]]:
+    """Chunks of entries, each with the numbers of its first and last lines."""
+    chunk: list[tuple[bytes, bytes]] = []
+    chunk_bytes = 0
+    first = last = 0
+    for number, record in records:
+        if not chunk:
+            first = number
+        chunk.append((record.key, record.value))
+        chunk_bytes += len(record.key) + len(record.value)
+        last = number
+        if len(chunk) >= CHUNK_ENTRIES or chunk_bytes >= CHUNK_BYTES:
+            yield first, last, chunk
+            chunk, chunk_bytes = [], 0
     if chunk:
-        yield chunk
+        yield first, last, chunk

@@ -5,20 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from protocol.codec import DecodeError, decode_response, encode_request
-from protocol.golden import response_to_meaning
-from protocol.ids import KV_PROCESS_ID, Address, IdError, ProcessId
-from protocol.messages import ErrResponse, KvResponse, Open
-
-from ..kernel.process import ProcessContext
-from ._app import EXIT_KV, EXIT_USAGE, CliError, cli, home_option, verbose_option
-from ._meaning import request_from_json
-from ._render import Format, bytes_json, parse_bytes, render
+from ._app import EXIT_KV, EXIT_USAGE, CliError, cli, home_option, set_json_mode, verbose_option
+from ._render import Format, bytes_json, parse_bytes, render, resolve
 from ._session import TIMEOUT, as_admin, run_in_home
+
+if TYPE_CHECKING:
+    from protocol.ids import ProcessId
+    from protocol.messages import KvResponse
+
+    from ..kernel.process import ProcessContext
 
 __all__ = ["send"]
 
@@ -36,8 +35,14 @@ __all__ = ["send"]
 )
 @click.option("--raw", "fmt", flag_value=Format.RAW, help="Write a response blob's bytes as is.")
 @click.option("--hex", "fmt", flag_value=Format.HEX, help="Show a response blob as hex.")
-@click.option("--json", "fmt", flag_value=Format.JSON, help='Print {"response": ..., "blob": ...}.')
-@click.option("--text", "fmt", flag_value=Format.TEXT, default=True, help="Readable (default).")
+@click.option(
+    "--json",
+    "fmt",
+    flag_value=Format.JSON,
+    callback=set_json_mode,
+    help='Print {"response": ..., "blob": ...}; errors as JSON too.',
+)
+@click.option("--text", "fmt", flag_value=Format.TEXT, help="Readable (default on a terminal).")
 @home_option
 @verbose_option
 def send(
@@ -46,7 +51,7 @@ def send(
     blob_hex: str | None,
     blob_file: BinaryIO | None,
     as_process: str | None,
-    fmt: Format,
+    fmt: Format | None,
     home: Path,
 ) -> None:
     """Send a KvRequest written as JSON to kv:distro:sys; print the response.
@@ -54,7 +59,10 @@ def send(
     The JSON is the "meaning" format of protocol/golden.py: PackageId as
     "name:publisher", bytes as hex or {"utf8": "text"}; tx_id may be left
     out of Set and Delete. The response is printed as JSON on one line,
-    then any blob. Exits 1 when the response is an Err.
+    then any blob. Exits 1 when the response is an Err. 'JSON' - reads the
+    JSON from stdin. The process the request is sent as keeps what the
+    request grants it (an Open's read and write), not the right to message
+    kv:distro:sys that the command lent it.
 
     \b
     Example:
@@ -64,6 +72,18 @@ def send(
       kvruntime send '{"package_id": "my-app:publisher.os", "db": "notes",
                        "action": {"Get": "68656c6c6f"}}'
     """
+    from protocol.codec import DecodeError, decode_response, encode_request
+    from protocol.golden import response_to_meaning
+    from protocol.ids import KV_PROCESS_ID, Address, IdError, ProcessId
+    from protocol.messages import ErrResponse, Open
+
+    from ._meaning import request_from_json
+
+    fmt = resolve(fmt)
+    if request_json == "-":
+        if blob_file is not None and blob_file.name == "<stdin>":
+            raise click.UsageError("stdin cannot give both the JSON and --blob-file -")
+        request_json = sys.stdin.read()
     request = request_from_json(request_json)
     given = [b for b in (blob, blob_hex, blob_file) if b is not None]
     if len(given) > 1:
@@ -94,8 +114,9 @@ def send(
 
     response, answer_blob = run_in_home(
         home,
-        lambda rt: as_admin(rt, request.package_id, body, process=process),
+        lambda s: as_admin(s, request.package_id, body, process=process),
         create_home=isinstance(request.action, Open),  # only Open may create
+        keep_db_grants=True,  # what the request earned (invariant 3 of _session)
     )
     meaning = response_to_meaning(response)
     if fmt is Format.JSON:
@@ -109,6 +130,6 @@ def send(
                 sys.stdout.buffer.write(answer_blob)
                 sys.stdout.buffer.flush()
             else:
-                click.echo(render(answer_blob, fmt, one_line=False))
+                click.echo(render(answer_blob, fmt))
     if isinstance(response, ErrResponse):
         sys.exit(EXIT_KV)

@@ -52,6 +52,11 @@ COMMANDS = [
     "caps",
     "repair",
     "bench",
+    "incr",
+    "cas",
+    "share",
+    "revoke",
+    "rm-db",
 ]
 
 

@@ -107,7 +107,8 @@ def test_repair_recovers_a_db_whose_manifest_is_garbled(home: Path) -> None:
     )
     assert read(home, "notes", ENTRIES) == ENTRIES  # the log and tables held everything
     assert (
-        ok(kvr("get", APP, "notes", "key:0299", home=home)) == ENTRIES[b"key:0299"].decode() + "\n"
+        ok(kvr("get", APP, "notes", "key:0299", "--text", home=home))
+        == ENTRIES[b"key:0299"].decode() + "\n"
     )
 
 
@@ -122,7 +123,8 @@ def test_repair_keeps_what_a_garbled_table_still_holds(home: Path) -> None:
     fail(broken, 1, f"kv:distro:sys answered LevelDbError: [{APP}, notes] Corruption:")
     fail(kvr("get", APP, "notes", "key:0000", home=home), 1, "Corruption:")
     repaired = ok(kvr("repair", APP, "notes", "--yes", home=home))
-    survivors = [line.split("\t") for line in ok(kvr("scan", APP, "notes", home=home)).splitlines()]
+    scanned = ok(kvr("scan", APP, "notes", "--text", home=home))
+    survivors = [line.split("\t") for line in scanned.splitlines()]
     assert f"repaired [{APP}, notes]: {len(survivors)} keys readable" in repaired
     assert 0 < len(survivors) < len(ENTRIES)  # the damaged block's entries are gone
     for key, value in survivors:  # and every other entry reads back unchanged

@@ -33,16 +33,20 @@ def test_run_starts_examples_host_with_the_home(tmp_path: Path) -> None:
     )
     out = ok(script("run", "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
     assert out == f"host ['--home', '{tmp_path / 'h'}']\n"
-    for verbose in ("-v", "-vv"):
-        out = ok(script("run", verbose, "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
-        assert out == f"host ['--home', '{tmp_path / 'h'}', '-v']\n"
+    out = ok(script("run", "-v", "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
+    assert out == f"host ['--home', '{tmp_path / 'h'}']\n"  # -v is info: ours, not the host's
+    out = ok(script("run", "-vv", "--home", str(tmp_path / "h"), home=None, cwd=tmp_path))
+    assert out == f"host ['--home', '{tmp_path / 'h'}', '-v']\n"  # the host's -v is debug
 
 
 def test_run_v_shows_the_real_demo_hosts_log(tmp_path: Path) -> None:
     quiet = script("run", "--home", str(tmp_path / "quiet"), home=None, cwd=CHECKOUT)
     assert "examples ran and the runtime stopped" in ok(quiet)
     assert quiet.stderr == b""
-    loud = script("run", "-v", "--home", str(tmp_path / "loud"), home=None, cwd=CHECKOUT)
+    info = script("run", "-v", "--home", str(tmp_path / "info"), home=None, cwd=CHECKOUT)
+    assert "examples ran and the runtime stopped" in ok(info)
+    assert "DEBUG" not in info.stderr.decode()  # -v means info
+    loud = script("run", "-vv", "--home", str(tmp_path / "loud"), home=None, cwd=CHECKOUT)
     assert "examples ran and the runtime stopped" in ok(loud)  # the same run, its log on stderr
     err = loud.stderr.decode()
     assert "kvruntime.kv DEBUG: malformed request" in err  # the raw_wire example's bad request
@@ -56,7 +60,12 @@ def test_bench_runs_python_m_benchmarks_with_its_arguments(tmp_path: Path) -> No
     )
     result = script("bench", "--quick", "-n", "3", home=None, cwd=tmp_path)
     assert result.returncode == 7
-    assert result.stdout.decode() == "bench ['--quick', '-n', '3']\n"
+    # a quick run never writes over the committed full run in benchmarks/results
+    assert result.stdout.decode() == "bench ['--quick', '-n', '3', '--out', '.bench-quick']\n"
+    result = script("bench", "--quick", "--out", "x", home=None, cwd=tmp_path)
+    assert result.stdout.decode() == "bench ['--quick', '--out', 'x']\n"
+    result = script("bench", "-n", "3", home=None, cwd=tmp_path)
+    assert result.stdout.decode() == "bench ['-n', '3']\n"
 
 
 def test_the_list_of_commands_is_complete() -> None:

@@ -21,12 +21,13 @@ def test_set_needs_create_for_a_new_db_and_a_missing_home_is_an_error(home: Path
 
 def test_get_in_every_format_and_del(home: Path) -> None:
     fill(home, "notes", [(b"hello", b"world"), (b"\x00\xff", b"\x01\x02\xff"), (b"e", b"")])
-    assert ok(kvr("get", APP, "notes", "hello", home=home)) == "world\n"
+    assert ok(kvr("get", APP, "notes", "hello", "--text", home=home)) == "world\n"
+    assert ok(kvr("get", APP, "notes", "hello", home=home)) == "world"  # raw into a pipe
     assert ok(kvr("get", APP, "notes", "hello", "--hex", home=home)) == "776f726c64\n"
     doc = json.loads(ok(kvr("get", APP, "notes", "hello", "--json", home=home)))
     assert doc == {"key": {"utf8": "hello"}, "value": {"utf8": "world"}}
     # binary: hex where it does not decode; --raw gives the bytes exactly
-    assert ok(kvr("get", APP, "notes", "00ff", "--key-hex", home=home)) == "0x0102ff\n"
+    assert ok(kvr("get", APP, "notes", "00ff", "--key-hex", "--text", home=home)) == "0x0102ff\n"
     raw = kvr("get", APP, "notes", "00ff", "--key-hex", "--raw", home=home)
     assert raw.returncode == 0
     assert raw.stdout == b"\x01\x02\xff"
@@ -65,13 +66,13 @@ def test_scan_with_prefix_limit_and_formats(home: Path) -> None:
     fill(
         home, "notes", [(b"user:1", b"ada"), (b"user:2", b"bob"), (b"x", b"\xff"), (b"user:3", b"")]
     )
-    assert ok(kvr("scan", APP, "notes", home=home)).splitlines() == [
+    assert ok(kvr("scan", APP, "notes", "--text", home=home)).splitlines() == [
         "user:1\tada",
         "user:2\tbob",
         "user:3\t",
         "x\t0xff",
     ]
-    out = ok(kvr("scan", APP, "notes", "--prefix", "user:", "--limit", "2", home=home))
+    out = ok(kvr("scan", APP, "notes", "--prefix", "user:", "--limit", "2", "--text", home=home))
     assert out.splitlines() == ["user:1\tada", "user:2\tbob"]
     lines = ok(kvr("scan", APP, "notes", "--prefix", "78", "--key-hex", "--json", home=home))
     assert [json.loads(line) for line in lines.splitlines()] == [
@@ -84,7 +85,7 @@ def test_scan_with_prefix_limit_and_formats(home: Path) -> None:
 
 def test_odd_keys_and_limits(home: Path) -> None:
     fill(home, "notes", [(b"", b"empty key"), (b"a", b"1"), (b"b", b"2")])
-    assert ok(kvr("get", APP, "notes", "", home=home)) == "empty key\n"
+    assert ok(kvr("get", APP, "notes", "", home=home)) == "empty key"
     ok(kvr("del", APP, "notes", "", "--key-hex", home=home))
     fail(kvr("get", APP, "notes", "", home=home), 1, 'key "" not found')
     fail(kvr("get", APP, "notes", "0", "--key-hex", home=home), 2, "KEY is not hex: '0'")
@@ -92,7 +93,9 @@ def test_odd_keys_and_limits(home: Path) -> None:
     fail(kvr("set", APP, "notes", "\udcff", "v", home=home), 2, "KEY is not valid UTF-8")
     # a --limit past what the wire carries is just "all of them"
     for limit in ("99999999999999999999", str(2**64 - 1)):
-        assert ok(kvr("scan", APP, "notes", "--limit", limit, home=home)) == "a\t1\nb\t2\n"
+        assert (
+            ok(kvr("scan", APP, "notes", "--limit", limit, "--text", home=home)) == "a\t1\nb\t2\n"
+        )
     for limit in ("0", "-1", "many"):
         fail(
             kvr("scan", APP, "notes", "--limit", limit, home=home), 2, "Invalid value for '--limit'"

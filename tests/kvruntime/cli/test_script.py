@@ -32,6 +32,8 @@ def test_a_write_then_a_read(home: Path) -> None:
     raw = script("get", APP, "notes", "bin", "--raw", home=home)
     assert raw.returncode == 0, raw.stderr.decode()
     assert raw.stdout == b"\x00\xff"  # the bytes exactly, no newline
+    piped = script("get", APP, "notes", "bin", home=home)
+    assert piped.stdout == b"\x00\xff"  # into a pipe, raw without being asked (as redis-cli)
 
 
 def test_exit_codes_of_a_usage_mistake_a_kv_error_and_a_missing_home(home: Path) -> None:

@@ -21,7 +21,7 @@ def test_open_set_get_through_send(home: Path) -> None:
     assert ok(kvr("send", _req("Open"), home=home)) == '"Ok"\n'
     set_ = {"Set": {"key": {"utf8": "hello"}}}
     assert ok(kvr("send", _req(set_), "--blob", "world", home=home)) == '"Ok"\n'
-    out = ok(kvr("send", _req({"Get": "68656c6c6f"}), home=home))
+    out = ok(kvr("send", _req({"Get": "68656c6c6f"}), "--text", home=home))
     assert out == '{"Get": "68656c6c6f"}\nworld\n'
     raw = kvr("send", _req({"Get": {"utf8": "hello"}}), "--raw", home=home)
     assert raw.stdout == b'{"Get": "68656c6c6f"}\nworld'

@@ -1,0 +1,64 @@
+"""``python -m benchmarks.startup``: what a ``kvruntime get`` costs, as a fresh process.
+
+Issue 15's target: the median wall time of ``kvruntime get`` over 20 fresh
+processes is at most 6 x that of ``python -c pass`` (the interpreter alone).
+Beside it, the parts: the imports a ``get`` needs (``kvruntime.cli`` with the
+runtime and the client), and ``kvruntime --help`` (click and the CLI only).
+Prints one line per command and the verdict; exits 1 if the target is missed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["RUNS", "TARGET", "main", "median_seconds"]
+
+RUNS = 20
+TARGET = 6.0
+APP = "bench:startup.os"
+
+
+def median_seconds(argv: list[str], runs: int = RUNS) -> float:
+    """The median wall seconds of ``argv`` over ``runs`` fresh processes (after one warm-up)."""
+    subprocess.run(argv, capture_output=True, check=True)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    """Measure, print, and return 0 when the target is met."""
+    script = shutil.which("kvruntime", path=str(Path(sys.executable).parent)) or "kvruntime"
+    with tempfile.TemporaryDirectory() as scratch:
+        home = str(Path(scratch) / "home")
+        subprocess.run(
+            [script, "set", APP, "notes", "k", "v", "--create", "--home", home], check=True
+        )
+        rows = {
+            "python -c pass": median_seconds([sys.executable, "-c", "pass"]),
+            "kvruntime --help": median_seconds([script, "--help"]),
+            "imports of a get": median_seconds(
+                [sys.executable, "-c", "import kvruntime.cli, kvruntime.runtime, kvruntime.client"]
+            ),
+            "kvruntime get": median_seconds([script, "get", APP, "notes", "k", "--home", home]),
+        }
+    base = rows["python -c pass"]
+    for name, seconds in rows.items():
+        print(f"{name:20} {seconds * 1e3:8.1f} ms  {seconds / base:5.1f} x python -c pass")
+    ratio = rows["kvruntime get"] / base
+    verdict = "met" if ratio <= TARGET else "MISSED"
+    print(f"target: kvruntime get <= {TARGET:g} x python -c pass: {ratio:.1f} x, {verdict}")
+    return 0 if ratio <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
