@@ -36,6 +36,7 @@ from protocol.messages import (
     Exists,
     Get,
     GetResponse,
+    IoError,
     KeyNotFound,
     KeyTooLarge,
     KvAction,
@@ -43,6 +44,7 @@ from protocol.messages import (
     KvRequest,
     KvResponse,
     LevelDbError,
+    MalformedRequest,
     NoDb,
     OkResponse,
     Open,
@@ -110,7 +112,7 @@ def test_every_response_and_error_round_trips_in_every_form(
     expected = _expected_form(body, form, encode_response(response))
     decoded, decoded_form = decode_response_in_any_form(body)
     assert decoded_form is expected
-    if variant in (LevelDbError, forms.IoError):
+    if variant in (LevelDbError, IoError):
         # Free text is sent as valid UTF-8 (lone surrogates backslash-escaped).
         assert isinstance(decoded, ErrResponse)
         assert type(decoded.error) is variant
@@ -326,7 +328,7 @@ def test_the_mapping_keeps_the_error_s_kind_and_numbers() -> None:
 
 
 def test_an_undecodable_body_is_answered_without_mapping() -> None:
-    malformed = ErrResponse(error=forms.MalformedRequest())
+    malformed = ErrResponse(error=MalformedRequest())
     assert encode_answer(malformed, Form.JSON, None) == b'{"Err":"MalformedRequest"}'
     assert encode_answer(malformed, form_of(b"\xc1"), None) == encode_response(malformed)
 
