@@ -149,7 +149,14 @@ where
 {
     let value: P = serde_json::from_value(tree.clone()).ok()?;
     let mut problems = Vec::new();
-    check_form::<P, B>(Form::Bin, &value, tree, &bodies.bin, canonical, &mut problems);
+    check_form::<P, B>(
+        Form::Bin,
+        &value,
+        tree,
+        &bodies.bin,
+        canonical,
+        &mut problems,
+    );
     if let Some(array) = &bodies.array {
         check_form::<P, B>(Form::Array, &value, tree, array, canonical, &mut problems);
     }
