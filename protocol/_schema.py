@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import operator
 import typing
-from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeAlias, TypeVar, assert_never
+from collections.abc import Callable, Iterable, Mapping, Sized
+from typing import Any, Final, TypeAlias, TypeVar, assert_never, cast
 
 import msgpack
 
@@ -49,16 +49,20 @@ from ._shapes import (
     DecodeError,
     _bin,
     _bool,
+    _byte_array,
     _db_name,
     _int64,
     _kind,
     _optional_bin,
+    _optional_byte_array,
     _optional_uint,
+    _optional_uint64,
     _package_id,
     _str,
     _struct,
     _tagged,
     _uint,
+    _uint64,
 )
 from ._wire import UNIT, Array, Field, Newtype, Struct, Unit, declaration
 from .ids import PackageId, ProcessId
@@ -149,20 +153,20 @@ def _field_out(field: Field) -> Out:
             assert_never(field)
 
 
-def _encoder(cls: type) -> Out:
-    """The wire value of a ``cls`` object, per ``cls.WIRE``."""
+def _encoder(cls: type, field_out: Callable[[Field], Out] = _field_out) -> Out:
+    """The wire value of a ``cls`` object, per ``cls.WIRE``, each field by ``field_out``."""
     tag, shape = declaration(cls)
     match shape:
         case Unit():
             return lambda _: tag
         case Newtype(name=name, field=field):
             get = operator.attrgetter(name)
-            out = _field_out(field)
+            out = field_out(field)
             if out is _same:
                 return lambda value: {tag: get(value)}
             return lambda value: {tag: out(get(value))}
         case Struct(fields=fields):
-            parts = tuple((name, operator.attrgetter(name), _field_out(f)) for name, f in fields)
+            parts = tuple((name, operator.attrgetter(name), field_out(f)) for name, f in fields)
 
             def struct_wire(value: object) -> object:
                 wire = {}
@@ -172,7 +176,7 @@ def _encoder(cls: type) -> Out:
 
             return struct_wire
         case Array(fields=fields):
-            items = tuple((operator.attrgetter(name), _field_out(f)) for name, f in fields)
+            items = tuple((operator.attrgetter(name), field_out(f)) for name, f in fields)
             return lambda value: {tag: [out(get(value)) for get, out in items]}
         case _:
             assert_never(shape)
@@ -221,18 +225,23 @@ def _field_in(field: Field) -> In:
             assert_never(field)
 
 
-def _parser(cls: type[T]) -> Callable[[object], T]:
-    """The ``cls`` value that a tagged payload holds, per ``cls.WIRE``."""
+def _parser(
+    cls: type[T],
+    field_in: Callable[[Field], In] = _field_in,
+    sequences: tuple[type, ...] = (tuple,),
+) -> Callable[[object], T]:
+    """The ``cls`` value that a tagged payload holds, per ``cls.WIRE``: each field
+    checked by ``field_in``, an array payload one of ``sequences``."""
     tag, shape = declaration(cls)
     match shape:
         case Unit():
             raise TypeError(f"{cls.__name__} is a unit: it has no payload to parse")
         case Newtype(name=name, field=field):
-            check = _field_in(field)
+            check = field_in(field)
             return lambda payload: cls(**{name: check(payload, tag)})
         case Struct(fields=fields, check=rule):
             names = frozenset(name for name, _ in fields)
-            checks = tuple((name, _field_in(f), f"{tag}.{name}") for name, f in fields)
+            checks = tuple((name, field_in(f), f"{tag}.{name}") for name, f in fields)
 
             def parse_struct(payload: object) -> T:
                 wire = _struct(payload, tag, names)
@@ -246,15 +255,17 @@ def _parser(cls: type[T]) -> Callable[[object], T]:
             return parse_struct
         case Array(fields=fields):
             size = len(fields)
-            items = tuple((name, _field_in(f), f"{tag}.{name}") for name, f in fields)
+            items = tuple((name, field_in(f), f"{tag}.{name}") for name, f in fields)
 
             def parse_array(payload: object) -> T:
-                if type(payload) is not tuple or len(payload) != size:
+                if type(payload) not in sequences or len(seq := cast(Sized, payload)) != size:
                     raise DecodeError(
                         f"{tag}: expected an array of {size}, got {_kind(payload, sized=True)}"
                     )
                 values: dict[str, object] = {}
-                for (name, check, what), value in zip(items, payload, strict=True):
+                for (name, check, what), value in zip(
+                    items, cast(Iterable[object], seq), strict=True
+                ):
                     values[name] = check(value, what)
                 return cls(**values)
 
@@ -271,9 +282,17 @@ def _units(classes: tuple[type[T], ...]) -> Mapping[str, T]:
     return {tag: cls() for cls in classes for tag, shape in [declaration(cls)] if shape == UNIT}
 
 
-def _payloads(classes: tuple[type[T], ...]) -> Mapping[str, Callable[[object], T]]:
-    """The tag of each variant with a payload -> its parser."""
-    return {declaration(cls)[0]: _parser(cls) for cls in classes if declaration(cls)[1] != UNIT}
+def _payloads(
+    classes: tuple[type[T], ...],
+    field_in: Callable[[Field], In] = _field_in,
+    sequences: tuple[type, ...] = (tuple,),
+) -> Mapping[str, Callable[[object], T]]:
+    """The tag of each variant with a payload -> its parser (fields by ``field_in``)."""
+    return {
+        declaration(cls)[0]: _parser(cls, field_in, sequences)
+        for cls in classes
+        if declaration(cls)[1] != UNIT
+    }
 
 
 def _action_wire(action: KvAction) -> object:
@@ -294,8 +313,13 @@ def _error_wire(error: KvError) -> object:
 class _Encoders(dict[type, Out]):
     """Each variant of ``union`` -> its encoder; TypeError for any other type."""
 
-    def __init__(self, union: str, classes: tuple[type, ...]) -> None:
-        super().__init__((cls, _encoder(cls)) for cls in classes)
+    def __init__(
+        self,
+        union: str,
+        classes: tuple[type, ...],
+        field_out: Callable[[Field], Out] = _field_out,
+    ) -> None:
+        super().__init__((cls, _encoder(cls, field_out)) for cls in classes)
         self.union = union
 
     def __missing__(self, cls: type) -> Out:
@@ -312,6 +336,74 @@ _UNIT_RESPONSES: Final = _units(RESPONSES)
 _PAYLOAD_RESPONSES: Final = _payloads(RESPONSES)
 _UNIT_ERRORS: Final = _units(ERRORS)
 _PAYLOAD_ERRORS: Final = _payloads(ERRORS)
+
+
+# --- The byte-array forms (ARRAY and JSON, ``forms.py``) ---------------------------------
+#
+# The same declarations compiled a second time, with one difference: a byte
+# field (``Field.BIN``, ``Field.OPTIONAL_BIN``) is an array of ints 0..255,
+# as serde writes a plain ``Vec<u8>`` (rmp-serde: a msgpack array; serde_json:
+# a JSON array). A uint is also bounded above (JSON can write past u64). Every
+# other position is the canonical one. Array payloads are checked as tuples
+# (msgpack, ``use_list=False``) or lists (JSON).
+
+
+def _optional_list(value: bytes | None) -> list[int] | None:
+    return None if value is None else list(value)
+
+
+def _array_field_out(field: Field) -> Out:
+    match field:
+        case Field.BIN:
+            return list
+        case Field.OPTIONAL_BIN:
+            return _optional_list
+        case Field.ERROR:
+            return _array_error_wire
+        case _:
+            return _field_out(field)
+
+
+def _array_field_in(field: Field) -> In:
+    match field:
+        case Field.BIN:
+            return _byte_array
+        case Field.OPTIONAL_BIN:
+            return _optional_byte_array
+        case Field.UINT:
+            return _uint64
+        case Field.OPTIONAL_UINT:
+            return _optional_uint64
+        case Field.ERROR:
+            return lambda value, what: _tagged(
+                value, "KvError", _UNIT_ERRORS, _ARRAY_PAYLOAD_ERRORS
+            )
+        case _:
+            return _field_in(field)
+
+
+def _array_action_wire(action: KvAction) -> object:
+    """``action``'s wire value with byte fields as arrays of ints."""
+    return _ARRAY_ACTION_WIRE[type(action)](action)
+
+
+def _array_response_wire(response: KvResponse) -> object:
+    """``response``'s wire value with byte fields as arrays of ints."""
+    return _ARRAY_RESPONSE_WIRE[type(response)](response)
+
+
+def _array_error_wire(error: KvError) -> object:
+    """``error``'s wire value with byte fields as arrays of ints."""
+    return _ARRAY_ERROR_WIRE[type(error)](error)
+
+
+_SEQUENCES: Final = (tuple, list)
+_ARRAY_ACTION_WIRE: Final = _Encoders("KvAction", ACTIONS, _array_field_out)
+_ARRAY_RESPONSE_WIRE: Final = _Encoders("KvResponse", RESPONSES, _array_field_out)
+_ARRAY_ERROR_WIRE: Final = _Encoders("KvError", ERRORS, _array_field_out)
+_ARRAY_PAYLOAD_ACTIONS: Final = _payloads(ACTIONS, _array_field_in, _SEQUENCES)
+_ARRAY_PAYLOAD_RESPONSES: Final = _payloads(RESPONSES, _array_field_in, _SEQUENCES)
+_ARRAY_PAYLOAD_ERRORS: Final = _payloads(ERRORS, _array_field_in, _SEQUENCES)
 
 
 # --- Packing --------------------------------------------------------------------------------

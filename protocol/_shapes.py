@@ -187,3 +187,39 @@ def _tagged(
             raise DecodeError(f"{what} {tag} takes no payload")
         raise DecodeError(f"unknown {what} tag {_short(tag)}")
     raise DecodeError(f"{what}: expected a str or a one-entry map, got {_kind(value)}")
+
+
+# --- Byte strings as arrays of numbers (the ARRAY and JSON forms) ---------------------
+
+_U64_MAX: Final = 2**64 - 1
+
+
+def _byte_array(value: object, what: str) -> bytes:
+    """A byte string written as an array of ints 0..255 (serde's ``Vec<u8>``)."""
+    if type(value) is not tuple and type(value) is not list:
+        raise DecodeError(f"{what}: expected an array of bytes, got {_kind(value)}")
+    # ``bytes()`` takes any int 0..255, bools included (they are ints): the
+    # type check keeps bools (and floats, strs, nil) out.
+    if value and set(map(type, value)) != {int}:
+        odd = next(item for item in value if type(item) is not int)
+        raise DecodeError(f"{what}: a byte is an int in 0..255, got {_kind(odd)}")
+    try:
+        return bytes(value)
+    except ValueError as exc:
+        raise DecodeError(f"{what}: a byte is an int in 0..255, got one outside") from exc
+
+
+def _optional_byte_array(value: object, what: str) -> bytes | None:
+    return None if value is None else _byte_array(value, what)
+
+
+def _uint64(value: object, what: str) -> int:
+    """A uint that JSON may write past u64: checked against 2**64-1 too."""
+    number = _uint(value, what)
+    if number > _U64_MAX:
+        raise DecodeError(f"{what}: expected a u64, got an int over 2**64-1")
+    return number
+
+
+def _optional_uint64(value: object, what: str) -> int | None:
+    return None if value is None else _uint64(value, what)

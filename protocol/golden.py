@@ -1,9 +1,11 @@
 """Golden vectors: encoded bodies next to what they mean, for any implementation.
 
 ``golden_vectors.json`` (format in PROTOCOL.md, "Golden vectors") holds
-canonical bodies, accepted non-canonical bodies, malformed bodies and
-capability params. This module loads it and turns a *meaning* (the JSON
-rendering of a value) into the attrs value. That direction shares with
+canonical bodies (each also in the ARRAY and JSON forms, PROTOCOL.md's
+"Forms"), accepted non-canonical bodies, malformed bodies (msgpack and
+JSON), the answers Hyperware's types read, and capability params. This
+module loads it and turns a *meaning* (the JSON rendering of a value) into
+the attrs value. That direction shares with
 the codec only the classes' declared shapes (their ``WIRE``, which a
 meaning mirrors): its checks of each value are its own, and the bodies in
 the file are independent bytes, so the vectors check the codec (and the
@@ -45,10 +47,13 @@ __all__ = [
     "CapabilityVector",
     "GoldenFormatError",
     "GoldenVectors",
+    "HyperwareAnswer",
     "JsonValue",
     "MalformedBody",
     "MalformedCapability",
+    "MalformedJson",
     "capability_params_from_meaning",
+    "error_from_meaning",
     "load_golden_vectors",
     "request_from_meaning",
     "response_from_meaning",
@@ -81,6 +86,10 @@ class BodyVector:
     data: bytes
     #: For an ``Err`` response, the error's display text (``str()`` of the KvError).
     text: str | None = None
+    #: The same value in the JSON form (canonical vectors): serde_json's bytes, as text.
+    json: str | None = None
+    #: The same value in the ARRAY form (canonical vectors): msgpack, byte fields as arrays.
+    array: bytes | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -91,6 +100,30 @@ class MalformedBody:
     kind: BodyKind
     data: bytes
     why: str
+
+
+@attrs.frozen(kw_only=True)
+class MalformedJson:
+    """A JSON body every decoder must reject, and why."""
+
+    name: str
+    kind: BodyKind
+    text: str
+    why: str
+
+
+@attrs.frozen(kw_only=True)
+class HyperwareAnswer:
+    """The answer to one of Hyperware's actions failing with ``error``, in the
+    JSON (``json``) and ARRAY (``array``) forms: what Hyperware's KvError reads."""
+
+    name: str
+    #: The KvError's meaning (kvruntime's value, before the mapping).
+    error: JsonValue
+    json: str
+    array: bytes
+    #: Whether Hyperware's type lacks the error, so that it arrives as another.
+    mapped: bool
 
 
 @attrs.frozen(kw_only=True)
@@ -124,6 +157,8 @@ class GoldenVectors:
     #: decode(data) == meaning only (a non-canonical but valid encoding)
     accepted: tuple[BodyVector, ...]
     malformed: tuple[MalformedBody, ...]
+    malformed_json: tuple[MalformedJson, ...]
+    hyperware_answers: tuple[HyperwareAnswer, ...]
     capability_params: tuple[CapabilityVector, ...]
     malformed_capability_params: tuple[MalformedCapability, ...]
 
@@ -146,6 +181,22 @@ def load_golden_vectors() -> GoldenVectors:
                 why=_text(e, "why"),
             )
             for e in _entries(document, "malformed")
+        ),
+        malformed_json=tuple(
+            MalformedJson(
+                name=_text(e, "name"), kind=_kind(e), text=_text(e, "json"), why=_text(e, "why")
+            )
+            for e in _entries(document, "malformed_json")
+        ),
+        hyperware_answers=tuple(
+            HyperwareAnswer(
+                name=_text(e, "name"),
+                error=e.get("error"),
+                json=_text(e, "json"),
+                array=_hex(e.get("array_hex"), "array_hex"),
+                mapped=_bool(e.get("mapped"), "mapped"),
+            )
+            for e in _entries(document, "hyperware_answers")
         ),
         capability_params=tuple(
             CapabilityVector(
@@ -176,6 +227,11 @@ def request_from_meaning(meaning: JsonValue) -> KvRequest:
         db=_str(fields["db"], "db"),
         action=_variant(fields["action"], "KvAction", _UNIT_ACTIONS, _PAYLOAD_ACTIONS),
     )
+
+
+def error_from_meaning(meaning: JsonValue) -> KvError:
+    """``"KeyNotFound"``, ``{"NoTx": 7}``... as a KvError."""
+    return _variant(meaning, "KvError", _UNIT_ERRORS, _PAYLOAD_ERRORS)
 
 
 def response_from_meaning(meaning: JsonValue) -> KvResponse:
@@ -254,6 +310,8 @@ def _body_vector(entry: dict[str, JsonValue]) -> BodyVector:
         meaning=entry.get("meaning"),
         data=_hex(entry.get("hex"), "hex"),
         text=None if entry.get("text") is None else _text(entry, "text"),
+        json=None if entry.get("json") is None else _text(entry, "json"),
+        array=None if entry.get("array_hex") is None else _hex(entry["array_hex"], "array_hex"),
     )
 
 

@@ -14,6 +14,9 @@ are the same for every request to one db.
   and refuses is unchanged: msgpack is a prefix code, so a validated head
   followed by a valid action is a valid body, with that head's package and
   db, and followed by anything else is not.
+  ``decode_parts_in_any_form`` serves every form (``forms.py``): a JSON body
+  by the JSON decoder, any other by the fast path above, then, if that
+  refuses it, as the ARRAY form; with the form the answer must take.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from typing import Final
 
 from . import hot
 from ._schema import Encoder
-from .codec import DEFAULT_MAX_BODY_BYTES, decode_action, decode_request, encode_request
+from .codec import (
+    DEFAULT_MAX_BODY_BYTES,
+    DecodeError,
+    decode_action,
+    decode_request,
+    encode_request,
+)
+from .forms import Form, _as_array_form, decode_request_in, form_of
 from .ids import PackageId
 from .messages import Delete, Exists, Get, KvAction, KvRequest, Open, Set
 
@@ -137,6 +147,24 @@ class RequestDecoder:
         request = decode_request(body, max_size=self._max_size)
         self._learn(body, request)
         return request.package_id, request.db, request.action
+
+    def decode_parts_in_any_form(self, body: bytes) -> tuple[PackageId, str, KvAction, Form]:
+        """``decode_parts`` for a body in any form (``forms.py``), and that form.
+
+        A canonical body takes ``decode_parts``' fast path; a JSON body (by its
+        first byte) the JSON decoder; a msgpack body the canonical decoder
+        refuses is read in the ARRAY form. DecodeError for anything else: its
+        answer takes ``forms.form_of(body)``.
+        """
+        if form_of(body) is Form.JSON:
+            request = decode_request_in(body, Form.JSON, max_size=self._max_size)
+            return request.package_id, request.db, request.action, Form.JSON
+        try:
+            package_id, db, action = self.decode_parts(body)
+        except DecodeError as canonical:
+            request = _as_array_form(canonical, decode_request_in, body, self._max_size)
+            return request.package_id, request.db, request.action, Form.ARRAY
+        return package_id, db, action, Form.CANONICAL
 
     def _learn(self, body: bytes, request: KvRequest) -> None:
         head = request_head(request.package_id, request.db)

@@ -129,9 +129,12 @@ def test_golden_vectors_are_what_the_client_writes_and_reads(client: Path) -> No
     vectors = json.loads(GOLDEN.read_text())
     returncode, lines = check_golden(client, GOLDEN)
     assert [line for line in lines if not line["ok"]] == []
-    assert len(lines) == len(vectors["canonical"]) + len(vectors["accepted"])
+    assert len(lines) == (
+        len(vectors["canonical"]) + len(vectors["accepted"]) + len(vectors["hyperware_answers"])
+    )
     assert returncode == 0
-    held = {line["name"] for line in lines if line["hyperware"]}
+    bodies = [line for line in lines if line["list"] in ("canonical", "accepted")]
+    held = {line["name"] for line in bodies if line["hyperware"]}
     # process_lib's own types hold the Hyperware actions and answers, not kvruntime's additions.
     assert {
         "Open",
@@ -155,6 +158,27 @@ def test_golden_check_notices_a_wrong_vector(client: Path, tmp_path: Path) -> No
     path.write_text(json.dumps(vectors))
     returncode, lines = check_golden(client, path)
     assert [line["name"] for line in lines if not line["ok"]] == ["Get"]
+    assert returncode == 1
+
+
+def test_golden_check_notices_wrong_json_and_array_forms(client: Path, tmp_path: Path) -> None:
+    """serde_json and rmp-serde check the other forms: a space serde_json does not write, a
+    bin where rmp-serde writes an array, and an answer process_lib's KvError cannot read."""
+    vectors = json.loads(GOLDEN.read_text())
+    (get,) = [vector for vector in vectors["canonical"] if vector["name"] == "Get"]
+    get["json"] = get["json"].replace(",", ", ", 1)
+    (answer,) = [vector for vector in vectors["canonical"] if vector["name"] == "Get response"]
+    answer["array_hex"] = answer["hex"]
+    (mapped,) = [v for v in vectors["hyperware_answers"] if v["name"] == "Err KeyTooLarge"]
+    mapped["json"] = '{"Err":{"KeyTooLarge":{"size":70000,"max":65536}}}'
+    path = tmp_path / "golden_vectors.json"
+    path.write_text(json.dumps(vectors))
+    returncode, lines = check_golden(client, path)
+    failed = {line["name"]: line["problems"] for line in lines if not line["ok"]}
+    assert set(failed) == {"Get", "Get response", "Err KeyTooLarge"}
+    assert any(p.startswith("json: encodes to") for p in failed["Get"])
+    assert any("expected a sequence" in p for p in failed["Get response"])
+    assert any("unknown variant `KeyTooLarge`" in p for p in failed["Err KeyTooLarge"])
     assert returncode == 1
 
 

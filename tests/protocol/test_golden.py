@@ -17,13 +17,25 @@ from protocol.codec import (
     encode_request,
     encode_response,
 )
+from protocol.forms import (
+    Form,
+    decode_request_in_any_form,
+    decode_response_in_any_form,
+    encode_answer,
+    encode_request_in,
+    encode_response_in,
+    hyperware_error,
+)
 from protocol.golden import (
     BodyVector,
     CapabilityVector,
     GoldenFormatError,
+    HyperwareAnswer,
     MalformedBody,
     MalformedCapability,
+    MalformedJson,
     capability_params_from_meaning,
+    error_from_meaning,
     load_golden_vectors,
     request_from_meaning,
     response_from_meaning,
@@ -32,6 +44,7 @@ from protocol.golden import (
 from protocol.messages import (
     Delete,
     ErrResponse,
+    Get,
     KvAction,
     KvError,
     KvRequest,
@@ -75,6 +88,69 @@ def test_accepted_vector_decodes_to_its_meaning(vector: BodyVector) -> None:
 def test_malformed_vector_is_rejected(vector: MalformedBody) -> None:
     with pytest.raises(DecodeError):
         _decode(vector.kind, vector.data)
+
+
+@pytest.mark.parametrize("vector", VECTORS.malformed, ids=_name)
+def test_malformed_vector_is_rejected_in_every_form(vector: MalformedBody) -> None:
+    with pytest.raises(DecodeError):
+        _decode_any(vector.kind, vector.data)
+
+
+# --- The ARRAY and JSON forms (PROTOCOL.md, "Forms") ------------------------------------------
+
+
+def _decode_any(kind: str, data: bytes) -> tuple[KvRequest | KvResponse, Form]:
+    if kind == "request":
+        return decode_request_in_any_form(data)
+    return decode_response_in_any_form(data)
+
+
+def _encode_in(value: KvRequest | KvResponse, form: Form) -> bytes:
+    if isinstance(value, KvRequest):
+        return encode_request_in(value, form)
+    return encode_response_in(value, form)
+
+
+@pytest.mark.parametrize("vector", VECTORS.canonical, ids=_name)
+def test_json_form_of_a_vector_in_both_directions(vector: BodyVector) -> None:
+    assert vector.json is not None, "every canonical vector has its JSON form"
+    value = value_from_meaning(vector.kind, vector.meaning)
+    assert _decode_any(vector.kind, vector.json.encode()) == (value, Form.JSON)
+    assert _encode_in(value, Form.JSON).decode() == vector.json
+
+
+@pytest.mark.parametrize("vector", VECTORS.canonical, ids=_name)
+def test_array_form_of_a_vector_in_both_directions(vector: BodyVector) -> None:
+    assert vector.array is not None, "every canonical vector has its ARRAY form"
+    value = value_from_meaning(vector.kind, vector.meaning)
+    # Without a byte field the two msgpack forms are the same bytes, read as CANONICAL.
+    form = Form.CANONICAL if vector.array == vector.data else Form.ARRAY
+    assert _decode_any(vector.kind, vector.array) == (value, form)
+    assert _encode_in(value, Form.ARRAY).hex() == vector.array.hex()
+
+
+@pytest.mark.parametrize("vector", VECTORS.malformed_json, ids=_name)
+def test_malformed_json_vector_is_rejected(vector: MalformedJson) -> None:
+    with pytest.raises(DecodeError):
+        _decode_any(vector.kind, vector.text.encode())
+
+
+@pytest.mark.parametrize("vector", VECTORS.hyperware_answers, ids=_name)
+def test_hyperware_answer_vector(vector: HyperwareAnswer) -> None:
+    error = error_from_meaning(vector.error)
+    response = ErrResponse(error=error)
+    assert encode_answer(response, Form.JSON, Get(key=b"k")).decode() == vector.json
+    assert encode_answer(response, Form.ARRAY, Get(key=b"k")).hex() == vector.array.hex()
+    assert vector.mapped == (hyperware_error(error) != error)
+    if not vector.mapped:
+        assert vector.json == encode_response_in(response, Form.JSON).decode()
+
+
+def test_every_error_has_its_hyperware_answer() -> None:
+    errors = {type(error_from_meaning(v.error)) for v in VECTORS.hyperware_answers}
+    assert errors == set(typing.get_args(KvError))
+    assert any(v.mapped for v in VECTORS.hyperware_answers)
+    assert any(not v.mapped for v in VECTORS.hyperware_answers)
 
 
 @pytest.mark.parametrize("vector", VECTORS.canonical, ids=_name)
@@ -212,6 +288,8 @@ def test_names_are_unique() -> None:
         VECTORS.canonical,
         VECTORS.accepted,
         VECTORS.malformed,
+        VECTORS.malformed_json,
+        VECTORS.hyperware_answers,
         VECTORS.capability_params,
         VECTORS.malformed_capability_params,
     ):
@@ -222,6 +300,7 @@ def test_names_are_unique() -> None:
 def test_there_are_vectors_in_every_section() -> None:
     assert VECTORS.accepted
     assert len(VECTORS.malformed) >= 20
+    assert len(VECTORS.malformed_json) >= 20
     assert any(v.canonical for v in VECTORS.capability_params)
     assert any(not v.canonical for v in VECTORS.capability_params)
     assert VECTORS.malformed_capability_params

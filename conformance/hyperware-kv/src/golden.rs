@@ -9,8 +9,16 @@
 //! - decoding `hex` with rmp-serde into the `bin` types must give that value;
 //! - for a `canonical` vector, `rmp_serde::to_vec_named` of the value in the
 //!   `bin` types must give `hex` byte for byte;
-//! - when the value is one Hyperware's own types can hold, the same two
-//!   checks run on process_lib's declaration.
+//! - when the vector gives its JSON form (`json`) and its ARRAY form
+//!   (`array_hex`), the `plain` types must read each into that value, and
+//!   `serde_json::to_vec` / `rmp_serde::to_vec_named` of the value must write
+//!   each byte for byte;
+//! - when the value is one Hyperware's own types can hold, the same checks
+//!   run on process_lib's declaration.
+//!
+//! Every `hyperware_answers` vector (the answer to one of Hyperware's actions
+//! in the JSON and ARRAY forms) must be read by process_lib's own
+//! `KvResponse` and by kvruntime's, and written back byte for byte.
 //!
 //! One JSON line per vector on stdout; exit status 0 when every check held.
 
@@ -92,32 +100,119 @@ fn wire_tree(meaning: &Value) -> Result<Value, String> {
     }
 }
 
+/// A vector's body in each form it gives: the `hex` (`bin`), and for a
+/// canonical vector its `array_hex` and `json`.
+struct Bodies {
+    bin: Vec<u8>,
+    array: Option<Vec<u8>>,
+    json: Option<Vec<u8>>,
+}
+
+/// The checks of one body in one form on one declaration (`P` plain, `B` bin):
+/// it decodes to `tree`, and (when `canonical`) `tree` encodes to it.
+fn check_form<P, B>(
+    form: Form,
+    value: &P,
+    tree: &Value,
+    body: &[u8],
+    canonical: bool,
+    problems: &mut Vec<String>,
+) where
+    P: Serialize + DeserializeOwned,
+    B: Serialize + DeserializeOwned,
+{
+    let name = form.name();
+    match decode::<P, B>(form, body) {
+        Ok(decoded) => {
+            let decoded = serde_json::to_value(&decoded).unwrap_or(Value::Null);
+            if &decoded != tree {
+                problems.push(format!("{name}: decodes to {decoded}, meaning {tree}"));
+            }
+        }
+        Err(why) => problems.push(format!("{name}: {why}")),
+    }
+    if canonical {
+        match encode::<P, B>(form, value) {
+            Ok(encoded) if encoded == body => {}
+            Ok(encoded) => problems.push(format!("{name}: encodes to {}", hex(&encoded))),
+            Err(why) => problems.push(format!("{name}: {why}")),
+        }
+    }
+}
+
 /// The checks of one vector on one declaration (`P` plain, `B` bin); None
 /// when the declaration cannot hold the value.
-fn check<P, B>(tree: &Value, body: &[u8], canonical: bool) -> Option<Vec<String>>
+fn check<P, B>(tree: &Value, bodies: &Bodies, canonical: bool) -> Option<Vec<String>>
 where
     P: Serialize + DeserializeOwned,
     B: Serialize + DeserializeOwned,
 {
     let value: P = serde_json::from_value(tree.clone()).ok()?;
     let mut problems = Vec::new();
-    match decode::<P, B>(Form::Bin, body) {
-        Ok(decoded) => {
-            let decoded = serde_json::to_value(&decoded).unwrap_or(Value::Null);
-            if &decoded != tree {
-                problems.push(format!("decodes to {decoded}, meaning {tree}"));
-            }
-        }
-        Err(why) => problems.push(why),
+    check_form::<P, B>(
+        Form::Bin,
+        &value,
+        tree,
+        &bodies.bin,
+        canonical,
+        &mut problems,
+    );
+    if let Some(array) = &bodies.array {
+        check_form::<P, B>(Form::Array, &value, tree, array, canonical, &mut problems);
     }
-    if canonical {
-        match encode::<P, B>(Form::Bin, &value) {
-            Ok(encoded) if encoded == body => {}
-            Ok(encoded) => problems.push(format!("encodes to {}", hex(&encoded))),
-            Err(why) => problems.push(why),
-        }
+    if let Some(json) = &bodies.json {
+        check_form::<P, B>(Form::Json, &value, tree, json, canonical, &mut problems);
     }
     Some(problems)
+}
+
+/// `body`, in `form`, read by the `plain` types `P` and written back byte for byte.
+fn reads_back<P, B>(form: Form, body: &[u8]) -> Result<(), String>
+where
+    P: Serialize + DeserializeOwned,
+    B: Serialize + DeserializeOwned,
+{
+    let value: P = decode::<P, B>(form, body)?;
+    let again = encode::<P, B>(form, &value)?;
+    if again == body {
+        Ok(())
+    } else {
+        Err(format!("{}: writes back as {}", form.name(), hex(&again)))
+    }
+}
+
+/// Check one `hyperware_answers` vector: its problems.
+fn check_answer(vector: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let json = vector["json"].as_str().unwrap_or("").as_bytes().to_vec();
+    let array = match unhex(vector["array_hex"].as_str().unwrap_or("")) {
+        Ok(Value::Array(bytes)) => bytes
+            .iter()
+            .map(|b| b.as_u64().unwrap_or(0) as u8)
+            .collect::<Vec<u8>>(),
+        _ => Vec::new(),
+    };
+    for (form, body) in [(Form::Json, &json), (Form::Array, &array)] {
+        if let Err(why) = reads_back::<hw::plain::KvResponse, hw::bin::KvResponse>(form, body) {
+            problems.push(format!("hyperware: {why}"));
+        }
+        if let Err(why) = reads_back::<ext::plain::KvResponse, ext::bin::KvResponse>(form, body) {
+            problems.push(format!("kvruntime: {why}"));
+        }
+    }
+    problems
+}
+
+fn bytes_of(text: Option<&str>) -> Option<Vec<u8>> {
+    match unhex(text?) {
+        Ok(Value::Array(bytes)) => Some(
+            bytes
+                .iter()
+                .map(|b| b.as_u64().unwrap_or(0) as u8)
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -136,12 +231,10 @@ pub fn run(path: &str) -> Result<bool, String> {
         for vector in vectors {
             let name = vector["name"].as_str().unwrap_or("?");
             let kind = vector["kind"].as_str().unwrap_or("?");
-            let body = match unhex(vector["hex"].as_str().unwrap_or("")) {
-                Ok(Value::Array(bytes)) => bytes
-                    .iter()
-                    .map(|b| b.as_u64().unwrap_or(0) as u8)
-                    .collect::<Vec<u8>>(),
-                _ => Vec::new(),
+            let body = Bodies {
+                bin: bytes_of(vector["hex"].as_str()).unwrap_or_default(),
+                array: bytes_of(vector["array_hex"].as_str()),
+                json: vector["json"].as_str().map(|text| text.as_bytes().to_vec()),
             };
             let canonical = list == "canonical";
             let outcome = wire_tree(&vector["meaning"]).map(|tree| {
@@ -188,6 +281,21 @@ pub fn run(path: &str) -> Result<bool, String> {
                 })
             );
         }
+    }
+    let answers = file["hyperware_answers"]
+        .as_array()
+        .ok_or_else(|| format!("{path}: no hyperware_answers list"))?;
+    for vector in answers {
+        let problems = check_answer(vector);
+        all_ok &= problems.is_empty();
+        println!(
+            "{}",
+            json!({
+                "list": "hyperware_answers", "name": vector["name"].as_str().unwrap_or("?"),
+                "kind": "response", "ok": problems.is_empty(), "hyperware": true,
+                "problems": problems,
+            })
+        );
     }
     Ok(all_ok)
 }
