@@ -1,38 +1,48 @@
-"""The kv actions beyond Hyperware's, dispatched to the modules that serve them.
+"""The action table: each KvAction type -> its rule and its handler.
 
-- ``kv_reads``: Scan, TxGet/TxExists, GetMany/TxGetMany;
-- ``kv_writes``: SetMany/DeleteMany, WriteBatch/CommitBatch (the pipelined
-  transaction's writes), Increment, CompareAndSwap, DeleteRange;
-- ``kv_access``: Revoke, Capabilities;
-- ``kv_checks``: the size checks they share.
+The loop serves a request as decode -> rule -> checks -> handler -> outbox:
+it looks the action's type up here, checks what the rule asks (a blob;
+for a data action, the db's existence and the read or write capability,
+PROTOCOL.md steps 4-5), then calls the handler, which runs the rest of the
+checks (sizes, 6; the blob of a batch, 6b; the transaction, 7) and queues
+its answer, or returns the error or the long work (``context.Outcome``).
 
-``KvProcess`` has already run checks 1 to 5 of PROTOCOL.md (decode, remote,
-existence, capability) when it hands a request here; the handlers run the
-rest in order: sizes (6), then the blob of a batch (6b: ``TransactionTooLarge``
-for an oversized blob, then ``MalformedRequest`` for a malformed one), then
-the transaction lookup (7). Each handler answers through ``KvProcess``'s
-seam (answer, fail, flush_pending, queue_writes, transaction).
+- ``OfTheDb`` rules (Open, RemoveDb, Revoke, Capabilities, in ``access``):
+  checks of their own, before any capability check, no store.
+- ``OnData`` rules: the db's store once the sender may ``write`` (or read) it.
+
+``TABLE`` covers every KvAction (a test checks it against
+``typing.get_args(KvAction)``).
 """
 
 from __future__ import annotations
 
-import typing
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable
+from typing import Final, Generic, TypeVar, cast
 
 import attrs
 
 from protocol.ids import ProcessId
 from protocol.messages import (
+    BeginTx,
+    Capabilities,
+    Commit,
     CommitBatch,
     CompareAndSwap,
+    Delete,
     DeleteMany,
     DeleteRange,
+    Exists,
+    Get,
     GetMany,
     Increment,
-    OkResponse,
+    KvAction,
+    Open,
+    RemoveDb,
+    Revoke,
     Rollback,
     Scan,
+    Set,
     SetMany,
     TxExists,
     TxGet,
@@ -42,83 +52,95 @@ from protocol.messages import (
 
 from ..kernel.message import Request
 from ..storage.store import Store
-from . import access as kv_access
-from . import reads as kv_reads
-from . import writes as kv_writes
+from . import access, reads, tx_actions, writes
+from .context import Context, Outcome
 from .transactions import DbKey
 
-if TYPE_CHECKING:
-    from .loop import KvProcess
+__all__ = ["TABLE", "OfTheDb", "OnData", "Rule"]
 
-__all__ = ["EXTENDED_ACTIONS", "ExtAction", "ExtendedActions"]
+A = TypeVar("A", bound=KvAction)
 
-#: A request's action that these handlers serve after the capability check.
-ExtAction = (
-    Scan
-    | TxGet
-    | TxExists
-    | GetMany
-    | TxGetMany
-    | SetMany
-    | DeleteMany
-    | Increment
-    | CompareAndSwap
-    | Rollback
-    | DeleteRange
-    | WriteBatch
-    | CommitBatch
+
+@attrs.frozen(kw_only=True)
+class OfTheDb(Generic[A]):
+    """An action on the db itself: served without a store, checks of its own."""
+
+    needs_blob: bool = False
+    serve: Callable[[Context, Request, ProcessId, DbKey, A], Outcome]
+
+
+@attrs.frozen(kw_only=True)
+class OnData(Generic[A]):
+    """An action on the db's data: served on its store once the sender holds the
+    write capability (``write``) or the read one."""
+
+    write: bool
+    needs_blob: bool = False
+    serve: Callable[[Context, Request, ProcessId, DbKey, Store, A], Outcome]
+
+
+#: A rule, as the loop reads it (the table ties each one to its action's type).
+Rule = OfTheDb[KvAction] | OnData[KvAction]
+
+
+# Each helper ties a handler to the type of the action it takes (mypy checks
+# that at each call); the loop calls it with the action whose type it looked
+# up, so the cast to the table's common type loses nothing.
+
+
+def _db(
+    kind: type[A], serve: Callable[[Context, Request, ProcessId, DbKey, A], Outcome]
+) -> tuple[type[KvAction], Rule]:
+    return cast("type[KvAction]", kind), cast("Rule", OfTheDb(serve=serve))
+
+
+def _read(
+    kind: type[A],
+    serve: Callable[[Context, Request, ProcessId, DbKey, Store, A], Outcome],
+    *,
+    blob: bool = False,
+) -> tuple[type[KvAction], Rule]:
+    return cast("type[KvAction]", kind), cast(
+        "Rule", OnData(write=False, needs_blob=blob, serve=serve)
+    )
+
+
+def _write(
+    kind: type[A],
+    serve: Callable[[Context, Request, ProcessId, DbKey, Store, A], Outcome],
+    *,
+    blob: bool = False,
+) -> tuple[type[KvAction], Rule]:
+    return cast("type[KvAction]", kind), cast(
+        "Rule", OnData(write=True, needs_blob=blob, serve=serve)
+    )
+
+
+#: Every KvAction type -> its rule and handler.
+TABLE: Final[dict[type[KvAction], Rule]] = dict(
+    (
+        _db(Open, access.open_db),
+        _db(RemoveDb, access.remove_db),
+        _db(Revoke, access.revoke),
+        _db(Capabilities, access.capabilities),
+        _read(Get, reads.get),
+        _read(Exists, reads.exists),
+        _read(Scan, reads.scan),
+        _read(TxGet, reads.tx_get),
+        _read(TxExists, reads.tx_exists),
+        _read(GetMany, reads.get_many, blob=True),
+        _read(TxGetMany, reads.tx_get_many, blob=True),
+        _write(Set, writes.set_, blob=True),
+        _write(Delete, writes.delete),
+        _write(SetMany, writes.set_many, blob=True),
+        _write(DeleteMany, writes.delete_many, blob=True),
+        _write(WriteBatch, writes.write_batch, blob=True),
+        _write(CommitBatch, writes.commit_batch, blob=True),
+        _write(Increment, writes.increment),
+        _write(CompareAndSwap, writes.compare_and_swap, blob=True),
+        _write(DeleteRange, writes.delete_range),
+        _write(BeginTx, tx_actions.begin_tx),
+        _write(Commit, tx_actions.commit),
+        _write(Rollback, tx_actions.rollback),
+    )
 )
-#: The types of ``ExtAction``, for a dispatch by ``type(action)``.
-EXTENDED_ACTIONS: Final[frozenset[type[ExtAction]]] = frozenset(typing.get_args(ExtAction))
-
-
-@attrs.define(eq=False)
-class ExtendedActions:
-    """Serves the extended actions for ``kv`` (whose answer/fail/flush it uses)."""
-
-    kv: KvProcess
-
-    def serve(
-        self, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: ExtAction
-    ) -> Awaitable[None] | None:
-        """Serve ``action`` (checks 1-5 passed) and queue its answer; or return the
-        coroutine that will, for the long work that waits for a thread (DeleteRange,
-        a large batch write)."""
-        kv = self.kv
-        match action:
-            case Scan():
-                kv_reads.scan(kv, msg, sender, db, store, action)
-            case TxGet(key=key, tx_id=tx_id) | TxExists(key=key, tx_id=tx_id):
-                kv_reads.tx_read(kv, msg, sender, db, store, key, tx_id, isinstance(action, TxGet))
-            case GetMany(count=count):
-                kv_reads.get_many(kv, msg, sender, db, store, count, None)
-            case TxGetMany(count=count, tx_id=tx_id):
-                kv_reads.get_many(kv, msg, sender, db, store, count, tx_id)
-            case SetMany(count=count) | DeleteMany(count=count):
-                return kv_writes.write_many(kv, msg, db, store, count, isinstance(action, SetMany))
-            case Increment(key=key, delta=delta):
-                kv_writes.increment(kv, msg, db, store, key, delta)
-            case CompareAndSwap(key=key):
-                kv_writes.compare_and_swap(kv, msg, db, store, key)
-            case Rollback(tx_id=tx_id):
-                tx = kv.transaction(msg, sender, tx_id, db)
-                if tx is not None:
-                    kv.txs.finish(tx)
-                    kv.answer(msg, OkResponse())
-            case DeleteRange(prefix=prefix, start=start, end=end):
-                return kv_writes.delete_range(kv, msg, db, store, prefix, start, end)
-            case WriteBatch(tx_id=tx_id, count=count):
-                return kv_writes.write_batch(kv, msg, sender, db, store, tx_id, count)
-            case CommitBatch(tx_id=tx_id, count=count):
-                kv_writes.commit_batch(kv, msg, sender, db, store, tx_id, count)
-            case _:
-                raise AssertionError(f"not an extended action: {action!r}")
-        return None
-
-    def revoke(self, msg: Request, sender: ProcessId, db: DbKey, target: ProcessId) -> None:
-        """Revoke ``target``'s capabilities on ``db`` (see ``kv_access.revoke``)."""
-        kv_access.revoke(self.kv, msg, sender, db, target)
-
-    def capabilities(self, msg: Request, sender: ProcessId, db: DbKey) -> None:
-        """Answer which capabilities ``sender`` holds on ``db`` (see ``kv_access``)."""
-        kv_access.capabilities(self.kv, msg, sender, db)

@@ -1,21 +1,24 @@
-"""The size checks the extended actions share (PROTOCOL.md steps 6 and 6b).
+"""The size checks the handlers share (PROTOCOL.md steps 6 and 6b).
 
-Each check answers ``msg`` with its error and returns True (or None, for
-``batch_blob``) when the request fails it, so a handler returns at once.
+Each check returns what is wrong (a ``KvError``) or None; it answers
+nothing. A handler returns the error, and the loop answers it (one place).
 """
 
 from __future__ import annotations
 
 import operator
 from itertools import chain
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
-from protocol.messages import BatchTooLarge, KeyTooLarge, TransactionTooLarge, ValueTooLarge
+from protocol.messages import (
+    BatchTooLarge,
+    KeyTooLarge,
+    KvError,
+    TransactionTooLarge,
+    ValueTooLarge,
+)
 
-from ..kernel.message import Request
-
-if TYPE_CHECKING:
-    from .loop import KvProcess
+from .config import KvConfig
 
 __all__ = [
     "batch_blob",
@@ -33,53 +36,47 @@ first = operator.itemgetter(0)
 second = operator.itemgetter(1)
 
 
-def key_too_large(kv: KvProcess, msg: Request, *keys: bytes | None) -> bool:
-    """Answer KeyTooLarge for the first key past the limit, and say so."""
-    limit = kv.config.max_key_bytes
+def key_too_large(config: KvConfig, *keys: bytes | None) -> KeyTooLarge | None:
+    """KeyTooLarge for the first key past the limit, else None."""
+    limit = config.max_key_bytes
     for key in keys:
         if key is not None and len(key) > limit:
-            kv.fail(msg, KeyTooLarge(size=len(key), max=limit))
-            return True
-    return False
+            return KeyTooLarge(size=len(key), max=limit)
+    return None
 
 
-def ops_too_large(kv: KvProcess, msg: Request, ops: list[tuple[bytes, bytes | None]]) -> bool:
-    """Answer KeyTooLarge for the first key past the limit, else ValueTooLarge for
-    the first value past it, and say so. None values (deletes) are fine."""
-    cfg = kv.config
+def value_too_large(config: KvConfig, value: bytes | None) -> ValueTooLarge | None:
+    """ValueTooLarge if ``value`` is past the limit, else None."""
+    limit = config.max_value_bytes
+    if value is not None and len(value) > limit:
+        return ValueTooLarge(size=len(value), max=limit)
+    return None
+
+
+def ops_too_large(config: KvConfig, ops: list[tuple[bytes, bytes | None]]) -> KvError | None:
+    """KeyTooLarge for the first key past the limit, else ValueTooLarge for the
+    first value past it, else None. None values (deletes) are fine."""
     try:  # batches hold thousands of ops: one C-level pass over all keys and values
         longest = max(map(len, chain.from_iterable(cast(_Puts, ops))), default=0)
     except TypeError:  # len(None) of a delete: keys and values apart, below
         pass
     else:
-        if longest <= min(cfg.max_key_bytes, cfg.max_value_bytes):
-            return False
-    if ops and max(map(len, map(first, ops))) > cfg.max_key_bytes:
-        return key_too_large(kv, msg, *map(first, ops))
+        if longest <= min(config.max_key_bytes, config.max_value_bytes):
+            return None
+    if ops and max(map(len, map(first, ops))) > config.max_key_bytes:
+        return key_too_large(config, *map(first, ops))
     # filter(None, ...) drops deletes (and empty values, which fit anyway).
-    values = list(filter(None, map(second, ops)))
-    if values and max(map(len, values)) > cfg.max_value_bytes:
-        return any(value_too_large(kv, msg, value) for value in values)
-    return False
+    for value in filter(None, map(second, ops)):
+        if error := value_too_large(config, value):
+            return error
+    return None
 
 
-def value_too_large(kv: KvProcess, msg: Request, value: bytes | None) -> bool:
-    """Answer ValueTooLarge if ``value`` is past the limit, and say so."""
-    limit = kv.config.max_value_bytes
-    if value is not None and len(value) > limit:
-        kv.fail(msg, ValueTooLarge(size=len(value), max=limit))
-        return True
-    return False
-
-
-def batch_blob(kv: KvProcess, msg: Request, count: int) -> bytes | None:
-    """The blob of a batch once its count and size pass (6, 6b), else answer and None."""
-    cfg = kv.config
-    if count > cfg.max_batch_items:
-        kv.fail(msg, BatchTooLarge(count=count, max=cfg.max_batch_items))
-        return None
-    blob = msg.blob or b""
-    if len(blob) > cfg.max_transaction_bytes:
-        kv.fail(msg, TransactionTooLarge(size=len(blob), max=cfg.max_transaction_bytes))
-        return None
+def batch_blob(config: KvConfig, blob: bytes | None, count: int) -> bytes | KvError:
+    """The blob of a batch once its count and size pass (6, 6b), else the error."""
+    if count > config.max_batch_items:
+        return BatchTooLarge(count=count, max=config.max_batch_items)
+    blob = blob or b""
+    if len(blob) > config.max_transaction_bytes:
+        return TransactionTooLarge(size=len(blob), max=config.max_transaction_bytes)
     return blob

@@ -1,4 +1,4 @@
-"""The kv process's extended reads: Scan, TxGet/TxExists, GetMany/TxGetMany.
+"""The kv process's reads: Get, Exists, Scan, TxGet/TxExists, GetMany/TxGetMany.
 
 Also the key-range helpers (``prefix_end``, ``bounds``) that DeleteRange shares.
 
@@ -19,31 +19,50 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from itertools import chain
-from typing import TYPE_CHECKING, cast
+from typing import Final, cast
 
 from protocol.blobs import ScanPageWriter, decode_keys, encode_optional_values
 from protocol.codec import DecodeError
 from protocol.ids import ProcessId
 from protocol.messages import (
     AnswerTooLarge,
+    Exists,
     ExistsResponse,
+    Get,
+    GetMany,
     GetManyResponse,
     GetResponse,
     KeyNotFound,
+    KeyTooLarge,
     MalformedRequest,
+    NoTx,
     Scan,
     ScanResponse,
+    TxExists,
+    TxGet,
+    TxGetMany,
 )
 
 from ..kernel.message import Request
 from ..storage.store import Store, StoreError
 from .checks import batch_blob, key_too_large
+from .context import Context, Outcome
 from .transactions import DbKey, Transaction
 
-if TYPE_CHECKING:
-    from .loop import KvProcess
+__all__ = [
+    "bounds",
+    "exists",
+    "get",
+    "get_many",
+    "prefix_end",
+    "scan",
+    "tx_exists",
+    "tx_get",
+    "tx_get_many",
+]
 
-__all__ = ["bounds", "get_many", "prefix_end", "scan", "tx_read"]
+_KEY_NOT_FOUND: Final = KeyNotFound()
+_MALFORMED: Final = MalformedRequest()
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
@@ -63,18 +82,61 @@ def bounds(
     return start, end
 
 
+# --- single keys, outside a transaction (the hot path) ----------------------------
+
+
+def get(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Get
+) -> Outcome:
+    """Get: the value of the key, or KeyNotFound."""
+    key = action.key
+    limit = ctx.config.max_key_bytes
+    if len(key) > limit:
+        return KeyTooLarge(size=len(key), max=limit)
+    ctx.flush_pending(store)
+    try:
+        value = store.get(key)
+    except StoreError as exc:
+        return exc.error
+    if value is None:
+        return _KEY_NOT_FOUND
+    ctx.answer(msg, GetResponse._parsed(key), value)
+    return None
+
+
+def exists(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Exists
+) -> Outcome:
+    """Exists: whether the key is present."""
+    key = action.key
+    limit = ctx.config.max_key_bytes
+    if len(key) > limit:
+        return KeyTooLarge(size=len(key), max=limit)
+    ctx.flush_pending(store)
+    try:
+        value = store.get(key)
+    except StoreError as exc:
+        return exc.error
+    ctx.answer(msg, ExistsResponse(exists=value is not None))
+    return None
+
+
+# --- scans -------------------------------------------------------------------------
+
+
 def scan(
-    kv: KvProcess, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Scan
-) -> None:
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Scan
+) -> Outcome:
     """Scan: one bounded page of the range, from one snapshot (invariant 2)."""
-    cfg = kv.config
-    if key_too_large(kv, msg, action.prefix, action.start, action.end, action.cursor):
-        return
+    cfg = ctx.config
+    if error := key_too_large(cfg, action.prefix, action.start, action.end, action.cursor):
+        return error
     tx: Transaction | None = None
     if action.tx_id is not None:
-        tx = kv.transaction(msg, sender, action.tx_id, db)
-        if tx is None:
-            return
+        found = ctx.transaction(sender, action.tx_id, db)
+        if isinstance(found, NoTx):
+            return found
+        tx = found
     lo, hi = bounds(action.prefix, action.start, action.end)
     if action.cursor is not None:  # strictly after (before, in reverse) the cursor
         if action.reverse:
@@ -87,24 +149,26 @@ def scan(
     last: bytes | None = None
     more = False
     if lo is None or hi is None or lo < hi:
-        kv.flush_pending(store)
+        ctx.flush_pending(store)
         try:
-            last, more = _fill(kv, page, store, tx, lo, hi, action, limit)
+            last, more = _fill(cfg.max_scan_bytes, page, store, tx, lo, hi, action, limit)
         except StoreError as exc:
-            return kv.fail(msg, exc.error)
+            return exc.error
     cursor = last if more else None
     if tx is not None:  # what the page covered, for the conflict check
+        version = ctx.txs.version(db)
         if cursor is None:
-            tx.reads.note_range(lo, hi, kv.txs.version(db))
+            tx.reads.note_range(lo, hi, version)
         elif action.reverse:
-            tx.reads.note_range(cursor, hi, kv.txs.version(db))
+            tx.reads.note_range(cursor, hi, version)
         else:
-            tx.reads.note_range(lo, cursor + b"\x00", kv.txs.version(db))
-    kv.answer(msg, ScanResponse(count=page.count, cursor=cursor), page.blob())
+            tx.reads.note_range(lo, cursor + b"\x00", version)
+    ctx.answer(msg, ScanResponse(count=page.count, cursor=cursor), page.blob())
+    return None
 
 
 def _fill(
-    kv: KvProcess,
+    max_bytes: int,
     page: ScanPageWriter,
     store: Store,
     tx: Transaction | None,
@@ -114,7 +178,6 @@ def _fill(
     limit: int,
 ) -> tuple[bytes | None, bool]:
     """Fill ``page`` from one snapshot; (its last key, whether entries remain after it)."""
-    max_bytes = kv.config.max_scan_bytes
     reverse, keys_only = action.reverse, action.keys_only
     if tx is None or not tx.writes:  # the common case: packed in C-speed chunks
         _, last, more = store.read_page(
@@ -191,64 +254,98 @@ def _merged(
         mine = next(pending, None)
 
 
-def tx_read(
-    kv: KvProcess,
+# --- reads inside a transaction, and batches of keys -----------------------------
+
+
+def tx_get(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: TxGet
+) -> Outcome:
+    """TxGet: its own write first, else committed data (noted)."""
+    return _tx_read(ctx, msg, sender, db, store, action.key, action.tx_id, get=True)
+
+
+def tx_exists(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: TxExists
+) -> Outcome:
+    """TxExists: as TxGet, answering whether the key is present."""
+    return _tx_read(ctx, msg, sender, db, store, action.key, action.tx_id, get=False)
+
+
+def _tx_read(
+    ctx: Context,
     msg: Request,
     sender: ProcessId,
     db: DbKey,
     store: Store,
     key: bytes,
     tx_id: int,
+    *,
     get: bool,
-) -> None:
-    """TxGet (``get``) or TxExists: its own write first, else committed data (noted)."""
-    if key_too_large(kv, msg, key):
-        return
-    tx = kv.transaction(msg, sender, tx_id, db)
-    if tx is None:
-        return
+) -> Outcome:
+    if error := key_too_large(ctx.config, key):
+        return error
+    tx = ctx.transaction(sender, tx_id, db)
+    if isinstance(tx, NoTx):
+        return tx
     if key in tx.writes:  # its own write: no read of committed data
         value = tx.writes[key]
     else:
-        kv.flush_pending(store)
+        ctx.flush_pending(store)
         try:
             value = store.get(key)
         except StoreError as exc:
-            return kv.fail(msg, exc.error)
-        tx.reads.note_key(key, kv.txs.version(db))
+            return exc.error
+        tx.reads.note_key(key, ctx.txs.version(db))
     if not get:
-        return kv.answer(msg, ExistsResponse(exists=value is not None))
-    if value is None:
-        return kv.fail(msg, KeyNotFound())
-    return kv.answer(msg, GetResponse(key=key), value)
+        ctx.answer(msg, ExistsResponse(exists=value is not None))
+    elif value is None:
+        return _KEY_NOT_FOUND
+    else:
+        ctx.answer(msg, GetResponse(key=key), value)
+    return None
 
 
 def get_many(
-    kv: KvProcess,
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: GetMany
+) -> Outcome:
+    """GetMany: each key read as Get would read it, in one answer."""
+    return _get_many(ctx, msg, sender, db, store, action.count, None)
+
+
+def tx_get_many(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: TxGetMany
+) -> Outcome:
+    """TxGetMany: each key read as TxGet would read it, in one answer."""
+    return _get_many(ctx, msg, sender, db, store, action.count, action.tx_id)
+
+
+def _get_many(
+    ctx: Context,
     msg: Request,
     sender: ProcessId,
     db: DbKey,
     store: Store,
     count: int,
     tx_id: int | None,
-) -> None:
-    """GetMany, or TxGetMany (``tx_id``): each key read as TxGet would read it."""
-    blob = batch_blob(kv, msg, count)
-    if blob is None:
-        return
+) -> Outcome:
+    cfg = ctx.config
+    blob = batch_blob(cfg, msg.blob, count)
+    if not isinstance(blob, bytes):
+        return blob
     try:
         keys = decode_keys(blob, count)
     except DecodeError:
-        return kv.fail(msg, MalformedRequest())
-    if key_too_large(kv, msg, *keys):
-        return
+        return _MALFORMED
+    if error := key_too_large(cfg, *keys):
+        return error
     tx: Transaction | None = None
     if tx_id is not None:
-        tx = kv.transaction(msg, sender, tx_id, db)
-        if tx is None:
-            return
-    kv.flush_pending(store)
-    limit = kv.config.max_answer_bytes
+        found = ctx.transaction(sender, tx_id, db)
+        if isinstance(found, NoTx):
+            return found
+        tx = found
+    ctx.flush_pending(store)
+    limit = cfg.max_answer_bytes
     staged = tx.writes if tx is not None else None
     read: dict[bytes, bytes | None] = {}  # a key named twice is read once
     values: list[bytes | None] = []
@@ -262,12 +359,13 @@ def get_many(
             else:
                 value = read[key] = store.get(key)
                 if tx is not None:
-                    tx.reads.note_key(key, kv.txs.version(db))
+                    tx.reads.note_key(key, ctx.txs.version(db))
             if value is not None:
                 size += len(value)
                 if size > limit:  # stop at once: the answer is refused (invariant 4)
-                    return kv.fail(msg, AnswerTooLarge(size=size, max=limit))
+                    return AnswerTooLarge(size=size, max=limit)
             values.append(value)
     except StoreError as exc:
-        return kv.fail(msg, exc.error)
-    kv.answer(msg, GetManyResponse(count=count), encode_optional_values(values))
+        return exc.error
+    ctx.answer(msg, GetManyResponse(count=count), encode_optional_values(values))
+    return None

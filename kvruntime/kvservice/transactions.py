@@ -9,7 +9,7 @@ Invariants:
    most ``max_bytes`` of keys and values, and all of them together at most
    ``max_total_bytes`` (``staged_bytes`` is their sum, kept exact by
    ``stage``/``stage_many``/``finish``); each expires after ``idle_seconds``
-   without use.
+   without use, as ``clock`` (``time.monotonic`` unless injected) tells.
 4. Optimistic conflict check (``conflicts.py``): while a db has an open
    transaction it has a WriteLog, and every applied write to it must be
    passed to ``record_writes``; a transaction remembers what it read
@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import bisect
 import secrets
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
 
@@ -135,6 +136,8 @@ class Transactions:
     max_bytes: int
     idle_seconds: float
     max_total_bytes: int = 1 << 30
+    #: Seconds, monotonic: what "idle" is measured by (a test may inject its own).
+    clock: Callable[[], float] = time.monotonic
     #: Bytes staged by every open transaction together.
     staged_bytes: int = 0
     _by_id: dict[int, Transaction] = attrs.Factory(dict)
@@ -149,7 +152,7 @@ class Transactions:
         """Whether ``owner`` is below its limit of open transactions."""
         return self._per_sender[owner] < self.max_per_sender
 
-    def begin(self, owner: ProcessId, db: DbKey, now: float) -> Transaction:
+    def begin(self, owner: ProcessId, db: DbKey) -> Transaction:
         """Open a transaction (check ``can_begin`` first)."""
         tx_id = secrets.randbits(64)
         while tx_id in self._by_id:
@@ -157,7 +160,9 @@ class Transactions:
         log = self._logs.get(db)
         if log is None:
             log = self._logs[db] = WriteLog()
-        tx = Transaction(tx_id=tx_id, owner=owner, db=db, last_used=now, start_version=log.version)
+        tx = Transaction(
+            tx_id=tx_id, owner=owner, db=db, last_used=self.clock(), start_version=log.version
+        )
         self._by_id[tx_id] = tx
         self._per_sender[owner] += 1
         self._per_db[db] += 1
@@ -207,11 +212,13 @@ class Transactions:
         log = self._logs.get(tx.db)
         return log is not None and bool(tx.reads) and log.conflicts(tx.reads)
 
-    def lookup(self, tx_id: int, owner: ProcessId, db: DbKey, now: float) -> Transaction | None:
-        """The transaction ``tx_id`` if ``owner`` began it on ``db`` and it has not expired."""
+    def lookup(self, tx_id: int, owner: ProcessId, db: DbKey) -> Transaction | None:
+        """The transaction ``tx_id`` if ``owner`` began it on ``db`` and it has not
+        expired; a use, so it is idle from now on."""
         tx = self._by_id.get(tx_id)
         if tx is None or tx.owner != owner or tx.db != db:
             return None
+        now = self.clock()
         if now - tx.last_used > self.idle_seconds:
             self.finish(tx)
             return None
@@ -247,8 +254,9 @@ class Transactions:
             self.finish(tx)
         return len(gone)
 
-    def expire(self, now: float) -> int:
+    def expire(self) -> int:
         """Forget every transaction idle for longer than the limit; return how many."""
+        now = self.clock()
         gone = [tx for tx in self._by_id.values() if now - tx.last_used > self.idle_seconds]
         for tx in gone:
             self.finish(tx)

@@ -1,7 +1,8 @@
-"""The kv process's extended writes: batches, atomics and range deletes.
+"""The kv process's writes: single keys, batches, atomics and range deletes.
 
-SetMany, DeleteMany, WriteBatch and CommitBatch (the pipelined transaction's
-writes); Increment and CompareAndSwap; DeleteRange.
+Set and Delete (plain, or staged in a transaction); SetMany, DeleteMany,
+WriteBatch and CommitBatch (the pipelined transaction's writes); Increment
+and CompareAndSwap; DeleteRange.
 
 Invariants:
 1. Atomic against every writer: the kv process serves one request at a time,
@@ -13,7 +14,7 @@ Invariants:
    none does; later duplicates win. A large one (``LONG_BATCH_ITEMS`` ops or
    ``LONG_BATCH_BYTES`` of blob) is long work instead: written alone, in one
    write batch, in a worker thread, while the kv process serves other dbs
-   (``kv_process.py``, rules 1-6: its db and its sender wait meanwhile).
+   (``loop.py``, rules 1-6: its db and its sender wait meanwhile).
    WriteBatch and CommitBatch with a tx_id
    stage all of their writes in the transaction or none (TransactionTooLarge).
 3. Every applied write is passed to ``Transactions.record_writes`` so that
@@ -23,8 +24,8 @@ Invariants:
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Iterator
-from typing import TYPE_CHECKING, Final
+from collections.abc import Iterator
+from typing import Final
 
 import anyio.to_thread
 
@@ -33,34 +34,47 @@ from protocol.codec import DecodeError
 from protocol.ids import ProcessId
 from protocol.messages import (
     CasMismatch,
+    CommitBatch,
+    CompareAndSwap,
+    Delete,
+    DeleteMany,
+    DeleteRange,
     DeleteRangeResponse,
+    Increment,
     IncrementResponse,
     IntegerOverflow,
+    KeyTooLarge,
+    KvError,
     MalformedRequest,
     NotAnInteger,
+    NoTx,
     OkResponse,
+    Set,
+    SetMany,
     ValueTooLarge,
+    WriteBatch,
 )
 
 from ..kernel.message import Request
 from ..storage.store import Store, StoreError
 from .checks import batch_blob, first, key_too_large, ops_too_large, value_too_large
+from .context import Context, Outcome
 from .reads import bounds
 from .transactions import DbKey, Transaction
-
-if TYPE_CHECKING:
-    from .loop import KvProcess
 
 __all__ = [
     "LONG_BATCH_BYTES",
     "LONG_BATCH_ITEMS",
     "commit_batch",
     "compare_and_swap",
+    "delete",
+    "delete_many",
     "delete_range",
     "increment",
     "parse_counter",
+    "set_",
+    "set_many",
     "write_batch",
-    "write_many",
 ]
 
 #: A plain batch write this large is written in a worker thread (invariant 2).
@@ -70,6 +84,10 @@ LONG_BATCH_BYTES: Final = 1 << 20
 _I64_MIN: Final = -(2**63)
 _I64_MAX: Final = 2**63 - 1
 _MAX_COUNTER_DIGITS: Final = 20  # "-9223372036854775808"
+_MALFORMED: Final = MalformedRequest()
+_OK: Final = OkResponse()
+
+_Ops = list[tuple[bytes, bytes | None]]
 
 
 def parse_counter(value: bytes) -> int | None:
@@ -87,18 +105,76 @@ def parse_counter(value: bytes) -> int | None:
     return number if _I64_MIN <= number <= _I64_MAX else None
 
 
+# --- single keys (the hot path) --------------------------------------------------------
+
+
+def set_(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Set
+) -> Outcome:
+    """Set: the blob at the key, in the pending writes or staged in the transaction."""
+    return _write_one(ctx, msg, sender, db, store, action.key, msg.blob, action.tx_id)
+
+
+def delete(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Delete
+) -> Outcome:
+    """Delete: the key, in the pending writes or staged in the transaction."""
+    return _write_one(ctx, msg, sender, db, store, action.key, None, action.tx_id)
+
+
+def _write_one(
+    ctx: Context,
+    msg: Request,
+    sender: ProcessId,
+    db: DbKey,
+    store: Store,
+    key: bytes,
+    value: bytes | None,
+    tx_id: int | None,
+) -> Outcome:
+    cfg = ctx.config
+    if len(key) > cfg.max_key_bytes:
+        return KeyTooLarge(size=len(key), max=cfg.max_key_bytes)
+    if value is not None and len(value) > cfg.max_value_bytes:
+        return ValueTooLarge(size=len(value), max=cfg.max_value_bytes)
+    if tx_id is None:
+        ctx.queue_writes(msg, db, store, [(key, value)])
+        return None
+    tx = ctx.transaction(sender, tx_id, db)
+    if isinstance(tx, NoTx):
+        return tx
+    if error := ctx.txs.too_large(tx, tx.size_after(key, value)):
+        return error
+    ctx.txs.stage(tx, key, value)
+    ctx.answer(msg, _OK)
+    return None
+
+
 # --- batches ----------------------------------------------------------------------------
 
 
-def write_many(
-    kv: KvProcess, msg: Request, db: DbKey, store: Store, count: int, put: bool
-) -> Awaitable[None] | None:
-    """SetMany (``put``) or DeleteMany: one atomic batch in the pending writes, or
-    written in a thread if large (invariant 2)."""
-    blob = batch_blob(kv, msg, count)
-    if blob is None:
-        return None
-    ops: list[tuple[bytes, bytes | None]]
+def set_many(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: SetMany
+) -> Outcome:
+    """SetMany: one atomic batch in the pending writes, or written in a thread if
+    large (invariant 2)."""
+    return _write_many(ctx, msg, db, store, action.count, put=True)
+
+
+def delete_many(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: DeleteMany
+) -> Outcome:
+    """DeleteMany: as SetMany, deleting its keys."""
+    return _write_many(ctx, msg, db, store, action.count, put=False)
+
+
+def _write_many(
+    ctx: Context, msg: Request, db: DbKey, store: Store, count: int, *, put: bool
+) -> Outcome:
+    blob = batch_blob(ctx.config, msg.blob, count)
+    if not isinstance(blob, bytes):
+        return blob
+    ops: _Ops
     try:
         ops = (
             list(decode_items(blob, count))
@@ -106,187 +182,184 @@ def write_many(
             else [(k, None) for k in decode_keys(blob, count)]
         )
     except DecodeError:
-        kv.fail(msg, MalformedRequest())
-        return None
-    if ops_too_large(kv, msg, ops):
-        return None
-    return _plain_write(kv, msg, db, store, ops, len(blob))
+        return _MALFORMED
+    if error := ops_too_large(ctx.config, ops):
+        return error
+    return _plain_write(ctx, msg, db, store, ops, len(blob))
 
 
 def _plain_write(
-    kv: KvProcess,
-    msg: Request,
-    db: DbKey,
-    store: Store,
-    ops: list[tuple[bytes, bytes | None]],
-    size: int,
-) -> Awaitable[None] | None:
+    ctx: Context, msg: Request, db: DbKey, store: Store, ops: _Ops, size: int
+) -> Outcome:
     if len(ops) >= LONG_BATCH_ITEMS or size >= LONG_BATCH_BYTES:
-        return _write_in_thread(kv, msg, db, store, ops)
-    kv.queue_writes(msg, db, store, ops)
+        return _write_in_thread(ctx, msg, db, store, ops)
+    ctx.queue_writes(msg, db, store, ops)
     return None
 
 
 async def _write_in_thread(
-    kv: KvProcess, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]
-) -> None:
+    ctx: Context, msg: Request, db: DbKey, store: Store, ops: _Ops
+) -> KvError | None:
     """Write ``ops`` as one batch in a worker thread, then answer (long work: the
     db is held, so nothing else writes it or closes its store meanwhile)."""
-    kv.flush_pending(store)
-    job = functools.partial(store.write, ops, sync=kv.config.sync_writes)
+    ctx.flush_pending(store)
+    job = functools.partial(store.write, ops, sync=ctx.config.sync_writes)
     try:
         await anyio.to_thread.run_sync(job)
     except StoreError as exc:
-        kv.dbs.discard(store)  # a failed write may leave a torn log record; reopen
-        return kv.fail(msg, exc.error)
-    kv.txs.record_writes(db, map(first, ops))
-    kv.answer(msg, OkResponse())
+        ctx.dbs.discard(store)  # a failed write may leave a torn log record; reopen
+        return exc.error
+    ctx.txs.record_writes(db, map(first, ops))
+    ctx.answer(msg, _OK)
+    return None
 
 
-def _writes_blob(
-    kv: KvProcess, msg: Request, count: int
-) -> list[tuple[bytes, bytes | None]] | None:
-    """The writes in the blob once they pass step 6, else answer and None."""
-    blob = batch_blob(kv, msg, count)
-    if blob is None:
-        return None
+def _writes_blob(ctx: Context, msg: Request, count: int) -> _Ops | KvError:
+    """The writes in the blob once they pass step 6, else the error."""
+    blob = batch_blob(ctx.config, msg.blob, count)
+    if not isinstance(blob, bytes):
+        return blob
     try:
         ops = decode_writes(blob, count)
     except DecodeError:
-        kv.fail(msg, MalformedRequest())
-        return None
-    return None if ops_too_large(kv, msg, ops) else ops
+        return _MALFORMED
+    return ops_too_large(ctx.config, ops) or ops
 
 
 def _stage(
-    kv: KvProcess,
-    msg: Request,
-    sender: ProcessId,
-    db: DbKey,
-    tx_id: int,
-    ops: list[tuple[bytes, bytes | None]],
-) -> Transaction | None:
-    """Stage every op in ``tx_id`` (step 7), or none of them: answer and None."""
-    tx = kv.transaction(msg, sender, tx_id, db)
-    if tx is None:
-        return None
+    ctx: Context, sender: ProcessId, db: DbKey, tx_id: int, ops: _Ops
+) -> Transaction | KvError:
+    """Stage every op in ``tx_id`` (step 7), or none of them: the error."""
+    tx = ctx.transaction(sender, tx_id, db)
+    if isinstance(tx, NoTx):
+        return tx
     writes = dict(ops)  # later entries win
     size = tx.size_after_many(writes)
-    if error := kv.txs.too_large(tx, size):
-        kv.fail(msg, error)
-        return None
-    kv.txs.stage_many(tx, writes, size)
+    if error := ctx.txs.too_large(tx, size):
+        return error
+    ctx.txs.stage_many(tx, writes, size)
     return tx
 
 
 def write_batch(
-    kv: KvProcess,
-    msg: Request,
-    sender: ProcessId,
-    db: DbKey,
-    store: Store,
-    tx_id: int | None,
-    count: int,
-) -> Awaitable[None] | None:
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: WriteBatch
+) -> Outcome:
     """WriteBatch: one atomic batch (no ``tx_id``), or staged in ``tx_id`` (invariant 2)."""
-    ops = _writes_blob(kv, msg, count)
-    if ops is None:
-        return None
-    if tx_id is None:  # one atomic batch, like SetMany (invariant 2)
-        return _plain_write(kv, msg, db, store, ops, len(msg.blob or b""))
-    if _stage(kv, msg, sender, db, tx_id, ops) is not None:
-        kv.answer(msg, OkResponse())
+    ops = _writes_blob(ctx, msg, action.count)
+    if not isinstance(ops, list):
+        return ops
+    if action.tx_id is None:  # one atomic batch, like SetMany (invariant 2)
+        return _plain_write(ctx, msg, db, store, ops, len(msg.blob or b""))
+    tx = _stage(ctx, sender, db, action.tx_id, ops)
+    if not isinstance(tx, Transaction):
+        return tx
+    ctx.answer(msg, _OK)
     return None
 
 
 def commit_batch(
-    kv: KvProcess, msg: Request, sender: ProcessId, db: DbKey, store: Store, tx_id: int, count: int
-) -> None:
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: CommitBatch
+) -> Outcome:
     """Stage the blob's writes in ``tx_id``, then commit it exactly as Commit does."""
-    ops = _writes_blob(kv, msg, count)
-    if ops is None:
-        return
-    tx = _stage(kv, msg, sender, db, tx_id, ops)
-    if tx is None:  # NoTx, or TransactionTooLarge: nothing staged, the tx stays open
-        return
-    kv.commit(msg, tx, db, store)
+    ops = _writes_blob(ctx, msg, action.count)
+    if not isinstance(ops, list):
+        return ops
+    tx = _stage(ctx, sender, db, action.tx_id, ops)
+    if not isinstance(tx, Transaction):  # NoTx, or TransactionTooLarge: the tx stays open
+        return tx
+    return ctx.commit(msg, tx, db, store)
 
 
 # --- read-modify-writes (invariant 1) -------------------------------------------------
 
 
-def increment(kv: KvProcess, msg: Request, db: DbKey, store: Store, key: bytes, delta: int) -> None:
-    """Increment: the int64 counter at ``key`` plus ``delta``, written at once."""
-    if key_too_large(kv, msg, key):
-        return
-    kv.flush_pending(store)
+def increment(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Increment
+) -> Outcome:
+    """Increment: the int64 counter at the key plus ``delta``, written at once."""
+    key = action.key
+    error: KvError | None
+    if error := key_too_large(ctx.config, key):
+        return error
+    ctx.flush_pending(store)
     try:
         stored = store.get(key)
     except StoreError as exc:
-        return kv.fail(msg, exc.error)
+        return exc.error
     current = 0 if stored is None else parse_counter(stored)
     if current is None:
-        return kv.fail(msg, NotAnInteger())
-    value = current + delta
+        return NotAnInteger()
+    value = current + action.delta
     if not _I64_MIN <= value <= _I64_MAX:
-        return kv.fail(msg, IntegerOverflow())
-    if not kv.write_now(msg, db, store, [(key, b"%d" % value)]):
-        return
-    kv.answer(msg, IncrementResponse(value=value))
+        return IntegerOverflow()
+    if error := ctx.write_now(db, store, [(key, b"%d" % value)]):
+        return error
+    ctx.answer(msg, IncrementResponse(value=value))
+    return None
 
 
-def compare_and_swap(kv: KvProcess, msg: Request, db: DbKey, store: Store, key: bytes) -> None:
-    """CompareAndSwap: write the blob's new value if ``key`` holds the expected one."""
-    if key_too_large(kv, msg, key):
-        return
+def compare_and_swap(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: CompareAndSwap
+) -> Outcome:
+    """CompareAndSwap: write the blob's new value if the key holds the expected one."""
+    key, cfg = action.key, ctx.config
+    error: KvError | None
+    if error := key_too_large(cfg, key):
+        return error
     blob = msg.blob or b""
-    if len(blob) > 2 * kv.config.max_value_bytes + 16:
-        return kv.fail(msg, ValueTooLarge(size=len(blob), max=2 * kv.config.max_value_bytes))
+    if len(blob) > 2 * cfg.max_value_bytes + 16:
+        return ValueTooLarge(size=len(blob), max=2 * cfg.max_value_bytes)
     try:
         expected, new = decode_cas(blob)
     except DecodeError:
-        return kv.fail(msg, MalformedRequest())
-    if value_too_large(kv, msg, new):
-        return
-    kv.flush_pending(store)
+        return _MALFORMED
+    if error := value_too_large(cfg, new):
+        return error
+    ctx.flush_pending(store)
     try:
         current = store.get(key)
     except StoreError as exc:
-        return kv.fail(msg, exc.error)
-    if current != expected:
-        return kv.fail(msg, CasMismatch(present=current is not None), current)
-    if kv.write_now(msg, db, store, [(key, new)]):
-        kv.answer(msg, OkResponse())
+        return exc.error
+    if current != expected:  # the one error answered with a blob: the current value
+        ctx.fail(msg, CasMismatch(present=current is not None), current)
+        return None
+    if error := ctx.write_now(db, store, [(key, new)]):
+        return error
+    ctx.answer(msg, _OK)
+    return None
 
 
-async def delete_range(
-    kv: KvProcess,
-    msg: Request,
-    db: DbKey,
-    store: Store,
-    prefix: bytes | None,
-    start: bytes | None,
-    end: bytes | None,
-) -> None:
-    """DeleteRange: every key under ``prefix`` or in ``start <= key < end``, in one batch."""
-    if key_too_large(kv, msg, prefix, start, end):
-        return
-    lo, hi = bounds(prefix, start, end)
+def delete_range(
+    ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: DeleteRange
+) -> Outcome:
+    """DeleteRange: every key under ``prefix`` or in ``start <= key < end``, in one
+    batch, written in a worker thread (long work)."""
+    if error := key_too_large(ctx.config, action.prefix, action.start, action.end):
+        return error
+    lo, hi = bounds(action.prefix, action.start, action.end)
     if lo is not None and hi is not None and lo >= hi:
-        return kv.answer(msg, DeleteRangeResponse(count=0))
-    kv.flush_pending(store)
-    keep = kv.txs.tracks(db)
+        ctx.answer(msg, DeleteRangeResponse(count=0))
+        return None
+    return _delete_range(ctx, msg, db, store, lo, hi)
+
+
+async def _delete_range(
+    ctx: Context, msg: Request, db: DbKey, store: Store, lo: bytes | None, hi: bytes | None
+) -> KvError | None:
+    ctx.flush_pending(store)
+    keep = ctx.txs.tracks(db)
     # In a thread, so that a large range does not stall the event loop; invariant 1
-    # still holds, as the kv loop awaits it before serving anything else.
-    job = functools.partial(_delete_range_sync, store, lo, hi, keep, kv.config.sync_writes)
+    # still holds, as the kv loop holds the db until it is done.
+    job = functools.partial(_delete_range_sync, store, lo, hi, keep, ctx.config.sync_writes)
     try:
         count, deleted = await anyio.to_thread.run_sync(job)
     except StoreError as exc:
-        kv.dbs.discard(store)  # a failed write may leave a torn log record; reopen
-        return kv.fail(msg, exc.error)
+        ctx.dbs.discard(store)  # a failed write may leave a torn log record; reopen
+        return exc.error
     if keep:
-        kv.txs.record_writes(db, deleted)
-    kv.answer(msg, DeleteRangeResponse(count=count))
+        ctx.txs.record_writes(db, deleted)
+    ctx.answer(msg, DeleteRangeResponse(count=count))
+    return None
 
 
 def _delete_range_sync(

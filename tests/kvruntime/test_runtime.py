@@ -32,7 +32,7 @@ from kvruntime import (
     SendErrorKind,
     kv,
 )
-from kvruntime.kvservice.loop import kv_capability
+from kvruntime.kvservice.access import kv_capability
 from protocol.codec import decode_response, encode_request
 from protocol.messages import KvRequest, OkResponse, Open, Set
 from tests.conftest import run_as

@@ -22,7 +22,7 @@ from kvruntime import (
     Runtime,
     kv,
 )
-from kvruntime.kvservice.loop import kv_capability
+from kvruntime.kvservice.access import kv_capability
 from protocol.codec import decode_response, encode_request
 from protocol.ids import KV_PROCESS_ID, PackageId
 from protocol.messages import ErrResponse, Get, KvRequest, MalformedRequest, Open, RemoveDb

@@ -16,7 +16,7 @@ from kvruntime import (
     Runtime,
     kv,
 )
-from kvruntime.kvservice.loop import kv_capability
+from kvruntime.kvservice.access import kv_capability
 from tests.conftest import run_as
 
 pytestmark = pytest.mark.anyio

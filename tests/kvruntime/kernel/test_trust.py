@@ -34,7 +34,8 @@ from kvruntime import (
 from kvruntime.kernel.bus import Bus, Slot
 from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kernel.mailbox import Mailbox
-from kvruntime.kvservice.loop import KvProcess, kv_capability
+from kvruntime.kvservice.access import kv_capability
+from kvruntime.kvservice.loop import KvProcess
 from kvruntime.storage.databases import Databases
 from protocol.codec import decode_response, encode_request, encode_response
 from protocol.messages import ErrResponse, GetResponse, KvRequest, Set, ValueTooLarge

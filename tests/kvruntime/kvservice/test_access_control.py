@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from kvruntime import ProcessContext, Runtime, kv
-from kvruntime.kvservice.loop import kv_capability
+from kvruntime.kvservice.access import kv_capability
 from tests.conftest import run_as
 from tests.internals import kv_of
 

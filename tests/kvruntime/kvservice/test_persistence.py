@@ -9,7 +9,7 @@ import plyvel
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Response, Runtime, kv
-from kvruntime.kvservice.loop import kv_capability
+from kvruntime.kvservice.access import kv_capability
 from protocol.codec import decode_response, encode_request
 from protocol.ids import KV_PROCESS_ID, PackageId
 from protocol.messages import (

@@ -26,7 +26,7 @@ from kvruntime import (
     kv,
 )
 from kvruntime.kernel.bus import messaging_capability
-from kvruntime.kvservice.loop import kv_capability
+from kvruntime.kvservice.access import kv_capability
 from protocol.codec import decode_response, encode_request
 from protocol.ids import KV_PROCESS_ID, PackageId
 from protocol.messages import (

@@ -74,8 +74,8 @@ def test_a_page_of_staged_writes_costs_no_sort_of_them_all() -> None:
 
 def test_the_staged_total_follows_every_stage_and_finish() -> None:
     txs = Transactions(max_per_sender=4, max_bytes=100, idle_seconds=60, max_total_bytes=150)
-    a = txs.begin(OWNER, DB, 0.0)
-    b = txs.begin(OWNER, DB, 0.0)
+    a = txs.begin(OWNER, DB)
+    b = txs.begin(OWNER, DB)
     txs.stage(a, b"k", b"v" * 79)  # 80
     assert txs.too_large(b, b.size_after(b"k", b"v" * 79)) is not None  # 160 > 150
     assert txs.too_large(b, b.size_after(b"k", b"v" * 69)) is None  # 150 fits
