@@ -117,7 +117,7 @@ from ..kernel.bus import Bus, Slot
 from ..kernel.capabilities import CapabilityStore, CapabilityStoreError
 from ..kernel.mailbox import MailboxClosed
 from ..kernel.message import Capability, Request, Response
-from ..storage.databases import Databases, NoSuchDb
+from ..storage.engine import Engine, NoSuchDb
 from ..storage.store import Store, StoreError
 from .actions import EXTENDED_ACTIONS as _EXTENDED
 from .actions import ExtendedActions
@@ -178,7 +178,7 @@ class KvProcess:
     slot: Slot
     bus: Bus
     caps: CapabilityStore
-    dbs: Databases
+    dbs: Engine
     config: KvConfig
     _txs: Transactions = attrs.field(init=False)
     #: Plain writes waiting for the next flush, per db.
