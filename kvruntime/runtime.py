@@ -3,11 +3,21 @@
 Lifecycle (``async with Runtime(home=...) as rt``):
 - entry opens the capability store under ``{home}/kernel`` (``HomeInUse`` if
   another runtime holds it), starts the bus and the kv process at
-  ``kv:distro:sys`` (storage under ``{home}/kv``);
+  ``kv:distro:sys`` on the storage engine that ``storage`` names;
 - exit stops the spawned processes (their mains are cancelled) and waits for
   them at most ``shutdown_grace`` seconds, then closes the kv mailbox so the
   kv process answers everything already queued and stops, then closes every
   database and the capability store.
+
+Storage (``Runtime(home=..., storage=...)``), the engine the node's dbs live in:
+- omitted (None) or ``"leveldb"``: the embedded LevelDB under ``{home}/kv``
+  (``storage/databases.py``); the default, needing no server;
+- ``"memory"``: in this process's memory (``storage/memory.py``), for fast
+  tests; it persists nothing: a restart starts with no db.
+Anything else (another word, or a URL ``scheme://...`` whose scheme has no
+engine here) is a ``ValueError`` at construction. A networked engine is one
+more entry in ``_ENGINES`` keyed by its URL scheme. Whatever the engine, the
+capability store stays under ``{home}/kernel``.
 
 Invariants:
 1. Nothing here is global: two runtimes on two homes run side by side.
@@ -49,6 +59,8 @@ from .kernel.process import ProcessContext, ProcessHandle
 from .kvservice.config import KvConfig
 from .kvservice.loop import KvProcess
 from .storage.databases import Databases
+from .storage.engine import Engine
+from .storage.memory import MemoryEngine
 
 __all__ = ["DEFAULT_NODE", "Main", "Runtime"]
 
@@ -59,6 +71,38 @@ Main = Callable[[ProcessContext], Awaitable[None]]
 
 #: The node a Runtime runs as unless told otherwise.
 DEFAULT_NODE: Final = "our.os"
+
+
+def _leveldb(home: Path, config: KvConfig, spec: str) -> Engine:
+    return Databases(root=home / "kv", max_open=config.max_open_dbs, sync_writes=config.sync_writes)
+
+
+def _memory(home: Path, config: KvConfig, spec: str) -> Engine:
+    return MemoryEngine()
+
+
+#: The engines ``storage`` may name: a word, or the scheme of a URL ``scheme://...``.
+_ENGINES: Final[dict[str, Callable[[Path, KvConfig, str], Engine]]] = {
+    "leveldb": _leveldb,
+    "memory": _memory,
+}
+
+
+def _engine_name(spec: str | None) -> str:
+    """The key of ``_ENGINES`` that ``spec`` names; ValueError if none."""
+    if spec is None:
+        return "leveldb"
+    if not isinstance(spec, str):
+        raise TypeError(f"storage must be a str or None, not {type(spec).__name__}")
+    name = spec.split("://", 1)[0] if "://" in spec else spec
+    if name not in _ENGINES:
+        known = ", ".join(f"{n!r}" for n in _ENGINES)
+        raise ValueError(f"unknown storage {spec!r}: expected one of {known}")
+    return name
+
+
+def _check_storage(instance: object, attribute: object, value: str | None) -> None:
+    _engine_name(value)
 
 
 @attrs.define(eq=False)
@@ -74,6 +118,8 @@ class Runtime:
     inflight_limit: int = 1024
     #: Seconds exit waits for cancelled processes before abandoning them (invariant 3).
     shutdown_grace: float = 5.0
+    #: The storage engine of the node's dbs (see the module docstring); None: LevelDB.
+    storage: str | None = attrs.field(default=None, validator=_check_storage)
 
     _tg: anyio.abc.TaskGroup | None = attrs.field(default=None, init=False)
     _bus: Bus | None = attrs.field(default=None, init=False)
@@ -97,11 +143,7 @@ class Runtime:
         caps = CapabilityStore(self.home / "kernel" / "capabilities", node=self.node)
         await anyio.to_thread.run_sync(caps.open)
         bus = Bus(node=self.node, caps=caps)
-        dbs = Databases(
-            root=self.home / "kv",
-            max_open=self.config.max_open_dbs,
-            sync_writes=self.config.sync_writes,
-        )
+        dbs = _ENGINES[_engine_name(self.storage)](self.home, self.config, self.storage or "")
         kv_slot = Slot(
             address=self.kv_address,
             mailbox=Mailbox[Message](self.config.mailbox_capacity),
@@ -239,12 +281,18 @@ class Runtime:
         return bus.slot(_pid(process_id)) is not None
 
     def list_dbs(self) -> list[tuple[PackageId, str]]:
-        """Every db on disk, as (package, name) pairs."""
+        """Every db of the storage engine, as (package, name) pairs, sorted."""
         return self._running()[1].dbs.list_dbs()
 
     def db_path(self, package_id: PackageId, db: str) -> Path:
-        """Where the files of db ``db`` of ``package_id`` live under ``home``."""
-        return self._running()[1].dbs.path_for(package_id, db)
+        """Where the files of db ``db`` of ``package_id`` live under ``home``.
+
+        ValueError on an engine that keeps no files (``"memory"``).
+        """
+        path = self._running()[1].dbs.path_for(package_id, db)
+        if path is None:
+            raise ValueError(f"the {self.storage!r} storage keeps no files")
+        return path
 
     def capability_holders(self) -> list[tuple[Address, Capability]]:
         """Every (holder, capability) pair granted on this node."""

@@ -83,7 +83,7 @@ from ..kernel.bus import Bus, Slot
 from ..kernel.capabilities import CapabilityStore
 from ..kernel.mailbox import MailboxClosed
 from ..kernel.message import Capability, Request, Response
-from ..storage.databases import Databases, NoSuchDb
+from ..storage.engine import Engine, NoSuchDb
 from ..storage.store import Store, StoreError
 from .access import kv_capability
 from .actions import TABLE, OfTheDb, OnData
@@ -116,7 +116,7 @@ class KvProcess:
     slot: Slot
     bus: Bus
     caps: CapabilityStore
-    dbs: Databases
+    dbs: Engine
     config: KvConfig
     #: Seconds, monotonic: when a transaction is idle (a test may inject its own).
     clock: Callable[[], float] = time.monotonic

@@ -1,4 +1,6 @@
-"""The databases of the kv process: LevelDBs under ``{home}/kv``, an LRU of open ones.
+"""The LevelDB engine: LevelDBs under ``{home}/kv``, an LRU of open ones.
+
+``Databases`` implements ``Engine`` (``engine.py``, whose invariants hold here too).
 
 Layout: ``{root}/{package_name}:{publisher_node}/{db}/`` is one LevelDB.
 
@@ -41,6 +43,7 @@ import plyvel
 from protocol.ids import IdError, PackageId, validate_db_name
 from protocol.messages import IoError
 
+from .engine import NoSuchDb
 from .leveldb import _PLYVEL_ERRORS, LevelDbStore, _fsync_dir, _is_leveldb, _store_error
 from .store import Store, StoreError
 
@@ -49,15 +52,6 @@ __all__ = ["Databases", "NoSuchDb"]
 _Key: TypeAlias = tuple[PackageId, str]
 
 _TRASH = ".removed-"  # cannot be a package dir: package names match [a-z0-9-]+
-
-
-class NoSuchDb(LookupError):
-    """The db does not exist and creating it was not asked for."""
-
-    def __init__(self, package_id: PackageId, db: str) -> None:
-        super().__init__(f"db [{package_id}, {db}] does not exist")
-        self.package_id = package_id
-        self.db = db
 
 
 def _delete(path: Path) -> None:

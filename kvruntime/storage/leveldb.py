@@ -20,7 +20,6 @@ Invariants (see also ``databases.py`` for the databases that hold stores):
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import operator
 import os
@@ -77,18 +76,12 @@ class LevelDbStore:
     sync: bool = False  # fsync every write
     _db: _PlyvelDB = attrs.field(repr=False, alias="db")
     _get: Callable[[bytes], bytes | None] = attrs.field(init=False, repr=False)
-    _put: Callable[[bytes, bytes], None] = attrs.field(init=False, repr=False)
-    _delete: Callable[[bytes], None] = attrs.field(init=False, repr=False)
     _inflight: list[None] = attrs.field(init=False, factory=list, repr=False)
     _closing: bool = attrs.field(init=False, default=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         # Bound methods resolved once keep the hot calls thin.
         self._get = self._db.get
-        self._put = functools.partial(self._db.put, sync=True) if self.sync else self._db.put
-        self._delete = (
-            functools.partial(self._db.delete, sync=True) if self.sync else self._db.delete
-        )
 
     @classmethod
     def open(cls, path: Path, *, label: str, create: bool, sync: bool = False) -> LevelDbStore:
@@ -118,30 +111,6 @@ class LevelDbStore:
             if self._closing:
                 raise RuntimeError("store is closed")
             return self._get(key)
-        except _PLYVEL_ERRORS as exc:
-            raise self._error(exc) from exc
-        finally:
-            self._inflight.pop()
-
-    def put(self, key: bytes, value: bytes) -> None:
-        """Set ``key`` to ``value``."""
-        self._inflight.append(None)
-        try:
-            if self._closing:
-                raise RuntimeError("store is closed")
-            self._put(key, value)
-        except _PLYVEL_ERRORS as exc:
-            raise self._error(exc) from exc
-        finally:
-            self._inflight.pop()
-
-    def delete(self, key: bytes) -> None:
-        """Delete ``key``; a missing key is fine."""
-        self._inflight.append(None)
-        try:
-            if self._closing:
-                raise RuntimeError("store is closed")
-            self._delete(key)
         except _PLYVEL_ERRORS as exc:
             raise self._error(exc) from exc
         finally:

@@ -3,7 +3,10 @@
 ``Store`` is the interface every engine implements; ``StoreError`` is the one
 exception a store raises, carrying the protocol error to answer with (the
 engine translates its own failures into it, at its boundary and nowhere
-else). The embedded engine is ``leveldb.LevelDbStore``.
+else). The stores are ``leveldb.LevelDbStore`` and ``memory.MemoryStore``;
+``engine.py`` is the seam one level up, mapping db names to stores.
+
+``write`` is the only way to change a store: one batch, atomic.
 
 A ``Store`` is for the synchronous stretch of code that uses it: never keep
 one across an ``await`` (another thread may close it meanwhile; a later call
@@ -44,12 +47,6 @@ class Store(Protocol):
 
     def get(self, key: bytes) -> bytes | None:
         """The value of ``key``, or None when absent."""
-
-    def put(self, key: bytes, value: bytes) -> None:
-        """Set ``key`` to ``value``."""
-
-    def delete(self, key: bytes) -> None:
-        """Delete ``key``; a missing key is fine."""
 
     def write(self, ops: Iterable[tuple[bytes, bytes | None]], *, sync: bool = False) -> None:
         """Apply ``(key, value)`` ops as one atomic batch; None deletes; later ops win.

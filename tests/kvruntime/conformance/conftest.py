@@ -1,0 +1,39 @@
+"""The conformance suite's fixtures: every test runs once per storage engine.
+
+Adding an engine is one entry in ``ENGINES`` (and, for a networked one, a
+fixture that starts its server and gives its URL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kvruntime import KvConfig, Runtime
+
+#: The storage settings the suite runs on.
+ENGINES = ("leveldb", "memory")
+
+#: Whether data outlives a restart of the runtime, per engine.
+PERSISTS = {"leveldb": True, "memory": False}
+
+
+@pytest.fixture(params=ENGINES)
+def storage(request: pytest.FixtureRequest) -> str:
+    """The storage setting of this run."""
+    return str(request.param)
+
+
+@pytest.fixture
+def config() -> KvConfig:
+    """Small bounds, so that every limit error and page bound is cheap to reach."""
+    return KvConfig(max_key_bytes=32, max_value_bytes=128, max_scan_items=3, max_batch_items=4)
+
+
+@pytest.fixture
+async def runtime(home: Path, config: KvConfig, storage: str) -> AsyncIterator[Runtime]:
+    """A running runtime on ``storage``."""
+    async with Runtime(home=home, config=config, storage=storage) as rt:
+        yield rt
