@@ -24,7 +24,7 @@ from protocol.messages import KvError, KvResponse, NoTx
 from ..kernel.bus import Bus
 from ..kernel.capabilities import CapabilityStore
 from ..kernel.message import Capability, Request
-from ..storage.databases import Databases
+from ..storage.engine import Engine
 from ..storage.store import Store
 from .config import KvConfig
 from .transactions import DbKey, Transaction, Transactions
@@ -52,7 +52,7 @@ class Context(Protocol):
         """The open transactions."""
 
     @property
-    def dbs(self) -> Databases:
+    def dbs(self) -> Engine:
         """The dbs, open or on disk."""
 
     @property
