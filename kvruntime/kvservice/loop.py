@@ -62,9 +62,11 @@ import anyio.to_thread
 import attrs
 
 from protocol.codec import DecodeError, encode_response
+from protocol.forms import Form, encode_answer, form_of
 from protocol.ids import Address, PackageId, ProcessId
 from protocol.messages import (
     ErrResponse,
+    KvAction,
     KvError,
     KvResponse,
     LevelDbError,
@@ -126,6 +128,9 @@ class KvProcess:
     _writes: dict[Store, list[tuple[bytes, bytes | None]]] = attrs.Factory(dict)
     #: Answers in serving order, waiting for the next flush.
     _outbox: list[_Entry] = attrs.Factory(list)
+    #: The form and action of each request not in the canonical form, by ``id`` of
+    #: its Request, until it is answered: its answer is written in that form.
+    _forms: dict[int, tuple[Form, KvAction | None]] = attrs.Factory(dict)
     #: (package, db) -> (read capability, write capability); bounded cache.
     _db_caps: dict[DbKey, tuple[Capability, Capability]] = attrs.Factory(dict)
     _decoder: RequestDecoder = attrs.field(init=False, factory=RequestDecoder)
@@ -276,9 +281,19 @@ class KvProcess:
             return self._defer(msg, sender, None)
         try:
             package_id, db, action = self._decoder.decode_parts(msg.body)
-        except DecodeError as exc:
-            log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
-            return self.fail(msg, _MALFORMED)
+        except DecodeError:
+            # Not the canonical form: the ARRAY or JSON form of Hyperware's own
+            # types (protocol/forms.py), answered in the form it came in. Only
+            # such bodies pay for the second reading.
+            try:
+                package_id, db, action, form = self._decoder.decode_parts_in_any_form(msg.body)
+            except DecodeError as exc:
+                log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
+                if (form := form_of(msg.body)) is not Form.CANONICAL:
+                    self._forms[id(msg)] = (form, None)
+                return self.fail(msg, _MALFORMED)
+            if form is not Form.CANONICAL:
+                self._forms[id(msg)] = (form, action)
         key = (package_id, db)
         if self._held_dbs and key in self._held_dbs:
             return self._defer(msg, sender, key)
@@ -432,13 +447,14 @@ class KvProcess:
             if failed and waited in failed:
                 response, blob = ErrResponse(error=failed[waited]), None
             is_error = type(response) is ErrResponse
+            form = self._forms.pop(id(msg), None) if self._forms else None
             if msg.expects_response is None:
                 if is_error:
                     log.warning("request %d from %s failed: %s", msg.id, msg.source, response)
                 continue
             metadata = None if is_error else msg.metadata
             try:  # by position: this is the hot path (see message.py)
-                body = encode_response(response)
+                body = encode_response(response) if form is None else encode_answer(response, *form)
                 respond(Response(msg.id, source, msg.source, body, blob, metadata))
             except Exception:  # one answer the bus refuses must not cost the others
                 log.exception("kv could not answer request %d from %s", msg.id, msg.source)

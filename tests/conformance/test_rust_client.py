@@ -48,7 +48,7 @@ def client() -> Path:
 pytestmark = pytest.mark.timeout(300)
 
 #: The forms kv:distro:sys serves (issue 16 adds "array" and "json").
-SERVED_FORMS = ("bin",)
+SERVED_FORMS = ("bin", "array", "json")
 
 GOLDEN = Path(protocol.__file__).parent / "golden_vectors.json"
 
