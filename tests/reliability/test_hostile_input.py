@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
-from protocol.codec import DecodeError, decode_request, decode_response
+from protocol.codec import DecodeError, decode_request
+from protocol.forms import decode_response_in_any_form
 from protocol.golden import load_golden_vectors
 from protocol.messages import ErrResponse, MalformedRequest, Set
 from tests.conftest import run_as
@@ -148,7 +149,9 @@ async def _hostile(ctx: ProcessContext, batch: list[tuple[bytes, bytes | None]])
     async def one(body: bytes, blob: bytes | None) -> None:
         response = await ctx.send_and_await_response(KV, body, blob=blob, timeout=10)
         try:
-            decoded = decode_response(response.body)
+            # An answer takes its request's form: a body that starts as JSON is
+            # answered in JSON (protocol/forms.py), anything else in msgpack.
+            decoded, _ = decode_response_in_any_form(response.body)
         except DecodeError as exc:
             problems.append(f"undecodable answer to {body[:40]!r}: {exc}")
             return

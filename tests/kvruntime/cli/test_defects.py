@@ -139,6 +139,13 @@ def test_ctrl_c_exits_130(home: Path) -> None:
         time.sleep(0.05)
     time.sleep(0.5)
     os.kill(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    # stdin stays open until it has exited: an end of input must not be what stops it.
+    proc.wait(timeout=30)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.stdin.close()
+    assert proc.stdout is not None
+    proc.stdout.close()
+    proc.stderr.close()
     assert proc.returncode == 130, err.decode()
     assert b"Traceback" not in err
