@@ -4,10 +4,6 @@ they refuse, a quick bench over the committed results, run on a home in use, Ctr
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 from anyio.from_thread import start_blocking_portal
@@ -15,7 +11,7 @@ from anyio.from_thread import start_blocking_portal
 from kvruntime import Runtime
 from kvruntime.cli._dumpformat import end_line, header_line, record_line
 
-from .conftest import APP, KVRUNTIME, fail, fill, kvr, ok, read, script
+from .conftest import APP, fail, fill, kvr, ok, read, script
 
 CHECKOUT = Path(__file__).resolve().parents[3]
 
@@ -119,33 +115,3 @@ def test_run_on_a_home_in_use_exits_3_before_the_demo(home: Path) -> None:
         result = script("run", "--home", str(home), home=None, cwd=CHECKOUT)
     fail(result, 3, f"home {home} is in use by another runtime")
     assert result.stdout == b""  # no introduction
-
-
-def test_ctrl_c_exits_130(home: Path) -> None:
-    proc = subprocess.Popen(
-        [KVRUNTIME, "load", APP, "dst", "--create", "--home", str(home)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(header_line(APP, "x"))
-    proc.stdin.flush()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # until it waits for more input
-        wchan = Path(f"/proc/{proc.pid}/wchan").read_text()
-        if "pipe" in wchan or "wait" in wchan:
-            break
-        time.sleep(0.05)
-    time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGINT)
-    # stdin stays open until it has exited: an end of input must not be what stops it.
-    proc.wait(timeout=30)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    proc.stdin.close()
-    assert proc.stdout is not None
-    proc.stdout.close()
-    proc.stderr.close()
-    assert proc.returncode == 130, err.decode()
-    assert b"Traceback" not in err
