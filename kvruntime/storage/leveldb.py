@@ -19,9 +19,6 @@ Invariants (see also ``databases.py`` for the databases that hold stores):
 
 from __future__ import annotations
 
-import bisect
-import itertools
-import operator
 import os
 import time
 from collections.abc import Callable, Generator, Iterable
@@ -33,7 +30,7 @@ import plyvel
 
 from protocol.messages import IoError, LevelDbError
 
-from .store import PageSink, StoreError
+from .store import PageSink, StoreError, fill_page
 
 __all__ = ["LevelDbStore"]
 
@@ -227,7 +224,7 @@ class LevelDbStore:
                 start=start, stop=stop, reverse=reverse, include_value=include_value
             )
             try:
-                return _fill_page(raw, include_value, limit, max_bytes, sink)
+                return fill_page(raw, include_value, limit, max_bytes, sink)
             finally:
                 raw.close()
         except _PLYVEL_ERRORS as exc:
@@ -245,39 +242,3 @@ class LevelDbStore:
 
 #: Most entries ``read_page`` holds at once: few enough that a chunk's objects
 #: are freed, and their memory reused, while still in cache.
-_MAX_CHUNK = 256
-
-
-def _fill_page(
-    raw: Any, include_value: bool, limit: int, max_bytes: int, sink: PageSink
-) -> tuple[int, bytes | None, bool]:
-    width = 2 if include_value else 1  # items per entry in a flat chunk
-    count, size, chunk = 0, 0, 1
-    last: bytes | None = None
-    while count < limit:
-        taken = list(itertools.islice(raw, min(chunk, limit - count)))
-        if not taken:
-            return count, last, False
-        flat: list[bytes] = list(itertools.chain.from_iterable(taken)) if include_value else taken
-        lengths = list(map(len, flat))
-        total = sum(lengths)
-        over = size + total > max_bytes
-        fits = _fits(lengths, include_value, size, max_bytes, count) if over else len(taken)
-        if fits:
-            sink(flat if fits == len(taken) else flat[: fits * width])
-            count += fits
-            last = flat[(fits - 1) * width]
-        if over:  # cut inside this chunk, or a lone first entry past the bound
-            return count, last, fits < len(taken) or next(raw, None) is not None
-        size += total
-        # Double the chunk while the largest key or value seen leaves room for it.
-        chunk = max(1, min(2 * chunk, _MAX_CHUNK, (max_bytes - size) // (2 * max(lengths) + 1)))
-    return count, last, next(raw, None) is not None
-
-
-def _fits(lengths: list[int], include_value: bool, size: int, max_bytes: int, count: int) -> int:
-    """How many entries of a chunk fit within ``max_bytes`` after ``size`` (a first
-    entry of the page always does)."""
-    sizes = list(map(operator.add, lengths[::2], lengths[1::2])) if include_value else lengths
-    totals = list(itertools.accumulate(sizes, initial=size))[1:]
-    return bisect.bisect_right(totals, max_bytes) or (0 if count else 1)

@@ -33,8 +33,7 @@ from protocol.ids import PackageId, validate_db_name
 from protocol.messages import LevelDbError
 
 from .engine import DbKey, NoSuchDb
-from .leveldb import _fill_page
-from .store import PageSink, Store, StoreError
+from .store import PageSink, Store, StoreError, fill_page
 
 __all__ = ["MemoryEngine", "MemoryStore"]
 
@@ -169,7 +168,7 @@ class MemoryStore:
     ) -> tuple[int, bytes | None, bool]:
         """See ``Store.read_page``; the page bounds are ``LevelDbStore``'s, by the same code."""
         raw = _entries(self._snapshot(), start, stop, reverse, include_value)
-        return _fill_page(raw, include_value, limit, max_bytes, sink)
+        return fill_page(raw, include_value, limit, max_bytes, sink)
 
     def close(self) -> None:
         """Close the store; idempotent. Its entries stay with its engine."""

@@ -15,12 +15,15 @@ then raises ``StoreError``, it never crashes).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
-from typing import Literal, Protocol, TypeAlias, overload
+import bisect
+import itertools
+import operator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import Any, Literal, Protocol, TypeAlias, overload
 
 from protocol.messages import IoError, LevelDbError
 
-__all__ = ["PageSink", "Store", "StoreError"]
+__all__ = ["PageSink", "Store", "StoreError", "fill_page"]
 
 #: Takes the entries of a page a chunk at a time, flat: ``[key, value, key, value, ...]``,
 #: or ``[key, ...]`` without values.
@@ -116,3 +119,50 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Close the database; idempotent."""
+
+
+# --- the page rule every engine shares ------------------------------------------
+
+_MAX_CHUNK = 256
+
+
+def fill_page(
+    raw: Iterator[Any], include_value: bool, limit: int, max_bytes: int, sink: PageSink
+) -> tuple[int, bytes | None, bool]:
+    """Fill a page from ``raw`` (an engine's iterator of entries in key order:
+    ``(key, value)`` pairs, or keys alone without ``include_value``) the way
+    ``Store.read_page`` promises, so every engine bounds its pages alike.
+
+    Entries go to ``sink`` in flat chunks that grow while they fit; returns
+    how many entries, the last one's key and whether more remain.
+    """
+    width = 2 if include_value else 1  # items per entry in a flat chunk
+    count, size, chunk = 0, 0, 1
+    last: bytes | None = None
+    while count < limit:
+        taken = list(itertools.islice(raw, min(chunk, limit - count)))
+        if not taken:
+            return count, last, False
+        flat: list[bytes] = list(itertools.chain.from_iterable(taken)) if include_value else taken
+        lengths = list(map(len, flat))
+        total = sum(lengths)
+        over = size + total > max_bytes
+        fits = _fits(lengths, include_value, size, max_bytes, count) if over else len(taken)
+        if fits:
+            sink(flat if fits == len(taken) else flat[: fits * width])
+            count += fits
+            last = flat[(fits - 1) * width]
+        if over:  # cut inside this chunk, or a lone first entry past the bound
+            return count, last, fits < len(taken) or next(raw, None) is not None
+        size += total
+        # Double the chunk while the largest key or value seen leaves room for it.
+        chunk = max(1, min(2 * chunk, _MAX_CHUNK, (max_bytes - size) // (2 * max(lengths) + 1)))
+    return count, last, next(raw, None) is not None
+
+
+def _fits(lengths: list[int], include_value: bool, size: int, max_bytes: int, count: int) -> int:
+    """How many entries of a chunk fit within ``max_bytes`` after ``size`` (a first
+    entry of the page always does)."""
+    sizes = list(map(operator.add, lengths[::2], lengths[1::2])) if include_value else lengths
+    totals = list(itertools.accumulate(sizes, initial=size))[1:]
+    return bisect.bisect_right(totals, max_bytes) or (0 if count else 1)
