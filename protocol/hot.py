@@ -52,6 +52,7 @@ __all__ = [
     "bin_header",
     "get_response_body",
     "is_get_response",
+    "is_ok",
     "read_action",
     "read_response",
     "request_template",
@@ -170,6 +171,11 @@ def read_action(body: bytes, at: int) -> KvAction | None:
 
 #: ``"Ok"``.
 OK_BODY: Final = ENCODER.response(OkResponse())
+
+
+def is_ok(body: bytes) -> bool:
+    """Whether ``body`` is the canonical ``"Ok"`` answer (a plain write's success)."""
+    return body == OK_BODY
 
 
 def _get_response_head() -> bytes:

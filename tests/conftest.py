@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime
@@ -49,3 +50,16 @@ async def run_as(rt: Runtime, process: str, body: Body, *, kv: bool = True) -> A
     handle = await rt.spawn(process, main, request_capabilities=["kv:distro:sys"] if kv else [])
     await handle.wait()
     return result[0]
+
+
+@attrs.define
+class FakeClock:
+    """Monotonic seconds that move only when a test says so (inject it as a ``clock``)."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

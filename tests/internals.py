@@ -7,12 +7,14 @@ reaches them here, in one place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kvruntime import Runtime
 from kvruntime.kernel.bus import Bus
 from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kvservice.loop import KvProcess
 
-__all__ = ["bus_of", "caps_of", "kv_of"]
+__all__ = ["bus_of", "caps_of", "kv_of", "set_tx_clock"]
 
 
 def bus_of(rt: Runtime) -> Bus:
@@ -32,3 +34,8 @@ def kv_of(rt: Runtime) -> KvProcess:
 def caps_of(rt: Runtime) -> CapabilityStore:
     """The capability store of the running ``rt``."""
     return bus_of(rt).caps
+
+
+def set_tx_clock(rt: Runtime, clock: Callable[[], float]) -> None:
+    """Make the running ``rt``'s kv process measure transactions' idle time by ``clock``."""
+    kv_of(rt).txs.clock = clock

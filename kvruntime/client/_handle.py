@@ -13,7 +13,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, overload
 
 from protocol.blobs import encode_cas
-from protocol.hot import OK_BODY, is_get_response
+from protocol.hot import is_get_response, is_ok
 from protocol.messages import (
     BeginTx,
     BeginTxResponse,
@@ -128,7 +128,7 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
             blob = self._value_bytes(value)
         if tx_id is None:
             message = await self._send(self._encoder.set(raw), blob)
-            if message.body != OK_BODY:
+            if not is_ok(message.body):
                 expect(OkResponse, answer(message)[0])
         else:
             expect(OkResponse, (await self._call(Set(key=raw, tx_id=tx_id), blob))[0])
@@ -138,7 +138,7 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         raw = self._key_bytes(key)
         if tx_id is None:
             message = await self._send(self._encoder.delete(raw))
-            if message.body != OK_BODY:
+            if not is_ok(message.body):
                 expect(OkResponse, answer(message)[0])
         else:
             expect(OkResponse, (await self._call(Delete(key=raw, tx_id=tx_id)))[0])

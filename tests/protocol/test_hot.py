@@ -21,6 +21,7 @@ from protocol.hot import (
     CONSTANT_RESPONSES,
     bin_header,
     is_get_response,
+    is_ok,
     read_response,
 )
 from protocol.ids import PackageId
@@ -168,6 +169,16 @@ def test_near_misses_are_refused_as_the_general_decoder_refuses_them(body: bytes
         decode_response(body)
 
 
+def test_is_ok_knows_the_ok_body_and_nothing_else() -> None:
+    assert is_ok(encode_response(OkResponse()))
+    for other in (
+        ErrResponse(error=NoTx(tx_id=1)),
+        ExistsResponse(exists=True),
+        GetResponse(key=b"Ok"),
+    ):
+        assert not is_ok(encode_response(other))
+
+
 def test_a_wide_bin_header_reads_as_the_same_key() -> None:
     body = b"\x81\xa3Get\xc5\x00\x03abc"  # bin16 for a 3-byte key: valid, not canonical
     assert read_response(body) == GetResponse(key=b"abc") == _general_response(body)
@@ -184,6 +195,8 @@ def test_mutated_response_bodies_get_the_general_verdict(
     for mutant in (bytes(body), bytes(body[:cut])):
         assert _outcome(decode_response, mutant) == _outcome(_general_response, mutant)
         assert is_get_response(mutant) == isinstance(read_response(mutant), GetResponse)
+        # A fast path: True only for a body the general decoder reads as "Ok".
+        assert not is_ok(mutant) or _general_response(mutant) == OkResponse()
 
 
 # --- Reading requests ------------------------------------------------------------------

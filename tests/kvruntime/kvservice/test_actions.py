@@ -6,6 +6,7 @@ process except to read what is on disk after the runtime has closed.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import plyvel
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Response, Runtime, kv
+from kvruntime.kvservice.actions import TABLE, OfTheDb, OnData
 from protocol.codec import decode_response, encode_request
 from protocol.ids import KV_PROCESS_ID, PackageId
 from protocol.messages import (
@@ -408,3 +410,17 @@ async def test_twenty_sibling_processes_write_and_read_their_own_keys(rt: Runtim
         return 20 * per_process
 
     assert await run_as(rt, "checker:app:pub.os", check) == 500
+
+
+def test_the_action_table_gives_every_action_one_rule() -> None:
+    assert set(TABLE) == set(typing.get_args(KvAction))
+    # A write rule for every action that changes data; the reads take the read capability.
+    writes = {
+        kind.__name__ for kind, rule in TABLE.items() if isinstance(rule, OnData) and rule.write
+    }
+    assert writes == {
+        "Set", "Delete", "SetMany", "DeleteMany", "WriteBatch", "CommitBatch", "Increment",
+        "CompareAndSwap", "DeleteRange", "BeginTx", "Commit", "Rollback",
+    }  # fmt: skip
+    of_the_db = {kind.__name__ for kind, rule in TABLE.items() if isinstance(rule, OfTheDb)}
+    assert of_the_db == {"Open", "RemoveDb", "Revoke", "Capabilities"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import anyio
@@ -23,8 +22,8 @@ from protocol.messages import (
     TooManyTransactions,
     TransactionTooLarge,
 )
-from tests.conftest import run_as
-from tests.internals import kv_of
+from tests.conftest import FakeClock, run_as
+from tests.internals import kv_of, set_tx_clock
 
 pytestmark = pytest.mark.anyio
 
@@ -191,7 +190,8 @@ async def test_a_transaction_cannot_stage_more_than_its_budget(rt: Runtime) -> N
 
 
 async def test_idle_transactions_expire(home: Path) -> None:
-    idle = 0.3
+    idle = 30.0
+    clock = FakeClock()
     config = attrs.evolve(KvConfig(), transaction_idle_seconds=idle, max_transactions_per_sender=2)
 
     async def body(ctx: ProcessContext) -> None:
@@ -200,17 +200,16 @@ async def test_idle_transactions_expire(home: Path) -> None:
         await db.set(b"stale", b"x", tx_id=stale)
         with pytest.raises(kv.TooManyTransactions):
             await db.begin_tx()
-        deadline = time.monotonic() + 3 * idle
-        while time.monotonic() < deadline:  # use keeps a transaction alive
+        for _ in range(6):  # use keeps a transaction alive: 3 x idle in all
+            clock.advance(idle / 2)
             await db.set(b"kept", b"y", tx_id=kept)
-            await anyio.sleep(idle / 6)
         await db.commit_tx(kept)
         assert await db.get(b"kept") == b"y"
         with pytest.raises(kv.NoTx):
             await db.commit_tx(stale)
         assert not await db.exists(b"stale")
         late = await db.begin_tx()
-        await anyio.sleep(1.2 * idle)  # expired, whether or not the sweeper has run
+        clock.advance(1.2 * idle)  # expired, whether or not the sweeper has run
         with pytest.raises(kv.NoTx):
             await db.set(b"late", b"x", tx_id=late)
         # expired transactions free their slots
@@ -218,22 +217,26 @@ async def test_idle_transactions_expire(home: Path) -> None:
         await db.begin_tx()
 
     async with Runtime(home=home, config=config) as rt:
+        set_tx_clock(rt, clock)
         await run_as(rt, APP, body)
 
 
 async def test_an_expired_transaction_no_longer_counts_against_the_limit(home: Path) -> None:
-    # The sweeper runs every idle/2 seconds; a BeginTx arriving between a
-    # transaction's expiry and the next sweep must not be refused for it.
-    idle = 0.3
+    # The sweeper runs every idle/2 seconds (here: 15 s of real time, so never
+    # within this test); a BeginTx arriving between a transaction's expiry and
+    # the next sweep must not be refused for it.
+    idle = 30.0
+    clock = FakeClock()
     config = attrs.evolve(KvConfig(), transaction_idle_seconds=idle, max_transactions_per_sender=1)
 
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, PKG, "db")
         for _ in range(3):
             await db.begin_tx()
-            await anyio.sleep(idle * 1.2)
+            clock.advance(idle * 1.2)
 
     async with Runtime(home=home, config=config) as rt:
+        set_tx_clock(rt, clock)
         await run_as(rt, APP, body)
 
 
