@@ -125,6 +125,7 @@ __all__ = [
     "encode_response_in",
     "form_of",
     "hyperware_error",
+    "is_err_answer",
 ]
 
 T = TypeVar("T")
@@ -307,6 +308,21 @@ def decode_response_in_any_form(
         return decode_response(body, max_size=max_size), Form.CANONICAL
     except DecodeError as canonical:
         return _as_array_form(canonical, decode_response_in, body, max_size), Form.ARRAY
+
+
+def is_err_answer(body: bytes, *, max_size: int = DEFAULT_MAX_BODY_BYTES) -> bool:
+    """Whether ``body`` is an ``{"Err": ...}`` answer in any form, Hyperware's
+    ``RocksDBError`` included (which ``decode_response_in_any_form`` refuses)."""
+    if len(body) > max_size:
+        return False
+    try:
+        if form_of(body) is Form.JSON:
+            value = _load_json(body, max_size)
+        else:
+            value = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    except (DecodeError, ValueError, TypeError, msgpack.ExtraData, msgpack.StackError):
+        return False
+    return isinstance(value, dict) and list(value) == [ErrResponse.TAG]
 
 
 def _as_array_form(

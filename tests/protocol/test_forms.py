@@ -28,6 +28,7 @@ from protocol.forms import (
     encode_response_in,
     form_of,
     hyperware_error,
+    is_err_answer,
 )
 from protocol.hot import OK_BODY, get_response_body
 from protocol.ids import PackageId
@@ -312,6 +313,26 @@ def test_an_answer_to_a_hyperware_action_holds_only_hyperware_s_errors(
         assert encode_answer(response, Form.JSON, Get(key=b"k")) == encode_response_in(
             response, Form.JSON
         )
+
+
+def _err(error: KvError) -> ErrResponse:
+    return ErrResponse(error=error)
+
+
+@given(response=st.one_of(*RESPONSES.values(), *(e.map(_err) for e in ERRORS.values())))
+def test_is_err_answer_tells_an_err_in_every_form(response: KvResponse) -> None:
+    for form in Form:
+        for action in (Get(key=b"k"), Exists(key=b"k")):  # mapped to Hyperware's, and not
+            assert is_err_answer(encode_answer(response, form, action)) == isinstance(
+                response, ErrResponse
+            )
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"\xc1", b"{", b'{"Err":1', b'"Err"', b"\x81\xa3Err", b'{"Err":1,"Ok":2}', b"[1]"]
+)
+def test_is_err_answer_is_false_for_anything_else(body: bytes) -> None:
+    assert not is_err_answer(body)
 
 
 def test_the_mapping_keeps_the_error_s_kind_and_numbers() -> None:

@@ -86,3 +86,68 @@ def test_send_refuses_odd_requests_without_traceback(home: Path) -> None:
         fail(kvr("send", text, home=home), 2, message)
     # a process the runtime runs itself cannot be borrowed
     fail(kvr("send", _req({"Get": "00"}), "--as", "kv:distro:sys", home=home), 2, "already running")
+
+
+# --- Bodies in Hyperware's own forms (--form json / --form msgpack) ---------------------
+
+_HW_PKG = {"package_name": "app", "publisher_node": "cli-test.os"}
+
+
+def _hw(action: object, db: str = "notes") -> str:
+    """A request as process_lib's serde_json writes it."""
+    return json.dumps({"package_id": _HW_PKG, "db": db, "action": action}, separators=(",", ":"))
+
+
+def test_a_json_body_is_sent_as_is_and_answered_in_json(home: Path) -> None:
+    assert ok(kvr("send", "--form", "json", _hw("Open"), home=home)) == '"Ok"\n'
+    hello = list(b"hello")
+    set_ = {"Set": {"key": hello, "tx_id": None}}
+    assert ok(kvr("send", "--form", "json", _hw(set_), "--blob", "world", home=home)) == '"Ok"\n'
+    out = ok(kvr("send", "--form", "json", _hw({"Get": hello}), "--text", home=home))
+    assert out == '{"Get":[104,101,108,108,111]}\nworld\n'  # the answer's own bytes
+    # An error Hyperware's KvError lacks arrives as one it has; exit 1 for an Err.
+    missing = kvr("send", "--form", "json", _hw({"Get": [0]}, db="nope"), home=home)
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout) == {"Err": {"NoDb": [_HW_PKG, "nope"]}}
+    doc = json.loads(ok(kvr("send", "--form", "json", _hw({"Get": hello}), "--json", home=home)))
+    assert doc == {"form": "json", "body": {"Get": hello}, "blob": {"utf8": "world"}}
+    # The value is the same one the canonical client reads.
+    assert ok(kvr("get", APP, "notes", "hello", "--raw", home=home)) == "world"
+
+
+def test_a_msgpack_body_in_hex_is_answered_in_its_own_byte_form(home: Path) -> None:
+    from protocol.forms import Form, encode_request_in
+    from protocol.messages import Get, KvRequest, Open
+    from protocol.messages import Set as SetAction
+
+    pkg = PackageId.parse(APP)
+
+    def body(action: object, form: Form) -> str:
+        request = KvRequest(package_id=pkg, db="notes", action=action)  # type: ignore[arg-type]
+        return encode_request_in(request, form).hex()
+
+    assert ok(kvr("send", "--form", "msgpack", body(Open(), Form.ARRAY), home=home)) == "a24f6b\n"
+    set_ = body(SetAction(key=b"k", tx_id=None), Form.ARRAY)
+    assert ok(kvr("send", "--form", "msgpack", set_, "--blob", "v", home=home)) == "a24f6b\n"
+    # rmp-serde's arrays of ints in, arrays of ints out: {"Get": [0x6b]}
+    array = ok(
+        kvr("send", "--form", "msgpack", body(Get(key=b"k"), Form.ARRAY), "--text", home=home)
+    )
+    assert array == "81a3476574916b\nv\n"
+    # bin in, bin out: {"Get": bin 0x6b}
+    canonical = body(Get(key=b"k"), Form.CANONICAL)
+    assert (
+        ok(kvr("send", "--form", "msgpack", canonical, "--text", home=home))
+        == "81a3476574c4016b\nv\n"
+    )
+    doc = json.loads(ok(kvr("send", "--form", "msgpack", canonical, "--json", home=home)))
+    assert doc == {"form": "canonical", "body": "81a3476574c4016b", "blob": {"utf8": "v"}}
+
+
+def test_a_body_in_the_wrong_form_or_no_form_is_a_usage_error(home: Path) -> None:
+    ok(kvr("send", "--form", "json", _hw("Open"), home=home))
+    fail(kvr("send", "--form", "json", '{"package_id":1}', home=home), 2, "not a KvRequest")
+    fail(kvr("send", "--form", "msgpack", "zz", home=home), 2, "not hex")
+    fail(kvr("send", "--form", "msgpack", "c1", home=home), 2, "not a KvRequest")
+    hex_of_json = _hw("Open").encode().hex()  # JSON bytes are not a msgpack body
+    fail(kvr("send", "--form", "msgpack", hex_of_json, home=home), 2, "use --form json")
