@@ -23,6 +23,7 @@ from examples import (
     birthdays,
     configure_logging,
     home_argument_parser,
+    process_lib_json,
     raw_wire,
     run_example,
     run_program,
@@ -83,6 +84,12 @@ EXAMPLES = (
         shows="msgpack bodies built by hand, the bytes any language sends",
         process=raw_wire.PROCESS,
         main=raw_wire.main,
+    ),
+    Example(
+        name="process_lib_json",
+        shows="JSON bodies as a Hyperware process's process_lib sends them, answered in JSON",
+        process=process_lib_json.PROCESS,
+        main=process_lib_json.main,
     ),
 )
 

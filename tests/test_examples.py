@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 from examples import (
     birthdays,
     host,
+    process_lib_json,
     raw_wire,
     run_example,
     scans_counters,
@@ -32,6 +34,7 @@ from examples import (
 )
 from kvruntime import Main, ProcessContext, Runtime, kv
 from protocol.codec import DecodeError, decode_request, encode_request
+from protocol.forms import Form, encode_request_in
 from protocol.ids import PackageId
 from protocol.messages import Get, KvRequest, Open, Set
 from tests.conftest import run_as
@@ -85,6 +88,13 @@ SAYS: Mapping[str, tuple[str, ...]] = {
         "<- kv answered {'Get': b'greeting'}, with the blob b'hello, wire'",
         "<- kv answered {'Exists': False}",
         "<- kv answered {'Err': 'MalformedRequest'}",
+    ),
+    "process_lib_json": (
+        "<- {\"Get\":[103,114,101,101,116,105,110,103]} + blob b'hello from Rust'",
+        "   the answer's key reads back as b'greeting'",
+        '<- {"Err":"KeyNotFound"}',
+        '<- {"Err":{"RocksDBError":"KeyTooLarge: key of 70000 bytes exceeds the limit of 65536"}}',
+        "   it arrives as the variant it has: RocksDBError",
     ),
 }
 
@@ -177,7 +187,8 @@ def test_raw_wire_prints_the_bytes_the_codec_would_send(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["birthdays", "transactions", "sharing", "wasi_shapes", "scans_counters"]
+    "name",
+    ["birthdays", "transactions", "sharing", "wasi_shapes", "scans_counters", "process_lib_json"],
 )
 def test_each_example_runs_alone(tmp_path: Path, name: str) -> None:
     stdout = run_module(f"examples.{name}", tmp_path / "data")
@@ -248,6 +259,26 @@ async def greeting_set(ctx: ProcessContext) -> None:
     assert await db.get(b"greeting") == b"hello, wire"
 
 
+async def written_in_json(ctx: ProcessContext) -> None:
+    # What the JSON sender wrote is what kvruntime's own client reads.
+    db = await kv.open(ctx, ctx.package_id, "json")
+    assert await db.get(b"greeting") == b"hello from Rust"
+    assert await db.get_many([b"alice", b"bob"]) == [b"online", b"online"]
+    assert not await db.exists(b"k" * 10)
+
+
+def test_the_json_sender_sends_what_serde_json_writes(tmp_path: Path) -> None:
+    stdout = run_module("examples.process_lib_json", tmp_path / "data")
+    package = PackageId.parse("process-lib-demo:examples.os")
+    for action in (Open(), Set(key=b"greeting"), Get(key=b"greeting")):
+        body = encode_request_in(KvRequest(package_id=package, db="json", action=action), Form.JSON)
+        assert f"   {body.decode()}\n" in stdout, action
+    # every answer line is one JSON value
+    for line in stdout.splitlines():
+        if line.startswith("<- "):
+            json.loads(line[3:].split(" + blob ")[0])
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("process", "main", "siblings", "check"),
@@ -265,6 +296,13 @@ async def greeting_set(ctx: ProcessContext) -> None:
         ),
         pytest.param(wasi_shapes.PROCESS, wasi_shapes.main, {}, colors_written, id="wasi_shapes"),
         pytest.param(raw_wire.PROCESS, raw_wire.main, {}, greeting_set, id="raw_wire"),
+        pytest.param(
+            process_lib_json.PROCESS,
+            process_lib_json.main,
+            {},
+            written_in_json,
+            id="process_lib_json",
+        ),
         pytest.param(
             scans_counters.PROCESS, scans_counters.main, {}, shop_stocked, id="scans_counters"
         ),
