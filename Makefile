@@ -25,7 +25,7 @@ $(RUN_STAMP): $(VENV_STAMP) pyproject.toml
 # chart, profiler), since the suite tests the benchmark harness and mypy
 # checks benchmarks/ against their real types.
 $(DEV_STAMP): $(VENV_STAMP) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,bench,network]'
 	touch $(DEV_STAMP)
 
 # redis-server from Debian, only when it is not on PATH already.

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         SendErrorKind,
     )
     from .kernel.message import Capability, Message, Request, Response
+    from .kernel.node_key import node_public_key
     from .kernel.process import ProcessContext, ProcessHandle
     from .kvservice.config import KvConfig
     from .runtime import Main, Runtime
@@ -59,6 +60,7 @@ __all__ = [
     "SendErrorKind",
     "UnexpectedResponse",
     "kv",
+    "node_public_key",
 ]
 
 # Imported on first use (PEP 562), so that `kvruntime --help` starts without
@@ -81,6 +83,8 @@ _WHERE = {
     **dict.fromkeys(["Capability", "Message", "Request", "Response"], "kvruntime.kernel.message"),
     **dict.fromkeys(["ProcessContext", "ProcessHandle"], "kvruntime.kernel.process"),
     "KvConfig": "kvruntime.kvservice.config",
+    # Many nodes (issue 17): the node key peers are given.
+    "node_public_key": "kvruntime.kernel.node_key",
     **dict.fromkeys(["Main", "Runtime"], "kvruntime.runtime"),
 }
 

@@ -149,6 +149,7 @@ class Runtime:
             mailbox=Mailbox[Message](self.config.mailbox_capacity),
             public=False,
             inflight_limit=0,
+            answers_remote=True,  # issue 17: a remote request is answered RemoteNotAllowed
         )
         bus.attach(kv_slot)
         self._bus = bus

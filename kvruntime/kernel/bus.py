@@ -16,7 +16,8 @@ Invariants:
    sender holds; otherwise the sender gets ``SendError`` in its own task.
    Holders are Addresses: a request from another node passes the same
    check (``deliver_from_network``), and holds nothing of a local process
-   that has its process id.
+   that has its process id. A process marked ``answers_remote`` takes every
+   request from another node without that check, to answer it itself.
 4. A receiver may save an attached capability only while the process that
    attached it still holds it: an offer records its offerer, ``save``
    checks it again and consumes the offer, and ``withdraw_offers`` takes
@@ -79,6 +80,10 @@ class Slot:
     public: bool
     #: Most responses this process may await through its mailbox at once.
     inflight_limit: int
+    #: The process takes every request from another node and answers it itself
+    #: (kv refuses them all, and says so): the network seam skips the messaging
+    #: check for it. Attached capabilities are still offered only if held here.
+    answers_remote: bool = False
     messaging_key: str = attrs.field(init=False)
     #: Request id -> the future ``send_and_await_response`` waits on, and the answerer.
     waiters: dict[int, Waiter] = attrs.Factory(dict)
@@ -278,8 +283,9 @@ class Bus:
         """Hand in a request from another node (the networking layer's seam).
 
         Checked as a local request is (invariant 3): SendError when no process
-        runs at the target or the target is not public and the source does not
-        hold its messaging capability; TypeError when body or blob is not bytes.
+        runs at the target or the target is not public (nor ``answers_remote``)
+        and the source does not hold its messaging capability; TypeError when
+        body or blob is not bytes.
         """
         source, target = request.source, request.target
         if source.node == self.node:
@@ -290,7 +296,11 @@ class Bus:
         slot = self._slots.get(target.process) if target.node == self.node else None
         if slot is None:
             raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")
-        if not slot.public and not self.caps.holds(source, slot.messaging_key):
+        if (
+            not slot.public
+            and not slot.answers_remote
+            and not self.caps.holds(source, slot.messaging_key)
+        ):
             raise _forbidden(source, target)
         await self.deliver(slot, request)
 
