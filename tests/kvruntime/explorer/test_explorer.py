@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.kvruntime.cli.conftest import APP
+from tests.kvruntime.cli.conftest import APP, KVRUNTIME, fill
 
-from .conftest import Explorer
+from .conftest import Explorer, free_port
 
 
 def test_browse_search_page_and_open_a_binary_value(explorer: Explorer, browser: Any) -> None:
@@ -98,3 +101,38 @@ def test_an_unknown_host_header_is_refused(explorer: Explorer) -> None:
     except urllib.error.HTTPError as exc:
         status = exc.code
     assert status == 421
+
+
+def test_ctrl_c_stops_it_with_130_and_takes_the_grants_back(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    fill(home, "notes", [(b"hello", b"world")])
+    port = free_port()
+    proc = subprocess.Popen(
+        [KVRUNTIME, "serve", "--home", str(home), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        url = f"http://127.0.0.1:{port}/db/{APP}/notes"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    assert b"hello" in response.read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert not (home / "explorer-token").exists()
+    caps = subprocess.run(
+        [KVRUNTIME, "caps", "--home", str(home), "--json"], capture_output=True, check=True
+    )
+    assert b"kvruntime-cli" not in caps.stdout
+    assert f"writer:{APP}".encode() in caps.stdout  # the application's own grants stay
