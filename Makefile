@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 HOME_DIR ?= ./data
 
 .PHONY: run test check fmt lint typecheck bench bench-quick bench-startup bench-profile redis-server soak clean \
-	rust-crates conformance-client
+	rust-crates conformance-client chromium
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -61,9 +61,17 @@ conformance-client: rust-crates
 run: $(RUN_STAMP)
 	$(PY) -m examples.host --home $(HOME_DIR)
 
+# Debian's chromium, for the explorer's browser tests (Playwright drives it;
+# `playwright install` cannot download a browser here). A failed install
+# stops `make test` with apt-get's reason.
+chromium:
+	@command -v /usr/bin/chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "chromium could not be installed (apt-get failed): the explorer tests need it"; exit 1; }
+
 ## make test: the whole test suite (bounded soak/crash forms included), with
 ## the Rust conformance client it runs against a live runtime
-test: $(DEV_STAMP) conformance-client
+test: $(DEV_STAMP) conformance-client chromium
 	$(PY) -m pytest
 
 ## make check: format, lint and mypy --strict (`make test` runs the tests)

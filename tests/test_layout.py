@@ -11,6 +11,9 @@ reader has to untangle.
 - ``kvruntime.client`` speaks the protocol over the kernel: it imports neither
   the kv service nor storage nor the runtime.
 - ``kvruntime.kvservice`` imports neither the client, the CLI nor the runtime.
+- ``kvruntime.explorer`` (the web page) works through the client, the kernel
+  and the CLI's session and rendering, never the kv service, storage or the
+  runtime directly (``kvruntime serve`` in the CLI assembles it).
 - ``protocol`` imports nothing of kvruntime (``tests/protocol/test_purity.py``
   checks the rest of its purity).
 - No module imports itself through others.
@@ -101,6 +104,10 @@ FORBIDDEN = [
     ),
     ("kvruntime.client", ["kvruntime.kvservice", "kvruntime.storage", "kvruntime.runtime"]),
     ("kvruntime.kvservice", ["kvruntime.client", "kvruntime.cli", "kvruntime.runtime"]),
+    (
+        "kvruntime.explorer",
+        ["kvruntime.kvservice", "kvruntime.storage", "kvruntime.runtime"],
+    ),
     ("protocol", ["kvruntime"]),
 ]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,12 +22,9 @@ from ._app import (
 )
 from ._session import (
     Session,
-    as_admin,
     caps_path,
     check_home,
     home_in_use,
-    open_db,
-    page_ask,
     run_in_home,
 )
 
@@ -37,10 +32,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from protocol.ids import PackageId
-    from protocol.messages import KvCapabilityParams
 
-    from ..kernel.message import Capability
-    from ..kernel.process import ProcessContext
+    from ._inventory import DbInfo
 
 __all__ = ["caps", "ls", "repair"]
 
@@ -51,15 +44,6 @@ _JSON = click.option(
     callback=set_json_mode,
     help="One JSON object per line, errors included.",
 )
-
-
-def _disk_usage(path: Path) -> int:
-    total = 0
-    with os.scandir(path) as entries:
-        for entry in entries:
-            if entry.is_file(follow_symlinks=False):
-                total += entry.stat(follow_symlinks=False).st_size
-    return total
 
 
 @cli.command()
@@ -90,26 +74,12 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    async def work(session: Session) -> list[tuple[PackageId, str, int, int | str | None]]:
-        rt = session.rt
-        by_package: defaultdict[PackageId, list[str]] = defaultdict(list)
-        for package, db in rt.list_dbs():  # no kv action lists dbs: the runtime's own view
-            by_package[package].append(db)
-        rows: list[tuple[PackageId, str, int, int | str | None]] = []
-        for package, names in by_package.items():
+    from ._inventory import list_dbs
 
-            async def count(
-                ctx: ProcessContext, package: PackageId = package, names: list[str] = names
-            ) -> list[int | str | None]:
-                return [await _count_keys(ctx, package, db, max_count) for db in names]
+    async def work(session: Session) -> list[DbInfo]:
+        return await list_dbs(session, max_count=max_count)
 
-            counts = await as_admin(session, package, count) if max_count else [None] * len(names)
-            for db, keys in zip(names, counts, strict=True):
-                size = _disk_usage(rt.db_path(package, db))
-                rows.append((package, db, size, keys))
-        return rows
-
-    rows = run_in_home(home, work)
+    rows = [(d.package, d.db, d.size, d.keys) for d in run_in_home(home, work)]
     if as_json:
         for package, db, size, keys in rows:
             doc: dict[str, object] = {"package": str(package), "db": db, "bytes": size}
@@ -130,7 +100,8 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
                 shown = f"{keys}"
             case int():
                 shown = f">= {max_count}"
-        table.add_row(Text(str(package)), Text(db), decimal(size), shown)  # Text: no markup
+        size_shown = "-" if size is None else decimal(size)
+        table.add_row(Text(str(package)), Text(db), size_shown, shown)  # Text: no markup
     if rows:
         _print_table(table)
     else:
@@ -140,32 +111,6 @@ def ls(max_count: int, as_json: bool, home: Path) -> None:
             click.echo(f"unreadable: {keys}", err=True)
     if any(isinstance(keys, str) for _, _, _, keys in rows):
         click.echo("(`kvruntime repair PACKAGE DB` may recover a damaged db)", err=True)
-
-
-async def _count_keys(ctx: ProcessContext, package: PackageId, db: str, limit: int) -> int | str:
-    """How many keys ``db`` holds, up to ``limit``; LevelDB's error if it cannot be read."""
-    from protocol.messages import IoError, LevelDbError
-
-    from .. import kv
-
-    try:
-        return await _count_readable(ctx, package, db, limit)
-    except kv.KvError as exc:
-        if isinstance(exc.error, LevelDbError | IoError):
-            return f"{exc.error.TAG}: {exc.error.message}"  # the message names the db
-        raise
-
-
-async def _count_readable(ctx: ProcessContext, package: PackageId, db: str, limit: int) -> int:
-    handle = await open_db(ctx, package, db, create=False)
-    seen, cursor = 0, None
-    while seen < limit:
-        page = await handle.list_page(keys_only=True, limit=page_ask(limit - seen), cursor=cursor)
-        seen += len(page.items)
-        if page.cursor is None:
-            break
-        cursor = page.cursor
-    return seen
 
 
 @cli.command()
@@ -190,18 +135,11 @@ def caps(only: str | None, show_all: bool, as_json: bool, home: Path) -> None:
     if only is not None and wanted is None:
         raise CliError(f"bad package id {only!r}", EXIT_USAGE)
 
+    from ._inventory import db_rights
+
     async def work(session: Session) -> list[tuple[str, str, str, str]]:
-        rt = session.rt
-        rights: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
-        for holder, cap in rt.capability_holders():
-            process = holder.process if holder.node == rt.node else holder
-            params = _kv_params(cap) if cap.issuer == rt.kv_address else None
-            if params is not None:
-                if wanted is None or params.package_id == wanted:
-                    rights[(str(process), str(params.package_id), params.db)].add(params.kind)
-            elif show_all and wanted is None:  # the right to message the issuer
-                rights[(str(process), str(cap.issuer), "")].add("message")
-        return sorted((p, k, d, ", ".join(sorted(r))) for (p, k, d), r in rights.items())
+        rights = db_rights(session, only=wanted, messaging=show_all)
+        return [(r.process, r.package, r.db, ", ".join(r.rights)) for r in rights]
 
     rows = run_in_home(home, work)
     if as_json:
@@ -216,15 +154,6 @@ def caps(only: str | None, show_all: bool, as_json: bool, home: Path) -> None:
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # Text: a db name is not markup
     _print_table(table)
-
-
-def _kv_params(cap: Capability) -> KvCapabilityParams | None:
-    from protocol.codec import DecodeError, decode_capability_params
-
-    try:
-        return decode_capability_params(cap.params)
-    except DecodeError:
-        return None  # not a db capability (the messaging one, for instance)
 
 
 def _print_table(table: Table) -> None:

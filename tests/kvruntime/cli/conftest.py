@@ -57,6 +57,7 @@ COMMANDS = [
     "share",
     "revoke",
     "rm-db",
+    "serve",
 ]
 
 

@@ -1,0 +1,275 @@
+"""The explorer's pages, and the rules that keep a browser from being used against the store.
+
+Pages: ``/`` (dbs, sizes, key counts, capabilities), ``/db/{package}/{db}``
+(keys and values, paged, with ``prefix``, ``start``/``end``, ``reverse`` and
+``cursor``, keys given as text or, with ``hex=1``, as hex), ``/value`` (one
+value in every view), ``POST /set`` and ``POST /delete``.
+
+Security invariants:
+
+1. Every key and value is attacker-controlled: templates autoescape, no
+   inline script runs (Content-Security-Policy ``script-src 'self'``).
+2. A write needs the token (``token.py``) in the request itself, never a
+   cookie, so a cross-site form cannot forge it; and a write whose
+   ``Origin`` (or ``Sec-Fetch-Site``) says another site is refused as well.
+3. ``Host`` must name the address served (no DNS rebinding).
+4. All kv work runs through ``run_as`` (the CLI's administrative process of
+   the package), one request at a time per package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..cli._render import NotMsgpack, readable, unpack
+from .token import token_matches
+
+if TYPE_CHECKING:
+    from protocol.ids import PackageId
+
+    from ..kernel.process import ProcessContext
+
+__all__ = ["PAGE_SIZE", "RunAs", "build_app"]
+
+T = TypeVar("T")
+#: ``run_as(package, body)``: ``body(ctx)`` run as the package's administrative process.
+RunAs = Callable[["PackageId", Callable[["ProcessContext"], Awaitable[Any]]], Awaitable[Any]]
+#: Entries on one page of a db.
+PAGE_SIZE = 50
+#: Characters of a value shown in the list before it is cut (the value page shows it all).
+PREVIEW = 120
+#: The largest write body accepted.
+MAX_BODY = 8 * 1024 * 1024
+
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self';"
+    " frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # no-referrer would make Origin "null"
+    "X-Frame-Options": "DENY",
+}
+
+
+def _views(value: bytes) -> dict[str, str]:
+    """The value as text (the CLI's rule), hex, JSON and MessagePack, or why not."""
+    import json
+
+    views = {"text": readable(value), "hex": value.hex()}
+    try:
+        views["json"] = json.dumps(json.loads(value.decode("utf-8")), indent=2, ensure_ascii=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        views["json"] = f"(not JSON: {exc})"
+    try:
+        views["msgpack"] = json.dumps(unpack(value), indent=2, ensure_ascii=False)
+    except NotMsgpack as exc:
+        views["msgpack"] = f"({exc})"
+    return views
+
+
+def build_app(
+    *,
+    run_as: RunAs,
+    overview: Callable[[], Awaitable[tuple[list[Any], list[Any]]]],
+    token: str,
+    origins: set[str],
+) -> Starlette:
+    """The explorer application.
+
+    ``overview()`` answers (dbs, rights) as ``cli._inventory`` reads them;
+    ``origins`` are the ``scheme://host:port`` the server is reached at.
+    """
+    env = Environment(
+        loader=PackageLoader("kvruntime.explorer", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+    hosts = {o.split("://", 1)[1] for o in origins}
+
+    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = env.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=status, headers=_HEADERS)
+
+    def refuse(status: int, message: str) -> HTMLResponse:
+        return page("error.html", status=status, message=message)
+
+    def parse_package(text: str) -> PackageId:
+        from protocol.ids import PackageId
+
+        return PackageId.parse(text)
+
+    async def index(request: Request) -> Response:
+        dbs, rights = await overview()
+        return page("index.html", dbs=dbs, rights=rights)
+
+    def key_from(text: str, as_hex: bool) -> bytes:
+        return bytes.fromhex(text) if as_hex else text.encode("utf-8")
+
+    async def db_page(request: Request) -> Response:
+        from ..cli._session import open_db
+
+        package = parse_package(request.path_params["package"])
+        db = request.path_params["db"]
+        q = request.query_params
+        as_hex = q.get("hex") == "1"
+        try:
+            prefix = key_from(q["prefix"], as_hex) if q.get("prefix") else None
+            start = key_from(q["start"], as_hex) if q.get("start") else None
+            end = key_from(q["end"], as_hex) if q.get("end") else None
+            cursor = bytes.fromhex(q["cursor"]) if q.get("cursor") else None
+        except ValueError:
+            return refuse(400, "a key given as hex is not hex")
+        if prefix is not None and (start is not None or end is not None):
+            return refuse(400, "give a prefix or a start/end range, not both")
+        reverse = q.get("reverse") == "1"
+
+        async def body(ctx: ProcessContext) -> Any:
+            handle = await open_db(ctx, package, db, create=False)
+            return await handle.list_page(
+                prefix=prefix,
+                start=start,
+                end=end,
+                reverse=reverse,
+                limit=PAGE_SIZE,
+                cursor=cursor,
+            )
+
+        result = await run_as(package, body)
+        rows = []
+        for key, value in result.items:
+            shown = readable(value)
+            rows.append(
+                {
+                    "key": readable(key) if key else '""',
+                    "key_hex": key.hex(),
+                    "value": shown if len(shown) <= PREVIEW else shown[:PREVIEW] + "…",
+                    "size": len(value),
+                }
+            )
+        nxt = None
+        if result.cursor is not None:
+            args = {k: v for k, v in q.items() if k != "cursor"}
+            args["cursor"] = result.cursor.hex()
+            nxt = args
+        return page(
+            "db.html",
+            package=str(package),
+            db=db,
+            rows=rows,
+            next=nxt,
+            q=dict(q),
+        )
+
+    async def value_page(request: Request) -> Response:
+        from ..cli._session import open_db
+
+        package = parse_package(request.path_params["package"])
+        db = request.path_params["db"]
+        try:
+            key = bytes.fromhex(request.query_params.get("key", ""))
+        except ValueError:
+            return refuse(400, "key is not hex")
+
+        async def body(ctx: ProcessContext) -> bytes | None:
+            handle = await open_db(ctx, package, db, create=False)
+            return await handle.get(key, None)
+
+        value = await run_as(package, body)
+        if value is None:
+            return refuse(404, f"key {readable(key)} not found")
+        view = request.query_params.get("view", "text")
+        views = _views(value)
+        if view not in views:
+            view = "text"
+        return page(
+            "value.html",
+            package=str(package),
+            db=db,
+            key=readable(key) if key else '""',
+            key_hex=key.hex(),
+            size=len(value),
+            views=views,
+            view=view,
+        )
+
+    def cross_site(request: Request) -> str | None:
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in origins:
+            return f"refused: a write from another site ({origin})"
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            return f"refused: a write from a {site} page"
+        return None
+
+    async def write(request: Request) -> Response:
+        from ..cli._session import open_db
+
+        reason = cross_site(request)
+        if reason is not None:
+            return refuse(403, reason)
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            return refuse(413, "request too large")
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        given = form.get("token") or request.headers.get("x-kvruntime-token")
+        if not token_matches(token, given):
+            return refuse(403, "refused: a write needs the token `kvruntime serve` printed")
+        package = parse_package(request.path_params["package"])
+        db = request.path_params["db"]
+        action = request.path_params["action"]
+        try:
+            if action == "delete":
+                key = bytes.fromhex(form.get("key_hex", ""))
+            else:
+                key = key_from(form.get("key", ""), form.get("key_format") == "hex")
+            value = key_from(form.get("value", ""), form.get("value_format") == "hex")
+        except ValueError:
+            return refuse(400, "a key or value given as hex is not hex")
+
+        async def body(ctx: ProcessContext) -> None:
+            handle = await open_db(ctx, package, db, create=False)
+            if action == "delete":
+                await handle.delete(key)
+            else:
+                await handle.set(key, value)
+
+        await run_as(package, body)
+        return RedirectResponse(f"/db/{package}/{db}", status_code=303, headers=_HEADERS)
+
+    async def guard(request: Request, call_next: Any) -> Response:
+        if request.headers.get("host") not in hosts:
+            return refuse(421, "unknown Host")
+        try:
+            response: Response = await call_next(request)
+        except Exception as exc:  # a kv error answered, or a bad id: a page, not a crash
+            from protocol.ids import IdError
+
+            from .. import kv
+
+            if isinstance(exc, kv.KvError | IdError):
+                return refuse(404 if isinstance(exc, kv.NoDb) else 400, str(exc))
+            raise
+        return response
+
+    from starlette.middleware import Middleware
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    static = Path(__file__).parent / "static"
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/db/{package}/{db}", db_page),
+            Route("/db/{package}/{db}/value", value_page),
+            Route("/db/{package}/{db}/{action:str}", write, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=static), name="static"),
+        ],
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
+    )

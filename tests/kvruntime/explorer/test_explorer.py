@@ -1,0 +1,138 @@
+"""The explorer page, through a real chromium on a real ``kvruntime serve``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.kvruntime.cli.conftest import APP, KVRUNTIME, fill
+
+from .conftest import Explorer, free_port
+
+
+def test_browse_search_page_and_open_a_binary_value(explorer: Explorer, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(explorer.url + "/")
+    assert page.locator("#dbs").inner_text().count(APP) == 2
+    page.click("text=many")
+    page.fill("input[name=prefix]", "user:11")
+    page.click("#search button")
+    keys = page.locator("td.key").all_inner_texts()
+    assert keys == [f"user:11{i}" for i in range(10)]
+    page.goto(explorer.url + f"/db/{APP}/many")
+    first = page.locator("td.key").all_inner_texts()
+    page.click("#next")
+    second = page.locator("td.key").all_inner_texts()
+    assert first == [f"user:{i:03d}" for i in range(50)]
+    assert second == [f"user:{i:03d}" for i in range(50, 100)]
+    page.goto(explorer.url + f"/db/{APP}/notes")
+    page.click("text=blob")
+    assert page.locator("#shown").inner_text() == "0x00ff10c3"
+    page.click("a.view:text('hex')")
+    assert page.locator("#shown").inner_text() == "00ff10c3"
+    page.click("a.view:text('msgpack')")
+    assert "not MessagePack" in page.locator("#shown").inner_text()
+
+
+def test_a_hostile_key_renders_inert(explorer: Explorer, browser: Any, tmp_path: Path) -> None:
+    page = browser.new_page()
+    page.goto(explorer.url + f"/db/{APP}/notes")
+    assert page.title() != "pwned"
+    assert "<script>document.title='pwned'</script>" in page.locator("td.key").all_inner_texts()
+    # The README's picture: KVRUNTIME_SCREENSHOT=docs/explorer.png refreshes it.
+    shot = Path(os.environ.get("KVRUNTIME_SCREENSHOT") or tmp_path / "explorer.png")
+    page.set_viewport_size({"width": 1000, "height": 520})
+    page.screenshot(path=str(shot))
+    assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_set_and_delete_with_the_token_refused_without(explorer: Explorer, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(explorer.url + f"/db/{APP}/notes")
+    page.fill("#set input[name=key]", "new-key")
+    page.fill("#set input[name=value]", "new value")
+    page.click("#set button")
+    assert "refused" in page.locator("#error").inner_text()
+    page.goto(explorer.url + f"/db/{APP}/notes#token={explorer.token}")
+    page.fill("#set input[name=key]", "new-key")
+    page.fill("#set input[name=value]", "new value")
+    page.click("#set button")
+    row = page.locator("tr", has=page.locator("td.key", has_text="new-key"))
+    assert row.locator("td.value").inner_text() == "new value"
+    row.locator("button:text('delete')").click()
+    assert "new-key" not in page.locator("td.key").all_inner_texts()
+    assert "hello" in page.locator("td.key").all_inner_texts()
+
+
+def _post(explorer: Explorer, path: str, form: dict[str, str], headers: dict[str, str]) -> int:
+    data = urllib.parse.urlencode(form).encode()
+    request = urllib.request.Request(explorer.url + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_cross_site_write_is_refused_even_with_the_token(explorer: Explorer) -> None:
+    form = {"key": "x", "value": "y", "token": explorer.token}
+    path = f"/db/{APP}/notes/set"
+    assert _post(explorer, path, form, {"Origin": "http://evil.example"}) == 403
+    assert _post(explorer, path, form, {"Sec-Fetch-Site": "cross-site"}) == 403
+    assert _post(explorer, path, form | {"token": "wrong"}, {}) == 403
+    assert _post(explorer, path, form, {"Origin": explorer.url}) == 200  # after the redirect
+    token_file = explorer.home / "explorer-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert token_file.read_text().strip() == explorer.token
+
+
+def test_an_unknown_host_header_is_refused(explorer: Explorer) -> None:
+    request = urllib.request.Request(explorer.url + "/", headers={"Host": "evil.example"})
+    try:
+        urllib.request.urlopen(request)
+        status = 200
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    assert status == 421
+
+
+def test_ctrl_c_stops_it_with_130_and_takes_the_grants_back(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    fill(home, "notes", [(b"hello", b"world")])
+    port = free_port()
+    proc = subprocess.Popen(
+        [KVRUNTIME, "serve", "--home", str(home), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        url = f"http://127.0.0.1:{port}/db/{APP}/notes"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    assert b"hello" in response.read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert not (home / "explorer-token").exists()
+    caps = subprocess.run(
+        [KVRUNTIME, "caps", "--home", str(home), "--json"], capture_output=True, check=True
+    )
+    assert b"kvruntime-cli" not in caps.stdout
+    assert f"writer:{APP}".encode() in caps.stdout  # the application's own grants stay
