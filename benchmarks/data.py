@@ -49,7 +49,7 @@ class Sizes:
             txs=40,
             scan_keys=100_000,
             latency_ops=5_000,
-            db_counts=(1, 10, 100, 1000),
+            db_counts=(1, 10, 100, 1000, 10_000),
             multi_db_ops=5_000,
             memory_keys=1_000_000,
             memory_requests=200_000,

@@ -9,14 +9,17 @@ spawning) is outside the clock. A system that cannot start raises
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from kvruntime.storage.file_budget import FDS_PER_DB
+
 from ..data import Dataset
 
-__all__ = ["Driver", "DriverFactory", "Missing", "Unsupported", "check_read"]
+__all__ = ["Driver", "DriverFactory", "Missing", "Unsupported", "check_descriptors", "check_read"]
 
 
 class Missing(Exception):
@@ -104,3 +107,18 @@ def check_read(system: str, got_bytes: int, expected_bytes: int) -> None:
     """Raise if a read loop did not get back every value it should have."""
     if got_bytes != expected_bytes:
         raise AssertionError(f"{system}: read {got_bytes} value bytes, expected {expected_bytes}")
+
+
+def check_descriptors(system: str, dbs: int) -> None:
+    """Unsupported if ``dbs`` LevelDBs kept open at once would pass the file limit.
+
+    For the peers that keep every db open: past the limit LevelDB fails to open
+    (or, worse, to write a table file later), which says nothing of speed.
+    """
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    need = dbs * FDS_PER_DB + soft // 5 + 256  # LevelDB's table files, the rest of the run
+    if soft != resource.RLIM_INFINITY and need > soft:
+        raise Unsupported(
+            f"{system}: keeping {dbs:,} LevelDBs open needs ~{need:,} descriptors,"
+            f" the file limit is {soft:,}"
+        )

@@ -17,7 +17,7 @@ from typing import Any
 import plyvel
 
 from ..data import Dataset
-from . import check_read
+from . import check_descriptors, check_read
 
 __all__ = ["LimitDriver"]
 
@@ -118,6 +118,7 @@ class LimitDriver:
         return time.perf_counter() - t0, seen
 
     async def multi_db(self, dbs: int, data: Dataset) -> float:
+        check_descriptors(self.name, dbs)
         root = self._dir / f"multi-{dbs}"
         root.mkdir(parents=True, exist_ok=True)
         handles = [plyvel.DB(str(root / str(i)), create_if_missing=True) for i in range(dbs)]

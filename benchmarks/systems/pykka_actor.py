@@ -23,7 +23,7 @@ import plyvel
 import pykka
 
 from ..data import Dataset
-from . import check_read
+from . import check_descriptors, check_read
 
 __all__ = ["SCAN_PAGE", "PykkaDriver"]
 
@@ -275,6 +275,7 @@ class PykkaDriver:
         return time.perf_counter() - t0, seen
 
     async def multi_db(self, dbs: int, data: Dataset) -> float:
+        check_descriptors(self.name, dbs)
         root = self._dir / f"multi-{dbs}"
         root.mkdir(parents=True, exist_ok=True)
         ask = self._ref.ask

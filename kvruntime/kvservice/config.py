@@ -26,8 +26,11 @@ class KvConfig:
     max_transaction_bytes: int = 64 * MiB
     #: Seconds a transaction may sit unused before it expires.
     transaction_idle_seconds: float = 300.0
-    #: Databases kept open at once (least recently used closed, reopened on demand).
-    max_open_dbs: int = 128
+    #: Databases kept open at once (least recently used closed, reopened on
+    #: demand). None: as many as the process's file limit allows, the soft limit
+    #: raised to the hard one at start (``storage/file_budget.py``); a number is
+    #: held to that budget too, so the kv never runs out of descriptors.
+    max_open_dbs: int | None = None
     #: Requests the kv mailbox holds before senders wait (backpressure).
     mailbox_capacity: int = 1024
     #: Requests served in one batch (one LevelDB write batch for their plain writes).

@@ -5,7 +5,10 @@
 Layout: ``{root}/{package_name}:{publisher_node}/{db}/`` is one LevelDB.
 
 ``Databases`` maps ``(PackageId, db)`` to stores (``store.py``), keeping at most
-``max_open`` open in an LRU. Every call is synchronous: the kv process runs
+``open_budget`` open in an LRU: the budget the process's file limit allows
+(``file_budget.py``; the soft limit is raised to the hard one first), or
+``max_open`` if that is lower. So the LRU closes a db before the process
+could run out of descriptors. Every call is synchronous: the kv process runs
 ``get``/``exists`` and small store operations inline on its event loop, and
 ``open``/``remove``/``repair`` and large work in a worker thread.
 
@@ -44,6 +47,7 @@ from protocol.ids import IdError, PackageId, validate_db_name
 from protocol.messages import IoError
 
 from .engine import NoSuchDb
+from .file_budget import open_db_budget, raise_open_files_limit
 from .leveldb import _PLYVEL_ERRORS, LevelDbStore, _fsync_dir, _is_leveldb, _store_error
 from .store import Store, StoreError
 
@@ -64,16 +68,25 @@ def _resolved(root: str | os.PathLike[str]) -> Path:
     return Path(root).resolve()
 
 
+def _budget(max_open: int | None) -> int:
+    budget = open_db_budget(raise_open_files_limit())
+    return budget if max_open is None else min(max_open, budget)
+
+
 @attrs.define(eq=False)
 class Databases:
-    """The dbs under ``root`` (``{home}/kv``), with at most ``max_open`` open at once.
+    """The dbs under ``root`` (``{home}/kv``), with at most ``open_budget`` open at once.
 
     The least recently used store is closed when the bound is passed, and is
     reopened by the next ``open``. Thread-safe; see the module's invariants.
+    Building one raises the process's soft file limit to its hard limit.
     """
 
     root: Path = attrs.field(converter=_resolved)
-    max_open: int = attrs.field(default=128, validator=attrs.validators.ge(1))
+    #: At most this many open (None: as many as the file limit allows).
+    max_open: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+    )
     sync_writes: bool = False  # fsync every write batch and directory change
     _stores: OrderedDict[_Key, LevelDbStore] = attrs.field(init=False, factory=OrderedDict)
     _busy: set[_Key] = attrs.field(init=False, factory=set)
@@ -88,6 +101,16 @@ class Databases:
     #: updates this. So using it again needs no ``move_to_end``.
     _recent: LevelDbStore | None = attrs.field(init=False, default=None)
     _trash_prefix: str = attrs.field(init=False, factory=lambda: _TRASH + secrets.token_hex(4))
+    #: The most stores kept open: ``max_open`` held to what the file limit allows.
+    open_budget: int = attrs.field(
+        init=False, default=attrs.Factory(lambda self: _budget(self.max_open), takes_self=True)
+    )
+
+    @property
+    def open_count(self) -> int:
+        """How many stores are open now."""
+        with self._lock:
+            return len(self._stores)
 
     def path_for(self, package_id: PackageId, db: str) -> Path:
         """The directory of ``db``. Creates nothing.
@@ -117,7 +140,7 @@ class Databases:
         """The store of ``db``, opened if needed; NoSuchDb if missing and not ``create``.
 
         Blocking: run it in a worker thread. With ``evict`` it closes the least
-        recently used stores past ``max_open``; without, the caller does (``evict``).
+        recently used stores past ``open_budget``; without, the caller does (``evict``).
         """
         path = self.path_for(package_id, db)
         if (store := self.get(package_id, db)) is not None:
@@ -142,7 +165,7 @@ class Databases:
         return new
 
     def evict(self, *, keep: Container[_Key]) -> None:
-        """Close the least recently used stores past ``max_open``, but those in
+        """Close the least recently used stores past ``open_budget``, but those in
         ``keep`` (they may stay past the bound until they are not). Blocking,
         like ``close``."""
         with self._lock:
@@ -151,7 +174,7 @@ class Databases:
 
     def _victims(self, *, keep: Container[_Key]) -> list[tuple[_Key, LevelDbStore]]:
         # Under _lock: take the stores to close out of the LRU, into _busy.
-        excess = len(self._stores) - self.max_open
+        excess = len(self._stores) - self.open_budget
         if excess <= 0:
             return []
         keys = [key for key in self._stores if key not in keep][:excess]
