@@ -9,6 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 HOME_DIR ?= ./data
 
 .PHONY: run test check fmt lint typecheck bench bench-quick bench-startup bench-profile redis-server soak clean \
+	redis-server-required \
 	rust-crates conformance-client chromium
 
 $(VENV_STAMP):
@@ -33,6 +34,12 @@ redis-server:
 	@command -v redis-server >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } || \
 		echo "redis-server could not be installed: the benchmark reports redis as missing"
+
+# The suite's Redis Cluster tests need redis-server: installed, or `make test` fails.
+redis-server-required:
+	@command -v redis-server >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } || \
+		{ echo "redis-server could not be installed: the Redis Cluster tests need it" >&2; exit 1; }
 
 # The Rust conformance client (conformance/hyperware-kv) builds offline from
 # Debian's packaged crates (crates.io is not reachable): apt-get installs them
@@ -71,7 +78,7 @@ chromium:
 
 ## make test: the whole test suite (bounded soak/crash forms included), with
 ## the Rust conformance client it runs against a live runtime
-test: $(DEV_STAMP) conformance-client chromium
+test: $(DEV_STAMP) conformance-client chromium redis-server-required
 	$(PY) -m pytest
 
 ## make check: format, lint and mypy --strict (`make test` runs the tests)

@@ -51,7 +51,7 @@ from protocol.ids import PackageId
 
 from .store import Store
 
-__all__ = ["DbKey", "Engine", "NoSuchDb"]
+__all__ = ["DbKey", "Engine", "NoSuchDb", "StorageUnavailable"]
 
 #: Names one db: its package and its name.
 DbKey: TypeAlias = tuple[PackageId, str]
@@ -64,6 +64,10 @@ class NoSuchDb(LookupError):
         super().__init__(f"db [{package_id}, {db}] does not exist")
         self.package_id = package_id
         self.db = db
+
+
+class StorageUnavailable(RuntimeError):
+    """A networked engine cannot serve at start (unreachable, or unsafe settings)."""
 
 
 class Engine(Protocol):

@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, TypeAlias, overload
 
 from protocol.messages import IoError, LevelDbError
 
-__all__ = ["PageSink", "Store", "StoreError", "fill_page"]
+__all__ = ["NotAtHand", "PageSink", "Store", "StoreError", "fill_page"]
 
 #: Takes the entries of a page a chunk at a time, flat: ``[key, value, key, value, ...]``,
 #: or ``[key, ...]`` without values.
@@ -36,6 +36,19 @@ class StoreError(Exception):
     def __init__(self, error: LevelDbError | IoError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class NotAtHand(Exception):
+    """A networked store cannot answer inline: ``need`` must be fetched first.
+
+    ``store.fetch(need)`` (awaited on the event loop) brings it at hand; the
+    caller then serves the request again. Embedded stores never raise it.
+    """
+
+    def __init__(self, store: object, need: tuple[object, ...]) -> None:
+        super().__init__(need[0])
+        self.store = store
+        self.need = need
 
 
 class Store(Protocol):

@@ -1,0 +1,98 @@
+"""The Redis Cluster engine on a real 3-master + 3-replica cluster (not yet wired
+into the kv loop: these drive the engine from worker threads, as long work does)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio.to_thread
+import pytest
+
+from kvruntime.storage.engine import StorageUnavailable
+from kvruntime.storage.localcluster import LocalCluster, free_ports
+from kvruntime.storage.redis_cluster import RedisClusterEngine, parse_url
+from protocol.ids import PackageId
+
+pytestmark = pytest.mark.anyio
+PKG = PackageId.parse("app:pub.os")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real cluster; a failure to start fails the tests (ClusterStartError)."""
+    started = LocalCluster(tmp_path_factory.mktemp("redis")).start()
+    yield started
+    started.stop()
+
+
+def test_url_names_nodes_and_durability() -> None:
+    assert parse_url("redis-cluster://127.0.0.1:7001,h:7002?durability=wait") == (
+        [("127.0.0.1", 7001), ("h", 7002)],
+        "wait",
+    )
+    with pytest.raises(ValueError, match="host:port"):
+        parse_url("redis-cluster://127.0.0.1")
+
+
+async def test_unreachable_cluster_is_a_clear_error() -> None:
+    port = free_ports(1)[0]
+    engine = RedisClusterEngine([("127.0.0.1", port)], "node")
+    with pytest.raises(StorageUnavailable, match="unreachable"):
+        await engine.start()
+
+
+async def test_writes_reads_scans_and_removal_from_worker_threads(cluster: LocalCluster) -> None:
+    engine = RedisClusterEngine.from_url(cluster.url, "n1")
+    other = RedisClusterEngine.from_url(cluster.url, "n2")
+    await engine.start()
+    await other.start()
+    try:
+        store = await anyio.to_thread.run_sync(
+            functools.partial(engine.open, PKG, "main", create=True)
+        )
+        mine = await anyio.to_thread.run_sync(
+            functools.partial(other.open, PKG, "main", create=True)
+        )
+        ops = [(b"b", b"2"), (b"a", b"1"), (b"a\xff", b"x"), (b"c", None)]
+        await anyio.to_thread.run_sync(store.write, ops)
+        await anyio.to_thread.run_sync(mine.write, [(b"z", b"other node")])
+        assert await anyio.to_thread.run_sync(store.get, b"a") == b"1"
+        got: list[bytes] = []
+        count, last, more = await anyio.to_thread.run_sync(
+            functools.partial(
+                store.read_page,
+                start=None,
+                stop=None,
+                reverse=False,
+                include_value=False,
+                limit=2,
+                max_bytes=1 << 20,
+                sink=got.extend,
+            )
+        )
+        assert (count, last, more, got) == (2, b"a\xff", True, [b"a", b"a\xff"])
+        listed = await anyio.to_thread.run_sync(
+            lambda: list(store.iterate(reverse=True, include_value=True))
+        )
+        assert listed == [(b"b", b"2"), (b"a\xff", b"x"), (b"a", b"1")]
+        assert engine.list_dbs() == [(PKG, "main")]
+        assert await anyio.to_thread.run_sync(engine.remove, PKG, "main")
+        assert not engine.exists(PKG, "main")
+        assert await anyio.to_thread.run_sync(mine.get, b"z") == b"other node"  # namespaced
+    finally:
+        engine.close_all()
+        other.close_all()
+        await engine.aclose()
+        await other.aclose()
+
+
+async def test_an_evicting_policy_refuses_to_start(tmp_path: Path) -> None:
+    evicting = LocalCluster(tmp_path, extra=["--maxmemory-policy", "allkeys-lru"]).start()
+    try:
+        engine = RedisClusterEngine.from_url(evicting.url, "n")
+        with pytest.raises(StorageUnavailable, match="allkeys-lru"):
+            await engine.start()
+    finally:
+        evicting.stop()
