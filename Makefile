@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 HOME_DIR ?= ./data
 
 .PHONY: run test check fmt lint typecheck bench bench-quick bench-startup bench-profile redis-server soak clean \
-	rust-crates conformance-client chromium
+	rust-crates conformance-client chromium nats-server
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -69,9 +69,16 @@ chromium:
 		{ apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 		{ echo "chromium could not be installed (apt-get failed): the explorer tests need it"; exit 1; }
 
+# Debian's nats-server, for the many-nodes tests (issue 17). A failed install
+# stops `make test` with apt-get's reason: the tests never skip a missing server.
+nats-server:
+	@command -v nats-server >/dev/null 2>&1 || test -x /usr/sbin/nats-server || \
+		{ apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; } || \
+		{ echo "nats-server could not be installed (apt-get failed): the network tests need it"; exit 1; }
+
 ## make test: the whole test suite (bounded soak/crash forms included), with
 ## the Rust conformance client it runs against a live runtime
-test: $(DEV_STAMP) conformance-client chromium
+test: $(DEV_STAMP) conformance-client chromium nats-server
 	$(PY) -m pytest
 
 ## make check: format, lint and mypy --strict (`make test` runs the tests)
