@@ -19,8 +19,11 @@ How messages travel:
 - A request that expects an answer is a NATS request: the answer (or the
   refusal, ``Kind.REFUSAL``) comes back on its reply subject. NATS's
   no-responders (the peer has no subscription: it is not running) fails the
-  sender at once with ``SendError(OFFLINE)``; a lost connection fails it too.
-  Silence is left to the sender's own deadline (``SendError(TIMEOUT)``).
+  sender at once with ``SendError(OFFLINE)``. When the connection to the NATS
+  server drops, every request in flight fails with ``SendError(OFFLINE)`` at
+  once (it may or may not have been delivered), and the client reconnects
+  to another server of ``servers``. Silence is left to the sender's own
+  deadline (``SendError(TIMEOUT)``).
 - A request from another node is handed to ``Bus.deliver_from_network``
   (which checks it as a local one); its answer leaves through
   ``Bus.network_outbox`` and is published to the reply subject its request
@@ -115,6 +118,10 @@ class NatsTransport:
     _nc: nats.aio.client.Client | None = attrs.field(default=None, init=False)
     _tg: anyio.abc.TaskGroup | None = attrs.field(default=None, init=False)
     _scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope, init=False)
+    #: The requests in flight (published, unanswered): (sender, id) -> (request, its exchange).
+    _flying: dict[tuple[Address, int], tuple[Request, anyio.CancelScope]] = attrs.field(
+        factory=dict, init=False
+    )
 
     def __attrs_post_init__(self) -> None:
         for name in self.peers:
@@ -159,6 +166,7 @@ class NatsTransport:
             reconnect_time_wait=0.1,
             connect_timeout=2,
             error_cb=self._on_error,
+            disconnected_cb=self._on_disconnect,
         )
 
     async def run(
@@ -196,6 +204,15 @@ class NatsTransport:
 
     async def _on_error(self, exc: Exception) -> None:
         log.warning("NATS: %r", exc)
+
+    async def _on_disconnect(self) -> None:
+        flying = list(self._flying.values())
+        self._flying.clear()
+        if flying:
+            log.warning("lost the NATS connection: %d requests in flight fail", len(flying))
+        for request, scope in flying:
+            scope.cancel()
+            self._fail(request, SendErrorKind.OFFLINE, "lost the connection to NATS in flight")
 
     # -- outbound --------------------------------------------------------
 
@@ -242,23 +259,29 @@ class NatsTransport:
     async def _exchange(
         self, nc: nats.aio.client.Client, peer: _Peer, request: Request, frame: bytes
     ) -> None:
+        key = (request.source, request.id)
+        reply: nats.aio.msg.Msg | None = None
         try:
-            timeout = request.expects_response or 0.0
-            try:
-                reply = await nc.request(peer.subject, frame, timeout=timeout)
-            except nats.errors.NoRespondersError:
-                return self._fail(
-                    request, SendErrorKind.OFFLINE, f"node {peer.name} is not reachable"
-                )
-            except nats.errors.TimeoutError:
-                return  # the sender's own deadline says TIMEOUT
-            except nats.errors.Error as exc:
-                return self._fail(request, SendErrorKind.OFFLINE, f"to {peer.name}: {exc!r}")
-            envelope = self._open(reply.data)
-            if envelope is None:
+            with anyio.CancelScope() as scope:  # cancelled by _on_disconnect, which fails it
+                self._flying[key] = (request, scope)
+                try:
+                    reply = await nc.request(
+                        peer.subject, frame, timeout=request.expects_response or 0.0
+                    )
+                except nats.errors.NoRespondersError:
+                    detail = f"node {peer.name} is not reachable"
+                    return self._fail(request, SendErrorKind.OFFLINE, detail)
+                except nats.errors.TimeoutError:
+                    return  # the sender's own deadline says TIMEOUT
+                except nats.errors.Error as exc:
+                    return self._fail(request, SendErrorKind.OFFLINE, f"to {peer.name}: {exc!r}")
+            if reply is None:
                 return
-            self._answer(peer, request, envelope)
+            envelope = self._open(reply.data)
+            if envelope is not None:
+                self._answer(peer, request, envelope)
         finally:
+            self._flying.pop(key, None)
             peer.inflight.release()
 
     def _answer(self, peer: _Peer, request: Request, envelope: Envelope) -> None:

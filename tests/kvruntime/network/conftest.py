@@ -6,12 +6,14 @@ installs it with apt-get), never a skip.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +41,7 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
 
-def start_nats_server(folder: Path) -> tuple[subprocess.Popen[bytes], NatsServer]:
+def start_nats_server(folder: Path, *options: str) -> tuple[subprocess.Popen[bytes], NatsServer]:
     """Start nats-server on a free loopback port with its files under ``folder``."""
     binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
     if not os.access(binary, os.X_OK):
@@ -47,7 +49,7 @@ def start_nats_server(folder: Path) -> tuple[subprocess.Popen[bytes], NatsServer
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     process = subprocess.Popen(
-        [binary, "-a", "127.0.0.1", "-p", str(port), "-l", str(folder / "server.log")],
+        [binary, "-a", "127.0.0.1", "-p", str(port), "-l", str(folder / "server.log"), *options],
         cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -84,3 +86,66 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
         yield server
     finally:
         stop_by_pid(process)
+
+
+def _routes(monitor_port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{monitor_port}/routez", timeout=1) as answer:
+        routes: int = json.load(answer)["num_routes"]
+        return routes
+
+
+@attrs.frozen
+class NatsCluster:
+    """Three clustered nats-servers; ``kill`` stops one by its PID (SIGKILL)."""
+
+    servers: list[NatsServer]
+    processes: list[subprocess.Popen[bytes]]
+
+    @property
+    def urls(self) -> str:
+        return ",".join(server.url for server in self.servers)
+
+    def kill(self, port: int) -> None:
+        for server, process in zip(self.servers, self.processes, strict=True):
+            if server.port == port:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                return
+        raise ValueError(f"no server of this cluster on port {port}")
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A 3-server NATS cluster on free loopback ports, stopped by PID afterwards."""
+    cluster_ports = [free_port() for _ in range(3)]
+    monitor_ports = [free_port() for _ in range(3)]
+    started: list[tuple[subprocess.Popen[bytes], NatsServer]] = []
+    try:
+        for i in range(3):
+            routes = ",".join(
+                f"nats://127.0.0.1:{p}" for j, p in enumerate(cluster_ports) if j != i
+            )
+            started.append(
+                start_nats_server(
+                    tmp_path / f"nats{i}",
+                    "--cluster_name",
+                    "kvr",
+                    "--cluster",
+                    f"nats://127.0.0.1:{cluster_ports[i]}",
+                    "--routes",
+                    routes,
+                    "-m",
+                    str(monitor_ports[i]),
+                )
+            )
+        deadline = time.monotonic() + 15
+        while not all(_routes(port) >= 2 for port in monitor_ports):
+            if time.monotonic() > deadline:
+                pytest.fail("the NATS cluster did not form its routes within 15 s")
+            time.sleep(0.05)
+        yield NatsCluster(
+            servers=[server for _, server in started], processes=[p for p, _ in started]
+        )
+    finally:
+        for process, _ in started:
+            stop_by_pid(process)
