@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 HOME_DIR ?= ./data
 
 .PHONY: run test check fmt lint typecheck bench bench-quick bench-startup bench-profile redis-server soak clean \
-	rust-crates conformance-client chromium nats-server
+	rust-crates conformance-client chromium nats-server run-nodes
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,16 @@ rust-crates:
 ## make conformance-client: build the Rust client that speaks Hyperware's kv types (offline)
 conformance-client: rust-crates
 	cd conformance/hyperware-kv && cargo build --offline --release
+
+# `make run-nodes` needs the package with its network extra (nats-py, PyNaCl).
+NODES_STAMP := $(VENV)/.installed-nodes
+$(NODES_STAMP): $(VENV_STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[network]'
+	touch $(NODES_STAMP)
+
+## make run-nodes: two nodes in two processes on a local nats-server (a ping, a chat, kv refusing)
+run-nodes: $(NODES_STAMP) nats-server
+	$(PY) -m examples.nodes
 
 ## make run: the demo host, sibling example processes on a LevelDB under ./data
 run: $(RUN_STAMP)
