@@ -149,3 +149,40 @@ def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     finally:
         for process, _ in started:
             stop_by_pid(process)
+
+
+#: The NATS users of the secured server: one per node, and a spy.
+SECURED_USERS = ("alice.os", "bob.os", "spy")
+
+
+@attrs.frozen
+class SecuredNats:
+    """A nats-server whose users may subscribe only to their own node's inbox."""
+
+    port: int
+
+    def url(self, user: str) -> str:
+        name = user.replace(".", "_")
+        return f"nats://{name}:pw-{name}@127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredNats]:
+    """nats-server with subject permissions: each node's user publishes to any
+    ``kvr.in.>`` inbox, and subscribes only to ``kvr.in.<itself>`` and its replies."""
+    folder = tmp_path_factory.mktemp("nats-secured")
+    users = []
+    for user in SECURED_USERS:
+        name = user.replace(".", "_")
+        inbox = f"kvr.in.{name}"
+        users.append(
+            f'{{user: "{name}", password: "pw-{name}", permissions: {{'
+            f'publish: "kvr.in.>", subscribe: ["{inbox}", "{inbox}.r.>"]}}}}'
+        )
+    config = folder / "nats.conf"
+    config.write_text("authorization {\n  users = [\n    " + "\n    ".join(users) + "\n  ]\n}\n")
+    process, server = start_nats_server(folder, "-c", str(config))
+    try:
+        yield SecuredNats(port=server.port)
+    finally:
+        stop_by_pid(process)
