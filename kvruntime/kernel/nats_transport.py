@@ -27,7 +27,9 @@ How messages travel:
 - A request from another node is handed to ``Bus.deliver_from_network``
   (which checks it as a local one); its answer leaves through
   ``Bus.network_outbox`` and is published to the reply subject its request
-  came with, remembered until the request's deadline.
+  came with, remembered until the request's deadline. A node that shuts
+  down refuses every answer it still owes (``Kind.REFUSAL``, OFFLINE), so
+  its peers' senders fail at once instead of waiting for their timeouts.
 
 Invariants:
 1. Bad input (garbage, oversized, wrong version, unknown peer, bad signature,
@@ -196,7 +198,18 @@ class NatsTransport:
                         self._fail(message, SendErrorKind.CLOSED, "the runtime is closing")
                 peer.outbox.close()
             with anyio.CancelScope(shield=True):
+                await self._refuse_owed()
                 await nc.close()
+
+    async def _refuse_owed(self) -> None:
+        """On the way out: carry the answers already made, refuse every other one owed."""
+        for response in self.bus.network_outbox.drain():
+            await self._carry(response)
+        owed, self._owed = self._owed, {}
+        detail = f"node {self.node} shut down before answering"
+        for (peer, request_id), (reply, _) in owed.items():
+            payload = [request_id, SendErrorKind.OFFLINE.value, detail]
+            await self._publish(reply, self._frame(Kind.REFUSAL, peer, payload))
 
     def close(self) -> None:
         """Stop carrying messages (``run`` then disconnects)."""
@@ -405,12 +418,15 @@ class NatsTransport:
                 response = await outbox.get()
             except MailboxClosed:
                 return
-            owed = self._owed.pop((response.target.node, response.id), None)
-            if owed is None or owed[1] < anyio.current_time():
-                log.debug("dropped response %d to %s: not owed", response.id, response.target)
-                continue
-            payload = [response.id, response.body, response.blob, response.metadata]
-            await self._publish(owed[0], self._frame(Kind.RESPONSE, response.target.node, payload))
+            await self._carry(response)
+
+    async def _carry(self, response: Response) -> None:
+        owed = self._owed.pop((response.target.node, response.id), None)
+        if owed is None or owed[1] < anyio.current_time():
+            log.debug("dropped response %d to %s: not owed", response.id, response.target)
+            return
+        payload = [response.id, response.body, response.blob, response.metadata]
+        await self._publish(owed[0], self._frame(Kind.RESPONSE, response.target.node, payload))
 
     async def _publish(self, subject: str, frame: bytes) -> None:
         assert self._nc is not None

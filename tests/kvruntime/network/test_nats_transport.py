@@ -354,3 +354,35 @@ async def test_a_node_in_another_os_process(
     assert decode_response(kv.body) == ErrResponse(error=RemoteNotAllowed())
     assert sunk == [b"got ping"]
     assert bob_process.returncode == 0
+
+
+async def test_a_node_that_shuts_down_fails_the_requests_it_holds(
+    nats_server: NatsServer, homes: dict[str, Path]
+) -> None:
+    holding = anyio.Event()
+
+    async def hold(ctx: ProcessContext) -> None:
+        await ctx.receive()  # and never answers
+        holding.set()
+        await anyio.sleep_forever()
+
+    async with node(
+        homes["alice.os"], "alice.os", nats_server, {"bob.os": homes["bob.os"]}
+    ) as alice:
+        errors: list[SendError] = []
+
+        async def ask(ctx: ProcessContext) -> None:
+            with pytest.raises(SendError) as caught:
+                await ctx.send_and_await_response("bob.os@hold:app:dev.os", b"x", timeout=60)
+            errors.append(caught.value)
+
+        with anyio.fail_after(20):  # far below the request's 60 s: failed, not timed out
+            async with node(
+                homes["bob.os"], "bob.os", nats_server, {"alice.os": homes["alice.os"]}
+            ) as bob:
+                await bob.spawn("hold:app:dev.os", hold, public=True)
+                handle = await alice.spawn("client:app:dev.os", ask)
+                await holding.wait()
+            await handle.wait()
+    assert [error.kind for error in errors] == [SendErrorKind.OFFLINE]
+    assert "bob.os" in errors[0].detail
