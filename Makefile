@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 HOME_DIR ?= ./data
 
 .PHONY: run test check fmt lint typecheck bench bench-quick bench-startup bench-profile redis-server soak clean \
-	rust-crates conformance-client chromium nats-server run-nodes
+	rust-crates conformance-client chromium
 
 $(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,7 @@ rust-crates:
 conformance-client: rust-crates
 	cd conformance/hyperware-kv && cargo build --offline --release
 
+.PHONY: run-nodes
 # `make run-nodes` needs the package with its network extra (nats-py, PyNaCl).
 NODES_STAMP := $(VENV)/.installed-nodes
 $(NODES_STAMP): $(VENV_STAMP) pyproject.toml
@@ -81,6 +82,8 @@ chromium:
 
 # Debian's nats-server, for the many-nodes tests (issue 17). A failed install
 # stops `make test` with apt-get's reason: the tests never skip a missing server.
+.PHONY: nats-server
+test: nats-server
 nats-server:
 	@command -v nats-server >/dev/null 2>&1 || test -x /usr/sbin/nats-server || \
 		{ apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; } || \
@@ -88,7 +91,7 @@ nats-server:
 
 ## make test: the whole test suite (bounded soak/crash forms included), with
 ## the Rust conformance client it runs against a live runtime
-test: $(DEV_STAMP) conformance-client chromium nats-server
+test: $(DEV_STAMP) conformance-client chromium
 	$(PY) -m pytest
 
 ## make check: format, lint and mypy --strict (`make test` runs the tests)
