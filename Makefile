@@ -64,6 +64,17 @@ rust-crates:
 conformance-client: rust-crates
 	cd conformance/hyperware-kv && cargo build --offline --release
 
+.PHONY: run-nodes
+# `make run-nodes` needs the package with its network extra (nats-py, PyNaCl).
+NODES_STAMP := $(VENV)/.installed-nodes
+$(NODES_STAMP): $(VENV_STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[network]'
+	touch $(NODES_STAMP)
+
+## make run-nodes: two nodes in two processes on a local nats-server (a ping, a chat, kv refusing)
+run-nodes: $(NODES_STAMP) nats-server
+	$(PY) -m examples.nodes
+
 ## make run: the demo host, sibling example processes on a LevelDB under ./data
 run: $(RUN_STAMP)
 	$(PY) -m examples.host --home $(HOME_DIR)
@@ -75,6 +86,15 @@ chromium:
 	@command -v /usr/bin/chromium >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 		{ echo "chromium could not be installed (apt-get failed): the explorer tests need it"; exit 1; }
+
+# Debian's nats-server, for the many-nodes tests (issue 17). A failed install
+# stops `make test` with apt-get's reason: the tests never skip a missing server.
+.PHONY: nats-server
+test: nats-server
+nats-server:
+	@command -v nats-server >/dev/null 2>&1 || test -x /usr/sbin/nats-server || \
+		{ apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; } || \
+		{ echo "nats-server could not be installed (apt-get failed): the network tests need it"; exit 1; }
 
 ## make test: the whole test suite (bounded soak/crash forms included), with
 ## the Rust conformance client it runs against a live runtime

@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.to_thread
@@ -61,6 +61,9 @@ from .kvservice.loop import KvProcess
 from .storage.databases import Databases
 from .storage.engine import Engine
 from .storage.memory import MemoryEngine
+
+if TYPE_CHECKING:  # the network extra (nats-py, PyNaCl) is imported only when used
+    from .kernel.nats_transport import NatsTransport
 
 __all__ = ["DEFAULT_NODE", "Main", "Runtime"]
 
@@ -105,6 +108,17 @@ def _check_storage(instance: object, attribute: object, value: str | None) -> No
     _engine_name(value)
 
 
+def _check_peers(instance: object, attribute: object, value: Mapping[str, str]) -> None:
+    if not value:
+        return
+    from .kernel.nats_transport import inbox_subject
+    from .kernel.node_key import parse_public_key
+
+    for name, key in value.items():
+        inbox_subject(name)  # ValueError unless a node name
+        parse_public_key(key)
+
+
 @attrs.define(eq=False)
 class Runtime:
     """A node: the kernel pieces, the kv process, and the processes you spawn."""
@@ -120,6 +134,15 @@ class Runtime:
     shutdown_grace: float = 5.0
     #: The storage engine of the node's dbs (see the module docstring); None: LevelDB.
     storage: str | None = attrs.field(default=None, validator=_check_storage)
+    # -- issue 17: many nodes ---------------------------------------------
+    #: NATS server URLs, comma-separated (``nats://127.0.0.1:4222,nats://...``);
+    #: None: this runtime is a single node and reaches no other.
+    network: str | None = None
+    #: The other nodes this one talks to: node name -> its public key (64 hex
+    #: digits, ``kvruntime.node_public_key`` of its home). Checked at construction.
+    peers: Mapping[str, str] = attrs.field(factory=dict, validator=_check_peers)
+    _transport: NatsTransport | None = attrs.field(default=None, init=False)
+    # -----------------------------------------------------------------------
 
     _tg: anyio.abc.TaskGroup | None = attrs.field(default=None, init=False)
     _bus: Bus | None = attrs.field(default=None, init=False)
@@ -154,10 +177,41 @@ class Runtime:
         bus.attach(kv_slot)
         self._bus = bus
         self._kv = KvProcess(slot=kv_slot, bus=bus, caps=caps, dbs=dbs, config=self.config)
+        transport = await self._connect(bus)  # issue 17
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._run_kv, name="kv:distro:sys")
+        if transport is not None:
+            await self._tg.start(transport.run, name="network")
         return self
+
+    async def _connect(self, bus: Bus) -> NatsTransport | None:
+        """The NATS transport of this node, connected, or None without ``network``."""
+        if self.network is None:
+            return None
+        from .kernel.nats_transport import NatsTransport, inbox_subject
+        from .kernel.node_key import load_node_key, parse_public_key
+
+        inbox_subject(self.node)  # ValueError unless a node name NATS subjects can carry
+        transport = NatsTransport(
+            bus=bus,
+            key=await anyio.to_thread.run_sync(load_node_key, self.home),
+            peers={name: parse_public_key(key) for name, key in self.peers.items()},
+            servers=[url.strip() for url in self.network.split(",") if url.strip()],
+        )
+        try:
+            await transport.connect()
+        except BaseException:
+            bus.caps.close()
+            self._bus = self._kv = None
+            raise
+        bus.network_route = transport.route
+        self._transport = transport
+        return transport
+
+    def network_dropped(self) -> dict[str, int]:
+        """Frames from the network dropped so far, by reason (empty without ``network``)."""
+        return dict(self._transport.dropped) if self._transport is not None else {}
 
     async def __aexit__(
         self,
@@ -170,6 +224,9 @@ class Runtime:
             raise RuntimeClosed("__aexit__ without __aenter__")
         with anyio.CancelScope(shield=True):
             await self._stop_processes(bus)
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
             kv.slot.mailbox.close()  # kv answers what is queued, then stops
             await self._kv_done.wait()
         try:

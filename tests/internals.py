@@ -14,7 +14,7 @@ from kvruntime.kernel.bus import Bus
 from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kvservice.loop import KvProcess
 
-__all__ = ["bus_of", "caps_of", "kv_of", "set_tx_clock"]
+__all__ = ["bus_of", "caps_of", "kv_of", "nats_port_of", "set_tx_clock"]
 
 
 def bus_of(rt: Runtime) -> Bus:
@@ -39,3 +39,14 @@ def caps_of(rt: Runtime) -> CapabilityStore:
 def set_tx_clock(rt: Runtime, clock: Callable[[], float]) -> None:
     """Make the running ``rt``'s kv process measure transactions' idle time by ``clock``."""
     kv_of(rt).txs.clock = clock
+
+
+def nats_port_of(rt: Runtime) -> int:
+    """The port of the NATS server the running ``rt``'s transport is connected to (issue 17)."""
+    transport = rt._transport
+    assert transport is not None, "the runtime has no network"
+    assert transport._nc is not None, "not connected"
+    url = transport._nc.connected_url
+    assert url is not None, "not connected"
+    assert url.port is not None, "no port"
+    return url.port

@@ -30,7 +30,10 @@ Invariants:
    (``Request._answerer``), so a forgery fails in the forger's own task.
 6. Requests from other nodes come in through ``deliver_from_network`` (the
    seam a networking layer plugs into) and responses to them leave through
-   ``network_outbox``; there is no network in this runtime.
+   ``network_outbox``. Requests to other nodes go to the slot that
+   ``network_route`` (the transport's, when the runtime has a network) gives
+   for the remote address; without one, they are ``SendError(OFFLINE)``.
+   A transport that learns a request failed calls ``fail_request``.
 7. A process that ends (returns, fails or is killed) leaves no sender
    waiting on a request still queued in its mailbox: ``detach`` fails an
    awaiting sender with ``SendError(OFFLINE)`` at once, and frees the room a
@@ -44,7 +47,7 @@ import asyncio
 import itertools
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import anyio
@@ -140,6 +143,8 @@ class Bus:
     caps: CapabilityStore
     #: Responses addressed to other nodes, for a networking layer to carry.
     network_outbox: Mailbox[Response] = attrs.Factory(lambda: Mailbox[Response](1024))
+    #: The stand-in slot of a process on another node (a transport's), or None: single node.
+    network_route: Callable[[Address], Slot] | None = None
     _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
 
@@ -176,6 +181,20 @@ class Bus:
         ``send`` with ``expects_response`` nothing arrives, but the room it
         reserved for the answer is freed now rather than at its deadline.
         """
+        self.fail_request(
+            request,
+            SendError(
+                SendErrorKind.OFFLINE,
+                f"process {request.target} ended before answering request {request.id}",
+            ),
+        )
+
+    def fail_request(self, request: Request, error: SendError) -> None:
+        """``request`` will get no answer: its awaiting sender fails with ``error``.
+
+        For a ``send`` with ``expects_response`` nothing arrives, but the room
+        it reserved for the answer is freed now. Never blocks.
+        """
         if request.source.node != self.node:
             return  # the network layer's sender: no waiter here
         sender = self._slots.get(request.source.process)
@@ -184,12 +203,7 @@ class Bus:
         waiter = sender.waiters.pop(request.id, None)
         if waiter is not None:
             if not waiter[0].done():
-                waiter[0].set_exception(
-                    SendError(
-                        SendErrorKind.OFFLINE,
-                        f"process {request.target} ended before answering request {request.id}",
-                    )
-                )
+                waiter[0].set_exception(error)
         elif sender.expected.pop(request.id, None) is not None:
             sender.room.set()
 
@@ -201,10 +215,14 @@ class Bus:
         """Return the target's slot, or raise SendError (invariant 3)."""
         target = request.target
         if target.node != self.node:
-            raise SendError(SendErrorKind.OFFLINE, f"no route to node {target.node!r}")
-        slot = self._slots.get(target.process)
-        if slot is None:
-            raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")
+            if self.network_route is None:
+                raise SendError(SendErrorKind.OFFLINE, f"no route to node {target.node!r}")
+            slot = self.network_route(target)  # public: the remote node checks the sender
+        else:
+            found = self._slots.get(target.process)
+            if found is None:
+                raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")
+            slot = found
         holder = sender.address
         caps = self.caps
         if not slot.public and not caps.holds(holder, slot.messaging_key):

@@ -39,7 +39,8 @@ from .message import BytesLike, Capability, Message, Request, Response, exact_by
 
 __all__ = ["ProcessContext", "ProcessHandle", "Target"]
 
-#: Where a message goes: an Address, or a ProcessId (or its string) on the local node.
+#: Where a message goes: an Address (or its string ``node@process``), or a
+#: ProcessId (or its string) on the local node.
 Target = Address | ProcessId | str
 
 
@@ -75,8 +76,11 @@ class ProcessContext:
         key = str(target)
         address = self._targets.get(key)
         if address is None:
-            pid = target if isinstance(target, ProcessId) else ProcessId.parse(target)
-            address = Address(node=self._bus.node, process=pid)
+            if isinstance(target, str) and "@" in target:
+                address = Address.parse(target)  # node@process: maybe another node's
+            else:
+                pid = target if isinstance(target, ProcessId) else ProcessId.parse(target)
+                address = Address(node=self._bus.node, process=pid)
             if len(self._targets) < 1024:
                 self._targets[key] = address
         return address
