@@ -42,7 +42,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.to_thread
@@ -61,6 +61,9 @@ from .kvservice.loop import KvProcess
 from .storage.databases import Databases
 from .storage.engine import Engine
 from .storage.memory import MemoryEngine
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["DEFAULT_NODE", "Main", "Runtime"]
 
@@ -154,6 +157,10 @@ class Runtime:
         bus.attach(kv_slot)
         self._bus = bus
         self._kv = KvProcess(slot=kv_slot, bus=bus, caps=caps, dbs=dbs, config=self.config)
+        # --- metrics (issue 15): the gauges a scrape reads ---
+        kv, mailbox = self._kv, kv_slot.mailbox
+        kv.metrics.gauges["open_transactions"] = lambda: kv.open_transactions
+        kv.metrics.gauges["mailbox_depth"] = lambda: len(mailbox)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._run_kv, name="kv:distro:sys")
@@ -298,6 +305,16 @@ class Runtime:
     def capability_holders(self) -> list[tuple[Address, Capability]]:
         """Every (holder, capability) pair granted on this node."""
         return self._running()[0].caps.holders()
+
+    # --- metrics (issue 15) ---
+    def metrics_registry(self) -> CollectorRegistry:
+        """A Prometheus registry of this runtime alone (``kvruntime_*`` series).
+
+        Read-only: a scrape reads counts kv:distro:sys keeps (kvservice/metrics.py)
+        and hands out nothing else of the node (invariant 2). Each call makes a
+        new registry over the same counts.
+        """
+        return self._running()[1].metrics.registry()
 
     async def deliver_from_network(self, request: Request) -> None:
         """Hand in a request from another node, as a networking layer would.
