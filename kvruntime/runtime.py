@@ -63,6 +63,8 @@ from .storage.engine import Engine
 from .storage.memory import MemoryEngine
 
 if TYPE_CHECKING:  # the network extra (nats-py, PyNaCl) is imported only when used
+    from prometheus_client import CollectorRegistry
+
     from .kernel.nats_transport import NatsTransport
 
 __all__ = ["DEFAULT_NODE", "Main", "Runtime"]
@@ -177,6 +179,10 @@ class Runtime:
         bus.attach(kv_slot)
         self._bus = bus
         self._kv = KvProcess(slot=kv_slot, bus=bus, caps=caps, dbs=dbs, config=self.config)
+        # --- metrics (issue 15): the gauges a scrape reads ---
+        kv, mailbox = self._kv, kv_slot.mailbox
+        kv.metrics.gauges["open_transactions"] = lambda: kv.open_transactions
+        kv.metrics.gauges["mailbox_depth"] = lambda: len(mailbox)
         transport = await self._connect(bus)  # issue 17
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -355,6 +361,16 @@ class Runtime:
     def capability_holders(self) -> list[tuple[Address, Capability]]:
         """Every (holder, capability) pair granted on this node."""
         return self._running()[0].caps.holders()
+
+    # --- metrics (issue 15) ---
+    def metrics_registry(self) -> CollectorRegistry:
+        """A Prometheus registry of this runtime alone (``kvruntime_*`` series).
+
+        Read-only: a scrape reads counts kv:distro:sys keeps (kvservice/metrics.py)
+        and hands out nothing else of the node (invariant 2). Each call makes a
+        new registry over the same counts.
+        """
+        return self._running()[1].metrics.registry()
 
     async def deliver_from_network(self, request: Request) -> None:
         """Hand in a request from another node, as a networking layer would.

@@ -76,7 +76,13 @@ def serve(host: str, port: int, home: Path) -> None:
         origins = {f"http://{shown}:{port}"}
         if host in ("127.0.0.1", "localhost", "::1"):
             origins |= {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
-        app = build_app(run_as=run_as, overview=overview, token=token, origins=origins)
+        app = build_app(
+            run_as=run_as,
+            overview=overview,
+            token=token,
+            origins=origins,
+            metrics=session.rt.metrics_registry(),
+        )
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
         )

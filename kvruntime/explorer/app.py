@@ -3,7 +3,8 @@
 Pages: ``/`` (dbs, sizes, key counts, capabilities), ``/db/{package}/{db}``
 (keys and values, paged, with ``prefix``, ``start``/``end``, ``reverse`` and
 ``cursor``, keys given as text or, with ``hex=1``, as hex), ``/value`` (one
-value in every view), ``POST /set`` and ``POST /delete``.
+value in every view), ``POST /set`` and ``POST /delete``, and ``/metrics``
+(the runtime's ``kvruntime_*`` series in Prometheus text format).
 
 Security invariants:
 
@@ -35,6 +36,8 @@ from ..cli._render import NotMsgpack, readable, unpack
 from .token import token_matches
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from protocol.ids import PackageId
 
     from ..kernel.process import ProcessContext
@@ -82,11 +85,13 @@ def build_app(
     overview: Callable[[], Awaitable[tuple[list[Any], list[Any]]]],
     token: str,
     origins: set[str],
+    metrics: CollectorRegistry | None = None,
 ) -> Starlette:
     """The explorer application.
 
     ``overview()`` answers (dbs, rights) as ``cli._inventory`` reads them;
-    ``origins`` are the ``scheme://host:port`` the server is reached at.
+    ``origins`` are the ``scheme://host:port`` the server is reached at;
+    ``metrics`` (the runtime's own registry) is served at ``/metrics``.
     """
     env = Environment(
         loader=PackageLoader("kvruntime.explorer", "templates"),
@@ -244,6 +249,13 @@ def build_app(
         await run_as(package, body)
         return RedirectResponse(f"/db/{package}/{db}", status_code=303, headers=_HEADERS)
 
+    async def metrics_page(request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        if metrics is None:
+            return refuse(404, "no metrics on this server")
+        return Response(generate_latest(metrics), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     async def guard(request: Request, call_next: Any) -> Response:
         if request.headers.get("host") not in hosts:
             return refuse(421, "unknown Host")
@@ -266,6 +278,7 @@ def build_app(
     return Starlette(
         routes=[
             Route("/", index),
+            Route("/metrics", metrics_page),
             Route("/db/{package}/{db}", db_page),
             Route("/db/{package}/{db}/value", value_page),
             Route("/db/{package}/{db}/{action:str}", write, methods=["POST"]),

@@ -92,6 +92,7 @@ from .actions import TABLE, OfTheDb, OnData
 from .checks import first
 from .config import KvConfig
 from .context import Context, Work
+from .metrics import KvMetrics  # metrics (issue 15)
 from .transactions import DbKey, Transaction, Transactions
 
 __all__ = ["KvProcess"]
@@ -122,6 +123,8 @@ class KvProcess:
     config: KvConfig
     #: Seconds, monotonic: when a transaction is idle (a test may inject its own).
     clock: Callable[[], float] = time.monotonic
+    #: What it served, for /metrics (metrics.py; issue 15).
+    metrics: KvMetrics = attrs.Factory(KvMetrics)
     #: The open transactions.
     txs: Transactions = attrs.field(init=False)
     #: Plain writes waiting for the next flush, per db.
@@ -189,6 +192,7 @@ class KvProcess:
                 log.info("expired %d idle transaction(s)", gone)
 
     def _serve_batch(self, batch: list[Request | Response]) -> None:
+        self.metrics.batch(len(batch))  # metrics (issue 15)
         for message in batch:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
@@ -294,6 +298,7 @@ class KvProcess:
                 return self.fail(msg, _MALFORMED)
             if form is not Form.CANONICAL:
                 self._forms[id(msg)] = (form, action)
+        self.metrics.begin(msg, action)  # metrics (issue 15)
         key = (package_id, db)
         if self._held_dbs and key in self._held_dbs:
             return self._defer(msg, sender, key)
@@ -446,6 +451,7 @@ class KvProcess:
         for msg, response, blob, waited in outbox:
             if failed and waited in failed:
                 response, blob = ErrResponse(error=failed[waited]), None
+            self.metrics.end(msg, response, blob)  # metrics (issue 15)
             is_error = type(response) is ErrResponse
             form = self._forms.pop(id(msg), None) if self._forms else None
             if msg.expects_response is None:

@@ -1,0 +1,208 @@
+"""What kv:distro:sys has served, counted for ``/metrics`` (Prometheus text format).
+
+``KvMetrics`` is the one recorder: the kv loop calls ``begin`` when a request
+is decoded, ``end`` when its answer leaves (in ``flush``) and ``batch`` per
+batch taken from the mailbox. On that hot path it only adds to plain ints and
+dicts; ``prometheus_client`` is imported, and the series are built, only when
+``registry()`` is read (a scrape).
+
+Invariants:
+1. No global state: each KvProcess has its own recorder, and ``registry()``
+   is a ``CollectorRegistry`` of its own (prometheus_client's default
+   ``REGISTRY`` is never used), so two runtimes never mix their numbers.
+2. Bounded: ``_started`` holds only requests taken and not yet answered
+   (every request is answered once, through ``end``); the other maps are
+   keyed by action and result types, a fixed set.
+3. Read-only from outside: a scrape reads copies; nothing it does changes
+   what kv serves. Gauges are read through callables the runtime supplies.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from protocol.messages import ErrResponse, KvResponse, OkResponse
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from ..kernel.message import Request
+
+__all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "KvMetrics"]
+
+#: Latency buckets: bucket k counts latencies under 2**k microseconds (1 us .. 4.2 s),
+#: computed as ``int(microseconds).bit_length()`` (no search on the hot path).
+_LATENCY_SLOTS: Final = 64
+LATENCY_BUCKETS: Final = tuple(2**k / 1e6 for k in range(23))
+#: Upper bounds of the batch-size histogram's buckets (messages per batch).
+BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+#: The action of a request that could not be decoded.
+UNDECODED: Final = "Undecoded"
+#: What ``end`` finds for a request ``begin`` never saw: no action, no start.
+_UNDECODED: Final = (None, 0.0)
+
+
+def _histogram(
+    name: str, doc: str, bounds: tuple[float, ...], counts: list[int], total: float
+) -> Any:
+    """A histogram family: ``counts[i]`` is what fell in bucket i of ``bounds`` (the
+    last: above them all), not cumulative; ``total`` their sum."""
+    from prometheus_client.core import HistogramMetricFamily
+
+    cumulative, running = [], 0
+    for bound, count in zip((*map(repr, bounds), "+Inf"), counts, strict=True):
+        running += count
+        cumulative.append((bound, float(running)))
+    family = HistogramMetricFamily(name, doc)
+    family.add_metric([], cumulative, total)
+    return family
+
+
+@attrs.define(eq=False)
+class KvMetrics:
+    """The recorder of one kv process (see the module's invariants)."""
+
+    #: Seconds, monotonic, fine-grained and positive: latency is measured with it.
+    clock: Callable[[], float] = time.perf_counter
+    #: Read at scrape time: the gauges' current values (set by the runtime).
+    gauges: dict[str, Callable[[], float]] = attrs.Factory(dict)
+    #: Bytes of values written (blobs of requests answered Ok) and read (blobs answered).
+    bytes_written: int = 0
+    bytes_read: int = 0
+    #: Requests taken and not yet answered: id -> (action type, start).
+    _started: dict[int, tuple[type, float]] = attrs.Factory(dict)
+    #: Requests answered Ok, by action type (None: not decoded).
+    _ok: dict[type | None, int] = attrs.Factory(dict)
+    #: Requests answered an error, by (action type or None, error type).
+    _errors: dict[tuple[type | None, type], int] = attrs.Factory(dict)
+    #: Latency counts, slot k: under 2**k microseconds; and their sum, seconds.
+    _latency_counts: list[int] = attrs.Factory(lambda: [0] * _LATENCY_SLOTS)
+    latency_total: float = 0.0
+    #: Batches taken, by size (bucketed at scrape time).
+    _batch_sizes: dict[int, int] = attrs.Factory(dict)
+
+    def begin(self, msg: Request, action: object) -> None:
+        """``msg`` (of ``action``) is being served; a request served again keeps its start."""
+        self._started.setdefault(id(msg), (type(action), self.clock()))
+
+    def end(self, msg: Request, response: KvResponse, blob: bytes | None) -> None:
+        """``msg`` is answered with ``response`` (and ``blob``)."""
+        action, start = self._started.pop(id(msg), _UNDECODED)
+        if type(response) is ErrResponse:
+            errors = self._errors
+            key = (action, type(response.error))
+            errors[key] = errors.get(key, 0) + 1
+        else:
+            ok = self._ok
+            ok[action] = ok.get(action, 0) + 1
+            if msg.blob is not None:
+                self.bytes_written += len(msg.blob)
+        if blob is not None:
+            self.bytes_read += len(blob)
+        if start:
+            seconds = self.clock() - start
+            # Bucket k holds latencies under 2**k microseconds (folded at scrape time).
+            self._latency_counts[int(seconds * 1e6).bit_length()] += 1
+            self.latency_total += seconds
+
+    def batch(self, size: int) -> None:
+        """A batch of ``size`` messages was taken from the mailbox."""
+        sizes = self._batch_sizes
+        sizes[size] = sizes.get(size, 0) + 1
+
+    @property
+    def requests(self) -> dict[tuple[str, str], int]:
+        """Requests answered so far, by (action, result): "Ok" or the error's name."""
+        named: dict[tuple[str, str], int] = {}
+        counted = [((a, OkResponse), n) for a, n in self._ok.items()] + list(self._errors.items())
+        for (action, result), count in counted:
+            key = (
+                UNDECODED if action is None else action.__name__,
+                "Ok" if result is OkResponse else result.__name__,
+            )
+            named[key] = named.get(key, 0) + count
+        return named
+
+    def registry(self) -> CollectorRegistry:
+        """A new registry of its own whose every scrape reads this recorder (invariant 1)."""
+        from prometheus_client import CollectorRegistry
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector(self))
+        return registry
+
+    def _latency_slots(self) -> list[int]:
+        """The latency counts per bucket of LATENCY_BUCKETS, then the rest (+Inf)."""
+        counts = self._latency_counts
+        return [*counts[: len(LATENCY_BUCKETS)], sum(counts[len(LATENCY_BUCKETS) :])]
+
+    def _batch_counts(self) -> list[int]:
+        counts = [0] * (len(BATCH_BUCKETS) + 1)
+        for size, n in self._batch_sizes.items():
+            counts[bisect_left(BATCH_BUCKETS, size)] += n
+        return counts
+
+    def families(self) -> list[Any]:
+        """The ``kvruntime_*`` metric families, as of now."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        requests = CounterMetricFamily(
+            "kvruntime_requests",
+            "Requests kv:distro:sys answered, by action and result (Ok or the error).",
+            labels=["action", "result"],
+        )
+        for (action, result), count in sorted(self.requests.items()):
+            requests.add_metric([action, result], count)
+        families: list[Any] = [
+            requests,
+            _histogram(
+                "kvruntime_request_latency_seconds",
+                "Seconds from a request's decoding to its answer leaving kv:distro:sys.",
+                LATENCY_BUCKETS,
+                self._latency_slots(),
+                self.latency_total,
+            ),
+            _histogram(
+                "kvruntime_batch_size",
+                "Messages kv:distro:sys took from its mailbox at once.",
+                BATCH_BUCKETS,
+                self._batch_counts(),
+                float(sum(size * n for size, n in self._batch_sizes.items())),
+            ),
+            CounterMetricFamily(
+                "kvruntime_written_bytes",
+                "Bytes of values in requests answered Ok (Set, staged Set, ...).",
+                value=self.bytes_written,
+            ),
+            CounterMetricFamily(
+                "kvruntime_read_bytes",
+                "Bytes of values in answers (Get, Scan, ...).",
+                value=self.bytes_read,
+            ),
+        ]
+        for name, read in sorted(self.gauges.items()):
+            families.append(GaugeMetricFamily(f"kvruntime_{name}", _GAUGE_DOCS[name], value=read()))
+        return families
+
+
+#: What each gauge the runtime may supply means.
+_GAUGE_DOCS: Final = {
+    "open_dbs": "Dbs open in the storage engine.",
+    "open_transactions": "Transactions open in kv:distro:sys.",
+    "mailbox_depth": "Messages waiting in kv:distro:sys's mailbox.",
+}
+
+
+@attrs.frozen
+class _Collector:
+    """A prometheus_client collector over one recorder."""
+
+    metrics: KvMetrics
+
+    def collect(self) -> Any:
+        return iter(self.metrics.families())
