@@ -44,7 +44,7 @@ from protocol.messages import (
 )
 
 from ..kernel.message import Request
-from ..storage.store import Store, StoreError
+from ..storage.store import Store, StoreError, prefix_end
 from .checks import batch_blob, key_too_large
 from .context import Context, Outcome
 from .transactions import DbKey, Transaction
@@ -63,14 +63,6 @@ __all__ = [
 
 _KEY_NOT_FOUND: Final = KeyNotFound()
 _MALFORMED: Final = MalformedRequest()
-
-
-def prefix_end(prefix: bytes) -> bytes | None:
-    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return None
-    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def bounds(

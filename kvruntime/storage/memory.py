@@ -33,7 +33,7 @@ from protocol.ids import PackageId, validate_db_name
 from protocol.messages import LevelDbError
 
 from .engine import DbKey, NoSuchDb
-from .store import PageSink, Store, StoreError, fill_page
+from .store import PageSink, Store, StoreError, fill_page, prefix_end
 
 __all__ = ["MemoryEngine", "MemoryStore"]
 
@@ -46,14 +46,6 @@ class _State:
 
     def copy(self) -> _State:
         return _State(values=dict(self.values), keys=list(self.keys))
-
-
-def _prefix_stop(prefix: bytes) -> bytes | None:
-    """The least key above every key starting with ``prefix`` (None: no bound)."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return None
-    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -142,7 +134,7 @@ class MemoryStore:
         if prefix is not None:
             if start is not None or stop is not None:
                 raise ValueError("iterate takes prefix or start/stop, not both")
-            start, stop = prefix, _prefix_stop(prefix)
+            start, stop = prefix, prefix_end(prefix)
         raw = _entries(self._snapshot(), start, stop, reverse, include_value)
         return self._guarded(raw)
 

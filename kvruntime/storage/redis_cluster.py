@@ -63,7 +63,7 @@ from protocol.ids import PackageId, validate_db_name
 from protocol.messages import IoError, KvError, LevelDbError
 
 from .engine import DbKey, NoSuchDb, StorageUnavailable
-from .store import NotAtHand, PageSink, StoreError, fill_page
+from .store import NotAtHand, PageSink, StoreError, fill_page, prefix_end
 
 __all__ = ["RedisClusterEngine", "RedisStore", "parse_url"]
 
@@ -155,13 +155,6 @@ def _lex_min(start: bytes | None) -> bytes:
 
 def _lex_max(stop: bytes | None) -> bytes:
     return b"+" if stop is None else b"(" + stop
-
-
-def _prefix_stop(prefix: bytes) -> bytes | None:
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return None
-    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def _io_error(label: str, exc: BaseException) -> StoreError:
@@ -275,7 +268,7 @@ class RedisStore:
         if prefix is not None:
             if start is not None or stop is not None:
                 raise ValueError("iterate takes prefix or start/stop, not both")
-            start, stop = prefix, _prefix_stop(prefix)
+            start, stop = prefix, prefix_end(prefix)
         self._check()
         wanted: _Range = (start, stop, reverse, include_value)
         if self._inline():

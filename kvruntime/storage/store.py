@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, TypeAlias, overload
 
 from protocol.messages import IoError, LevelDbError
 
-__all__ = ["NotAtHand", "PageSink", "Store", "StoreError", "fill_page"]
+__all__ = ["NotAtHand", "PageSink", "Store", "StoreError", "fill_page", "prefix_end"]
 
 #: Takes the entries of a page a chunk at a time, flat: ``[key, value, key, value, ...]``,
 #: or ``[key, ...]`` without values.
@@ -132,6 +132,14 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Close the database; idempotent."""
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 # --- the page rule every engine shares ------------------------------------------
