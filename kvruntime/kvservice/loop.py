@@ -208,17 +208,25 @@ class KvProcess:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
                 continue
-            self._serve_one(message)
+            try:  # _serve_one, inline: a call per request costs more than these lines
+                self._serve(message)
+            except Exception as exc:
+                self._failed_serving(message, exc)
         self.flush()
 
     def _serve_one(self, message: Request) -> None:
         try:
             self._serve(message)
-        except StoreError as exc:  # e.g. a db path that leads out of the kv root
-            self.fail(message, exc.error)
-        except Exception:  # a bug must cost one answer, never the loop
-            log.exception("kv failed serving request %d from %s", message.id, message.source)
-            self.fail(message, _internal_error())
+        except Exception as exc:
+            self._failed_serving(message, exc)
+
+    def _failed_serving(self, message: Request, exc: Exception) -> None:
+        """Answer a request whose serving raised ``exc`` (called while it is handled)."""
+        if isinstance(exc, StoreError):  # e.g. a db path that leads out of the kv root
+            return self.fail(message, exc.error)
+        # A bug must cost one answer, never the loop.
+        log.exception("kv failed serving request %d from %s", message.id, message.source)
+        self.fail(message, _internal_error())
 
     def _wait(self, msg: Request, action: type | None) -> None:
         """Keep ``msg``'s action and start for its answer: it waits behind long
