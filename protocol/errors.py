@@ -25,6 +25,7 @@ __all__ = [
     "IntegerOverflow",
     "IoError",
     "KeyNotFound",
+    "KeyReserved",
     "KeyTooLarge",
     "KvError",
     "LevelDbError",
@@ -296,6 +297,17 @@ class AnswerTooLarge:
         return f"answer of at least {self.size} bytes exceeds the limit of {self.max}"
 
 
+@attrs.frozen(kw_only=True)
+class KeyReserved:
+    """The key starts with eight 0xff bytes: that region of the key space is kv's own."""
+
+    TAG: ClassVar[str] = "KeyReserved"
+    WIRE: ClassVar[WireShape] = UNIT
+
+    def __str__(self) -> str:
+        return "keys starting with eight 0xff bytes are reserved for kv"
+
+
 KvError: TypeAlias = (
     NoDb
     | KeyNotFound
@@ -318,4 +330,5 @@ KvError: TypeAlias = (
     | IntegerOverflow
     | BatchTooLarge
     | AnswerTooLarge
+    | KeyReserved
 )

@@ -13,8 +13,10 @@ from kvruntime import Runtime
 from kvruntime.kernel.bus import Bus
 from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kvservice.loop import KvProcess
+from kvruntime.storage.store import Store
+from protocol.ids import PackageId
 
-__all__ = ["bus_of", "caps_of", "kv_of", "nats_port_of", "set_tx_clock"]
+__all__ = ["bus_of", "caps_of", "kv_of", "nats_port_of", "set_tx_clock", "store_of"]
 
 
 def bus_of(rt: Runtime) -> Bus:
@@ -34,6 +36,13 @@ def kv_of(rt: Runtime) -> KvProcess:
 def caps_of(rt: Runtime) -> CapabilityStore:
     """The capability store of the running ``rt``."""
     return bus_of(rt).caps
+
+
+def store_of(rt: Runtime, package_id: PackageId, db: str) -> Store:
+    """The open store of ``db`` in the running ``rt`` (write kv's own records with it)."""
+    store = kv_of(rt).dbs.get(package_id, db)
+    assert store is not None, f"db {db} is not open"
+    return store
 
 
 def set_tx_clock(rt: Runtime, clock: Callable[[], float]) -> None:

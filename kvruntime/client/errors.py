@@ -20,6 +20,7 @@ __all__ = [
     "IntegerOverflow",
     "IoError",
     "KeyNotFound",
+    "KeyReserved",
     "KeyTooLarge",
     "KvError",
     "LevelDbError",
@@ -137,6 +138,10 @@ class AnswerTooLarge(KvError):
     """A batch read would answer more bytes than the store sends at once: ask fewer keys."""
 
 
+class KeyReserved(KvError):
+    """The key starts with eight 0xff bytes, a region kv keeps for its own records."""
+
+
 class UnexpectedResponse(RuntimeError):
     """kv:distro:sys answered with a response of the wrong kind (a protocol bug)."""
 
@@ -162,6 +167,7 @@ _BY_VARIANT: dict[type, type[KvError]] = {
     m.IntegerOverflow: IntegerOverflow,
     m.BatchTooLarge: BatchTooLarge,
     m.AnswerTooLarge: AnswerTooLarge,
+    m.KeyReserved: KeyReserved,
 }
 
 

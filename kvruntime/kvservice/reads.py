@@ -13,6 +13,8 @@ Invariants:
    throughout.
 3. A read first flushes the db's pending writes, so it sees every write
    answered before it.
+4. No read sees kv's own records (``reserved.py``): a reserved key reads as
+   absent, and every range ends before them (``bounds``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ..kernel.message import Request
 from ..storage.store import Store, StoreError, prefix_end
 from .checks import batch_blob, key_too_large
 from .context import Context, Outcome
+from .reserved import RESERVED, clamp_stop
 from .transactions import DbKey, Transaction
 
 __all__ = [
@@ -67,11 +70,17 @@ _MALFORMED: Final = MalformedRequest()
 
 def bounds(
     prefix: bytes | None, start: bytes | None, end: bytes | None
-) -> tuple[bytes | None, bytes | None]:
-    """The range ``lo <= key < hi`` of a prefix or a start/end pair."""
+) -> tuple[bytes | None, bytes]:
+    """The range ``lo <= key < hi`` of a prefix or a start/end pair, ended
+    before kv's own records (invariant 4)."""
     if prefix is not None:
-        return prefix, prefix_end(prefix)
-    return start, end
+        return prefix, clamp_stop(prefix_end(prefix))
+    return start, clamp_stop(end)
+
+
+def _user_get(store: Store, key: bytes) -> bytes | None:
+    """The value of ``key``, None if absent; a reserved key is absent (invariant 4)."""
+    return None if key >= RESERVED else store.get(key)
 
 
 # --- single keys, outside a transaction (the hot path) ----------------------------
@@ -85,6 +94,8 @@ def get(
     limit = ctx.config.max_key_bytes
     if len(key) > limit:
         return KeyTooLarge(size=len(key), max=limit)
+    if key >= RESERVED:  # kv's own: absent (invariant 4), one compare on the hot path
+        return _KEY_NOT_FOUND
     ctx.flush_pending(store)
     try:
         value = store.get(key)
@@ -106,7 +117,7 @@ def exists(
         return KeyTooLarge(size=len(key), max=limit)
     ctx.flush_pending(store)
     try:
-        value = store.get(key)
+        value = _user_get(store, key)
     except StoreError as exc:
         return exc.error
     ctx.answer(msg, ExistsResponse(exists=value is not None))
@@ -132,7 +143,7 @@ def scan(
     lo, hi = bounds(action.prefix, action.start, action.end)
     if action.cursor is not None:  # strictly after (before, in reverse) the cursor
         if action.reverse:
-            hi = action.cursor if hi is None else min(hi, action.cursor)
+            hi = min(hi, action.cursor)
         else:
             after = action.cursor + b"\x00"
             lo = after if lo is None else max(lo, after)
@@ -140,7 +151,7 @@ def scan(
     page = ScanPageWriter(keys_only=action.keys_only)
     last: bytes | None = None
     more = False
-    if lo is None or hi is None or lo < hi:
+    if lo is None or lo < hi:
         ctx.flush_pending(store)
         try:
             last, more = _fill(cfg.max_scan_bytes, page, store, tx, lo, hi, action, limit)
@@ -284,7 +295,7 @@ def _tx_read(
     else:
         ctx.flush_pending(store)
         try:
-            value = store.get(key)
+            value = _user_get(store, key)
         except StoreError as exc:
             return exc.error
         tx.reads.note_key(key, ctx.txs.version(db))
@@ -349,7 +360,7 @@ def _get_many(
             elif key in read:
                 value = read[key]
             else:
-                value = read[key] = store.get(key)
+                value = read[key] = _user_get(store, key)
                 if tx is not None:
                     tx.reads.note_key(key, ctx.txs.version(db))
             if value is not None:

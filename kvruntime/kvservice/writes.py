@@ -43,6 +43,7 @@ from protocol.messages import (
     Increment,
     IncrementResponse,
     IntegerOverflow,
+    KeyReserved,
     KeyTooLarge,
     KvError,
     MalformedRequest,
@@ -57,9 +58,18 @@ from protocol.messages import (
 
 from ..kernel.message import Request
 from ..storage.store import Store, StoreError
-from .checks import batch_blob, first, key_too_large, ops_too_large, value_too_large
+from .checks import (
+    batch_blob,
+    first,
+    key_reserved,
+    key_too_large,
+    keys_reserved,
+    ops_too_large,
+    value_too_large,
+)
 from .context import Context, Outcome
 from .reads import bounds
+from .reserved import RESERVED
 from .transactions import DbKey, Transaction
 
 __all__ = [
@@ -85,6 +95,7 @@ _I64_MIN: Final = -(2**63)
 _I64_MAX: Final = 2**63 - 1
 _MAX_COUNTER_DIGITS: Final = 20  # "-9223372036854775808"
 _MALFORMED: Final = MalformedRequest()
+_KEY_RESERVED: Final = KeyReserved()
 _OK: Final = OkResponse()
 
 _Ops = list[tuple[bytes, bytes | None]]
@@ -135,6 +146,8 @@ def _write_one(
     cfg = ctx.config
     if len(key) > cfg.max_key_bytes:
         return KeyTooLarge(size=len(key), max=cfg.max_key_bytes)
+    if key >= RESERVED:  # reserved.is_reserved, inlined: the hot path
+        return _KEY_RESERVED
     if value is not None and len(value) > cfg.max_value_bytes:
         return ValueTooLarge(size=len(value), max=cfg.max_value_bytes)
     if tx_id is None:
@@ -183,7 +196,7 @@ def _write_many(
         )
     except DecodeError:
         return _MALFORMED
-    if error := ops_too_large(ctx.config, ops):
+    if error := ops_too_large(ctx.config, ops) or keys_reserved(ops):
         return error
     return _plain_write(ctx, msg, db, store, ops, len(blob))
 
@@ -223,7 +236,7 @@ def _writes_blob(ctx: Context, msg: Request, count: int) -> _Ops | KvError:
         ops = decode_writes(blob, count)
     except DecodeError:
         return _MALFORMED
-    return ops_too_large(ctx.config, ops) or ops
+    return ops_too_large(ctx.config, ops) or keys_reserved(ops) or ops
 
 
 def _stage(
@@ -279,7 +292,7 @@ def increment(
     """Increment: the int64 counter at the key plus ``delta``, written at once."""
     key = action.key
     error: KvError | None
-    if error := key_too_large(ctx.config, key):
+    if error := key_too_large(ctx.config, key) or key_reserved(key):
         return error
     ctx.flush_pending(store)
     try:
@@ -304,7 +317,7 @@ def compare_and_swap(
     """CompareAndSwap: write the blob's new value if the key holds the expected one."""
     key, cfg = action.key, ctx.config
     error: KvError | None
-    if error := key_too_large(cfg, key):
+    if error := key_too_large(cfg, key) or key_reserved(key):
         return error
     blob = msg.blob or b""
     if len(blob) > 2 * cfg.max_value_bytes + 16:
@@ -337,7 +350,7 @@ def delete_range(
     if error := key_too_large(ctx.config, action.prefix, action.start, action.end):
         return error
     lo, hi = bounds(action.prefix, action.start, action.end)
-    if lo is not None and hi is not None and lo >= hi:
+    if lo is not None and lo >= hi:
         ctx.answer(msg, DeleteRangeResponse(count=0))
         return None
     return _delete_range(ctx, msg, db, store, lo, hi)

@@ -52,6 +52,7 @@ from protocol.messages import (
     IntegerOverflow,
     IoError,
     KeyNotFound,
+    KeyReserved,
     KeyTooLarge,
     KvAction,
     KvCapabilityParams,
@@ -171,6 +172,7 @@ ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     IntegerOverflow: st.just(IntegerOverflow()),
     BatchTooLarge: st.builds(BatchTooLarge, count=u64_edges, max=u64_edges),
     AnswerTooLarge: st.builds(AnswerTooLarge, size=u64_edges, max=u64_edges),
+    KeyReserved: st.just(KeyReserved()),
 }
 errors: st.SearchStrategy[KvError] = st.one_of(*ERRORS.values())
 RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {

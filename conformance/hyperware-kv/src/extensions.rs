@@ -145,6 +145,7 @@ macro_rules! kvruntime_kv_types {
             IntegerOverflow,
             BatchTooLarge { count: u64, max: u64 },
             AnswerTooLarge { size: u64, max: u64 },
+            KeyReserved,
             /// Hyperware's own: in the JSON and ARRAY forms, the answer to one of
             /// Hyperware's actions holds only Hyperware's errors, and one its
             /// type lacks arrives as this (kvruntime's PROTOCOL.md, "Forms").

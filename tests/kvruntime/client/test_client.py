@@ -479,6 +479,7 @@ PROTOCOL_ERRORS: list[Any] = [
     m.IntegerOverflow(),
     m.BatchTooLarge(count=11, max=10),
     m.AnswerTooLarge(size=9, max=8),
+    m.KeyReserved(),
 ]
 
 
