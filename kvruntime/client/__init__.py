@@ -86,6 +86,8 @@ from .errors import (
     UnexpectedResponse,
     ValueTooLarge,
 )
+from .errors import NoWatch, TooManyWatches, WatchCompacted, WatchEnded  # change feeds
+from ._watch import Change, Changes  # change feeds (issue 14)
 
 __all__ = [
     "BYTES",
@@ -96,6 +98,8 @@ __all__ = [
     "BatchTooLarge",
     "BytesCodec",
     "CapabilityNotHeld",
+    "Change",
+    "Changes",
     "CasMismatch",
     "Codec",
     "IdError",
@@ -114,6 +118,7 @@ __all__ = [
     "NoDb",
     "NoReadCap",
     "NoTx",
+    "NoWatch",
     "NoWriteCap",
     "NotAnInteger",
     "Page",
@@ -122,12 +127,15 @@ __all__ = [
     "SendErrorKind",
     "Stores",
     "TooManyTransactions",
+    "TooManyWatches",
     "Transaction",
     "TransactionConflict",
     "TransactionTooLarge",
     "UnexpectedResponse",
     "Utf8Codec",
     "ValueTooLarge",
+    "WatchCompacted",
+    "WatchEnded",
     "delete",
     "exists",
     "get",

@@ -119,6 +119,7 @@ async def _remove(ctx: Context, msg: Request, db: DbKey) -> KvError | None:
         return IoError(message=f"cannot revoke capabilities: {exc}")
     ctx.bus.withdraw_offers(caps)
     ctx.txs.drop_db(db)
+    ctx.feeds.end(db, "the db was removed", ctx.answer)  # change feeds (issue 14)
     try:  # 2. the directory renamed away (atomic), 3. its files deleted
         await anyio.to_thread.run_sync(ctx.dbs.remove, package_id, name)
     except StoreError as exc:
@@ -148,6 +149,7 @@ def revoke(ctx: Context, msg: Request, sender: ProcessId, db: DbKey, action: Rev
     # Its open transactions on the db go too: staged writes it may no
     # longer commit are dropped at once, and a later use answers NoTx.
     ctx.txs.drop_owned(action.process, db)
+    ctx.feeds.end(db, "read access was revoked", ctx.answer, holder=holder)  # issue 14
     ctx.answer(msg, _OK)
     return None
 

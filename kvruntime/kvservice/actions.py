@@ -47,12 +47,15 @@ from protocol.messages import (
     TxExists,
     TxGet,
     TxGetMany,
+    Unwatch,
+    Watch,
+    WatchNext,
     WriteBatch,
 )
 
 from ..kernel.message import Request
 from ..storage.store import Store
-from . import access, reads, tx_actions, writes
+from . import access, feeds, reads, tx_actions, writes
 from .context import Context, Outcome
 from .transactions import DbKey
 
@@ -142,5 +145,8 @@ TABLE: Final[dict[type[KvAction], Rule]] = dict(
         _write(BeginTx, tx_actions.begin_tx),
         _write(Commit, tx_actions.commit),
         _write(Rollback, tx_actions.rollback),
+        _read(Watch, feeds.watch),  # change feeds (issue 14)
+        _read(WatchNext, feeds.watch_next),
+        _read(Unwatch, feeds.unwatch),
     )
 )

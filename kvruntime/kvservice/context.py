@@ -26,6 +26,7 @@ from ..kernel.capabilities import CapabilityStore
 from ..kernel.message import Capability, Request
 from ..storage.engine import Engine
 from ..storage.store import Store
+from .changelog import Feeds, Kinds
 from .config import KvConfig
 from .transactions import DbKey, Transaction, Transactions
 
@@ -56,6 +57,10 @@ class Context(Protocol):
         """The dbs, open or on disk."""
 
     @property
+    def feeds(self) -> Feeds:
+        """The change logs and the watches (issue 14)."""
+
+    @property
     def caps(self) -> CapabilityStore:
         """Who holds which capability."""
 
@@ -82,9 +87,14 @@ class Context(Protocol):
         """Flush if ``store`` has pending writes, so that a read of it sees them."""
 
     def write_now(
-        self, db: DbKey, store: Store, ops: Iterable[tuple[bytes, bytes | None]]
+        self,
+        db: DbKey,
+        store: Store,
+        ops: Iterable[tuple[bytes, bytes | None]],
+        kinds: Kinds = None,
     ) -> KvError | None:
-        """Write ``ops`` in one batch now (logged for the conflict check), or the error."""
+        """Write ``ops`` in one batch now (logged for the conflict check, and in
+        the change log with ``kinds``: ``changelog.with_log``), or the error."""
 
     def queue_writes(
         self, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]

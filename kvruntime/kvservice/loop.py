@@ -90,6 +90,7 @@ from ..storage.store import Store, StoreError
 from .access import kv_capability
 from .actions import TABLE, OfTheDb, OnData
 from .checks import first
+from .changelog import Feeds, Kinds  # change feeds (issue 14)
 from .config import KvConfig
 from .context import Context, Work
 from .metrics import KvMetrics  # metrics (issue 15)
@@ -129,6 +130,8 @@ class KvProcess:
     metrics: KvMetrics = attrs.Factory(KvMetrics)
     #: The open transactions.
     txs: Transactions = attrs.field(init=False)
+    #: The change logs and the watches (changelog.py; issue 14).
+    feeds: Feeds = attrs.field(init=False)
     #: Plain writes waiting for the next flush, per db.
     _writes: dict[Store, list[tuple[bytes, bytes | None]]] = attrs.Factory(dict)
     #: Answers in serving order, waiting for the next flush.
@@ -165,6 +168,7 @@ class KvProcess:
             idle_seconds=cfg.transaction_idle_seconds,
             clock=self.clock,
         )
+        self.feeds = Feeds(cfg, clock=self.clock)  # change feeds (issue 14)
 
     @property
     def open_transactions(self) -> int:
@@ -403,6 +407,10 @@ class KvProcess:
             self._db_caps[key] = caps
         return caps
 
+    def dbs_get(self, db: DbKey) -> Store | None:
+        """The open store of ``db``, if open (for ``Feeds.notify``)."""
+        return self.dbs.get(*db)
+
     def answer(self, msg: Request, response: KvResponse, blob: bytes | None = None) -> None:
         """Queue ``response`` to ``msg``; it leaves after the next flush."""
         # answer, fail and queue_writes append inline: a call costs more than this line.
@@ -433,14 +441,18 @@ class KvProcess:
             self.flush()
 
     def write_now(
-        self, db: DbKey, store: Store, ops: Iterable[tuple[bytes, bytes | None]]
+        self,
+        db: DbKey,
+        store: Store,
+        ops: Iterable[tuple[bytes, bytes | None]],
+        kinds: Kinds = None,
     ) -> KvError | None:
-        """Write ``ops`` in one batch now and log them for the conflict check, or
-        the error: then the db is closed (its log may end in a torn record; the
-        next request reopens it)."""
+        """Write ``ops`` in one batch now and log them for the conflict check (and
+        in the change log, with ``kinds``), or the error: then the db is closed
+        (its log may end in a torn record; the next request reopens it)."""
         ops = list(ops)
         try:
-            store.write(ops, sync=self.config.sync_writes)
+            store.write(self.feeds.with_log(store, ops, kinds), sync=self.config.sync_writes)
         except StoreError as exc:
             self.dbs.discard(store)
             return exc.error
@@ -480,10 +492,10 @@ class KvProcess:
         """Write pending plain writes, one batch per db, then send every waiting answer."""
         failed: dict[Store, KvError] = {}
         if self._writes:
-            sync = self.config.sync_writes
+            sync, feeds = self.config.sync_writes, self.feeds
             for store, ops in self._writes.items():
                 try:
-                    store.write(ops, sync=sync)
+                    store.write(feeds.with_log(store, ops), sync=sync)  # issue 14
                 except StoreError as exc:
                     failed[store] = exc.error
                     self.dbs.discard(store)  # its log may end in a torn record
@@ -492,6 +504,7 @@ class KvProcess:
                     failed[store] = _internal_error()
                     self.dbs.discard(store)
             self._writes.clear()
+        self.feeds.notify(self.dbs_get, self.answer)  # change feeds: parked watchers (issue 14)
         outbox, self._outbox = self._outbox, []
         if not outbox:
             return

@@ -58,6 +58,7 @@ from protocol.messages import (
 
 from ..kernel.message import Request
 from ..storage.store import Store, StoreError
+from .changelog import Feeds
 from .checks import (
     batch_blob,
     first,
@@ -216,7 +217,8 @@ async def _write_in_thread(
     """Write ``ops`` as one batch in a worker thread, then answer (long work: the
     db is held, so nothing else writes it or closes its store meanwhile)."""
     ctx.flush_pending(store)
-    job = functools.partial(store.write, ops, sync=ctx.config.sync_writes)
+    logged = ctx.feeds.with_log(store, ops)  # change feeds (issue 14)
+    job = functools.partial(store.write, logged, sync=ctx.config.sync_writes)
     try:
         await anyio.to_thread.run_sync(job)
     except StoreError as exc:
@@ -363,7 +365,9 @@ async def _delete_range(
     keep = ctx.txs.tracks(db)
     # In a thread, so that a large range does not stall the event loop; invariant 1
     # still holds, as the kv loop holds the db until it is done.
-    job = functools.partial(_delete_range_sync, store, lo, hi, keep, ctx.config.sync_writes)
+    job = functools.partial(
+        _delete_range_sync, store, lo, hi, keep, ctx.config.sync_writes, ctx.feeds
+    )
     try:
         count, deleted = await anyio.to_thread.run_sync(job)
     except StoreError as exc:
@@ -376,12 +380,17 @@ async def _delete_range(
 
 
 def _delete_range_sync(
-    store: Store, lo: bytes | None, hi: bytes | None, keep: bool, sync: bool
+    store: Store, lo: bytes | None, hi: bytes | None, keep: bool, sync: bool, feeds: Feeds
 ) -> tuple[int, list[bytes]]:
     """Delete every key in ``lo <= key < hi`` in one batch, from one snapshot.
 
     Return how many went, and which (only if ``keep``: a transaction may need them).
+    A logged db (change feeds) gets one "delete" change per key, in the batch.
     """
+    if feeds.log_of(store) is not None:  # change feeds (issue 14): the keys, then the log
+        keys = list(store.iterate(start=lo, stop=hi, include_value=False))
+        store.write(feeds.with_log(store, [(key, None) for key in keys]), sync=sync)
+        return len(keys), keys if keep else []
     count = 0
     kept: list[bytes] = []
 

@@ -1,0 +1,368 @@
+"""Change feeds: each db's change log, and the watches that read it.
+
+The log lives in the db itself, in the reserved keyspace (``reserved.py``):
+``CHANGE_LOG + seq`` (8 bytes, big-endian) holds one change, ``LAST_SEQ``
+the last seq given. ``with_log`` adds a batch's change records, the new
+last seq and the trimming of the oldest records to the *same* list of ops
+the data goes in, so one ``Store.write`` (one atomic batch on every engine)
+carries all of them: a crash never shows a change without its data, nor
+data without its change.
+
+When a db is logged: from its first watch on, for good (``LAST_SEQ`` is the
+mark, so it survives restarts and a watch resumes after one). A db never
+watched pays one dictionary lookup per flushed batch (per store, not per
+write) and one ``get`` of ``LAST_SEQ`` the first time it is written after
+being opened.
+
+Watches hold no changes: a watch is a cursor (the last seq its watcher
+acknowledged), a filter and at most one *parked* request, the watcher's
+``WatchNext``. kv answers it with up to a window of changes read from the
+log (``watch_window_items`` / ``watch_window_bytes``), at once if there are
+some past the cursor, else after the flush that logs the next matching one.
+A watcher that stops asking is sent nothing more and costs nothing more; it
+catches up from the log when it asks again, or learns ``WatchCompacted``.
+
+Invariants:
+1. Seqs of a db increase by one per change and are never reused (``LAST_SEQ``
+   is written with every batch that logs, and never trimmed).
+2. Retention: at most ``watch_log_entries`` records and ``watch_log_bytes``
+   bytes of them per db, trimmed oldest first in the batch that passes a bound.
+3. A watch's answers hold, in seq order, every matching change after its
+   cursor; ``last`` says how far the log was read (filtered changes included),
+   so a cursor never skips an unread change: the answer to a cursor the log
+   no longer covers is ``WatchCompacted``, never a gap.
+4. One ``DbLog`` per open ``Store`` object (weakly keyed): a reopened db
+   reads its log state again, so a failed write (after which the store is
+   discarded) leaves no stale state behind.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, Literal, TypeAlias
+
+import attrs
+import msgpack
+
+from protocol.blobs import encode_changes
+from protocol.ids import Address, ProcessId
+from protocol.messages import (
+    ErrResponse,
+    KvError,
+    KvResponse,
+    TooManyWatches,
+    WatchChangesResponse,
+    WatchCompacted,
+    WatchEnded,
+)
+
+from ..kernel.message import Request
+from ..storage.store import Store
+from .config import KvConfig
+from .reserved import CHANGE_LOG, LAST_SEQ
+from .transactions import DbKey
+
+__all__ = ["DbLog", "Feeds", "Kind", "Kinds", "WatchState", "log_key"]
+
+#: What a change did to its key.
+Kind: TypeAlias = Literal["set", "delete", "expire"]
+#: The kind of each op of a write: one for all ops, one per op, or None (derived:
+#: "set" for a value, "delete" for None).
+Kinds: TypeAlias = "Kind | Sequence[Kind] | None"
+#: How the kv process answers a parked request.
+Answer: TypeAlias = Callable[[Request, KvResponse, "bytes | None"], None]
+
+_Ops = list[tuple[bytes, bytes | None]]
+_LOG_END: Final = CHANGE_LOG + b"\xff" * 9  # above every ``log_key``
+
+
+def log_key(seq: int) -> bytes:
+    """The key of change ``seq`` in its db's log."""
+    return CHANGE_LOG + seq.to_bytes(8, "big")
+
+
+def _seq_of(key: bytes) -> int:
+    return int.from_bytes(key[len(CHANGE_LOG) :], "big")
+
+
+@attrs.define(eq=False)
+class DbLog:
+    """The change log of one open db, as kv keeps it in memory: its last seq and
+    the size of each record it retains (oldest first)."""
+
+    last: int
+    sizes: deque[int] = attrs.Factory(deque)
+    size: int = 0
+    #: The db (package, name), once a watch names it: whose watches to wake.
+    db: DbKey | None = None
+
+    @property
+    def oldest(self) -> int:
+        """The oldest seq still held (``last + 1`` when the log holds none)."""
+        return self.last - len(self.sizes) + 1
+
+    def covers(self, after: int) -> bool:
+        """Whether every change after ``after`` is still held (invariant 3)."""
+        return after == self.last or self.oldest - 1 <= after < self.last
+
+
+@attrs.define(eq=False)
+class WatchState:
+    """One watch: whose, on which db, which keys, how far acknowledged."""
+
+    watch_id: int
+    owner: ProcessId
+    holder: Address
+    db: DbKey
+    lo: bytes | None
+    hi: bytes
+    #: The watcher has seen every change up to this seq.
+    after: int
+    #: The watcher's ``WatchNext`` waiting for a change, if any.
+    parked: Request | None = None
+    #: When the watcher last asked (``Feeds.clock``).
+    asked: float = 0.0
+
+    def matches(self, key: bytes) -> bool:
+        """Whether ``key`` is in the watch's range."""
+        lo = self.lo
+        return (lo is None or key >= lo) and key < self.hi
+
+
+_UNKNOWN: Final = object()
+
+
+@attrs.define(eq=False)
+class Feeds:
+    """The change logs of the open dbs and every watch of the node."""
+
+    config: KvConfig
+    clock: Callable[[], float] = time.monotonic
+    _logs: weakref.WeakKeyDictionary[Store, DbLog | None] = attrs.Factory(
+        weakref.WeakKeyDictionary
+    )
+    _watches: dict[int, WatchState] = attrs.Factory(dict)
+    _by_db: dict[DbKey, dict[int, WatchState]] = attrs.Factory(dict)
+    _per_process: dict[Address, int] = attrs.Factory(dict)
+    _next_id: int = 1
+    #: Logs written since the last ``notify``, whose parked watchers may have news.
+    _dirty: list[DbLog] = attrs.Factory(list)
+
+    # --- the log ---------------------------------------------------------------------
+
+    def log_of(self, store: Store) -> DbLog | None:
+        """The log of ``store``'s db, None if the db is not logged (read from the
+        store the first time this store object is seen)."""
+        found = self._logs.get(store, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._load(store)
+            self._logs[store] = found
+        return found  # type: ignore[return-value]
+
+    def _load(self, store: Store) -> DbLog | None:
+        raw = store.get(LAST_SEQ)
+        if raw is None:
+            return None
+        log = DbLog(last=int.from_bytes(raw, "big"))
+        for key, value in store.iterate(start=CHANGE_LOG, stop=_LOG_END):
+            log.sizes.append(len(key) + len(value))
+            log.size += len(key) + len(value)
+        return log
+
+    def enable(self, store: Store, db: DbKey, *, sync: bool) -> DbLog:
+        """Log ``store``'s db from now on (its first watch): ``LAST_SEQ`` is written."""
+        log = self.log_of(store)
+        if log is None:
+            store.write([(LAST_SEQ, (0).to_bytes(8, "big"))], sync=sync)
+            log = DbLog(last=0)
+            self._logs[store] = log
+        log.db = db
+        return log
+
+    def with_log(self, store: Store, ops: _Ops, kinds: Kinds = None) -> _Ops:
+        """``ops``, followed by their change records, the new last seq and the
+        trimming of the oldest records if ``store``'s db is logged; else ``ops``
+        itself. Write the result in one batch, then call ``notify``."""
+        log = self._logs.get(store, _UNKNOWN)
+        if log is None:
+            return ops
+        if log is _UNKNOWN:
+            log = self.log_of(store)
+            if log is None:
+                return ops
+        assert isinstance(log, DbLog)
+        return self._append(log, ops, kinds)
+
+    def _append(self, log: DbLog, ops: _Ops, kinds: Kinds) -> _Ops:
+        out = list(ops)
+        seq, sizes, size = log.last, log.sizes, log.size
+        pack = msgpack.packb
+        for index, (key, value) in enumerate(ops):
+            if kinds is None:
+                kind: str = "delete" if value is None else "set"
+            elif isinstance(kinds, str):
+                kind = kinds
+            else:
+                kind = kinds[index]
+            seq += 1
+            record_key = log_key(seq)
+            record = pack((kind, key, value), use_bin_type=True)
+            out.append((record_key, record))
+            sizes.append(len(record_key) + len(record))
+            size += sizes[-1]
+        cfg = self.config
+        oldest = seq - len(sizes) + 1
+        while sizes and (len(sizes) > cfg.watch_log_entries or size > cfg.watch_log_bytes):
+            size -= sizes.popleft()
+            out.append((log_key(oldest), None))
+            oldest += 1
+        out.append((LAST_SEQ, seq.to_bytes(8, "big")))
+        log.last, log.size = seq, size
+        if self._by_db:
+            self._dirty.append(log)
+        return out
+
+    # --- watches -----------------------------------------------------------------------
+
+    def add(
+        self, owner: ProcessId, holder: Address, db: DbKey, lo: bytes | None, hi: bytes, after: int
+    ) -> WatchState | KvError:
+        """A new watch, or TooManyWatches at a bound (idle watches go first)."""
+        cfg = self.config
+        if len(self._watches) >= cfg.max_watches or (
+            self._per_process.get(holder, 0) >= cfg.max_watches_per_process
+        ):
+            self._drop_idle()
+        if len(self._watches) >= cfg.max_watches:
+            return TooManyWatches(max=cfg.max_watches)
+        if self._per_process.get(holder, 0) >= cfg.max_watches_per_process:
+            return TooManyWatches(max=cfg.max_watches_per_process)
+        watch = WatchState(self._next_id, owner, holder, db, lo, hi, after, asked=self.clock())
+        self._next_id += 1
+        self._watches[watch.watch_id] = watch
+        self._by_db.setdefault(db, {})[watch.watch_id] = watch
+        self._per_process[holder] = self._per_process.get(holder, 0) + 1
+        return watch
+
+    def __len__(self) -> int:
+        return len(self._watches)
+
+    def lookup(self, watch_id: int, owner: ProcessId, db: DbKey) -> WatchState | None:
+        """The watch ``watch_id`` if ``owner`` holds it on ``db``."""
+        watch = self._watches.get(watch_id)
+        if watch is None or watch.owner != owner or watch.db != db:
+            return None
+        return watch
+
+    def remove(self, watch: WatchState) -> None:
+        """End ``watch`` (its parked request, if any, is forgotten unanswered)."""
+        if self._watches.pop(watch.watch_id, None) is None:
+            return
+        on_db = self._by_db.get(watch.db)
+        if on_db is not None:
+            on_db.pop(watch.watch_id, None)
+            if not on_db:
+                del self._by_db[watch.db]
+        left = self._per_process.get(watch.holder, 0) - 1
+        if left > 0:
+            self._per_process[watch.holder] = left
+        else:
+            self._per_process.pop(watch.holder, None)
+
+    def _drop_idle(self) -> None:
+        cutoff = self.clock() - self.config.watch_idle_seconds
+        for watch in [w for w in self._watches.values() if w.asked < cutoff]:
+            self.remove(watch)
+
+    def end(self, db: DbKey, reason: str, answer: Answer, *, holder: Address | None = None) -> int:
+        """End the watches on ``db`` (only ``holder``'s if given): a parked request
+        is answered ``WatchEnded(reason)``; return how many ended."""
+        watches = [
+            w
+            for w in self._by_db.get(db, {}).values()
+            if holder is None or w.holder == holder
+        ]
+        ended = ErrResponse(error=WatchEnded(reason=reason))
+        for watch in watches:
+            if watch.parked is not None:
+                answer(watch.parked, ended, None)
+            self.remove(watch)
+        return len(watches)
+
+    # --- delivery ----------------------------------------------------------------------
+
+    def read(
+        self, store: Store, log: DbLog, watch: WatchState
+    ) -> tuple[WatchChangesResponse, bytes] | KvError | None:
+        """The changes after ``watch.after``, up to a window, as an answer; None if
+        none matches yet (``watch.after`` then moved past what was read); or
+        WatchCompacted if the log no longer covers the cursor (invariant 3)."""
+        after = watch.after
+        if not log.covers(after):
+            return WatchCompacted(oldest=log.oldest, last=log.last)
+        if after == log.last:
+            return None
+        cfg = self.config
+        changes: list[tuple[int, str, bytes, bytes | None]] = []
+        size, last = 0, after
+        unpack = msgpack.unpackb
+        records = store.iterate(start=log_key(after + 1), stop=log_key(log.last + 1))
+        try:
+            for record_key, record in records:
+                kind, key, value = unpack(record, raw=False)
+                seq = _seq_of(record_key)
+                if watch.matches(key):
+                    grown = size + len(key) + (0 if value is None else len(value))
+                    if changes and grown > cfg.watch_window_bytes:
+                        break
+                    changes.append((seq, kind, key, value))
+                    size = grown
+                last = seq
+                if len(changes) >= cfg.watch_window_items:
+                    break
+        finally:
+            records.close()
+        watch.after = last
+        if not changes:
+            return None
+        return WatchChangesResponse(count=len(changes), last=last), encode_changes(changes)
+
+    def notify(self, store_of: Callable[[DbKey], Store | None], answer: Answer) -> None:
+        """Answer the parked watchers of every db logged since the last call that
+        now have a matching change (after a flush made them durable)."""
+        if not self._dirty:
+            return
+        dirty = dict.fromkeys(self._dirty)
+        self._dirty.clear()
+        dbs = {log.db for log in dirty if log.db is not None}
+        if any(log.db is None for log in dirty):  # a reopened db: which one is it?
+            dbs.update(self._by_db)
+        for db in dbs:
+            watches = self._by_db.get(db)
+            store = store_of(db) if watches else None
+            log = None if store is None else self._logs.get(store)
+            if watches is None or store is None or log is None or log not in dirty:
+                continue  # closed or discarded since: the next WatchNext reads it again
+            log.db = db
+            for watch in list(watches.values()):
+                if watch.parked is None:
+                    continue
+                got = self.read(store, log, watch)
+                if got is None:
+                    continue
+                parked, watch.parked = watch.parked, None
+                if isinstance(got, tuple):
+                    answer(parked, got[0], got[1])
+                else:
+                    answer(parked, ErrResponse(error=got), None)
+
+    def touch(self, watch: WatchState) -> None:
+        """The watcher asked now."""
+        watch.asked = self.clock()
+
+    def watches_of(self, db: DbKey) -> Iterable[WatchState]:
+        """The watches on ``db``."""
+        return tuple(self._by_db.get(db, {}).values())

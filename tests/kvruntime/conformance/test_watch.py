@@ -1,0 +1,324 @@
+"""Change feeds (issue 14) on every engine, through the client.
+
+``db.watch`` yields every change of every write path, in commit order, one
+per key; resumes strictly after a seq (after a restart too, on an engine
+that persists); answers ``WatchCompacted`` past the retained log, ends with
+``WatchEnded`` on RemoveDb or Revoke, and is bounded per process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from kvruntime import KvConfig, ProcessContext, Runtime, kv
+from kvruntime.kvservice.reserved import CHANGE_LOG, LAST_SEQ
+from protocol.ids import PackageId, ProcessId
+from tests.conftest import run_as
+from tests.internals import kv_of, store_of
+
+from .conftest import PERSISTS
+
+pytestmark = pytest.mark.anyio
+
+APP = "main:app:pub.os"
+OTHER = "other:app:pub.os"
+PKG = PackageId.parse("app:pub.os")
+
+
+@pytest.fixture
+def config() -> KvConfig:
+    """Small windows and a short log, so that every bound is cheap to reach."""
+    return KvConfig(
+        max_key_bytes=32,
+        max_value_bytes=128,
+        max_batch_items=8,
+        watch_log_entries=40,
+        watch_window_items=4,
+        max_watches_per_process=3,
+    )
+
+
+async def _take(changes: kv.Changes[bytes, bytes], n: int) -> list[tuple[str, bytes, bytes | None]]:
+    out = []
+    with anyio.fail_after(10):
+        async for change in changes:
+            out.append((change.kind, change.key, change.value))
+            if len(out) == n:
+                break
+    return out
+
+
+async def test_every_write_path_logs_its_changes_in_commit_order(runtime: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        await db.set(b"before", b"0")  # before the watch: not seen
+        async with db.watch() as changes:
+            await db.set(b"a", b"1")
+            await db.delete(b"a")
+            await db.set_many([(b"b", b"2"), (b"c", b"3")])
+            await db.delete_many([b"b"])
+            await db.write_batch([(b"d", b"4"), (b"c", None)])
+            tx_id = await db.begin_tx()
+            await db.set(b"e", b"5", tx_id=tx_id)
+            await db.commit_tx(tx_id)
+            async with db.transaction() as tx:  # pipelined: one CommitBatch
+                tx.set(b"f", b"6")
+            assert await db.increment(b"n", 2) == 2
+            await db.compare_and_swap(b"n", b"2", b"7")
+            assert await db.delete_range(prefix=b"d") == 1
+            got = await _take(changes, 12)
+            assert got == [
+                ("set", b"a", b"1"),
+                ("delete", b"a", None),
+                ("set", b"b", b"2"),
+                ("set", b"c", b"3"),
+                ("delete", b"b", None),
+                ("set", b"d", b"4"),
+                ("delete", b"c", None),
+                ("set", b"e", b"5"),
+                ("set", b"f", b"6"),
+                ("set", b"n", b"2"),
+                ("set", b"n", b"7"),
+                ("delete", b"d", None),
+            ]
+            assert changes.position == changes.start + 12
+
+    await run_as(runtime, APP, body)
+
+
+async def test_seqs_increase_and_a_watch_resumes_strictly_after_since(runtime: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        async with db.watch() as changes:
+            for i in range(10):
+                await db.set(b"k%d" % i, b"%d" % i)
+            seqs = []
+            with anyio.fail_after(10):
+                async for change in changes:
+                    seqs.append(change.seq)
+                    if len(seqs) == 10:
+                        break
+        assert seqs == list(range(seqs[0], seqs[0] + 10))
+        async with db.watch(since=seqs[4]) as again:
+            assert [key for _, key, _ in await _take(again, 5)] == [
+                b"k%d" % i for i in range(5, 10)
+            ]
+
+    await run_as(runtime, APP, body)
+
+
+async def test_prefix_and_range_filters(runtime: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        async with db.watch(prefix=b"user:") as users, db.watch(start=b"b", end=b"d") as mid:
+            for key in [b"a", b"user:1", b"b", b"c", b"d", b"user:2", b"zz"]:
+                await db.set(key, b"v")
+            assert [k for _, k, _ in await _take(users, 2)] == [b"user:1", b"user:2"]
+            assert [k for _, k, _ in await _take(mid, 2)] == [b"b", b"c"]
+
+    await run_as(runtime, APP, body)
+
+
+async def test_compacted_log_answers_watch_compacted_with_the_oldest_held(
+    runtime: Runtime,
+) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        async with db.watch() as changes:
+            start = changes.start
+            for i in range(0, 60, 6):  # 60 changes, 40 retained
+                await db.set_many([(b"k%d" % (i + j), b"v") for j in range(6)])
+            with pytest.raises(kv.WatchCompacted) as caught:
+                await _take(changes, 1)
+        assert caught.value.oldest == start + 21
+        assert caught.value.last == start + 60
+        with pytest.raises(kv.WatchCompacted):
+            async with db.watch(since=start + 5):
+                pass
+        with pytest.raises(kv.WatchCompacted):  # a position the db never reached
+            async with db.watch(since=start + 1000):
+                pass
+        async with db.watch(since=start + 20) as held:  # the oldest held follows
+            assert len(await _take(held, 40)) == 40
+
+    await run_as(runtime, APP, body)
+
+
+async def test_snapshot_and_changes_give_the_data_with_no_gap_and_no_repeat(
+    runtime: Runtime,
+) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        for i in range(8):
+            await db.set(b"k%d" % i, b"0")
+        done = anyio.Event()
+
+        async def writer() -> None:
+            for round_ in range(1, 4):  # 27 changes: within the retained 40
+                for i in range(8):
+                    await db.set(b"k%d" % i, b"%d" % round_)
+                await db.delete(b"k%d" % round_)
+            done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer)
+            await anyio.sleep(0)
+            async with db.watch(snapshot=True) as changes:
+                mirror = dict(changes.snapshot)
+                seen: list[int] = []
+                await done.wait()
+                last = await _last_seq(db)
+                with anyio.fail_after(10):
+                    while changes.position < last:
+                        change = await changes.__anext__()
+                        seen.append(change.seq)
+                        if change.value is None:
+                            mirror.pop(change.key, None)
+                        else:
+                            mirror[change.key] = change.value
+        assert seen == sorted(set(seen))  # in order, none twice
+        assert mirror == {k: v async for k, v in db.scan()}
+
+    await run_as(runtime, APP, body)
+
+
+async def _last_seq(db: kv.Kv[bytes, bytes]) -> int:
+    async with db.watch() as probe:
+        return probe.start
+
+
+async def test_remove_db_ends_its_watches(runtime: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "gone")
+        async with db.watch() as changes:
+            async with anyio.create_task_group() as tg:
+
+                async def remove_soon() -> None:
+                    await anyio.sleep(0.05)
+                    await kv.remove_db(ctx, PKG, "gone")
+
+                tg.start_soon(remove_soon)
+                with anyio.fail_after(10), pytest.raises(kv.WatchEnded, match="removed"):
+                    await _take(changes, 1)
+
+    await run_as(runtime, APP, body)
+
+
+async def test_revoke_ends_the_watches_of_the_revoked_process(runtime: Runtime) -> None:
+    async def owner(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        await db.share(ProcessId.parse(OTHER))
+
+    await run_as(runtime, APP, owner)
+    ended = anyio.Event()
+
+    async def watcher(ctx: ProcessContext) -> None:
+        db = kv.handle(ctx, PKG, "main")
+        async with db.watch() as changes:
+            with anyio.fail_after(10), pytest.raises(kv.WatchEnded, match="revoked"):
+                await _take(changes, 1)
+        ended.set()
+
+    async def revoker(ctx: ProcessContext) -> None:
+        await anyio.sleep(0.1)
+        await kv.handle(ctx, PKG, "main").revoke(ProcessId.parse(OTHER))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_as, runtime, OTHER, watcher)
+        tg.start_soon(run_as, runtime, APP, revoker)
+    assert ended.is_set()
+
+
+async def test_read_capability_required(runtime: Runtime) -> None:
+    async def owner(ctx: ProcessContext) -> None:
+        await kv.open(ctx, PKG, "main")
+
+    async def stranger(ctx: ProcessContext) -> None:
+        with pytest.raises(kv.NoReadCap):
+            async with kv.handle(ctx, PKG, "main").watch():
+                pass
+
+    await run_as(runtime, APP, owner)
+    await run_as(runtime, OTHER, stranger)
+
+
+async def test_watches_per_process_are_bounded(runtime: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        async with db.watch(), db.watch(), db.watch():
+            with pytest.raises(kv.TooManyWatches, match="at most 3"):
+                async with db.watch():
+                    pass
+        async with db.watch():  # the ended ones freed their places
+            pass
+
+    await run_as(runtime, APP, body)
+    assert len(kv_of(runtime).feeds) == 0
+
+
+async def test_a_watcher_that_stops_reading_costs_kv_nothing_and_catches_up(
+    runtime: Runtime,
+) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        async with db.watch() as changes:
+            first = await _take_one_after(db, changes)
+            for i in range(30):  # the watcher does not read meanwhile
+                await db.set(b"k%d" % i, b"%d" % i)
+            # kv holds no change for it: only its cursor (no request is parked).
+            (state,) = kv_of(runtime).feeds.watches_of((PKG, "main"))
+            assert state.parked is None
+            got = await _take(changes, 30)
+        assert first == ("set", b"first", b"1")
+        assert got == [("set", b"k%d" % i, b"%d" % i) for i in range(30)]
+
+    await run_as(runtime, APP, body)
+
+
+async def _take_one_after(
+    db: kv.Kv[bytes, bytes], changes: kv.Changes[bytes, bytes]
+) -> tuple[str, bytes, bytes | None]:
+    await db.set(b"first", b"1")
+    (one,) = await _take(changes, 1)
+    return one
+
+
+async def test_a_db_never_watched_writes_no_log(runtime: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        await db.set(b"a", b"1")
+        await db.set_many([(b"b", b"2")])
+
+    await run_as(runtime, APP, body)
+    store = store_of(runtime, PKG, "main")
+    assert store.get(LAST_SEQ) is None
+    assert list(store.iterate(prefix=CHANGE_LOG)) == []
+
+
+async def test_a_watch_resumes_after_a_restart(home: Path, config: KvConfig) -> None:
+    """On LevelDB, the engine that persists (the memory engine keeps nothing)."""
+    storage = "leveldb"
+    assert PERSISTS[storage]
+    async with Runtime(home=home, config=config, storage=storage) as rt:
+
+        async def before(ctx: ProcessContext) -> int:
+            db = await kv.open(ctx, PKG, "main")
+            async with db.watch() as changes:
+                await db.set(b"a", b"1")
+                await db.set(b"b", b"2")
+                await _take(changes, 1)
+                return changes.position
+
+        position = await run_as(rt, APP, before)
+    async with Runtime(home=home, config=config, storage=storage) as rt:
+
+        async def after(ctx: ProcessContext) -> list[tuple[str, bytes, bytes | None]]:
+            db = await kv.open(ctx, PKG, "main")
+            await db.set(b"c", b"3")  # written after the restart: logged too
+            async with db.watch(since=position) as changes:
+                return await _take(changes, 2)
+
+        assert await run_as(rt, APP, after) == [("set", b"b", b"2"), ("set", b"c", b"3")]
