@@ -85,6 +85,15 @@ from protocol.messages import (
     TxGetMany,
     ValueTooLarge,
     WriteBatch,
+    NoWatch,
+    TooManyWatches,
+    Unwatch,
+    Watch,
+    WatchChangesResponse,
+    WatchCompacted,
+    WatchEnded,
+    WatchNext,
+    WatchResponse,
 )
 
 # --- Strategies ----------------------------------------------------------------
@@ -149,6 +158,15 @@ ACTIONS: dict[type, st.SearchStrategy[KvAction]] = {
     Capabilities: st.just(Capabilities()),
     WriteBatch: st.builds(WriteBatch, tx_id=optional_tx, count=u64_edges),
     CommitBatch: st.builds(CommitBatch, tx_id=u64_edges, count=u64_edges),
+    # change feeds (issue 14)
+    Watch: st.builds(
+        lambda r, since, snapshot: Watch(**r, since=since, snapshot=snapshot),
+        ranges,
+        optional_tx,
+        st.booleans(),
+    ),
+    WatchNext: st.builds(WatchNext, watch_id=u64_edges, after=u64_edges),
+    Unwatch: st.builds(Unwatch, watch_id=u64_edges),
 }
 ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     NoDb: st.builds(NoDb, package_id=package_ids, db=db_names),
@@ -173,6 +191,11 @@ ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     BatchTooLarge: st.builds(BatchTooLarge, count=u64_edges, max=u64_edges),
     AnswerTooLarge: st.builds(AnswerTooLarge, size=u64_edges, max=u64_edges),
     KeyReserved: st.just(KeyReserved()),
+    # change feeds (issue 14)
+    WatchCompacted: st.builds(WatchCompacted, oldest=u64_edges, last=u64_edges),
+    WatchEnded: st.builds(WatchEnded, reason=st.text()),
+    TooManyWatches: st.builds(TooManyWatches, max=u64_edges),
+    NoWatch: st.builds(NoWatch, watch_id=u64_edges),
 }
 errors: st.SearchStrategy[KvError] = st.one_of(*ERRORS.values())
 RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {
@@ -186,6 +209,11 @@ RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {
     IncrementResponse: st.builds(IncrementResponse, value=i64),
     DeleteRangeResponse: st.builds(DeleteRangeResponse, count=u64_edges),
     CapabilitiesResponse: st.builds(CapabilitiesResponse, read=st.booleans(), write=st.booleans()),
+    # change feeds (issue 14)
+    WatchResponse: st.builds(
+        WatchResponse, watch_id=u64_edges, position=u64_edges, count=u64_edges
+    ),
+    WatchChangesResponse: st.builds(WatchChangesResponse, count=u64_edges, last=u64_edges),
 }
 actions: st.SearchStrategy[KvAction] = st.one_of(*ACTIONS.values())
 requests = st.builds(KvRequest, package_id=package_ids, db=db_names, action=actions)
