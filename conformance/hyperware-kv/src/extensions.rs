@@ -100,6 +100,18 @@ macro_rules! kvruntime_kv_types {
             Capabilities,
             WriteBatch { tx_id: Option<u64>, count: u64 },
             CommitBatch { tx_id: u64, count: u64 },
+            Watch {
+                $(#[$bytes])*
+                prefix: Option<Vec<u8>>,
+                $(#[$bytes])*
+                start: Option<Vec<u8>>,
+                $(#[$bytes])*
+                end: Option<Vec<u8>>,
+                since: Option<u64>,
+                snapshot: bool,
+            },
+            WatchNext { watch_id: u64, after: u64 },
+            Unwatch(u64),
         }
 
         /// Every answer kvruntime gives.
@@ -119,6 +131,8 @@ macro_rules! kvruntime_kv_types {
             Increment(i64),
             DeleteRange { count: u64 },
             Capabilities { read: bool, write: bool },
+            Watch { watch_id: u64, position: u64, count: u64 },
+            WatchChanges { count: u64, last: u64 },
         }
 
         /// Every error kvruntime answers.
@@ -146,6 +160,10 @@ macro_rules! kvruntime_kv_types {
             BatchTooLarge { count: u64, max: u64 },
             AnswerTooLarge { size: u64, max: u64 },
             KeyReserved,
+            WatchCompacted { oldest: u64, last: u64 },
+            WatchEnded(String),
+            TooManyWatches { max: u64 },
+            NoWatch(u64),
             /// Hyperware's own: in the JSON and ARRAY forms, the answer to one of
             /// Hyperware's actions holds only Hyperware's errors, and one its
             /// type lacks arrives as this (kvruntime's PROTOCOL.md, "Forms").
