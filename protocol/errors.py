@@ -26,10 +26,6 @@ __all__ = [
     "IoError",
     "KeyNotFound",
     "KeyReserved",
-    "NoWatch",
-    "TooManyWatches",
-    "WatchCompacted",
-    "WatchEnded",
     "KeyTooLarge",
     "KvError",
     "LevelDbError",
@@ -38,13 +34,17 @@ __all__ = [
     "NoDb",
     "NoReadCap",
     "NoTx",
+    "NoWatch",
     "NoWriteCap",
     "NotAnInteger",
     "RemoteNotAllowed",
     "TooManyTransactions",
+    "TooManyWatches",
     "TransactionConflict",
     "TransactionTooLarge",
     "ValueTooLarge",
+    "WatchCompacted",
+    "WatchEnded",
 ]
 
 
@@ -312,7 +312,6 @@ class KeyReserved:
         return "keys starting with eight 0xff bytes are reserved for kv"
 
 
-
 # Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
 
 
@@ -328,9 +327,7 @@ class WatchCompacted:
     last: int
 
     def __str__(self) -> str:
-        return (
-            f"the change log no longer holds that position: it holds {self.oldest}..{self.last}"
-        )
+        return f"the change log no longer holds that position: it holds {self.oldest}..{self.last}"
 
 
 @attrs.frozen(kw_only=True)
@@ -367,6 +364,7 @@ class NoWatch:
 
     def __str__(self) -> str:
         return f"no watch {self.watch_id} found"
+
 
 KvError: TypeAlias = (
     NoDb

@@ -34,14 +34,14 @@ from .errors import (
     NoReadCap,
     NotAnInteger,
     NoTx,
+    NoWatch,
     NoWriteCap,
     RemoteNotAllowed,
     TooManyTransactions,
+    TooManyWatches,
     TransactionConflict,
     TransactionTooLarge,
     ValueTooLarge,
-    NoWatch,
-    TooManyWatches,
     WatchCompacted,
     WatchEnded,
 )
@@ -88,6 +88,7 @@ __all__ = [
     "NoDb",
     "NoReadCap",
     "NoTx",
+    "NoWatch",
     "NoWriteCap",
     "NotAnInteger",
     "OkResponse",
@@ -101,22 +102,21 @@ __all__ = [
     "Set",
     "SetMany",
     "TooManyTransactions",
+    "TooManyWatches",
     "TransactionConflict",
     "TransactionTooLarge",
     "TxExists",
     "TxGet",
     "TxGetMany",
-    "ValueTooLarge",
-    "WriteBatch",
-    "NoWatch",
-    "TooManyWatches",
     "Unwatch",
+    "ValueTooLarge",
     "Watch",
     "WatchChangesResponse",
     "WatchCompacted",
     "WatchEnded",
     "WatchNext",
     "WatchResponse",
+    "WriteBatch",
 ]
 
 
@@ -425,7 +425,6 @@ class CommitBatch:
     count: int
 
 
-
 # Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
 
 
@@ -470,6 +469,7 @@ class Unwatch:
     TAG: ClassVar[str] = "Unwatch"
     WIRE: ClassVar[WireShape] = newtype(watch_id=Field.UINT)
     watch_id: int
+
 
 KvAction: TypeAlias = (
     Open
@@ -607,16 +607,13 @@ class CapabilitiesResponse:
     write: bool
 
 
-
 @attrs.frozen(kw_only=True)
 class WatchResponse:
     """A watch began: ``watch_id`` names it; it delivers the changes after
     ``position``; ``count`` entries of a snapshot as of ``position`` are in the blob."""
 
     TAG: ClassVar[str] = "Watch"
-    WIRE: ClassVar[WireShape] = struct(
-        watch_id=Field.UINT, position=Field.UINT, count=Field.UINT
-    )
+    WIRE: ClassVar[WireShape] = struct(watch_id=Field.UINT, position=Field.UINT, count=Field.UINT)
     watch_id: int
     position: int
     count: int
@@ -631,6 +628,7 @@ class WatchChangesResponse:
     WIRE: ClassVar[WireShape] = struct(count=Field.UINT, last=Field.UINT)
     count: int
     last: int
+
 
 KvResponse: TypeAlias = (
     OkResponse

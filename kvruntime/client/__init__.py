@@ -59,8 +59,9 @@ from ._exchange import request
 from ._handle import Kv
 from ._scans import Page
 from ._transaction import Transaction
+from ._watch import Change, Changes  # change feeds (issue 14)
 from .codecs import BYTES, JSON, MSGPACK, BytesCodec, Codec, JsonCodec, MsgpackCodec, Utf8Codec
-from .errors import (
+from .errors import (  # change feeds
     AddCapFailed,
     AnswerTooLarge,
     BatchTooLarge,
@@ -78,16 +79,18 @@ from .errors import (
     NoReadCap,
     NotAnInteger,
     NoTx,
+    NoWatch,
     NoWriteCap,
     RemoteNotAllowed,
     TooManyTransactions,
+    TooManyWatches,
     TransactionConflict,
     TransactionTooLarge,
     UnexpectedResponse,
     ValueTooLarge,
+    WatchCompacted,
+    WatchEnded,
 )
-from .errors import NoWatch, TooManyWatches, WatchCompacted, WatchEnded  # change feeds
-from ._watch import Change, Changes  # change feeds (issue 14)
 
 __all__ = [
     "BYTES",
@@ -98,9 +101,9 @@ __all__ = [
     "BatchTooLarge",
     "BytesCodec",
     "CapabilityNotHeld",
+    "CasMismatch",
     "Change",
     "Changes",
-    "CasMismatch",
     "Codec",
     "IdError",
     "IntegerOverflow",

@@ -108,9 +108,7 @@ class Changes(Generic[K, V]):
         db = self._db
         body = db._encoder.encode(WatchNext(watch_id=self._watch_id, after=self._acked))
         try:
-            raw = await db._ctx.send_and_await_response(
-                db._target, body, timeout=POLL_SECONDS
-            )
+            raw = await db._ctx.send_and_await_response(db._target, body, timeout=POLL_SECONDS)
             response, blob = answer(raw)
         except SendError as exc:
             if exc.kind is SendErrorKind.TIMEOUT:
@@ -198,4 +196,3 @@ class KvWatch(KvCore[K, V]):
             with contextlib.suppress(KvError, SendError):
                 with anyio.CancelScope(shield=True):
                     await self._call(Unwatch(watch_id=started.watch_id))
-

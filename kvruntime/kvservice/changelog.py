@@ -141,9 +141,7 @@ class Feeds:
 
     config: KvConfig
     clock: Callable[[], float] = time.monotonic
-    _logs: weakref.WeakKeyDictionary[Store, DbLog | None] = attrs.Factory(
-        weakref.WeakKeyDictionary
-    )
+    _logs: weakref.WeakKeyDictionary[Store, DbLog | None] = attrs.Factory(weakref.WeakKeyDictionary)
     _watches: dict[int, WatchState] = attrs.Factory(dict)
     _by_db: dict[DbKey, dict[int, WatchState]] = attrs.Factory(dict)
     _per_process: dict[Address, int] = attrs.Factory(dict)
@@ -281,9 +279,7 @@ class Feeds:
         """End the watches on ``db`` (only ``holder``'s if given): a parked request
         is answered ``WatchEnded(reason)``; return how many ended."""
         watches = [
-            w
-            for w in self._by_db.get(db, {}).values()
-            if holder is None or w.holder == holder
+            w for w in self._by_db.get(db, {}).values() if holder is None or w.holder == holder
         ]
         ended = ErrResponse(error=WatchEnded(reason=reason))
         for watch in watches:

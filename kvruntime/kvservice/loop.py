@@ -89,8 +89,8 @@ from ..storage.engine import Engine, NoSuchDb
 from ..storage.store import Store, StoreError
 from .access import kv_capability
 from .actions import TABLE, OfTheDb, OnData
-from .checks import first
 from .changelog import Feeds, Kinds  # change feeds (issue 14)
+from .checks import first
 from .config import KvConfig
 from .context import Context, Work
 from .metrics import KvMetrics  # metrics (issue 15)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
@@ -42,7 +43,7 @@ def config() -> KvConfig:
 
 
 async def _take(changes: kv.Changes[bytes, bytes], n: int) -> list[tuple[str, bytes, bytes | None]]:
-    out = []
+    out: list[tuple[str, bytes, bytes | None]] = []
     with anyio.fail_after(10):
         async for change in changes:
             out.append((change.kind, change.key, change.value))
@@ -165,7 +166,7 @@ async def test_snapshot_and_changes_give_the_data_with_no_gap_and_no_repeat(
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(writer)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             async with db.watch(snapshot=True) as changes:
                 mirror = dict(changes.snapshot)
                 seen: list[int] = []
@@ -193,16 +194,15 @@ async def _last_seq(db: kv.Kv[bytes, bytes]) -> int:
 async def test_remove_db_ends_its_watches(runtime: Runtime) -> None:
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, PKG, "gone")
-        async with db.watch() as changes:
-            async with anyio.create_task_group() as tg:
+        async with db.watch() as changes, anyio.create_task_group() as tg:
 
-                async def remove_soon() -> None:
-                    await anyio.sleep(0.05)
-                    await kv.remove_db(ctx, PKG, "gone")
+            async def remove_soon() -> None:
+                await anyio.sleep(0.05)
+                await kv.remove_db(ctx, PKG, "gone")
 
-                tg.start_soon(remove_soon)
-                with anyio.fail_after(10), pytest.raises(kv.WatchEnded, match="removed"):
-                    await _take(changes, 1)
+            tg.start_soon(remove_soon)
+            with anyio.fail_after(10), pytest.raises(kv.WatchEnded, match="removed"):
+                await _take(changes, 1)
 
     await run_as(runtime, APP, body)
 
