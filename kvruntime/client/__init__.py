@@ -61,7 +61,7 @@ from ._scans import Page
 from ._transaction import Transaction
 from ._watch import Change, Changes  # change feeds (issue 14)
 from .codecs import BYTES, JSON, MSGPACK, BytesCodec, Codec, JsonCodec, MsgpackCodec, Utf8Codec
-from .errors import (  # change feeds
+from .errors import (
     AddCapFailed,
     AnswerTooLarge,
     BatchTooLarge,
