@@ -31,15 +31,14 @@ Invariants:
    cursor; ``last`` says how far the log was read (filtered changes included),
    so a cursor never skips an unread change: the answer to a cursor the log
    no longer covers is ``WatchCompacted``, never a gap.
-4. One ``DbLog`` per open ``Store`` object (weakly keyed): a reopened db
-   reads its log state again, so a failed write (after which the store is
-   discarded) leaves no stale state behind.
+4. One ``DbLog`` per open ``Store`` object: a reopened db reads its log
+   state again, so a failed write (after which the store is discarded)
+   leaves no stale state behind; closed stores are forgotten as the table grows.
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final, Literal, TypeAlias
@@ -141,24 +140,37 @@ class Feeds:
 
     config: KvConfig
     clock: Callable[[], float] = time.monotonic
-    _logs: weakref.WeakKeyDictionary[Store, DbLog | None] = attrs.Factory(weakref.WeakKeyDictionary)
+    #: By open store: its log, or None when its db is not logged; a store not in
+    #: it is not known yet (``log_of`` reads it). A plain dict, which the loop's
+    #: flush reads inline (one ``get`` per store per batch: the cost to a db never
+    #: watched); closed stores are purged as it grows (``_keep``).
+    logs: dict[Store, DbLog | None] = attrs.Factory(dict)
+    _purge_at: int = 64
     _watches: dict[int, WatchState] = attrs.Factory(dict)
     _by_db: dict[DbKey, dict[int, WatchState]] = attrs.Factory(dict)
     _per_process: dict[Address, int] = attrs.Factory(dict)
     _next_id: int = 1
     #: Logs written since the last ``notify``, whose parked watchers may have news.
-    _dirty: list[DbLog] = attrs.Factory(list)
+    dirty: list[DbLog] = attrs.Factory(list)
 
     # --- the log ---------------------------------------------------------------------
 
     def log_of(self, store: Store) -> DbLog | None:
         """The log of ``store``'s db, None if the db is not logged (read from the
         store the first time this store object is seen)."""
-        found = self._logs.get(store, _UNKNOWN)
+        found = self.logs.get(store, _UNKNOWN)
         if found is _UNKNOWN:
             found = self._load(store)
-            self._logs[store] = found
+            self._keep(store, found)
         return found  # type: ignore[return-value]
+
+    def _keep(self, store: Store, log: DbLog | None) -> None:
+        logs = self.logs
+        logs[store] = log
+        if len(logs) > self._purge_at:  # forget closed stores (invariant 4)
+            for gone in [s for s in logs if s.closed]:
+                del logs[gone]
+            self._purge_at = 2 * len(logs) + 64
 
     def _load(self, store: Store) -> DbLog | None:
         raw = store.get(LAST_SEQ)
@@ -176,7 +188,7 @@ class Feeds:
         if log is None:
             store.write([(LAST_SEQ, (0).to_bytes(8, "big"))], sync=sync)
             log = DbLog(last=0)
-            self._logs[store] = log
+            self._keep(store, log)
         log.db = db
         return log
 
@@ -184,7 +196,7 @@ class Feeds:
         """``ops``, followed by their change records, the new last seq and the
         trimming of the oldest records if ``store``'s db is logged; else ``ops``
         itself. Write the result in one batch, then call ``notify``."""
-        log = self._logs.get(store, _UNKNOWN)
+        log = self.logs.get(store, _UNKNOWN)
         if log is None:
             return ops
         if log is _UNKNOWN:
@@ -220,7 +232,7 @@ class Feeds:
         out.append((LAST_SEQ, seq.to_bytes(8, "big")))
         log.last, log.size = seq, size
         if self._by_db:
-            self._dirty.append(log)
+            self.dirty.append(log)
         return out
 
     # --- watches -----------------------------------------------------------------------
@@ -329,17 +341,17 @@ class Feeds:
     def notify(self, store_of: Callable[[DbKey], Store | None], answer: Answer) -> None:
         """Answer the parked watchers of every db logged since the last call that
         now have a matching change (after a flush made them durable)."""
-        if not self._dirty:
+        if not self.dirty:
             return
-        dirty = dict.fromkeys(self._dirty)
-        self._dirty.clear()
+        dirty = dict.fromkeys(self.dirty)
+        self.dirty.clear()
         dbs = {log.db for log in dirty if log.db is not None}
         if any(log.db is None for log in dirty):  # a reopened db: which one is it?
             dbs.update(self._by_db)
         for db in dbs:
             watches = self._by_db.get(db)
             store = store_of(db) if watches else None
-            log = None if store is None else self._logs.get(store)
+            log = None if store is None else self.logs.get(store)
             if watches is None or store is None or log is None or log not in dirty:
                 continue  # closed or discarded since: the next WatchNext reads it again
             log.db = db

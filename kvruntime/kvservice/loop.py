@@ -493,9 +493,12 @@ class KvProcess:
         failed: dict[Store, KvError] = {}
         if self._writes:
             sync, feeds = self.config.sync_writes, self.feeds
+            logs = feeds.logs
             for store, ops in self._writes.items():
                 try:
-                    store.write(feeds.with_log(store, ops), sync=sync)  # issue 14
+                    if logs.get(store, ops) is not None:  # a logged db (or not known yet)
+                        ops = feeds.with_log(store, ops)  # change feeds (issue 14)
+                    store.write(ops, sync=sync)
                 except StoreError as exc:
                     failed[store] = exc.error
                     self.dbs.discard(store)  # its log may end in a torn record
@@ -504,7 +507,8 @@ class KvProcess:
                     failed[store] = _internal_error()
                     self.dbs.discard(store)
             self._writes.clear()
-        self.feeds.notify(self.dbs_get, self.answer)  # change feeds: parked watchers (issue 14)
+        if self.feeds.dirty:  # change feeds: wake parked watchers (issue 14)
+            self.feeds.notify(self.dbs_get, self.answer)
         outbox, self._outbox = self._outbox, []
         if not outbox:
             return
