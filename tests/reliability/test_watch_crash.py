@@ -41,8 +41,14 @@ REPO = Path(__file__).resolve().parents[2]
 def _life(home: Path, journal: Path, rng: random.Random) -> None:
     """Run the driver once and SIGKILL it under load."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.watch_crash_driver", str(home), str(journal)]
-        + [str(rng.randrange(2**31))],
+        [
+            sys.executable,
+            "-m",
+            "tests.reliability.watch_crash_driver",
+            str(home),
+            str(journal),
+            str(rng.randrange(2**31)),
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
