@@ -104,7 +104,7 @@ def _crash_run(tmp_path: Path, kills: int, seed: int, figures: Figures) -> None:
     assert sorted(log) == list(range(1, last + 1))
     replayed: dict[bytes, bytes] = {}
     for seq in range(1, last + 1):
-        kind, key, value = log[seq]
+        _kind, key, value = log[seq]
         if value is None:
             replayed.pop(key, None)
         else:
