@@ -33,6 +33,7 @@ from examples import (
     transactions,
     wasi_shapes,
 )
+from examples import watch as watch_example  # change feeds (issue 14)
 from kvruntime import Main, Runtime
 
 
@@ -90,6 +91,12 @@ EXAMPLES = (
         shows="JSON bodies as a Hyperware process's process_lib sends them, answered in JSON",
         process=process_lib_json.PROCESS,
         main=process_lib_json.main,
+    ),
+    Example(
+        name="watch",
+        shows="a cache kept in sync by a change feed: a snapshot, then every change once",
+        process=watch_example.PROCESS,
+        main=watch_example.main,
     ),
 )
 

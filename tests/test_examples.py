@@ -96,6 +96,13 @@ SAYS: Mapping[str, tuple[str, ...]] = {
         '<- {"Err":{"RocksDBError":"KeyTooLarge: key of 70000 bytes exceeds the limit of 65536"}}',
         "   it arrives as the variant it has: RocksDBError",
     ),
+    "watch": (
+        "The cache starts from a snapshot: bread 3.10, bun 0.80.",
+        "  seq +1: set price:cake\n  seq +2: set price:bread\n  seq +3: set price:tart\n"
+        "  seq +4: set price:bun\n  seq +5: delete price:tart\n  seq +7: set price:~closed\n",
+        "Applied 6 changes, in order, each once: bread 3.30, bun 0.90, cake 12.00.",
+        "The cache equals the db: True.",
+    ),
 }
 
 #: What each example says on a first run only / on a later run only.
@@ -188,7 +195,15 @@ def test_raw_wire_prints_the_bytes_the_codec_would_send(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["birthdays", "transactions", "sharing", "wasi_shapes", "scans_counters", "process_lib_json"],
+    [
+        "birthdays",
+        "transactions",
+        "sharing",
+        "wasi_shapes",
+        "scans_counters",
+        "process_lib_json",
+        "watch",
+    ],
 )
 def test_each_example_runs_alone(tmp_path: Path, name: str) -> None:
     stdout = run_module(f"examples.{name}", tmp_path / "data")
