@@ -114,6 +114,7 @@ soak: $(DEV_STAMP)
 ## make bench: kvruntime side by side with plyvel, pykka, redis and SQLite (minutes)
 bench: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --out benchmarks/results
+	$(PY) -m benchmarks.watch_latency  # change feeds beside Redis streams (issue 14)
 
 ## make bench-quick: the same run with ~20x smaller counts (CI; no speed assertion)
 bench-quick: $(DEV_STAMP) redis-server
