@@ -8,6 +8,7 @@ that persists); answers ``WatchCompacted`` past the retained log, ends with
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -322,3 +323,26 @@ async def test_a_watch_resumes_after_a_restart(home: Path, config: KvConfig) -> 
                 return await _take(changes, 2)
 
         assert await run_as(rt, APP, after) == [("set", b"b", b"2"), ("set", b"c", b"3")]
+
+
+async def test_a_write_with_kind_expire_is_logged_as_expire(runtime: Runtime) -> None:
+    """The seam the expiry sweeper writes through: ``write_now(..., kinds="expire")``."""
+
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        await db.set(b"session", b"token")
+        async with db.watch() as changes:
+            process = kv_of(runtime)
+            store = store_of(runtime, PKG, "main")
+            assert process.write_now((PKG, "main"), store, [(b"session", None)], "expire") is None
+            process.flush()
+            (change,) = [c async for c in _first(changes)]
+            assert (change.kind, change.key, change.value) == ("expire", b"session", None)
+        assert not await db.exists(b"session")
+
+    await run_as(runtime, APP, body)
+
+
+async def _first(changes: kv.Changes[bytes, bytes]) -> AsyncIterator[kv.Change[bytes, bytes]]:
+    with anyio.fail_after(10):
+        yield await changes.__anext__()
