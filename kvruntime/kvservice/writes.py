@@ -365,9 +365,10 @@ async def _delete_range(
     keep = ctx.txs.tracks(db)
     # In a thread, so that a large range does not stall the event loop; invariant 1
     # still holds, as the kv loop holds the db until it is done.
-    job = functools.partial(
-        _delete_range_sync, store, lo, hi, keep, ctx.config.sync_writes, ctx.feeds
-    )
+    # Whether the db is logged is learnt here, on the loop (change feeds, issue 14):
+    # the thread then touches only this held db's log.
+    feeds = ctx.feeds if ctx.feeds.log_of(store) is not None else None
+    job = functools.partial(_delete_range_sync, store, lo, hi, keep, ctx.config.sync_writes, feeds)
     try:
         count, deleted = await anyio.to_thread.run_sync(job)
     except StoreError as exc:
@@ -380,14 +381,14 @@ async def _delete_range(
 
 
 def _delete_range_sync(
-    store: Store, lo: bytes | None, hi: bytes | None, keep: bool, sync: bool, feeds: Feeds
+    store: Store, lo: bytes | None, hi: bytes | None, keep: bool, sync: bool, feeds: Feeds | None
 ) -> tuple[int, list[bytes]]:
     """Delete every key in ``lo <= key < hi`` in one batch, from one snapshot.
 
     Return how many went, and which (only if ``keep``: a transaction may need them).
-    A logged db (change feeds) gets one "delete" change per key, in the batch.
+    With ``feeds`` (a logged db) each key gets its "delete" change, in the batch.
     """
-    if feeds.log_of(store) is not None:  # change feeds (issue 14): the keys, then the log
+    if feeds is not None:  # change feeds (issue 14): the keys, then the log
         keys = list(store.iterate(start=lo, stop=hi, include_value=False))
         store.write(feeds.with_log(store, [(key, None) for key in keys]), sync=sync)
         return len(keys), keys if keep else []
