@@ -480,6 +480,10 @@ PROTOCOL_ERRORS: list[Any] = [
     m.BatchTooLarge(count=11, max=10),
     m.AnswerTooLarge(size=9, max=8),
     m.KeyReserved(),
+    m.WatchCompacted(oldest=5, last=9),
+    m.WatchEnded(reason="the db was removed"),
+    m.TooManyWatches(max=64),
+    m.NoWatch(watch_id=7),
 ]
 
 
