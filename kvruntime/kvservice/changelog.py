@@ -24,7 +24,12 @@ catches up from the log when it asks again, or learns ``WatchCompacted``.
 
 Invariants:
 1. Seqs of a db increase by one per change and are never reused (``LAST_SEQ``
-   is written with every batch that logs, and never trimmed).
+   is written with every batch that logs, and never trimmed). A db's first
+   seq follows the wall clock in microseconds when it is first watched, so a
+   db removed and created again (whose log starts anew) starts above every
+   seq of the old one, unless the old one averaged more than a change per
+   microsecond or the clock went back: a resumed ``since`` of the old db is
+   answered ``WatchCompacted``, never read as a position of the new one.
 2. Retention: at most ``watch_log_entries`` records and ``watch_log_bytes``
    bytes of them per db, trimmed oldest first in the batch that passes a bound.
 3. A watch's answers hold, in seq order, every matching change after its
@@ -140,6 +145,8 @@ class Feeds:
 
     config: KvConfig
     clock: Callable[[], float] = time.monotonic
+    #: Nanoseconds since the epoch: where a db's first seq starts (``enable``).
+    wall_clock: Callable[[], int] = time.time_ns
     #: By open store: its log, or None when its db is not logged; a store not in
     #: it is not known yet (``log_of`` reads it). A plain dict, which the loop's
     #: flush reads inline (one ``get`` per store per batch: the cost to a db never
@@ -183,11 +190,15 @@ class Feeds:
         return log
 
     def enable(self, store: Store, db: DbKey, *, sync: bool) -> DbLog:
-        """Log ``store``'s db from now on (its first watch): ``LAST_SEQ`` is written."""
+        """Log ``store``'s db from now on (its first watch): ``LAST_SEQ`` is written,
+        the wall clock in microseconds (invariant 1: a db removed and made again
+        starts above every seq the old one gave, so a ``since`` of the old one
+        is never taken for a position of the new one)."""
         log = self.log_of(store)
         if log is None:
-            store.write([(LAST_SEQ, (0).to_bytes(8, "big"))], sync=sync)
-            log = DbLog(last=0)
+            start = self.wall_clock() // 1000
+            store.write([(LAST_SEQ, start.to_bytes(8, "big"))], sync=sync)
+            log = DbLog(last=start)
             self._keep(store, log)
         log.db = db
         return log

@@ -31,7 +31,8 @@ CONFIG = KvConfig(watch_log_entries=10_000_000, watch_log_bytes=1 << 40)
 
 
 def last_journaled(path: Path) -> int:
-    """The seq of the last complete ``C`` line of the journal at ``path``, or 0."""
+    """The seq of the last complete ``C`` line of the journal at ``path``, or 0
+    (the first life watches from now: the first watch of the db)."""
     last = 0
     text = path.read_text() if path.exists() else ""
     for line in text.splitlines(keepends=True):
@@ -40,7 +41,9 @@ def last_journaled(path: Path) -> int:
     return last
 
 
-async def _watcher(ctx: ProcessContext, journal: int, since: int, ready: anyio.Event) -> None:
+async def _watcher(
+    ctx: ProcessContext, journal: int, since: int | None, ready: anyio.Event
+) -> None:
     db = await kv.open(ctx, PACKAGE, "feed")
     async with db.watch(since=since) as changes:
         os.write(journal, b"READY\n")
@@ -72,7 +75,7 @@ async def _writer(ctx: ProcessContext, index: int, seed: int) -> None:
 
 
 async def _main(home: Path, journal_path: Path, seed: int) -> None:
-    since = last_journaled(journal_path)
+    since = last_journaled(journal_path) or None  # the first life: from now
     journal = os.open(journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     ready = anyio.Event()
     async with Runtime(home=home, config=CONFIG) as rt:

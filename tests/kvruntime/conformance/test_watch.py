@@ -346,3 +346,24 @@ async def test_a_write_with_kind_expire_is_logged_as_expire(runtime: Runtime) ->
 async def _first(changes: kv.Changes[bytes, bytes]) -> AsyncIterator[kv.Change[bytes, bytes]]:
     with anyio.fail_after(10):
         yield await changes.__anext__()
+
+
+async def test_a_since_of_a_removed_db_is_never_a_position_of_its_successor(
+    runtime: Runtime,
+) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "again")
+        async with db.watch() as changes:
+            for i in range(5):
+                await db.set(b"k%d" % i, b"old")
+            await _take(changes, 5)
+            old = changes.position
+        await kv.remove_db(ctx, PKG, "again")
+        db = await kv.open(ctx, PKG, "again")
+        async with db.watch() as fresh:
+            assert fresh.start > old  # the new db's seqs start above the old one's
+        with pytest.raises(kv.WatchCompacted):
+            async with db.watch(since=old):
+                pass
+
+    await run_as(runtime, APP, body)
