@@ -24,12 +24,18 @@ Invariants:
 5. A home is created only where ``--create`` says so, and only in a folder
    that does not exist, is empty, or is a home already: a mistyped
    ``--home`` never turns a folder of other files into one.
+6. Inside ``kvruntime shell`` (``shell.py``) the runtime is the shell's:
+   ``run_in_home`` runs the command's work on the shell's event loop through
+   the ``OpenHome`` it finds in ``OPEN_HOME`` (a context variable the shell
+   sets in the worker thread that runs one command), and invariant 3 holds
+   when the shell ends instead of after each command.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -48,7 +54,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_PROCESS_NAME",
+    "OPEN_HOME",
     "TIMEOUT",
+    "OpenHome",
     "Session",
     "admin_id",
     "as_admin",
@@ -111,6 +119,41 @@ class Session:
     rt: Runtime
     keep_db_grants: bool = False
     ran_as: set[Address] = attrs.Factory(set)
+    #: Those of ``ran_as`` that keep their db grants anyway (a shell's ``send``).
+    kept: set[Address] = attrs.Factory(set)
+
+
+@attrs.define(eq=False)
+class OpenHome:
+    """The runtime ``kvruntime shell`` keeps open on ``home`` for its commands (invariant 6)."""
+
+    home: Path
+    #: The shell's own session: its ``ran_as`` gathers every command's processes.
+    session: Session
+
+    def run(self, home: Path, work: Callable[[Session], Awaitable[T]], *, keep: bool) -> T:
+        """``work`` on the shell's runtime, called from the worker thread running a command."""
+        import anyio.from_thread
+
+        if home.resolve() != self.home.resolve():
+            raise CliError(f"the shell runs on home {self.home}, not {home}", EXIT_USAGE)
+        command = Session(rt=self.session.rt, keep_db_grants=keep)
+
+        async def call() -> T:
+            return await work(command)
+
+        try:
+            return anyio.from_thread.run(call)
+        except Exception as exc:
+            raise _translate(exc) from None
+        finally:  # what the shell takes back when it ends: send's rule, per process
+            self.session.ran_as |= command.ran_as
+            if keep:
+                self.session.kept |= command.ran_as
+
+
+#: The OpenHome of the shell whose command runs in this context, if any.
+OPEN_HOME: ContextVar[OpenHome | None] = ContextVar("kvruntime_open_home", default=None)
 
 
 def run_in_home(
@@ -126,6 +169,8 @@ def run_in_home(
     use, and every error kv:distro:sys answered. Grants are taken back as
     invariant 3 says (``keep_db_grants``: ``send``'s rule).
     """
+    if (shell := OPEN_HOME.get()) is not None:  # invariant 6
+        return shell.run(home, work, keep=keep_db_grants)
     check_home(home, create=create_home)
     import anyio
 
@@ -167,7 +212,7 @@ def _granted_to_cli(
     for holder, cap in session.rt.capability_holders():
         if holder not in session.ran_as or (holder, cap.key) in before:
             continue
-        if cap == messaging or not session.keep_db_grants:
+        if cap == messaging or not (session.keep_db_grants or holder in session.kept):
             extra.append((holder, cap))
     return extra
 

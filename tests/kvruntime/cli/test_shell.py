@@ -1,0 +1,185 @@
+"""``kvruntime shell``: the CLI's commands typed into one open runtime, through the real script.
+
+Piped (a script on stdin): one command a line, no prompt, the exit code of
+the last command as a POSIX shell gives. On a terminal (a pseudo-terminal
+here): prompt_toolkit's prompt, with completion and a history file. Every
+subprocess is bounded by a timeout, so a shell that fails to end at the end
+of its input fails its test instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+from pathlib import Path
+
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+
+from kvruntime.cli.shell import completer
+
+from .conftest import APP, KVRUNTIME, fail, fill, read, script
+
+#: Seconds any one shell process may take.
+BOUND = 30
+
+
+def _shell(home: Path, text: str) -> tuple[int, str, str]:
+    """``kvruntime shell`` fed ``text`` on a pipe: exit code, stdout, stderr."""
+    env = dict(os.environ, COLUMNS="200", TERM="dumb", KVRUNTIME_HOME=str(home))
+    done = subprocess.run(
+        [KVRUNTIME, "shell"],
+        input=text.encode(),
+        capture_output=True,
+        env=env,
+        timeout=BOUND,
+        check=False,
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def test_a_script_runs_in_order_and_a_failed_command_does_not_end_it(home: Path) -> None:
+    fill(home, "notes", [(b"old", b"first-value")])
+    code, out, err = _shell(
+        home,
+        f"set {APP} notes greeting 'hello shell'\n"
+        f"get {APP} notes greeting --text\n"
+        "\n"
+        f"get {APP} missing-db greeting\n"
+        "no-such-command\n"
+        "get 'unbalanced\n"
+        f"get {APP} notes old --text\n"
+        "exit\n",
+    )
+    assert code == 0, err
+    assert out.splitlines() == ["hello shell", "first-value"]
+    assert "missing-db" in err
+    assert "No such command 'no-such-command'" in err
+    assert "No closing quotation" in err
+    assert "Traceback" not in err
+    assert "kvruntime>" not in out + err  # no prompt when the input is not a terminal
+    assert read(home, "notes", [b"greeting"]) == {b"greeting": b"hello shell"}
+
+
+def test_end_of_input_ends_it_with_the_last_commands_exit_code(home: Path) -> None:
+    fill(home, "notes", [(b"k", b"v")])
+    assert _shell(home, f"get {APP} notes k\n")[0] == 0
+    code, _, err = _shell(home, f"get {APP} notes k\nget {APP} notes nope\n")
+    assert code == 1, err
+    assert "key nope not found" in err
+    assert _shell(home, f"get {APP} notes nope\nexit 0\n")[0] == 0
+    assert _shell(home, "exit 4\n")[0] == 4
+    assert _shell(home, "")[0] == 0
+
+
+def test_json_errors_and_help_work_as_outside(home: Path) -> None:
+    fill(home, "notes", [(b"k", b"v")])
+    code, out, err = _shell(home, f"get {APP} notes nope --json\nhelp\n")
+    assert code == 0, err
+    first, *rest = out.splitlines()
+    assert json.loads(first)["error"]["exit_code"] == 1
+    assert "Commands:" in "\n".join(rest)
+
+
+def test_it_keeps_one_runtime_and_takes_its_grants_back_at_the_end(home: Path) -> None:
+    fill(home, "notes", [(b"k", b"v")])
+    env = dict(os.environ, TERM="dumb", KVRUNTIME_HOME=str(home))
+    with subprocess.Popen(
+        [KVRUNTIME, "shell"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as shell:
+        assert shell.stdin is not None
+        assert shell.stdout is not None
+        try:
+            shell.stdin.write(f"get {APP} notes k --text\n".encode())
+            shell.stdin.flush()
+            assert shell.stdout.readline() == b"v\n"  # the runtime is up
+            fail(script("get", APP, "notes", "k", home=home), 3, "in use by another runtime")
+            shell.stdin.close()
+            assert shell.wait(timeout=BOUND) == 0
+        finally:
+            shell.kill()
+    caps = script("caps", "--json", home=home)
+    assert caps.returncode == 0, caps.stderr.decode()
+    assert b"kvruntime-cli" not in caps.stdout
+
+
+def test_commands_that_need_the_home_or_stdin_are_refused_in_it(home: Path) -> None:
+    fill(home, "notes", [(b"k", b"v")])
+    code, out, err = _shell(
+        home,
+        f"serve\nrepair {APP} notes\nload {APP} notes\nshell\n"
+        f"get {APP} notes k --home {home.parent / 'other'}\n"
+        f"set {APP} notes k --value-file -\n"
+        f"get {APP} notes k --text\n",
+    )
+    assert code == 0, err
+    for command in ("serve", "repair", "load", "shell"):
+        assert f"Error: {command} does not run in the shell" in err
+    assert "the shell runs on home" in err
+    assert "stdin is the shell's own input" in err
+    assert out == "v\n"  # the script's last line was not read as the value
+
+
+def _read_until(fd: int, wanted: bytes, seen: bytearray, *, after: int = 0) -> None:
+    """Read the terminal into ``seen`` until ``wanted`` appears past ``after`` (BOUND seconds)."""
+    deadline = time.monotonic() + BOUND
+    while wanted not in seen[after:]:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{wanted!r} never came: {bytes(seen)!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # the shell closed the terminal
+                break
+
+
+def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> None:
+    fill(home, "notes", [(b"k", b"from-the-terminal")])
+    controller, terminal = pty.openpty()
+    env = dict(os.environ, TERM="xterm", KVRUNTIME_HOME=str(home), PROMPT_TOOLKIT_NO_CPR="1")
+    shell = subprocess.Popen(
+        [KVRUNTIME, "shell"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    seen = bytearray()
+    try:
+        _read_until(controller, b"kvruntime>", seen)
+        os.write(controller, b"sc")
+        _read_until(controller, b"sc", seen, after=seen.index(b"kvruntime>"))
+        typed = len(seen)
+        os.write(controller, b"\t")  # Tab completes "sc" to "scan": the terminal shows "an"
+        _read_until(controller, b"an", seen, after=typed)
+        os.write(controller, f" {APP} notes --text\r".encode())
+        _read_until(controller, b"from-the-terminal", seen)
+        _read_until(controller, b"kvruntime>", seen, after=seen.index(b"from-the-terminal"))
+        os.write(controller, b"\x04")  # Ctrl-D on an empty line
+        assert shell.wait(timeout=BOUND) == 0, bytes(seen)
+    finally:
+        shell.kill()
+        shell.wait()
+        os.close(controller)
+    history = (home / "shell-history").read_text()
+    assert f"scan {APP} notes --text" in history
+    assert b"Traceback" not in seen
+
+
+def test_command_names_complete_and_refused_ones_do_not() -> None:
+    words = {c.text for c in completer().get_completions(Document("sc"), CompleteEvent())}
+    assert words == {"scan"}
+    every = {c.text for c in completer().get_completions(Document(""), CompleteEvent())}
+    assert {"get", "set", "del", "scan", "incr", "exit", "help"} <= every
+    assert not every & {"serve", "run", "shell", "repair", "load"}
