@@ -5,10 +5,16 @@ processes is at most 6 x that of ``python -c pass`` (the interpreter alone).
 Beside it, the parts: the imports a ``get`` needs (``kvruntime.cli`` with the
 runtime and the client), and ``kvruntime --help`` (click and the CLI only).
 Prints one line per command and the verdict; exits 1 if the target is missed.
+
+The package's bytecode is compiled first, as pip does when it installs a
+wheel: an editable checkout under ``PYTHONDONTWRITEBYTECODE`` (this
+machine's environment) would otherwise compile every kvruntime module from
+source at each start, which no installed copy does.
 """
 
 from __future__ import annotations
 
+import compileall
 import shutil
 import statistics
 import subprocess
@@ -17,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["RUNS", "TARGET", "main", "median_seconds"]
+__all__ = ["RUNS", "TARGET", "compile_bytecode", "main", "median_seconds"]
 
 RUNS = 20
 TARGET = 6.0
@@ -35,8 +41,18 @@ def median_seconds(argv: list[str], runs: int = RUNS) -> float:
     return statistics.median(times)
 
 
+def compile_bytecode() -> None:
+    """Write the bytecode of ``kvruntime`` and ``protocol`` (as a wheel's install does)."""
+    import kvruntime
+    import protocol
+
+    for package in (kvruntime, protocol):
+        compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
+
+
 def main() -> int:
     """Measure, print, and return 0 when the target is met."""
+    compile_bytecode()
     script = shutil.which("kvruntime", path=str(Path(sys.executable).parent)) or "kvruntime"
     with tempfile.TemporaryDirectory() as scratch:
         home = str(Path(scratch) / "home")

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 import click
 
-from ._app import EXIT_USAGE, CliError, cli, home_option, verbose_option
+from ._app import COMMAND_MODULES, EXIT_USAGE, CliError, cli, home_option, verbose_option
 from ._session import OPEN_HOME, OpenHome, Session, run_in_home
 
 if TYPE_CHECKING:
@@ -197,7 +197,8 @@ def completer() -> Completer:
     """Completion of command names (first word) and of that command's options (later words)."""
     from prompt_toolkit.completion import Completer, Completion
 
-    names = sorted(set(cli.commands) - NOT_IN_SHELL) + list(BUILTINS)
+    names = sorted(set(COMMAND_MODULES) - NOT_IN_SHELL) + list(BUILTINS)
+    context = click.Context(cli)
 
     class _Commands(Completer):
         def get_completions(
@@ -208,7 +209,7 @@ def completer() -> Completer:
             typing = "" if before[-1:].isspace() or not words else words[-1]
             if len(words) <= 1 and not before[-1:].isspace():
                 candidates: Iterable[str] = names
-            elif typing.startswith("-") and (command := cli.commands.get(words[0])) is not None:
+            elif typing.startswith("-") and (command := cli.get_command(context, words[0])):
                 candidates = _options(command)
             else:
                 return
