@@ -9,20 +9,28 @@ Input from a pipe is kept in a temporary file meanwhile. Then it writes in
 chunks, each atomic (one ``set_many``, at most ``CHUNK_ENTRIES`` entries or
 ``CHUNK_BYTES`` bytes): an error kv:distro:sys answers leaves every earlier
 chunk written and nothing of its own, and names the lines of its chunk.
+
+Ctrl-C (SIGINT) exits 130 and leaves only what kv acknowledged: while the
+input is read and checked, nothing is written at all; once writing began,
+the chunk in flight is let finish (it is atomic, and kv may have applied it
+already), the load stops before the next one and says how many entries and
+chunks went in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
 
 import click
 
 from ._app import (
+    EXIT_INTERRUPTED,
     EXIT_KV,
     EXIT_USAGE,
     CliError,
@@ -158,10 +166,16 @@ def load(package: PackageId, db: str, create: bool, as_json: bool, home: Path) -
         stats = {"entries": 0, "chunks": 0}
 
         async def body(ctx: ProcessContext) -> None:
-            handle = await open_db(ctx, package, db, create=create)
-            with _progress(console, total=True) as progress:
+            with _interrupts() as interrupted, _progress(console, total=True) as progress:
+                handle = await open_db(ctx, package, db, create=create)
                 task = progress.add_task(escape(f"load [{package}, {db}]"), total=size)
                 for first, last, chunk in _chunks(_records(_advancing(checked, progress, task))):
+                    if interrupted():
+                        raise CliError(
+                            f"interrupted: {_done(stats, package, db)};"
+                            " the rest of the dump was not loaded",
+                            EXIT_INTERRUPTED,
+                        )
                     try:
                         await handle.set_many(chunk)
                     except kv.KvError as exc:
@@ -205,6 +219,13 @@ class _Checked:
         self._spool: IO[bytes] | None = None
 
     def __enter__(self) -> tuple[BinaryIO, int]:
+        try:
+            return self._read()
+        except KeyboardInterrupt:  # nothing was written: say so (the runtime is not up yet)
+            message = "interrupted while reading the dump: nothing was loaded"
+            raise CliError(message, EXIT_INTERRUPTED) from None
+
+    def _read(self) -> tuple[BinaryIO, int]:
         import shutil
         import tempfile
 
@@ -215,7 +236,7 @@ class _Checked:
                 pass
             self._source.seek(start)
             return self._source, size - start
-        spool = tempfile.TemporaryFile()  # closed by __exit__
+        spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed by __exit__)
         self._spool = spool
         try:
             shutil.copyfileobj(self._source, spool)
@@ -236,6 +257,27 @@ class _Checked:
 
 def _checked(source: BinaryIO) -> _Checked:
     return _Checked(source)
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[Callable[[], bool]]:
+    """Whether Ctrl-C (SIGINT) came since the block began, instead of a KeyboardInterrupt.
+
+    Only on the thread running the event loop (the CLI runs on asyncio); the
+    handler SIGINT had before (asyncio.Runner's) is put back at the end.
+    """
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    before = signal.getsignal(signal.SIGINT)
+    came: list[bool] = []
+    loop.add_signal_handler(signal.SIGINT, came.append, True)
+    try:
+        yield lambda: bool(came)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, before)
 
 
 def _advancing(source: Iterable[bytes], progress: Progress, task: TaskID) -> Iterator[bytes]:
