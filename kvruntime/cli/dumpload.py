@@ -19,11 +19,10 @@ chunks went in.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
 
@@ -53,7 +52,7 @@ from ._dumpformat import (
     parse_line,
     record_line,
 )
-from ._session import as_admin, open_db, run_in_home
+from ._session import as_admin, on_interrupt, open_db, run_in_home
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -166,11 +165,15 @@ def load(package: PackageId, db: str, create: bool, as_json: bool, home: Path) -
         stats = {"entries": 0, "chunks": 0}
 
         async def body(ctx: ProcessContext) -> None:
-            with _interrupts() as interrupted, _progress(console, total=True) as progress:
+            interrupted: list[bool] = []  # Ctrl-C: stop before the next chunk
+            with (
+                on_interrupt(lambda: interrupted.append(True)),
+                _progress(console, total=True) as progress,
+            ):
                 handle = await open_db(ctx, package, db, create=create)
                 task = progress.add_task(escape(f"load [{package}, {db}]"), total=size)
                 for first, last, chunk in _chunks(_records(_advancing(checked, progress, task))):
-                    if interrupted():
+                    if interrupted:
                         raise CliError(
                             f"interrupted: {_done(stats, package, db)};"
                             " the rest of the dump was not loaded",
@@ -257,27 +260,6 @@ class _Checked:
 
 def _checked(source: BinaryIO) -> _Checked:
     return _Checked(source)
-
-
-@contextlib.contextmanager
-def _interrupts() -> Iterator[Callable[[], bool]]:
-    """Whether Ctrl-C (SIGINT) came since the block began, instead of a KeyboardInterrupt.
-
-    Only on the thread running the event loop (the CLI runs on asyncio); the
-    handler SIGINT had before (asyncio.Runner's) is put back at the end.
-    """
-    import asyncio
-    import signal
-
-    loop = asyncio.get_running_loop()
-    before = signal.getsignal(signal.SIGINT)
-    came: list[bool] = []
-    loop.add_signal_handler(signal.SIGINT, came.append, True)
-    try:
-        yield lambda: bool(came)
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        signal.signal(signal.SIGINT, before)
 
 
 def _advancing(source: Iterable[bytes], progress: Progress, task: TaskID) -> Iterator[bytes]:

@@ -9,7 +9,7 @@ by the shell until it ends.
 Lines come from one of two sources, chosen once:
 - on a terminal (stdin and stdout both): prompt_toolkit's prompt, with
   history in ``HOME/shell-history`` and completion of command names and of
-  the options of the command being typed; Ctrl-C clears the line;
+  the options of the command being typed;
 - otherwise (a script on a pipe): plain lines read in a worker thread (a
   blocking read never runs on the event loop), no prompt, no history.
 
@@ -24,6 +24,9 @@ Invariants:
    shell's stdin is its commands.
 3. The grants the commands' processes took are taken back when the shell
    ends (``_session`` invariant 3, once for the whole shell).
+4. Ctrl-C while a command runs stops that command (its process is killed,
+   exit 130) and, on a terminal, the prompt comes back; a script (a pipe)
+   ends there with 130. Ctrl-C at the prompt clears the line.
 """
 
 from __future__ import annotations
@@ -36,8 +39,16 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 import click
 
-from ._app import COMMAND_MODULES, EXIT_USAGE, CliError, cli, home_option, verbose_option
-from ._session import OPEN_HOME, OpenHome, Session, run_in_home
+from ._app import (
+    COMMAND_MODULES,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CliError,
+    cli,
+    home_option,
+    verbose_option,
+)
+from ._session import OPEN_HOME, OpenHome, Session, on_interrupt, run_in_home
 
 if TYPE_CHECKING:
     from prompt_toolkit.completion import CompleteEvent, Completer, Completion
@@ -82,17 +93,15 @@ def shell(create: bool, home: Path) -> None:
         host = OpenHome(home=home, session=session)
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
         lines = _prompt_lines(home) if interactive else _piped_lines(sys.stdin)
-        return await _loop(host, lines)
+        return await _loop(host, lines, interactive=interactive)
 
     code = run_in_home(home, work, create_home=create)
     if code:
         raise click.exceptions.Exit(code)
 
 
-async def _loop(host: OpenHome, lines: LineSource) -> int:
+async def _loop(host: OpenHome, lines: LineSource, *, interactive: bool) -> int:
     import shlex
-
-    import anyio.to_thread
 
     code = 0
     while (line := await lines()) is not None:
@@ -113,10 +122,20 @@ async def _loop(host: OpenHome, lines: LineSource) -> int:
             case [name, *_] if name in NOT_IN_SHELL:
                 code = _refuse(f"{name} does not run in the shell (run it outside)")
             case ["help", *rest]:
-                code = await anyio.to_thread.run_sync(_run_command, host, [*rest, "--help"])
+                code = await _command(host, [*rest, "--help"])
             case _:
-                code = await anyio.to_thread.run_sync(_run_command, host, args)
+                code = await _command(host, args)
+                if code == EXIT_INTERRUPTED and not interactive:
+                    return code  # Ctrl-C stops a script, as it stops sh's
     return code
+
+
+async def _command(host: OpenHome, args: list[str]) -> int:
+    """Run one command in a worker thread; Ctrl-C meanwhile stops it (invariant 4)."""
+    import anyio.to_thread
+
+    with on_interrupt(host.interrupt):
+        return await anyio.to_thread.run_sync(_run_command, host, args)
 
 
 def _refuse(message: str) -> int:

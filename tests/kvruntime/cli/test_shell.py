@@ -9,17 +9,21 @@ of its input fails its test instead of hanging the suite.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import select
+import signal
 import subprocess
+import termios
 import time
 from pathlib import Path
 
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
+from kvruntime.cli._dumpformat import end_line, header_line, record_line
 from kvruntime.cli.shell import completer
 
 from .conftest import APP, KVRUNTIME, fail, fill, read, script
@@ -133,7 +137,7 @@ def _read_until(fd: int, wanted: bytes, seen: bytearray, *, after: int = 0) -> N
     deadline = time.monotonic() + BOUND
     while wanted not in seen[after:]:
         left = deadline - time.monotonic()
-        assert left > 0, f"{wanted!r} never came: {bytes(seen)!r}"
+        assert left > 0, f"{wanted!r} never came; the terminal's end: {bytes(seen[-600:])!r}"
         ready, _, _ = select.select([fd], [], [], left)
         if ready:
             try:
@@ -142,8 +146,9 @@ def _read_until(fd: int, wanted: bytes, seen: bytearray, *, after: int = 0) -> N
                 break
 
 
-def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> None:
-    fill(home, "notes", [(b"k", b"from-the-terminal")])
+def _on_a_terminal(home: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``kvruntime shell`` with a new pseudo-terminal as its controlling terminal (Ctrl-C is
+    SIGINT); the process and the terminal's controlling side."""
     controller, terminal = pty.openpty()
     env = dict(os.environ, TERM="xterm", KVRUNTIME_HOME=str(home), PROMPT_TOOLKIT_NO_CPR="1")
     shell = subprocess.Popen(
@@ -152,9 +157,16 @@ def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> Non
         stdout=terminal,
         stderr=terminal,
         env=env,
-        start_new_session=True,
+        start_new_session=True,  # then the terminal becomes the new session's
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
     )
     os.close(terminal)
+    return shell, controller
+
+
+def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> None:
+    fill(home, "notes", [(b"k", b"from-the-terminal")])
+    shell, controller = _on_a_terminal(home)
     seen = bytearray()
     try:
         _read_until(controller, b"kvruntime>", seen)
@@ -167,7 +179,7 @@ def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> Non
         _read_until(controller, b"from-the-terminal", seen)
         _read_until(controller, b"kvruntime>", seen, after=seen.index(b"from-the-terminal"))
         os.write(controller, b"\x04")  # Ctrl-D on an empty line
-        assert shell.wait(timeout=BOUND) == 0, bytes(seen)
+        assert shell.wait(timeout=BOUND) == 0, bytes(seen[-600:])
     finally:
         shell.kill()
         shell.wait()
@@ -175,6 +187,69 @@ def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> Non
     history = (home / "shell-history").read_text()
     assert f"scan {APP} notes --text" in history
     assert b"Traceback" not in seen
+
+
+def _big_db(home: Path, db: str, entries: int) -> None:
+    """``db`` of APP with ``entries`` keys ``key-00000000``..., loaded by the real script."""
+    dump = header_line(APP, db) + b"".join(
+        record_line(b"key-%08d" % i, b"v") for i in range(entries)
+    )
+    loaded = script("load", APP, db, "--create", home=home, stdin=dump + end_line(entries))
+    assert loaded.returncode == 0, loaded.stderr.decode()
+
+
+def test_ctrl_c_stops_the_running_command_and_the_prompt_comes_back(home: Path) -> None:
+    fill(home, "notes", [(b"k", b"still-here")])
+    _big_db(home, "big", 200_000)
+    shell, controller = _on_a_terminal(home)
+    seen = bytearray()
+    try:
+        _read_until(controller, b"kvruntime>", seen)
+        os.write(controller, f"scan {APP} big --keys-only\r".encode())
+        _read_until(controller, b"key-00001000", seen)  # the scan is under way
+        os.write(controller, b"\x03")  # Ctrl-C: the terminal sends SIGINT
+        _read_until(controller, b"Error: interrupted", seen)
+        after = len(seen)
+        _read_until(controller, b"kvruntime>", seen, after=after)
+        os.write(controller, f"get {APP} notes k\r".encode())  # the runtime still serves
+        _read_until(controller, b"still-here", seen, after=after)
+        _read_until(controller, b"kvruntime>", seen, after=seen.index(b"still-here", after))
+        os.write(controller, b"\x04")  # at the prompt (a Ctrl-D typed before is the tty's)
+        assert shell.wait(timeout=BOUND) == 0, bytes(seen[-600:])
+    finally:
+        shell.kill()
+        shell.wait()
+        os.close(controller)
+    assert b"key-00199999" not in seen  # the scan did not run to its end
+    assert b"Traceback" not in seen
+
+
+def test_ctrl_c_ends_a_piped_script_with_130(home: Path) -> None:
+    _big_db(home, "big", 200_000)
+    env = dict(os.environ, TERM="dumb", KVRUNTIME_HOME=str(home))
+    with subprocess.Popen(
+        [KVRUNTIME, "shell"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as shell:
+        assert shell.stdin is not None
+        assert shell.stdout is not None
+        assert shell.stderr is not None
+        try:
+            shell.stdin.write(f"scan {APP} big --keys-only --text\nget {APP} big x\n".encode())
+            shell.stdin.flush()
+            assert shell.stdout.readline() == b"key-00000000\n"  # the scan is under way
+            shell.send_signal(signal.SIGINT)
+            shell.stdout.read()  # to its end: the shell is gone
+            assert shell.wait(timeout=BOUND) == 130
+            err = shell.stderr.read().decode()
+        finally:
+            shell.kill()
+    assert "Error: interrupted" in err
+    assert "key x not found" not in err  # the script's next line did not run
+    assert "Traceback" not in err
 
 
 def test_command_names_complete_and_refused_ones_do_not() -> None:
