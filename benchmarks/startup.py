@@ -47,7 +47,8 @@ def compile_bytecode() -> None:
     import protocol
 
     for package in (kvruntime, protocol):
-        compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
+        for root in package.__path__:
+            compileall.compile_dir(root, quiet=1)
 
 
 def main() -> int:
