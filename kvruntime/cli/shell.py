@@ -8,8 +8,8 @@ by the shell until it ends.
 
 Lines come from one of two sources, chosen once:
 - on a terminal (stdin and stdout both): prompt_toolkit's prompt, with
-  history in ``HOME/shell-history`` and completion of command names and of
-  the options of the command being typed;
+  history in ``HOME/shell-history`` and completion of command names, of
+  the options of the command being typed, and of package ids and db names;
 - otherwise (a script on a pipe): plain lines read in a worker thread (a
   blocking read never runs on the event loop), no prompt, no history.
 
@@ -92,7 +92,7 @@ def shell(create: bool, home: Path) -> None:
     async def work(session: Session) -> int:
         host = OpenHome(home=home, session=session)
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
-        lines = _prompt_lines(home) if interactive else _piped_lines(sys.stdin)
+        lines = _prompt_lines(host) if interactive else _piped_lines(sys.stdin)
         return await _loop(host, lines, interactive=interactive)
 
     code = run_in_home(home, work, create_home=create)
@@ -189,14 +189,19 @@ def _piped_lines(source: TextIO) -> LineSource:
     return next_line
 
 
-def _prompt_lines(home: Path) -> LineSource:
+def _prompt_lines(host: OpenHome) -> LineSource:
     """Lines typed at prompt_toolkit's prompt on the terminal, with history and completion."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory
 
+    rt = host.session.rt  # completion runs on the event loop's thread: the runtime's own
+
+    def dbs() -> list[tuple[str, str]]:
+        return [(str(package), db) for package, db in rt.list_dbs()]
+
     prompt: PromptSession[str] = PromptSession(
-        history=FileHistory(str(home / HISTORY_FILE)),
-        completer=completer(),
+        history=FileHistory(str(host.home / HISTORY_FILE)),
+        completer=completer(dbs),
         complete_while_typing=False,
     )
 
@@ -212,31 +217,48 @@ def _prompt_lines(home: Path) -> LineSource:
     return next_line
 
 
-def completer() -> Completer:
-    """Completion of command names (first word) and of that command's options (later words)."""
+#: The home's dbs, as (package id, db name): what PACKAGE and DB complete to.
+DbLister = Callable[[], Iterable[tuple[str, str]]]
+
+
+def completer(dbs: DbLister = tuple) -> Completer:
+    """Completion of the word being typed: a command name (the first word), an option of
+    that command (a word starting with ``-``), or, for a command taking PACKAGE DB, a
+    package id (the second word) or a db of that package (the third), from ``dbs``."""
     from prompt_toolkit.completion import Completer, Completion
 
     names = sorted(set(COMMAND_MODULES) - NOT_IN_SHELL) + list(BUILTINS)
     context = click.Context(cli)
 
-    class _Commands(Completer):
+    def candidates(words: list[str], typing: str) -> Iterable[str]:
+        if len(words) == 1:
+            return names
+        command = cli.get_command(context, words[0])
+        if command is None:
+            return ()
+        if typing.startswith("-"):
+            return _options(command)
+        arguments = [p.name for p in command.params if isinstance(p, click.Argument)]
+        if arguments[:2] != ["package", "db"] or len(words) > 3:
+            return ()
+        if len(words) == 2:
+            return sorted({package for package, _ in dbs()})
+        return sorted(db for package, db in dbs() if package == words[1])
+
+    class _Words(Completer):
         def get_completions(
             self, document: Document, complete_event: CompleteEvent
         ) -> Iterable[Completion]:
             before = document.text_before_cursor
             words = before.split()
             typing = "" if before[-1:].isspace() or not words else words[-1]
-            if len(words) <= 1 and not before[-1:].isspace():
-                candidates: Iterable[str] = names
-            elif typing.startswith("-") and (command := cli.get_command(context, words[0])):
-                candidates = _options(command)
-            else:
-                return
-            for word in candidates:
+            if typing == "":
+                words.append("")  # the next word, not begun yet
+            for word in candidates(words, typing):
                 if word.startswith(typing):
                     yield Completion(word, start_position=-len(typing))
 
-    return _Commands()
+    return _Words()
 
 
 def _options(command: click.Command) -> list[str]:

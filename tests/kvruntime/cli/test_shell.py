@@ -175,7 +175,11 @@ def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> Non
         typed = len(seen)
         os.write(controller, b"\t")  # Tab completes "sc" to "scan": the terminal shows "an"
         _read_until(controller, b"an", seen, after=typed)
-        os.write(controller, f" {APP} notes --text\r".encode())
+        os.write(controller, f" {APP} no".encode())
+        typed = len(seen)
+        os.write(controller, b"\t")  # the db: "no" completes to "notes" (the home's only)
+        _read_until(controller, b"tes", seen, after=typed)
+        os.write(controller, b" --text\r")
         _read_until(controller, b"from-the-terminal", seen)
         _read_until(controller, b"kvruntime>", seen, after=seen.index(b"from-the-terminal"))
         os.write(controller, b"\x04")  # Ctrl-D on an empty line
@@ -252,9 +256,21 @@ def test_ctrl_c_ends_a_piped_script_with_130(home: Path) -> None:
     assert "Traceback" not in err
 
 
-def test_command_names_complete_and_refused_ones_do_not() -> None:
-    words = {c.text for c in completer().get_completions(Document("sc"), CompleteEvent())}
-    assert words == {"scan"}
-    every = {c.text for c in completer().get_completions(Document(""), CompleteEvent())}
+def _completions(text: str) -> set[str]:
+    dbs = [(APP, "notes"), (APP, "numbers"), ("other:x.os", "notes")]
+    found = completer(lambda: dbs).get_completions(Document(text), CompleteEvent())
+    return {c.text for c in found}
+
+
+def test_command_names_options_packages_and_dbs_complete() -> None:
+    assert _completions("sc") == {"scan"}
+    every = _completions("")
     assert {"get", "set", "del", "scan", "incr", "exit", "help"} <= every
     assert not every & {"serve", "run", "shell", "repair", "load"}
+    assert _completions("scan x --rev") == {"--reverse"}
+    assert _completions("get ") == {APP, "other:x.os"}
+    assert _completions("get ot") == {"other:x.os"}
+    assert _completions(f"get {APP} ") == {"notes", "numbers"}
+    assert _completions(f"get {APP} no") == {"notes"}
+    assert _completions(f"get {APP} notes ") == set()  # KEY: nothing to offer
+    assert _completions("ls ") == set()  # ls takes no PACKAGE DB
