@@ -76,10 +76,11 @@ def shell(create: bool, home: Path) -> None:
     """Run commands typed at a prompt in one runtime on the home.
 
     Type a command as you would after `kvruntime` (get, set, del, scan,
-    incr, ls, caps...). On a terminal, Tab completes command names and
-    options and history is kept in HOME/shell-history; from a pipe, one
-    command a line and no prompt. `exit [CODE]`, `quit` or Ctrl-D leave;
-    the exit code is CODE, else the last command's.
+    incr, ls, caps...). On a terminal, Tab completes command names,
+    options, package ids and db names, history is kept in
+    HOME/shell-history, and Ctrl-C stops the command running; from a pipe,
+    one command a line and no prompt. `exit [CODE]`, `quit` or Ctrl-D
+    leave; the exit code is CODE, else the last command's.
 
     \b
     Example:
