@@ -8,8 +8,9 @@ by the shell until it ends.
 
 Lines come from one of two sources, chosen once:
 - on a terminal (stdin and stdout both): prompt_toolkit's prompt, with
-  history in ``HOME/shell-history`` and completion of command names, of
-  the options of the command being typed, and of package ids and db names;
+  history in ``HOME/shell-history`` (mode 0600: it holds what was typed)
+  and completion of command names, of the options of the command being
+  typed, and of package ids and db names;
 - otherwise (a script on a pipe): plain lines read in a worker thread (a
   blocking read never runs on the event loop), no prompt, no history.
 
@@ -32,6 +33,7 @@ Invariants:
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -200,8 +202,11 @@ def _prompt_lines(host: OpenHome) -> LineSource:
     def dbs() -> list[tuple[str, str]]:
         return [(str(package), db) for package, db in rt.list_dbs()]
 
+    history = host.home / HISTORY_FILE
+    if not history.exists():  # values typed at the prompt land in it: the owner's only
+        os.close(os.open(history, os.O_WRONLY | os.O_CREAT, 0o600))
     prompt: PromptSession[str] = PromptSession(
-        history=FileHistory(str(host.home / HISTORY_FILE)),
+        history=FileHistory(str(history)),
         completer=completer(dbs),
         complete_while_typing=False,
     )

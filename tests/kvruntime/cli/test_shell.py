@@ -15,6 +15,7 @@ import os
 import pty
 import select
 import signal
+import stat
 import subprocess
 import termios
 import time
@@ -188,8 +189,9 @@ def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> Non
         shell.kill()
         shell.wait()
         os.close(controller)
-    history = (home / "shell-history").read_text()
-    assert f"scan {APP} notes --text" in history
+    history = home / "shell-history"
+    assert f"scan {APP} notes --text" in history.read_text()
+    assert stat.S_IMODE(history.stat().st_mode) == 0o600  # what was typed is the owner's
     assert b"Traceback" not in seen
 
 
