@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kvruntime.cli._dumpformat import end_line, header_line, record_line
@@ -42,9 +43,9 @@ def _load(home: Path, db: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_for(condition: object, what: str) -> None:
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + BOUND
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, f"{what} never happened"
         time.sleep(0.01)
 
