@@ -83,6 +83,8 @@ from .errors import (
     TooManyTransactions,
     TransactionConflict,
     TransactionTooLarge,
+    TtlDisabled,
+    TtlTooLarge,
     UnexpectedResponse,
     ValueTooLarge,
 )
@@ -125,6 +127,8 @@ __all__ = [
     "Transaction",
     "TransactionConflict",
     "TransactionTooLarge",
+    "TtlDisabled",
+    "TtlTooLarge",
     "UnexpectedResponse",
     "Utf8Codec",
     "ValueTooLarge",
