@@ -403,7 +403,7 @@ def _delete_range_sync(
     now: int,
 ) -> tuple[int, list[bytes]]:
     """Delete every key in ``lo <= key < hi`` in one batch, from one snapshot, with
-    the expiry records of those that have one (``index``; only read here).
+    the expiry records of those that have one (``index``, updated once written).
 
     Return how many went (an expired key does not count: it was absent), and
     which (only if ``keep``: a transaction may need them).
