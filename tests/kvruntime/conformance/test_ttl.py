@@ -14,7 +14,27 @@ import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
 from kvruntime.kvservice.reserved import DEADLINE, EXPIRY_INDEX, RESERVED
-from protocol.ids import PackageId
+from kvruntime.kvservice.ttl_actions import MAX_TTL_MS
+from protocol.blobs import encode_items
+from protocol.codec import decode_response, encode_request
+from protocol.ids import KV_PROCESS_ID, PackageId
+from protocol.messages import (
+    ErrResponse,
+    Expire,
+    KeyNotFound,
+    KeyReserved,
+    KvAction,
+    KvRequest,
+    KvResponse,
+    MalformedRequest,
+    Persist,
+    SetExpiring,
+    SetManyExpiring,
+    SetTtlPolicy,
+    Ttl,
+    TtlResponse,
+    TtlTooLarge,
+)
 from tests.conftest import FakeClock, run_as
 from tests.internals import set_expiry_clock, store_of, sweep_expired
 
@@ -245,6 +265,11 @@ async def test_the_ttl_policy_of_a_db(runtime: Runtime, clock: FakeClock) -> Non
         with pytest.raises(kv.TtlTooLarge):
             await db.expire(b"k", 3600.0)
         await db.set(b"k", b"v", ttl=60.0)
+        await db.set_ttl_policy()  # no maximum but kv's own, about 100 years
+        with pytest.raises(kv.TtlTooLarge, match="3153600000000 ms"):
+            await db.expire(b"k", 1e12)
+        with pytest.raises(ValueError, match="does not fit"):
+            await db.expire(b"k", 1e17)
         await db.set_ttl_policy(enabled=False)  # every expiry goes with it
         assert await db.ttl(b"k") is None
         for refused in (
@@ -298,3 +323,32 @@ async def test_deadlines_and_the_policy_survive_a_restart_on_leveldb(
             EXPIRY_INDEX + (1_100_000).to_bytes(8, "big") + b"long",
             DEADLINE + b"long",
         ]
+
+
+async def _raw(ctx: ProcessContext, action: KvAction, blob: bytes | None = None) -> KvResponse:
+    body = encode_request(KvRequest(package_id=PKG, db="main", action=action))
+    message = await ctx.send_and_await_response(KV_PROCESS_ID, body, blob=blob)
+    return decode_response(message.body)
+
+
+async def test_ttl_edges_on_the_wire_get_typed_errors(runtime: Runtime) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        await db.set(b"k", b"v")
+        malformed = ErrResponse(error=MalformedRequest())
+        assert await _raw(ctx, SetExpiring(key=b"k", tx_id=None, ttl_ms=0), b"v") == malformed
+        assert await _raw(ctx, Expire(key=b"k", ttl_ms=0)) == malformed
+        assert await _raw(ctx, SetTtlPolicy(enabled=True, max_ttl_ms=0)) == malformed
+        huge = await _raw(
+            ctx, SetManyExpiring(count=1, ttl_ms=2**64 - 1), encode_items([(b"a", b"1")])
+        )
+        assert huge == ErrResponse(error=TtlTooLarge(ttl_ms=2**64 - 1, max_ms=MAX_TTL_MS))
+        reserved = ErrResponse(error=KeyReserved())
+        assert await _raw(ctx, SetExpiring(key=RESERVED, tx_id=None, ttl_ms=5), b"v") == reserved
+        assert await _raw(ctx, Expire(key=DEADLINE + b"k", ttl_ms=5)) == reserved
+        assert await _raw(ctx, Persist(key=RESERVED)) == reserved
+        assert await _raw(ctx, Ttl(key=RESERVED)) == ErrResponse(error=KeyNotFound())
+        assert await _raw(ctx, Ttl(key=b"k")) == TtlResponse(ttl_ms=None)
+        assert await db.get_many([b"k", b"a"]) == [b"v", None]  # nothing refused was written
+
+    await run_as(runtime, APP, body)
