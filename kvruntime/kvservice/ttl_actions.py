@@ -17,7 +17,10 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 from typing import Final
+
+import anyio.to_thread
 
 from protocol.blobs import decode_items
 from protocol.codec import DecodeError
@@ -53,7 +56,7 @@ from .context import Context, Outcome
 from .expiry import TtlPolicy, deadline_op
 from .reserved import SETTINGS
 from .transactions import DbKey
-from .writes import plain_write
+from .writes import LONG_BATCH_ITEMS, plain_write
 
 __all__ = [
     "MAX_TTL_MS",
@@ -220,11 +223,36 @@ def set_ttl_policy(
     index = ctx.expiry.of(store, db)
     ctx.flush_pending(store)
     ops: list[tuple[bytes, bytes | None]] = [(SETTINGS, policy.encode())]
-    if not policy.enabled:
-        ops += [deadline_op(key, None) for key in index.deadlines]
     cleared = list(index.deadlines) if not policy.enabled else []
+    ops += [deadline_op(key, None) for key in cleared]
+    if len(ops) >= LONG_BATCH_ITEMS:  # many deadlines to take off: long work, as a batch
+        return _write_policy_in_thread(ctx, msg, db, store, ops, policy, cleared)
     if error := ctx.write_now(db, store, ops):
         return error
+    index.policy = policy
+    ctx.txs.record_writes(db, cleared)
+    ctx.answer(msg, _OK)
+    return None
+
+
+async def _write_policy_in_thread(
+    ctx: Context,
+    msg: Request,
+    db: DbKey,
+    store: Store,
+    ops: list[tuple[bytes, bytes | None]],
+    policy: TtlPolicy,
+    cleared: list[bytes],
+) -> KvError | None:
+    """SetTtlPolicy's one write, in a worker thread (the db is held meanwhile)."""
+    index = ctx.expiry.of(store, db)
+    ops = ctx.expiry.complete(store, db, ops)
+    job = functools.partial(store.write, ops, sync=ctx.config.sync_writes)
+    try:
+        await anyio.to_thread.run_sync(job)
+    except StoreError as exc:
+        ctx.dbs.discard(store)  # a failed write may leave a torn log record; reopen
+        return exc.error
     index.policy = policy
     ctx.txs.record_writes(db, cleared)
     ctx.answer(msg, _OK)
