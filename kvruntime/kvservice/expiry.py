@@ -22,8 +22,9 @@ Invariants:
    object) loads its index afresh.
 2. In one write, a ``DEADLINE`` op for a key wins over its data ops (a
    transaction's staged writes carry no order); any other write of a key
-   clears its expiry (as Redis ``SET`` does). A db without TTL keys pays
-   one truth test of an empty dict per write and per read.
+   clears its expiry (as Redis ``SET`` does). While no open db has a key
+   with a TTL (``Expiries.armed`` false), a plain Set, Delete or Get of a
+   loaded db pays a flag test and a dict membership test, nothing more.
 3. A key whose deadline is at or before now is absent to every read
    (``expired``), whatever the sweeper has done yet. The sweeper removes due
    keys in bounded steps (``due``) through the normal write path.
@@ -184,10 +185,6 @@ class DbExpiry:
         for key in found:  # until the write lands, a due key stays due
             heapq.heappush(heap, (deadlines[key], key))
         return found
-
-    def has_due(self, now: int) -> bool:
-        """Whether some key's deadline is at or before ``now`` (stale entries aside)."""
-        return bool(self.due(now, 1))
 
 
 def unstage_deadlines(txs: Transactions, tx: Transaction, keys: Iterable[bytes]) -> None:
