@@ -1,4 +1,4 @@
-"""The README's Architecture section names every module of the tree, each under its package, and only those."""
+"""The README's Architecture section names every module, each under its package, and only those."""
 
 import re
 from pathlib import Path
