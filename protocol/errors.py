@@ -42,6 +42,8 @@ __all__ = [
     "TooManyWatches",
     "TransactionConflict",
     "TransactionTooLarge",
+    "TtlDisabled",
+    "TtlTooLarge",
     "ValueTooLarge",
     "WatchCompacted",
     "WatchEnded",
@@ -312,6 +314,30 @@ class KeyReserved:
         return "keys starting with eight 0xff bytes are reserved for kv"
 
 
+@attrs.frozen(kw_only=True)
+class TtlDisabled:
+    """The db's settings forbid keys with a TTL (``SetTtlPolicy``)."""
+
+    TAG: ClassVar[str] = "TtlDisabled"
+    WIRE: ClassVar[WireShape] = UNIT
+
+    def __str__(self) -> str:
+        return "keys with a TTL are disabled on this db"
+
+
+@attrs.frozen(kw_only=True)
+class TtlTooLarge:
+    """A TTL longer than the db's maximum (``SetTtlPolicy``); milliseconds."""
+
+    TAG: ClassVar[str] = "TtlTooLarge"
+    WIRE: ClassVar[WireShape] = struct(ttl_ms=Field.UINT, max_ms=Field.UINT)
+    ttl_ms: int
+    max_ms: int
+
+    def __str__(self) -> str:
+        return f"a TTL of {self.ttl_ms} ms exceeds this db's maximum of {self.max_ms} ms"
+
+
 # Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
 
 
@@ -389,6 +415,8 @@ KvError: TypeAlias = (
     | BatchTooLarge
     | AnswerTooLarge
     | KeyReserved
+    | TtlDisabled
+    | TtlTooLarge
     | WatchCompacted
     | WatchEnded
     | TooManyWatches

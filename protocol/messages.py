@@ -41,6 +41,8 @@ from .errors import (
     TooManyWatches,
     TransactionConflict,
     TransactionTooLarge,
+    TtlDisabled,
+    TtlTooLarge,
     ValueTooLarge,
     WatchCompacted,
     WatchEnded,
@@ -66,6 +68,7 @@ __all__ = [
     "ErrResponse",
     "Exists",
     "ExistsResponse",
+    "Expire",
     "Get",
     "GetMany",
     "GetManyResponse",
@@ -93,6 +96,7 @@ __all__ = [
     "NotAnInteger",
     "OkResponse",
     "Open",
+    "Persist",
     "RemoteNotAllowed",
     "RemoveDb",
     "Revoke",
@@ -100,11 +104,18 @@ __all__ = [
     "Scan",
     "ScanResponse",
     "Set",
+    "SetExpiring",
     "SetMany",
+    "SetManyExpiring",
+    "SetTtlPolicy",
     "TooManyTransactions",
     "TooManyWatches",
     "TransactionConflict",
     "TransactionTooLarge",
+    "Ttl",
+    "TtlDisabled",
+    "TtlResponse",
+    "TtlTooLarge",
     "TxExists",
     "TxGet",
     "TxGetMany",
@@ -425,6 +436,69 @@ class CommitBatch:
     count: int
 
 
+# Keys with a TTL (PROTOCOL.md, "Keys with a TTL"): a TTL travels in whole
+# milliseconds, at least 1; a Set without one keeps Hyperware's exact shape.
+
+
+@attrs.frozen(kw_only=True)
+class SetExpiring:
+    """Set, with the key expiring ``ttl_ms`` milliseconds from now."""
+
+    TAG: ClassVar[str] = "SetExpiring"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.OPTIONAL_UINT, ttl_ms=Field.UINT)
+    key: bytes
+    tx_id: int | None
+    ttl_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class SetManyExpiring:
+    """SetMany, with every key expiring ``ttl_ms`` milliseconds from now."""
+
+    TAG: ClassVar[str] = "SetManyExpiring"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT, ttl_ms=Field.UINT)
+    count: int
+    ttl_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class Expire:
+    """Make the present ``key`` expire ``ttl_ms`` milliseconds from now."""
+
+    TAG: ClassVar[str] = "Expire"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, ttl_ms=Field.UINT)
+    key: bytes
+    ttl_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class Persist:
+    """Take the expiry off the present ``key``."""
+
+    TAG: ClassVar[str] = "Persist"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN)
+    key: bytes
+
+
+@attrs.frozen(kw_only=True)
+class Ttl:
+    """Ask how long the present ``key`` has left."""
+
+    TAG: ClassVar[str] = "Ttl"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN)
+    key: bytes
+
+
+@attrs.frozen(kw_only=True)
+class SetTtlPolicy:
+    """The db's TTL settings: whether keys may have a TTL, and the longest allowed."""
+
+    TAG: ClassVar[str] = "SetTtlPolicy"
+    WIRE: ClassVar[WireShape] = struct(enabled=Field.BOOL, max_ttl_ms=Field.OPTIONAL_UINT)
+    enabled: bool
+    max_ttl_ms: int | None
+
+
 # Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
 
 
@@ -495,6 +569,12 @@ KvAction: TypeAlias = (
     | Capabilities
     | WriteBatch
     | CommitBatch
+    | SetExpiring
+    | SetManyExpiring
+    | Expire
+    | Persist
+    | Ttl
+    | SetTtlPolicy
     | Watch
     | WatchNext
     | Unwatch
@@ -608,6 +688,15 @@ class CapabilitiesResponse:
 
 
 @attrs.frozen(kw_only=True)
+class TtlResponse:
+    """How long the key has left, in milliseconds; None: it never expires."""
+
+    TAG: ClassVar[str] = "Ttl"
+    WIRE: ClassVar[WireShape] = struct(ttl_ms=Field.OPTIONAL_UINT)
+    ttl_ms: int | None
+
+
+@attrs.frozen(kw_only=True)
 class WatchResponse:
     """A watch began: ``watch_id`` names it; it delivers the changes after
     ``position``; ``count`` entries of a snapshot as of ``position`` are in the blob."""
@@ -641,6 +730,7 @@ KvResponse: TypeAlias = (
     | IncrementResponse
     | DeleteRangeResponse
     | CapabilitiesResponse
+    | TtlResponse
     | WatchResponse
     | WatchChangesResponse
 )

@@ -16,7 +16,16 @@ from kvruntime.kvservice.loop import KvProcess
 from kvruntime.storage.store import Store
 from protocol.ids import PackageId
 
-__all__ = ["bus_of", "caps_of", "kv_of", "nats_port_of", "set_tx_clock", "store_of"]
+__all__ = [
+    "bus_of",
+    "caps_of",
+    "kv_of",
+    "nats_port_of",
+    "set_expiry_clock",
+    "set_tx_clock",
+    "store_of",
+    "sweep_expired",
+]
 
 
 def bus_of(rt: Runtime) -> Bus:
@@ -48,6 +57,17 @@ def store_of(rt: Runtime, package_id: PackageId, db: str) -> Store:
 def set_tx_clock(rt: Runtime, clock: Callable[[], float]) -> None:
     """Make the running ``rt``'s kv process measure transactions' idle time by ``clock``."""
     kv_of(rt).txs.clock = clock
+
+
+def set_expiry_clock(rt: Runtime, clock: Callable[[], float]) -> None:
+    """Make the running ``rt``'s kv process read deadlines by ``clock`` (wall-clock
+    seconds; a FakeClock), for keys with a TTL."""
+    kv_of(rt).expiry.clock = clock
+
+
+def sweep_expired(rt: Runtime) -> int:
+    """Run one bounded step of ``rt``'s expired-key sweeper now; how many keys went."""
+    return kv_of(rt).sweep_expired()
 
 
 def nats_port_of(rt: Runtime) -> int:

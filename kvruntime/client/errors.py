@@ -37,6 +37,8 @@ __all__ = [
     "TooManyWatches",
     "TransactionConflict",
     "TransactionTooLarge",
+    "TtlDisabled",
+    "TtlTooLarge",
     "UnexpectedResponse",
     "ValueTooLarge",
     "WatchCompacted",
@@ -146,6 +148,14 @@ class KeyReserved(KvError):
     """The key starts with eight 0xff bytes, a region kv keeps for its own records."""
 
 
+class TtlDisabled(KvError):
+    """This db's settings forbid keys with a TTL (``set_ttl_policy(enabled=False)``)."""
+
+
+class TtlTooLarge(KvError):
+    """The TTL is longer than this db's maximum (``set_ttl_policy(max_ttl=...)``)."""
+
+
 class WatchCompacted(KvError):
     """The change log no longer holds what follows the asked position (or the
     position is past the db's last change): ``oldest`` is the oldest change
@@ -208,6 +218,8 @@ _BY_VARIANT: dict[type, type[KvError]] = {
     m.BatchTooLarge: BatchTooLarge,
     m.AnswerTooLarge: AnswerTooLarge,
     m.KeyReserved: KeyReserved,
+    m.TtlDisabled: TtlDisabled,
+    m.TtlTooLarge: TtlTooLarge,
     m.WatchCompacted: WatchCompacted,
     m.WatchEnded: WatchEnded,
     m.TooManyWatches: TooManyWatches,

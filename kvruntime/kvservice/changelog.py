@@ -39,13 +39,18 @@ Invariants:
 4. One ``DbLog`` per open ``Store`` object: a reopened db reads its log
    state again, so a failed write (after which the store is discarded)
    leaves no stale state behind; closed stores are forgotten as the table grows.
+5. Only user keys have changes: an op on a reserved key (a deadline, the
+   expiry index, a setting: ``reserved.py``) is written but never logged, so
+   no watch shows one; the log's own records are reserved keys, so no scan,
+   read or DeleteRange shows or removes them. A write of only such records
+   (Expire, Persist, SetTtlPolicy) logs nothing and takes no seq.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Final, Literal, TypeAlias
 
 import attrs
@@ -66,16 +71,13 @@ from protocol.messages import (
 from ..kernel.message import Request
 from ..storage.store import Store
 from .config import KvConfig
-from .reserved import CHANGE_LOG, LAST_SEQ
+from .reserved import CHANGE_LOG, LAST_SEQ, RESERVED
 from .transactions import DbKey
 
-__all__ = ["DbLog", "Feeds", "Kind", "Kinds", "WatchState", "log_key"]
+__all__ = ["DbLog", "Feeds", "Kind", "WatchState", "log_key"]
 
 #: What a change did to its key.
 Kind: TypeAlias = Literal["set", "delete", "expire"]
-#: The kind of each op of a write: one for all ops, one per op, or None (derived:
-#: "set" for a value, "delete" for None).
-Kinds: TypeAlias = "Kind | Sequence[Kind] | None"
 #: How the kv process answers a parked request.
 Answer: TypeAlias = Callable[[Request, KvResponse, "bytes | None"], None]
 
@@ -203,10 +205,14 @@ class Feeds:
         log.db = db
         return log
 
-    def with_log(self, store: Store, ops: _Ops, kinds: Kinds = None) -> _Ops:
+    def with_log(self, store: Store, ops: _Ops, *, expired: bool = False) -> _Ops:
         """``ops``, followed by their change records, the new last seq and the
         trimming of the oldest records if ``store``'s db is logged; else ``ops``
-        itself. Write the result in one batch, then call ``notify``."""
+        itself. Write the result in one batch, then call ``notify``.
+
+        Only a user key's op is a change (invariant 5): "set" for a value,
+        "delete" for None, or "expire" for None if ``expired`` (the sweeper's
+        deletes of expired keys)."""
         log = self.logs.get(store, _UNKNOWN)
         if log is None:
             return ops
@@ -215,25 +221,24 @@ class Feeds:
             if log is None:
                 return ops
         assert isinstance(log, DbLog)
-        return self._append(log, ops, kinds)
+        return self._append(log, ops, "expire" if expired else "delete")
 
-    def _append(self, log: DbLog, ops: _Ops, kinds: Kinds) -> _Ops:
+    def _append(self, log: DbLog, ops: _Ops, removed: Kind) -> _Ops:
         out = list(ops)
         seq, sizes, size = log.last, log.sizes, log.size
         pack = msgpack.packb
-        for index, (key, value) in enumerate(ops):
-            if kinds is None:
-                kind: str = "delete" if value is None else "set"
-            elif isinstance(kinds, str):
-                kind = kinds
-            else:
-                kind = kinds[index]
+        for key, value in ops:
+            if key >= RESERVED:  # kv's own record (a deadline, a setting): no change
+                continue
+            kind = removed if value is None else "set"
             seq += 1
             record_key = log_key(seq)
             record = pack((kind, key, value), use_bin_type=True)
             out.append((record_key, record))
             sizes.append(len(record_key) + len(record))
             size += sizes[-1]
+        if seq == log.last:  # only kv's records (Expire, Persist): nothing to log
+            return out
         cfg = self.config
         oldest = seq - len(sizes) + 1
         while sizes and (len(sizes) > cfg.watch_log_entries or size > cfg.watch_log_bytes):

@@ -26,8 +26,9 @@ from ..kernel.capabilities import CapabilityStore
 from ..kernel.message import Capability, Request
 from ..storage.engine import Engine
 from ..storage.store import Store
-from .changelog import Feeds, Kinds
+from .changelog import Feeds
 from .config import KvConfig
+from .expiry import Expiries
 from .transactions import DbKey, Transaction, Transactions
 
 __all__ = ["Context", "Outcome", "Work"]
@@ -61,6 +62,10 @@ class Context(Protocol):
         """The change logs and the watches (issue 14)."""
 
     @property
+    def expiry(self) -> Expiries:
+        """The expiry index of every open db (keys with a TTL)."""
+
+    @property
     def caps(self) -> CapabilityStore:
         """Who holds which capability."""
 
@@ -91,15 +96,22 @@ class Context(Protocol):
         db: DbKey,
         store: Store,
         ops: Iterable[tuple[bytes, bytes | None]],
-        kinds: Kinds = None,
+        *,
+        expired: bool = False,
     ) -> KvError | None:
-        """Write ``ops`` in one batch now (logged for the conflict check, and in
-        the change log with ``kinds``: ``changelog.with_log``), or the error."""
+        """Write ``ops`` in one batch now (logged for the conflict check, and in the
+        change log: ``Feeds.with_log``), or the error.
+
+        ``expired``: the ops are the sweeper's deletes of expired keys (the
+        change log records them as kind "expire")."""
 
     def queue_writes(
         self, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]
     ) -> None:
-        """Add ``ops`` to ``store``'s pending batch; ``msg`` is answered after the flush."""
+        """Add ``ops`` to ``store``'s pending batch; ``msg`` is answered after the flush.
+
+        Ops of one request that carry expiry records (``expiry.deadline_op``) end
+        with one, so that the hot path sees them with one comparison."""
 
     def commit(self, msg: Request, tx: Transaction, db: DbKey, store: Store) -> KvError | None:
         """Apply ``tx``'s writes atomically and answer, or the error (the tx ends either way)."""

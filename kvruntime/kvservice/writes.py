@@ -69,6 +69,7 @@ from .checks import (
     value_too_large,
 )
 from .context import Context, Outcome
+from .expiry import DbExpiry, deadline_op, unstage_deadlines
 from .reads import bounds
 from .reserved import RESERVED
 from .transactions import DbKey, Transaction
@@ -83,6 +84,7 @@ __all__ = [
     "delete_range",
     "increment",
     "parse_counter",
+    "plain_write",
     "set_",
     "set_many",
     "write_batch",
@@ -160,6 +162,7 @@ def _write_one(
     if error := ctx.txs.too_large(tx, tx.size_after(key, value)):
         return error
     ctx.txs.stage(tx, key, value)
+    unstage_deadlines(ctx.txs, tx, (key,))
     ctx.answer(msg, _OK)
     return None
 
@@ -199,12 +202,13 @@ def _write_many(
         return _MALFORMED
     if error := ops_too_large(ctx.config, ops) or keys_reserved(ops):
         return error
-    return _plain_write(ctx, msg, db, store, ops, len(blob))
+    return plain_write(ctx, msg, db, store, ops, len(blob))
 
 
-def _plain_write(
+def plain_write(
     ctx: Context, msg: Request, db: DbKey, store: Store, ops: _Ops, size: int
 ) -> Outcome:
+    """Queue ``ops`` as one atomic batch, or write them in a thread if large (invariant 2)."""
     if len(ops) >= LONG_BATCH_ITEMS or size >= LONG_BATCH_BYTES:
         return _write_in_thread(ctx, msg, db, store, ops)
     ctx.queue_writes(msg, db, store, ops)
@@ -217,7 +221,8 @@ async def _write_in_thread(
     """Write ``ops`` as one batch in a worker thread, then answer (long work: the
     db is held, so nothing else writes it or closes its store meanwhile)."""
     ctx.flush_pending(store)
-    logged = ctx.feeds.with_log(store, ops)  # change feeds (issue 14)
+    ops = ctx.expiry.complete(store, db, ops)  # keys with a TTL (expiry.py)
+    logged = ctx.feeds.with_log(store, ops)  # change feeds (changelog.py)
     job = functools.partial(store.write, logged, sync=ctx.config.sync_writes)
     try:
         await anyio.to_thread.run_sync(job)
@@ -253,6 +258,7 @@ def _stage(
     if error := ctx.txs.too_large(tx, size):
         return error
     ctx.txs.stage_many(tx, writes, size)
+    unstage_deadlines(ctx.txs, tx, writes)
     return tx
 
 
@@ -264,7 +270,7 @@ def write_batch(
     if not isinstance(ops, list):
         return ops
     if action.tx_id is None:  # one atomic batch, like SetMany (invariant 2)
-        return _plain_write(ctx, msg, db, store, ops, len(msg.blob or b""))
+        return plain_write(ctx, msg, db, store, ops, len(msg.blob or b""))
     tx = _stage(ctx, sender, db, action.tx_id, ops)
     if not isinstance(tx, Transaction):
         return tx
@@ -301,13 +307,20 @@ def increment(
         stored = store.get(key)
     except StoreError as exc:
         return exc.error
+    index = ctx.expiry.of(store, db)
+    deadline = index.deadlines.get(key)
+    if deadline is not None and index.expired(key, ctx.expiry.now()):
+        stored = deadline = None  # expired: absent, and the new counter has no TTL
     current = 0 if stored is None else parse_counter(stored)
     if current is None:
         return NotAnInteger()
     value = current + action.delta
     if not _I64_MIN <= value <= _I64_MAX:
         return IntegerOverflow()
-    if error := ctx.write_now(db, store, [(key, b"%d" % value)]):
+    ops: list[tuple[bytes, bytes | None]] = [(key, b"%d" % value)]
+    if deadline is not None:  # Increment keeps the key's expiry, as Redis INCR does
+        ops.append(deadline_op(key, deadline))
+    if error := ctx.write_now(db, store, ops):
         return error
     ctx.answer(msg, IncrementResponse(value=value))
     return None
@@ -335,6 +348,8 @@ def compare_and_swap(
         current = store.get(key)
     except StoreError as exc:
         return exc.error
+    if current is not None and ctx.expiry.expired(store, db, key):
+        current = None
     if current != expected:  # the one error answered with a blob: the current value
         ctx.fail(msg, CasMismatch(present=current is not None), current)
         return None
@@ -363,12 +378,23 @@ async def _delete_range(
 ) -> KvError | None:
     ctx.flush_pending(store)
     keep = ctx.txs.tracks(db)
+    index = ctx.expiry.of(store, db)  # keys with a TTL: their records go too (expiry.py)
     # In a thread, so that a large range does not stall the event loop; invariant 1
     # still holds, as the kv loop holds the db until it is done.
-    # Whether the db is logged is learnt here, on the loop (change feeds, issue 14):
+    # Whether the db is logged is learnt here, on the loop (change feeds, changelog.py):
     # the thread then touches only this held db's log.
     feeds = ctx.feeds if ctx.feeds.log_of(store) is not None else None
-    job = functools.partial(_delete_range_sync, store, lo, hi, keep, ctx.config.sync_writes, feeds)
+    job = functools.partial(
+        _delete_range_sync,
+        store,
+        lo,
+        hi,
+        keep,
+        ctx.config.sync_writes,
+        index,
+        ctx.expiry.now(),
+        feeds,
+    )
     try:
         count, deleted = await anyio.to_thread.run_sync(job)
     except StoreError as exc:
@@ -381,27 +407,44 @@ async def _delete_range(
 
 
 def _delete_range_sync(
-    store: Store, lo: bytes | None, hi: bytes | None, keep: bool, sync: bool, feeds: Feeds | None
+    store: Store,
+    lo: bytes | None,
+    hi: bytes | None,
+    keep: bool,
+    sync: bool,
+    index: DbExpiry,
+    now: int,
+    feeds: Feeds | None,
 ) -> tuple[int, list[bytes]]:
-    """Delete every key in ``lo <= key < hi`` in one batch, from one snapshot.
+    """Delete every key in ``lo <= key < hi`` in one batch, from one snapshot, with
+    the expiry records of those that have one (``index``, updated once written).
 
-    Return how many went, and which (only if ``keep``: a transaction may need them).
-    With ``feeds`` (a logged db) each key gets its "delete" change, in the batch.
+    Return how many went (an expired key does not count: it was absent), and
+    which (only if ``keep``: a transaction may need them). With ``feeds`` (a
+    logged db) each key gets its "delete" change, in the batch (an expired key
+    the sweeper had not removed yet too: PROTOCOL.md, "Change feeds").
     """
-    if feeds is not None:  # change feeds (issue 14): the keys, then the log
-        keys = list(store.iterate(start=lo, stop=hi, include_value=False))
-        store.write(feeds.with_log(store, [(key, None) for key in keys]), sync=sync)
-        return len(keys), keys if keep else []
     count = 0
     kept: list[bytes] = []
+    deadlines = index.deadlines
+    forgotten: list[bytes] = []
 
     def ops() -> Iterator[tuple[bytes, bytes | None]]:
         nonlocal count
         for key in store.iterate(start=lo, stop=hi, include_value=False):
-            count += 1
+            deadline = deadlines.get(key) if deadlines else None
+            if deadline is None or deadline > now:
+                count += 1
             if keep:
                 kept.append(key)
             yield key, None
+            if deadline is not None:
+                forgotten.append(key)
+                yield from index.clear_ops(key, deadline)
 
-    store.write(ops(), sync=sync)
+    if feeds is None:
+        store.write(ops(), sync=sync)
+    else:  # change feeds: the ops in full, then their changes (changelog.py)
+        store.write(feeds.with_log(store, list(ops())), sync=sync)
+    index.forget(forgotten)  # after the write; the db is held, so no one reads it meanwhile
     return count, kept

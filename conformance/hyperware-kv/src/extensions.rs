@@ -100,6 +100,27 @@ macro_rules! kvruntime_kv_types {
             Capabilities,
             WriteBatch { tx_id: Option<u64>, count: u64 },
             CommitBatch { tx_id: u64, count: u64 },
+            SetExpiring {
+                $(#[$bytes])*
+                key: Vec<u8>,
+                tx_id: Option<u64>,
+                ttl_ms: u64,
+            },
+            SetManyExpiring { count: u64, ttl_ms: u64 },
+            Expire {
+                $(#[$bytes])*
+                key: Vec<u8>,
+                ttl_ms: u64,
+            },
+            Persist {
+                $(#[$bytes])*
+                key: Vec<u8>,
+            },
+            Ttl {
+                $(#[$bytes])*
+                key: Vec<u8>,
+            },
+            SetTtlPolicy { enabled: bool, max_ttl_ms: Option<u64> },
             Watch {
                 $(#[$bytes])*
                 prefix: Option<Vec<u8>>,
@@ -131,6 +152,7 @@ macro_rules! kvruntime_kv_types {
             Increment(i64),
             DeleteRange { count: u64 },
             Capabilities { read: bool, write: bool },
+            Ttl { ttl_ms: Option<u64> },
             Watch { watch_id: u64, position: u64, count: u64 },
             WatchChanges { count: u64, last: u64 },
         }
@@ -160,6 +182,8 @@ macro_rules! kvruntime_kv_types {
             BatchTooLarge { count: u64, max: u64 },
             AnswerTooLarge { size: u64, max: u64 },
             KeyReserved,
+            TtlDisabled,
+            TtlTooLarge { ttl_ms: u64, max_ms: u64 },
             WatchCompacted { oldest: u64, last: u64 },
             WatchEnded(String),
             TooManyWatches { max: u64 },

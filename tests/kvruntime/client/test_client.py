@@ -480,6 +480,8 @@ PROTOCOL_ERRORS: list[Any] = [
     m.BatchTooLarge(count=11, max=10),
     m.AnswerTooLarge(size=9, max=8),
     m.KeyReserved(),
+    m.TtlDisabled(),
+    m.TtlTooLarge(ttl_ms=9, max_ms=8),
     m.WatchCompacted(oldest=5, last=9),
     m.WatchEnded(reason="the db was removed"),
     m.TooManyWatches(max=64),

@@ -326,7 +326,7 @@ async def test_a_watch_resumes_after_a_restart(home: Path, config: KvConfig) -> 
 
 
 async def test_a_write_with_kind_expire_is_logged_as_expire(runtime: Runtime) -> None:
-    """The seam the expiry sweeper writes through: ``write_now(..., kinds="expire")``."""
+    """The seam the expiry sweeper writes through: ``write_now(..., expired=True)``."""
 
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, PKG, "main")
@@ -334,7 +334,9 @@ async def test_a_write_with_kind_expire_is_logged_as_expire(runtime: Runtime) ->
         async with db.watch() as changes:
             process = kv_of(runtime)
             store = store_of(runtime, PKG, "main")
-            assert process.write_now((PKG, "main"), store, [(b"session", None)], "expire") is None
+            assert (
+                process.write_now((PKG, "main"), store, [(b"session", None)], expired=True) is None
+            )
             process.flush()
             (change,) = [c async for c in _first(changes)]
             assert (change.kind, change.key, change.value) == ("expire", b"session", None)
