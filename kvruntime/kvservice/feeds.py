@@ -67,7 +67,7 @@ def watch(
         return WatchCompacted(oldest=log.oldest, last=log.last)
     blob, count = None, 0
     if action.snapshot and action.since is None:
-        entries = _snapshot(ctx, store, lo, hi)
+        entries = _snapshot(ctx, db, store, lo, hi)
         if not isinstance(entries, list):
             return entries
         blob, count = encode_items(entries), len(entries)
@@ -79,14 +79,20 @@ def watch(
 
 
 def _snapshot(
-    ctx: Context, store: Store, lo: bytes | None, hi: bytes
+    ctx: Context, db: DbKey, store: Store, lo: bytes | None, hi: bytes
 ) -> list[tuple[bytes, bytes]] | KvError:
-    """Every entry in ``lo <= key < hi`` now, or AnswerTooLarge past the bound."""
+    """Every entry in ``lo <= key < hi`` now, or AnswerTooLarge past the bound; an
+    expired key is absent, as to every read (``expiry.py``), though the sweeper's
+    "expire" change for it is still to come."""
     limit, size = ctx.config.max_answer_bytes, 0
     entries: list[tuple[bytes, bytes]] = []
+    index = ctx.expiry.of(store, db)
+    deadlines, now = index.deadlines, ctx.expiry.now()
     items = store.iterate(start=lo, stop=hi)
     try:
         for key, value in items:
+            if deadlines and index.expired(key, now):
+                continue
             size += len(key) + len(value)
             if size > limit:
                 return AnswerTooLarge(size=size, max=limit)

@@ -221,7 +221,8 @@ class KvProcess:
     def sweep_expired(self) -> int:
         """One bounded step of the sweeper: delete up to ``expiry_sweep_keys`` expired
         keys of the open dbs no long work holds, through the normal write path
-        (``write_now(expired=True)``); how many went."""
+        (``write_now(expired=True)``: a logged db gets an "expire" change per key
+        in the same write), then wake the watchers; how many went."""
         budget = self.config.expiry_sweep_keys
         now = self.expiry.now()
         gone = 0
@@ -241,6 +242,7 @@ class KvProcess:
                 gone += len(due)
         if gone:
             log.debug("swept %d expired key(s)", gone)
+            self.flush()  # wake the watchers of their "expire" changes (change feeds)
         return gone
 
     def _reap_for_commit(self, tx: Transaction, db: DbKey, store: Store) -> bool:

@@ -3,7 +3,9 @@
 ``db.watch`` yields every change of every write path, in commit order, one
 per key; resumes strictly after a seq (after a restart too, on an engine
 that persists); answers ``WatchCompacted`` past the retained log, ends with
-``WatchEnded`` on RemoveDb or Revoke, and is bounded per process.
+``WatchEnded`` on RemoveDb or Revoke, and is bounded per process. Keys
+with a TTL: a write with one is a "set", the sweeper's removal an "expire"
+(deadlines on the FakeClock, swept by hand, as in test_ttl.py).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import anyio.lowlevel
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
-from kvruntime.kvservice.reserved import CHANGE_LOG, LAST_SEQ
+from kvruntime.kvservice.reserved import CHANGE_LOG, LAST_SEQ, RESERVED
 from protocol.ids import PackageId, ProcessId
-from tests.conftest import run_as
-from tests.internals import kv_of, store_of
+from tests.conftest import FakeClock, run_as
+from tests.internals import kv_of, set_expiry_clock, store_of, sweep_expired
 
 from .conftest import PERSISTS
 
@@ -40,7 +42,24 @@ def config() -> KvConfig:
         watch_log_entries=40,
         watch_window_items=4,
         max_watches_per_process=3,
+        expiry_sweep_keys=2,
+        expiry_sweep_seconds=3600.0,  # swept by hand (sweep_expired), on the FakeClock
     )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def runtime(
+    home: Path, config: KvConfig, storage: str, clock: FakeClock
+) -> AsyncIterator[Runtime]:
+    """A running runtime on ``storage`` whose deadlines follow ``clock`` (test_ttl.py)."""
+    async with Runtime(home=home, config=config, storage=storage) as rt:
+        set_expiry_clock(rt, clock)
+        yield rt
 
 
 async def _take(changes: kv.Changes[bytes, bytes], n: int) -> list[tuple[str, bytes, bytes | None]]:
@@ -325,29 +344,143 @@ async def test_a_watch_resumes_after_a_restart(home: Path, config: KvConfig) -> 
         assert await run_as(rt, APP, after) == [("set", b"b", b"2"), ("set", b"c", b"3")]
 
 
-async def test_a_write_with_kind_expire_is_logged_as_expire(runtime: Runtime) -> None:
-    """The seam the expiry sweeper writes through: ``write_now(..., expired=True)``."""
+async def test_keys_with_a_ttl_log_set_then_expire_when_the_sweeper_removes_them(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """A write with a TTL is a "set"; Expire and Persist change only a deadline and
+    log nothing; a read of an expired key logs nothing; the sweeper's removal is
+    an "expire" change (no value), in its own write."""
 
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, PKG, "main")
-        await db.set(b"session", b"token")
         async with db.watch() as changes:
-            process = kv_of(runtime)
+            await db.set(b"session:1", b"t1", ttl=30.0)
+            await db.set_many([(b"session:2", b"t2"), (b"session:3", b"t3")], ttl=10.0)
+            async with db.transaction() as tx:
+                tx.set(b"lease", b"me", ttl=5.0)
+            await db.expire(b"session:1", 10.0)  # a new deadline: no change
+            await db.persist(b"session:3")  # no deadline any more: no change
+            await db.set(b"mark", b"1")
+            assert await _take(changes, 5) == [
+                ("set", b"session:1", b"t1"),
+                ("set", b"session:2", b"t2"),
+                ("set", b"session:3", b"t3"),
+                ("set", b"lease", b"me"),
+                ("set", b"mark", b"1"),
+            ]
+            clock.advance(10)  # session:1, session:2 and the lease are due
+            assert await db.get_many([b"session:1", b"session:2", b"lease"]) == [None] * 3
+            assert not await db.exists(b"session:1")
+            await db.set(b"mark", b"2")  # the reads above logged nothing
+            assert await _take(changes, 1) == [("set", b"mark", b"2")]
+            got = await _swept_while_parked(runtime, changes, 3)
+            assert sorted(got) == [
+                ("expire", b"lease", None),
+                ("expire", b"session:1", None),
+                ("expire", b"session:2", None),
+            ]
+            # Each in the write that removed its key: log and data agree.
             store = store_of(runtime, PKG, "main")
-            assert (
-                process.write_now((PKG, "main"), store, [(b"session", None)], expired=True) is None
-            )
-            process.flush()
-            (change,) = [c async for c in _first(changes)]
-            assert (change.kind, change.key, change.value) == ("expire", b"session", None)
-        assert not await db.exists(b"session")
+            assert [k for k, _ in store.iterate(stop=RESERVED)] == [b"mark", b"session:3"]
+            await db.set(b"mark", b"3")
+            assert await _take(changes, 1) == [("set", b"mark", b"3")]  # no spurious one
 
     await run_as(runtime, APP, body)
 
 
-async def _first(changes: kv.Changes[bytes, bytes]) -> AsyncIterator[kv.Change[bytes, bytes]]:
-    with anyio.fail_after(10):
-        yield await changes.__anext__()
+async def _swept_while_parked(
+    rt: Runtime, changes: kv.Changes[bytes, bytes], n: int
+) -> list[tuple[str, bytes, bytes | None]]:
+    """Sweep (steps of 2) while the watcher's WatchNext waits at kv: the sweep wakes it."""
+    got: list[tuple[str, bytes, bytes | None]] = []
+
+    async def take() -> None:
+        got.extend(await _take(changes, n))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        with anyio.fail_after(10):
+            while not any(w.parked for w in kv_of(rt).feeds.watches_of((PKG, "main"))):  # noqa: ASYNC110  # kv offers no event
+                await anyio.sleep(0.001)
+        swept = [sweep_expired(rt) for _ in range(3)]
+    assert swept == [2, 1, 0]  # steps of expiry_sweep_keys
+    return got
+
+
+async def test_a_commit_that_removes_expired_keys_logs_their_expire(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """At a commit kv removes the db's expired keys first (an expiry is a write to
+    the conflict check): those removals are "expire" changes too."""
+
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        await db.set(b"old", b"v", ttl=1.0)
+        async with db.watch() as changes:
+            clock.advance(2)
+            async with db.transaction() as tx:
+                assert await tx.get(b"other", None) is None
+                tx.set(b"new", b"n")
+            assert await _take(changes, 2) == [("expire", b"old", None), ("set", b"new", b"n")]
+
+    await run_as(runtime, APP, body)
+
+
+async def test_a_key_written_again_before_the_sweeper_gets_that_write_only(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """The "expire" change is kv's removal; a user write that reaches an expired
+    key first is that write's change, and no "expire" follows."""
+
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        async with db.watch() as changes:
+            await db.set_many([(b"a", b"1"), (b"b", b"2"), (b"c", b"3")], ttl=1.0)
+            clock.advance(1)
+            await db.set(b"a", b"again")
+            await db.delete(b"b")
+            assert await db.delete_range(prefix=b"c") == 0  # expired: it was absent
+            assert sweep_expired(runtime) == 0
+            await db.set(b"mark", b"1")
+            assert await _take(changes, 7) == [
+                ("set", b"a", b"1"),
+                ("set", b"b", b"2"),
+                ("set", b"c", b"3"),
+                ("set", b"a", b"again"),
+                ("delete", b"b", None),
+                ("delete", b"c", None),
+                ("set", b"mark", b"1"),
+            ]
+
+    await run_as(runtime, APP, body)
+
+
+async def test_kv_records_never_show_in_a_watch_a_snapshot_or_a_scan(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """The change log and the expiry records share the reserved keyspace: a watch
+    shows no deadline, a snapshot no expired key nor record, a scan no log record."""
+
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        await db.set(b"gone", b"1", ttl=1.0)
+        await db.set(b"kept", b"2", ttl=60.0)
+        await db.set(b"plain", b"3")
+        async with db.watch() as changes:
+            await db.set(b"kept", b"4", ttl=60.0)
+            await db.delete(b"plain")
+            assert await _take(changes, 2) == [("set", b"kept", b"4"), ("delete", b"plain", None)]
+        clock.advance(1)
+        async with db.watch(snapshot=True) as again:
+            assert dict(again.snapshot) == {b"kept": b"4"}
+        assert [k async for k, _ in db.scan()] == [b"kept"]
+        assert [k async for k in db.keys(reverse=True)] == [b"kept"]
+        assert await db.delete_range() == 1
+        store = store_of(runtime, PKG, "main")
+        assert store.get(LAST_SEQ) is not None  # DeleteRange left kv's records alone
+        assert list(store.iterate(prefix=CHANGE_LOG))
+
+    await run_as(runtime, APP, body)
 
 
 async def test_a_since_of_a_removed_db_is_never_a_position_of_its_successor(
