@@ -94,7 +94,7 @@ EXAMPLES = (
     ),
     Example(
         name="watch",
-        shows="a cache kept in sync by a change feed: a snapshot, then every change once",
+        shows="a cache kept in sync by a change feed, and a presence list with TTL",
         process=watch_example.PROCESS,
         main=watch_example.main,
     ),

@@ -31,6 +31,7 @@ from examples import (
     sharing,
     transactions,
     wasi_shapes,
+    watch,
 )
 from kvruntime import Main, ProcessContext, Runtime, kv
 from protocol.codec import DecodeError, decode_request, encode_request
@@ -102,6 +103,10 @@ SAYS: Mapping[str, tuple[str, ...]] = {
         "  seq +4: set price:bun\n  seq +5: delete price:tart\n  seq +7: set price:~closed\n",
         "Applied 6 changes, in order, each once: bread 3.30, bun 0.90, cake 12.00.",
         "The cache equals the db: True.",
+        # The presence list: renewals with expire put nothing in the feed.
+        "Online (a snapshot): alice, bob, carol.\n  delete online:carol: carol left\n"
+        "  expire online:bob: bob timed out\n"
+        "Online now: alice (her renewals put nothing in the feed).\n",
     ),
 }
 
@@ -269,6 +274,13 @@ async def shop_stocked(ctx: ProcessContext) -> None:
     ]
 
 
+async def prices_cached(ctx: ProcessContext) -> None:
+    db = await kv.open(ctx, ctx.package_id, "prices")
+    prices = {k: v async for k, v in db.scan(prefix=b"price:")}
+    assert prices == {b"price:bread": b"3.30", b"price:bun": b"0.90", b"price:cake": b"12.00"}
+    assert [k async for k, _ in db.scan(prefix=b"online:")] == []  # alice left at the end
+
+
 async def greeting_set(ctx: ProcessContext) -> None:
     db = await kv.open(ctx, ctx.package_id, "wire")
     assert await db.get(b"greeting") == b"hello, wire"
@@ -321,6 +333,7 @@ def test_the_json_sender_sends_what_serde_json_writes(tmp_path: Path) -> None:
         pytest.param(
             scans_counters.PROCESS, scans_counters.main, {}, shop_stocked, id="scans_counters"
         ),
+        pytest.param(watch.PROCESS, watch.main, {}, prices_cached, id="watch"),
     ],
 )
 async def test_example_main_runs_in_a_runtime_and_leaves_its_data(
