@@ -90,10 +90,6 @@ def log_key(seq: int) -> bytes:
     return CHANGE_LOG + seq.to_bytes(8, "big")
 
 
-def _seq_of(key: bytes) -> int:
-    return int.from_bytes(key[len(CHANGE_LOG) :], "big")
-
-
 @attrs.define(eq=False)
 class DbLog:
     """The change log of one open db, as kv keeps it in memory: its last seq and
@@ -226,17 +222,19 @@ class Feeds:
     def _append(self, log: DbLog, ops: _Ops, removed: Kind) -> _Ops:
         out = list(ops)
         seq, sizes, size = log.last, log.sizes, log.size
-        pack = msgpack.packb
+        # One Packer per batch (packb makes one per call; a shared one would meet
+        # DeleteRange's worker thread); the loop below runs per change.
+        pack, add, keep = msgpack.Packer(use_bin_type=True).pack, out.append, sizes.append
         for key, value in ops:
             if key >= RESERVED:  # kv's own record (a deadline, a setting): no change
                 continue
-            kind = removed if value is None else "set"
             seq += 1
-            record_key = log_key(seq)
-            record = pack((kind, key, value), use_bin_type=True)
-            out.append((record_key, record))
-            sizes.append(len(record_key) + len(record))
-            size += sizes[-1]
+            record_key = CHANGE_LOG + seq.to_bytes(8, "big")  # log_key, inlined
+            record = pack((removed if value is None else "set", key, value))
+            add((record_key, record))
+            grown = len(record_key) + len(record)
+            keep(grown)
+            size += grown
         if seq == log.last:  # only kv's records (Expire, Persist): nothing to log
             return out
         cfg = self.config
@@ -332,21 +330,24 @@ class Feeds:
         cfg = self.config
         changes: list[tuple[int, str, bytes, bytes | None]] = []
         size, last = 0, after
-        unpack = msgpack.unpackb
+        unpack, skip = msgpack.unpackb, len(CHANGE_LOG)
+        lo, hi = watch.lo, watch.hi  # watch.matches, inlined: the loop runs per change
+        max_bytes, max_items = cfg.watch_window_bytes, cfg.watch_window_items
         records = store.iterate(start=log_key(after + 1), stop=log_key(log.last + 1))
         try:
             for record_key, record in records:
                 kind, key, value = unpack(record, raw=False)
-                seq = _seq_of(record_key)
-                if watch.matches(key):
+                seq = int.from_bytes(record_key[skip:], "big")
+                if (lo is None or key >= lo) and key < hi:
                     grown = size + len(key) + (0 if value is None else len(value))
-                    if changes and grown > cfg.watch_window_bytes:
+                    if changes and grown > max_bytes:
                         break
                     changes.append((seq, kind, key, value))
                     size = grown
+                    if len(changes) >= max_items:
+                        last = seq
+                        break
                 last = seq
-                if len(changes) >= cfg.watch_window_items:
-                    break
         finally:
             records.close()
         watch.after = last
