@@ -116,10 +116,12 @@ soak: $(DEV_STAMP)
 bench: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --out benchmarks/results
 	$(PY) -m benchmarks.watch_latency  # change feeds beside Redis streams (issue 14)
+	$(PY) -m benchmarks.watch_lag  # a watcher behind the fastest single writer, 1M changes (issue 14)
 
 ## make bench-quick: the same run with ~20x smaller counts (CI; no speed assertion)
 bench-quick: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --quick --out $(or $(BENCH_OUT),.bench-quick)
+	$(PY) -m benchmarks.watch_lag --quick  # 50k changes (issue 14)
 
 ## make bench-startup: the median of `kvruntime get` over 20 fresh processes vs `python -c pass`
 bench-startup: $(DEV_STAMP)

@@ -64,7 +64,10 @@ class KvConfig:
     #: Watches the node holds at once (``TooManyWatches`` above it).
     max_watches: int = 10_000
     #: Changes in one pushed answer: the window a watcher's acknowledgement opens.
-    watch_window_items: int = 256
+    #: As many as one batch may write (``max_batch_items``' default): a watcher
+    #: gets at most one window per flush of the writer's, so a smaller window
+    #: falls behind a writer of large batches for good (benchmarks/watch_lag.py).
+    watch_window_items: int = DEFAULT_MAX_BATCH_ITEMS
     #: Bytes of keys and values in one pushed answer (one change always fits).
     watch_window_bytes: int = 1 * MiB
     #: Seconds a watch may go without asking for changes before a new watch may
