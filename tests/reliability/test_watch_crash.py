@@ -8,7 +8,7 @@ SIGKILLs it under load. Then:
 1. the db opened directly (LevelDB, paranoid checks): the change log holds
    seqs first..LAST_SEQ without a hole, and replaying it from nothing gives
    exactly the user data (a change is never on disk without its data, nor
-   data without its change);
+   data without its change; the sweeper's "expire" removals included);
 2. the watcher's journal, across every life, is seqs first..n in order, each
    once, and each line is the logged change at its seq;
 3. a watch resumed through the client after the last kill yields exactly
@@ -112,6 +112,8 @@ def _crash_run(tmp_path: Path, kills: int, seed: int, figures: Figures) -> None:
         else:
             replayed[key] = value
     assert replayed == data
+    # The sweeper's removals were among them, each in the write that removed its key.
+    assert any(kind == "expire" for kind, _, _ in log.values()), "no key expired in the run"
     # 2. The watcher, across lives: every change once, in order, as logged.
     seen = _journal(journal)
     assert [seq for seq, _, _ in seen] == list(range(first, first + len(seen)))

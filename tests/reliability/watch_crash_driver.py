@@ -4,10 +4,11 @@ Run as ``python -m tests.reliability.watch_crash_driver HOME JOURNAL SEED``.
 It starts a Runtime on HOME; a watcher process watches db ``feed`` of
 ``PACKAGE`` strictly after the last seq the journal holds (0 the first
 time), journals ``READY``, then ``WRITERS`` writer processes write sets,
-deletes, batches, committed transactions and increments into ``feed`` until
-the parent SIGKILLs the whole process. The watcher appends ``C seq kind
-keyhex`` to JOURNAL for each change it receives, with one ``os.write`` on an
-``O_APPEND`` descriptor (what a SIGKILL cannot lose; see crash_driver.py).
+deletes, batches, committed transactions, increments and sets with a 50 ms
+TTL (so the sweeper's "expire" changes come among the writes) into ``feed``
+until the parent SIGKILLs the whole process. The watcher appends ``C seq
+kind keyhex`` to JOURNAL for each change it receives, with one ``os.write``
+on an ``O_APPEND`` descriptor (what a SIGKILL cannot lose; see crash_driver.py).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ __all__ = ["CONFIG", "PACKAGE", "WATCHER", "last_journaled"]
 PACKAGE = "feedcrash:test.os"
 WATCHER = f"watcher:{PACKAGE}"
 WRITERS = 2
-#: A log long enough that nothing is trimmed in a run: the parent replays it all.
-CONFIG = KvConfig(watch_log_entries=10_000_000, watch_log_bytes=1 << 40)
+#: A log long enough that nothing is trimmed in a run: the parent replays it all;
+#: a sweeper step every 20 ms, so that keys with a TTL expire under the writes.
+CONFIG = KvConfig(watch_log_entries=10_000_000, watch_log_bytes=1 << 40, expiry_sweep_seconds=0.02)
 
 
 def last_journaled(path: Path) -> int:
@@ -66,10 +68,12 @@ async def _writer(ctx: ProcessContext, index: int, seed: int) -> None:
             await db.delete(key)
         elif roll < 0.7:
             await db.set_many([(key + b"/%d" % i, b"m") for i in range(rng.randint(1, 6))])
-        elif roll < 0.85:
+        elif roll < 0.78:
             async with db.transaction() as tx:
                 tx.set(key + b"/t", b"t%d" % n)
                 tx.delete(key + b"/0")
+        elif roll < 0.9:  # keys with a TTL: the sweeper's removals are "expire" changes
+            await db.set(key + b"/ttl", b"e%d" % n, ttl=0.05)
         else:
             await db.increment(b"counter/%d" % index)
 
