@@ -426,7 +426,7 @@ async def test_a_commit_that_removes_expired_keys_logs_their_expire(
     await run_as(runtime, APP, body)
 
 
-async def test_a_key_written_again_before_the_sweeper_gets_that_write_only(
+async def test_a_user_write_that_reaches_an_expired_key_first_is_its_only_change(
     runtime: Runtime, clock: FakeClock
 ) -> None:
     """The "expire" change is kv's removal; a user write that reaches an expired
