@@ -78,11 +78,13 @@ def open_db(ctx: Context, msg: Request, sender: ProcessId, db: DbKey, action: Op
 async def _open_then_grant(ctx: Context, msg: Request, db: DbKey) -> KvError | None:
     package_id, name = db
     try:
-        await anyio.to_thread.run_sync(
+        store = await anyio.to_thread.run_sync(
             functools.partial(ctx.dbs.open, package_id, name, create=True, evict=False)
         )
+        log = await anyio.to_thread.run_sync(ctx.feeds.load, store)  # change feeds (issue 14)
     except StoreError as exc:
         return exc.error
+    ctx.feeds.opened(store, log)
     return _grant(ctx, msg, db)
 
 

@@ -37,7 +37,9 @@ Invariants:
    so a cursor never skips an unread change: the answer to a cursor the log
    no longer covers is ``WatchCompacted``, never a gap.
 4. One ``DbLog`` per open ``Store`` object: a reopened db reads its log
-   state again, so a failed write (after which the store is discarded)
+   state again (in the worker thread that opens it: ``load``, then
+   ``opened`` on the loop; inline at first use only for a store opened
+   another way), so a failed write (after which the store is discarded)
    leaves no stale state behind; closed stores are forgotten as the table grows.
 5. Only user keys have changes: an op on a reserved key (a deadline, the
    expiry index, a setting: ``reserved.py``) is written but never logged, so
@@ -162,12 +164,19 @@ class Feeds:
 
     def log_of(self, store: Store) -> DbLog | None:
         """The log of ``store``'s db, None if the db is not logged (read from the
-        store the first time this store object is seen)."""
+        store the first time this store object is seen, if ``opened`` was not
+        given it)."""
         found = self.logs.get(store, _UNKNOWN)
         if found is _UNKNOWN:
-            found = self._load(store)
+            found = self.load(store)
             self._keep(store, found)
         return found  # type: ignore[return-value]
+
+    def opened(self, store: Store, log: DbLog | None) -> None:
+        """``store`` was just opened and its log state read (``load``, in the open's
+        worker thread): nothing is read inline at its first write or watch."""
+        if store not in self.logs:
+            self._keep(store, log)
 
     def _keep(self, store: Store, log: DbLog | None) -> None:
         logs = self.logs
@@ -177,7 +186,10 @@ class Feeds:
                 del logs[gone]
             self._purge_at = 2 * len(logs) + 64
 
-    def _load(self, store: Store) -> DbLog | None:
+    @staticmethod
+    def load(store: Store) -> DbLog | None:
+        """The log state ``store`` holds (None: its db is not logged). Reads only the
+        store: a worker thread may call it while the db is held."""
         raw = store.get(LAST_SEQ)
         if raw is None:
             return None

@@ -432,13 +432,15 @@ class KvProcess:
         ``msg`` back to be served first once it is open; else the error."""
         package_id, name = db
         try:
-            await anyio.to_thread.run_sync(
+            store = await anyio.to_thread.run_sync(
                 functools.partial(self.dbs.open, package_id, name, create=False, evict=False)
             )
+            log = await anyio.to_thread.run_sync(Feeds.load, store)  # change feeds (issue 14)
         except NoSuchDb:
             return NoDb(package_id=package_id, db=name)
         except StoreError as exc:
             return exc.error
+        self.feeds.opened(store, log)
         return msg
 
     # --- the Context its handlers use (context.py) -------------------------------------

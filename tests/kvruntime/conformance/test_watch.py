@@ -344,6 +344,42 @@ async def test_a_watch_resumes_after_a_restart(home: Path, config: KvConfig) -> 
         assert await run_as(rt, APP, after) == [("set", b"b", b"2"), ("set", b"c", b"3")]
 
 
+async def test_a_dbs_log_state_is_read_when_it_is_opened_not_inline_later(
+    home: Path, config: KvConfig
+) -> None:
+    """Opening a db (Open, or a request reopening one on disk) reads its log state
+    in the open's worker thread: its first write or watch reads nothing inline
+    (what an engine that cannot read inline needs; LevelDB, which persists)."""
+    async with Runtime(home=home, config=config, storage="leveldb") as rt:
+
+        async def before(ctx: ProcessContext) -> int:
+            watched = await kv.open(ctx, PKG, "watched")
+            await kv.open(ctx, PKG, "plain")
+            async with watched.watch() as changes:
+                await watched.set(b"a", b"1")
+                await _take(changes, 1)
+                return changes.position
+
+        position = await run_as(rt, APP, before)
+    async with Runtime(home=home, config=config, storage="leveldb") as rt:
+
+        async def after(ctx: ProcessContext) -> None:
+            await kv.open(ctx, PKG, "watched")  # Open: the db is opened in a thread
+            plain = kv.handle(ctx, PKG, "plain")
+            assert await plain.exists(b"x") is False  # a request reopening it from disk
+
+        await run_as(rt, APP, after)
+        logs = kv_of(rt).feeds.logs
+        watched, plain = store_of(rt, PKG, "watched"), store_of(rt, PKG, "plain")
+        assert watched in logs
+        assert plain in logs
+        log = logs[watched]
+        assert log is not None
+        assert log.last == position
+        assert len(log.sizes) == 1
+        assert logs[plain] is None  # never watched: known not logged
+
+
 async def test_keys_with_a_ttl_log_set_then_expire_when_the_sweeper_removes_them(
     runtime: Runtime, clock: FakeClock
 ) -> None:
