@@ -138,6 +138,7 @@ def _seal_costs(rounds: int = 2000) -> dict[str, tuple[float, float]]:
     import nacl.signing
 
     from kvruntime.kernel import envelope as env
+    from kvruntime.kernel import session as ses
 
     key = nacl.signing.SigningKey(b"a" * 32)
     peers = {"alice.os": key.verify_key}
@@ -153,10 +154,39 @@ def _seal_costs(rounds: int = 2000) -> dict[str, tuple[float, float]]:
             payload=payload,
         )
 
+    hello = ses.start_handshake("alice.os", "bob.os")
+    bobs, welcome = ses.accept_hello(
+        env.Envelope(
+            kind=env.Kind.HELLO,
+            from_node="alice.os",
+            to_node="bob.os",
+            seq=0,
+            sent_ms=0,
+            payload=hello.hello,
+        )
+    )
+    alices = ses.finish_handshake(
+        hello,
+        env.Envelope(
+            kind=env.Kind.WELCOME,
+            from_node="bob.os",
+            to_node="alice.os",
+            seq=0,
+            sent_ms=0,
+            payload=welcome,
+        ),
+    )
+    sessions = {bobs.sid: bobs}
     forms: dict[str, tuple[Callable[[int], bytes], Callable[[bytes], object]]] = {
-        "signed (Ed25519)": (
+        "signed (Ed25519; handshake only)": (
             lambda seq: env.seal(sample(seq), key),
             lambda frame: env.open_envelope(frame, me="bob.os", peers=peers),
+        ),
+        "session (BLAKE2b MAC; every frame)": (
+            lambda seq: ses.seal_in_session(sample(seq), alices),
+            lambda frame: ses.open_session_frame(
+                env.unpack_frame(frame), me="bob.os", sessions=sessions
+            ),
         ),
     }
     costs: dict[str, tuple[float, float]] = {}
