@@ -8,13 +8,17 @@ reaches them here, in one place.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kvruntime import Runtime
 from kvruntime.kernel.bus import Bus
 from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kvservice.loop import KvProcess
 
-__all__ = ["bus_of", "caps_of", "kv_of", "nats_port_of", "set_tx_clock"]
+if TYPE_CHECKING:  # the network extra is imported only where used
+    from kvruntime.kernel.nats_transport import NatsTransport
+
+__all__ = ["bus_of", "caps_of", "kv_of", "nats_port_of", "set_tx_clock", "transport_of"]
 
 
 def bus_of(rt: Runtime) -> Bus:
@@ -50,3 +54,10 @@ def nats_port_of(rt: Runtime) -> int:
     assert url is not None, "not connected"
     assert url.port is not None, "no port"
     return url.port
+
+
+def transport_of(rt: Runtime) -> NatsTransport:
+    """The running ``rt``'s NATS transport (issue 17)."""
+    transport = rt._transport
+    assert transport is not None, "the runtime has no network"
+    return transport
