@@ -265,8 +265,10 @@ class Bus:
         if target.node != self.node:
             try:
                 self.network_outbox.put_nowait(response)
-            except (MailboxFull, MailboxClosed):
+            except MailboxFull:
                 log.warning("dropped a response to %s: network outbox full", target)
+            except MailboxClosed:
+                log.debug("dropped a response to %s: the network is closed", target)
             return
         slot = self._slots.get(target.process)
         if slot is None:
@@ -297,13 +299,14 @@ class Bus:
             return
         log.debug("dropped response %d to %s: nobody waits for it", rid, target)
 
-    async def deliver_from_network(self, request: Request) -> None:
+    async def deliver_from_network(self, request: Request, *, wait: bool = True) -> None:
         """Hand in a request from another node (the networking layer's seam).
 
         Checked as a local request is (invariant 3): SendError when no process
         runs at the target or the target is not public (nor ``answers_remote``)
         and the source does not hold its messaging capability; TypeError when
-        body or blob is not bytes.
+        body or blob is not bytes. A full mailbox is waited for, unless
+        ``wait`` is False: then it is ``SendError(BUSY)`` at once.
         """
         source, target = request.source, request.target
         if source.node == self.node:
@@ -320,7 +323,17 @@ class Bus:
             and not self.caps.holds(source, slot.messaging_key)
         ):
             raise _forbidden(source, target)
-        await self.deliver(slot, request)
+        if wait:
+            await self.deliver(slot, request)
+        elif not self.try_deliver(slot, request):
+            raise SendError(SendErrorKind.BUSY, f"process {target} is busy: its mailbox is full")
+
+    def awaits_answer(self, request: Request) -> bool:
+        """Whether this node's sender of ``request`` still waits for its answer."""
+        sender = self._slots.get(request.source.process)
+        return sender is not None and (
+            request.id in sender.waiters or request.id in sender.expected
+        )
 
     def withdraw_offers(self, caps: Iterable[Capability], *, of: Address | None = None) -> None:
         """Forget offers of ``caps`` made to ``of`` (a revoked holder), or to anyone."""

@@ -36,7 +36,11 @@ How messages travel:
   inbox any more (it crashed), they fail with ``SendError(OFFLINE)`` at once.
   Silence is left to the sender's own deadline (``SendError(TIMEOUT)``).
 - A request from another node is handed to ``Bus.deliver_from_network``
-  (which checks it as a local one); its answer leaves through
+  (which checks it as a local one) without waiting for room: a target whose
+  mailbox is full refuses it with ``SendError(BUSY)`` (a fire-and-forget one
+  is dropped, counted as ``busy``), so a process that stops reading never
+  stalls the rest of what this node receives. A request whose sender gave up
+  (timed out) while it waited in the outbox is not sent. Its answer leaves through
   ``Bus.network_outbox`` and is published, in the session it came in, to the
   reply subject it came with, remembered until the request's deadline. A
   node that shuts down refuses every answer it still owes (``Kind.REFUSAL``,
@@ -450,8 +454,9 @@ class NatsTransport:
 
     async def _carry_requests(self, peer: _Peer) -> None:
         while True:
+            await self._room(peer)  # so that what waits stays in the bounded outbox
             try:
-                batch = await peer.outbox.get_batch(OUTBOX)
+                batch = await peer.outbox.get_batch(INFLIGHT - peer.inflight)
             except MailboxClosed:
                 return
             for message in batch:  # published without yielding: one flush for them all
@@ -459,6 +464,8 @@ class NatsTransport:
                     await self._send_request(peer, message)
 
     async def _send_request(self, peer: _Peer, request: Request, resent: bool = False) -> None:
+        if request.expects_response is not None and not self.bus.awaits_answer(request):
+            return  # its sender gave up (timed out) while it waited here
         session = peer.session
         if session is None:
             timeout = min(request.expects_response or HANDSHAKE_TIMEOUT, HANDSHAKE_TIMEOUT)
@@ -479,15 +486,22 @@ class NatsTransport:
         if request.expects_response is None:
             await self._publish(peer.subject, frame)
             return
-        while peer.inflight >= INFLIGHT:
-            if peer.room.is_set():
-                peer.room = anyio.Event()
-            await peer.room.wait()
+        if peer.inflight >= INFLIGHT:  # only a resend can find the slots taken
+            await self._room(peer)
+            if not self.bus.awaits_answer(request):
+                return
         token = str(next(self._tokens))
         self._flying[token] = _Flying(peer=peer, request=request, sid=session.sid, resent=resent)
         peer.inflight += 1
         self._expire(anyio.current_time() + request.expects_response, token)
         await self._publish(peer.subject, frame, reply=self._reply_prefix + token)
+
+    async def _room(self, peer: _Peer) -> None:
+        """Wait until fewer than INFLIGHT requests to ``peer`` are in flight."""
+        while peer.inflight >= INFLIGHT:
+            if peer.room.is_set():
+                peer.room = anyio.Event()
+            await peer.room.wait()
 
     def _expire(self, deadline: float, token: str) -> None:
         heap = self._deadlines
@@ -653,8 +667,10 @@ class NatsTransport:
         if request.expects_response is not None and reply is not None:
             self._owe(key, reply, request.expects_response, sid)
         try:
-            await self.bus.deliver_from_network(request)
+            await self.bus.deliver_from_network(request, wait=False)
         except SendError as exc:
+            if exc.kind is SendErrorKind.BUSY:
+                self.dropped["busy"] += 1
             if self._owed.pop(key, None) is not None and reply is not None:
                 payload = [request.id, exc.kind.value, exc.detail]
                 await self._publish_in(sid, reply, Kind.REFUSAL, envelope.from_node, payload)
