@@ -31,9 +31,9 @@ How messages travel:
   handshake. When the connection to the NATS server drops, every request in
   flight fails with ``SendError(OFFLINE)`` at once (it may or may not have
   been delivered), and the client reconnects to another server of
-  ``servers``. While requests to a peer are in flight, a ``Kind.PING`` probes
-  it every ``WATCH_INTERVAL``: when NATS answers that nobody listens on its
-  inbox any more (it crashed), they fail with ``SendError(OFFLINE)`` at once.
+  ``servers``. While requests to a peer are in flight, an empty message
+  probes it every ``WATCH_INTERVAL``: when NATS answers that nobody listens
+  on its inbox any more (it crashed), they fail with ``SendError(OFFLINE)``.
   Silence is left to the sender's own deadline (``SendError(TIMEOUT)``).
 - A request from another node is handed to ``Bus.deliver_from_network``
   (which checks it as a local one) without waiting for room: a target whose
@@ -57,6 +57,8 @@ Invariants:
 3. Every task here belongs to the transport's task group, ended by ``close``.
 4. Sessions held are bounded: one this node opened per peer, and at most
    ``ACCEPTED`` a peer opened (the oldest is forgotten first).
+5. An empty message on the inbox is a liveness probe, and ignored: it
+   carries nothing and asks nothing of the node.
 """
 
 from __future__ import annotations
@@ -537,15 +539,13 @@ class NatsTransport:
         while True:
             await anyio.sleep(WATCH_INTERVAL)
             for peer in self._links.values():
-                session = peer.session
-                if not peer.inflight or session is None:
+                if not peer.inflight:
                     continue
                 if peer.probe is not None:
                     self._probes.pop(peer.probe, None)
                 peer.probe = token = "p" + str(next(self._tokens))
                 self._probes[token] = peer
-                frame = seal_in_session(self._envelope(Kind.PING, peer.name, None), session)
-                await self._publish(peer.subject, frame, reply=self._reply_prefix + token)
+                await self._publish(peer.subject, b"", reply=self._reply_prefix + token)
 
     async def _on_reply(self, msg: nats.aio.msg.Msg) -> None:
         token = msg.subject[len(self._reply_prefix) :]
@@ -637,6 +637,8 @@ class NatsTransport:
             return None
 
     async def _on_frame(self, msg: nats.aio.msg.Msg) -> None:
+        if not msg.data:
+            return  # a liveness probe: NATS delivering it was the answer (invariant 5)
         reply = msg.reply or None
         outer: list[object] = []
         try:
@@ -655,9 +657,7 @@ class NatsTransport:
             self._rekeyed(envelope)
             return
         if signed or kind is not Kind.REQUEST:
-            if kind is not Kind.PING:  # a probe: being here was the answer
-                self._drop("unexpected kind", kind.name)
-            return
+            return self._drop("unexpected kind", kind.name)
         request = self._request(envelope)
         if request is None:
             return

@@ -280,7 +280,8 @@ async def test_a_replayed_envelope_and_garbage_are_dropped(
                 await seen_on_the_wire.wait()
                 await spy.publish("kvr.in.bob_os", captured[0])  # the same frame again
                 await spy.publish("kvr.in.bob_os", b"\x93\x01garbage")
-                await spy.publish("kvr.in.bob_os", b"")
+                await spy.publish("kvr.in.bob_os", b"\xc1")
+                await spy.publish("kvr.in.bob_os", b"")  # a liveness probe: ignored
                 await spy.flush()  # the server has them: bob's connection gets them first
                 # bob still serves alice after all that (and has read the three before)
                 await run_as(alice, "client:app:dev.os", pay, kv=False)
