@@ -115,6 +115,13 @@ soak: $(DEV_STAMP)
 bench: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --out benchmarks/results
 
+# issue 17: the remote rows (two nodes on one nats-server beside raw nats-py), run first.
+.PHONY: bench-network
+bench: bench-network
+## make bench-network: remote echo/get/set through two nodes vs raw nats-py request/reply
+bench-network: $(DEV_STAMP) nats-server
+	$(PY) -m benchmarks.network
+
 ## make bench-quick: the same run with ~20x smaller counts (CI; no speed assertion)
 bench-quick: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --quick --out $(or $(BENCH_OUT),.bench-quick)

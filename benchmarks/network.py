@@ -204,7 +204,15 @@ def _seal_costs(rounds: int = 2000) -> dict[str, tuple[float, float]]:
     return costs
 
 
-async def _run(rounds: int, count: int, folder: Path) -> None:
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def _run(rounds: int, count: int, folder: Path, loop: str) -> None:
     server, url = _start_nats(folder)
     try:
         homes = {name: folder / name for name in ("alice.os", "bob.os")}
@@ -286,7 +294,10 @@ async def _run(rounds: int, count: int, folder: Path) -> None:
         await raw_server.close()
     finally:
         _stop(server)
-    print(f"\n## Remote requests through two nodes on one nats-server (medians of {rounds})\n")
+    print(
+        f"\n## Remote requests through two nodes on one nats-server"
+        f" (medians of {rounds} rounds of {count}; event loop: {loop})\n"
+    )
     print(f"{'row':<34} {'ops/s':>10} {'x raw':>7}")
     for label in ("sequential", f"{IN_FLIGHT} in flight"):
         reference = median(samples[f"raw request/reply, {label}"])
@@ -303,10 +314,24 @@ def main(argv: list[str] | None = None) -> int:
     """Run the network rows and print them."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.network", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop" if _has_uvloop() else "asyncio",
+        help="event loop of both sides (default: uvloop when installed, as make bench)",
+    )
     args = parser.parse_args(argv)
     rounds, count = (2, 256) if args.quick else (5, 2048)
+    print(f"event loop: {args.loop}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="kvbench-net-") as tmp:
-        anyio.run(_run, rounds, count, Path(tmp))
+        anyio.run(
+            _run,
+            rounds,
+            count,
+            Path(tmp),
+            args.loop,
+            backend_options={"use_uvloop": args.loop == "uvloop"},
+        )
     return 0
 
 
