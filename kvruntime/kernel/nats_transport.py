@@ -218,6 +218,7 @@ class NatsTransport:
     #: (second, REKEYs sent in it).
     _rekeys: tuple[int, int] = attrs.field(default=(0, 0), init=False)
     _full_logged: float = attrs.field(default=-math.inf, init=False)
+    _pids: dict[str, ProcessId] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         for name in self.peers:
@@ -344,12 +345,13 @@ class NatsTransport:
     # -- sessions --------------------------------------------------------
 
     def _envelope(self, kind: Kind, to_node: str, payload: object) -> Envelope:
+        now_ns = time.time_ns()
         return Envelope(
             kind=kind,
             from_node=self.node,
             to_node=to_node,
-            seq=self._seq.next(time.time_ns()),
-            sent_ms=_now_ms(),
+            seq=self._seq.next(now_ns),
+            sent_ms=now_ns // 1_000_000,
             payload=payload,
         )
 
@@ -693,7 +695,7 @@ class NatsTransport:
             self._drop("malformed", "request fields")
             return None
         try:
-            source_pid, target_pid = ProcessId.parse(source), ProcessId.parse(target)
+            source_pid, target_pid = self._pid(source), self._pid(target)
         except IdError as exc:
             self._drop("malformed", str(exc))
             return None
@@ -706,6 +708,16 @@ class NatsTransport:
             metadata=metadata,
             expects_response=None if expects is None else float(expects),
         )
+
+    def _pid(self, text: str) -> ProcessId:
+        """``ProcessId.parse(text)``, remembered (a peer names the same few processes)."""
+        pid = self._pids.get(text)
+        if pid is None:
+            pid = ProcessId.parse(text)
+            if len(self._pids) >= _ROUTES:
+                self._pids.clear()
+            self._pids[text] = pid
+        return pid
 
     def _owe(self, key: tuple[str, int], reply: str, timeout: float, sid: bytes) -> None:
         now = anyio.current_time()
