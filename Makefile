@@ -95,6 +95,9 @@ nats-server:
 	@command -v nats-server >/dev/null 2>&1 || test -x /usr/sbin/nats-server || \
 		{ apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; } || \
 		{ echo "nats-server could not be installed (apt-get failed): the network tests need it"; exit 1; }
+	@{ command -v openssl && command -v ip; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq openssl iproute2 >/dev/null; } || \
+		{ echo "openssl/iproute2 could not be installed: the TLS and netns tests need them"; exit 1; }
 
 ## make test: the whole test suite (bounded soak/crash forms included), with
 ## the Rust conformance client it runs against a live runtime

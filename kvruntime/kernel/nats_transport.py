@@ -110,6 +110,7 @@ from .session import (
 
 __all__ = [
     "ACCEPTED",
+    "CONNECT_ATTEMPTS",
     "HANDSHAKE_TIMEOUT",
     "INBOX_PENDING",
     "INFLIGHT",
@@ -127,6 +128,9 @@ OUTBOX: Final = 256
 INFLIGHT: Final = 256
 #: Sessions a peer opened that are kept (a restarted peer opens a new one).
 ACCEPTED: Final = 4
+#: Times each server is tried before ``connect`` gives up.
+CONNECT_ATTEMPTS: Final = 3
+_CONNECT_TIMEOUT: Final = 2
 #: Longest wait (s) for a peer's WELCOME.
 HANDSHAKE_TIMEOUT: Final = 5.0
 #: How often (s) a peer with requests in flight is probed for being gone.
@@ -219,6 +223,7 @@ class NatsTransport:
     _rekeys: tuple[int, int] = attrs.field(default=(0, 0), init=False)
     _full_logged: float = attrs.field(default=-math.inf, init=False)
     _pids: dict[str, ProcessId] = attrs.field(factory=dict, init=False)
+    _last_error: Exception | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         for name in self.peers:
@@ -251,18 +256,36 @@ class NatsTransport:
     # -- running ---------------------------------------------------------
 
     async def connect(self) -> None:
-        """Connect to the NATS servers (raises what nats-py raises when none answers)."""
-        self._nc = await nats.connect(
-            servers=self.servers,
-            name=self.node,
-            inbox_prefix=inbox_subject(self.node) + ".r",
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.1,
-            connect_timeout=2,
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnect,
-        )
+        """Connect to one of the NATS servers, trying each ``CONNECT_ATTEMPTS`` times.
+
+        ConnectionError (with the last reason, say a TLS certificate that does
+        not verify) when none could be reached; once connected, the client
+        reconnects for as long as it runs.
+        """
+        self._last_error = None
+        # nats-py can hang after a failed TLS handshake (closing the broken
+        # transport): bound the whole try by what the attempts may take.
+        budget = CONNECT_ATTEMPTS * len(self.servers) * (_CONNECT_TIMEOUT + 0.5) + 1
+        try:
+            with anyio.fail_after(budget):
+                nc = await nats.connect(
+                    servers=self.servers,
+                    name=self.node,
+                    inbox_prefix=inbox_subject(self.node) + ".r",
+                    allow_reconnect=True,
+                    max_reconnect_attempts=CONNECT_ATTEMPTS - 1,
+                    reconnect_time_wait=0.1,
+                    connect_timeout=_CONNECT_TIMEOUT,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnect,
+                )
+        except (OSError, nats.errors.Error) as exc:  # TimeoutError included
+            reason = self._last_error or exc
+            detail = f"no NATS server of {self.servers} could be reached: {reason!r}"
+            raise ConnectionError(detail) from None
+        # nats-py reads this option at each reconnect: from now on, never give up.
+        nc.options["max_reconnect_attempts"] = -1
+        self._nc = nc
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -319,6 +342,7 @@ class NatsTransport:
         self._scope.cancel()
 
     async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
         if isinstance(exc, nats.errors.SlowConsumerError):
             self.dropped["inbox full"] += 1
             now = time.monotonic()

@@ -387,3 +387,15 @@ async def test_a_node_that_shuts_down_fails_the_requests_it_holds(
             await handle.wait()
     assert [error.kind for error in errors] == [SendErrorKind.OFFLINE]
     assert "bob.os" in errors[0].detail
+
+
+async def test_a_runtime_that_reaches_no_nats_server_fails_to_start_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    from .conftest import free_port
+
+    url = f"nats://127.0.0.1:{free_port()}"  # nobody listens there
+    refused = "could be reached: ConnectionRefused"
+    with anyio.fail_after(20), pytest.raises(ConnectionError, match=refused):
+        async with Runtime(home=tmp_path / "a", node="alice.os", network=url, storage="memory"):
+            pass
