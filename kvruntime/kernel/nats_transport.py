@@ -64,8 +64,6 @@ Invariants:
 from __future__ import annotations
 
 import collections
-import heapq
-import itertools
 import logging
 import math
 import re
@@ -83,7 +81,7 @@ import nats.aio.client
 import nats.aio.msg
 import nats.errors
 
-from protocol.ids import Address, IdError, ProcessId
+from protocol.ids import Address, ProcessId
 
 from .bus import Bus, Slot
 from .envelope import (
@@ -97,8 +95,9 @@ from .envelope import (
     unpack_frame,
 )
 from .errors import SendError, SendErrorKind
-from .mailbox import Mailbox, MailboxClosed
-from .message import Message, Request, Response
+from .inflight import INFLIGHT, OUTBOX, Flying, InFlight, Link
+from .mailbox import MailboxClosed
+from .message import Request, Response
 from .session import (
     Session,
     accept_hello,
@@ -106,6 +105,13 @@ from .session import (
     open_session_frame,
     seal_in_session,
     start_handshake,
+)
+from .wire import (
+    answer_of,
+    refusal_payload,
+    request_of,
+    request_payload,
+    response_payload,
 )
 
 __all__ = [
@@ -122,10 +128,6 @@ __all__ = [
 
 log = logging.getLogger("kvruntime.kernel.nats_transport")
 
-#: Requests to one peer waiting to be published.
-OUTBOX: Final = 256
-#: Requests to one peer published and awaiting their answer.
-INFLIGHT: Final = 256
 #: Sessions a peer opened that are kept (a restarted peer opens a new one).
 ACCEPTED: Final = 4
 #: Times each server is tried before ``connect`` gives up.
@@ -161,33 +163,6 @@ def _now_ms() -> int:
 
 
 @attrs.define(eq=False)
-class _Peer:
-    name: str
-    subject: str
-    outbox: Mailbox[Message]
-    #: The session this node opened with the peer, used for what this node sends.
-    session: Session | None = None
-    handshaking: anyio.Lock = attrs.Factory(anyio.Lock)
-    #: Requests published and unanswered; at most INFLIGHT.
-    inflight: int = 0
-    room: anyio.Event = attrs.Factory(anyio.Event)
-    #: Sessions the peer opened with this node, oldest first (at most ACCEPTED).
-    accepted: collections.deque[bytes] = attrs.Factory(collections.deque)
-    #: The reply token of the last liveness probe.
-    probe: str | None = None
-
-
-@attrs.define(eq=False)
-class _Flying:
-    """A request published and awaiting its answer on reply token ``token``."""
-
-    peer: _Peer
-    request: Request
-    sid: bytes
-    resent: bool = False
-
-
-@attrs.define(eq=False)
 class NatsTransport:
     """One node's connection to the others, through NATS servers at ``servers``."""
 
@@ -199,7 +174,7 @@ class NatsTransport:
     dropped: collections.Counter[str] = attrs.Factory(collections.Counter)
     #: Handshakes this node completed, either side.
     sessions_made: int = attrs.field(default=0, init=False)
-    _links: dict[str, _Peer] = attrs.field(factory=dict, init=False)
+    _links: dict[str, Link] = attrs.field(factory=dict, init=False)
     _routes: dict[Address, Slot] = attrs.field(factory=dict, init=False)
     #: Every session held, by sid.
     _sessions: dict[bytes, Session] = attrs.field(factory=dict, init=False)
@@ -210,14 +185,9 @@ class NatsTransport:
     _nc: nats.aio.client.Client | None = attrs.field(default=None, init=False)
     _tg: anyio.abc.TaskGroup | None = attrs.field(default=None, init=False)
     _scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope, init=False)
-    #: Reply token -> the request in flight under it.
-    _flying: dict[str, _Flying] = attrs.field(factory=dict, init=False)
-    #: (deadline, reply token): when an unanswered request stops holding its slot.
-    _deadlines: list[tuple[float, str]] = attrs.field(factory=list, init=False)
-    _reaper_wake: anyio.Event = attrs.field(factory=anyio.Event, init=False)
+    _flying: InFlight = attrs.field(factory=InFlight, init=False)
     #: Probe reply token -> its peer.
-    _probes: dict[str, _Peer] = attrs.field(factory=dict, init=False)
-    _tokens: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
+    _probes: dict[str, Link] = attrs.field(factory=dict, init=False)
     _reply_prefix: str = attrs.field(default="", init=False)
     #: (second, REKEYs sent in it).
     _rekeys: tuple[int, int] = attrs.field(default=(0, 0), init=False)
@@ -227,9 +197,7 @@ class NatsTransport:
 
     def __attrs_post_init__(self) -> None:
         for name in self.peers:
-            self._links[name] = _Peer(
-                name=name, subject=inbox_subject(name), outbox=Mailbox[Message](OUTBOX)
-            )
+            self._links[name] = Link(name=name, subject=inbox_subject(name))
         self._reply_prefix = inbox_subject(self.node) + ".r.k."
 
     @property
@@ -312,7 +280,7 @@ class NatsTransport:
                     for peer in self._links.values():
                         tg.start_soon(self._carry_requests, peer)
                     tg.start_soon(self._carry_responses)
-                    tg.start_soon(self._reap)
+                    tg.start_soon(self._flying.reap)
                     tg.start_soon(self._watch)
                     task_status.started()
                     await anyio.sleep_forever()
@@ -334,7 +302,7 @@ class NatsTransport:
         owed, self._owed = self._owed, {}
         detail = f"node {self.node} shut down before answering"
         for (peer, request_id), (reply, _, sid) in owed.items():
-            payload = [request_id, SendErrorKind.OFFLINE.value, detail]
+            payload = refusal_payload(request_id, SendError(SendErrorKind.OFFLINE, detail))
             await self._publish_in(sid, reply, Kind.REFUSAL, peer, payload)
 
     def close(self) -> None:
@@ -358,12 +326,9 @@ class NatsTransport:
             log.warning("lost the NATS connection: %d requests in flight fail", count)
         self._fail_flying(None, SendErrorKind.OFFLINE, "lost the connection to NATS in flight")
 
-    def _fail_flying(self, peer: _Peer | None, kind: SendErrorKind, detail: str) -> None:
+    def _fail_flying(self, peer: Link | None, kind: SendErrorKind, detail: str) -> None:
         """Fail every request in flight (to ``peer``, or to anyone)."""
-        tokens = [t for t, f in self._flying.items() if peer is None or f.peer is peer]
-        for token in tokens:
-            flying = self._flying.pop(token)
-            self._landed(flying)
+        for flying in self._flying.take_all(peer):
             self._fail(flying.request, kind, detail)
 
     # -- sessions --------------------------------------------------------
@@ -382,7 +347,7 @@ class NatsTransport:
     def _signed(self, kind: Kind, to_node: str, payload: object) -> bytes:
         return seal(self._envelope(kind, to_node, payload), self.key)
 
-    async def _session(self, peer: _Peer, timeout: float, stale: bytes | None = None) -> Session:
+    async def _session(self, peer: Link, timeout: float, stale: bytes | None = None) -> Session:
         """This node's session with ``peer``, handshaking if there is none (or it is ``stale``)."""
         async with peer.handshaking:
             session = peer.session
@@ -480,9 +445,9 @@ class NatsTransport:
 
     # -- outbound --------------------------------------------------------
 
-    async def _carry_requests(self, peer: _Peer) -> None:
+    async def _carry_requests(self, peer: Link) -> None:
         while True:
-            await self._room(peer)  # so that what waits stays in the bounded outbox
+            await peer.wait_for_room()  # so that what waits stays in the bounded outbox
             try:
                 batch = await peer.outbox.get_batch(INFLIGHT - peer.inflight)
             except MailboxClosed:
@@ -491,7 +456,7 @@ class NatsTransport:
                 if isinstance(message, Request):
                     await self._send_request(peer, message)
 
-    async def _send_request(self, peer: _Peer, request: Request, resent: bool = False) -> None:
+    async def _send_request(self, peer: Link, request: Request, resent: bool = False) -> None:
         if request.expects_response is not None and not self.bus.awaits_answer(request):
             return  # its sender gave up (timed out) while it waited here
         session = peer.session
@@ -501,64 +466,18 @@ class NatsTransport:
                 session = await self._session(peer, timeout)
             except SendError as exc:
                 return self.bus.fail_request(request, exc)
-        payload = [
-            request.id,
-            str(request.source.process),
-            str(request.target.process),
-            request.body,
-            request.blob,
-            request.metadata,
-            request.expects_response,
-        ]
+        payload = request_payload(request)
         frame = seal_in_session(self._envelope(Kind.REQUEST, peer.name, payload), session)
         if request.expects_response is None:
             await self._publish(peer.subject, frame)
             return
         if peer.inflight >= INFLIGHT:  # only a resend can find the slots taken
-            await self._room(peer)
+            await peer.wait_for_room()
             if not self.bus.awaits_answer(request):
                 return
-        token = str(next(self._tokens))
-        self._flying[token] = _Flying(peer=peer, request=request, sid=session.sid, resent=resent)
-        peer.inflight += 1
-        self._expire(anyio.current_time() + request.expects_response, token)
+        flying = Flying(link=peer, request=request, sid=session.sid, resent=resent)
+        token = self._flying.add(flying, anyio.current_time() + request.expects_response)
         await self._publish(peer.subject, frame, reply=self._reply_prefix + token)
-
-    async def _room(self, peer: _Peer) -> None:
-        """Wait until fewer than INFLIGHT requests to ``peer`` are in flight."""
-        while peer.inflight >= INFLIGHT:
-            if peer.room.is_set():
-                peer.room = anyio.Event()
-            await peer.room.wait()
-
-    def _expire(self, deadline: float, token: str) -> None:
-        heap = self._deadlines
-        if not heap or deadline < heap[0][0]:
-            self._reaper_wake.set()
-        heapq.heappush(heap, (deadline, token))
-        if len(heap) > 4 * len(self._flying) + 1024:  # answered ones: rebuild, bounded
-            self._deadlines = [(d, t) for d, t in heap if t in self._flying]
-            heapq.heapify(self._deadlines)
-
-    def _landed(self, flying: _Flying) -> None:
-        """``flying`` no longer holds its peer's in-flight slot."""
-        peer = flying.peer
-        peer.inflight -= 1
-        peer.room.set()
-
-    async def _reap(self) -> None:
-        """Free the slots of requests whose senders' deadlines passed (they said TIMEOUT)."""
-        while True:
-            now = anyio.current_time()
-            heap = self._deadlines
-            while heap and heap[0][0] <= now:
-                _, token = heapq.heappop(heap)
-                flying = self._flying.pop(token, None)
-                if flying is not None:
-                    self._landed(flying)
-            self._reaper_wake = anyio.Event()
-            with anyio.move_on_after(heap[0][0] - now if heap else math.inf):
-                await self._reaper_wake.wait()
 
     async def _watch(self) -> None:
         """Probe each peer with requests in flight; NATS says when nobody listens any more."""
@@ -569,7 +488,7 @@ class NatsTransport:
                     continue
                 if peer.probe is not None:
                     self._probes.pop(peer.probe, None)
-                peer.probe = token = "p" + str(next(self._tokens))
+                peer.probe = token = "p" + self._flying.token()
                 self._probes[token] = peer
                 await self._publish(peer.subject, b"", reply=self._reply_prefix + token)
 
@@ -582,12 +501,11 @@ class NatsTransport:
                 detail = f"node {probed.name} went away (nobody listens on its inbox)"
                 self._fail_flying(probed, SendErrorKind.OFFLINE, detail)
             return
-        flying = self._flying.pop(token, None)
+        flying = self._flying.take(token)
         if flying is None:
             log.debug("dropped an answer on %s: nobody waits for it", msg.subject)
             return
-        self._landed(flying)
-        peer, request = flying.peer, flying.request
+        peer, request = flying.link, flying.request
         if gone:
             return self._fail(request, SendErrorKind.OFFLINE, f"node {peer.name} is not reachable")
         envelope = self._open(msg.data)
@@ -607,36 +525,13 @@ class NatsTransport:
         self._answer(request, envelope)
 
     def _answer(self, request: Request, envelope: Envelope) -> None:
-        payload = envelope.payload
-        if envelope.kind is Kind.REFUSAL:
-            if not (isinstance(payload, list) and len(payload) == 3 and payload[0] == request.id):
-                return self._drop("malformed", "refusal")
-            try:
-                kind = SendErrorKind(payload[1])
-            except ValueError:
-                kind = SendErrorKind.OFFLINE
-            return self._fail(request, kind, str(payload[2])[:500])
-        if envelope.kind is not Kind.RESPONSE:
-            return self._drop("unexpected kind", envelope.kind.name)
-        if not (
-            isinstance(payload, list)
-            and len(payload) == 4
-            and payload[0] == request.id
-            and type(payload[1]) is bytes
-            and (payload[2] is None or type(payload[2]) is bytes)
-            and (payload[3] is None or isinstance(payload[3], str))
-        ):
-            return self._drop("malformed", "response")
-        self.bus.respond(
-            Response(
-                id=request.id,
-                source=request.target,
-                target=request.source,
-                body=payload[1],
-                blob=payload[2],
-                metadata=payload[3],
-            )
-        )
+        try:
+            answer = answer_of(envelope, request)
+        except BadEnvelope as exc:
+            return self._drop(exc.reason, str(exc))
+        if isinstance(answer, SendError):
+            return self.bus.fail_request(request, answer)
+        self.bus.respond(answer)
 
     def _fail(self, request: Request, kind: SendErrorKind, detail: str) -> None:
         self.bus.fail_request(request, SendError(kind, detail))
@@ -684,9 +579,10 @@ class NatsTransport:
             return
         if signed or kind is not Kind.REQUEST:
             return self._drop("unexpected kind", kind.name)
-        request = self._request(envelope)
-        if request is None:
-            return
+        try:
+            request = request_of(envelope, self._pid)
+        except BadEnvelope as exc:
+            return self._drop(exc.reason, str(exc))
         sid = outer[1]
         assert type(sid) is bytes
         key = (envelope.from_node, request.id)
@@ -698,40 +594,8 @@ class NatsTransport:
             if exc.kind is SendErrorKind.BUSY:
                 self.dropped["busy"] += 1
             if self._owed.pop(key, None) is not None and reply is not None:
-                payload = [request.id, exc.kind.value, exc.detail]
+                payload = refusal_payload(request.id, exc)
                 await self._publish_in(sid, reply, Kind.REFUSAL, envelope.from_node, payload)
-
-    def _request(self, envelope: Envelope) -> Request | None:
-        payload = envelope.payload
-        if not (isinstance(payload, list) and len(payload) == 7):
-            self._drop("malformed", "request")
-            return None
-        rid, source, target, body, blob, metadata, expects = payload
-        if not (
-            type(rid) is int
-            and isinstance(source, str)
-            and isinstance(target, str)
-            and type(body) is bytes
-            and (blob is None or type(blob) is bytes)
-            and (metadata is None or isinstance(metadata, str))
-            and (expects is None or (isinstance(expects, int | float) and 0 < expects <= 3600))
-        ):
-            self._drop("malformed", "request fields")
-            return None
-        try:
-            source_pid, target_pid = self._pid(source), self._pid(target)
-        except IdError as exc:
-            self._drop("malformed", str(exc))
-            return None
-        return Request(
-            id=rid,
-            source=Address(node=envelope.from_node, process=source_pid),
-            target=Address(node=self.node, process=target_pid),
-            body=body,
-            blob=blob,
-            metadata=metadata,
-            expects_response=None if expects is None else float(expects),
-        )
 
     def _pid(self, text: str) -> ProcessId:
         """``ProcessId.parse(text)``, remembered (a peer names the same few processes)."""
@@ -768,7 +632,7 @@ class NatsTransport:
         if owed is None or owed[1] < anyio.current_time():
             log.debug("dropped response %d to %s: not owed", response.id, response.target)
             return
-        payload = [response.id, response.body, response.blob, response.metadata]
+        payload = response_payload(response)
         await self._publish_in(owed[2], owed[0], Kind.RESPONSE, response.target.node, payload)
 
     async def _publish_in(

@@ -1,0 +1,86 @@
+"""The payloads between nodes, pure: a request, a response, a refusal, and what is malformed."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvruntime.kernel.envelope import BadEnvelope, Envelope, Kind
+from kvruntime.kernel.errors import SendError, SendErrorKind
+from kvruntime.kernel.message import Request, Response
+from kvruntime.kernel.wire import (
+    MAX_EXPECTS,
+    answer_of,
+    refusal_payload,
+    request_of,
+    request_payload,
+    response_payload,
+)
+from protocol.ids import Address, ProcessId
+
+ALICE = Address.parse("alice.os@client:app:dev.os")
+BOB = Address.parse("bob.os@echo:app:dev.os")
+
+
+def envelope(kind: Kind, payload: object, *, sender: str = "alice.os") -> Envelope:
+    to = "bob.os" if sender == "alice.os" else "alice.os"
+    return Envelope(kind=kind, from_node=sender, to_node=to, seq=1, sent_ms=0, payload=payload)
+
+
+def request(expects: float | None = 5.0) -> Request:
+    return Request(
+        id=7, source=ALICE, target=BOB, body=b"hi", blob=b"b", metadata="m",
+        expects_response=expects,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("expects", [None, 0.5, 5.0])
+def test_a_request_crosses_to_itself(expects: float | None) -> None:
+    sent = request(expects)
+    got = request_of(envelope(Kind.REQUEST, request_payload(sent)), ProcessId.parse)
+    assert (got.id, got.source, got.target, got.body, got.blob, got.metadata) == (
+        7, ALICE, BOB, b"hi", b"b", "m",
+    )  # fmt: skip
+    assert got.expects_response == expects
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        [7, "client:app:dev.os", "echo:app:dev.os", b"hi", None, None],  # six fields
+        ["7", "client:app:dev.os", "echo:app:dev.os", b"hi", None, None, None],
+        [7, "client:app:dev.os", "echo:app:dev.os", "hi", None, None, None],
+        [7, "client:app:dev.os", "echo:app:dev.os", b"hi", None, None, MAX_EXPECTS + 1],
+        [7, "client:app:dev.os", "echo:app:dev.os", b"hi", None, None, 0],
+        [7, "not a process id", "echo:app:dev.os", b"hi", None, None, None],
+    ],
+)
+def test_a_malformed_request_is_refused_by_name(payload: object) -> None:
+    with pytest.raises(BadEnvelope) as caught:
+        request_of(envelope(Kind.REQUEST, payload), ProcessId.parse)
+    assert caught.value.reason == "malformed"
+
+
+def test_a_response_and_a_refusal_answer_their_request() -> None:
+    sent = request()
+    answer = Response(id=7, source=BOB, target=ALICE, body=b"ho", blob=None, metadata=None)
+    got = answer_of(envelope(Kind.RESPONSE, response_payload(answer), sender="bob.os"), sent)
+    assert isinstance(got, Response)
+    assert (got.id, got.source, got.target, got.body) == (7, BOB, ALICE, b"ho")
+    error = SendError(SendErrorKind.BUSY, "full")
+    refused = answer_of(envelope(Kind.REFUSAL, refusal_payload(7, error), sender="bob.os"), sent)
+    assert isinstance(refused, SendError)
+    assert (refused.kind, refused.detail) == (SendErrorKind.BUSY, "full")
+
+
+def test_an_answer_to_another_request_or_of_another_kind_is_refused() -> None:
+    sent = request()
+    with pytest.raises(BadEnvelope, match="malformed"):
+        answer_of(envelope(Kind.RESPONSE, [8, b"ho", None, None], sender="bob.os"), sent)
+    with pytest.raises(BadEnvelope, match="malformed"):
+        answer_of(envelope(Kind.REFUSAL, [8, "busy", "x"], sender="bob.os"), sent)
+    with pytest.raises(BadEnvelope, match="unexpected kind"):
+        answer_of(envelope(Kind.REQUEST, [7, b"ho", None, None], sender="bob.os"), sent)
+    unknown = answer_of(envelope(Kind.REFUSAL, [7, "no such kind", "x"], sender="bob.os"), sent)
+    assert isinstance(unknown, SendError)
+    assert unknown.kind is SendErrorKind.OFFLINE
