@@ -400,7 +400,11 @@ class NatsTransport:
         except BadEnvelope as exc:
             return self._drop(exc.reason, str(exc))
         peer = self._links[hello.from_node]
-        if session.sid not in self._sessions:
+        held = self._sessions.get(session.sid)
+        if held is not None and (held.peer != peer.name or held.initiator):
+            # a sid seen on the wire, reused: it would cut the session it names
+            return self._drop("bad handshake", f"{peer.name} reused a session id held")
+        if held is None:
             peer.accepted.append(session.sid)
             while len(peer.accepted) > ACCEPTED:
                 self._forget(peer.accepted.popleft())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import anyio
@@ -27,7 +28,9 @@ from kvruntime import (
     SendErrorKind,
     node_public_key,
 )
-from kvruntime.kernel.envelope import unpack_frame
+from kvruntime.kernel.envelope import Envelope, Kind, seal, unpack_frame
+from kvruntime.kernel.node_key import load_node_key
+from kvruntime.kernel.session import start_handshake
 from tests.conftest import run_as
 from tests.internals import transport_of
 
@@ -254,3 +257,44 @@ async def test_a_crashed_node_fails_the_requests_in_flight_at_once(
         bob_process.stdout.close()
     assert [error.kind for error in errors] == [SendErrorKind.OFFLINE]
     assert "went away" in errors[0].detail
+
+
+async def test_a_peer_that_reuses_another_nodes_session_id_cuts_nobody_off(
+    nats_server: NatsServer, homes: dict[str, Path]
+) -> None:
+    wire = Wire()
+    bob_peers = {"alice.os": homes["alice.os"], "carol.os": homes["carol.os"]}
+    spy = await nats.connect(nats_server.url)
+    try:
+        await spy.subscribe("kvr.in.bob_os", cb=wire.capture)
+        await spy.subscribe("spy.welcome", cb=wire.welcome)
+        await spy.flush()
+        async with (
+            node(homes["bob.os"], "bob.os", nats_server, bob_peers) as bob,
+            node(homes["alice.os"], "alice.os", nats_server, {"bob.os": homes["bob.os"]}) as alice,
+        ):
+            await bob.spawn("echo:app:dev.os", echo, public=True)
+            with anyio.fail_after(30):
+                await ask(alice, b"before")
+                await spy.flush()
+                alices_sid = unpack_frame(wire.frames[1][0])[1]  # her request's session
+                # carol, a peer bob believes, opens a session under alice's sid
+                carols = start_handshake("carol.os", "bob.os")
+                hello = Envelope(
+                    kind=Kind.HELLO,
+                    from_node="carol.os",
+                    to_node="bob.os",
+                    seq=time.time_ns(),
+                    sent_ms=time.time_ns() // 1_000_000,
+                    payload=[alices_sid, carols.hello[1]],
+                )
+                frame = seal(hello, load_node_key(homes["carol.os"]))
+                await spy.publish("kvr.in.bob_os", frame, reply="spy.welcome")
+                await spy.flush()
+                after = await ask(alice, b"after")
+            dropped = bob.network_dropped()
+    finally:
+        await spy.close()
+    assert after.body == b"after"
+    assert dropped == {"bad handshake": 1}
+    assert wire.welcomes == []
