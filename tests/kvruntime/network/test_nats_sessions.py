@@ -298,3 +298,46 @@ async def test_a_peer_that_reuses_another_nodes_session_id_cuts_nobody_off(
     assert after.body == b"after"
     assert dropped == {"bad handshake": 1}
     assert wire.welcomes == []
+
+
+async def test_fire_and_forget_to_a_restarted_peer_rekeys_for_the_next(
+    nats_server: NatsServer, homes: dict[str, Path]
+) -> None:
+    bob_peers = {"alice.os": homes["alice.os"]}
+    sunk: list[bytes] = []
+    arrived = anyio.Event()
+
+    async def sink(ctx: ProcessContext) -> None:
+        while True:
+            message = await ctx.receive()
+            sunk.append(message.body)
+            arrived.set()
+
+    async def fire(rt: Runtime, body: bytes) -> None:
+        async def firing(ctx: ProcessContext) -> None:
+            await ctx.send("bob.os@sink:app:dev.os", body)
+
+        await run_as(rt, "client:app:dev.os", firing, kv=False)
+
+    async with node(
+        homes["alice.os"], "alice.os", nats_server, {"bob.os": homes["bob.os"]}
+    ) as alice:
+        async with node(homes["bob.os"], "bob.os", nats_server, bob_peers) as bob:
+            await bob.spawn("sink:app:dev.os", sink, public=True)
+            with anyio.fail_after(20):
+                await fire(alice, b"first")
+                await arrived.wait()
+        link = transport_of(alice)._links["bob.os"]
+        async with node(homes["bob.os"], "bob.os", nats_server, bob_peers) as bob:
+            sunk.clear()
+            arrived = anyio.Event()
+            await bob.spawn("sink:app:dev.os", sink, public=True)
+            with anyio.fail_after(20):
+                await fire(alice, b"lost")  # on the session bob forgot: he says REKEY
+                while link.session is not None:  # noqa: ASYNC110 (alice forgets it then)
+                    await anyio.sleep(0.01)
+                await fire(alice, b"arrives")
+                await arrived.wait()
+            dropped = bob.network_dropped()
+    assert sunk == [b"arrives"]
+    assert dropped == {"unknown session": 1}
