@@ -37,6 +37,9 @@ Invariants:
    before the tag verified. Replays are the ``ReplayGuard``'s to refuse, as
    for signed envelopes (seqs and times are shared by both forms).
 3. Each direction has its own key: a frame cannot be reflected back to its sender.
+
+A session lasts as long as both nodes keep it: a node that restarts forgets
+its sessions, and its peers open new ones when it says so (``Kind.REKEY``).
 """
 
 from __future__ import annotations
