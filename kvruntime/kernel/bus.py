@@ -30,9 +30,13 @@ Invariants:
    (``Request._answerer``), so a forgery fails in the forger's own task.
 6. Requests from other nodes come in through ``deliver_from_network`` (the
    seam a networking layer plugs into) and responses to them leave through
-   ``network_outbox``. Requests to other nodes go to the slot that
-   ``network_route`` (the transport's, when the runtime has a network) gives
-   for the remote address; without one, they are ``SendError(OFFLINE)``.
+   ``network_outbox``, or, answered by a process, through ``network_answer``
+   in the responder's own task (it waits only while the transport's write
+   buffer is full: backpressure, as a full local mailbox). Requests to
+   other nodes go to the slot that ``network_route`` (the transport's, when
+   the runtime has a network) gives for the remote address, whose
+   ``transmit`` may send them from the sender's task; without a route, they
+   are ``SendError(OFFLINE)``.
    A transport that learns a request failed calls ``fail_request``.
 7. A process that ends (returns, fails or is killed) leaves no sender
    waiting on a request still queued in its mailbox: ``detach`` fails an
@@ -47,7 +51,7 @@ import asyncio
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 import anyio
@@ -87,6 +91,9 @@ class Slot:
     #: (kv refuses them all, and says so): the network seam skips the messaging
     #: check for it. Attached capabilities are still offered only if held here.
     answers_remote: bool = False
+    #: Another node's process (a transport's stand-in): sends a request at once
+    #: in the sender's own task when nothing waits before it; False: queue it.
+    transmit: Callable[[Request], Awaitable[bool]] | None = None
     messaging_key: str = attrs.field(init=False)
     #: Request id -> the future ``send_and_await_response`` waits on, and the answerer.
     waiters: dict[int, Waiter] = attrs.Factory(dict)
@@ -145,6 +152,9 @@ class Bus:
     network_outbox: Mailbox[Response] = attrs.Factory(lambda: Mailbox[Response](1024))
     #: The stand-in slot of a process on another node (a transport's), or None: single node.
     network_route: Callable[[Address], Slot] | None = None
+    #: Sends a process's answer to another node in the responder's own task
+    #: (a transport's); None: answers go through ``network_outbox``.
+    network_answer: Callable[[Response], Awaitable[None]] | None = None
     _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
 

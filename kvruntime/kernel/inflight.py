@@ -55,6 +55,8 @@ class Link:
     accepted: collections.deque[bytes] = attrs.Factory(collections.deque)
     #: The reply token of the last liveness probe.
     probe: str | None = None
+    #: The carrier is sending a batch it took from ``outbox`` (what comes next waits behind).
+    busy: bool = False
 
     async def wait_for_room(self) -> None:
         """Wait until fewer than INFLIGHT requests to this peer are in flight."""

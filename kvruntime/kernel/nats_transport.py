@@ -17,7 +17,10 @@ How messages travel:
   per peer takes every request queued at once and publishes them in the
   order accepted without yielding between them, so nats-py writes them in
   one flush, and one sender's requests to one remote process arrive in the
-  order sent.
+  order sent. An awaited request finding nothing queued or being sent
+  before it, a session open and a slot free is published at once from its
+  sender's task (``Slot.transmit``): no hop through that task, so a round
+  trip takes as many event-loop turns as raw nats-py request/reply.
 - Before its first request to a peer, that task handshakes (a NATS request
   carrying a signed HELLO, answered by a signed WELCOME); requests wait
   behind it. No responders fails the request with ``SendError(OFFLINE)``,
@@ -40,11 +43,12 @@ How messages travel:
   mailbox is full refuses it with ``SendError(BUSY)`` (a fire-and-forget one
   is dropped, counted as ``busy``), so a process that stops reading never
   stalls the rest of what this node receives. A request whose sender gave up
-  (timed out) while it waited in the outbox is not sent. Its answer leaves through
-  ``Bus.network_outbox`` and is published, in the session it came in, to the
-  reply subject it came with, remembered until the request's deadline. A
-  node that shuts down refuses every answer it still owes (``Kind.REFUSAL``,
-  OFFLINE), so its peers' senders fail at once instead of at their timeouts.
+  (timed out) while it waited in the outbox is not sent. Its answer
+  (``answer``, from the responder's task; or through ``Bus.network_outbox``)
+  is published, in the session it came in, to the reply subject it came
+  with, remembered until the request's deadline. A node that shuts down
+  refuses every answer it still owes (``Kind.REFUSAL``, OFFLINE), so its
+  peers' senders fail at once instead of at their timeouts.
 
 Invariants:
 1. Bad input (garbage, oversized, wrong version, unknown peer, bad signature,
@@ -64,6 +68,7 @@ Invariants:
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 import re
@@ -217,7 +222,13 @@ class NatsTransport:
             raise SendError(SendErrorKind.OFFLINE, f"unknown node {target.node!r} (not a peer)")
         if len(self._routes) >= _ROUTES:
             del self._routes[next(iter(self._routes))]
-        slot = Slot(address=target, mailbox=peer.outbox, public=True, inflight_limit=0)
+        slot = Slot(
+            address=target,
+            mailbox=peer.outbox,
+            public=True,
+            inflight_limit=0,
+            transmit=functools.partial(self._transmit, peer),
+        )
         self._routes[target] = slot
         return slot
 
@@ -456,9 +467,30 @@ class NatsTransport:
                 batch = await peer.outbox.get_batch(INFLIGHT - peer.inflight)
             except MailboxClosed:
                 return
-            for message in batch:  # published without yielding: one flush for them all
-                if isinstance(message, Request):
-                    await self._send_request(peer, message)
+            peer.busy = True
+            try:
+                for message in batch:  # published without yielding: one flush for them all
+                    if isinstance(message, Request):
+                        await self._send_request(peer, message)
+            finally:
+                peer.busy = False
+
+    async def _transmit(self, peer: Link, request: Request) -> bool:
+        """Send ``request`` now, from its sender's task, if nothing need wait before it.
+
+        That is: nothing queued or being sent to ``peer``, a session open and
+        an in-flight slot free. False: the sender queues it in the outbox.
+        """
+        if peer.busy or len(peer.outbox) or peer.session is None or peer.inflight >= INFLIGHT:
+            return False
+        if self._nc is None or not self._nc.is_connected:
+            return False
+        await self._send_request(peer, request)
+        return True
+
+    async def answer(self, response: Response) -> None:
+        """Send a process's answer to another node, from the responder's task (the bus's seam)."""
+        await self._carry(response)
 
     async def _send_request(self, peer: Link, request: Request, resent: bool = False) -> None:
         if request.expects_response is not None and not self.bus.awaits_answer(request):

@@ -135,7 +135,10 @@ class ProcessContext:
         slot.waiters[request.id] = (waiter, target_slot.address)
         slot.deadlines.add(loop, request.id, request.target, timeout)
         try:
-            if not bus.try_deliver(target_slot, request):
+            transmit = target_slot.transmit  # another node's: maybe sent from this task
+            if not (transmit is not None and await transmit(request)) and not bus.try_deliver(
+                target_slot, request
+            ):
                 with anyio.move_on_after(timeout) as waited:
                     await bus.deliver(target_slot, request)  # withdrawn if cancelled
                 if waited.cancelled_caught:
@@ -210,17 +213,20 @@ class ProcessContext:
             if not self._bus.caps.holds(self.our, cap.key):
                 raise CapabilityNotHeld(f"{self.process_id} does not hold {cap.params}")
         request._answerer = None
-        self._bus.respond(
-            Response(
-                id=request.id,
-                source=self.our,
-                target=request.source,
-                body=body,
-                blob=blob,
-                metadata=metadata,
-                capabilities=caps,
-            )
+        response = Response(
+            id=request.id,
+            source=self.our,
+            target=request.source,
+            body=body,
+            blob=blob,
+            metadata=metadata,
+            capabilities=caps,
         )
+        bus = self._bus
+        if bus.network_answer is not None and response.target.node != bus.node:
+            await bus.network_answer(response)  # from this task: no hop through the outbox
+        else:
+            bus.respond(response)
 
     def capabilities(self) -> list[Capability]:
         """Every capability this process holds."""

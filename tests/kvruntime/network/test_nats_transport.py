@@ -399,3 +399,39 @@ async def test_a_runtime_that_reaches_no_nats_server_fails_to_start_with_the_rea
     with anyio.fail_after(20), pytest.raises(ConnectionError, match=refused):
         async with Runtime(home=tmp_path / "a", node="alice.os", network=url, storage="memory"):
             pass
+
+
+async def test_one_senders_mixed_sends_arrive_in_the_order_sent(
+    nats_server: NatsServer, homes: dict[str, Path]
+) -> None:
+    seen: list[bytes] = []
+
+    async def log(ctx: ProcessContext) -> None:
+        while True:
+            message = await ctx.receive()
+            if isinstance(message, Request):
+                seen.append(message.body)
+                if message.expects_response is not None:
+                    await ctx.respond(message, b"ok")
+
+    async with (
+        node(homes["bob.os"], "bob.os", nats_server, {"alice.os": homes["alice.os"]}) as bob,
+        node(homes["alice.os"], "alice.os", nats_server, {"bob.os": homes["bob.os"]}) as alice,
+    ):
+        await bob.spawn("log:app:dev.os", log, public=True)
+        target = "bob.os@log:app:dev.os"
+        sent: list[bytes] = []
+
+        async def mixed(ctx: ProcessContext) -> None:
+            for i in range(200):  # queued sends, and awaited ones that may go at once
+                body = b"%d" % i
+                sent.append(body)
+                if i % 3 == 2:
+                    await ctx.send_and_await_response(target, body, timeout=10)
+                else:
+                    await ctx.send(target, body)
+            await ctx.send_and_await_response(target, b"end", timeout=10)
+
+        with anyio.fail_after(30):
+            await run_as(alice, "client:app:dev.os", mixed, kv=False)
+    assert seen == [*sent, b"end"]
