@@ -55,6 +55,8 @@ class Link:
     accepted: collections.deque[bytes] = attrs.Factory(collections.deque)
     #: The reply token of the last liveness probe.
     probe: str | None = None
+    #: Probes in a row that NATS answered "nobody listens".
+    probe_misses: int = 0
     #: The carrier is sending a batch it took from ``outbox`` (what comes next waits behind).
     busy: bool = False
 
@@ -75,6 +77,8 @@ class Flying:
     sid: bytes
     #: Sent again after its peer asked for a new session (it is not sent a third time).
     resent: bool = False
+    #: Sent again after NATS found nobody listening (once: see ``UNREACHED_RETRY``).
+    retried: bool = False
 
 
 @attrs.define(eq=False)

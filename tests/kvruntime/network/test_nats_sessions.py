@@ -156,7 +156,7 @@ async def test_a_hello_signed_with_another_peers_key_is_not_believed(
         dropped = bob.network_dropped()
         made = transport_of(bob).sessions_made
     assert caught.value.kind is SendErrorKind.TIMEOUT  # dropped, never answered
-    assert dropped == {"bad signature": 1}
+    assert set(dropped) == {"bad signature"}  # its HELLO (and the HELLO sent again)
     assert made == 0
 
 
@@ -333,11 +333,15 @@ async def test_fire_and_forget_to_a_restarted_peer_rekeys_for_the_next(
             arrived = anyio.Event()
             await bob.spawn("sink:app:dev.os", sink, public=True)
             with anyio.fail_after(20):
-                await fire(alice, b"lost")  # on the session bob forgot: he says REKEY
-                while link.session is not None:  # noqa: ASYNC110 (alice forgets it then)
-                    await anyio.sleep(0.01)
+                while link.session is not None:  # alice forgets it on bob's REKEY
+                    # On the session bob forgot: lost, and he says REKEY. (Again if
+                    # NATS lost it: see nats_transport.UNREACHED_RETRY.)
+                    await fire(alice, b"lost")
+                    with anyio.move_on_after(1):
+                        while link.session is not None:  # noqa: ASYNC110 (a field)
+                            await anyio.sleep(0.01)
                 await fire(alice, b"arrives")
                 await arrived.wait()
             dropped = bob.network_dropped()
     assert sunk == [b"arrives"]
-    assert dropped == {"unknown session": 1}
+    assert set(dropped) == {"unknown session"}
