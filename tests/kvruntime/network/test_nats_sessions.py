@@ -207,17 +207,20 @@ async def test_a_hello_replayed_to_a_restarted_peer_gives_nothing_and_breaks_not
                 with anyio.fail_after(20):
                     # The new bob has not seen it: it answers, and holds a session
                     # under alice's sid whose keys nobody but bob has.
-                    await spy.publish("kvr.in.bob_os", hello, reply="spy.welcome")
-                    while not wire.welcomes:
-                        await spy.flush()
-                        await anyio.sleep(0.01)
+                    while not wire.welcomes:  # again if NATS lost one (UNREACHED_RETRY)
+                        await spy.publish("kvr.in.bob_os", hello, reply="spy.welcome")
+                        with anyio.move_on_after(1):
+                            while not wire.welcomes:
+                                await spy.flush()
+                                await anyio.sleep(0.01)
                     after = await ask(alice, b"after")  # bad MAC there: REKEY, then again
                 dropped = bob.network_dropped()
             made = transport_of(alice).sessions_made
     finally:
         await spy.close()
     assert after.body == b"after"
-    assert dropped == {"bad mac": 1}
+    assert dropped.get("bad mac") == 1
+    assert set(dropped) <= {"bad mac", "replay"}  # replay: a copy that NATS did not lose
     assert made == 2
 
 
