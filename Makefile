@@ -100,9 +100,10 @@ nats-server:
 		{ echo "openssl/iproute2 could not be installed: the TLS and netns tests need them"; exit 1; }
 
 ## make test: the whole test suite (bounded soak/crash forms included), with
-## the Rust conformance client it runs against a live runtime
+## the Rust conformance client it runs against a live runtime; one pytest
+## worker per core (at most 4: each starts its own servers)
 test: $(DEV_STAMP) conformance-client chromium redis-server-required
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4
 
 ## make check: format, lint and mypy --strict (`make test` runs the tests)
 check: $(DEV_STAMP)

@@ -92,7 +92,9 @@ from .actions import TABLE, OfTheDb, OnData
 from .checks import first
 from .config import KvConfig
 from .context import Context, Work
+from .expiry import Expiries  # keys with a TTL (issue 14)
 from .metrics import KvMetrics  # metrics (issue 15)
+from .reserved import RESERVED
 from .transactions import DbKey, Transaction, Transactions
 
 __all__ = ["KvProcess"]
@@ -104,9 +106,11 @@ _NO_READ: Final = NoReadCap()
 _NO_WRITE: Final = NoWriteCap()
 _OK: Final = OkResponse()
 
-#: An outbox entry: the request, its answer and blob, and the store whose
-#: flush the answer waits for (a queued write: its flush's error replaces it).
-_Entry = tuple[Request, KvResponse, "bytes | None", "Store | None"]
+#: An outbox entry: the request, its answer and blob, the store whose flush
+#: the answer waits for (a queued write: its flush's error replaces it), and,
+#: for the metrics, the request's action type (None: not decoded) and when its
+#: serving began (``KvProcess._since``, or what ``_waited`` kept for it).
+_Entry = tuple[Request, KvResponse, "bytes | None", "Store | None", "type | None", int]
 
 
 @attrs.define(eq=False)
@@ -125,6 +129,8 @@ class KvProcess:
     clock: Callable[[], float] = time.monotonic
     #: What it served, for /metrics (metrics.py; issue 15).
     metrics: KvMetrics = attrs.Factory(KvMetrics)
+    #: The expiry index of every open db, and the wall clock of deadlines (issue 14).
+    expiry: Expiries = attrs.Factory(Expiries)
     #: The open transactions.
     txs: Transactions = attrs.field(init=False)
     #: Plain writes waiting for the next flush, per db.
@@ -145,6 +151,15 @@ class KvProcess:
     #: Requests waiting behind long work, in the order they came (rule 4).
     _deferred: deque[tuple[Request, ProcessId, DbKey | None]] = attrs.Factory(deque)
     _room: anyio.Event = attrs.Factory(anyio.Event)
+    #: For the metrics: when the batch being served began (``metrics.clock``),
+    #: its size until a flush records it (0: recorded), the action type of the
+    #: request being served (None: not decoded), and, for a request that waits
+    #: behind long work or is long work, its own (action type, start), by
+    #: ``id``, until it is answered.
+    _since: int = 0
+    _batch: int = 0
+    _action: type | None = None
+    _waited: dict[int, tuple[type | None, int]] = attrs.Factory(dict)
 
     def __attrs_post_init__(self) -> None:
         cfg = self.config
@@ -168,6 +183,7 @@ class KvProcess:
             log.info("swept %d removed db(s) left by an earlier run", swept)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._expire_transactions)
+            tg.start_soon(self._sweep_expired_keys)  # keys with a TTL (issue 14)
             async with anyio.create_task_group() as work:
                 self._work = work
                 while True:
@@ -191,27 +207,90 @@ class KvProcess:
             if gone := self.txs.expire():
                 log.info("expired %d idle transaction(s)", gone)
 
+    # --- keys with a TTL: the sweeper (issue 14; expiry.py) ----------------------------
+
+    async def _sweep_expired_keys(self) -> None:
+        while True:
+            await anyio.sleep(self.config.expiry_sweep_seconds)
+            self.sweep_expired()
+
+    def sweep_expired(self) -> int:
+        """One bounded step of the sweeper: delete up to ``expiry_sweep_keys`` expired
+        keys of the open dbs no long work holds, through the normal write path
+        (``write_now(expired=True)``); how many went."""
+        budget = self.config.expiry_sweep_keys
+        now = self.expiry.now()
+        gone = 0
+        for store, index in self.expiry.loaded():
+            if gone >= budget:
+                break
+            if not index.deadlines:
+                continue
+            db = index.db
+            if db in self._held_dbs:
+                continue
+            due = index.due(now, budget - gone)
+            if due:
+                self.flush_pending(store)
+                if self.write_now(db, store, [(key, None) for key in due], expired=True):
+                    continue  # the store is discarded; it is swept once reopened
+                gone += len(due)
+        if gone:
+            log.debug("swept %d expired key(s)", gone)
+        return gone
+
+    def _reap_for_commit(self, tx: Transaction, db: DbKey, store: Store) -> bool:
+        """Before a commit's conflict check, delete the db's expired keys (an expiry
+        is a write to the check); False if more are due than one sweep step takes
+        (then the commit counts as conflicting, conservatively)."""
+        index = self.expiry.of(store, db)
+        if not tx.reads or not index.deadlines:
+            return True
+        limit = self.config.expiry_sweep_keys
+        due = index.due(self.expiry.now(), limit + 1)
+        if not due:
+            return True
+        self.flush_pending(store)
+        if self.write_now(db, store, [(key, None) for key in due[:limit]], expired=True):
+            return False
+        return len(due) <= limit
+
     def _serve_batch(self, batch: list[Request | Response]) -> None:
-        self.metrics.batch(len(batch))  # metrics (issue 15)
+        self._since = self.metrics.clock()
+        self._batch = len(batch)
         for message in batch:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
                 continue
-            self._serve_one(message)
+            try:  # _serve_one, inline: a call per request costs more than these lines
+                self._serve(message)
+            except Exception as exc:
+                self._failed_serving(message, exc)
         self.flush()
 
     def _serve_one(self, message: Request) -> None:
         try:
             self._serve(message)
-        except StoreError as exc:  # e.g. a db path that leads out of the kv root
-            self.fail(message, exc.error)
-        except Exception:  # a bug must cost one answer, never the loop
-            log.exception("kv failed serving request %d from %s", message.id, message.source)
-            self.fail(message, _internal_error())
+        except Exception as exc:
+            self._failed_serving(message, exc)
+
+    def _failed_serving(self, message: Request, exc: Exception) -> None:
+        """Answer a request whose serving raised ``exc`` (called while it is handled)."""
+        if isinstance(exc, StoreError):  # e.g. a db path that leads out of the kv root
+            return self.fail(message, exc.error)
+        # A bug must cost one answer, never the loop.
+        log.exception("kv failed serving request %d from %s", message.id, message.source)
+        self.fail(message, _internal_error())
+
+    def _wait(self, msg: Request, action: type | None) -> None:
+        """Keep ``msg``'s action and start for its answer: it waits behind long
+        work, or is long work, and is answered later (the first start stays)."""
+        self._waited.setdefault(id(msg), (action, self._since))
 
     # --- long work and the requests held behind it (rules 1-6) ---------------------
 
     def _defer(self, msg: Request, sender: ProcessId, db: DbKey | None) -> None:
+        self._wait(msg, None if db is None else self._action)  # None: not decoded yet
         self._deferred.append((msg, sender, db))
         self._hold(sender, db)
 
@@ -234,6 +313,7 @@ class KvProcess:
     def _start(self, msg: Request, sender: ProcessId, db: DbKey, work: Work) -> None:
         """Run ``work`` (long work on ``db`` for ``msg``) in its own task (rules 1, 2)."""
         assert self._work is not None, "long work outside KvProcess.run"
+        self._wait(msg, self._action)
         self._hold(sender, db)
         self._work.start_soon(self._run_work, msg, sender, db, work)
 
@@ -295,10 +375,11 @@ class KvProcess:
                 log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
                 if (form := form_of(msg.body)) is not Form.CANONICAL:
                     self._forms[id(msg)] = (form, None)
+                self._action = None
                 return self.fail(msg, _MALFORMED)
             if form is not Form.CANONICAL:
                 self._forms[id(msg)] = (form, action)
-        self.metrics.begin(msg, action)  # metrics (issue 15)
+        self._action = type(action)
         key = (package_id, db)
         if self._held_dbs and key in self._held_dbs:
             return self._defer(msg, sender, key)
@@ -378,11 +459,27 @@ class KvProcess:
 
     def answer(self, msg: Request, response: KvResponse, blob: bytes | None = None) -> None:
         """Queue ``response`` to ``msg``; it leaves after the next flush."""
-        self._outbox.append((msg, response, blob, None))
+        # answer, fail and queue_writes append inline: a call costs more than this line.
+        if self._waited:
+            return self._queue_waited(msg, response, blob, None)
+        self._outbox.append((msg, response, blob, None, self._action, self._since))
 
     def fail(self, msg: Request, error: KvError, blob: bytes | None = None) -> None:
         """Queue ``error`` as the answer (with ``blob``: CasMismatch's current value)."""
-        self._outbox.append((msg, ErrResponse(error=error), blob, None))
+        if self._waited:
+            return self._queue_waited(msg, ErrResponse(error=error), blob, None)
+        self._outbox.append((msg, ErrResponse(error=error), blob, None, self._action, self._since))
+
+    def _queue_waited(
+        self, msg: Request, response: KvResponse, blob: bytes | None, waits: Store | None
+    ) -> None:
+        """Queue an answer while requests wait (``_wait``): ``msg`` may be one of them."""
+        if kept := self._waited.pop(id(msg), None):
+            action, since = kept
+            # Deferred before decoding: it is being served now, so _action is its own.
+            self._outbox.append((msg, response, blob, waits, action or self._action, since))
+        else:
+            self._outbox.append((msg, response, blob, waits, self._action, self._since))
 
     def flush_pending(self, store: Store) -> None:
         """Flush if ``store`` has pending writes, so that a read of it sees them."""
@@ -390,12 +487,18 @@ class KvProcess:
             self.flush()
 
     def write_now(
-        self, db: DbKey, store: Store, ops: Iterable[tuple[bytes, bytes | None]]
+        self,
+        db: DbKey,
+        store: Store,
+        ops: Iterable[tuple[bytes, bytes | None]],
+        *,
+        expired: bool = False,
     ) -> KvError | None:
         """Write ``ops`` in one batch now and log them for the conflict check, or
         the error: then the db is closed (its log may end in a torn record; the
-        next request reopens it)."""
-        ops = list(ops)
+        next request reopens it). ``expired``: the sweeper's deletes of expired
+        keys (the change log's kind "expire")."""
+        ops = self.expiry.complete(store, db, list(ops))  # keys with a TTL (issue 14)
         try:
             store.write(ops, sync=self.config.sync_writes)
         except StoreError as exc:
@@ -412,7 +515,8 @@ class KvProcess:
         """Apply ``tx``'s staged writes atomically, after the db's pending plain
         writes, and answer; or the error. If a key it read changed since,
         TransactionConflict and nothing applied. The transaction ends either way."""
-        conflict = self.txs.conflicts(tx)
+        reaped = self._reap_for_commit(tx, db, store)  # an expiry is a write (issue 14)
+        conflict = not reaped or self.txs.conflicts(tx)
         self.txs.finish(tx)
         if conflict:
             return TransactionConflict(tx_id=tx.tx_id)
@@ -426,8 +530,14 @@ class KvProcess:
         self, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]
     ) -> None:
         """Add ``ops`` to ``store``'s pending batch; ``msg`` is answered after the flush."""
+        expiry = self.expiry  # keys with a TTL (issue 14); records, if any, come last
+        if expiry.armed or store not in expiry.by_store or (ops and ops[-1][0] >= RESERVED):
+            ops = expiry.complete(store, db, ops)
         self._writes.setdefault(store, []).extend(ops)
-        self._outbox.append((msg, _OK, None, store))
+        if self._waited:
+            self._queue_waited(msg, _OK, None, store)
+        else:
+            self._outbox.append((msg, _OK, None, store, self._action, self._since))
         self.txs.record_writes(db, map(first, ops))
 
     def flush(self) -> None:
@@ -447,12 +557,29 @@ class KvProcess:
                     self.dbs.discard(store)
             self._writes.clear()
         outbox, self._outbox = self._outbox, []
+        if not outbox:
+            return
         respond, source = self.bus.respond, self.slot.address
-        for msg, response, blob, waited in outbox:
+        metrics = self.metrics
+        now, batch_since, in_batch = metrics.clock(), self._since, 0
+        ok_counts, written, read = metrics.ok_counts, 0, 0
+        for msg, response, blob, waited, action, since in outbox:
             if failed and waited in failed:
                 response, blob = ErrResponse(error=failed[waited]), None
-            self.metrics.end(msg, response, blob)  # metrics (issue 15)
-            is_error = type(response) is ErrResponse
+            if type(response) is ErrResponse:
+                is_error = True
+                metrics.failed(action, response.error)
+            else:
+                is_error = False
+                ok_counts[action] = ok_counts.get(action, 0) + 1
+                if msg.blob is not None:
+                    written += len(msg.blob)
+            if blob is not None:
+                read += len(blob)
+            if since == batch_since:
+                in_batch += 1
+            else:  # it waited behind long work
+                metrics.latency(now - since)
             form = self._forms.pop(id(msg), None) if self._forms else None
             if msg.expects_response is None:
                 if is_error:
@@ -464,6 +591,8 @@ class KvProcess:
                 respond(Response(msg.id, source, msg.source, body, blob, metadata))
             except Exception:  # one answer the bus refuses must not cost the others
                 log.exception("kv could not answer request %d from %s", msg.id, msg.source)
+        metrics.flushed(self._batch, written, read, now - batch_since, in_batch)
+        self._batch = 0
 
 
 #: Checked by mypy: the kv process is the context its handlers are given.

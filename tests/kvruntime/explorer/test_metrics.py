@@ -124,6 +124,26 @@ async def test_metrics_count_the_traffic_driven_through_the_client(tmp_path: Pat
     assert samples[("kvruntime_read_bytes_total", none)] == len(values[2])
     assert samples[("kvruntime_open_transactions", none)] == 1
     assert samples[("kvruntime_mailbox_depth", none)] == 0
+    assert samples[("kvruntime_open_dbs", none)] == 1
+
+
+async def test_open_dbs_counts_the_leveldb_stores_open_now(tmp_path: Path) -> None:
+    async def open_two_then_remove_one(ctx: ProcessContext) -> None:
+        for db in ("a", "b"):
+            await (await kv.open(ctx, ctx.package_id, db)).set(b"k", b"v")
+        opened.append(_samples(await _serve_and_scrape(rt)))
+        await kv.remove_db(ctx, ctx.package_id, "b")
+
+    opened: list[dict[tuple[str, frozenset[tuple[str, str]]], float]] = []
+    async with Runtime(home=tmp_path / "home") as rt:  # LevelDB, the default engine
+        before = _samples(await _serve_and_scrape(rt))
+        done = await rt.spawn(
+            f"w:{APP}", open_two_then_remove_one, request_capabilities=["kv:distro:sys"]
+        )
+        await done.wait()
+        after = _samples(await _serve_and_scrape(rt))
+    gauge = ("kvruntime_open_dbs", frozenset[tuple[str, str]]())
+    assert (before[gauge], opened[0][gauge], after[gauge]) == (0, 2, 1)
 
 
 async def test_each_runtime_counts_alone_and_the_default_registry_stays_empty(
@@ -160,3 +180,42 @@ def test_kvruntime_serve_answers_metrics_that_count_its_writes(explorer: Explore
         samples = _samples(response.read().decode())
     assert _requests(samples, "Set", "Ok") == 2
     assert ("kvruntime_open_transactions", frozenset()) in samples
+
+
+async def test_requests_that_wait_behind_long_work_are_counted_by_their_own_action(
+    tmp_path: Path,
+) -> None:
+    """A DeleteRange is long work: the same sender's next requests, on any db, wait behind
+    it before they are even decoded. Each is counted once, under its own action, and has
+    one latency sample."""
+
+    async def writer(ctx: ProcessContext) -> None:
+        handle = await kv.open(ctx, ctx.package_id, "notes")
+        other = await kv.open(ctx, ctx.package_id, "other")
+        await handle.set_many([(b"k%d" % i, b"v") for i in range(2000)])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(handle.delete_range)
+            tg.start_soon(handle.get, b"k1", None)
+            tg.start_soon(other.set, b"x", b"y")
+            tg.start_soon(handle.exists, b"k1")
+
+    async with Runtime(home=tmp_path / "home") as rt:
+        done = await rt.spawn(f"writer:{APP}", writer, request_capabilities=["kv:distro:sys"])
+        await done.wait()
+        samples = _samples(await _serve_and_scrape(rt))
+
+    none = frozenset[tuple[str, str]]()
+    counted = {
+        (dict(labels)["action"], dict(labels)["result"]): value
+        for (name, labels), value in samples.items()
+        if name == "kvruntime_requests_total"
+    }
+    assert counted == {
+        ("Open", "Ok"): 2,
+        ("SetMany", "Ok"): 1,
+        ("DeleteRange", "Ok"): 1,
+        ("Get", "KeyNotFound"): 1,
+        ("Set", "Ok"): 1,
+        ("Exists", "Ok"): 1,
+    }
+    assert samples[("kvruntime_request_latency_seconds_count", none)] == 7
