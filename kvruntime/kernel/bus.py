@@ -43,6 +43,16 @@ Invariants:
    awaiting sender with ``SendError(OFFLINE)`` at once, and frees the room a
    ``send`` with ``expects_response`` reserved (no message arrives for it).
    Like a response, this never blocks (invariant 2).
+8. A capability means something on the node that issued it (the node of
+   its issuer address), whose store says who holds it. A message to
+   another node's process hands that address the capabilities this node
+   issued that it carries: they are granted to it here when it is sent
+   (``hand_over``; this node cannot see whether the far process saves
+   them, and a revoke takes them back). A capability attached by another
+   node's process is believed (``vouched``: offered, and saveable) when
+   this node's store says that address holds it, or when its issuer is on
+   the sender's node: that node's signed envelope vouches for its own
+   capabilities. Anything else another node attaches is never offered.
 """
 
 from __future__ import annotations
@@ -244,7 +254,21 @@ class Bus:
                     f"{holder.process} attached a capability it does not hold: "
                     f"{cap.issuer} {cap.params}",
                 )
+        if request.capabilities and target.node != self.node:
+            self.hand_over(target, request.capabilities)
         return slot
+
+    def hand_over(self, target: Address, caps: Iterable[Capability]) -> None:
+        """Grant ``target``, another node's process, the ``caps`` issued on this node
+        (a message carries them to it: invariant 8). Others mean nothing here."""
+        mine = [cap for cap in caps if cap.issuer.node == self.node]
+        if mine:
+            self.caps.grant(target, mine)
+
+    def vouched(self, holder: Address, cap: Capability) -> bool:
+        """Whether ``holder`` may pass on ``cap``, as this node knows (invariant 8)."""
+        node = holder.node
+        return self.caps.holds(holder, cap.key) or (node != self.node and cap.issuer.node == node)
 
     def try_deliver(self, slot: Slot, request: Request) -> bool:
         """Queue ``request`` now if there is room; False if the sender must wait."""
@@ -359,11 +383,11 @@ class Bus:
 
     def _offer(self, slot: Slot, message: Request | Response) -> None:
         # Only what the sender holds *now* is offered: a capability revoked
-        # while its message waited for room, or claimed by another node (whose
-        # addresses hold nothing here), is never offered.
-        caps, sender = self.caps, message.source
+        # while its message waited for room, or one another node claims and
+        # neither issued nor was granted here (invariant 8), is never offered.
+        sender = message.source
         for cap in message.capabilities:
-            if caps.holds(sender, cap.key):
+            if self.vouched(sender, cap):
                 slot.offered[cap.key] = (cap, sender)
 
 

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 #: The envelope format this runtime speaks.
-VERSION: Final = 2
+VERSION: Final = 3
 #: The largest frame a receiver reads (NATS's default max_payload).
 MAX_FRAME: Final = 1024 * 1024
 #: How far (ms) an envelope's send time may lie from the receiver's clock.

@@ -6,8 +6,11 @@ a believed peer may still be broken: anything not of the shape below is
 ``BadEnvelope("malformed")``, counted and dropped by the transport.
 
 - ``Kind.REQUEST``: ``[id, source process, target process, body, blob,
-  metadata, expects_response]`` (the nodes are the envelope's).
-- ``Kind.RESPONSE``: ``[id, body, blob, metadata]``.
+  metadata, expects_response, capabilities]`` (the nodes are the envelope's).
+- ``Kind.RESPONSE``: ``[id, body, blob, metadata, capabilities]``.
+- ``capabilities``: ``[[issuer address, params JSON text], ...]``, at most
+  ``MAX_CAPABILITIES``; what they are worth is the bus's to say
+  (``Bus._offer``), not the wire's.
 - ``Kind.REFUSAL``: ``[id, SendErrorKind value, detail]``: the request was
   not delivered, or will not be answered.
 """
@@ -21,9 +24,10 @@ from protocol.ids import Address, IdError, ProcessId
 
 from .envelope import BadEnvelope, Envelope, Kind
 from .errors import SendError, SendErrorKind
-from .message import Request, Response
+from .message import Capability, Request, Response
 
 __all__ = [
+    "MAX_CAPABILITIES",
     "MAX_EXPECTS",
     "answer_of",
     "refusal_payload",
@@ -34,6 +38,34 @@ __all__ = [
 
 #: The longest timeout (s) a remote request may ask its answer to be kept for.
 MAX_EXPECTS: Final = 3600
+#: The most capabilities one message from another node may carry.
+MAX_CAPABILITIES: Final = 64
+
+
+def _caps_payload(caps: tuple[Capability, ...]) -> list[list[str]]:
+    return [[str(cap.issuer), cap.params] for cap in caps]
+
+
+def _caps_of(payload: object) -> tuple[Capability, ...]:
+    """The capabilities a payload names; BadEnvelope("malformed") for anything else."""
+    if not isinstance(payload, list) or len(payload) > MAX_CAPABILITIES:
+        raise BadEnvelope("malformed", "capabilities")
+    if not payload:
+        return ()
+    caps = []
+    for pair in payload:
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and isinstance(pair[1], str)
+        ):
+            raise BadEnvelope("malformed", "a capability")
+        try:  # a bad address (IdError), params not JSON, or nested past the parser
+            caps.append(Capability(issuer=Address.parse(pair[0]), params=pair[1]))
+        except (ValueError, RecursionError):
+            raise BadEnvelope("malformed", f"capability {pair[0][:80]!r}") from None
+    return tuple(caps)
 
 
 def request_payload(request: Request) -> list[object]:
@@ -46,15 +78,16 @@ def request_payload(request: Request) -> list[object]:
         request.blob,
         request.metadata,
         request.expects_response,
+        _caps_payload(request.capabilities),
     ]
 
 
 def request_of(envelope: Envelope, parse: Callable[[str], ProcessId]) -> Request:
     """The request in a believed ``Kind.REQUEST`` envelope; ``parse`` reads process ids."""
     payload = envelope.payload
-    if not (isinstance(payload, list) and len(payload) == 7):
+    if not (isinstance(payload, list) and len(payload) == 8):
         raise BadEnvelope("malformed", "request")
-    rid, source, target, body, blob, metadata, expects = payload
+    rid, source, target, body, blob, metadata, expects, caps = payload
     if not (
         type(rid) is int
         and isinstance(source, str)
@@ -76,13 +109,20 @@ def request_of(envelope: Envelope, parse: Callable[[str], ProcessId]) -> Request
         body=body,
         blob=blob,
         metadata=metadata,
+        capabilities=_caps_of(caps),
         expects_response=None if expects is None else float(expects),
     )
 
 
 def response_payload(response: Response) -> list[object]:
     """The payload of ``response`` (to another node's request)."""
-    return [response.id, response.body, response.blob, response.metadata]
+    return [
+        response.id,
+        response.body,
+        response.blob,
+        response.metadata,
+        _caps_payload(response.capabilities),
+    ]
 
 
 def refusal_payload(request_id: int, error: SendError) -> list[object]:
@@ -105,7 +145,7 @@ def answer_of(envelope: Envelope, request: Request) -> Response | SendError:
         raise BadEnvelope("unexpected kind", envelope.kind.name)
     if not (
         isinstance(payload, list)
-        and len(payload) == 4
+        and len(payload) == 5
         and payload[0] == request.id
         and type(payload[1]) is bytes
         and (payload[2] is None or type(payload[2]) is bytes)
@@ -119,4 +159,5 @@ def answer_of(envelope: Envelope, request: Request) -> Response | SendError:
         body=payload[1],
         blob=payload[2],
         metadata=payload[3],
+        capabilities=_caps_of(payload[4]),
     )
