@@ -142,7 +142,7 @@ def _seal_costs(rounds: int = 2000) -> dict[str, tuple[float, float]]:
 
     key = nacl.signing.SigningKey(b"a" * 32)
     peers = {"alice.os": key.verify_key}
-    payload = [7, "client:bench:bench.os", "echo:bench:bench.os", b"x" * 100, None, None, 10.0]
+    payload = [7, "client:bench:bench.os", "echo:bench:bench.os", b"x" * 100, None, None, 10.0, []]
 
     def sample(seq: int) -> env.Envelope:
         return env.Envelope(
