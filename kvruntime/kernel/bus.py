@@ -48,11 +48,11 @@ Invariants:
    another node's process hands that address the capabilities this node
    issued that it carries: they are granted to it here when it is sent
    (``hand_over``; this node cannot see whether the far process saves
-   them, and a revoke takes them back). A capability attached by another
-   node's process is believed (``vouched``: offered, and saveable) when
-   this node's store says that address holds it, or when its issuer is on
-   the sender's node: that node's signed envelope vouches for its own
-   capabilities. Anything else another node attaches is never offered.
+   them), and stay granted as any grant does. A capability attached by
+   another node's process is believed (``vouched``: offered, and saveable)
+   when this node's store says that address holds it, or when its issuer
+   is on the sender's node: that node's authenticated frame vouches for its
+   own capabilities. Anything else another node attaches is never offered.
 """
 
 from __future__ import annotations
