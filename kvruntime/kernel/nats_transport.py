@@ -68,6 +68,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
 import logging
@@ -109,7 +110,7 @@ from .session import (
     accept_hello,
     finish_handshake,
     open_session_frame,
-    seal_in_session,
+    seal_fields,
     start_handshake,
 )
 from .wire import (
@@ -177,6 +178,11 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _loop_time() -> float:
+    """``anyio.current_time()`` without its backend lookup (nats-py runs on asyncio only)."""
+    return asyncio.get_running_loop().time()
+
+
 @attrs.define(eq=False)
 class NatsTransport:
     """One node's connection to the others, through NATS servers at ``servers``."""
@@ -207,7 +213,7 @@ class NatsTransport:
     #: (second, REKEYs sent in it).
     _rekeys: tuple[int, int] = attrs.field(default=(0, 0), init=False)
     _full_logged: float = attrs.field(default=-math.inf, init=False)
-    _pids: dict[str, ProcessId] = attrs.field(factory=dict, init=False)
+    _addresses: dict[tuple[str, str], Address] = attrs.field(factory=dict, init=False)
     _last_error: Exception | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -365,6 +371,12 @@ class NatsTransport:
             payload=payload,
         )
 
+    def _sealed(self, kind: Kind, to_node: str, payload: object, session: Session) -> bytes:
+        """The session frame of a new envelope (``_envelope``, sealed in ``session``)."""
+        now_ns = time.time_ns()
+        seq = self._seq.next(now_ns)
+        return seal_fields(session, kind, self.node, to_node, seq, now_ns // 1_000_000, payload)
+
     def _signed(self, kind: Kind, to_node: str, payload: object) -> bytes:
         return seal(self._envelope(kind, to_node, payload), self.key)
 
@@ -521,7 +533,7 @@ class NatsTransport:
             except SendError as exc:
                 return self.bus.fail_request(request, exc)
         payload = request_payload(request)
-        frame = seal_in_session(self._envelope(Kind.REQUEST, peer.name, payload), session)
+        frame = self._sealed(Kind.REQUEST, peer.name, payload, session)
         if request.expects_response is None:
             await self._publish(peer.subject, frame)
             return
@@ -530,7 +542,7 @@ class NatsTransport:
             if not self.bus.awaits_answer(request):
                 return
         flying = Flying(link=peer, request=request, sid=session.sid, resent=resent, retried=retried)
-        token = self._flying.add(flying, anyio.current_time() + request.expects_response)
+        token = self._flying.add(flying, _loop_time() + request.expects_response)
         await self._publish(peer.subject, frame, reply=self._reply_prefix + token)
 
     async def _watch(self) -> None:
@@ -645,7 +657,7 @@ class NatsTransport:
         if signed or kind is not Kind.REQUEST:
             return self._drop("unexpected kind", kind.name)
         try:
-            request = request_of(envelope, self._pid)
+            request = request_of(envelope, self._address)
         except BadEnvelope as exc:
             return self._drop(exc.reason, str(exc))
         sid = outer[1]
@@ -662,18 +674,19 @@ class NatsTransport:
                 payload = refusal_payload(request.id, exc)
                 await self._publish_in(sid, reply, Kind.REFUSAL, envelope.from_node, payload)
 
-    def _pid(self, text: str) -> ProcessId:
-        """``ProcessId.parse(text)``, remembered (a peer names the same few processes)."""
-        pid = self._pids.get(text)
-        if pid is None:
-            pid = ProcessId.parse(text)
-            if len(self._pids) >= _ROUTES:
-                self._pids.clear()
-            self._pids[text] = pid
-        return pid
+    def _address(self, node: str, text: str) -> Address:
+        """The Address of process ``text`` on ``node``, remembered (a peer names the same
+        few processes); IdError for a bad process id."""
+        address = self._addresses.get((node, text))
+        if address is None:
+            address = Address(node=node, process=ProcessId.parse(text))
+            if len(self._addresses) >= _ROUTES:
+                self._addresses.clear()
+            self._addresses[node, text] = address
+        return address
 
     def _owe(self, key: tuple[str, int], reply: str, timeout: float, sid: bytes) -> None:
-        now = anyio.current_time()
+        now = _loop_time()
         owed = self._owed
         if len(owed) >= _OWED:
             for stale in [k for k, (_, deadline, _) in owed.items() if deadline <= now]:
@@ -694,7 +707,7 @@ class NatsTransport:
 
     async def _carry(self, response: Response) -> None:
         owed = self._owed.pop((response.target.node, response.id), None)
-        if owed is None or owed[1] < anyio.current_time():
+        if owed is None or owed[1] < _loop_time():
             log.debug("dropped response %d to %s: not owed", response.id, response.target)
             return
         payload = response_payload(response)
@@ -708,9 +721,7 @@ class NatsTransport:
         if session is None:
             log.info("dropped a %s to %s: its session was forgotten", kind.name, to_node)
             return
-        await self._publish(
-            subject, seal_in_session(self._envelope(kind, to_node, payload), session)
-        )
+        await self._publish(subject, self._sealed(kind, to_node, payload, session))
 
     async def _publish(self, subject: str, frame: bytes, reply: str = "") -> None:
         assert self._nc is not None

@@ -29,6 +29,7 @@ from .message import Capability, Request, Response
 __all__ = [
     "MAX_CAPABILITIES",
     "MAX_EXPECTS",
+    "address_of",
     "answer_of",
     "refusal_payload",
     "request_of",
@@ -82,8 +83,14 @@ def request_payload(request: Request) -> list[object]:
     ]
 
 
-def request_of(envelope: Envelope, parse: Callable[[str], ProcessId]) -> Request:
-    """The request in a believed ``Kind.REQUEST`` envelope; ``parse`` reads process ids."""
+def address_of(node: str, process: str) -> Address:
+    """The Address of the process ``process`` (text) on ``node``; IdError if it is none."""
+    return Address(node=node, process=ProcessId.parse(process))
+
+
+def request_of(envelope: Envelope, address: Callable[[str, str], Address] = address_of) -> Request:
+    """The request in a believed ``Kind.REQUEST`` envelope; ``address`` (``address_of``,
+    or a caching one) makes its source and target from node and process id."""
     payload = envelope.payload
     if not (isinstance(payload, list) and len(payload) == 8):
         raise BadEnvelope("malformed", "request")
@@ -99,13 +106,14 @@ def request_of(envelope: Envelope, parse: Callable[[str], ProcessId]) -> Request
     ):
         raise BadEnvelope("malformed", "request fields")
     try:
-        source_pid, target_pid = parse(source), parse(target)
+        source_address = address(envelope.from_node, source)
+        target_address = address(envelope.to_node, target)
     except IdError as exc:
         raise BadEnvelope("malformed", str(exc)) from None
     return Request(
         id=rid,
-        source=Address(node=envelope.from_node, process=source_pid),
-        target=Address(node=envelope.to_node, process=target_pid),
+        source=source_address,
+        target=target_address,
         body=body,
         blob=blob,
         metadata=metadata,

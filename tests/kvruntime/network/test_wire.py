@@ -16,7 +16,7 @@ from kvruntime.kernel.wire import (
     request_payload,
     response_payload,
 )
-from protocol.ids import Address, ProcessId
+from protocol.ids import Address
 
 ALICE = Address.parse("alice.os@client:app:dev.os")
 BOB = Address.parse("bob.os@echo:app:dev.os")
@@ -41,7 +41,7 @@ def request(expects: float | None = 5.0, caps: tuple[Capability, ...] = ()) -> R
 @pytest.mark.parametrize("expects", [None, 0.5, 5.0])
 def test_a_request_crosses_to_itself(expects: float | None) -> None:
     sent = request(expects)
-    got = request_of(envelope(Kind.REQUEST, request_payload(sent)), ProcessId.parse)
+    got = request_of(envelope(Kind.REQUEST, request_payload(sent)))
     assert (got.id, got.source, got.target, got.body, got.blob, got.metadata) == (
         7, ALICE, BOB, b"hi", b"b", "m",
     )  # fmt: skip
@@ -50,7 +50,7 @@ def test_a_request_crosses_to_itself(expects: float | None) -> None:
 
 
 def test_attached_capabilities_cross_with_a_request_and_a_response() -> None:
-    got = request_of(envelope(Kind.REQUEST, request_payload(request(caps=CAPS))), ProcessId.parse)
+    got = request_of(envelope(Kind.REQUEST, request_payload(request(caps=CAPS))))
     assert got.capabilities == CAPS
     answer = Response(id=7, source=BOB, target=ALICE, body=b"ho", capabilities=CAPS[:1])
     back = answer_of(envelope(Kind.RESPONSE, response_payload(answer), sender="bob.os"), request())
@@ -83,7 +83,7 @@ def _with_caps(caps: object) -> list[object]:
 )
 def test_a_malformed_request_is_refused_by_name(payload: object) -> None:
     with pytest.raises(BadEnvelope) as caught:
-        request_of(envelope(Kind.REQUEST, payload), ProcessId.parse)
+        request_of(envelope(Kind.REQUEST, payload))
     assert caught.value.reason == "malformed"
 
 
