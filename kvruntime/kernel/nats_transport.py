@@ -31,7 +31,11 @@ How messages travel:
   ``Kind.REFUSAL``, or NATS's no-responders (``SendError(OFFLINE)``). A peer
   that lost the session (it restarted) answers a signed ``Kind.REKEY``: the
   request was not delivered, so it is sent again, once, after a new
-  handshake. When the connection to the NATS server drops, every request in
+  handshake. A frame whose MAC fails in a held session is answered with a
+  REKEY only while no frame has verified in that session (one a replayed
+  HELLO made, whose keys the real peer lacks); in a confirmed session it is
+  a forgery or corruption, and a REKEY would let anyone who saw the sid on
+  the wire cut the session and lose the answers in flight in it. When the connection to the NATS server drops, every request in
   flight fails with ``SendError(OFFLINE)`` at once (it may or may not have
   been delivered), and the client reconnects to another server of
   ``servers``. While requests to a peer are in flight, an empty message
@@ -199,6 +203,8 @@ class NatsTransport:
     _routes: dict[Address, Slot] = attrs.field(factory=dict, init=False)
     #: Every session held, by sid.
     _sessions: dict[bytes, Session] = attrs.field(factory=dict, init=False)
+    #: The sids of held sessions in which a frame has verified.
+    _confirmed: set[bytes] = attrs.field(factory=set, init=False)
     #: (peer, request id) -> (reply subject, deadline in loop time, sid it came in).
     _owed: dict[tuple[str, int], tuple[str, float, bytes]] = attrs.field(factory=dict, init=False)
     _guard: ReplayGuard = attrs.field(factory=ReplayGuard, init=False)
@@ -429,6 +435,7 @@ class NatsTransport:
 
     def _forget(self, sid: bytes) -> None:
         self._sessions.pop(sid, None)
+        self._confirmed.discard(sid)
 
     async def _welcome(self, hello: Envelope, reply: str | None) -> None:
         """Answer a verified HELLO: keep the session it opens, and say WELCOME."""
@@ -448,6 +455,7 @@ class NatsTransport:
             while len(peer.accepted) > ACCEPTED:
                 self._forget(peer.accepted.popleft())
         self._sessions[session.sid] = session
+        self._confirmed.discard(session.sid)  # new keys: nothing verified under them yet
         self.sessions_made += 1
         await self._publish(reply, self._signed(Kind.WELCOME, peer.name, payload))
 
@@ -624,6 +632,7 @@ class NatsTransport:
             envelope = open_signed(outer, me=self.node, peers=self.peers)
         else:
             envelope = open_session_frame(outer, me=self.node, sessions=self._sessions)
+            self._confirmed.add(outer[1])  # type: ignore[arg-type]  # bytes: it verified
         self._guard.check(envelope, _now_ms())
         return envelope
 
@@ -644,7 +653,9 @@ class NatsTransport:
             envelope = self._open_outer(outer)
         except BadEnvelope as exc:
             self._drop(exc.reason, str(exc))
-            if exc.reason in ("unknown session", "bad mac"):
+            if exc.reason == "unknown session" or (
+                exc.reason == "bad mac" and outer[1] not in self._confirmed
+            ):
                 await self._ask_rekey(outer, reply)
             return
         signed = len(outer) == 3

@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import msgpack
+import nacl.signing
 import nats
 import nats.aio.msg
 import pytest
@@ -28,6 +30,7 @@ from kvruntime import (
     SendErrorKind,
     node_public_key,
 )
+from kvruntime.kernel.envelope import VERSION, Envelope, Kind, seal
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
 from protocol.messages import ErrResponse, Get, KvRequest, RemoteNotAllowed
@@ -244,6 +247,8 @@ async def test_an_impostor_with_its_own_key_is_not_believed(
 async def test_a_replayed_envelope_and_garbage_are_dropped(
     nats_server: NatsServer, homes: dict[str, Path]
 ) -> None:
+    """Replays, garbage, another version, a forged MAC and an unknown peer's
+    signed HELLO, published by a NATS user: counted, dropped, and bob serves on."""
     got: list[bytes] = []
 
     async def sink(ctx: ProcessContext) -> None:
@@ -258,7 +263,8 @@ async def test_a_replayed_envelope_and_garbage_are_dropped(
 
     async def capture(msg: nats.aio.msg.Msg) -> None:
         captured.append(msg.data)
-        seen_on_the_wire.set()
+        if len(captured) == 2:  # alice's signed HELLO, then her request in the session
+            seen_on_the_wire.set()
 
     spy = await nats.connect(nats_server.url)  # any NATS user may listen and publish
     try:
@@ -282,13 +288,30 @@ async def test_a_replayed_envelope_and_garbage_are_dropped(
                 await spy.publish("kvr.in.bob_os", b"\x93\x01garbage")
                 await spy.publish("kvr.in.bob_os", b"\xc1")
                 await spy.publish("kvr.in.bob_os", b"")  # a liveness probe: ignored
+                version, sid, body, tag = msgpack.unpackb(captured[1])
+                await spy.publish("kvr.in.bob_os", msgpack.packb([version + 1, sid, body, tag]))
+                forged = bytes([tag[0] ^ 1]) + tag[1:]
+                await spy.publish("kvr.in.bob_os", msgpack.packb([version, sid, body, forged]))
+                stranger = Envelope(
+                    kind=Kind.HELLO, from_node="carol.os", to_node="bob.os", seq=1,
+                    sent_ms=0, payload=[b"s" * 16, b"k" * 32],
+                )  # fmt: skip
+                key = nacl.signing.SigningKey.generate()
+                await spy.publish("kvr.in.bob_os", seal(stranger, key))
                 await spy.flush()  # the server has them: bob's connection gets them first
-                # bob still serves alice after all that (and has read the three before)
+                # bob still serves alice after all that (and has read those before)
                 await run_as(alice, "client:app:dev.os", pay, kv=False)
             dropped = bob.network_dropped()
     finally:
         await spy.close()
-    assert dropped == {"replay": 1, "garbage": 2}
+    assert version == VERSION
+    assert dropped == {
+        "replay": 1,
+        "garbage": 2,
+        "version": 1,
+        "bad mac": 1,
+        "unknown peer": 1,
+    }
     assert got == [b"pay 10", b"pay 10"]  # the two real ones, not the copy
 
 
