@@ -26,8 +26,8 @@ How messages travel:
   behind it. No responders fails the request with ``SendError(OFFLINE)``,
   no WELCOME within ``HANDSHAKE_TIMEOUT`` (or the request's timeout) with
   ``SendError(TIMEOUT)``.
-- A request that expects an answer is published with a reply subject of
-  this node's (one subscription takes every answer): the answer, a
+- A request that expects an answer is published with a reply subject of this
+  node's (one subscription takes every answer): the answer, a
   ``Kind.REFUSAL``, or NATS's no-responders (``SendError(OFFLINE)``). A peer
   that lost the session (it restarted) answers a signed ``Kind.REKEY``: the
   request was not delivered, so it is sent again, once, after a new
@@ -35,13 +35,13 @@ How messages travel:
   REKEY only while no frame has verified in that session (one a replayed
   HELLO made, whose keys the real peer lacks); in a confirmed session it is
   a forgery or corruption, and a REKEY would let anyone who saw the sid on
-  the wire cut the session and lose the answers in flight in it. When the connection to the NATS server drops, every request in
-  flight fails with ``SendError(OFFLINE)`` at once (it may or may not have
-  been delivered), and the client reconnects to another server of
-  ``servers``. While requests to a peer are in flight, an empty message
-  probes it every ``WATCH_INTERVAL``: when NATS answers twice in a row that
-  nobody listens on its inbox any more (it crashed), they fail with
-  ``SendError(OFFLINE)``.
+  the wire cut the session and lose the answers in flight in it. When the
+  connection to the NATS server drops, every request in flight fails with
+  ``SendError(OFFLINE)`` at once (it may or may not have been delivered),
+  and the client reconnects to another server of ``servers``. While requests
+  to a peer are in flight, an empty message probes it every
+  ``WATCH_INTERVAL``: when NATS answers twice in a row that nobody listens
+  on its inbox any more (it crashed), they fail with ``SendError(OFFLINE)``.
   Silence is left to the sender's own deadline (``SendError(TIMEOUT)``).
 - A request from another node is handed to ``Bus.deliver_from_network``
   (which checks it as a local one) without waiting for room: a target whose
