@@ -95,6 +95,9 @@ nats-server:
 	@command -v nats-server >/dev/null 2>&1 || test -x /usr/sbin/nats-server || \
 		{ apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; } || \
 		{ echo "nats-server could not be installed (apt-get failed): the network tests need it"; exit 1; }
+	@{ command -v openssl && command -v ip; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq openssl iproute2 >/dev/null; } || \
+		{ echo "openssl/iproute2 could not be installed: the TLS and netns tests need them"; exit 1; }
 
 ## make test: the whole test suite (bounded soak/crash forms included), with
 ## the Rust conformance client it runs against a live runtime; one pytest
@@ -117,6 +120,13 @@ bench: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --out benchmarks/results
 	$(PY) -m benchmarks.watch_latency  # change feeds beside Redis streams (issue 14)
 	$(PY) -m benchmarks.watch_lag  # a watcher behind the fastest single writer, 1M changes (issue 14)
+
+# issue 17: the remote rows (two nodes on one nats-server beside raw nats-py), run first.
+.PHONY: bench-network
+bench: bench-network
+## make bench-network: remote echo/get/set through two nodes vs raw nats-py request/reply
+bench-network: $(DEV_STAMP) nats-server
+	$(PY) -m benchmarks.network
 
 ## make bench-quick: the same run with ~20x smaller counts (CI; no speed assertion)
 bench-quick: $(DEV_STAMP) redis-server

@@ -213,6 +213,7 @@ class Runtime:
             self._bus = self._kv = None
             raise
         bus.network_route = transport.route
+        bus.network_answer = transport.answer
         self._transport = transport
         return transport
 

@@ -8,6 +8,7 @@ reaches them here, in one place.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kvruntime import Runtime
 from kvruntime.kernel.bus import Bus
@@ -15,6 +16,9 @@ from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kvservice.loop import KvProcess
 from kvruntime.storage.store import Store
 from protocol.ids import PackageId
+
+if TYPE_CHECKING:  # the network extra is imported only where used
+    from kvruntime.kernel.nats_transport import NatsTransport
 
 __all__ = [
     "bus_of",
@@ -25,6 +29,7 @@ __all__ = [
     "set_tx_clock",
     "store_of",
     "sweep_expired",
+    "transport_of",
 ]
 
 
@@ -79,3 +84,10 @@ def nats_port_of(rt: Runtime) -> int:
     assert url is not None, "not connected"
     assert url.port is not None, "no port"
     return url.port
+
+
+def transport_of(rt: Runtime) -> NatsTransport:
+    """The running ``rt``'s NATS transport (issue 17)."""
+    transport = rt._transport
+    assert transport is not None, "the runtime has no network"
+    return transport

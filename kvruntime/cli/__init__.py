@@ -1,7 +1,8 @@
 """The ``kvruntime`` command line (console script ``kvruntime = kvruntime.cli:main``).
 
 One module per group of commands: ``keys`` (get, set, del, scan),
-``atomics`` (incr, cas), ``access`` (share, revoke, rm-db), ``send``,
+``atomics`` (incr, cas), ``expiry`` (expire, persist, ttl, ttl-policy),
+``access`` (share, revoke, rm-db), ``send``,
 ``dumpload`` (dump, load), ``admin`` (ls, caps, repair), ``host`` (run,
 bench), ``serve`` (the explorer page), ``shell`` (commands at a prompt).
 ``_app`` holds the click group, shared options and exit codes; ``_session``

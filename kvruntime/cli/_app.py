@@ -9,6 +9,7 @@ Exit codes (documented in the README, "Command line"):
   JSON, hex or base64 (click's own usage errors use 2 as well);
 - 3: the home cannot be used: missing, in use by a running runtime, or a
   folder that is no home;
+- 4: ``ttl`` only: the key is present and never expires (``expiry``);
 - 130: interrupted (Ctrl-C), as a shell reports a SIGINT.
 
 A user mistake never shows a Python traceback: every expected failure is a
@@ -88,6 +89,11 @@ COMMAND_MODULES: Final = {
     "bench": "host",
     "serve": "serve",
     "shell": "shell",
+    # keys with a TTL (issue 14)
+    "expire": "expiry",
+    "persist": "expiry",
+    "ttl": "expiry",
+    "ttl-policy": "expiry",
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

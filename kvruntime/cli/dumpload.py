@@ -52,6 +52,7 @@ from ._dumpformat import (
     parse_line,
     record_line,
 )
+from ._seconds import ttl_option
 from ._session import as_admin, on_interrupt, open_db, run_in_home
 
 if TYPE_CHECKING:
@@ -138,19 +139,24 @@ def dump(package: PackageId, db: str, as_json: bool, home: Path) -> None:
 @package_argument
 @db_argument
 @click.option("--create", is_flag=True, help="Create DB if it does not exist.")
+@ttl_option("--ttl", help="Every loaded key expires SECONDS after its chunk is written.")
 @json_option
 @home_option
 @verbose_option
-def load(package: PackageId, db: str, create: bool, as_json: bool, home: Path) -> None:
+def load(
+    package: PackageId, db: str, create: bool, ttl: float | None, as_json: bool, home: Path
+) -> None:
     """Read a dump from stdin into DB of PACKAGE (existing other keys stay).
 
     The whole input is checked first: a refused dump writes (and creates)
     nothing. Then each chunk of entries is written atomically. DB must exist
-    unless --create is given.
+    unless --create is given. Loaded keys never expire, unless --ttl gives
+    them all one (a dump does not record TTLs).
 
     \b
     Example:
       kvruntime load my-app:publisher.os notes-copy --create < notes.jsonl
+      kvruntime load my-app:publisher.os cache --ttl 3600 < cache.jsonl
     """
     from rich.console import Console
     from rich.markup import escape
@@ -180,7 +186,7 @@ def load(package: PackageId, db: str, create: bool, as_json: bool, home: Path) -
                             EXIT_INTERRUPTED,
                         )
                     try:
-                        await handle.set_many(chunk)
+                        await handle.set_many(chunk, ttl=ttl)
                     except kv.KvError as exc:
                         raise CliError(
                             f"lines {first}-{last}: kv:distro:sys answered: {exc};"

@@ -34,6 +34,7 @@ from ._render import (
     render_value_json,
     resolve,
 )
+from ._seconds import ttl_option
 from ._session import as_admin, open_db, page_ask, run_in_home
 
 if TYPE_CHECKING:
@@ -152,6 +153,9 @@ def _print_value(
     help="Read the value's bytes from this file ('-' for stdin) instead of VALUE.",
 )
 @click.option("--create", is_flag=True, help="Create DB (and the home) if it does not exist.")
+@ttl_option(
+    "--ttl", help="Expire KEY SECONDS from now (as SET EX); without, any expiry it had is cleared."
+)
 @json_option
 @home_option
 @verbose_option
@@ -164,6 +168,7 @@ def set_(
     value_hex: bool,
     value_file: BinaryIO | None,
     create: bool,
+    ttl: float | None,
     as_json: bool,
     home: Path,
 ) -> None:
@@ -171,12 +176,14 @@ def set_(
 
     DB must exist unless --create is given (only Open creates a db, and
     set opens with --create only). --create makes a home only of a folder
-    that does not exist or is empty.
+    that does not exist or is empty. --ttl makes KEY expire (see ttl,
+    expire, persist); a set without it makes KEY persistent, as in Redis.
 
     \b
     Example:
       kvruntime set my-app:publisher.os notes hello world --create
       kvruntime set my-app:publisher.os blobs 00ff --key-hex --value-file photo.jpg
+      kvruntime set my-app:publisher.os sessions abc123 alice --ttl 3600
     """
     raw_key = parse_bytes(key, is_hex=key_hex, what="KEY")
     if (value is None) == (value_file is None):
@@ -189,7 +196,7 @@ def set_(
 
     async def body(ctx: ProcessContext) -> None:
         handle = await open_db(ctx, package, db, create=create)
-        await handle.set(raw_key, raw_value)
+        await handle.set(raw_key, raw_value, ttl=ttl)
 
     hinted(lambda: run_in_home(home, lambda s: as_admin(s, package, body), create_home=create))
     if as_json:

@@ -271,5 +271,5 @@ def _options(command: click.Command) -> list[str]:
     found = {"--help"}
     for param in command.params:
         if isinstance(param, click.Option):
-            found.update(param.opts)
+            found.update(param.opts, param.secondary_opts)  # --enabled/--disabled: both
     return sorted(found)

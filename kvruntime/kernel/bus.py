@@ -30,15 +30,29 @@ Invariants:
    (``Request._answerer``), so a forgery fails in the forger's own task.
 6. Requests from other nodes come in through ``deliver_from_network`` (the
    seam a networking layer plugs into) and responses to them leave through
-   ``network_outbox``. Requests to other nodes go to the slot that
-   ``network_route`` (the transport's, when the runtime has a network) gives
-   for the remote address; without one, they are ``SendError(OFFLINE)``.
+   ``network_outbox``, or, answered by a process, through ``network_answer``
+   in the responder's own task (it waits only while the transport's write
+   buffer is full: backpressure, as a full local mailbox). Requests to
+   other nodes go to the slot that ``network_route`` (the transport's, when
+   the runtime has a network) gives for the remote address, whose
+   ``transmit`` may send them from the sender's task; without a route, they
+   are ``SendError(OFFLINE)``.
    A transport that learns a request failed calls ``fail_request``.
 7. A process that ends (returns, fails or is killed) leaves no sender
    waiting on a request still queued in its mailbox: ``detach`` fails an
    awaiting sender with ``SendError(OFFLINE)`` at once, and frees the room a
    ``send`` with ``expects_response`` reserved (no message arrives for it).
    Like a response, this never blocks (invariant 2).
+8. A capability means something on the node that issued it (the node of
+   its issuer address), whose store says who holds it. A message to
+   another node's process hands that address the capabilities this node
+   issued that it carries: they are granted to it here when it is sent
+   (``hand_over``; this node cannot see whether the far process saves
+   them), and stay granted as any grant does. A capability attached by
+   another node's process is believed (``vouched``: offered, and saveable)
+   when this node's store says that address holds it, or when its issuer
+   is on the sender's node: that node's authenticated frame vouches for its
+   own capabilities. Anything else another node attaches is never offered.
 """
 
 from __future__ import annotations
@@ -47,7 +61,7 @@ import asyncio
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 import anyio
@@ -87,6 +101,9 @@ class Slot:
     #: (kv refuses them all, and says so): the network seam skips the messaging
     #: check for it. Attached capabilities are still offered only if held here.
     answers_remote: bool = False
+    #: Another node's process (a transport's stand-in): sends a request at once
+    #: in the sender's own task when nothing waits before it; False: queue it.
+    transmit: Callable[[Request], Awaitable[bool]] | None = None
     messaging_key: str = attrs.field(init=False)
     #: Request id -> the future ``send_and_await_response`` waits on, and the answerer.
     waiters: dict[int, Waiter] = attrs.Factory(dict)
@@ -145,6 +162,9 @@ class Bus:
     network_outbox: Mailbox[Response] = attrs.Factory(lambda: Mailbox[Response](1024))
     #: The stand-in slot of a process on another node (a transport's), or None: single node.
     network_route: Callable[[Address], Slot] | None = None
+    #: Sends a process's answer to another node in the responder's own task
+    #: (a transport's); None: answers go through ``network_outbox``.
+    network_answer: Callable[[Response], Awaitable[None]] | None = None
     _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
 
@@ -234,7 +254,21 @@ class Bus:
                     f"{holder.process} attached a capability it does not hold: "
                     f"{cap.issuer} {cap.params}",
                 )
+        if request.capabilities and target.node != self.node:
+            self.hand_over(target, request.capabilities)
         return slot
+
+    def hand_over(self, target: Address, caps: Iterable[Capability]) -> None:
+        """Grant ``target``, another node's process, the ``caps`` issued on this node
+        (a message carries them to it: invariant 8). Others mean nothing here."""
+        mine = [cap for cap in caps if cap.issuer.node == self.node]
+        if mine:
+            self.caps.grant(target, mine)
+
+    def vouched(self, holder: Address, cap: Capability) -> bool:
+        """Whether ``holder`` may pass on ``cap``, as this node knows (invariant 8)."""
+        node = holder.node
+        return self.caps.holds(holder, cap.key) or (node != self.node and cap.issuer.node == node)
 
     def try_deliver(self, slot: Slot, request: Request) -> bool:
         """Queue ``request`` now if there is room; False if the sender must wait."""
@@ -265,8 +299,10 @@ class Bus:
         if target.node != self.node:
             try:
                 self.network_outbox.put_nowait(response)
-            except (MailboxFull, MailboxClosed):
+            except MailboxFull:
                 log.warning("dropped a response to %s: network outbox full", target)
+            except MailboxClosed:
+                log.debug("dropped a response to %s: the network is closed", target)
             return
         slot = self._slots.get(target.process)
         if slot is None:
@@ -297,13 +333,14 @@ class Bus:
             return
         log.debug("dropped response %d to %s: nobody waits for it", rid, target)
 
-    async def deliver_from_network(self, request: Request) -> None:
+    async def deliver_from_network(self, request: Request, *, wait: bool = True) -> None:
         """Hand in a request from another node (the networking layer's seam).
 
         Checked as a local request is (invariant 3): SendError when no process
         runs at the target or the target is not public (nor ``answers_remote``)
         and the source does not hold its messaging capability; TypeError when
-        body or blob is not bytes.
+        body or blob is not bytes. A full mailbox is waited for, unless
+        ``wait`` is False: then it is ``SendError(BUSY)`` at once.
         """
         source, target = request.source, request.target
         if source.node == self.node:
@@ -320,7 +357,17 @@ class Bus:
             and not self.caps.holds(source, slot.messaging_key)
         ):
             raise _forbidden(source, target)
-        await self.deliver(slot, request)
+        if wait:
+            await self.deliver(slot, request)
+        elif not self.try_deliver(slot, request):
+            raise SendError(SendErrorKind.BUSY, f"process {target} is busy: its mailbox is full")
+
+    def awaits_answer(self, request: Request) -> bool:
+        """Whether this node's sender of ``request`` still waits for its answer."""
+        sender = self._slots.get(request.source.process)
+        return sender is not None and (
+            request.id in sender.waiters or request.id in sender.expected
+        )
 
     def withdraw_offers(self, caps: Iterable[Capability], *, of: Address | None = None) -> None:
         """Forget offers of ``caps`` made to ``of`` (a revoked holder), or to anyone."""
@@ -336,11 +383,11 @@ class Bus:
 
     def _offer(self, slot: Slot, message: Request | Response) -> None:
         # Only what the sender holds *now* is offered: a capability revoked
-        # while its message waited for room, or claimed by another node (whose
-        # addresses hold nothing here), is never offered.
-        caps, sender = self.caps, message.source
+        # while its message waited for room, or one another node claims and
+        # neither issued nor was granted here (invariant 8), is never offered.
+        sender = message.source
         for cap in message.capabilities:
-            if caps.holds(sender, cap.key):
+            if self.vouched(sender, cap):
                 slot.offered[cap.key] = (cap, sender)
 
 

@@ -6,6 +6,9 @@ time), so every rule here is unit-tested without a network.
 Wire form (msgpack): ``[VERSION, signed, signature]`` where ``signed`` is the
 msgpack of ``[kind, from_node, to_node, seq, sent_ms, payload]`` and
 ``signature`` is the Ed25519 signature of ``signed`` by ``from_node``'s key.
+Signed envelopes carry the handshake (``session``); every other frame is a
+session frame, ``[VERSION, sid, body, tag]`` (``session.open_session_frame``).
+``unpack_frame`` reads the outer array of either form.
 
 Invariants:
 1. ``open_envelope`` returns an ``Envelope`` only when the frame is at most
@@ -47,11 +50,13 @@ __all__ = [
     "ReplayGuard",
     "Sequence",
     "open_envelope",
+    "open_signed",
     "seal",
+    "unpack_frame",
 ]
 
 #: The envelope format this runtime speaks.
-VERSION: Final = 1
+VERSION: Final = 3
 #: The largest frame a receiver reads (NATS's default max_payload).
 MAX_FRAME: Final = 1024 * 1024
 #: How far (ms) an envelope's send time may lie from the receiver's clock.
@@ -68,6 +73,12 @@ class Kind(enum.IntEnum):
     #: The request could not be delivered: payload ``[id, send error kind, detail]``.
     REFUSAL = 3
     PING = 4
+    #: A handshake's opening, signed: payload ``[sid, ephemeral key]`` (``session``).
+    HELLO = 5
+    #: A handshake's answer, signed: payload ``[sid, your ephemeral key, mine]``.
+    WELCOME = 6
+    #: "I hold no session ``sid`` with you: handshake again", signed: payload ``[sid]``.
+    REKEY = 7
 
 
 _KINDS: Final = frozenset(int(kind) for kind in Kind)
@@ -112,24 +123,39 @@ def seal(envelope: Envelope, key: nacl.signing.SigningKey) -> bytes:
     return frame
 
 
-def open_envelope(
-    frame: bytes, *, me: str, peers: Mapping[str, nacl.signing.VerifyKey]
-) -> Envelope:
-    """The envelope in ``frame`` if it is to be believed (invariant 1); else BadEnvelope.
-
-    Replays are the ``ReplayGuard``'s to refuse, after this.
-    """
+def unpack_frame(frame: bytes) -> list[object]:
+    """The outer array of a frame of either form, of this VERSION; else BadEnvelope."""
     if len(frame) > MAX_FRAME:
         raise BadEnvelope("oversized", f"{len(frame)} bytes")
     try:
         outer = msgpack.unpackb(frame, raw=False, max_bin_len=MAX_FRAME)
     except Exception as exc:  # msgpack raises a zoo of types on garbage
         raise BadEnvelope("garbage", type(exc).__name__) from None
-    if not (isinstance(outer, list) and len(outer) == 3):
+    if not (isinstance(outer, list) and len(outer) in (3, 4)):
+        raise BadEnvelope("garbage", "not a [version, ...] array of 3 or 4")
+    if outer[0] != VERSION:
+        raise BadEnvelope("version", repr(outer[0])[:40])
+    return outer
+
+
+def open_envelope(
+    frame: bytes, *, me: str, peers: Mapping[str, nacl.signing.VerifyKey]
+) -> Envelope:
+    """The signed envelope in ``frame`` if it is to be believed (invariant 1); else BadEnvelope.
+
+    Replays are the ``ReplayGuard``'s to refuse, after this.
+    """
+    outer = unpack_frame(frame)
+    if len(outer) != 3:
         raise BadEnvelope("garbage", "not a [version, signed, signature] array")
-    version, signed, signature = outer
-    if version != VERSION:
-        raise BadEnvelope("version", repr(version)[:40])
+    return open_signed(outer, me=me, peers=peers)
+
+
+def open_signed(
+    outer: list[object], *, me: str, peers: Mapping[str, nacl.signing.VerifyKey]
+) -> Envelope:
+    """``open_envelope`` of an outer array ``unpack_frame`` gave."""
+    _, signed, signature = outer
     if not (isinstance(signed, bytes) and isinstance(signature, bytes)):
         raise BadEnvelope("garbage", "signed part or signature is not bytes")
     # Read who signed it and for whom without trusting the rest yet.

@@ -31,6 +31,9 @@ class SendErrorKind(enum.Enum):
     CAPABILITY_NOT_HELD = "capability not held"
     #: The runtime is shutting down.
     CLOSED = "runtime closed"
+    #: The target's mailbox is full and the request came from another node,
+    #: which cannot wait for room without stalling every other request it sends.
+    BUSY = "busy"
 
 
 class SendError(Exception):

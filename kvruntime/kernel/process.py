@@ -11,9 +11,12 @@ Invariants (the bus's, seen from the process; see ``bus.py``):
 2. ``respond`` answers only a request delivered to this process and not yet
    answered (``RespondError`` otherwise); the bus takes an answer only from
    the process its request went to.
-3. A capability is saved only from an offer whose offerer still holds it,
-   and saving consumes the offer.
+3. A capability is saved only from an offer whose offerer still holds it
+   (for another node's offerer: as this node knows, ``Bus.vouched``), and
+   saving consumes the offer.
 4. Holders are Addresses: this process holds what ``ctx.our`` holds.
+5. Capabilities this node issued that go to another node's process (sent,
+   answered or shared) are granted to that address here (bus invariant 8).
 """
 
 from __future__ import annotations
@@ -135,7 +138,10 @@ class ProcessContext:
         slot.waiters[request.id] = (waiter, target_slot.address)
         slot.deadlines.add(loop, request.id, request.target, timeout)
         try:
-            if not bus.try_deliver(target_slot, request):
+            transmit = target_slot.transmit  # another node's: maybe sent from this task
+            if not (transmit is not None and await transmit(request)) and not bus.try_deliver(
+                target_slot, request
+            ):
                 with anyio.move_on_after(timeout) as waited:
                     await bus.deliver(target_slot, request)  # withdrawn if cancelled
                 if waited.cancelled_caught:
@@ -210,17 +216,22 @@ class ProcessContext:
             if not self._bus.caps.holds(self.our, cap.key):
                 raise CapabilityNotHeld(f"{self.process_id} does not hold {cap.params}")
         request._answerer = None
-        self._bus.respond(
-            Response(
-                id=request.id,
-                source=self.our,
-                target=request.source,
-                body=body,
-                blob=blob,
-                metadata=metadata,
-                capabilities=caps,
-            )
+        bus = self._bus
+        if caps and request.source.node != bus.node:
+            bus.hand_over(request.source, caps)  # they mean something here: granted here
+        response = Response(
+            id=request.id,
+            source=self.our,
+            target=request.source,
+            body=body,
+            blob=blob,
+            metadata=metadata,
+            capabilities=caps,
         )
+        if bus.network_answer is not None and response.target.node != bus.node:
+            await bus.network_answer(response)  # from this task: no hop through the outbox
+        else:
+            bus.respond(response)
 
     def capabilities(self) -> list[Capability]:
         """Every capability this process holds."""
@@ -243,7 +254,7 @@ class ProcessContext:
             offer = offered.get(cap.key)
             if offer is None:
                 raise CapabilityNotHeld(f"no message offered {cap.issuer} {cap.params}")
-            if not store.holds(offer[1], cap.key):
+            if not self._bus.vouched(offer[1], cap):
                 raise CapabilityNotHeld(
                     f"{cap.issuer} {cap.params} is no longer held by {offer[1]}, who offered it"
                 )
@@ -254,15 +265,23 @@ class ProcessContext:
     def share_capabilities(self, target: Target, capabilities: Iterable[Capability]) -> None:
         """Grant capabilities this process holds to the process at ``target``, at once.
 
-        Raises CapabilityNotHeld for one this process does not hold.
+        ``target`` may be another node's process: the grant is kept here, on
+        the node that issued the capabilities, where they mean something (the
+        other node is not told). Raises CapabilityNotHeld, granting none, for
+        one this process does not hold, or, to another node's process, for one
+        another node issued (only that node can grant it).
         """
         address = self.resolve(target)
-        if address.node != self._bus.node:
-            raise SendError(SendErrorKind.OFFLINE, f"no route to node {address.node!r}")
+        node = self._bus.node
         caps = list(capabilities)
         for cap in caps:
             if not self.holds(cap):
                 raise CapabilityNotHeld(f"{self.process_id} does not hold {cap.params}")
+            if address.node != node and cap.issuer.node != node:
+                raise CapabilityNotHeld(
+                    f"{cap.issuer} {cap.params} was issued by node {cap.issuer.node!r}: "
+                    f"only it can grant it to {address}"
+                )
         self._bus.caps.grant(address, caps)
 
 

@@ -59,6 +59,10 @@ COMMANDS = [
     "rm-db",
     "serve",
     "shell",
+    "expire",
+    "persist",
+    "ttl",
+    "ttl-policy",
 ]
 
 

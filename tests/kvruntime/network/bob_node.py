@@ -1,9 +1,10 @@
 """A node in its own OS process: ``python -m tests.kvruntime.network.bob_node``.
 
 Arguments: HOME NODE NATS_URL PEER=KEY...  It runs the public process
-``echo:app:dev.os`` (answers each request with its body; a fire-and-forget
-request is sent back to its source's ``sink:app:dev.os`` with ``expects_response``
-unset), prints ``ready`` once connected, and stops when stdin closes.
+``echo:app:dev.os`` (answers each request with its body, but prints ``held``
+and never answers the body ``hold``; a fire-and-forget request is sent back to
+its source's ``sink:app:dev.os`` with ``expects_response`` unset), prints
+``ready`` once connected, and stops when stdin closes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ async def echo(ctx: ProcessContext) -> None:
         message = await ctx.receive()
         if not isinstance(message, Request):
             continue
-        if message.expects_response is not None:
+        if message.body == b"hold":
+            print("held", flush=True)
+        elif message.expects_response is not None:
             await ctx.respond(message, message.body)
         else:
             sink = Address(node=message.source.node, process=ProcessId.parse("sink:app:dev.os"))

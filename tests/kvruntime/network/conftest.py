@@ -54,17 +54,31 @@ def start_nats_server(folder: Path, *options: str) -> tuple[subprocess.Popen[byt
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # Ready when *its* log says so: under pytest-xdist another worker's server
+    # could answer on a port this one failed to bind (then this one exits).
+    log, ready = folder / "server.log", f"[{process.pid}] "
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
+    while not _says_ready(log, ready, port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
                 process.kill()
-                pytest.fail(f"nats-server did not start: see {folder / 'server.log'}")
-            time.sleep(0.02)
+            process.wait()
+            pytest.fail(f"nats-server did not start on port {port}: see {log}")
+        time.sleep(0.02)
     return process, NatsServer(pid=process.pid, port=port)
+
+
+def _says_ready(log: Path, prefix: str, port: int) -> bool:
+    """Whether ``log`` has the server with log prefix ``prefix`` ready on ``port``."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return False
+    mine = [line for line in lines if line.startswith(prefix)]
+    listening = f"Listening for client connections on 127.0.0.1:{port}"
+    return any(listening in line for line in mine) and any(
+        "Server is ready" in line for line in mine
+    )
 
 
 def stop_by_pid(process: subprocess.Popen[bytes]) -> None:

@@ -1,7 +1,7 @@
 """On a 3-server NATS cluster: the server a node is on dies under traffic.
 
 Its in-flight requests fail with SendError (not hang to their timeouts), and
-the node carries on through another server of the cluster.
+the node carries on through another server of the cluster, both within 2 s.
 """
 
 from __future__ import annotations
@@ -81,9 +81,16 @@ async def test_a_killed_server_fails_in_flight_requests_and_the_node_carries_on(
         with anyio.fail_after(30):  # far below the requests' 60 s: failed, not timed out
             handle = await alice.spawn("client:app:dev.os", traffic)
             await all_held.wait()
+            killed = anyio.current_time()
             nats_cluster.kill(nats_port_of(alice))
             await handle.wait()
+            failed = anyio.current_time() - killed
             answer = await run_as(alice, "client:app:dev.os", after, kv=False)
+            carried_on = anyio.current_time() - killed
     assert len(outcomes) == IN_FLIGHT
     assert all(isinstance(outcome, SendError) for outcome in outcomes), outcomes
     assert answer.body == b"still here"
+    # The issue's bound (an acceptance bound, not a speed target: here both
+    # take milliseconds to a tenth of a second, on 2 loaded cores).
+    assert failed < 2.0, f"in-flight requests failed {failed:.2f} s after the kill"
+    assert carried_on < 2.0, f"answered through another server {carried_on:.2f} s after the kill"

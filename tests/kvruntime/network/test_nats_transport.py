@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import msgpack
+import nacl.signing
 import nats
 import nats.aio.msg
 import pytest
@@ -28,6 +30,7 @@ from kvruntime import (
     SendErrorKind,
     node_public_key,
 )
+from kvruntime.kernel.envelope import VERSION, Envelope, Kind, seal
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
 from protocol.messages import ErrResponse, Get, KvRequest, RemoteNotAllowed
@@ -237,13 +240,15 @@ async def test_an_impostor_with_its_own_key_is_not_believed(
             error = await run_as(mallory, "client:app:dev.os", ask, kv=False)
         dropped = bob.network_dropped()
     assert error.kind is SendErrorKind.TIMEOUT  # dropped, not answered
-    assert dropped == {"bad signature": 1}
+    assert set(dropped) == {"bad signature"}  # its HELLO (and the HELLO sent again)
     assert got == []
 
 
 async def test_a_replayed_envelope_and_garbage_are_dropped(
     nats_server: NatsServer, homes: dict[str, Path]
 ) -> None:
+    """Replays, garbage, another version, a forged MAC and an unknown peer's
+    signed HELLO, published by a NATS user: counted, dropped, and bob serves on."""
     got: list[bytes] = []
 
     async def sink(ctx: ProcessContext) -> None:
@@ -258,7 +263,8 @@ async def test_a_replayed_envelope_and_garbage_are_dropped(
 
     async def capture(msg: nats.aio.msg.Msg) -> None:
         captured.append(msg.data)
-        seen_on_the_wire.set()
+        if len(captured) == 2:  # alice's signed HELLO, then her request in the session
+            seen_on_the_wire.set()
 
     spy = await nats.connect(nats_server.url)  # any NATS user may listen and publish
     try:
@@ -280,14 +286,32 @@ async def test_a_replayed_envelope_and_garbage_are_dropped(
                 await seen_on_the_wire.wait()
                 await spy.publish("kvr.in.bob_os", captured[0])  # the same frame again
                 await spy.publish("kvr.in.bob_os", b"\x93\x01garbage")
-                await spy.publish("kvr.in.bob_os", b"")
+                await spy.publish("kvr.in.bob_os", b"\xc1")
+                await spy.publish("kvr.in.bob_os", b"")  # a liveness probe: ignored
+                version, sid, body, tag = msgpack.unpackb(captured[1])
+                await spy.publish("kvr.in.bob_os", msgpack.packb([version + 1, sid, body, tag]))
+                forged = bytes([tag[0] ^ 1]) + tag[1:]
+                await spy.publish("kvr.in.bob_os", msgpack.packb([version, sid, body, forged]))
+                stranger = Envelope(
+                    kind=Kind.HELLO, from_node="carol.os", to_node="bob.os", seq=1,
+                    sent_ms=0, payload=[b"s" * 16, b"k" * 32],
+                )  # fmt: skip
+                key = nacl.signing.SigningKey.generate()
+                await spy.publish("kvr.in.bob_os", seal(stranger, key))
                 await spy.flush()  # the server has them: bob's connection gets them first
-                # bob still serves alice after all that (and has read the three before)
+                # bob still serves alice after all that (and has read those before)
                 await run_as(alice, "client:app:dev.os", pay, kv=False)
             dropped = bob.network_dropped()
     finally:
         await spy.close()
-    assert dropped == {"replay": 1, "garbage": 2}
+    assert version == VERSION
+    assert dropped == {
+        "replay": 1,
+        "garbage": 2,
+        "version": 1,
+        "bad mac": 1,
+        "unknown peer": 1,
+    }
     assert got == [b"pay 10", b"pay 10"]  # the two real ones, not the copy
 
 
@@ -386,3 +410,51 @@ async def test_a_node_that_shuts_down_fails_the_requests_it_holds(
             await handle.wait()
     assert [error.kind for error in errors] == [SendErrorKind.OFFLINE]
     assert "bob.os" in errors[0].detail
+
+
+async def test_a_runtime_that_reaches_no_nats_server_fails_to_start_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    from .conftest import free_port
+
+    url = f"nats://127.0.0.1:{free_port()}"  # nobody listens there
+    refused = "could be reached: ConnectionRefused"
+    with anyio.fail_after(20), pytest.raises(ConnectionError, match=refused):
+        async with Runtime(home=tmp_path / "a", node="alice.os", network=url, storage="memory"):
+            pass
+
+
+async def test_one_senders_mixed_sends_arrive_in_the_order_sent(
+    nats_server: NatsServer, homes: dict[str, Path]
+) -> None:
+    seen: list[bytes] = []
+
+    async def log(ctx: ProcessContext) -> None:
+        while True:
+            message = await ctx.receive()
+            if isinstance(message, Request):
+                seen.append(message.body)
+                if message.expects_response is not None:
+                    await ctx.respond(message, b"ok")
+
+    async with (
+        node(homes["bob.os"], "bob.os", nats_server, {"alice.os": homes["alice.os"]}) as bob,
+        node(homes["alice.os"], "alice.os", nats_server, {"bob.os": homes["bob.os"]}) as alice,
+    ):
+        await bob.spawn("log:app:dev.os", log, public=True)
+        target = "bob.os@log:app:dev.os"
+        sent: list[bytes] = []
+
+        async def mixed(ctx: ProcessContext) -> None:
+            for i in range(200):  # queued sends, and awaited ones that may go at once
+                body = b"%d" % i
+                sent.append(body)
+                if i % 3 == 2:
+                    await ctx.send_and_await_response(target, body, timeout=10)
+                else:
+                    await ctx.send(target, body)
+            await ctx.send_and_await_response(target, b"end", timeout=10)
+
+        with anyio.fail_after(30):
+            await run_as(alice, "client:app:dev.os", mixed, kv=False)
+    assert seen == [*sent, b"end"]

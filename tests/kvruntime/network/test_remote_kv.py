@@ -6,15 +6,26 @@ answer leaves through the network outbox.
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import pytest
 
-from kvruntime import Address, ProcessContext, ProcessId, Request, Runtime, SendError, SendErrorKind
+from kvruntime import (
+    Address,
+    ProcessContext,
+    ProcessId,
+    Request,
+    Response,
+    Runtime,
+    SendError,
+    SendErrorKind,
+)
 from kvruntime.kernel.message import Capability
 from kvruntime.kvservice.access import kv_capability
 from protocol.codec import decode_response, encode_request
 from protocol.ids import PackageId
-from protocol.messages import ErrResponse, Get, KvRequest, RemoteNotAllowed
+from protocol.messages import ErrResponse, Get, KvRequest, MalformedRequest, RemoteNotAllowed
 from tests.internals import bus_of
 
 pytestmark = pytest.mark.anyio
@@ -59,3 +70,30 @@ async def test_other_private_processes_still_need_their_messaging_capability(rt:
         )
     assert caught.value.kind is SendErrorKind.FORBIDDEN
     handle.kill()
+
+
+async def test_an_undecodable_remote_body_is_answered_malformed_request(rt: Runtime) -> None:
+    request = Request(
+        id=bus_of(rt).next_id(),
+        source=REMOTE,
+        target=rt.kv_address,
+        body=b"\xc1 not msgpack",
+        expects_response=5.0,
+    )
+    await rt.deliver_from_network(request)
+    with anyio.fail_after(5):
+        response = await rt.network_response()
+    assert decode_response(response.body) == ErrResponse(error=MalformedRequest())
+
+
+async def test_an_answer_after_the_network_closed_is_not_logged_as_a_full_outbox(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = bus_of(rt)
+    bus.network_outbox.drain()  # as a transport does when it stops
+    answer = Response(id=1, source=rt.kv_address, target=REMOTE, body=b"late")
+    with caplog.at_level(logging.DEBUG, logger="kvruntime.kernel.bus"):
+        bus.respond(answer)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.DEBUG, f"dropped a response to {REMOTE}: the network is closed")
+    ]
