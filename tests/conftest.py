@@ -7,9 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import hypothesis
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime
+
+# No per-example deadline: a property test checks what is true, not how fast
+# (speed lives in `make bench`); under a loaded xdist run examples took 0.4 s.
+hypothesis.settings.register_profile("kvruntime", deadline=None)
+hypothesis.settings.load_profile("kvruntime")
 
 
 @pytest.fixture
