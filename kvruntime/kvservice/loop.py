@@ -55,7 +55,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Final, assert_never
+from typing import ClassVar, Final, assert_never
 
 import anyio
 import anyio.to_thread
@@ -145,6 +145,8 @@ class KvProcess:
     #: Requests waiting behind long work, in the order they came (rule 4).
     _deferred: deque[tuple[Request, ProcessId, DbKey | None]] = attrs.Factory(deque)
     _room: anyio.Event = attrs.Factory(anyio.Event)
+    #: Whether batches are served by ``_serve_round`` (a networked engine's kv process).
+    networked: ClassVar[bool] = False
 
     def __attrs_post_init__(self) -> None:
         cfg = self.config
@@ -179,7 +181,10 @@ class KvProcess:
                         batch = await mailbox.get_batch(self.config.max_batch)
                     except MailboxClosed:
                         break
-                    self._serve_batch(batch)
+                    if self.networked:  # kvservice/networked.py: awaits its engine
+                        await self._serve_round(batch)
+                    else:
+                        self._serve_batch(batch)
             # Every long work has ended, so nothing is deferred any more (rule 4).
             self._work = None
             tg.cancel_scope.cancel()
@@ -190,6 +195,10 @@ class KvProcess:
             await anyio.sleep(interval)
             if gone := self.txs.expire():
                 log.info("expired %d idle transaction(s)", gone)
+
+    async def _serve_round(self, batch: list[Request | Response]) -> None:
+        """Serve ``batch`` with awaits (a networked engine's kv process overrides it)."""
+        self._serve_batch(batch)
 
     def _serve_batch(self, batch: list[Request | Response]) -> None:
         self.metrics.batch(len(batch))  # metrics (issue 15)
@@ -447,6 +456,11 @@ class KvProcess:
                     self.dbs.discard(store)
             self._writes.clear()
         outbox, self._outbox = self._outbox, []
+        self._send(outbox, failed)
+
+    def _send(self, outbox: list[_Entry], failed: dict[Store, KvError]) -> None:
+        """Send ``outbox``'s answers in order; one that waited for a store in ``failed``
+        answers its error."""
         respond, source = self.bus.respond, self.slot.address
         for msg, response, blob, waited in outbox:
             if failed and waited in failed:
