@@ -118,7 +118,10 @@ def _engine_name(spec: str | None) -> str:
 
 
 def _check_storage(instance: object, attribute: object, value: str | None) -> None:
-    _engine_name(value)
+    if _engine_name(value) == "redis-cluster" and value is not None:
+        from .storage.redis_cluster import parse_url
+
+        parse_url(value)  # ValueError for a malformed URL, at construction
 
 
 def _check_peers(instance: object, attribute: object, value: Mapping[str, str]) -> None:

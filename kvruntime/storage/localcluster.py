@@ -179,6 +179,36 @@ class LocalCluster:
         """Whether the node on ``port`` is a master now."""
         return self.info(port, "replication").get("role") == "master"
 
+    def owner(self, key: bytes | str, via: int | None = None) -> int:
+        """The port of the master serving ``key``'s slot now (as node ``via`` sees it)."""
+        asked = via if via is not None else next(p for p in self.ports if p in self.processes)
+        name = key.decode("latin-1") if isinstance(key, bytes) else key
+        slot = int(self._cli(asked, "CLUSTER", "KEYSLOT", name))
+        for line in self._cli(asked, "CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            flags = fields[2].split(",")
+            if "master" not in flags or "fail" in flags or "fail?" in flags:
+                continue
+            for span in fields[8:]:
+                if span.startswith("["):
+                    continue
+                low, _, high = span.partition("-")
+                if int(low) <= slot <= int(high or low):
+                    return int(fields[1].split(":")[1].split("@")[0])
+        raise ClusterStartError(f"no master serves slot {slot} now")
+
+    def config_set(self, port: int, name: str, value: str) -> None:
+        """``CONFIG SET name value`` on one node."""
+        if (answer := self._cli(port, "CONFIG", "SET", name, value)) != "OK":
+            raise ClusterStartError(f"CONFIG SET {name} {value} on {port}: {answer}")
+
+    def revive(self, port: int) -> None:
+        """Start the server on ``port`` again (after ``kill``): it rejoins the cluster."""
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise ClusterStartError("redis-server not on PATH")
+        self._spawn(exe, port)
+
     def kill(self, port: int) -> None:
         """kill -9 the server on ``port`` (a fault test's lost shard)."""
         process = self.processes[port]

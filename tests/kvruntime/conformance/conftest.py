@@ -2,21 +2,20 @@
 
 Adding an engine is one entry in ``ENGINES`` (and, for a networked one, a
 fixture that starts its server and gives its URL). Redis Cluster runs on one
-real 3-master + 3-replica cluster per session (``localcluster``); each test
-has a namespace of its own in it (``?namespace=``), so tests never see each
-other's dbs. A cluster that cannot start fails the tests, with the reason.
+real 3-master + 3-replica cluster per session (``redis_cluster`` in
+``tests/conftest.py``); each test has a namespace of its own in it
+(``?namespace=``), so tests never see each other's dbs. A cluster that
+cannot start fails the tests, with the reason.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from kvruntime import KvConfig, Runtime
-from kvruntime.storage.localcluster import LocalCluster
 
 #: The storage settings the suite runs on.
 ENGINES = ("leveldb", "memory", "redis-cluster")
@@ -24,23 +23,12 @@ ENGINES = ("leveldb", "memory", "redis-cluster")
 #: Whether data outlives a restart of the runtime, per engine.
 PERSISTS = {"leveldb": True, "memory": False, "redis-cluster": True}
 
-_namespaces = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """One real cluster for the session; ClusterStartError (a failure) if it cannot start."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("conformance-redis")).start()
-    yield cluster
-    cluster.stop()
-
 
 @pytest.fixture(params=ENGINES)
 def storage(request: pytest.FixtureRequest) -> str:
     """The storage setting of this run (a fresh namespace of the cluster for Redis)."""
-    if request.param == "redis-cluster":
-        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
-        return f"{cluster.url}?namespace=t{next(_namespaces)}"
+    if request.param == "redis-cluster":  # the session's cluster (tests/conftest.py)
+        return str(request.getfixturevalue("redis_storage"))
     return str(request.param)
 
 
