@@ -65,3 +65,33 @@ async def test_two_nodes_share_a_cluster_and_keep_capabilities_under_home(
         assert await run_as(b, APP, read) == b"b.os"
     assert (tmp_path / "a" / "kernel" / "capabilities").is_dir()
     assert not (tmp_path / "a" / "kv").exists()  # the dbs are in the cluster
+
+
+async def test_large_batches_ranges_and_transaction_scans_on_the_cluster(
+    home: Path, redis_storage: str
+) -> None:
+    """The paths an embedded engine never takes: a batch written from a worker
+    thread, a DeleteRange and a transaction's scan fetched a page of keys at a
+    time (each page its own snapshot; the db is held meanwhile), GetMany fetched
+    in one round trip, a scan's page fetched before it is served."""
+    keys = [b"k%05d" % i for i in range(5000)]
+
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, PKG, "main")
+        await db.set_many([(k, k[::-1]) for k in reversed(keys)])  # long work: in a thread
+        assert [k async for k, _ in db.scan(page_size=700)] == keys
+        assert [k async for k in db.keys(reverse=True, prefix=b"k04")] == keys[4000:5000][::-1]
+        assert await db.get_many(keys[10:20] + [b"none"]) == [k[::-1] for k in keys[10:20]] + [None]
+        tx = await db.begin_tx()
+        await db.set(b"k00002x", b"staged", tx_id=tx)
+        await db.delete(b"k00003", tx_id=tx)
+        seen = [k async for k, _ in db.scan(prefix=b"k00", tx_id=tx)]  # committed + staged
+        assert seen == [*keys[:3], b"k00002x", *keys[4:1000]]
+        await db.commit_tx(tx)
+        assert await db.delete_range(start=b"k00500", end=b"k04500") == 4000
+        left = [k async for k in db.keys()]
+        assert left == [*keys[:3], b"k00002x", *keys[4:500], *keys[4500:]]
+        assert await db.increment(b"n", 7) == 7
+
+    async with Runtime(home=home, storage=redis_storage) as rt:
+        await run_as(rt, APP, body)
