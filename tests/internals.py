@@ -13,8 +13,9 @@ from kvruntime import Runtime
 from kvruntime.kernel.bus import Bus
 from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kvservice.loop import KvProcess
+from protocol.ids import PackageId
 
-__all__ = ["bus_of", "caps_of", "kv_of", "nats_port_of", "set_tx_clock"]
+__all__ = ["bus_of", "caps_of", "kv_of", "nats_port_of", "redis_key_of", "set_tx_clock"]
 
 
 def bus_of(rt: Runtime) -> Bus:
@@ -50,3 +51,13 @@ def nats_port_of(rt: Runtime) -> int:
     assert url is not None, "not connected"
     assert url.port is not None, "no port"
     return url.port
+
+
+def redis_key_of(rt: Runtime, package_id: PackageId, db: str) -> bytes:
+    """A Redis key of the db (its hash of values) on the running ``rt``'s Redis
+    Cluster engine: its slot is the db's slot (issue 13)."""
+    from kvruntime.storage.redis_cluster import RedisClusterEngine
+
+    engine = kv_of(rt).dbs
+    assert isinstance(engine, RedisClusterEngine), "not on the redis-cluster engine"
+    return engine._store((package_id, db)).values

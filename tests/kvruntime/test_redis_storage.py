@@ -81,7 +81,8 @@ async def test_large_batches_ranges_and_transaction_scans_on_the_cluster(
         await db.set_many([(k, k[::-1]) for k in reversed(keys)])  # long work: in a thread
         assert [k async for k, _ in db.scan(page_size=700)] == keys
         assert [k async for k in db.keys(reverse=True, prefix=b"k04")] == keys[4000:5000][::-1]
-        assert await db.get_many(keys[10:20] + [b"none"]) == [k[::-1] for k in keys[10:20]] + [None]
+        wanted = [*keys[10:20], b"none"]
+        assert await db.get_many(wanted) == [*(k[::-1] for k in keys[10:20]), None]
         tx = await db.begin_tx()
         await db.set(b"k00002x", b"staged", tx_id=tx)
         await db.delete(b"k00003", tx_id=tx)
