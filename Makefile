@@ -79,6 +79,19 @@ run-nodes: $(NODES_STAMP) nats-server
 run: $(RUN_STAMP)
 	$(PY) -m examples.host --home $(HOME_DIR)
 
+# --- issue 13: the demo on a Redis Cluster -------------------------------------
+.PHONY: run-cluster
+CLUSTER_STAMP := $(VENV)/.installed-cluster
+$(CLUSTER_STAMP): $(VENV_STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[redis-cluster]'
+	touch $(CLUSTER_STAMP)
+
+## make run-cluster: start a local Redis Cluster, run the demo (as `make run`) on it, stop it
+run-cluster: $(CLUSTER_STAMP) redis-server-required
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		$(PY) -m kvruntime.storage.localcluster "$$tmp/cluster" -- \
+		$(PY) -m examples.host --home "$$tmp/home"
+
 # Debian's chromium, for the explorer's browser tests (Playwright drives it;
 # `playwright install` cannot download a browser here). A failed install
 # stops `make test` with apt-get's reason.
