@@ -60,4 +60,4 @@ def redis_key_of(rt: Runtime, package_id: PackageId, db: str) -> bytes:
 
     engine = kv_of(rt).dbs
     assert isinstance(engine, RedisClusterEngine), "not on the redis-cluster engine"
-    return engine._store((package_id, db)).values
+    return engine.keys_of(package_id, db)[0]

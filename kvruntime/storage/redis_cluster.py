@@ -506,24 +506,22 @@ class RedisClusterEngine:
 
     async def prefetch(self, wanted: dict[RedisStore, list[bytes]]) -> None:
         """Commit each store's buffer, then fetch ``wanted`` keys, one pipeline per master."""
-        async with anyio.create_task_group() as tg:
-            for group in self._by_master(wanted):
-                tg.start_soon(self._prefetch_group, group, wanted)
+        await _each(self._by_master(wanted), self._prefetch_group, wanted)
 
     async def _prefetch_group(
         self, stores: list[RedisStore], wanted: dict[RedisStore, list[bytes]]
     ) -> None:
         async with _all_locked(stores):
-            pipe = self.client.pipeline(transaction=False)
+            commands: list[tuple[Any, ...]] = []
             writes = []
             for store in stores:
                 self.touched.add(store)
                 if (argv := store.take_buffer()) is not None:
                     writes.append(store)
-                    pipe.execute_command("EVAL", _WRITE, 2, store.values, store.order, *argv)
-                pipe.execute_command("HMGET", store.values, *wanted[store])
+                    commands.append(("EVAL", _WRITE, 2, store.values, store.order, *argv))
+                commands.append(("HMGET", store.values, *wanted[store]))
             try:
-                results = await pipe.execute(raise_on_error=False)
+                results = await self._send(commands)
                 if writes:
                     await self.replicated(stores[0].values)
             except (RedisError, OSError) as exc:
@@ -548,9 +546,20 @@ class RedisClusterEngine:
         pending = [s for s in self.dirty if s._buffer]
         self.dirty.clear()
         if pending:
-            async with anyio.create_task_group() as tg:
-                for group in self._by_master(pending):
-                    tg.start_soon(self._commit_group, group)
+            await _each(self._by_master(pending), self._commit_group)
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The results of ``commands`` (all to one master), an exception in place of
+        each that failed: one command alone, else one pipeline."""
+        if len(commands) == 1:
+            try:
+                return [await self.client.execute_command(*commands[0])]
+            except RedisError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return await pipe.execute(raise_on_error=False)
 
     def failed(self, store: RedisStore, error: KvError) -> None:
         """Log a failed commit of ``store``'s writes."""
@@ -564,16 +573,16 @@ class RedisClusterEngine:
 
     async def _commit_group(self, stores: list[RedisStore]) -> None:
         async with _all_locked(stores):
-            pipe = self.client.pipeline(transaction=False)
+            commands: list[tuple[Any, ...]] = []
             sent = []
             for store in stores:
                 if (argv := store.take_buffer()) is not None:
                     sent.append(store)
-                    pipe.execute_command("EVAL", _WRITE, 2, store.values, store.order, *argv)
+                    commands.append(("EVAL", _WRITE, 2, store.values, store.order, *argv))
             if not sent:
                 return
             try:
-                results = await pipe.execute(raise_on_error=False)
+                results = await self._send(commands)
                 await self.replicated(sent[0].values)
             except (RedisError, OSError) as exc:
                 results = [exc] * len(sent)
@@ -631,6 +640,11 @@ class RedisClusterEngine:
         if store is None and key in self._dbs:
             store = self._stores[key] = self._store(key)
         return store
+
+    def keys_of(self, package_id: PackageId, db: str) -> tuple[bytes, bytes]:
+        """The Redis keys of a db: its hash of values and its sorted set of keys."""
+        store = self._store((package_id, validate_db_name(db)))
+        return store.values, store.order
 
     def _store(self, key: DbKey) -> RedisStore:
         tag = self._tag(f"{self.node}/{key[0]}/{key[1]}")
@@ -730,6 +744,16 @@ def _policies(answer: Any) -> Iterator[tuple[str, str]]:
         return
     for name, found in dict(answer).items():
         yield str(name), str(dict(found).get("maxmemory-policy"))
+
+
+async def _each(groups: list[list[RedisStore]], job: Callable[..., Any], *args: Any) -> None:
+    """``job(group, *args)`` for every group at once (one alone: no task)."""
+    if len(groups) == 1:
+        await job(groups[0], *args)
+        return
+    async with anyio.create_task_group() as tg:
+        for group in groups:
+            tg.start_soon(job, group, *args)
 
 
 class _all_locked:
