@@ -127,10 +127,13 @@ soak: $(DEV_STAMP)
 ## make bench: kvruntime side by side with plyvel, pykka, redis and SQLite (minutes)
 bench: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --out benchmarks/results
+	# issue 13: kvruntime on a local Redis Cluster beside redis-py's cluster client
+	$(PY) -m benchmarks.cluster --out benchmarks/results
 
 ## make bench-quick: the same run with ~20x smaller counts (CI; no speed assertion)
 bench-quick: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --quick --out $(or $(BENCH_OUT),.bench-quick)
+	$(PY) -m benchmarks.cluster --quick --out $(or $(BENCH_OUT),.bench-quick)
 
 ## make bench-startup: the median of `kvruntime get` over 20 fresh processes vs `python -c pass`
 bench-startup: $(DEV_STAMP)

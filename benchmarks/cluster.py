@@ -253,18 +253,18 @@ async def measure(url: str, home: Path, sizes: Sizes) -> dict[str, dict[str, flo
 
     from kvruntime.storage.redis_cluster import RedisClusterEngine, parse_url
 
-    nodes, _, _ = parse_url(url)
+    nodes, _, prefix = parse_url(url)
     client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes])
     rates: dict[str, dict[str, list[float]]] = {}
     try:
         await client.initialize()
         for round_ in range(sizes.rounds + 1):
             async with Runtime(
-                home=home / f"r{round_}", storage=f"{url}&namespace=b{round_}"
+                home=home / f"r{round_}", storage=f"{url}&namespace={prefix}b{round_}"
             ) as rt:
                 ours = _Kvruntime(rt, sizes).workloads()
                 # The kvruntime scan db of this round, paged by redis-py too.
-                names = RedisClusterEngine(nodes, rt.node, namespace=f"b{round_}")
+                names = RedisClusterEngine(nodes, rt.node, namespace=f"{prefix}b{round_}")
                 scan_keys = names.keys_of(PKG, "scan")
                 theirs = _RedisPy(client, sizes, scan_keys).workloads()
                 for name in TARGETS:
