@@ -168,7 +168,11 @@ class NetworkedKvProcess(KvProcess):
         outbox, self._outbox = self._outbox, []
         lost, self._lost = self._lost, {}
         mark, self._mark = self._mark, self.engine.failure_seq()
-        async with self._settling:
+        try:  # free (the common case): no trip through the event loop
+            self._settling.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._settling.acquire()
+        try:
             try:
                 await self.engine.commit()
             except Exception:  # a bug costs these answers, never the loop
@@ -178,6 +182,8 @@ class NetworkedKvProcess(KvProcess):
             if lost:
                 outbox = self._failed(outbox, lost)
             self._send(outbox, lost)
+        finally:
+            self._settling.release()
 
     def _failed(self, outbox: list[_Entry], lost: dict[Store, KvError]) -> list[_Entry]:
         """``outbox`` with every answer on a db in ``lost`` replaced by its error."""

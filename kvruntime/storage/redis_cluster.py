@@ -379,7 +379,7 @@ class RedisStore:
             self._ranges[need[1]] = await self._fetch_range(need[1], need[2])
 
     async def _fetch_get(self, key: bytes) -> bytes | None:
-        async with self.locked():
+        async with self.locked():  # (long work only: not the hot path)
             await self._commit_locked()
             try:
                 value = cast("bytes | None", await self.engine.client.hget(self.values, key))
@@ -756,6 +756,14 @@ async def _each(groups: list[list[RedisStore]], job: Callable[..., Any], *args: 
             tg.start_soon(job, group, *args)
 
 
+async def _acquire(lock: anyio.Lock) -> None:
+    """``lock.acquire()``, without a trip through the event loop when it is free."""
+    try:
+        lock.acquire_nowait()
+    except anyio.WouldBlock:
+        await lock.acquire()
+
+
 class _all_locked:
     """Holds the locks of several stores (one batch's, taken in a fixed order)."""
 
@@ -764,7 +772,7 @@ class _all_locked:
 
     async def __aenter__(self) -> None:
         for lock in self._locks:
-            await lock.acquire()
+            await _acquire(lock)
 
     async def __aexit__(self, *exc: object) -> None:
         for lock in reversed(self._locks):
