@@ -43,3 +43,9 @@ def test_an_unreachable_or_malformed_storage_is_a_clear_error(home: Path) -> Non
         2,
         "--storage",
     )
+
+
+def test_repair_refuses_a_networked_storage(home: Path) -> None:
+    ok(kvr("set", APP, "notes", "a", "1", "--create", home=home))
+    url = "redis-cluster://127.0.0.1:7000"
+    fail(kvr("repair", APP, "notes", "--yes", "--storage", url, home=home), 2, "not on --storage")
