@@ -40,6 +40,12 @@ Open, RemoveDb (and the order its removal keeps), Revoke and Capabilities
 are served by ``access.py``; every other action by its handler in the action
 table (``actions.py``).
 
+On a networked engine (a ``BatchEngine``: Redis Cluster) the kv process is
+``networked.NetworkedKvProcess``: the same loop, where a batch is served by
+``_serve_round`` (prefetch, serve inline, commit, then answer) and a read not
+at hand is long work under rules 1-6. The embedded engines keep the inline
+path above, with no await per request.
+
 One request is served as decode -> rule -> checks -> handler -> outbox, and
 its checks run in PROTOCOL.md's order: decode and names (MalformedRequest),
 the blob its rule requires, remote sender; then, for a data action, the db's
