@@ -110,9 +110,11 @@ _NO_READ: Final = NoReadCap()
 _NO_WRITE: Final = NoWriteCap()
 _OK: Final = OkResponse()
 
-#: An outbox entry: the request, its answer and blob, and the store whose
-#: flush the answer waits for (a queued write: its flush's error replaces it).
-_Entry = tuple[Request, KvResponse, "bytes | None", "Store | None"]
+#: An outbox entry: the request, its answer and blob, the store whose flush
+#: the answer waits for (a queued write: its flush's error replaces it), and,
+#: for the metrics, the request's action type (None: not decoded) and when its
+#: serving began (``KvProcess._since``, or what ``_waited`` kept for it).
+_Entry = tuple[Request, KvResponse, "bytes | None", "Store | None", "type | None", int]
 
 
 @attrs.define(eq=False)
@@ -153,6 +155,14 @@ class KvProcess:
     _room: anyio.Event = attrs.Factory(anyio.Event)
     #: Whether batches are served by ``_serve_round`` (a networked engine's kv process).
     networked: ClassVar[bool] = False
+    #: For the metrics: when the batch being served began (``metrics.clock``),
+    #: the action type of the request being served (None: not decoded), and,
+    #: for a request that waits behind long work or is long work, its own
+    #: (action type, start), by ``id``, until it is answered.
+    _since: int = 0
+    _batch: int = 0
+    _action: type | None = None
+    _waited: dict[int, tuple[type | None, int]] = attrs.Factory(dict)
 
     def __attrs_post_init__(self) -> None:
         cfg = self.config
@@ -207,26 +217,41 @@ class KvProcess:
         self._serve_batch(batch)
 
     def _serve_batch(self, batch: list[Request | Response]) -> None:
-        self.metrics.batch(len(batch))  # metrics (issue 15)
+        self._since = self.metrics.clock()
+        self._batch = len(batch)
         for message in batch:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
                 continue
-            self._serve_one(message)
+            try:  # _serve_one, inline: a call per request costs more than these lines
+                self._serve(message)
+            except Exception as exc:
+                self._failed_serving(message, exc)
         self.flush()
 
     def _serve_one(self, message: Request) -> None:
         try:
             self._serve(message)
-        except StoreError as exc:  # e.g. a db path that leads out of the kv root
-            self.fail(message, exc.error)
-        except Exception:  # a bug must cost one answer, never the loop
-            log.exception("kv failed serving request %d from %s", message.id, message.source)
-            self.fail(message, _internal_error())
+        except Exception as exc:
+            self._failed_serving(message, exc)
+
+    def _failed_serving(self, message: Request, exc: Exception) -> None:
+        """Answer a request whose serving raised ``exc`` (called while it is handled)."""
+        if isinstance(exc, StoreError):  # e.g. a db path that leads out of the kv root
+            return self.fail(message, exc.error)
+        # A bug must cost one answer, never the loop.
+        log.exception("kv failed serving request %d from %s", message.id, message.source)
+        self.fail(message, _internal_error())
+
+    def _wait(self, msg: Request, action: type | None) -> None:
+        """Keep ``msg``'s action and start for its answer: it waits behind long
+        work, or is long work, and is answered later (the first start stays)."""
+        self._waited.setdefault(id(msg), (action, self._since))
 
     # --- long work and the requests held behind it (rules 1-6) ---------------------
 
     def _defer(self, msg: Request, sender: ProcessId, db: DbKey | None) -> None:
+        self._wait(msg, None if db is None else self._action)  # None: not decoded yet
         self._deferred.append((msg, sender, db))
         self._hold(sender, db)
 
@@ -249,6 +274,7 @@ class KvProcess:
     def _start(self, msg: Request, sender: ProcessId, db: DbKey, work: Work) -> None:
         """Run ``work`` (long work on ``db`` for ``msg``) in its own task (rules 1, 2)."""
         assert self._work is not None, "long work outside KvProcess.run"
+        self._wait(msg, self._action)
         self._hold(sender, db)
         self._work.start_soon(self._run_work, msg, sender, db, work)
 
@@ -310,10 +336,11 @@ class KvProcess:
                 log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
                 if (form := form_of(msg.body)) is not Form.CANONICAL:
                     self._forms[id(msg)] = (form, None)
+                self._action = None
                 return self.fail(msg, _MALFORMED)
             if form is not Form.CANONICAL:
                 self._forms[id(msg)] = (form, action)
-        self.metrics.begin(msg, action)  # metrics (issue 15)
+        self._action = type(action)
         key = (package_id, db)
         if self._held_dbs and key in self._held_dbs:
             return self._defer(msg, sender, key)
@@ -393,11 +420,27 @@ class KvProcess:
 
     def answer(self, msg: Request, response: KvResponse, blob: bytes | None = None) -> None:
         """Queue ``response`` to ``msg``; it leaves after the next flush."""
-        self._outbox.append((msg, response, blob, None))
+        # answer, fail and queue_writes append inline: a call costs more than this line.
+        if self._waited:
+            return self._queue_waited(msg, response, blob, None)
+        self._outbox.append((msg, response, blob, None, self._action, self._since))
 
     def fail(self, msg: Request, error: KvError, blob: bytes | None = None) -> None:
         """Queue ``error`` as the answer (with ``blob``: CasMismatch's current value)."""
-        self._outbox.append((msg, ErrResponse(error=error), blob, None))
+        if self._waited:
+            return self._queue_waited(msg, ErrResponse(error=error), blob, None)
+        self._outbox.append((msg, ErrResponse(error=error), blob, None, self._action, self._since))
+
+    def _queue_waited(
+        self, msg: Request, response: KvResponse, blob: bytes | None, waits: Store | None
+    ) -> None:
+        """Queue an answer while requests wait (``_wait``): ``msg`` may be one of them."""
+        if kept := self._waited.pop(id(msg), None):
+            action, since = kept
+            # Deferred before decoding: it is being served now, so _action is its own.
+            self._outbox.append((msg, response, blob, waits, action or self._action, since))
+        else:
+            self._outbox.append((msg, response, blob, waits, self._action, self._since))
 
     def flush_pending(self, store: Store) -> None:
         """Flush if ``store`` has pending writes, so that a read of it sees them."""
@@ -442,7 +485,10 @@ class KvProcess:
     ) -> None:
         """Add ``ops`` to ``store``'s pending batch; ``msg`` is answered after the flush."""
         self._writes.setdefault(store, []).extend(ops)
-        self._outbox.append((msg, _OK, None, store))
+        if self._waited:
+            self._queue_waited(msg, _OK, None, store)
+        else:
+            self._outbox.append((msg, _OK, None, store, self._action, self._since))
         self.txs.record_writes(db, map(first, ops))
 
     def flush(self) -> None:
@@ -467,12 +513,29 @@ class KvProcess:
     def _send(self, outbox: list[_Entry], failed: dict[Store, KvError]) -> None:
         """Send ``outbox``'s answers in order; one that waited for a store in ``failed``
         answers its error."""
+        if not outbox:
+            return
         respond, source = self.bus.respond, self.slot.address
-        for msg, response, blob, waited in outbox:
+        metrics = self.metrics
+        now, batch_since, in_batch = metrics.clock(), self._since, 0
+        ok_counts, written, read = metrics.ok_counts, 0, 0
+        for msg, response, blob, waited, action, since in outbox:
             if failed and waited in failed:
                 response, blob = ErrResponse(error=failed[waited]), None
-            self.metrics.end(msg, response, blob)  # metrics (issue 15)
-            is_error = type(response) is ErrResponse
+            if type(response) is ErrResponse:
+                is_error = True
+                metrics.failed(action, response.error)
+            else:
+                is_error = False
+                ok_counts[action] = ok_counts.get(action, 0) + 1
+                if msg.blob is not None:
+                    written += len(msg.blob)
+            if blob is not None:
+                read += len(blob)
+            if since == batch_since:
+                in_batch += 1
+            else:  # it waited behind long work
+                metrics.latency(now - since)
             form = self._forms.pop(id(msg), None) if self._forms else None
             if msg.expects_response is None:
                 if is_error:
@@ -484,6 +547,8 @@ class KvProcess:
                 respond(Response(msg.id, source, msg.source, body, blob, metadata))
             except Exception:  # one answer the bus refuses must not cost the others
                 log.exception("kv could not answer request %d from %s", msg.id, msg.source)
+        metrics.flushed(self._batch, written, read, now - batch_since, in_batch)
+        self._batch = 0
 
 
 #: Checked by mypy: the kv process is the context its handlers are given.

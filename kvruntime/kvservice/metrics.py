@@ -1,18 +1,20 @@
 """What kv:distro:sys has served, counted for ``/metrics`` (Prometheus text format).
 
-``KvMetrics`` is the one recorder: the kv loop calls ``begin`` when a request
-is decoded, ``end`` when its answer leaves (in ``flush``) and ``batch`` per
-batch taken from the mailbox. On that hot path it only adds to plain ints and
-dicts; ``prometheus_client`` is imported, and the series are built, only when
-``registry()`` is read (a scrape).
+``KvMetrics`` is the one recorder. The kv loop tells it what each flush
+answered, in one call per flush (``answered``), and the size of each batch
+taken from the mailbox (``batch``); nothing is called per request. Each
+answer carries its action's type and the moment its serving began (the
+batch it came in, or, for a request that waited behind long work, when it
+first did), so the loop reads the clock once per batch and once per flush.
+On that path the recorder only adds to plain ints, lists and dicts
+(``collections.Counter``'s C-level counting); ``prometheus_client`` is
+imported, and the series are built, only when ``registry()`` is read (a scrape).
 
 Invariants:
 1. No global state: each KvProcess has its own recorder, and ``registry()``
    is a ``CollectorRegistry`` of its own (prometheus_client's default
    ``REGISTRY`` is never used), so two runtimes never mix their numbers.
-2. Bounded: ``_started`` holds only requests taken and not yet answered
-   (every request is answered once, through ``end``); the other maps are
-   keyed by action and result types, a fixed set.
+2. Bounded: every map is keyed by action and result types, a fixed set.
 3. Read-only from outside: a scrape reads copies; nothing it does changes
    what kv serves. Gauges are read through callables the runtime supplies.
 """
@@ -26,25 +28,21 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from protocol.messages import ErrResponse, KvResponse, OkResponse
+from protocol.messages import KvError, OkResponse
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from ..kernel.message import Request
-
 __all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "KvMetrics"]
 
 #: Latency buckets: bucket k counts latencies under 2**k microseconds (1 us .. 4.2 s),
-#: computed as ``int(microseconds).bit_length()`` (no search on the hot path).
+#: computed as ``(nanoseconds // 1000).bit_length()`` (no search, no float, on the hot path).
 _LATENCY_SLOTS: Final = 64
 LATENCY_BUCKETS: Final = tuple(2**k / 1e6 for k in range(23))
 #: Upper bounds of the batch-size histogram's buckets (messages per batch).
 BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 #: The action of a request that could not be decoded.
 UNDECODED: Final = "Undecoded"
-#: What ``end`` finds for a request ``begin`` never saw: no action, no start.
-_UNDECODED: Final = (None, 0.0)
 
 
 def _histogram(
@@ -67,59 +65,59 @@ def _histogram(
 class KvMetrics:
     """The recorder of one kv process (see the module's invariants)."""
 
-    #: Seconds, monotonic, fine-grained and positive: latency is measured with it.
-    clock: Callable[[], float] = time.perf_counter
+    #: Nanoseconds, monotonic, fine-grained: latency is measured with it.
+    clock: Callable[[], int] = time.perf_counter_ns
     #: Read at scrape time: the gauges' current values (set by the runtime).
     gauges: dict[str, Callable[[], float]] = attrs.Factory(dict)
-    #: Bytes of values written (blobs of requests answered Ok) and read (blobs answered).
-    bytes_written: int = 0
-    bytes_read: int = 0
-    #: Requests taken and not yet answered: id -> (action type, start).
-    _started: dict[int, tuple[type, float]] = attrs.Factory(dict)
-    #: Requests answered Ok, by action type (None: not decoded).
-    _ok: dict[type | None, int] = attrs.Factory(dict)
+    #: Bytes of values written (blobs of requests answered Ok) and read (blobs
+    #: answered), as of the last ``_fold``.
+    _bytes_written: int = 0
+    _bytes_read: int = 0
+    #: Requests answered Ok, by action type (None: not decoded). The kv loop
+    #: adds to it directly, as it sends each answer: the one dict operation per
+    #: request that counting costs (a call, or a list per flush, costs more).
+    ok_counts: dict[type | None, int] = attrs.Factory(dict)
     #: Requests answered an error, by (action type or None, error type).
     _errors: dict[tuple[type | None, type], int] = attrs.Factory(dict)
-    #: Latency counts, slot k: under 2**k microseconds; and their sum, seconds.
+    #: Latency counts, slot k: under 2**k microseconds; and their sum, nanoseconds.
     _latency_counts: list[int] = attrs.Factory(lambda: [0] * _LATENCY_SLOTS)
-    latency_total: float = 0.0
+    _latency_total: int = 0
     #: Batches taken, by size (bucketed at scrape time).
     _batch_sizes: dict[int, int] = attrs.Factory(dict)
 
-    def begin(self, msg: Request, action: object) -> None:
-        """``msg`` (of ``action``) is being served; a request served again keeps its start."""
-        self._started.setdefault(id(msg), (type(action), self.clock()))
+    def flushed(self, batch: int, written: int, read: int, nanoseconds: int, count: int) -> None:
+        """A flush sent answers: Ok ones to requests whose blobs held ``written``
+        bytes, and blobs of ``read`` bytes (errors' included: CasMismatch carries
+        one); ``count`` of them ``nanoseconds`` after their batch began, a batch of
+        ``batch`` messages taken from the mailbox (0: the flush ended long work).
+        One call per flush, the hot path's only one: inline, as calls cost more
+        than the counting."""
+        self._bytes_written += written
+        self._bytes_read += read
+        if batch:
+            sizes = self._batch_sizes
+            sizes[batch] = sizes.get(batch, 0) + 1
+        if count:
+            self._latency_counts[(nanoseconds // 1000).bit_length()] += count
+            self._latency_total += nanoseconds * count
 
-    def end(self, msg: Request, response: KvResponse, blob: bytes | None) -> None:
-        """``msg`` is answered with ``response`` (and ``blob``)."""
-        action, start = self._started.pop(id(msg), _UNDECODED)
-        if type(response) is ErrResponse:
-            errors = self._errors
-            key = (action, type(response.error))
-            errors[key] = errors.get(key, 0) + 1
-        else:
-            ok = self._ok
-            ok[action] = ok.get(action, 0) + 1
-            if msg.blob is not None:
-                self.bytes_written += len(msg.blob)
-        if blob is not None:
-            self.bytes_read += len(blob)
-        if start:
-            seconds = self.clock() - start
-            # Bucket k holds latencies under 2**k microseconds (folded at scrape time).
-            self._latency_counts[int(seconds * 1e6).bit_length()] += 1
-            self.latency_total += seconds
+    def latency(self, nanoseconds: int) -> None:
+        """An answer left ``nanoseconds`` after its serving began."""
+        # Bucket k holds latencies under 2**k microseconds (folded at scrape time).
+        self._latency_counts[(nanoseconds // 1000).bit_length()] += 1
+        self._latency_total += nanoseconds
 
-    def batch(self, size: int) -> None:
-        """A batch of ``size`` messages was taken from the mailbox."""
-        sizes = self._batch_sizes
-        sizes[size] = sizes.get(size, 0) + 1
+    def failed(self, action: type | None, error: KvError) -> None:
+        """A request of ``action`` was answered ``error``."""
+        key = (action, type(error))
+        self._errors[key] = self._errors.get(key, 0) + 1
 
     @property
     def requests(self) -> dict[tuple[str, str], int]:
         """Requests answered so far, by (action, result): "Ok" or the error's name."""
         named: dict[tuple[str, str], int] = {}
-        counted = [((a, OkResponse), n) for a, n in self._ok.items()] + list(self._errors.items())
+        ok = [((action, OkResponse), n) for action, n in self.ok_counts.items()]
+        counted = ok + list(self._errors.items())
         for (action, result), count in counted:
             key = (
                 UNDECODED if action is None else action.__name__,
@@ -165,7 +163,7 @@ class KvMetrics:
                 "Seconds from a request's decoding to its answer leaving kv:distro:sys.",
                 LATENCY_BUCKETS,
                 self._latency_slots(),
-                self.latency_total,
+                self._latency_total / 1e9,
             ),
             _histogram(
                 "kvruntime_batch_size",
@@ -177,12 +175,12 @@ class KvMetrics:
             CounterMetricFamily(
                 "kvruntime_written_bytes",
                 "Bytes of values in requests answered Ok (Set, staged Set, ...).",
-                value=self.bytes_written,
+                value=self._bytes_written,
             ),
             CounterMetricFamily(
                 "kvruntime_read_bytes",
                 "Bytes of values in answers (Get, Scan, ...).",
-                value=self.bytes_read,
+                value=self._bytes_read,
             ),
         ]
         for name, read in sorted(self.gauges.items()):

@@ -116,18 +116,13 @@ class NetworkedKvProcess(KvProcess):
 
     # --- 2. a read not at hand: long work that fetches, then serves again -------------
 
-    def _serve_one(self, message: Request) -> None:
-        try:
-            self._serve(message)
-        except NotAtHand as missing:
-            store = cast(Store, missing.store)
-            db: DbKey = getattr(store, "db_key")  # noqa: B009 (a networked store's name)
-            self._start(message, message.source.process, db, self._fetch(message, missing))
-        except StoreError as exc:
-            self.fail(message, exc.error)
-        except Exception:  # a bug must cost one answer, never the loop
-            log.exception("kv failed serving request %d from %s", message.id, message.source)
-            self.fail(message, _internal_error())
+    def _failed_serving(self, message: Request, exc: Exception) -> None:
+        if not isinstance(exc, NotAtHand):
+            return super()._failed_serving(message, exc)
+        store = cast(Store, exc.store)
+        db: DbKey = getattr(store, "db_key")  # noqa: B009 (a networked store's name)
+        self._start(message, message.source.process, db, self._fetch(message, exc))
+        return None
 
     async def _fetch(self, msg: Request, missing: NotAtHand) -> Request | KvError | None:
         """Bring what ``msg`` needs at hand (its db is held), then have it served again."""
@@ -177,7 +172,7 @@ class NetworkedKvProcess(KvProcess):
                 await self.engine.commit()
             except Exception:  # a bug costs these answers, never the loop
                 log.exception("kv failed committing a batch")
-                lost.update((w, _internal_error()) for _, _, _, w in outbox if w is not None)
+                lost.update((e[3], _internal_error()) for e in outbox if e[3] is not None)
             lost.update((store, error) for seq, store, error in self.engine.failures if seq >= mark)
             if lost:
                 outbox = self._failed(outbox, lost)
@@ -190,10 +185,10 @@ class NetworkedKvProcess(KvProcess):
         by_db = {getattr(store, "db_key", None): error for store, error in lost.items()}
         db_of = functools.partial(_db_of, self)
         return [
-            (msg, ErrResponse(error=error), None, waited)
+            (msg, ErrResponse(error=error), None, waited, action, since)
             if (error := by_db.get(db_of(msg))) is not None and waited not in lost
-            else (msg, response, blob, waited)
-            for msg, response, blob, waited in outbox
+            else (msg, response, blob, waited, action, since)
+            for msg, response, blob, waited, action, since in outbox
         ]
 
 

@@ -149,17 +149,20 @@ async def _failover_under_load(
     async with Runtime(home=home, storage=_url(cluster, durability)) as rt:
         await run_as(rt, APP, open_db)
         master = cluster.owner(redis_key_of(rt, PKG, "load"))
-        async with anyio.create_task_group() as tg:
-            for i in range(writers):
-                tg.start_soon(run_as, rt, f"w{i}:app:pub.os", writer)
-            await anyio.sleep(1.0)
-            load.killed_at = time.monotonic()
-            cluster.kill(master)
-            with anyio.move_on_after(RESUME_WITHIN + 5):
-                await resumed.wait()
-            await anyio.sleep(after if load.resumed_at is not None else 0)
-            done.set()
-        cluster.revive(master)  # it rejoins as a replica of the promoted one
+        try:
+            async with anyio.create_task_group() as tg:
+                for i in range(writers):
+                    tg.start_soon(run_as, rt, f"w{i}:app:pub.os", writer)
+                await anyio.sleep(1.0)
+                load.killed_at = time.monotonic()
+                cluster.kill(master)
+                with anyio.move_on_after(RESUME_WITHIN + 5):
+                    await resumed.wait()
+                await anyio.sleep(after if load.resumed_at is not None else 0)
+                done.set()
+        finally:
+            if master not in cluster.processes:
+                cluster.revive(master)  # it rejoins as a replica of the promoted one
         lost = await run_as(rt, APP, missing)
     cluster.wait_ready()
     return load, lost
@@ -195,6 +198,7 @@ async def test_failover_under_load_without_wait_reports_what_it_lost(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # four failovers under load: beyond the suite's 60 s per test
 @pytest.mark.parametrize("durability", ["wait", "async"])
 async def test_repeated_failovers_under_a_longer_load(
     faulty: LocalCluster, tmp_path: Path, figures: Figures, durability: str

@@ -160,3 +160,42 @@ def test_kvruntime_serve_answers_metrics_that_count_its_writes(explorer: Explore
         samples = _samples(response.read().decode())
     assert _requests(samples, "Set", "Ok") == 2
     assert ("kvruntime_open_transactions", frozenset()) in samples
+
+
+async def test_requests_that_wait_behind_long_work_are_counted_by_their_own_action(
+    tmp_path: Path,
+) -> None:
+    """A DeleteRange is long work: the same sender's next requests, on any db, wait behind
+    it before they are even decoded. Each is counted once, under its own action, and has
+    one latency sample."""
+
+    async def writer(ctx: ProcessContext) -> None:
+        handle = await kv.open(ctx, ctx.package_id, "notes")
+        other = await kv.open(ctx, ctx.package_id, "other")
+        await handle.set_many([(b"k%d" % i, b"v") for i in range(2000)])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(handle.delete_range)
+            tg.start_soon(handle.get, b"k1", None)
+            tg.start_soon(other.set, b"x", b"y")
+            tg.start_soon(handle.exists, b"k1")
+
+    async with Runtime(home=tmp_path / "home") as rt:
+        done = await rt.spawn(f"writer:{APP}", writer, request_capabilities=["kv:distro:sys"])
+        await done.wait()
+        samples = _samples(await _serve_and_scrape(rt))
+
+    none = frozenset[tuple[str, str]]()
+    counted = {
+        (dict(labels)["action"], dict(labels)["result"]): value
+        for (name, labels), value in samples.items()
+        if name == "kvruntime_requests_total"
+    }
+    assert counted == {
+        ("Open", "Ok"): 2,
+        ("SetMany", "Ok"): 1,
+        ("DeleteRange", "Ok"): 1,
+        ("Get", "KeyNotFound"): 1,
+        ("Set", "Ok"): 1,
+        ("Exists", "Ok"): 1,
+    }
+    assert samples[("kvruntime_request_latency_seconds_count", none)] == 7
