@@ -63,6 +63,8 @@ import anyio
 import anyio.from_thread
 import attrs
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from protocol.ids import PackageId, validate_db_name
@@ -128,6 +130,8 @@ return {ks, vs}
 _FIRST_RANGE: Final = 64
 #: Entries per round trip when a worker thread iterates.
 _THREAD_PAGE: Final = 1000
+#: Retries of a command that met a connection error (see ``start``).
+_RETRIES: Final = 3
 #: Failed commits the engine remembers (the kv process reads the recent ones).
 _FAILURES_KEPT: Final = 1024
 
@@ -471,6 +475,9 @@ class RedisClusterEngine:
             startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
             socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout,
+            # A lost shard answers IoError after ~0.3 s of retries, not redis-py's
+            # default ~2.5 s (10 retries): the batches behind it wait that long.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.2), _RETRIES),
         )
         try:
             await self.client.initialize()

@@ -59,7 +59,7 @@ def _url(cluster: LocalCluster, durability: str) -> str:
 
 
 async def test_a_lost_shard_answers_io_error_while_the_others_are_served(
-    faulty: LocalCluster, home: Path
+    faulty: LocalCluster, home: Path, figures: Figures
 ) -> None:
     names = [f"d{i}" for i in range(12)]
 
@@ -87,7 +87,10 @@ async def test_a_lost_shard_answers_io_error_while_the_others_are_served(
         for port in shard:
             faulty.kill(port)
         try:
+            started = time.monotonic()
             outcome = await run_as(rt, APP, write_each)
+            took = (time.monotonic() - started) / len(on_lost)
+            figures.peak("redis lost shard: seconds per IoError answered", round(took, 2))
             assert outcome == {n: "IoError" if n in on_lost else "ok" for n in names}
         finally:
             for port in shard:
