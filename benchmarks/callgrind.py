@@ -23,6 +23,9 @@ import tempfile
 from pathlib import Path
 
 WORKLOADS = ("get:1", "set:1", "get:64", "set:64")
+#: Also measurable (``--only getttl:1,setttl:1``): the same on a key with a TTL
+#: (issue 14), so the db's expiry index is in use.
+TTL_OPS = ("getttl", "setttl")
 PACKAGE = "bench:callgrind:bench.os"
 
 
@@ -37,10 +40,14 @@ async def _child(op: str, senders: int, ops: int, home: str) -> None:
     def sender(index: int) -> Main:
         async def main(ctx: ProcessContext) -> None:
             db = await kv.open(ctx, ctx.package_id, "db")
-            await db.set(key, value)
-            if op == "get":
+            ttl = 3600.0 if op in TTL_OPS else None
+            await db.set(key, value, ttl=ttl)
+            if op in ("get", "getttl"):
                 for _ in range(ops):
                     await db.get(key)
+            elif op == "setttl":
+                for _ in range(ops):
+                    await db.set(key, value, ttl=ttl)
             else:
                 for _ in range(ops):
                     await db.set(key, value)
@@ -62,8 +69,8 @@ async def _child(op: str, senders: int, ops: int, home: str) -> None:
 def _run_child(op: str, senders: int, ops: int) -> None:
     import anyio
 
-    if op not in ("get", "set"):
-        raise ValueError(f"unknown operation {op!r}: get or set")
+    if op not in ("get", "set", *TTL_OPS):
+        raise ValueError(f"unknown operation {op!r}: get, set, getttl or setttl")
     with tempfile.TemporaryDirectory() as home:
         backend_options = {}
         try:

@@ -648,6 +648,11 @@ class RedisClusterEngine:
             store = self._stores[key] = self._store(key)
         return store
 
+    @property
+    def open_count(self) -> int:
+        """How many stores are open now (a store is a name: those asked for since start)."""
+        return len(self._stores)
+
     def keys_of(self, package_id: PackageId, db: str) -> tuple[bytes, bytes]:
         """The Redis keys of a db: its hash of values and its sorted set of keys."""
         store = self._store((package_id, validate_db_name(db)))
