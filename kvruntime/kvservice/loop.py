@@ -227,7 +227,12 @@ class KvProcess:
     async def _sweep_expired_keys(self) -> None:
         while True:
             await anyio.sleep(self.config.expiry_sweep_seconds)
-            self.sweep_expired()
+            await self.sweep_step()
+
+    async def sweep_step(self) -> int:
+        """One step of the sweeper, its writes done (``sweep_expired``; a networked
+        engine's kv process also commits them, as a batch's)."""
+        return self.sweep_expired()
 
     def sweep_expired(self) -> int:
         """One bounded step of the sweeper: delete up to ``expiry_sweep_keys`` expired

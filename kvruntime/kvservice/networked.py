@@ -23,6 +23,16 @@ An answer that waited for a write that failed, and every answer queued
 since the previous settle for a request on that db (a read may have seen
 the write), answers the failure's error instead (an ``IoError``: that
 shard is lost; the other dbs are served).
+
+Keys with a TTL (``expiry.py``): a db's expiry index is read from its
+records, which are not at hand inline either. The first request that needs
+the index of a store raises ``NotAtHand(store, ("expiry", db))``: long work
+on the db loads it (``DbExpiry.load`` in a worker thread, where the store's
+calls wait for the network), then the request is served again. A failed
+commit drops the index of its store (the write may or may not have landed),
+so the next use loads it afresh: a read never trusts deadlines the store
+may not hold. The sweeper's steps go through the batch path: its deletes
+are buffered like any write and ``sweep_step`` settles them.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from collections.abc import Iterable
 from typing import ClassVar, Final, cast
 
 import anyio
+import anyio.to_thread
 import attrs
 
 from protocol.blobs import decode_keys
@@ -41,10 +52,13 @@ from protocol.messages import (
     CompareAndSwap,
     ErrResponse,
     Exists,
+    Expire,
     Get,
     GetMany,
     Increment,
     KvError,
+    Persist,
+    Ttl,
     TxExists,
     TxGet,
     TxGetMany,
@@ -54,13 +68,14 @@ from ..kernel.message import Request, Response
 from ..storage.engine import BatchEngine
 from ..storage.store import NotAtHand, Store, StoreError
 from .context import Work
+from .expiry import DbExpiry
 from .loop import KvProcess, _Entry, _internal_error, log
 from .transactions import DbKey
 
 __all__ = ["NetworkedKvProcess"]
 
 #: The actions whose one key a prefetch fetches.
-_ONE_KEY: Final = (Get, Exists, TxGet, TxExists, Increment, CompareAndSwap)
+_ONE_KEY: Final = (Get, Exists, TxGet, TxExists, Increment, CompareAndSwap, Expire, Persist, Ttl)
 _MANY_KEYS: Final = (GetMany, TxGetMany)
 
 
@@ -76,7 +91,10 @@ class NetworkedKvProcess(KvProcess):
     #: Stores whose buffering failed at a flush (closed): their answers' error.
     _lost: dict[Store, KvError] = attrs.field(init=False, factory=dict)
 
-    #: Stores whose buffering failed at a flush (closed): their answers' error.
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.expiry.loads_inline = False  # an index is loaded as long work (see above)
+
     @property
     def engine(self) -> BatchEngine:
         """The dbs, as the networked engine they are."""
@@ -126,12 +144,24 @@ class NetworkedKvProcess(KvProcess):
 
     async def _fetch(self, msg: Request, missing: NotAtHand) -> Request | KvError | None:
         """Bring what ``msg`` needs at hand (its db is held), then have it served again."""
+        store = cast(Store, missing.store)
+        if missing.need[0] == "expiry":  # the db's expiry index, from its records
+            db = cast(DbKey, missing.need[1])
+            try:
+                index = await anyio.to_thread.run_sync(DbExpiry.load, store, db)
+            except StoreError as exc:
+                return exc.error
+            self.expiry.adopt(store, index)
+            return msg
         if missing.need[0] == "get":  # every key of the request, in one round trip
             key = cast(bytes, missing.need[1])
-            wanted = self._wanted([msg]) or {cast(Store, missing.store): [key]}
+            wanted = self._wanted([msg])
+            keys = wanted.setdefault(store, [])
+            if key not in keys:  # a key the handler reads beside those the request names
+                keys.append(key)
             await self.engine.prefetch(wanted)  # a failure is at hand: the read answers it
             return msg
-        fetch = getattr(missing.store, "fetch")  # noqa: B009 (a networked store's call)
+        fetch = getattr(store, "fetch")  # noqa: B009 (a networked store's call)
         try:
             await fetch(missing.need)
         except StoreError as exc:
@@ -141,6 +171,13 @@ class NetworkedKvProcess(KvProcess):
     async def _run_work(self, msg: Request, sender: ProcessId, db: DbKey, work: Work) -> None:
         await super()._run_work(msg, sender, db, work)
         await self._settle()
+
+    async def sweep_step(self) -> int:
+        """A sweeper step through the batch path: its deletes buffered, then committed."""
+        gone = self.sweep_expired()
+        if gone:
+            await self._settle()
+        return gone
 
     # --- 3. writes buffered at flush, committed before their answers leave -----------
 
@@ -174,6 +211,8 @@ class NetworkedKvProcess(KvProcess):
                 log.exception("kv failed committing a batch")
                 lost.update((e[3], _internal_error()) for e in outbox if e[3] is not None)
             lost.update((store, error) for seq, store, error in self.engine.failures if seq >= mark)
+            for store in lost:  # its writes may or may not have landed: reload its index
+                self.expiry.drop(store)
             if lost:
                 outbox = self._failed(outbox, lost)
             self._send(outbox, lost)
