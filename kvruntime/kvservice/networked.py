@@ -11,7 +11,8 @@ where an embedded engine answers inline and a networked one must wait:
 2. A read that is not at hand (a key no prefetch named, a scan page)
    raises ``NotAtHand``: that is long work on the db (rules 1-6 of
    ``loop.py`` hold as for any long work: the db and the sender are held),
-   which fetches what is missing and serves the request again, first.
+   which fetches what is missing and serves the request again, first. Long
+   work that meets one (before it writes: it reads first) does the same.
 3. ``flush`` hands each db's pending writes to its store, which buffers them
    (reads of the db see them at once); no answer leaves then. ``_settle``
    then awaits ``commit`` (each db's writes one script, one pipeline per
@@ -169,8 +170,16 @@ class NetworkedKvProcess(KvProcess):
         return msg
 
     async def _run_work(self, msg: Request, sender: ProcessId, db: DbKey, work: Work) -> None:
-        await super()._run_work(msg, sender, db, work)
+        await super()._run_work(msg, sender, db, self._fetching_again(msg, work))
         await self._settle()
+
+    async def _fetching_again(self, msg: Request, work: Work) -> Request | KvError | None:
+        """``work``; if it needs what is not at hand (a long write's expiry index: long
+        work reads before it writes), that is fetched and ``msg`` served again."""
+        try:
+            return await work
+        except NotAtHand as missing:
+            return await self._fetch(msg, missing)
 
     async def sweep_step(self) -> int:
         """A sweeper step through the batch path: its deletes buffered, then committed."""
