@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -122,11 +123,16 @@ LATER_RUN: Mapping[str, str] = {
 }
 
 
-def run_module(module: str, home: Path) -> str:
+def run_module(module: str, home: Path, storage: str | None = None) -> str:
     """Run ``python -m module --home home`` from the repo; return stdout, asserting a clean run."""
+    env = dict(os.environ)
+    env.pop("KVRUNTIME_STORAGE", None)
+    if storage is not None:  # issue 13: as `make run-cluster` runs the host
+        env["KVRUNTIME_STORAGE"] = storage
     result = subprocess.run(
         [sys.executable, "-m", module, "--home", str(home)],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=30,
@@ -172,6 +178,19 @@ def test_make_run_twice_tells_each_example_and_shows_the_data_persisted(tmp_path
         "Above, birthdays, transactions and scans_counters found what the previous run left."
         in second
     )
+
+
+def test_make_run_cluster_runs_every_example_on_a_redis_cluster(
+    tmp_path: Path, redis_storage: str
+) -> None:
+    out = run_module("examples.host", tmp_path / "data", storage=redis_storage)
+    said = sections(out)
+    assert list(said) == [example.name for example in host.EXAMPLES]
+    for name, lines in SAYS.items():
+        for line in lines:
+            assert line in said[name], (name, line)
+    assert "their dbs stay in the Redis Cluster" in out
+    assert not (tmp_path / "data" / "kv").exists()
 
 
 def test_raw_wire_prints_the_bytes_the_codec_would_send(tmp_path: Path) -> None:

@@ -46,6 +46,9 @@ Invariants:
    no watch shows one; the log's own records are reserved keys, so no scan,
    read or DeleteRange shows or removes them. A write of only such records
    (Expire, Persist, SetTtlPolicy) logs nothing and takes no seq.
+6. Where ``available`` is false (an engine whose stores cannot be read
+   inline: the networked one, ``kvservice/networked.py``) no db is logged and
+   no log state is read: Watch answers ``WatchEnded`` (not built there yet).
 """
 
 from __future__ import annotations
@@ -159,6 +162,8 @@ class Feeds:
     _next_id: int = 1
     #: Logs written since the last ``notify``, whose parked watchers may have news.
     dirty: list[DbLog] = attrs.Factory(list)
+    #: Whether change feeds are served on this engine (invariant 6).
+    available: bool = True
 
     # --- the log ---------------------------------------------------------------------
 
@@ -168,7 +173,7 @@ class Feeds:
         given it)."""
         found = self.logs.get(store, _UNKNOWN)
         if found is _UNKNOWN:
-            found = self.load(store)
+            found = self.load(store) if self.available else None
             self._keep(store, found)
         return found  # type: ignore[return-value]
 

@@ -33,6 +33,7 @@ from protocol.messages import (
     Watch,
     WatchChangesResponse,
     WatchCompacted,
+    WatchEnded,
     WatchNext,
     WatchResponse,
 )
@@ -48,12 +49,18 @@ from .transactions import DbKey
 __all__ = ["unwatch", "watch", "watch_next"]
 
 _OK: Final = OkResponse()
+#: Watch's answer on an engine without change feeds (``changelog`` invariant 6).
+_NOT_BUILT_HERE: Final = WatchEnded(
+    reason="change feeds are not built on this storage engine (redis-cluster) yet"
+)
 
 
 def watch(
     ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Watch
 ) -> Outcome:
     """Watch: a new watch of ``db`` after ``since`` (None: now), with its snapshot."""
+    if not ctx.feeds.available:
+        return _NOT_BUILT_HERE
     if error := key_too_large(ctx.config, action.prefix, action.start, action.end):
         return error
     lo, hi = bounds(action.prefix, action.start, action.end)

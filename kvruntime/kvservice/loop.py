@@ -40,6 +40,12 @@ Open, RemoveDb (and the order its removal keeps), Revoke and Capabilities
 are served by ``access.py``; every other action by its handler in the action
 table (``actions.py``).
 
+On a networked engine (a ``BatchEngine``: Redis Cluster) the kv process is
+``networked.NetworkedKvProcess``: the same loop, where a batch is served by
+``_serve_round`` (prefetch, serve inline, commit, then answer) and a read not
+at hand is long work under rules 1-6. The embedded engines keep the inline
+path above, with no await per request.
+
 One request is served as decode -> rule -> checks -> handler -> outbox, and
 its checks run in PROTOCOL.md's order: decode and names (MalformedRequest),
 the blob its rule requires, remote sender; then, for a data action, the db's
@@ -55,7 +61,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Final, assert_never
+from typing import ClassVar, Final, assert_never
 
 import anyio
 import anyio.to_thread
@@ -154,6 +160,8 @@ class KvProcess:
     #: Requests waiting behind long work, in the order they came (rule 4).
     _deferred: deque[tuple[Request, ProcessId, DbKey | None]] = attrs.Factory(deque)
     _room: anyio.Event = attrs.Factory(anyio.Event)
+    #: Whether batches are served by ``_serve_round`` (a networked engine's kv process).
+    networked: ClassVar[bool] = False
     #: For the metrics: when the batch being served began (``metrics.clock``),
     #: its size until a flush records it (0: recorded), the action type of the
     #: request being served (None: not decoded), and, for a request that waits
@@ -199,7 +207,10 @@ class KvProcess:
                         batch = await mailbox.get_batch(self.config.max_batch)
                     except MailboxClosed:
                         break
-                    self._serve_batch(batch)
+                    if self.networked:  # kvservice/networked.py: awaits its engine
+                        await self._serve_round(batch)
+                    else:
+                        self._serve_batch(batch)
             # Every long work has ended, so nothing is deferred any more (rule 4).
             self._work = None
             tg.cancel_scope.cancel()
@@ -211,12 +222,21 @@ class KvProcess:
             if gone := self.txs.expire():
                 log.info("expired %d idle transaction(s)", gone)
 
+    async def _serve_round(self, batch: list[Request | Response]) -> None:
+        """Serve ``batch`` with awaits (a networked engine's kv process overrides it)."""
+        self._serve_batch(batch)
+
     # --- keys with a TTL: the sweeper (issue 14; expiry.py) ----------------------------
 
     async def _sweep_expired_keys(self) -> None:
         while True:
             await anyio.sleep(self.config.expiry_sweep_seconds)
-            self.sweep_expired()
+            await self.sweep_step()
+
+    async def sweep_step(self) -> int:
+        """One step of the sweeper, its writes done (``sweep_expired``; a networked
+        engine's kv process also commits them, as a batch's)."""
+        return self.sweep_expired()
 
     def sweep_expired(self) -> int:
         """One bounded step of the sweeper: delete up to ``expiry_sweep_keys`` expired
@@ -576,6 +596,11 @@ class KvProcess:
         if self.feeds.dirty:  # change feeds: wake parked watchers (issue 14)
             self.feeds.notify(self.dbs_get, self.answer)
         outbox, self._outbox = self._outbox, []
+        self._send(outbox, failed)
+
+    def _send(self, outbox: list[_Entry], failed: dict[Store, KvError]) -> None:
+        """Send ``outbox``'s answers in order; one that waited for a store in ``failed``
+        answers its error."""
         if not outbox:
             return
         respond, source = self.bus.respond, self.slot.address

@@ -1,11 +1,12 @@
-"""Change feeds (issue 14) on every engine, through the client.
+"""Change feeds (issue 14) on every engine that has them, through the client.
 
 ``db.watch`` yields every change of every write path, in commit order, one
 per key; resumes strictly after a seq (after a restart too, on an engine
 that persists); answers ``WatchCompacted`` past the retained log, ends with
 ``WatchEnded`` on RemoveDb or Revoke, and is bounded per process. Keys
 with a TTL: a write with one is a "set", the sweeper's removal an "expire"
-(deadlines on the FakeClock, swept by hand, as in test_ttl.py).
+(deadlines on the FakeClock, swept by hand, as in test_ttl.py). On Redis
+Cluster, where they are not built yet, a watch ends at once and says so.
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ from protocol.ids import PackageId, ProcessId
 from tests.conftest import FakeClock, run_as
 from tests.internals import kv_of, set_expiry_clock, store_of, sweep_expired
 
-from .conftest import PERSISTS
+from .conftest import ENGINES, PERSISTS, WATCHES
 
 pytestmark = pytest.mark.anyio
 
 APP = "main:app:pub.os"
 OTHER = "other:app:pub.os"
 PKG = PackageId.parse("app:pub.os")
+
+
+@pytest.fixture(params=[engine for engine in ENGINES if WATCHES[engine]])
+def storage(request: pytest.FixtureRequest) -> str:
+    """The engines with change feeds (``WATCHES``)."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -438,7 +445,7 @@ async def _swept_while_parked(
         with anyio.fail_after(10):
             while not any(w.parked for w in kv_of(rt).feeds.watches_of((PKG, "main"))):  # noqa: ASYNC110  # kv offers no event
                 await anyio.sleep(0.001)
-        swept = [sweep_expired(rt) for _ in range(3)]
+        swept = [await sweep_expired(rt) for _ in range(3)]
     assert swept == [2, 1, 0]  # steps of expiry_sweep_keys
     return got
 
@@ -476,7 +483,7 @@ async def test_a_user_write_that_reaches_an_expired_key_first_is_its_only_change
             await db.set(b"a", b"again")
             await db.delete(b"b")
             assert await db.delete_range(prefix=b"c") == 0  # expired: it was absent
-            assert sweep_expired(runtime) == 0
+            assert await sweep_expired(runtime) == 0
             await db.set(b"mark", b"1")
             assert await _take(changes, 7) == [
                 ("set", b"a", b"1"),
@@ -538,3 +545,19 @@ async def test_a_since_of_a_removed_db_is_never_a_position_of_its_successor(
                 pass
 
     await run_as(runtime, APP, body)
+
+
+async def test_on_redis_cluster_a_watch_ends_at_once_saying_why(
+    home: Path, config: KvConfig, redis_storage: str
+) -> None:
+    async with Runtime(home=home, config=config, storage=redis_storage) as rt:
+
+        async def body(ctx: ProcessContext) -> None:
+            db = await kv.open(ctx, PKG, "main")
+            with anyio.fail_after(10), pytest.raises(kv.WatchEnded, match="not built"):
+                async with db.watch() as changes:
+                    await _take(changes, 1)
+            await db.set(b"k", b"v")  # the db serves on, and nothing is logged
+            assert [key async for key, _ in db.scan()] == [b"k"]
+
+        await run_as(rt, APP, body)
