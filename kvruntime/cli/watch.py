@@ -89,9 +89,7 @@ def change_line(
 @click.option(
     "--snapshot", is_flag=True, help="First print every matching entry (kind 'snapshot')."
 )
-@click.option(
-    "--count", "limit", type=click.IntRange(min=1), help="Stop after this many changes."
-)
+@click.option("--count", "limit", type=click.IntRange(min=1), help="Stop after this many changes.")
 @format_options
 @home_option
 @verbose_option

@@ -51,7 +51,8 @@ def test_ctrl_c_ends_a_watch_with_130_and_since_resumes_after_it(home: Path) -> 
         finally:
             watching.kill()
     assert first["kind"] == "snapshot"
-    assert first["key"] == {"utf8": "a"} and first["value"] == {"utf8": "1"}
+    assert first["key"] == {"utf8": "a"}
+    assert first["value"] == {"utf8": "1"}
     assert watching.returncode == 130, err.decode()
     assert err == b""  # with --json the error is on stdout
     assert json.loads(rest) == {"error": {"message": "interrupted", "exit_code": 130}}
@@ -69,16 +70,29 @@ def test_ctrl_c_ends_a_watch_with_130_and_since_resumes_after_it(home: Path) -> 
         ("set", {"utf8": "user:\n<x>"}, {"utf8": "0x00"}),
         ("delete", {"utf8": "a"}, None),
     ]
-    seqs = [c["seq"] for c in changes]
-    assert seqs == sorted(seqs) and seqs[0] > start  # type: ignore[type-var, operator]
+    seqs = [int(str(c["seq"])) for c in changes]
+    assert seqs == sorted(seqs)
+    assert seqs[0] > start
 
     # resumed after the second: exactly the third; text keeps the CLI's rules
     after_second = str(seqs[1])
-    text = ok(script("watch", APP, "notes", "--since", after_second, "--count", "1", "--text",
-                     home=home))
+    text = ok(
+        script("watch", APP, "notes", "--since", after_second, "--count", "1", "--text", home=home)
+    )
     assert text == f"{seqs[2]}\tdelete\ta\n"
-    prefixed = script("watch", APP, "notes", "--since", str(start), "--prefix", "user:",
-                      "--count", "1", "--text", home=home)
+    prefixed = script(
+        "watch",
+        APP,
+        "notes",
+        "--since",
+        str(start),
+        "--prefix",
+        "user:",
+        "--count",
+        "1",
+        "--text",
+        home=home,
+    )
     assert ok(prefixed) == f'{seqs[1]}\tset\t"user:\\n<x>"\t"0x00"\n'
     raw = script("watch", APP, "notes", "--since", str(start), "--count", "1", home=home)
     assert raw.stdout == f"{seqs[0]}\tset\t".encode() + b"b\ttwo\n"  # a pipe: raw bytes
@@ -91,7 +105,8 @@ def test_a_change_made_while_it_watches_appears_live(home: Path) -> None:
     done = script("watch", APP, "notes", "--count", "1", "--json", home=home)
     (change,) = _lines(ok(done).encode())
     assert change["kind"] == "expire"
-    assert change["key"] == {"utf8": "session"} and change["value"] is None
+    assert change["key"] == {"utf8": "session"}
+    assert change["value"] is None
 
 
 def test_typed_ends_give_the_clis_errors(home: Path) -> None:
@@ -116,23 +131,28 @@ def test_in_the_shell_a_watch_runs_on_the_shells_runtime(home: Path) -> None:
     )
     env = dict(os.environ, TERM="dumb", KVRUNTIME_HOME=str(home))
     done = subprocess.run(
-        [KVRUNTIME, "shell"], input=text.encode(), capture_output=True, env=env, timeout=BOUND,
+        [KVRUNTIME, "shell"],
+        input=text.encode(),
+        capture_output=True,
+        env=env,
+        timeout=BOUND,
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode()
     out = done.stdout.decode().splitlines()
     assert json.loads(out[0])["error"]["exit_code"] == 2  # --json: the error on stdout
-    assert json.loads(out[1])["kind"] == "expire" and out[2] == "1"
+    assert json.loads(out[1])["kind"] == "expire"
+    assert out[2] == "1"
 
 
 def test_a_change_line_in_each_format() -> None:
-    assert change_line(7, "set", b"k\n", b"\x00", Format.TEXT, msgpack_values=False) == (
-        b'7\tset\t"k\\n"\t0x00\n'
+    assert change_line(7, "set", b"k\n", b"\xff", Format.TEXT, msgpack_values=False) == (
+        b'7\tset\t"k\\n"\t0xff\n'
     )
     assert change_line(7, "expire", b"k", None, Format.HEX, msgpack_values=False) == (
         b"7\texpire\t6b\n"
     )
     assert change_line(8, "set", b"k", b"v", Format.RAW, msgpack_values=False) == b"8\tset\tk\tv\n"
-    assert json.loads(change_line(9, "delete", b"\xff", None, Format.JSON, msgpack_values=False)) == {
-        "seq": 9, "kind": "delete", "key": {"hex": "ff"}, "value": None
-    }
+    assert json.loads(
+        change_line(9, "delete", b"\xff", None, Format.JSON, msgpack_values=False)
+    ) == {"seq": 9, "kind": "delete", "key": {"hex": "ff"}, "value": None}
