@@ -76,7 +76,7 @@ from .config import KvConfig
 from .reserved import CHANGE_LOG, LAST_SEQ, RESERVED
 from .transactions import DbKey
 
-__all__ = ["DbLog", "Feeds", "Kind", "WatchState", "log_key"]
+__all__ = ["END_REASONS", "DbLog", "Feeds", "Kind", "WatchState", "log_key"]
 
 #: What a change did to its key.
 Kind: TypeAlias = Literal["set", "delete", "expire"]
@@ -137,6 +137,12 @@ class WatchState:
 
 
 _UNKNOWN: Final = object()
+#: The ``reason`` label of ``/metrics``' ended watches for each WatchEnded reason;
+#: the others are "unwatched", "idle" (dropped at a bound) and "compacted".
+END_REASONS: Final = {
+    "the db was removed": "db_removed",
+    "read access was revoked": "access_revoked",
+}
 
 
 @attrs.define(eq=False)
@@ -159,6 +165,13 @@ class Feeds:
     _next_id: int = 1
     #: Logs written since the last ``notify``, whose parked watchers may have news.
     dirty: list[DbLog] = attrs.Factory(list)
+    # --- metrics (issue 15): counted per logged batch and per answer, never per request
+    #: Changes written into the logs.
+    logged: int = 0
+    #: Changes sent to watchers (in the answers to their WatchNext).
+    delivered: int = 0
+    #: Watches ended, by reason (``END_REASONS``' values, a fixed set).
+    ended: dict[str, int] = attrs.Factory(dict)
 
     # --- the log ---------------------------------------------------------------------
 
@@ -256,6 +269,7 @@ class Feeds:
             out.append((log_key(oldest), None))
             oldest += 1
         out.append((LAST_SEQ, seq.to_bytes(8, "big")))
+        self.logged += seq - log.last
         log.last, log.size = seq, size
         if self._by_db:
             self.dirty.append(log)
@@ -293,10 +307,12 @@ class Feeds:
             return None
         return watch
 
-    def remove(self, watch: WatchState) -> None:
-        """End ``watch`` (its parked request, if any, is forgotten unanswered)."""
+    def remove(self, watch: WatchState, reason: str = "unwatched") -> None:
+        """End ``watch`` (its parked request, if any, is forgotten unanswered);
+        ``reason`` is one of ``END_REASONS``' values, counted for ``/metrics``."""
         if self._watches.pop(watch.watch_id, None) is None:
             return
+        self.ended[reason] = self.ended.get(reason, 0) + 1
         on_db = self._by_db.get(watch.db)
         if on_db is not None:
             on_db.pop(watch.watch_id, None)
@@ -311,7 +327,7 @@ class Feeds:
     def _drop_idle(self) -> None:
         cutoff = self.clock() - self.config.watch_idle_seconds
         for watch in [w for w in self._watches.values() if w.asked < cutoff]:
-            self.remove(watch)
+            self.remove(watch, "idle")
 
     def end(self, db: DbKey, reason: str, answer: Answer, *, holder: Address | None = None) -> int:
         """End the watches on ``db`` (only ``holder``'s if given): a parked request
@@ -320,10 +336,11 @@ class Feeds:
             w for w in self._by_db.get(db, {}).values() if holder is None or w.holder == holder
         ]
         ended = ErrResponse(error=WatchEnded(reason=reason))
+        label = END_REASONS.get(reason, "ended")
         for watch in watches:
             if watch.parked is not None:
                 answer(watch.parked, ended, None)
-            self.remove(watch)
+            self.remove(watch, label)
         return len(watches)
 
     # --- delivery ----------------------------------------------------------------------
@@ -365,6 +382,7 @@ class Feeds:
         watch.after = last
         if not changes:
             return None
+        self.delivered += len(changes)
         return WatchChangesResponse(count=len(changes), last=last), encode_changes(changes)
 
     def notify(self, store_of: Callable[[DbKey], Store | None], answer: Answer) -> None:

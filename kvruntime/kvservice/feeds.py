@@ -132,7 +132,7 @@ def watch_next(
         found.parked = msg
         return None
     if not isinstance(got, tuple):
-        feeds.remove(found)
+        feeds.remove(found, "compacted")
         return got
     ctx.answer(msg, got[0], got[1])
     return None
