@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.kvruntime.cli.conftest import APP, KVRUNTIME, fill
@@ -61,7 +62,8 @@ def _wait_for(condition: Callable[[], bool], what: str) -> None:
 def _live_page(explorer: Explorer, browser: Any, query: str = "") -> Any:
     page = browser.new_page()
     page.goto(f"{explorer.url}/db/{APP}/notes{query}")
-    page.wait_for_function("document.getElementById('live-status').textContent === 'live'")
+    # (a locator, not wait_for_function: the page's CSP forbids the eval that one may use)
+    expect(page.locator("#live-status")).to_have_text("live", timeout=BOUND * 1000)
     return page
 
 
@@ -74,12 +76,12 @@ def test_a_change_made_outside_appears_without_reload_and_a_hostile_key_is_text(
     explorer: Explorer, browser: Any
 ) -> None:
     page = _live_page(explorer, browser)
-    page.evaluate("window.notReloaded = true")
+    page.evaluate("() => { window.notReloaded = true; }")
     _set(explorer, "fresh", "first value")
     _set(explorer, HOSTILE, "evil")
     _delete(explorer, "fresh")
     _wait_for(lambda: len(page.locator("#changes tr.change").all()) == 3, "three changes")
-    assert page.evaluate("window.notReloaded") is True  # no reload: the same document
+    assert page.evaluate("() => window.notReloaded") is True  # no reload: the same document
     kinds = page.locator("#changes tr.change td:nth-child(2)").all_inner_texts()
     assert kinds == ["delete", "set", "set"]  # the newest first
     assert _panel_keys(page) == ["fresh", HOSTILE, "fresh"]
