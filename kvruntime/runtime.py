@@ -208,6 +208,11 @@ class Runtime:
         kv.metrics.gauges["open_transactions"] = lambda: kv.open_transactions
         kv.metrics.gauges["mailbox_depth"] = lambda: len(mailbox)
         kv.metrics.gauges["open_dbs"] = lambda: dbs.open_count
+        feeds = kv.feeds  # change feeds (issue 14): counted by the feeds, read at a scrape
+        kv.metrics.gauges["watches"] = lambda: len(feeds)
+        kv.metrics.counters["watch_changes_logged"] = lambda: feeds.logged
+        kv.metrics.counters["watch_changes_delivered"] = lambda: feeds.delivered
+        kv.metrics.counters["watches_ended"] = lambda: dict(feeds.ended)
         transport = await self._connect(bus)  # issue 17
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()

@@ -95,6 +95,8 @@ COMMAND_MODULES: Final = {
     "persist": "expiry",
     "ttl": "expiry",
     "ttl-policy": "expiry",
+    # change feeds (issue 14)
+    "watch": "watch",
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -79,7 +79,7 @@ from .config import KvConfig
 from .reserved import CHANGE_LOG, LAST_SEQ, RESERVED
 from .transactions import DbKey
 
-__all__ = ["DbLog", "Feeds", "Kind", "WatchState", "log_key"]
+__all__ = ["END_REASONS", "DbLog", "Feeds", "Kind", "WatchState", "log_key"]
 
 #: What a change did to its key.
 Kind: TypeAlias = Literal["set", "delete", "expire"]
@@ -140,6 +140,12 @@ class WatchState:
 
 
 _UNKNOWN: Final = object()
+#: The ``reason`` label of ``/metrics``' ended watches for each WatchEnded reason;
+#: the others are "unwatched", "idle" (dropped at a bound) and "compacted".
+END_REASONS: Final = {
+    "the db was removed": "db_removed",
+    "read access was revoked": "access_revoked",
+}
 
 
 @attrs.define(eq=False)
@@ -164,6 +170,13 @@ class Feeds:
     dirty: list[DbLog] = attrs.Factory(list)
     #: Whether change feeds are served on this engine (invariant 6).
     available: bool = True
+    # --- metrics (issue 15): counted per logged batch and per answer, never per request
+    #: Changes written into the logs.
+    logged: int = 0
+    #: Changes sent to watchers (in the answers to their WatchNext).
+    delivered: int = 0
+    #: Watches ended, by reason (``END_REASONS``' values, a fixed set).
+    ended: dict[str, int] = attrs.Factory(dict)
 
     # --- the log ---------------------------------------------------------------------
 
@@ -261,6 +274,7 @@ class Feeds:
             out.append((log_key(oldest), None))
             oldest += 1
         out.append((LAST_SEQ, seq.to_bytes(8, "big")))
+        self.logged += seq - log.last
         log.last, log.size = seq, size
         if self._by_db:
             self.dirty.append(log)
@@ -298,10 +312,12 @@ class Feeds:
             return None
         return watch
 
-    def remove(self, watch: WatchState) -> None:
-        """End ``watch`` (its parked request, if any, is forgotten unanswered)."""
+    def remove(self, watch: WatchState, reason: str = "unwatched") -> None:
+        """End ``watch`` (its parked request, if any, is forgotten unanswered);
+        ``reason`` is one of ``END_REASONS``' values, counted for ``/metrics``."""
         if self._watches.pop(watch.watch_id, None) is None:
             return
+        self.ended[reason] = self.ended.get(reason, 0) + 1
         on_db = self._by_db.get(watch.db)
         if on_db is not None:
             on_db.pop(watch.watch_id, None)
@@ -316,7 +332,7 @@ class Feeds:
     def _drop_idle(self) -> None:
         cutoff = self.clock() - self.config.watch_idle_seconds
         for watch in [w for w in self._watches.values() if w.asked < cutoff]:
-            self.remove(watch)
+            self.remove(watch, "idle")
 
     def end(self, db: DbKey, reason: str, answer: Answer, *, holder: Address | None = None) -> int:
         """End the watches on ``db`` (only ``holder``'s if given): a parked request
@@ -325,10 +341,11 @@ class Feeds:
             w for w in self._by_db.get(db, {}).values() if holder is None or w.holder == holder
         ]
         ended = ErrResponse(error=WatchEnded(reason=reason))
+        label = END_REASONS.get(reason, "ended")
         for watch in watches:
             if watch.parked is not None:
                 answer(watch.parked, ended, None)
-            self.remove(watch)
+            self.remove(watch, label)
         return len(watches)
 
     # --- delivery ----------------------------------------------------------------------
@@ -370,6 +387,7 @@ class Feeds:
         watch.after = last
         if not changes:
             return None
+        self.delivered += len(changes)
         return WatchChangesResponse(count=len(changes), last=last), encode_changes(changes)
 
     def notify(self, store_of: Callable[[DbKey], Store | None], answer: Answer) -> None:

@@ -69,6 +69,9 @@ def watch(
         log = ctx.feeds.enable(store, db, sync=ctx.config.sync_writes)
     except StoreError as exc:
         return exc.error
+    # The sweeper knows a db's deadlines once its index is loaded (at first use):
+    # load it now, so that a db only watched since its opening logs its "expire"s.
+    ctx.expiry.of(store, db)
     after = log.last if action.since is None else action.since
     if not log.covers(after):
         return WatchCompacted(oldest=log.oldest, last=log.last)
@@ -136,7 +139,7 @@ def watch_next(
         found.parked = msg
         return None
     if not isinstance(got, tuple):
-        feeds.remove(found)
+        feeds.remove(found, "compacted")
         return got
     ctx.answer(msg, got[0], got[1])
     return None
