@@ -56,8 +56,10 @@ Invariants:
    (``drop``): it is read again, so a seq the failed write took is given
    again and the log and the data agree. Each log also keeps its newest
    changes in memory (``recent``, bounded by ``recent_items`` and a window's
-   bytes): a parked watcher is answered from them after the commit, and only
-   a watcher behind them reads the store (long work there).
+   bytes): a parked watcher is answered from them after the commit, up to
+   the last seq that commit made durable (``take_dirty``) and never while
+   long work holds its db; only a watcher behind them reads the store (long
+   work there).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Container, Generator, Iterable, Iterator
 from typing import Final, Literal, TypeAlias
 
 import attrs
@@ -100,6 +102,9 @@ _Ops = list[tuple[bytes, bytes | None]]
 #: A change as a watcher gets it: (seq, kind, key, value).
 _Change = tuple[int, str, bytes, "bytes | None"]
 _LOG_END: Final = CHANGE_LOG + b"\xff" * 9  # above every ``log_key``
+#: Bytes counted per change a log keeps in memory beside its key and value (the
+#: tuple and its seq): ``recent`` stays within ``watch_window_bytes`` for real.
+_KEPT: Final = 100
 
 
 def log_key(seq: int) -> bytes:
@@ -280,7 +285,7 @@ class Feeds:
             size += grown
             if remember is not None:
                 remember((seq, kind, key, value))
-                log.recent_size += len(key) + (0 if value is None else len(value))
+                log.recent_size += _KEPT + len(key) + (0 if value is None else len(value))
         if seq == log.last:  # only kv's records (Expire, Persist): nothing to log
             return out
         if remember is not None:
@@ -301,7 +306,7 @@ class Feeds:
         recent, most, most_bytes = log.recent, self.recent_items, self.config.watch_window_bytes
         while recent and (len(recent) > most or log.recent_size > most_bytes):
             _, _, key, value = recent.popleft()
-            log.recent_size -= len(key) + (0 if value is None else len(value))
+            log.recent_size -= _KEPT + len(key) + (0 if value is None else len(value))
 
     # --- watches -----------------------------------------------------------------------
 
@@ -371,15 +376,17 @@ class Feeds:
     # --- delivery ----------------------------------------------------------------------
 
     def read(
-        self, store: Store, log: DbLog, watch: WatchState
+        self, store: Store, log: DbLog, watch: WatchState, upto: int | None = None
     ) -> tuple[WatchChangesResponse, bytes] | KvError | None:
-        """The changes after ``watch.after``, up to a window, as an answer; None if
-        none matches yet (``watch.after`` then moved past what was read); or
-        WatchCompacted if the log no longer covers the cursor (invariant 3)."""
+        """The changes after ``watch.after`` (up to seq ``upto`` if given), up to a
+        window, as an answer; None if none matches yet (``watch.after`` then moved
+        past what was read); or WatchCompacted if the log no longer covers the
+        cursor (invariant 3)."""
         after = watch.after
         if not log.covers(after):
             return WatchCompacted(oldest=log.oldest, last=log.last)
-        if after == log.last:
+        end = log.last if upto is None else min(upto, log.last)
+        if after >= end:
             return None
         cfg = self.config
         changes: list[_Change] = []
@@ -390,10 +397,12 @@ class Feeds:
         if recent and recent[0][0] <= after + 1:  # at hand in memory (invariant 6)
             source: Iterator[_Change] = itertools.islice(recent, after + 1 - recent[0][0], None)
         else:
-            source = _records(store, after, log.last)
+            source = _records(store, after, end)
         try:
             for change in source:
                 seq, _, key, value = change
+                if seq > end:  # past ``upto``: not durable yet (invariant 6)
+                    break
                 if (lo is None or key >= lo) and key < hi:
                     grown = size + len(key) + (0 if value is None else len(value))
                     if changes and grown > max_bytes:
@@ -417,15 +426,24 @@ class Feeds:
         store_of: Callable[[DbKey], Store | None],
         answer: Answer,
         again: Callable[[Request], None] | None = None,
+        upto: dict[DbLog, int] | None = None,
+        held: Container[DbKey] = (),
     ) -> None:
         """Answer the parked watchers of every db logged since the last call that
-        now have a matching change (after a flush made them durable). A watcher
-        whose changes are not at hand (a networked store, invariant 6) has its
-        parked request handed to ``again``, to be served anew (as long work)."""
-        if not self.dirty:
-            return
-        dirty = dict.fromkeys(self.dirty)
-        self.dirty.clear()
+        now have a matching change (after a flush made them durable).
+
+        On a networked engine (invariant 6): ``upto`` (``take_dirty``, before the
+        commit) gives the logs to wake and the last seq of each that the commit
+        made durable; a db in ``held`` (long work may be writing it) is woken by a
+        later call; a watcher whose changes are not at hand has its parked request
+        handed to ``again``, to be served anew (as long work)."""
+        if upto is None:
+            if not self.dirty:
+                return
+            dirty: dict[DbLog, int | None] = dict.fromkeys(self.dirty)
+            self.dirty.clear()
+        else:
+            dirty = dict(upto)
         dbs = {log.db for log in dirty if log.db is not None}
         if any(log.db is None for log in dirty):  # a reopened db: which one is it?
             dbs.update(self._by_db)
@@ -436,11 +454,15 @@ class Feeds:
             if watches is None or store is None or log is None or log not in dirty:
                 continue  # closed or discarded since: the next WatchNext reads it again
             log.db = db
+            if held and db in held:
+                self.dirty.append(log)
+                continue
+            durable = dirty[log]
             for watch in list(watches.values()):
                 if watch.parked is None:
                     continue
                 try:
-                    got = self.read(store, log, watch)
+                    got = self.read(store, log, watch, durable)
                 except NotAtHand:
                     if again is None:
                         raise
@@ -454,6 +476,13 @@ class Feeds:
                     answer(parked, got[0], got[1])
                 else:
                     answer(parked, ErrResponse(error=got), None)
+
+    def take_dirty(self) -> dict[DbLog, int]:
+        """The logs written since the last ``notify``, each with its last seq now:
+        what a commit that starts now makes durable (``notify(upto=...)``)."""
+        ready = {log: log.last for log in self.dirty}
+        self.dirty.clear()
+        return ready
 
     def touch(self, watch: WatchState) -> None:
         """The watcher asked now."""

@@ -83,7 +83,7 @@ from protocol.messages import (
 from ..kernel.message import Request, Response
 from ..storage.engine import BatchEngine
 from ..storage.store import NotAtHand, Store, StoreError
-from .changelog import Feeds
+from .changelog import DbLog, Feeds
 from .context import Work
 from .expiry import DbExpiry
 from .loop import KvProcess, _Entry, _internal_error, log
@@ -247,6 +247,7 @@ class NetworkedKvProcess(KvProcess):
         except anyio.WouldBlock:
             await self._settling.acquire()
         try:
+            durable = self.feeds.take_dirty()  # what this commit makes durable
             try:
                 await self.engine.commit()
             except Exception:  # a bug costs these answers, never the loop
@@ -259,21 +260,22 @@ class NetworkedKvProcess(KvProcess):
             if lost:
                 outbox = self._failed(outbox, lost)
             self._send(outbox, lost)
-            if self.feeds.dirty:  # wake the parked watchers of what was just committed
-                self._notify()
+            if durable:  # wake the parked watchers of what was just committed
+                self._notify(durable)
         finally:
             self._settling.release()
 
-    def _notify(self) -> None:
-        """Answer parked watchers from their logs' recent changes, at once (their
-        answers wait for no write); one behind them is served again (long work)."""
+    def _notify(self, durable: dict[DbLog, int]) -> None:
+        """Answer parked watchers from their logs' recent changes up to ``durable``,
+        at once (their answers wait for no write); one behind them is served
+        again (long work); a held db's watchers wait for its long work's settle."""
         woken: list[_Entry] = []
         since = self.metrics.clock()
 
         def answer(msg: Request, response: KvResponse, blob: bytes | None) -> None:
             woken.append((msg, response, blob, None, WatchNext, since))
 
-        self.feeds.notify(self.dbs_get, answer, self._serve_one)
+        self.feeds.notify(self.dbs_get, answer, self._serve_one, durable, self._held_dbs)
         self._send(woken, {})
 
     def _failed(self, outbox: list[_Entry], lost: dict[Store, KvError]) -> list[_Entry]:
