@@ -34,7 +34,7 @@ from .workloads.batch import SET_MANY
 from .workloads.concurrent import GET_CONC, SET_CONC
 from .workloads.databases import databases
 from .workloads.latency import GET_LATENCY
-from .workloads.scan import SCAN, scan_data
+from .workloads.scan import SCAN, SCAN_PAGES, scan_data
 from .workloads.sequential import GET_SEQ, SET_SEQ
 from .workloads.transaction import TRANSACTION, TRANSACTION_AWAITED
 
@@ -64,6 +64,7 @@ def workloads(sizes: Sizes) -> list[AnyWorkload]:
         TRANSACTION,
         TRANSACTION_AWAITED,
         SCAN,
+        SCAN_PAGES,
     ]
     return fixed + [databases(count) for count in sizes.db_counts]
 
@@ -130,7 +131,9 @@ async def _measure(
             try:
                 await driver.load_scan(scan)
             except Unsupported as exc:
-                tallies[SCAN.key, name].error = str(exc)
+                for w in (SCAN, SCAN_PAGES):
+                    if w in plan:
+                        tallies[w.key, name].error = str(exc)
     names = list(drivers)
     for round_ in range(sizes.rounds + 1):
         label = "warm-up" if round_ == 0 else f"round {round_}/{sizes.rounds}"

@@ -28,6 +28,7 @@ __all__ = [
     "Footprint",
     "Footprinted",
     "Missing",
+    "PageScanner",
     "Unsupported",
     "check_descriptors",
     "check_read",
@@ -128,6 +129,15 @@ class Footprinted(Protocol):
 
     def db_footprint(self, dbs: int) -> Footprint | None:
         """After a ``multi_db(dbs, ...)`` round: what it held then."""
+        ...
+
+
+@runtime_checkable
+class PageScanner(Protocol):
+    """A driver whose system also reads a scan a page at a time (kvruntime)."""
+
+    async def scan_pages(self) -> tuple[float, int]:
+        """As ``scan``, a page at a time: (seconds, pairs seen)."""
         ...
 
 

@@ -261,6 +261,18 @@ class KvruntimeDriver:
         """What the ``dbs``-db runtime held after its last round."""
         return self._footprints.get(dbs)
 
+    async def scan_pages(self) -> tuple[float, int]:
+        async def body(ctx: ProcessContext) -> tuple[float, int]:
+            db = await kv.open(ctx, ctx.package_id, "scan")
+            seen = 0
+            t0 = time.perf_counter()
+            async for page in db.scan_pages():
+                for _item in page.items:
+                    seen += 1
+            return time.perf_counter() - t0, seen
+
+        return await self._run(body)
+
     async def multi_db(self, dbs: int, data: Dataset) -> float:
         rt, home, rss_before = await self._db_runtime(dbs)
 

@@ -6,8 +6,8 @@ length, not its ``len``); anything else is a TypeError naming the argument and
 the type got, raised in the caller's task before anything is sent. The common
 case (exact ``bytes``) costs one ``type(x) is bytes`` test per item, or a few
 C-level passes over a batch, which check its sizes too (a batch's bytes-like
-keys may go as they are: msgpack packs them as ``bin``); the item-by-item walk
-runs only to convert or to name the culprit.
+keys and values may go as they are: msgpack packs them as ``bin``); the walk
+item by item runs only to convert or to name the culprit.
 """
 
 from __future__ import annotations
@@ -70,10 +70,17 @@ def raw_pairs(pairs: list[Any], max_key: int, max_value: int) -> list[tuple[byte
     keys = _keys_of(pairs, max_key)
     if keys is not None:
         values = keys[1]
-        if set(map(type, values)) <= _BYTES:
-            if max(map(len, values), default=0) > max_value:
-                check_batch_sizes(keys[0], values, max_key, max_value)
-            return pairs
+        try:  # as the keys: bytes-like values only, their real bytes measured
+            values_total = len(b"".join(values))
+        except TypeError:  # a value not bytes-like: named below
+            pass
+        else:
+            if values_total <= max_value:  # then every value fits
+                return pairs
+            if set(map(type, values)) <= _BYTES:
+                if max(map(len, values)) > max_value:
+                    check_batch_sizes(keys[0], values, max_key, max_value)
+                return pairs
     checked = [
         (as_bytes(key, f"key {i}"), as_bytes(value, f"value {i}"))
         for i, (key, value) in enumerate(_pairs(pairs))
