@@ -165,10 +165,13 @@ def fill_page(
         if not taken:
             return count, last, False
         flat: list[bytes] = list(itertools.chain.from_iterable(taken)) if include_value else taken
-        lengths = list(map(len, flat))
-        total = sum(lengths)
+        total = len(b"".join(flat))  # one C-level pass; each length only past the bound
         over = size + total > max_bytes
-        fits = _fits(lengths, include_value, size, max_bytes, count) if over else len(taken)
+        fits = (
+            _fits(list(map(len, flat)), include_value, size, max_bytes, count)
+            if over
+            else len(taken)
+        )
         if fits:
             sink(flat if fits == len(taken) else flat[: fits * width])
             count += fits
@@ -177,7 +180,8 @@ def fill_page(
             return count, last, fits < len(taken) or next(raw, None) is not None
         size += total
         # Double the chunk while the largest key or value seen leaves room for it.
-        chunk = max(1, min(2 * chunk, _MAX_CHUNK, (max_bytes - size) // (2 * max(lengths) + 1)))
+        largest = max(map(len, flat))
+        chunk = max(1, min(2 * chunk, _MAX_CHUNK, (max_bytes - size) // (2 * largest + 1)))
     return count, last, next(raw, None) is not None
 
 
