@@ -154,8 +154,9 @@ def fill_page(
     ``(key, value)`` pairs, or keys alone without ``include_value``) the way
     ``Store.read_page`` promises, so every engine bounds its pages alike.
 
-    Entries go to ``sink`` in flat chunks that grow while they fit; returns
-    how many entries, the last one's key and whether more remain.
+    Entries go to ``sink`` in flat chunks that grow while entries of twice the
+    last chunk's mean size would fit; returns how many entries, the last
+    one's key and whether more remain.
     """
     width = 2 if include_value else 1  # items per entry in a flat chunk
     count, size, chunk = 0, 0, 1
@@ -179,9 +180,10 @@ def fill_page(
         if over:  # cut inside this chunk, or a lone first entry past the bound
             return count, last, fits < len(taken) or next(raw, None) is not None
         size += total
-        # Double the chunk while the largest key or value seen leaves room for it.
-        largest = max(map(len, flat))
-        chunk = max(1, min(2 * chunk, _MAX_CHUNK, (max_bytes - size) // (2 * largest + 1)))
+        # Double the chunk while entries of twice this chunk's mean key or value
+        # leave room for it (a max over the lengths would cost more than the read).
+        mean = total // len(flat)
+        chunk = max(1, min(2 * chunk, _MAX_CHUNK, (max_bytes - size) // (4 * mean + 1)))
     return count, last, next(raw, None) is not None
 
 
