@@ -97,9 +97,10 @@ nats-server:
 		{ echo "nats-server could not be installed (apt-get failed): the network tests need it"; exit 1; }
 
 ## make test: the whole test suite (bounded soak/crash forms included), with
-## the Rust conformance client it runs against a live runtime
+## the Rust conformance client it runs against a live runtime; one pytest
+## worker per core (at most 4: each starts its own servers)
 test: $(DEV_STAMP) conformance-client chromium redis-server-required
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4
 
 ## make check: format, lint and mypy --strict (`make test` runs the tests)
 check: $(DEV_STAMP)

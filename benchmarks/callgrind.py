@@ -27,7 +27,10 @@ import tempfile
 from pathlib import Path
 
 WORKLOADS = ("get:1", "set:1", "get:64", "set:64")
-OPS = ("get", "set", "set_many", "scan")
+#: Also measurable (``--only getttl:1,setttl:1``): the same on a key with a TTL
+#: (issue 14), so the db's expiry index is in use.
+TTL_OPS = ("getttl", "setttl")
+OPS = ("get", "set", "set_many", "scan", *TTL_OPS)
 PACKAGE = "bench:callgrind:bench.os"
 #: Pairs per set_many, entries per scanned page.
 BATCH = 1000
@@ -45,10 +48,14 @@ async def _child(op: str, senders: int, ops: int, home: str) -> None:
     def sender(index: int) -> Main:
         async def main(ctx: ProcessContext) -> None:
             db = await kv.open(ctx, ctx.package_id, "db")
-            await db.set(key, value)
-            if op == "get":
+            ttl = 3600.0 if op in TTL_OPS else None
+            await db.set(key, value, ttl=ttl)
+            if op in ("get", "getttl"):
                 for _ in range(ops):
                     await db.get(key)
+            elif op == "setttl":
+                for _ in range(ops):
+                    await db.set(key, value, ttl=ttl)
             elif op == "set":
                 for _ in range(ops):
                     await db.set(key, value)

@@ -183,6 +183,7 @@ class Runtime:
         kv, mailbox = self._kv, kv_slot.mailbox
         kv.metrics.gauges["open_transactions"] = lambda: kv.open_transactions
         kv.metrics.gauges["mailbox_depth"] = lambda: len(mailbox)
+        kv.metrics.gauges["open_dbs"] = lambda: dbs.open_count
         transport = await self._connect(bus)  # issue 17
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()

@@ -25,6 +25,7 @@ __all__ = [
     "IntegerOverflow",
     "IoError",
     "KeyNotFound",
+    "KeyReserved",
     "KeyTooLarge",
     "KvError",
     "LevelDbError",
@@ -39,6 +40,8 @@ __all__ = [
     "TooManyTransactions",
     "TransactionConflict",
     "TransactionTooLarge",
+    "TtlDisabled",
+    "TtlTooLarge",
     "ValueTooLarge",
 ]
 
@@ -296,6 +299,41 @@ class AnswerTooLarge:
         return f"answer of at least {self.size} bytes exceeds the limit of {self.max}"
 
 
+@attrs.frozen(kw_only=True)
+class KeyReserved:
+    """The key starts with eight 0xff bytes: that region of the key space is kv's own."""
+
+    TAG: ClassVar[str] = "KeyReserved"
+    WIRE: ClassVar[WireShape] = UNIT
+
+    def __str__(self) -> str:
+        return "keys starting with eight 0xff bytes are reserved for kv"
+
+
+@attrs.frozen(kw_only=True)
+class TtlDisabled:
+    """The db's settings forbid keys with a TTL (``SetTtlPolicy``)."""
+
+    TAG: ClassVar[str] = "TtlDisabled"
+    WIRE: ClassVar[WireShape] = UNIT
+
+    def __str__(self) -> str:
+        return "keys with a TTL are disabled on this db"
+
+
+@attrs.frozen(kw_only=True)
+class TtlTooLarge:
+    """A TTL longer than the db's maximum (``SetTtlPolicy``); milliseconds."""
+
+    TAG: ClassVar[str] = "TtlTooLarge"
+    WIRE: ClassVar[WireShape] = struct(ttl_ms=Field.UINT, max_ms=Field.UINT)
+    ttl_ms: int
+    max_ms: int
+
+    def __str__(self) -> str:
+        return f"a TTL of {self.ttl_ms} ms exceeds this db's maximum of {self.max_ms} ms"
+
+
 KvError: TypeAlias = (
     NoDb
     | KeyNotFound
@@ -318,4 +356,7 @@ KvError: TypeAlias = (
     | IntegerOverflow
     | BatchTooLarge
     | AnswerTooLarge
+    | KeyReserved
+    | TtlDisabled
+    | TtlTooLarge
 )

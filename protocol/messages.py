@@ -24,6 +24,7 @@ from .errors import (
     IntegerOverflow,
     IoError,
     KeyNotFound,
+    KeyReserved,
     KeyTooLarge,
     KvError,
     LevelDbError,
@@ -38,6 +39,8 @@ from .errors import (
     TooManyTransactions,
     TransactionConflict,
     TransactionTooLarge,
+    TtlDisabled,
+    TtlTooLarge,
     ValueTooLarge,
 )
 from .ids import PackageId, ProcessId
@@ -61,6 +64,7 @@ __all__ = [
     "ErrResponse",
     "Exists",
     "ExistsResponse",
+    "Expire",
     "Get",
     "GetMany",
     "GetManyResponse",
@@ -70,6 +74,7 @@ __all__ = [
     "IntegerOverflow",
     "IoError",
     "KeyNotFound",
+    "KeyReserved",
     "KeyTooLarge",
     "KvAction",
     "KvCapabilityParams",
@@ -86,6 +91,7 @@ __all__ = [
     "NotAnInteger",
     "OkResponse",
     "Open",
+    "Persist",
     "RemoteNotAllowed",
     "RemoveDb",
     "Revoke",
@@ -93,10 +99,17 @@ __all__ = [
     "Scan",
     "ScanResponse",
     "Set",
+    "SetExpiring",
     "SetMany",
+    "SetManyExpiring",
+    "SetTtlPolicy",
     "TooManyTransactions",
     "TransactionConflict",
     "TransactionTooLarge",
+    "Ttl",
+    "TtlDisabled",
+    "TtlResponse",
+    "TtlTooLarge",
     "TxExists",
     "TxGet",
     "TxGetMany",
@@ -410,6 +423,69 @@ class CommitBatch:
     count: int
 
 
+# Keys with a TTL (PROTOCOL.md, "Keys with a TTL"): a TTL travels in whole
+# milliseconds, at least 1; a Set without one keeps Hyperware's exact shape.
+
+
+@attrs.frozen(kw_only=True)
+class SetExpiring:
+    """Set, with the key expiring ``ttl_ms`` milliseconds from now."""
+
+    TAG: ClassVar[str] = "SetExpiring"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, tx_id=Field.OPTIONAL_UINT, ttl_ms=Field.UINT)
+    key: bytes
+    tx_id: int | None
+    ttl_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class SetManyExpiring:
+    """SetMany, with every key expiring ``ttl_ms`` milliseconds from now."""
+
+    TAG: ClassVar[str] = "SetManyExpiring"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT, ttl_ms=Field.UINT)
+    count: int
+    ttl_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class Expire:
+    """Make the present ``key`` expire ``ttl_ms`` milliseconds from now."""
+
+    TAG: ClassVar[str] = "Expire"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN, ttl_ms=Field.UINT)
+    key: bytes
+    ttl_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class Persist:
+    """Take the expiry off the present ``key``."""
+
+    TAG: ClassVar[str] = "Persist"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN)
+    key: bytes
+
+
+@attrs.frozen(kw_only=True)
+class Ttl:
+    """Ask how long the present ``key`` has left."""
+
+    TAG: ClassVar[str] = "Ttl"
+    WIRE: ClassVar[WireShape] = struct(key=Field.BIN)
+    key: bytes
+
+
+@attrs.frozen(kw_only=True)
+class SetTtlPolicy:
+    """The db's TTL settings: whether keys may have a TTL, and the longest allowed."""
+
+    TAG: ClassVar[str] = "SetTtlPolicy"
+    WIRE: ClassVar[WireShape] = struct(enabled=Field.BOOL, max_ttl_ms=Field.OPTIONAL_UINT)
+    enabled: bool
+    max_ttl_ms: int | None
+
+
 KvAction: TypeAlias = (
     Open
     | RemoveDb
@@ -434,6 +510,12 @@ KvAction: TypeAlias = (
     | Capabilities
     | WriteBatch
     | CommitBatch
+    | SetExpiring
+    | SetManyExpiring
+    | Expire
+    | Persist
+    | Ttl
+    | SetTtlPolicy
 )
 
 
@@ -543,6 +625,15 @@ class CapabilitiesResponse:
     write: bool
 
 
+@attrs.frozen(kw_only=True)
+class TtlResponse:
+    """How long the key has left, in milliseconds; None: it never expires."""
+
+    TAG: ClassVar[str] = "Ttl"
+    WIRE: ClassVar[WireShape] = struct(ttl_ms=Field.OPTIONAL_UINT)
+    ttl_ms: int | None
+
+
 KvResponse: TypeAlias = (
     OkResponse
     | BeginTxResponse
@@ -554,6 +645,7 @@ KvResponse: TypeAlias = (
     | IncrementResponse
     | DeleteRangeResponse
     | CapabilitiesResponse
+    | TtlResponse
 )
 
 

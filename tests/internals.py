@@ -13,8 +13,19 @@ from kvruntime import Runtime
 from kvruntime.kernel.bus import Bus
 from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kvservice.loop import KvProcess
+from kvruntime.storage.store import Store
+from protocol.ids import PackageId
 
-__all__ = ["bus_of", "caps_of", "kv_of", "nats_port_of", "set_tx_clock"]
+__all__ = [
+    "bus_of",
+    "caps_of",
+    "kv_of",
+    "nats_port_of",
+    "set_expiry_clock",
+    "set_tx_clock",
+    "store_of",
+    "sweep_expired",
+]
 
 
 def bus_of(rt: Runtime) -> Bus:
@@ -36,9 +47,27 @@ def caps_of(rt: Runtime) -> CapabilityStore:
     return bus_of(rt).caps
 
 
+def store_of(rt: Runtime, package_id: PackageId, db: str) -> Store:
+    """The open store of ``db`` in the running ``rt`` (write kv's own records with it)."""
+    store = kv_of(rt).dbs.get(package_id, db)
+    assert store is not None, f"db {db} is not open"
+    return store
+
+
 def set_tx_clock(rt: Runtime, clock: Callable[[], float]) -> None:
     """Make the running ``rt``'s kv process measure transactions' idle time by ``clock``."""
     kv_of(rt).txs.clock = clock
+
+
+def set_expiry_clock(rt: Runtime, clock: Callable[[], float]) -> None:
+    """Make the running ``rt``'s kv process read deadlines by ``clock`` (wall-clock
+    seconds; a FakeClock), for keys with a TTL."""
+    kv_of(rt).expiry.clock = clock
+
+
+def sweep_expired(rt: Runtime) -> int:
+    """Run one bounded step of ``rt``'s expired-key sweeper now; how many keys went."""
+    return kv_of(rt).sweep_expired()
 
 
 def nats_port_of(rt: Runtime) -> int:

@@ -18,19 +18,21 @@ With ``--json`` the error is instead one JSON object on stdout,
 nothing on stderr: a script reads one stream, whatever happened.
 
 Start-up is part of the interface (a ``get`` is one process): this module and
-the command modules import only click at import time; each command imports
-what it needs (the runtime, rich, msgpack) when it runs, so ``--help`` and
-a usage error cost an interpreter and click.
+the command modules import only click at import time; a command's module is
+imported when the command is looked up (``COMMAND_MODULES``), and each
+command imports what it needs (the runtime, rich, msgpack) when it runs, so
+``--help`` and a usage error cost an interpreter and click.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from protocol.ids import PackageId
 
 __all__ = [
+    "COMMAND_MODULES",
     "EXIT_HOME",
     "EXIT_INTERRUPTED",
     "EXIT_KV",
@@ -62,6 +65,30 @@ EXIT_KV = 1
 EXIT_USAGE = 2
 EXIT_HOME = 3
 EXIT_INTERRUPTED = 130
+
+#: The module (in this package) that defines each command, imported when the
+#: command is looked up: a ``get`` imports ``keys`` and not ``serve``'s.
+COMMAND_MODULES: Final = {
+    "get": "keys",
+    "set": "keys",
+    "del": "keys",
+    "scan": "keys",
+    "incr": "atomics",
+    "cas": "atomics",
+    "share": "access",
+    "revoke": "access",
+    "rm-db": "access",
+    "send": "send",
+    "dump": "dumpload",
+    "load": "dumpload",
+    "ls": "admin",
+    "caps": "admin",
+    "repair": "admin",
+    "run": "host",
+    "bench": "host",
+    "serve": "serve",
+    "shell": "shell",
+}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,7 +119,16 @@ class _JsonError(click.ClickException):
 
 
 class _Group(click.Group):
-    """The group: JSON errors for ``--json`` commands, exit 130 on Ctrl-C."""
+    """The group: commands loaded on use, JSON errors for ``--json``, exit 130 on Ctrl-C."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f".{module}", __package__)  # its @cli.command registers it
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -24,21 +24,29 @@ Invariants:
 5. A home is created only where ``--create`` says so, and only in a folder
    that does not exist, is empty, or is a home already: a mistyped
    ``--home`` never turns a folder of other files into one.
+6. Inside ``kvruntime shell`` (``shell.py``) the runtime is the shell's:
+   ``run_in_home`` runs the command's work on the shell's event loop through
+   the ``OpenHome`` it finds in ``OPEN_HOME`` (a context variable the shell
+   sets in the worker thread that runs one command), and invariant 3 holds
+   when the shell ends instead of after each command.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import click
 
-from ._app import EXIT_HOME, EXIT_KV, EXIT_USAGE, CliError
+from ._app import EXIT_HOME, EXIT_INTERRUPTED, EXIT_KV, EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
+    import anyio
+
     from protocol.ids import Address, PackageId, ProcessId
 
     from .. import kv
@@ -48,7 +56,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_PROCESS_NAME",
+    "OPEN_HOME",
     "TIMEOUT",
+    "OpenHome",
     "Session",
     "admin_id",
     "as_admin",
@@ -56,6 +66,7 @@ __all__ = [
     "check_home",
     "home_in_use",
     "is_home",
+    "on_interrupt",
     "open_db",
     "page_ask",
     "run_in_home",
@@ -111,6 +122,80 @@ class Session:
     rt: Runtime
     keep_db_grants: bool = False
     ran_as: set[Address] = attrs.Factory(set)
+    #: Those of ``ran_as`` that keep their db grants anyway (a shell's ``send``).
+    kept: set[Address] = attrs.Factory(set)
+
+
+@attrs.define(eq=False)
+class OpenHome:
+    """The runtime ``kvruntime shell`` keeps open on ``home`` for its commands (invariant 6)."""
+
+    home: Path
+    #: The shell's own session: its ``ran_as`` gathers every command's processes.
+    session: Session
+    #: The scope of the command's work running now, if any (``interrupt`` cancels it).
+    _running: anyio.CancelScope | None = None
+
+    def interrupt(self) -> None:
+        """Stop the command's work running now (Ctrl-C); on the event loop's thread."""
+        if self._running is not None:
+            self._running.cancel()
+
+    def run(self, home: Path, work: Callable[[Session], Awaitable[T]], *, keep: bool) -> T:
+        """``work`` on the shell's runtime, called from the worker thread running a command.
+
+        CliError (exit 130) if ``interrupt`` stopped it.
+        """
+        import anyio.from_thread
+
+        if home.resolve() != self.home.resolve():
+            raise CliError(f"the shell runs on home {self.home}, not {home}", EXIT_USAGE)
+        command = Session(rt=self.session.rt, keep_db_grants=keep)
+        done: list[T] = []
+
+        async def call() -> None:
+            scope = self._running = anyio.CancelScope()
+            try:
+                with scope:
+                    done.append(await work(command))
+            finally:
+                self._running = None
+
+        try:
+            anyio.from_thread.run(call)
+            if not done:
+                raise CliError("interrupted", EXIT_INTERRUPTED)
+            return done[0]
+        except Exception as exc:
+            raise _translate(exc) from None
+        finally:  # what the shell takes back when it ends: send's rule, per process
+            self.session.ran_as |= command.ran_as
+            if keep:
+                self.session.kept |= command.ran_as
+
+
+@contextlib.contextmanager
+def on_interrupt(callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback`` on Ctrl-C (SIGINT) while the block runs, instead of a KeyboardInterrupt.
+
+    Only on the thread running the event loop (the CLI runs on asyncio); the
+    handler SIGINT had before (asyncio.Runner's) is put back at the end.
+    """
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    before = signal.getsignal(signal.SIGINT)
+    loop.add_signal_handler(signal.SIGINT, callback)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, before)
+
+
+#: The OpenHome of the shell whose command runs in this context, if any.
+OPEN_HOME: ContextVar[OpenHome | None] = ContextVar("kvruntime_open_home", default=None)
 
 
 def run_in_home(
@@ -126,6 +211,8 @@ def run_in_home(
     use, and every error kv:distro:sys answered. Grants are taken back as
     invariant 3 says (``keep_db_grants``: ``send``'s rule).
     """
+    if (shell := OPEN_HOME.get()) is not None:  # invariant 6
+        return shell.run(home, work, keep=keep_db_grants)
     check_home(home, create=create_home)
     import anyio
 
@@ -167,7 +254,7 @@ def _granted_to_cli(
     for holder, cap in session.rt.capability_holders():
         if holder not in session.ran_as or (holder, cap.key) in before:
             continue
-        if cap == messaging or not session.keep_db_grants:
+        if cap == messaging or not (session.keep_db_grants or holder in session.kept):
             extra.append((holder, cap))
     return extra
 
@@ -247,6 +334,8 @@ async def as_admin(
     process: ProcessId | None = None,
 ) -> T:
     """Run ``body(ctx)`` as ``process`` (default the admin process of ``package``)."""
+    import anyio
+
     from protocol.ids import Address
 
     rt = session.rt
@@ -264,7 +353,11 @@ async def as_admin(
 
     session.ran_as.add(Address(node=rt.node, process=pid))
     handle = await rt.spawn(pid, main, request_capabilities=["kv:distro:sys"])
-    await handle.wait()
+    try:
+        await handle.wait()
+    except anyio.get_cancelled_exc_class():  # the command was stopped: so is its process
+        handle.kill()
+        raise
     if failure:
         raise failure[0]
     return outcome[0]

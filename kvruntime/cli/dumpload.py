@@ -9,6 +9,12 @@ Input from a pipe is kept in a temporary file meanwhile. Then it writes in
 chunks, each atomic (one ``set_many``, at most ``CHUNK_ENTRIES`` entries or
 ``CHUNK_BYTES`` bytes): an error kv:distro:sys answers leaves every earlier
 chunk written and nothing of its own, and names the lines of its chunk.
+
+Ctrl-C (SIGINT) exits 130 and leaves only what kv acknowledged: while the
+input is read and checked, nothing is written at all; once writing began,
+the chunk in flight is let finish (it is atomic, and kv may have applied it
+already), the load stops before the next one and says how many entries and
+chunks went in.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO
 import click
 
 from ._app import (
+    EXIT_INTERRUPTED,
     EXIT_KV,
     EXIT_USAGE,
     CliError,
@@ -45,7 +52,7 @@ from ._dumpformat import (
     parse_line,
     record_line,
 )
-from ._session import as_admin, open_db, run_in_home
+from ._session import as_admin, on_interrupt, open_db, run_in_home
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -158,10 +165,20 @@ def load(package: PackageId, db: str, create: bool, as_json: bool, home: Path) -
         stats = {"entries": 0, "chunks": 0}
 
         async def body(ctx: ProcessContext) -> None:
-            handle = await open_db(ctx, package, db, create=create)
-            with _progress(console, total=True) as progress:
+            interrupted: list[bool] = []  # Ctrl-C: stop before the next chunk
+            with (
+                on_interrupt(lambda: interrupted.append(True)),
+                _progress(console, total=True) as progress,
+            ):
+                handle = await open_db(ctx, package, db, create=create)
                 task = progress.add_task(escape(f"load [{package}, {db}]"), total=size)
                 for first, last, chunk in _chunks(_records(_advancing(checked, progress, task))):
+                    if interrupted:
+                        raise CliError(
+                            f"interrupted: {_done(stats, package, db)};"
+                            " the rest of the dump was not loaded",
+                            EXIT_INTERRUPTED,
+                        )
                     try:
                         await handle.set_many(chunk)
                     except kv.KvError as exc:
@@ -205,6 +222,13 @@ class _Checked:
         self._spool: IO[bytes] | None = None
 
     def __enter__(self) -> tuple[BinaryIO, int]:
+        try:
+            return self._read()
+        except KeyboardInterrupt:  # nothing was written: say so (the runtime is not up yet)
+            message = "interrupted while reading the dump: nothing was loaded"
+            raise CliError(message, EXIT_INTERRUPTED) from None
+
+    def _read(self) -> tuple[BinaryIO, int]:
         import shutil
         import tempfile
 
@@ -215,7 +239,7 @@ class _Checked:
                 pass
             self._source.seek(start)
             return self._source, size - start
-        spool = tempfile.TemporaryFile()  # closed by __exit__
+        spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed by __exit__)
         self._spool = spool
         try:
             shutil.copyfileobj(self._source, spool)

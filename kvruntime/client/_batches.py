@@ -20,11 +20,12 @@ from protocol.messages import (
     KvAction,
     OkResponse,
     SetMany,
+    SetManyExpiring,
     TxGetMany,
     WriteBatch,
 )
 
-from ._checks import raw_keys, raw_pairs, raw_writes
+from ._checks import raw_keys, raw_pairs, raw_writes, ttl_ms
 from ._core import K, KvCore, V
 from ._exchange import expect
 from .codecs import BytesCodec, Codec
@@ -62,18 +63,28 @@ class KvBatches(KvCore[K, V]):
         decode = self._value.decode
         return [None if value is None else decode(value) for value in values]
 
-    async def set_many(self, items: Mapping[K, V] | Iterable[tuple[K, V]]) -> None:
+    async def set_many(
+        self, items: Mapping[K, V] | Iterable[tuple[K, V]], *, ttl: float | None = None
+    ) -> None:
         """Write every pair in one atomic batch: all land or none do.
 
         A key given twice takes its last value. An empty batch sends nothing.
+        With ``ttl`` (seconds) every key expires that long from now; without,
+        any expiry they had is cleared.
         """
+        ms = None if ttl is None else ttl_ms(ttl)
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         if not self._raw:
             kenc, venc = _encoder(self._key), _encoder(self._value)
             pairs = [(kenc(k), venc(v)) for k, v in pairs]
         raw = raw_pairs(pairs, self._max_key, self._max_value)
         if raw:
-            expect(OkResponse, (await self._call(SetMany(count=len(raw)), encode_items(raw)))[0])
+            action: KvAction = (
+                SetMany(count=len(raw))
+                if ms is None
+                else SetManyExpiring(count=len(raw), ttl_ms=ms)
+            )
+            expect(OkResponse, (await self._call(action, encode_items(raw)))[0])
 
     async def delete_many(self, keys: Iterable[K]) -> None:
         """Delete every key in one atomic batch (missing keys are fine)."""

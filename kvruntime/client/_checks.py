@@ -12,13 +12,14 @@ item by item runs only to convert or to name the culprit.
 
 from __future__ import annotations
 
+import math
 from operator import itemgetter
 from typing import Any, Final, TypeVar
 
 from .codecs import BytesCodec, Codec
 from .errors import check_batch_sizes, check_pair_sizes
 
-__all__ = ["as_bytes", "encoded", "raw_keys", "raw_pairs", "raw_writes"]
+__all__ = ["as_bytes", "encoded", "raw_keys", "raw_pairs", "raw_writes", "ttl_ms"]
 
 T = TypeVar("T")
 
@@ -27,6 +28,25 @@ _BYTES: Final = frozenset((bytes,))
 _BYTES_OR_NONE: Final = frozenset((bytes, type(None)))
 _first = itemgetter(0)
 _second = itemgetter(1)
+_U64_MAX: Final = 2**64 - 1
+
+
+def ttl_ms(seconds: float, name: str = "ttl") -> int:
+    """A TTL in seconds as the wire's whole milliseconds (rounded up, at least 1).
+
+    A TTL that is not a positive finite number, or past the wire's uint64 of
+    milliseconds, is a ValueError (a bool or a non-number a TypeError),
+    raised before anything is sent; kv refuses one past a db's maximum
+    (TtlTooLarge).
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(seconds).__name__}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {seconds!r}")
+    ms = max(1, math.ceil(seconds * 1000))
+    if ms > _U64_MAX:
+        raise ValueError(f"{name} of {seconds!r} s does not fit the wire's milliseconds")
+    return ms
 
 
 def as_bytes(value: object, what: str) -> bytes:

@@ -14,26 +14,32 @@ from typing import Any, TypeVar, overload
 
 from protocol.blobs import encode_cas
 from protocol.hot import is_get_response, is_ok
-from protocol.messages import (
+from protocol.messages import (  # keys with a TTL (issue 14)
     BeginTx,
     BeginTxResponse,
     Commit,
     CompareAndSwap,
     Delete,
     ExistsResponse,
+    Expire,
     GetResponse,
     Increment,
     IncrementResponse,
     OkResponse,
+    Persist,
     Rollback,
     Set,
+    SetExpiring,
+    SetTtlPolicy,
+    Ttl,
+    TtlResponse,
     TxExists,
     TxGet,
 )
 
 from ._access import KvAccess
 from ._batches import KvBatches
-from ._checks import encoded
+from ._checks import encoded, ttl_ms
 from ._core import DEFAULT_MAX_BATCH_ITEMS, K, V
 from ._exchange import answer, expect, unexpected
 from ._scans import KvScans
@@ -113,20 +119,30 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         return _chunks(blob, chunk_size)
 
     async def set(
-        self, key: K, value: V | AsyncIterable[bytes], *, tx_id: int | None = None
+        self,
+        key: K,
+        value: V | AsyncIterable[bytes],
+        *,
+        tx_id: int | None = None,
+        ttl: float | None = None,
     ) -> None:
         """Store ``value`` at ``key`` (staged in ``tx_id`` when given).
 
         ``value`` may be an async iterable of byte chunks; they are gathered up
         to the value-size limit. Past the key or value limit KeyTooLarge or
-        ValueTooLarge is raised and nothing is sent.
+        ValueTooLarge is raised and nothing is sent. With ``ttl`` (seconds) the
+        key expires that long from now; without, any expiry it had is cleared.
         """
         raw = self._key_bytes(key)
+        ms = None if ttl is None else ttl_ms(ttl)
         if type(value) is not bytes and isinstance(value, AsyncIterable):
             blob = await self._gather(value)
         else:
             blob = self._value_bytes(value)
-        if tx_id is None:
+        if ms is not None:
+            action = SetExpiring(key=raw, tx_id=tx_id, ttl_ms=ms)
+            expect(OkResponse, (await self._call(action, blob))[0])
+        elif tx_id is None:
             message = await self._send(self._encoder.set(raw), blob)
             if not is_ok(message.body):
                 expect(OkResponse, answer(message)[0])
@@ -153,6 +169,34 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
         if not isinstance(response, ExistsResponse):
             raise UnexpectedResponse(unexpected(response))
         return response.exists
+
+    # --- keys with a TTL (issue 14) ---------------------------------------------------
+
+    async def expire(self, key: K, seconds: float) -> None:
+        """Make the present ``key`` expire ``seconds`` from now; KeyNotFound if absent."""
+        action = Expire(key=self._key_bytes(key), ttl_ms=ttl_ms(seconds, "seconds"))
+        expect(OkResponse, (await self._call(action))[0])
+
+    async def persist(self, key: K) -> None:
+        """Take the expiry off the present ``key`` (none is fine); KeyNotFound if absent."""
+        expect(OkResponse, (await self._call(Persist(key=self._key_bytes(key))))[0])
+
+    async def ttl(self, key: K) -> float | None:
+        """The seconds the present ``key`` has left; None if it never expires.
+
+        KeyNotFound if it is absent (an expired key is absent).
+        """
+        response, _ = await self._call(Ttl(key=self._key_bytes(key)))
+        if not isinstance(response, TtlResponse):
+            raise UnexpectedResponse(unexpected(response))
+        return None if response.ttl_ms is None else response.ttl_ms / 1000
+
+    async def set_ttl_policy(self, *, enabled: bool = True, max_ttl: float | None = None) -> None:
+        """This db's TTL settings, kept with its data: whether keys may have a TTL
+        (else TtlDisabled, and disabling takes every expiry off), and the longest
+        one allowed in seconds (TtlTooLarge past it; None: no maximum)."""
+        limit = None if max_ttl is None else ttl_ms(max_ttl, "max_ttl")
+        expect(OkResponse, (await self._call(SetTtlPolicy(enabled=enabled, max_ttl_ms=limit)))[0])
 
     async def begin_tx(self) -> int:
         """Begin a transaction on this db; return its id."""

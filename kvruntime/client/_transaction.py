@@ -44,13 +44,14 @@ from protocol.messages import (
     KvResponse,
     OkResponse,
     Rollback,
+    SetExpiring,
     TxExists,
     TxGet,
     WriteBatch,
 )
 from protocol.messages import KeyNotFound as KeyNotFoundError
 
-from ._checks import encoded
+from ._checks import encoded, ttl_ms
 from .codecs import BytesCodec, Codec
 from .errors import KeyNotFound, KvError, TransactionConflict, UnexpectedResponse, check_pair_sizes
 
@@ -86,6 +87,7 @@ class Transaction(Generic[K, V]):
         "_max_value",
         "_raw_open",
         "_state",
+        "_ttls",
         "_tx_id",
         "_value",
         "_writes",
@@ -110,6 +112,8 @@ class Transaction(Generic[K, V]):
         self._max_key = max_key_bytes
         self._max_value = max_value_bytes
         self._writes: dict[bytes, bytes | None] = {}
+        #: The TTL (ms) of each buffered write that has one (issue 14).
+        self._ttls: dict[bytes, int] = {}
         self._tx_id: int | None = None
         self._state = _State.OPEN
         #: Raw bytes both ways and the block still open: ``set``'s one flag on its
@@ -129,8 +133,21 @@ class Transaction(Generic[K, V]):
 
     # --- writes: buffered ---------------------------------------------------------------
 
-    def set(self, key: K, value: V) -> None:
-        """Buffer a write of ``value`` at ``key``; it is applied when the block ends."""
+    def set(self, key: K, value: V, *, ttl: float | None = None) -> None:
+        """Buffer a write of ``value`` at ``key``; it is applied when the block ends.
+
+        With ``ttl`` (seconds) the key expires that long after it is staged, at
+        the block's end; without, any expiry it had is cleared.
+        """
+        if ttl is not None:
+            self._check_open()
+            raw = encoded(self._key, key, "key")
+            ms = ttl_ms(ttl)
+            self._writes[raw] = encoded(self._value, value, "value")
+            self._ttls[raw] = ms
+            return
+        if self._ttls:
+            self._ttls.pop(encoded(self._key, key, "key"), None)
         if type(key) is bytes is type(value) and self._raw_open:
             # The hot path of a 100-set transaction: one flag, no codec calls (mypy
             # does not narrow K and V by ``type(x) is``).
@@ -142,7 +159,9 @@ class Transaction(Generic[K, V]):
     def delete(self, key: K) -> None:
         """Buffer a delete of ``key`` (a missing key is fine)."""
         self._check_open()
-        self._writes[encoded(self._key, key, "key")] = None
+        raw = encoded(self._key, key, "key")
+        self._writes[raw] = None
+        self._ttls.pop(raw, None)
 
     # --- reads: the buffer, then the server transaction ----------------------------------
 
@@ -205,6 +224,7 @@ class Transaction(Generic[K, V]):
         self._state = _State.DONE
         self._raw_open = False
         writes, self._writes = self._writes, {}
+        ttls, self._ttls = self._ttls, {}
         if exc is not None:
             if isinstance(exc, Exception):  # not on cancellation: no await then
                 await self._rollback()
@@ -214,6 +234,8 @@ class Transaction(Generic[K, V]):
             # rolls the server transaction back like any refused commit).
             ops = list(writes.items())
             check_pair_sizes(ops, self._max_key, self._max_value)
+            if ttls:  # staged one by one in the server transaction, then committed
+                ops = await self._stage_expiring(ops, ttls)
             await self._commit(ops)
         except TransactionConflict:
             raise  # the server ended the transaction, applying nothing
@@ -235,6 +257,20 @@ class Transaction(Generic[K, V]):
         tail = writes[last:]
         blob = encode_writes(tail) if tail else _EMPTY_WRITES
         await self._ok(CommitBatch(tx_id=tx_id, count=len(tail)), blob)
+
+    async def _stage_expiring(
+        self, ops: list[tuple[bytes, bytes | None]], ttls: dict[bytes, int]
+    ) -> list[tuple[bytes, bytes | None]]:
+        """Stage the writes with a TTL (``SetExpiring``) in the server transaction;
+        the other writes, left to commit."""
+        tx_id = await self._server_tx()
+        rest: list[tuple[bytes, bytes | None]] = []
+        for key, value in ops:
+            if key in ttls and value is not None:
+                await self._ok(SetExpiring(key=key, tx_id=tx_id, ttl_ms=ttls[key]), value)
+            else:
+                rest.append((key, value))
+        return rest
 
     async def _rollback(self) -> None:
         if self._tx_id is not None:

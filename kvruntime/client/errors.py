@@ -20,6 +20,7 @@ __all__ = [
     "IntegerOverflow",
     "IoError",
     "KeyNotFound",
+    "KeyReserved",
     "KeyTooLarge",
     "KvError",
     "LevelDbError",
@@ -34,6 +35,8 @@ __all__ = [
     "TooManyTransactions",
     "TransactionConflict",
     "TransactionTooLarge",
+    "TtlDisabled",
+    "TtlTooLarge",
     "UnexpectedResponse",
     "ValueTooLarge",
     "raise_kv_error",
@@ -137,6 +140,18 @@ class AnswerTooLarge(KvError):
     """A batch read would answer more bytes than the store sends at once: ask fewer keys."""
 
 
+class KeyReserved(KvError):
+    """The key starts with eight 0xff bytes, a region kv keeps for its own records."""
+
+
+class TtlDisabled(KvError):
+    """This db's settings forbid keys with a TTL (``set_ttl_policy(enabled=False)``)."""
+
+
+class TtlTooLarge(KvError):
+    """The TTL is longer than this db's maximum (``set_ttl_policy(max_ttl=...)``)."""
+
+
 class UnexpectedResponse(RuntimeError):
     """kv:distro:sys answered with a response of the wrong kind (a protocol bug)."""
 
@@ -162,6 +177,9 @@ _BY_VARIANT: dict[type, type[KvError]] = {
     m.IntegerOverflow: IntegerOverflow,
     m.BatchTooLarge: BatchTooLarge,
     m.AnswerTooLarge: AnswerTooLarge,
+    m.KeyReserved: KeyReserved,
+    m.TtlDisabled: TtlDisabled,
+    m.TtlTooLarge: TtlTooLarge,
 }
 
 

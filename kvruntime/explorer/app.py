@@ -1,8 +1,9 @@
 """The explorer's pages, and the rules that keep a browser from being used against the store.
 
 Pages: ``/`` (dbs, sizes, key counts, capabilities), ``/db/{package}/{db}``
-(keys and values, paged, with ``prefix``, ``start``/``end``, ``reverse`` and
-``cursor``, keys given as text or, with ``hex=1``, as hex), ``/value`` (one
+(keys and values, paged, with ``prefix``, ``start``/``end``, ``reverse``,
+``cursor`` (the page after that key) or ``before`` (the page before it),
+keys given as text or, with ``hex=1``, as hex), ``/value`` (one
 value in every view), ``POST /set`` and ``POST /delete``, and ``/metrics``
 (the runtime's ``kvruntime_*`` series in Prometheus text format).
 
@@ -130,26 +131,32 @@ def build_app(
             start = key_from(q["start"], as_hex) if q.get("start") else None
             end = key_from(q["end"], as_hex) if q.get("end") else None
             cursor = bytes.fromhex(q["cursor"]) if q.get("cursor") else None
+            before = bytes.fromhex(q["before"]) if q.get("before") else None
         except ValueError:
             return refuse(400, "a key given as hex is not hex")
         if prefix is not None and (start is not None or end is not None):
             return refuse(400, "give a prefix or a start/end range, not both")
+        if cursor is not None and before is not None:
+            return refuse(400, "give a cursor or before, not both")
         reverse = q.get("reverse") == "1"
 
         async def body(ctx: ProcessContext) -> Any:
             handle = await open_db(ctx, package, db, create=False)
+            # before=K: the page just before K, read the other way from K (the
+            # cursor is the last key seen, so this resumes strictly before K)
             return await handle.list_page(
                 prefix=prefix,
                 start=start,
                 end=end,
-                reverse=reverse,
+                reverse=reverse != (before is not None),
                 limit=PAGE_SIZE,
-                cursor=cursor,
+                cursor=cursor if before is None else before,
             )
 
         result = await run_as(package, body)
+        items = result.items if before is None else result.items[::-1]
         rows = []
-        for key, value in result.items:
+        for key, value in items:
             shown = readable(value)
             rows.append(
                 {
@@ -159,17 +166,21 @@ def build_app(
                     "size": len(value),
                 }
             )
-        nxt = None
-        if result.cursor is not None:
-            args = {k: v for k, v in q.items() if k != "cursor"}
-            args["cursor"] = result.cursor.hex()
-            nxt = args
+        args = {k: v for k, v in q.items() if k not in ("cursor", "before")}
+        after: bytes | None
+        if before is None:  # read forwards: the server's cursor starts the next page
+            after, has_before = result.cursor, cursor is not None
+        else:  # read backwards up to ``before``: the next page goes on after the last row
+            after, has_before = (items[-1][0] if items else None), result.cursor is not None
+        nxt = None if after is None else {**args, "cursor": after.hex()}
+        prev = {**args, "before": items[0][0].hex()} if has_before and items else None
         return page(
             "db.html",
             package=str(package),
             db=db,
             rows=rows,
             next=nxt,
+            prev=prev,
             q=dict(q),
         )
 

@@ -23,7 +23,7 @@ from typing import Final, Generic, TypeVar, cast
 import attrs
 
 from protocol.ids import ProcessId
-from protocol.messages import (
+from protocol.messages import (  # keys with a TTL (issue 14)
     BeginTx,
     Capabilities,
     Commit,
@@ -33,17 +33,23 @@ from protocol.messages import (
     DeleteMany,
     DeleteRange,
     Exists,
+    Expire,
     Get,
     GetMany,
     Increment,
     KvAction,
     Open,
+    Persist,
     RemoveDb,
     Revoke,
     Rollback,
     Scan,
     Set,
+    SetExpiring,
     SetMany,
+    SetManyExpiring,
+    SetTtlPolicy,
+    Ttl,
     TxExists,
     TxGet,
     TxGetMany,
@@ -52,7 +58,7 @@ from protocol.messages import (
 
 from ..kernel.message import Request
 from ..storage.store import Store
-from . import access, reads, tx_actions, writes
+from . import access, reads, ttl_actions, tx_actions, writes
 from .context import Context, Outcome
 from .transactions import DbKey
 
@@ -142,5 +148,12 @@ TABLE: Final[dict[type[KvAction], Rule]] = dict(
         _write(BeginTx, tx_actions.begin_tx),
         _write(Commit, tx_actions.commit),
         _write(Rollback, tx_actions.rollback),
+        # keys with a TTL (issue 14)
+        _write(SetExpiring, ttl_actions.set_expiring, blob=True),
+        _write(SetManyExpiring, ttl_actions.set_many_expiring, blob=True),
+        _write(Expire, ttl_actions.expire),
+        _write(Persist, ttl_actions.persist),
+        _read(Ttl, ttl_actions.ttl),
+        _write(SetTtlPolicy, ttl_actions.set_ttl_policy),
     )
 )

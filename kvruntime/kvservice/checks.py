@@ -1,4 +1,5 @@
-"""The size checks the handlers share (PROTOCOL.md steps 6 and 6b).
+"""The size checks the handlers share (PROTOCOL.md steps 6 and 6b), and the
+reserved-key check of every user write (``reserved.py``).
 
 Each check returns what is wrong (a ``KvError``) or None; it answers
 nothing. A handler returns the error, and the loop answers it (one place).
@@ -11,6 +12,7 @@ from typing import cast
 
 from protocol.messages import (
     BatchTooLarge,
+    KeyReserved,
     KeyTooLarge,
     KvError,
     TransactionTooLarge,
@@ -18,11 +20,14 @@ from protocol.messages import (
 )
 
 from .config import KvConfig
+from .reserved import RESERVED
 
 __all__ = [
     "batch_blob",
     "first",
+    "key_reserved",
     "key_too_large",
+    "keys_reserved",
     "ops_too_large",
     "second",
     "value_too_large",
@@ -69,6 +74,22 @@ def ops_too_large(config: KvConfig, ops: list[tuple[bytes, bytes | None]]) -> Kv
     for value in filter(None, map(second, ops)):
         if error := value_too_large(config, value):
             return error
+    return None
+
+
+_KEY_RESERVED = KeyReserved()
+
+
+def key_reserved(key: bytes) -> KeyReserved | None:
+    """KeyReserved if ``key`` is kv's own, else None."""
+    return _KEY_RESERVED if key >= RESERVED else None
+
+
+def keys_reserved(ops: list[tuple[bytes, bytes | None]]) -> KeyReserved | None:
+    """KeyReserved if a key of ``ops`` is kv's own, else None: one C-level pass
+    (a key is reserved iff it sorts at or above ``RESERVED``)."""
+    if ops and max(map(first, ops)) >= RESERVED:
+        return _KEY_RESERVED
     return None
 
 

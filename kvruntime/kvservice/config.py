@@ -50,3 +50,7 @@ class KvConfig:
     max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS
     #: fsync every write batch (survives power loss, at a cost; see the README).
     sync_writes: bool = False
+    #: Seconds between two steps of the expired-key sweeper (keys with a TTL).
+    expiry_sweep_seconds: float = 1.0
+    #: Expired keys one sweeper step deletes at most, over every db.
+    expiry_sweep_keys: int = 1000

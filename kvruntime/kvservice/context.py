@@ -27,6 +27,7 @@ from ..kernel.message import Capability, Request
 from ..storage.engine import Engine
 from ..storage.store import Store
 from .config import KvConfig
+from .expiry import Expiries
 from .transactions import DbKey, Transaction, Transactions
 
 __all__ = ["Context", "Outcome", "Work"]
@@ -56,6 +57,10 @@ class Context(Protocol):
         """The dbs, open or on disk."""
 
     @property
+    def expiry(self) -> Expiries:
+        """The expiry index of every open db (keys with a TTL)."""
+
+    @property
     def caps(self) -> CapabilityStore:
         """Who holds which capability."""
 
@@ -82,14 +87,25 @@ class Context(Protocol):
         """Flush if ``store`` has pending writes, so that a read of it sees them."""
 
     def write_now(
-        self, db: DbKey, store: Store, ops: Iterable[tuple[bytes, bytes | None]]
+        self,
+        db: DbKey,
+        store: Store,
+        ops: Iterable[tuple[bytes, bytes | None]],
+        *,
+        expired: bool = False,
     ) -> KvError | None:
-        """Write ``ops`` in one batch now (logged for the conflict check), or the error."""
+        """Write ``ops`` in one batch now (logged for the conflict check), or the error.
+
+        ``expired``: the ops are the sweeper's deletes of expired keys (the
+        change log records them as kind "expire")."""
 
     def queue_writes(
         self, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]
     ) -> None:
-        """Add ``ops`` to ``store``'s pending batch; ``msg`` is answered after the flush."""
+        """Add ``ops`` to ``store``'s pending batch; ``msg`` is answered after the flush.
+
+        Ops of one request that carry expiry records (``expiry.deadline_op``) end
+        with one, so that the hot path sees them with one comparison."""
 
     def commit(self, msg: Request, tx: Transaction, db: DbKey, store: Store) -> KvError | None:
         """Apply ``tx``'s writes atomically and answer, or the error (the tx ends either way)."""

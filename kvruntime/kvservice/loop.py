@@ -92,7 +92,9 @@ from .actions import TABLE, OfTheDb, OnData
 from .checks import first
 from .config import KvConfig
 from .context import Context, Work
+from .expiry import Expiries  # keys with a TTL (issue 14)
 from .metrics import KvMetrics  # metrics (issue 15)
+from .reserved import RESERVED
 from .transactions import DbKey, Transaction, Transactions
 
 __all__ = ["KvProcess"]
@@ -127,6 +129,8 @@ class KvProcess:
     clock: Callable[[], float] = time.monotonic
     #: What it served, for /metrics (metrics.py; issue 15).
     metrics: KvMetrics = attrs.Factory(KvMetrics)
+    #: The expiry index of every open db, and the wall clock of deadlines (issue 14).
+    expiry: Expiries = attrs.Factory(Expiries)
     #: The open transactions.
     txs: Transactions = attrs.field(init=False)
     #: Plain writes waiting for the next flush, per db.
@@ -178,6 +182,7 @@ class KvProcess:
             log.info("swept %d removed db(s) left by an earlier run", swept)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._expire_transactions)
+            tg.start_soon(self._sweep_expired_keys)  # keys with a TTL (issue 14)
             async with anyio.create_task_group() as work:
                 self._work = work
                 while True:
@@ -201,6 +206,54 @@ class KvProcess:
             if gone := self.txs.expire():
                 log.info("expired %d idle transaction(s)", gone)
 
+    # --- keys with a TTL: the sweeper (issue 14; expiry.py) ----------------------------
+
+    async def _sweep_expired_keys(self) -> None:
+        while True:
+            await anyio.sleep(self.config.expiry_sweep_seconds)
+            self.sweep_expired()
+
+    def sweep_expired(self) -> int:
+        """One bounded step of the sweeper: delete up to ``expiry_sweep_keys`` expired
+        keys of the open dbs no long work holds, through the normal write path
+        (``write_now(expired=True)``); how many went."""
+        budget = self.config.expiry_sweep_keys
+        now = self.expiry.now()
+        gone = 0
+        for store, index in self.expiry.loaded():
+            if gone >= budget:
+                break
+            if not index.deadlines:
+                continue
+            db = index.db
+            if db in self._held_dbs:
+                continue
+            due = index.due(now, budget - gone)
+            if due:
+                self.flush_pending(store)
+                if self.write_now(db, store, [(key, None) for key in due], expired=True):
+                    continue  # the store is discarded; it is swept once reopened
+                gone += len(due)
+        if gone:
+            log.debug("swept %d expired key(s)", gone)
+        return gone
+
+    def _reap_for_commit(self, tx: Transaction, db: DbKey, store: Store) -> bool:
+        """Before a commit's conflict check, delete the db's expired keys (an expiry
+        is a write to the check); False if more are due than one sweep step takes
+        (then the commit counts as conflicting, conservatively)."""
+        index = self.expiry.of(store, db)
+        if not tx.reads or not index.deadlines:
+            return True
+        limit = self.config.expiry_sweep_keys
+        due = index.due(self.expiry.now(), limit + 1)
+        if not due:
+            return True
+        self.flush_pending(store)
+        if self.write_now(db, store, [(key, None) for key in due[:limit]], expired=True):
+            return False
+        return len(due) <= limit
+
     def _serve_batch(self, batch: list[Request | Response]) -> None:
         self._since = self.metrics.clock()
         self._batch = len(batch)
@@ -208,17 +261,25 @@ class KvProcess:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
                 continue
-            self._serve_one(message)
+            try:  # _serve_one, inline: a call per request costs more than these lines
+                self._serve(message)
+            except Exception as exc:
+                self._failed_serving(message, exc)
         self.flush()
 
     def _serve_one(self, message: Request) -> None:
         try:
             self._serve(message)
-        except StoreError as exc:  # e.g. a db path that leads out of the kv root
-            self.fail(message, exc.error)
-        except Exception:  # a bug must cost one answer, never the loop
-            log.exception("kv failed serving request %d from %s", message.id, message.source)
-            self.fail(message, _internal_error())
+        except Exception as exc:
+            self._failed_serving(message, exc)
+
+    def _failed_serving(self, message: Request, exc: Exception) -> None:
+        """Answer a request whose serving raised ``exc`` (called while it is handled)."""
+        if isinstance(exc, StoreError):  # e.g. a db path that leads out of the kv root
+            return self.fail(message, exc.error)
+        # A bug must cost one answer, never the loop.
+        log.exception("kv failed serving request %d from %s", message.id, message.source)
+        self.fail(message, _internal_error())
 
     def _wait(self, msg: Request, action: type | None) -> None:
         """Keep ``msg``'s action and start for its answer: it waits behind long
@@ -425,12 +486,18 @@ class KvProcess:
             self.flush()
 
     def write_now(
-        self, db: DbKey, store: Store, ops: Iterable[tuple[bytes, bytes | None]]
+        self,
+        db: DbKey,
+        store: Store,
+        ops: Iterable[tuple[bytes, bytes | None]],
+        *,
+        expired: bool = False,
     ) -> KvError | None:
         """Write ``ops`` in one batch now and log them for the conflict check, or
         the error: then the db is closed (its log may end in a torn record; the
-        next request reopens it)."""
-        ops = list(ops)
+        next request reopens it). ``expired``: the sweeper's deletes of expired
+        keys (the change log's kind "expire")."""
+        ops = self.expiry.complete(store, db, list(ops))  # keys with a TTL (issue 14)
         try:
             store.write(ops, sync=self.config.sync_writes)
         except StoreError as exc:
@@ -447,7 +514,8 @@ class KvProcess:
         """Apply ``tx``'s staged writes atomically, after the db's pending plain
         writes, and answer; or the error. If a key it read changed since,
         TransactionConflict and nothing applied. The transaction ends either way."""
-        conflict = self.txs.conflicts(tx)
+        reaped = self._reap_for_commit(tx, db, store)  # an expiry is a write (issue 14)
+        conflict = not reaped or self.txs.conflicts(tx)
         self.txs.finish(tx)
         if conflict:
             return TransactionConflict(tx_id=tx.tx_id)
@@ -461,6 +529,9 @@ class KvProcess:
         self, msg: Request, db: DbKey, store: Store, ops: list[tuple[bytes, bytes | None]]
     ) -> None:
         """Add ``ops`` to ``store``'s pending batch; ``msg`` is answered after the flush."""
+        expiry = self.expiry  # keys with a TTL (issue 14); records, if any, come last
+        if expiry.armed or store not in expiry.by_store or (ops and ops[-1][0] >= RESERVED):
+            ops = expiry.complete(store, db, ops)
         self._writes.setdefault(store, []).extend(ops)
         if self._waited:
             self._queue_waited(msg, _OK, None, store)

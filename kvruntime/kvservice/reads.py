@@ -13,11 +13,15 @@ Invariants:
    throughout.
 3. A read first flushes the db's pending writes, so it sees every write
    answered before it.
+4. No read sees kv's own records (``reserved.py``): a reserved key reads as
+   absent, and every range ends before them (``bounds``).
+5. No read sees an expired key (``expiry.py``), swept or not: it reads as
+   absent, and a scan of a db with keys with a TTL skips it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from itertools import chain
 from typing import Final, cast
 
@@ -47,6 +51,7 @@ from ..kernel.message import Request
 from ..storage.store import Store, StoreError, prefix_end
 from .checks import batch_blob, key_too_large
 from .context import Context, Outcome
+from .reserved import RESERVED, clamp_stop
 from .transactions import DbKey, Transaction
 
 __all__ = [
@@ -67,11 +72,21 @@ _MALFORMED: Final = MalformedRequest()
 
 def bounds(
     prefix: bytes | None, start: bytes | None, end: bytes | None
-) -> tuple[bytes | None, bytes | None]:
-    """The range ``lo <= key < hi`` of a prefix or a start/end pair."""
+) -> tuple[bytes | None, bytes]:
+    """The range ``lo <= key < hi`` of a prefix or a start/end pair, ended
+    before kv's own records (invariant 4)."""
     if prefix is not None:
-        return prefix, prefix_end(prefix)
-    return start, end
+        return prefix, clamp_stop(prefix_end(prefix))
+    return start, clamp_stop(end)
+
+
+def _user_get(ctx: Context, db: DbKey, store: Store, key: bytes) -> bytes | None:
+    """The value of ``key``, None if absent; a reserved key (invariant 4) or an
+    expired one (5) is absent."""
+    if key >= RESERVED:
+        return None
+    value = store.get(key)
+    return None if value is None or ctx.expiry.expired(store, db, key) else value
 
 
 # --- single keys, outside a transaction (the hot path) ----------------------------
@@ -85,12 +100,17 @@ def get(
     limit = ctx.config.max_key_bytes
     if len(key) > limit:
         return KeyTooLarge(size=len(key), max=limit)
+    if key >= RESERVED:  # kv's own: absent (invariant 4), one compare on the hot path
+        return _KEY_NOT_FOUND
     ctx.flush_pending(store)
     try:
         value = store.get(key)
     except StoreError as exc:
         return exc.error
     if value is None:
+        return _KEY_NOT_FOUND
+    expiry = ctx.expiry  # invariant 5, tested only where a key may have a TTL
+    if (expiry.armed or store not in expiry.by_store) and expiry.expired(store, db, key):
         return _KEY_NOT_FOUND
     ctx.answer(msg, GetResponse._parsed(key), value)
     return None
@@ -106,7 +126,7 @@ def exists(
         return KeyTooLarge(size=len(key), max=limit)
     ctx.flush_pending(store)
     try:
-        value = store.get(key)
+        value = _user_get(ctx, db, store, key)
     except StoreError as exc:
         return exc.error
     ctx.answer(msg, ExistsResponse(exists=value is not None))
@@ -132,7 +152,7 @@ def scan(
     lo, hi = bounds(action.prefix, action.start, action.end)
     if action.cursor is not None:  # strictly after (before, in reverse) the cursor
         if action.reverse:
-            hi = action.cursor if hi is None else min(hi, action.cursor)
+            hi = min(hi, action.cursor)
         else:
             after = action.cursor + b"\x00"
             lo = after if lo is None else max(lo, after)
@@ -140,10 +160,11 @@ def scan(
     page = ScanPageWriter(keys_only=action.keys_only)
     last: bytes | None = None
     more = False
-    if lo is None or hi is None or lo < hi:
+    if lo is None or lo < hi:
         ctx.flush_pending(store)
         try:
-            last, more = _fill(cfg.max_scan_bytes, page, store, tx, lo, hi, action, limit)
+            expired = _expired_filter(ctx, db, store)
+            last, more = _fill(cfg.max_scan_bytes, page, store, tx, lo, hi, action, limit, expired)
         except StoreError as exc:
             return exc.error
     cursor = last if more else None
@@ -168,10 +189,14 @@ def _fill(
     hi: bytes | None,
     action: Scan,
     limit: int,
+    expired: Callable[[bytes], bool] | None,
 ) -> tuple[bytes | None, bool]:
-    """Fill ``page`` from one snapshot; (its last key, whether entries remain after it)."""
+    """Fill ``page`` from one snapshot; (its last key, whether entries remain after it).
+
+    ``expired``: whether a key has expired (invariant 5); None when none can have.
+    """
     reverse, keys_only = action.reverse, action.keys_only
-    if tx is None or not tx.writes:  # the common case: packed in C-speed chunks
+    if (tx is None or not tx.writes) and expired is None:  # the common case: C-speed chunks
         _, last, more = store.read_page(
             start=lo,
             stop=hi,
@@ -182,8 +207,8 @@ def _fill(
             sink=page.add,
         )
         return last, more
-    committed = _entries(store, lo, hi, reverse=reverse, keys_only=keys_only)
-    staged = tx.staged_range(lo, hi, reverse=reverse)  # O(log n), then lazily
+    committed = _entries(store, lo, hi, reverse=reverse, keys_only=keys_only, expired=expired)
+    staged = iter(()) if tx is None else tx.staged_range(lo, hi, reverse=reverse)
     entries = _merged(committed, staged, reverse=reverse, keys_only=keys_only)
     taken: list[tuple[bytes, bytes | None]] = []
     more, size = False, 0
@@ -206,14 +231,37 @@ def _fill(
     return (taken[-1][0] if taken else None), more
 
 
+def _expired_filter(ctx: Context, db: DbKey, store: Store) -> Callable[[bytes], bool] | None:
+    """Whether a key of ``store`` has expired, as of now; None if it has no key with a TTL."""
+    index = ctx.expiry.of(store, db)
+    if not index.deadlines:
+        return None
+    deadlines, now = index.deadlines, ctx.expiry.now()
+
+    def expired(key: bytes) -> bool:
+        deadline = deadlines.get(key)
+        return deadline is not None and deadline <= now
+
+    return expired
+
+
 def _entries(
-    store: Store, lo: bytes | None, hi: bytes | None, *, reverse: bool, keys_only: bool
+    store: Store,
+    lo: bytes | None,
+    hi: bytes | None,
+    *,
+    reverse: bool,
+    keys_only: bool,
+    expired: Callable[[bytes], bool] | None,
 ) -> Generator[tuple[bytes, bytes | None], None, None]:
     if keys_only:
         for key in store.iterate(start=lo, stop=hi, reverse=reverse, include_value=False):
-            yield key, None
+            if expired is None or not expired(key):
+                yield key, None
     else:
-        yield from store.iterate(start=lo, stop=hi, reverse=reverse)
+        for key, value in store.iterate(start=lo, stop=hi, reverse=reverse):
+            if expired is None or not expired(key):
+                yield key, value
 
 
 def _merged(
@@ -279,12 +327,14 @@ def _tx_read(
     tx = ctx.transaction(sender, tx_id, db)
     if isinstance(tx, NoTx):
         return tx
-    if key in tx.writes:  # its own write: no read of committed data
+    if key >= RESERVED:  # kv's own (invariant 4): absent, never a staged record
+        value = None
+    elif key in tx.writes:  # its own write: no read of committed data
         value = tx.writes[key]
     else:
         ctx.flush_pending(store)
         try:
-            value = store.get(key)
+            value = _user_get(ctx, db, store, key)
         except StoreError as exc:
             return exc.error
         tx.reads.note_key(key, ctx.txs.version(db))
@@ -344,12 +394,14 @@ def _get_many(
     size = 0
     try:
         for key in keys:
-            if staged is not None and key in staged:  # its own write
+            if key >= RESERVED:  # kv's own (invariant 4)
+                value = None
+            elif staged is not None and key in staged:  # its own write
                 value = staged[key]
             elif key in read:
                 value = read[key]
             else:
-                value = read[key] = store.get(key)
+                value = read[key] = _user_get(ctx, db, store, key)
                 if tx is not None:
                     tx.reads.note_key(key, ctx.txs.version(db))
             if value is not None:

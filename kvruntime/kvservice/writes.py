@@ -43,6 +43,7 @@ from protocol.messages import (
     Increment,
     IncrementResponse,
     IntegerOverflow,
+    KeyReserved,
     KeyTooLarge,
     KvError,
     MalformedRequest,
@@ -57,9 +58,19 @@ from protocol.messages import (
 
 from ..kernel.message import Request
 from ..storage.store import Store, StoreError
-from .checks import batch_blob, first, key_too_large, ops_too_large, value_too_large
+from .checks import (
+    batch_blob,
+    first,
+    key_reserved,
+    key_too_large,
+    keys_reserved,
+    ops_too_large,
+    value_too_large,
+)
 from .context import Context, Outcome
+from .expiry import DbExpiry, deadline_op, unstage_deadlines
 from .reads import bounds
+from .reserved import RESERVED
 from .transactions import DbKey, Transaction
 
 __all__ = [
@@ -72,6 +83,7 @@ __all__ = [
     "delete_range",
     "increment",
     "parse_counter",
+    "plain_write",
     "set_",
     "set_many",
     "write_batch",
@@ -85,6 +97,7 @@ _I64_MIN: Final = -(2**63)
 _I64_MAX: Final = 2**63 - 1
 _MAX_COUNTER_DIGITS: Final = 20  # "-9223372036854775808"
 _MALFORMED: Final = MalformedRequest()
+_KEY_RESERVED: Final = KeyReserved()
 _OK: Final = OkResponse()
 
 _Ops = list[tuple[bytes, bytes | None]]
@@ -135,6 +148,8 @@ def _write_one(
     cfg = ctx.config
     if len(key) > cfg.max_key_bytes:
         return KeyTooLarge(size=len(key), max=cfg.max_key_bytes)
+    if key >= RESERVED:  # reserved.is_reserved, inlined: the hot path
+        return _KEY_RESERVED
     if value is not None and len(value) > cfg.max_value_bytes:
         return ValueTooLarge(size=len(value), max=cfg.max_value_bytes)
     if tx_id is None:
@@ -146,6 +161,7 @@ def _write_one(
     if error := ctx.txs.too_large(tx, tx.size_after(key, value)):
         return error
     ctx.txs.stage(tx, key, value)
+    unstage_deadlines(ctx.txs, tx, (key,))
     ctx.answer(msg, _OK)
     return None
 
@@ -183,14 +199,15 @@ def _write_many(
         )
     except DecodeError:
         return _MALFORMED
-    if error := ops_too_large(ctx.config, ops):
+    if error := ops_too_large(ctx.config, ops) or keys_reserved(ops):
         return error
-    return _plain_write(ctx, msg, db, store, ops, len(blob))
+    return plain_write(ctx, msg, db, store, ops, len(blob))
 
 
-def _plain_write(
+def plain_write(
     ctx: Context, msg: Request, db: DbKey, store: Store, ops: _Ops, size: int
 ) -> Outcome:
+    """Queue ``ops`` as one atomic batch, or write them in a thread if large (invariant 2)."""
     if len(ops) >= LONG_BATCH_ITEMS or size >= LONG_BATCH_BYTES:
         return _write_in_thread(ctx, msg, db, store, ops)
     ctx.queue_writes(msg, db, store, ops)
@@ -203,6 +220,7 @@ async def _write_in_thread(
     """Write ``ops`` as one batch in a worker thread, then answer (long work: the
     db is held, so nothing else writes it or closes its store meanwhile)."""
     ctx.flush_pending(store)
+    ops = ctx.expiry.complete(store, db, ops)  # keys with a TTL (expiry.py)
     job = functools.partial(store.write, ops, sync=ctx.config.sync_writes)
     try:
         await anyio.to_thread.run_sync(job)
@@ -223,7 +241,7 @@ def _writes_blob(ctx: Context, msg: Request, count: int) -> _Ops | KvError:
         ops = decode_writes(blob, count)
     except DecodeError:
         return _MALFORMED
-    return ops_too_large(ctx.config, ops) or ops
+    return ops_too_large(ctx.config, ops) or keys_reserved(ops) or ops
 
 
 def _stage(
@@ -238,6 +256,7 @@ def _stage(
     if error := ctx.txs.too_large(tx, size):
         return error
     ctx.txs.stage_many(tx, writes, size)
+    unstage_deadlines(ctx.txs, tx, writes)
     return tx
 
 
@@ -249,7 +268,7 @@ def write_batch(
     if not isinstance(ops, list):
         return ops
     if action.tx_id is None:  # one atomic batch, like SetMany (invariant 2)
-        return _plain_write(ctx, msg, db, store, ops, len(msg.blob or b""))
+        return plain_write(ctx, msg, db, store, ops, len(msg.blob or b""))
     tx = _stage(ctx, sender, db, action.tx_id, ops)
     if not isinstance(tx, Transaction):
         return tx
@@ -279,20 +298,27 @@ def increment(
     """Increment: the int64 counter at the key plus ``delta``, written at once."""
     key = action.key
     error: KvError | None
-    if error := key_too_large(ctx.config, key):
+    if error := key_too_large(ctx.config, key) or key_reserved(key):
         return error
     ctx.flush_pending(store)
     try:
         stored = store.get(key)
     except StoreError as exc:
         return exc.error
+    index = ctx.expiry.of(store, db)
+    deadline = index.deadlines.get(key)
+    if deadline is not None and index.expired(key, ctx.expiry.now()):
+        stored = deadline = None  # expired: absent, and the new counter has no TTL
     current = 0 if stored is None else parse_counter(stored)
     if current is None:
         return NotAnInteger()
     value = current + action.delta
     if not _I64_MIN <= value <= _I64_MAX:
         return IntegerOverflow()
-    if error := ctx.write_now(db, store, [(key, b"%d" % value)]):
+    ops: list[tuple[bytes, bytes | None]] = [(key, b"%d" % value)]
+    if deadline is not None:  # Increment keeps the key's expiry, as Redis INCR does
+        ops.append(deadline_op(key, deadline))
+    if error := ctx.write_now(db, store, ops):
         return error
     ctx.answer(msg, IncrementResponse(value=value))
     return None
@@ -304,7 +330,7 @@ def compare_and_swap(
     """CompareAndSwap: write the blob's new value if the key holds the expected one."""
     key, cfg = action.key, ctx.config
     error: KvError | None
-    if error := key_too_large(cfg, key):
+    if error := key_too_large(cfg, key) or key_reserved(key):
         return error
     blob = msg.blob or b""
     if len(blob) > 2 * cfg.max_value_bytes + 16:
@@ -320,6 +346,8 @@ def compare_and_swap(
         current = store.get(key)
     except StoreError as exc:
         return exc.error
+    if current is not None and ctx.expiry.expired(store, db, key):
+        current = None
     if current != expected:  # the one error answered with a blob: the current value
         ctx.fail(msg, CasMismatch(present=current is not None), current)
         return None
@@ -337,7 +365,7 @@ def delete_range(
     if error := key_too_large(ctx.config, action.prefix, action.start, action.end):
         return error
     lo, hi = bounds(action.prefix, action.start, action.end)
-    if lo is not None and hi is not None and lo >= hi:
+    if lo is not None and lo >= hi:
         ctx.answer(msg, DeleteRangeResponse(count=0))
         return None
     return _delete_range(ctx, msg, db, store, lo, hi)
@@ -348,9 +376,12 @@ async def _delete_range(
 ) -> KvError | None:
     ctx.flush_pending(store)
     keep = ctx.txs.tracks(db)
+    index = ctx.expiry.of(store, db)  # keys with a TTL: their records go too (expiry.py)
     # In a thread, so that a large range does not stall the event loop; invariant 1
     # still holds, as the kv loop holds the db until it is done.
-    job = functools.partial(_delete_range_sync, store, lo, hi, keep, ctx.config.sync_writes)
+    job = functools.partial(
+        _delete_range_sync, store, lo, hi, keep, ctx.config.sync_writes, index, ctx.expiry.now()
+    )
     try:
         count, deleted = await anyio.to_thread.run_sync(job)
     except StoreError as exc:
@@ -363,22 +394,38 @@ async def _delete_range(
 
 
 def _delete_range_sync(
-    store: Store, lo: bytes | None, hi: bytes | None, keep: bool, sync: bool
+    store: Store,
+    lo: bytes | None,
+    hi: bytes | None,
+    keep: bool,
+    sync: bool,
+    index: DbExpiry,
+    now: int,
 ) -> tuple[int, list[bytes]]:
-    """Delete every key in ``lo <= key < hi`` in one batch, from one snapshot.
+    """Delete every key in ``lo <= key < hi`` in one batch, from one snapshot, with
+    the expiry records of those that have one (``index``, updated once written).
 
-    Return how many went, and which (only if ``keep``: a transaction may need them).
+    Return how many went (an expired key does not count: it was absent), and
+    which (only if ``keep``: a transaction may need them).
     """
     count = 0
     kept: list[bytes] = []
+    deadlines = index.deadlines
+    forgotten: list[bytes] = []
 
     def ops() -> Iterator[tuple[bytes, bytes | None]]:
         nonlocal count
         for key in store.iterate(start=lo, stop=hi, include_value=False):
-            count += 1
+            deadline = deadlines.get(key) if deadlines else None
+            if deadline is None or deadline > now:
+                count += 1
             if keep:
                 kept.append(key)
             yield key, None
+            if deadline is not None:
+                forgotten.append(key)
+                yield from index.clear_ops(key, deadline)
 
     store.write(ops(), sync=sync)
+    index.forget(forgotten)  # after the write; the db is held, so no one reads it meanwhile
     return count, kept

@@ -23,6 +23,14 @@ Invariants:
    plyvel call or a file-system operation. A key in ``_busy`` is being opened,
    removed, repaired or closed by exactly one thread, and is not in the LRU; so
    this process never opens one LevelDB twice (LevelDB's LOCK would refuse).
+   ``get`` runs per request, so it takes no lock (one costs more than the rest
+   of it): it looks the store up and marks its use with one dict call each,
+   atomic under the GIL, and changes no dict's size; every iteration takes a
+   snapshot first (``list(...)`` of a dict is atomic too). Recency is a tick
+   per key in ``_used``, not an order to keep: ``_lru`` sorts by it when
+   evicting. A ``get`` racing another thread may leave a tick slightly off (a
+   store used more recently may go first): a store closed early is reopened
+   by the next ``open``, which costs time only.
 4. ``remove`` renames a db's directory to ``root/.removed-*`` (atomic: the db
    is gone at once, whole) and only then deletes it; ``sweep_trash`` deletes
    the leftovers of a removal cut short, and ``KvProcess`` runs it at start.
@@ -31,11 +39,11 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import shutil
 import threading
-from collections import OrderedDict
 from collections.abc import Container, Generator
 from pathlib import Path
 from typing import TypeAlias
@@ -88,7 +96,10 @@ class Databases:
         default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
     )
     sync_writes: bool = False  # fsync every write batch and directory change
-    _stores: OrderedDict[_Key, LevelDbStore] = attrs.field(init=False, factory=OrderedDict)
+    _stores: dict[_Key, LevelDbStore] = attrs.field(init=False, factory=dict)
+    #: When each open store was last used, in ticks of ``_ticks`` (invariant 3).
+    _used: dict[_Key, int] = attrs.field(init=False, factory=dict)
+    _ticks: itertools.count[int] = attrs.field(init=False, factory=itertools.count)
     _busy: set[_Key] = attrs.field(init=False, factory=set)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
     _changed: threading.Condition = attrs.field(
@@ -96,9 +107,7 @@ class Databases:
         default=attrs.Factory(lambda self: threading.Condition(self._lock), takes_self=True),
     )
     _fs_lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
-    #: The store last put at the end of ``_stores`` (inserted or moved there): if it
-    #: is still in ``_stores``, it is still last, since only ``open`` inserts and it
-    #: updates this. So using it again needs no ``move_to_end``.
+    #: The store whose use was marked last: using it again needs no new tick.
     _recent: LevelDbStore | None = attrs.field(init=False, default=None)
     _trash_prefix: str = attrs.field(init=False, factory=lambda: _TRASH + secrets.token_hex(4))
     #: The most stores kept open: ``max_open`` held to what the file limit allows.
@@ -129,12 +138,11 @@ class Databases:
     def get(self, package_id: PackageId, db: str) -> Store | None:
         """The store if it is open (marking it recently used), else None. No disk access."""
         key = (package_id, db)
-        with self._lock:
-            store = self._stores.get(key)
-            if store is not None and store is not self._recent:
-                self._stores.move_to_end(key)
-                self._recent = store
-            return store
+        store = self._stores.get(key)  # no lock: see invariant 3
+        if store is not None and store is not self._recent:
+            self._used[key] = next(self._ticks)
+            self._recent = store
+        return store
 
     def open(self, package_id: PackageId, db: str, *, create: bool, evict: bool = True) -> Store:
         """The store of ``db``, opened if needed; NoSuchDb if missing and not ``create``.
@@ -158,6 +166,7 @@ class Databases:
             new = LevelDbStore.open(path, label=label, create=create, sync=self.sync_writes)
             with self._lock:
                 self._stores[key] = new
+                self._used[key] = next(self._ticks)
                 self._recent = new
                 if evict:
                     victims = self._victims(keep=())
@@ -177,10 +186,23 @@ class Databases:
         excess = len(self._stores) - self.open_budget
         if excess <= 0:
             return []
-        keys = [key for key in self._stores if key not in keep][:excess]
+        keys = [key for key in self._lru() if key not in keep][:excess]
+        for key in keys:
+            self._used.pop(key, None)
         victims = [(key, self._stores.pop(key)) for key in keys]
         self._busy.update(keys)
         return victims
+
+    def _lru(self) -> list[_Key]:
+        """The open dbs, least recently used first."""
+        used = self._used
+        keys = list(self._stores)  # a snapshot (invariant 3)
+        return sorted(keys, key=lambda key: used.get(key, -1))
+
+    def _pop(self, key: _Key) -> LevelDbStore | None:
+        # Under _lock: take a store out of the LRU.
+        self._used.pop(key, None)
+        return self._stores.pop(key, None)
 
     def _close_victims(self, victims: list[tuple[_Key, LevelDbStore]]) -> None:
         for victim_key, victim in victims:
@@ -199,10 +221,10 @@ class Databases:
         starts a new one. Blocking, like ``close``.
         """
         with self._lock:
-            key = next((k for k, s in self._stores.items() if s is store), None)
+            key = next((k for k, s in list(self._stores.items()) if s is store), None)
             if key is None:
                 return
-            del self._stores[key]
+            self._pop(key)
             self._busy.add(key)
         try:
             store.close()
@@ -219,7 +241,7 @@ class Databases:
         label = f"{package_id}, {db}"
         with self._exclusive((package_id, db)):
             with self._lock:
-                store = self._stores.pop((package_id, db), None)
+                store = self._pop((package_id, db))
             if store is not None:
                 store.close()
             try:
@@ -261,7 +283,7 @@ class Databases:
         path = self.path_for(package_id, db)
         with self._exclusive((package_id, db)):
             with self._lock:
-                store = self._stores.pop((package_id, db), None)
+                store = self._pop((package_id, db))
             if store is not None:
                 store.close()
             if not path.is_dir():
@@ -300,6 +322,7 @@ class Databases:
         with self._lock:
             stores = list(self._stores.items())
             self._stores.clear()
+            self._used.clear()
             self._busy.update(key for key, _ in stores)
         for key, store in stores:
             try:

@@ -101,6 +101,10 @@ class Engine(Protocol):
     def list_dbs(self) -> list[DbKey]:
         """Every existing db, sorted."""
 
+    @property
+    def open_count(self) -> int:
+        """How many stores are open now (``/metrics``' ``open_dbs``). Cheap: never blocks."""
+
     def path_for(self, package_id: PackageId, db: str) -> Path | None:
         """The directory of ``db``'s files, or None for an engine that keeps none.
 

@@ -232,6 +232,11 @@ class MemoryEngine:
         with self._lock:
             return sorted(self._dbs, key=lambda key: (str(key[0]), key[1]))
 
+    @property
+    def open_count(self) -> int:
+        """How many dbs exist: each one's store is its data, open until removed."""
+        return len(self._dbs)
+
     def path_for(self, package_id: PackageId, db: str) -> Path | None:
         """None: no db has files. Raises IdError for an invalid name."""
         validate_db_name(db)

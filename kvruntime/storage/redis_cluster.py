@@ -593,6 +593,11 @@ class RedisClusterEngine:
             store = self._stores[key] = self._store(key)
         return store
 
+    @property
+    def open_count(self) -> int:
+        """How many stores are open now (a store is a name: those asked for since start)."""
+        return len(self._stores)
+
     def _store(self, key: DbKey) -> RedisStore:
         tag = _quote(f"{self.node}/{key[0]}/{key[1]}")
         return RedisStore(

@@ -43,6 +43,7 @@ from protocol.messages import (
     ErrResponse,
     Exists,
     ExistsResponse,
+    Expire,
     Get,
     GetMany,
     GetManyResponse,
@@ -52,6 +53,7 @@ from protocol.messages import (
     IntegerOverflow,
     IoError,
     KeyNotFound,
+    KeyReserved,
     KeyTooLarge,
     KvAction,
     KvCapabilityParams,
@@ -68,6 +70,7 @@ from protocol.messages import (
     NoWriteCap,
     OkResponse,
     Open,
+    Persist,
     RemoteNotAllowed,
     RemoveDb,
     Revoke,
@@ -75,10 +78,17 @@ from protocol.messages import (
     Scan,
     ScanResponse,
     Set,
+    SetExpiring,
     SetMany,
+    SetManyExpiring,
+    SetTtlPolicy,
     TooManyTransactions,
     TransactionConflict,
     TransactionTooLarge,
+    Ttl,
+    TtlDisabled,
+    TtlResponse,
+    TtlTooLarge,
     TxExists,
     TxGet,
     TxGetMany,
@@ -147,6 +157,12 @@ ACTIONS: dict[type, st.SearchStrategy[KvAction]] = {
     Revoke: st.builds(Revoke, process=process_ids),
     Capabilities: st.just(Capabilities()),
     WriteBatch: st.builds(WriteBatch, tx_id=optional_tx, count=u64_edges),
+    SetExpiring: st.builds(SetExpiring, key=keys, tx_id=optional_tx, ttl_ms=u64_edges),
+    SetManyExpiring: st.builds(SetManyExpiring, count=u64_edges, ttl_ms=u64_edges),
+    Expire: st.builds(Expire, key=keys, ttl_ms=u64_edges),
+    Persist: st.builds(Persist, key=keys),
+    Ttl: st.builds(Ttl, key=keys),
+    SetTtlPolicy: st.builds(SetTtlPolicy, enabled=st.booleans(), max_ttl_ms=optional_tx),
     CommitBatch: st.builds(CommitBatch, tx_id=u64_edges, count=u64_edges),
 }
 ERRORS: dict[type, st.SearchStrategy[KvError]] = {
@@ -171,6 +187,9 @@ ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     IntegerOverflow: st.just(IntegerOverflow()),
     BatchTooLarge: st.builds(BatchTooLarge, count=u64_edges, max=u64_edges),
     AnswerTooLarge: st.builds(AnswerTooLarge, size=u64_edges, max=u64_edges),
+    KeyReserved: st.just(KeyReserved()),
+    TtlDisabled: st.just(TtlDisabled()),
+    TtlTooLarge: st.builds(TtlTooLarge, ttl_ms=u64_edges, max_ms=u64_edges),
 }
 errors: st.SearchStrategy[KvError] = st.one_of(*ERRORS.values())
 RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {
@@ -184,6 +203,7 @@ RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {
     IncrementResponse: st.builds(IncrementResponse, value=i64),
     DeleteRangeResponse: st.builds(DeleteRangeResponse, count=u64_edges),
     CapabilitiesResponse: st.builds(CapabilitiesResponse, read=st.booleans(), write=st.booleans()),
+    TtlResponse: st.builds(TtlResponse, ttl_ms=optional_tx),
 }
 actions: st.SearchStrategy[KvAction] = st.one_of(*ACTIONS.values())
 requests = st.builds(KvRequest, package_id=package_ids, db=db_names, action=actions)

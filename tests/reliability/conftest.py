@@ -52,6 +52,32 @@ def figures(request: pytest.FixtureRequest) -> Figures:
     return _figures_of(request.config)
 
 
+# Under pytest-xdist (`make test` runs ``-n``) each worker gathers its own
+# figures and hands them to the controller when it ends, which prints the sum.
+_WORKER_KEY = "kvruntime_figures"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In an xdist worker: hand this worker's figures to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        mine = _figures_of(session.config)
+        workeroutput[_WORKER_KEY] = {"counts": dict(mine.counts), "peaks": mine.peaks}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """In the xdist controller: add a finished worker's figures to the session's."""
+    output = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
+    config = getattr(node, "config", None)
+    if output is None or config is None:
+        return
+    figures = _figures_of(config)
+    figures.counts.update(output["counts"])
+    for name, value in output["peaks"].items():
+        figures.peak(name, value)
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:

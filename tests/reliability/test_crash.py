@@ -188,7 +188,7 @@ def _crash_run(tmp_path: Path, kills: int, seed: int, figures: Figures) -> None:
 
 
 def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path, figures: Figures) -> None:
-    _crash_run(tmp_path, kills=20, seed=int(os.environ.get("KV_CRASH_SEED", "5")), figures=figures)
+    _crash_run(tmp_path, kills=10, seed=int(os.environ.get("KV_CRASH_SEED", "5")), figures=figures)
 
 
 @pytest.mark.slow

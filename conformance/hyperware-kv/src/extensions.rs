@@ -100,6 +100,27 @@ macro_rules! kvruntime_kv_types {
             Capabilities,
             WriteBatch { tx_id: Option<u64>, count: u64 },
             CommitBatch { tx_id: u64, count: u64 },
+            SetExpiring {
+                $(#[$bytes])*
+                key: Vec<u8>,
+                tx_id: Option<u64>,
+                ttl_ms: u64,
+            },
+            SetManyExpiring { count: u64, ttl_ms: u64 },
+            Expire {
+                $(#[$bytes])*
+                key: Vec<u8>,
+                ttl_ms: u64,
+            },
+            Persist {
+                $(#[$bytes])*
+                key: Vec<u8>,
+            },
+            Ttl {
+                $(#[$bytes])*
+                key: Vec<u8>,
+            },
+            SetTtlPolicy { enabled: bool, max_ttl_ms: Option<u64> },
         }
 
         /// Every answer kvruntime gives.
@@ -119,6 +140,7 @@ macro_rules! kvruntime_kv_types {
             Increment(i64),
             DeleteRange { count: u64 },
             Capabilities { read: bool, write: bool },
+            Ttl { ttl_ms: Option<u64> },
         }
 
         /// Every error kvruntime answers.
@@ -145,6 +167,9 @@ macro_rules! kvruntime_kv_types {
             IntegerOverflow,
             BatchTooLarge { count: u64, max: u64 },
             AnswerTooLarge { size: u64, max: u64 },
+            KeyReserved,
+            TtlDisabled,
+            TtlTooLarge { ttl_ms: u64, max_ms: u64 },
             /// Hyperware's own: in the JSON and ARRAY forms, the answer to one of
             /// Hyperware's actions holds only Hyperware's errors, and one its
             /// type lacks arrives as this (kvruntime's PROTOCOL.md, "Forms").

@@ -58,6 +58,7 @@ COMMANDS = [
     "revoke",
     "rm-db",
     "serve",
+    "shell",
 ]
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import click
 import pytest
 
 from kvruntime.cli import cli
+from kvruntime.cli._app import COMMAND_MODULES
 
 from .conftest import COMMANDS, fail, kvr, ok, script
 
@@ -68,8 +70,15 @@ def test_bench_runs_python_m_benchmarks_with_its_arguments(tmp_path: Path) -> No
     assert result.stdout.decode() == "bench ['-n', '3']\n"
 
 
-def test_the_list_of_commands_is_complete() -> None:
-    assert sorted(COMMANDS) == sorted(cli.commands)
+def test_the_list_of_commands_is_complete_and_each_loads_from_its_module() -> None:
+    ctx = click.Context(cli)
+    assert cli.list_commands(ctx) == sorted(COMMANDS)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
+        assert command.callback is not None
+        assert command.callback.__module__ == f"kvruntime.cli.{COMMAND_MODULES[name]}"
+    assert sorted(cli.commands) == sorted(COMMANDS)  # no module defines a command not listed
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -479,6 +479,9 @@ PROTOCOL_ERRORS: list[Any] = [
     m.IntegerOverflow(),
     m.BatchTooLarge(count=11, max=10),
     m.AnswerTooLarge(size=9, max=8),
+    m.KeyReserved(),
+    m.TtlDisabled(),
+    m.TtlTooLarge(ttl_ms=9, max_ms=8),
 ]
 
 

@@ -41,6 +41,41 @@ def test_browse_search_page_and_open_a_binary_value(explorer: Explorer, browser:
     assert "not MessagePack" in page.locator("#shown").inner_text()
 
 
+def _keys(page: Any) -> list[str]:
+    keys: list[str] = page.locator("td.key").all_inner_texts()
+    return keys
+
+
+def _users(numbers: range) -> list[str]:
+    return [f"user:{i:03d}" for i in numbers]
+
+
+def test_pages_go_back_with_the_previous_link(explorer: Explorer, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(explorer.url + f"/db/{APP}/many")
+    assert page.locator("#prev").count() == 0  # the first page has none
+    page.click("#next")
+    page.click("#next")
+    assert _keys(page) == _users(range(100, 120))
+    assert page.locator("#next").count() == 0
+    page.click("#prev")
+    assert _keys(page) == _users(range(50, 100))
+    page.click("#next")  # forward again from a page reached backwards
+    assert _keys(page) == _users(range(100, 120))
+    page.click("#prev")
+    page.click("#prev")
+    assert _keys(page) == _users(range(50))
+    assert page.locator("#prev").count() == 0
+    # in reverse order and within a prefix, as the search form asks
+    page.goto(explorer.url + f"/db/{APP}/many?prefix=user:0&reverse=1")
+    assert _keys(page) == _users(range(99, 49, -1))
+    page.click("#next")
+    assert _keys(page) == _users(range(49, -1, -1))
+    page.click("#prev")
+    assert _keys(page) == _users(range(99, 49, -1))
+    assert page.locator("#prev").count() == 0
+
+
 def test_a_hostile_key_renders_inert(explorer: Explorer, browser: Any, tmp_path: Path) -> None:
     page = browser.new_page()
     page.goto(explorer.url + f"/db/{APP}/notes")

@@ -124,6 +124,26 @@ async def test_metrics_count_the_traffic_driven_through_the_client(tmp_path: Pat
     assert samples[("kvruntime_read_bytes_total", none)] == len(values[2])
     assert samples[("kvruntime_open_transactions", none)] == 1
     assert samples[("kvruntime_mailbox_depth", none)] == 0
+    assert samples[("kvruntime_open_dbs", none)] == 1
+
+
+async def test_open_dbs_counts_the_leveldb_stores_open_now(tmp_path: Path) -> None:
+    async def open_two_then_remove_one(ctx: ProcessContext) -> None:
+        for db in ("a", "b"):
+            await (await kv.open(ctx, ctx.package_id, db)).set(b"k", b"v")
+        opened.append(_samples(await _serve_and_scrape(rt)))
+        await kv.remove_db(ctx, ctx.package_id, "b")
+
+    opened: list[dict[tuple[str, frozenset[tuple[str, str]]], float]] = []
+    async with Runtime(home=tmp_path / "home") as rt:  # LevelDB, the default engine
+        before = _samples(await _serve_and_scrape(rt))
+        done = await rt.spawn(
+            f"w:{APP}", open_two_then_remove_one, request_capabilities=["kv:distro:sys"]
+        )
+        await done.wait()
+        after = _samples(await _serve_and_scrape(rt))
+    gauge = ("kvruntime_open_dbs", frozenset[tuple[str, str]]())
+    assert (before[gauge], opened[0][gauge], after[gauge]) == (0, 2, 1)
 
 
 async def test_each_runtime_counts_alone_and_the_default_registry_stays_empty(

@@ -421,6 +421,7 @@ def test_the_action_table_gives_every_action_one_rule() -> None:
     assert writes == {
         "Set", "Delete", "SetMany", "DeleteMany", "WriteBatch", "CommitBatch", "Increment",
         "CompareAndSwap", "DeleteRange", "BeginTx", "Commit", "Rollback",
+        "SetExpiring", "SetManyExpiring", "Expire", "Persist", "SetTtlPolicy",
     }  # fmt: skip
     of_the_db = {kind.__name__ for kind, rule in TABLE.items() if isinstance(rule, OfTheDb)}
     assert of_the_db == {"Open", "RemoveDb", "Revoke", "Capabilities"}

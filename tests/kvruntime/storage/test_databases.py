@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import threading
 import time
@@ -306,6 +307,62 @@ def test_concurrent_opens_share_one_store(dbs: Databases) -> None:
     assert all(store is opened[0] for store in opened)
 
 
+def test_lock_free_gets_never_break_other_threads_opens_evictions_and_discards(
+    tmp_path: Path,
+) -> None:
+    """``get`` takes no lock (invariant 3): while one thread gets and reorders the LRU
+    as fast as it can, others open past the bound (evicting) and discard stores.
+    Nothing raises (had ``get`` changed the size of a dict another thread iterates,
+    that thread would raise RuntimeError), and the LRU holds open stores only."""
+    dbs = Databases(tmp_path / "kv", max_open=40)
+    names = [f"db{i}" for i in range(48)]
+    for name in names:
+        dbs.open(PKG, name, create=True)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    gets = [0]
+
+    def getter() -> None:
+        try:
+            while not stop.is_set():
+                for name in names:
+                    if dbs.get(PKG, name) is not None:
+                        gets[0] += 1
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    def churn(discarding: bool) -> None:
+        try:
+            for round_ in range(400):
+                store = dbs.open(PKG, names[round_ % len(names)], create=False)
+                if discarding and round_ % 3 == 0:
+                    dbs.discard(store)
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython can: races show
+    try:
+        reader = threading.Thread(target=getter)
+        reader.start()
+        churners = [threading.Thread(target=churn, args=(flag,)) for flag in (False, True)]
+        for thread in churners:
+            thread.start()
+        for thread in churners:
+            thread.join()
+        stop.set()
+        reader.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    assert gets[0] > 0
+    dbs.evict(keep=())
+    assert dbs.open_count <= 40
+    open_now = [store for name in names if (store := dbs.get(PKG, name)) is not None]
+    assert len(open_now) == dbs.open_count
+    assert not any(store.closed for store in open_now)
+
+
 def test_closing_from_other_threads_never_breaks_a_caller(tmp_path: Path) -> None:
     """Other threads' opens evict and close the store this thread is writing to.
 
@@ -393,6 +450,6 @@ def test_the_open_dbs_follow_a_reference_lru(ops: list[tuple[str, str]]) -> None
                     model.move_to_end(name)
                     while len(model) > 2:
                         model.popitem(last=False)
-                assert [db for _, db in dbs._stores] == list(model)
+                assert [db for _, db in dbs._lru()] == list(model)
         finally:
             dbs.close_all()

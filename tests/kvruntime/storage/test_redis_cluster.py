@@ -55,6 +55,7 @@ async def test_writes_reads_scans_and_removal_from_worker_threads(cluster: Local
         mine = await anyio.to_thread.run_sync(
             functools.partial(other.open, PKG, "main", create=True)
         )
+        assert engine.open_count == 1  # the open_dbs gauge of /metrics
         ops = [(b"b", b"2"), (b"a", b"1"), (b"a\xff", b"x"), (b"c", None)]
         await anyio.to_thread.run_sync(store.write, ops)
         await anyio.to_thread.run_sync(mine.write, [(b"z", b"other node")])
@@ -80,6 +81,7 @@ async def test_writes_reads_scans_and_removal_from_worker_threads(cluster: Local
         assert engine.list_dbs() == [(PKG, "main")]
         assert await anyio.to_thread.run_sync(engine.remove, PKG, "main")
         assert not engine.exists(PKG, "main")
+        assert engine.open_count == 0
         assert await anyio.to_thread.run_sync(mine.get, b"z") == b"other node"  # namespaced
     finally:
         engine.close_all()
