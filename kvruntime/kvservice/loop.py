@@ -152,9 +152,10 @@ class KvProcess:
     _deferred: deque[tuple[Request, ProcessId, DbKey | None]] = attrs.Factory(deque)
     _room: anyio.Event = attrs.Factory(anyio.Event)
     #: For the metrics: when the batch being served began (``metrics.clock``),
-    #: the action type of the request being served (None: not decoded), and,
-    #: for a request that waits behind long work or is long work, its own
-    #: (action type, start), by ``id``, until it is answered.
+    #: its size until a flush records it (0: recorded), the action type of the
+    #: request being served (None: not decoded), and, for a request that waits
+    #: behind long work or is long work, its own (action type, start), by
+    #: ``id``, until it is answered.
     _since: int = 0
     _batch: int = 0
     _action: type | None = None

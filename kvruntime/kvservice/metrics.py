@@ -1,13 +1,14 @@
 """What kv:distro:sys has served, counted for ``/metrics`` (Prometheus text format).
 
-``KvMetrics`` is the one recorder. The kv loop tells it what each flush
-answered, in one call per flush (``answered``), and the size of each batch
-taken from the mailbox (``batch``); nothing is called per request. Each
-answer carries its action's type and the moment its serving began (the
-batch it came in, or, for a request that waited behind long work, when it
-first did), so the loop reads the clock once per batch and once per flush.
-On that path the recorder only adds to plain ints, lists and dicts
-(``collections.Counter``'s C-level counting); ``prometheus_client`` is
+``KvMetrics`` is the one recorder. The kv loop tells it, in one call per
+flush (``flushed``), the bytes that flush's answers carried, their latency
+and the size of the batch they came in, and adds one to ``ok_counts`` per Ok
+answer as it sends it; only an error (``failed``) and an answer that waited
+behind long work (``latency``) cost a call of their own. Each outbox entry
+carries its action's type and the moment its serving began (the batch it came
+in, or, for a request that waited behind long work, when it first did), so
+the loop reads the clock once per batch and once per flush. On that path the
+recorder only adds to plain ints, lists and dicts; ``prometheus_client`` is
 imported, and the series are built, only when ``registry()`` is read (a scrape).
 
 Invariants:
@@ -70,7 +71,7 @@ class KvMetrics:
     #: Read at scrape time: the gauges' current values (set by the runtime).
     gauges: dict[str, Callable[[], float]] = attrs.Factory(dict)
     #: Bytes of values written (blobs of requests answered Ok) and read (blobs
-    #: answered), as of the last ``_fold``.
+    #: answered).
     _bytes_written: int = 0
     _bytes_read: int = 0
     #: Requests answered Ok, by action type (None: not decoded). The kv loop

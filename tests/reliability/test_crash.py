@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,8 +30,7 @@ import pytest
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
 from tests.reliability.conftest import Figures
 from tests.reliability.crash_driver import PACKAGE, READER, value_of, writer_id
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.reliability.kill import kill_one_life
 
 
 @attrs.define
@@ -81,36 +77,10 @@ class Journal:
 
 
 def _life(home: Path, journal: Path, gen: int, rng: random.Random) -> None:
-    """Run the driver once and SIGKILL it at a random moment."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.reliability.crash_driver",
-            str(home),
-            str(journal),
-            str(gen),
-            str(rng.randrange(2**31)),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        if rng.random() < 0.2:  # during start-up: opening dbs, granting capabilities
-            time.sleep(rng.uniform(0.0, 0.5))
-        else:  # under load
-            ready = journal.read_text().count("READY") if journal.exists() else 0
-            deadline = time.monotonic() + 20
-            while (journal.read_text().count("READY") if journal.exists() else 0) == ready:
-                assert proc.poll() is None, proc.communicate()[1].decode()
-                assert time.monotonic() < deadline, "the driver never became ready"
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.02, 0.6))
-        assert proc.poll() is None, f"the driver ended by itself: {proc.communicate()[1].decode()}"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+    """Run the driver once and SIGKILL it: under load, or one time in five during start-up
+    (opening dbs, granting capabilities)."""
+    args = [str(home), str(journal), str(gen), str(rng.randrange(2**31))]
+    kill_one_life("crash_driver", args, journal, rng, under_load=(0.02, 0.6), at_start=0.2)
 
 
 def _paranoid_open(path: Path) -> None:

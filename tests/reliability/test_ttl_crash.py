@@ -15,10 +15,6 @@ the end:
 from __future__ import annotations
 
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -27,32 +23,14 @@ import plyvel
 from kvruntime import ProcessContext, Runtime, kv
 from kvruntime.kvservice.reserved import DEADLINE, EXPIRY_INDEX, RESERVED
 from tests.reliability.conftest import Figures
+from tests.reliability.kill import kill_one_life
 from tests.reliability.ttl_crash_driver import DB, PACKAGE
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _life(home: Path, journal: Path, rng: random.Random) -> None:
     """Run the driver once and SIGKILL it under load."""
-    seed = str(rng.randrange(2**31))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.ttl_crash_driver", str(home), str(journal), seed],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        ready = journal.read_text().count("READY") if journal.exists() else 0
-        deadline = time.monotonic() + 20
-        while (journal.read_text().count("READY") if journal.exists() else 0) == ready:
-            assert proc.poll() is None, proc.communicate()[1].decode()
-            assert time.monotonic() < deadline, "the driver never became ready"
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.05, 0.4))
-        assert proc.poll() is None, f"the driver ended by itself: {proc.communicate()[1].decode()}"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+    args = [str(home), str(journal), str(rng.randrange(2**31))]
+    kill_one_life("ttl_crash_driver", args, journal, rng, under_load=(0.05, 0.4))
 
 
 def _expected(journal: Path) -> dict[bytes, str]:
