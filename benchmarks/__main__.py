@@ -1,8 +1,15 @@
-"""``python -m benchmarks [--quick] [--out DIR]``: run, print the tables, write JSON and PNG."""
+"""``python -m benchmarks [--quick] [--out DIR] [--loop L]``: run, print tables, write JSON, PNG.
+
+By default the whole run happens twice, once on uvloop and once on plain
+asyncio (what ``anyio.run(main)`` gives a user), one after the other in this
+process; every ratio compares systems measured on the same loop, and the
+tables print each workload's row for both loops side by side.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import signal
 import sys
@@ -15,7 +22,8 @@ from .chart import draw
 from .data import Sizes
 from .machine import load_average, machine_info
 from .report import document, format_results, format_summary, format_targets, write_json
-from .runner import run, workloads
+from .results import Cell
+from .runner import Run, run, workloads
 from .targets import evaluate
 
 
@@ -71,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--loop",
-        choices=("uvloop", "asyncio"),
-        default="uvloop" if _has_uvloop() else "asyncio",
-        help="event loop of every async system in the run (default: uvloop when installed)",
+        choices=("both", "uvloop", "asyncio"),
+        default="both" if _has_uvloop() else "asyncio",
+        help="event loop of every async system: each in turn, or one"
+        " (default: both when uvloop is installed)",
     )
     args = parser.parse_args(argv)
     if args.only is not None and (unknown := args.only - set(_workload_keys())):
@@ -85,11 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     _progress(
         f"machine: {machine['cpu_model']}, {machine['nproc']} cores, Python {machine['python']}"
     )
-    machine["event_loop"] = args.loop
-    _progress(f"event loop: {args.loop} (the same for every async system)")
-    result = anyio.run(
-        run, sizes, _progress, args.only, backend_options={"use_uvloop": args.loop == "uvloop"}
-    )
+    loops = ["uvloop", "asyncio"] if args.loop == "both" else [args.loop]
+    machine["event_loops"] = loops
+    runs: list[Run] = []
+    for i, loop in enumerate(loops):
+        _progress(f"event loop: {loop} (the same for every async system)")
+        runs.append(
+            anyio.run(
+                functools.partial(
+                    run, sizes, _progress, args.only, loop=loop, memory_run=i == len(loops) - 1
+                ),
+                backend_options={"use_uvloop": loop == "uvloop"},
+            )
+        )
+    result = _merge(runs)
     machine["load_average_at_end"] = load_average()
     verdicts = evaluate(result.cells, result.memory, result.memory_error)
 
@@ -121,9 +139,26 @@ def main(argv: list[str] | None = None) -> int:
         out = Path("benchmarks/results")
     if out is not None:
         write_json(out / "latest.json", doc)
-        draw(out / "latest.png", result.cells, machine, sizes)
-        _progress(f"wrote {out / 'latest.json'} and {out / 'latest.png'}")
+        charts = []
+        for i, loop in enumerate(loops):
+            chart = out / ("latest.png" if i == 0 else f"latest-{loop}.png")
+            draw(chart, [c for c in result.cells if c.loop == loop], machine, sizes)
+            charts.append(str(chart))
+        _progress(f"wrote {out / 'latest.json'} and {', '.join(charts)}")
     return 1 if result.failed else 0
+
+
+def _merge(runs: list[Run]) -> Run:
+    """One Run of the runs on each loop: their cells together, the last one's memory."""
+    cells: list[Cell] = [cell for r in runs for cell in r.cells]
+    systems = {info.name: info for r in reversed(runs) for info in r.systems}
+    return Run(
+        systems=[systems[info.name] for info in runs[0].systems],
+        cells=cells,
+        memory=runs[-1].memory,
+        memory_error=runs[-1].memory_error,
+        failed=any(r.failed for r in runs),
+    )
 
 
 if __name__ == "__main__":

@@ -5,10 +5,14 @@ counts repeat to within a few hundred. Each figure runs one workload twice in
 a child interpreter under ``valgrind --tool=callgrind``, with N and 3N
 awaited operations per sender, and divides the difference by 2N senders x
 operations: start-up, imports and warm-up cancel out. uvloop when installed
-(as ``make bench``), else asyncio; ``PYTHONHASHSEED=0`` for repeatable runs.
+(as ``make bench``), else asyncio; ``--loop asyncio`` measures plain asyncio.
+``PYTHONHASHSEED=0`` for repeatable runs. ``set_many`` is a batch of
+``BATCH`` pairs per operation, ``scan`` a page of ``BATCH`` entries read
+with ``db.scan_pages`` (the figure is per operation, not per pair).
 
     python -m benchmarks.callgrind                 # get and set, 1 and 64 senders
-    python -m benchmarks.callgrind --ops 500 --only get:1
+    python -m benchmarks.callgrind --ops 500 --only get:1 --loop asyncio
+    python -m benchmarks.callgrind --ops 50 --only set_many:1,scan:1
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ WORKLOADS = ("get:1", "set:1", "get:64", "set:64")
 #: Also measurable (``--only getttl:1,setttl:1``): the same on a key with a TTL
 #: (issue 14), so the db's expiry index is in use.
 TTL_OPS = ("getttl", "setttl")
+OPS = ("get", "set", "set_many", "scan", *TTL_OPS)
 PACKAGE = "bench:callgrind:bench.os"
+#: Pairs per set_many, entries per scanned page.
+BATCH = 1000
 
 
 async def _child(op: str, senders: int, ops: int, home: str) -> None:
@@ -36,6 +43,7 @@ async def _child(op: str, senders: int, ops: int, home: str) -> None:
     from kvruntime import Main, ProcessContext, Runtime, kv
 
     key, value = b"k" * 16, b"v" * 100
+    batch = [(i.to_bytes(16, "big"), value) for i in range(BATCH)]
 
     def sender(index: int) -> Main:
         async def main(ctx: ProcessContext) -> None:
@@ -48,9 +56,18 @@ async def _child(op: str, senders: int, ops: int, home: str) -> None:
             elif op == "setttl":
                 for _ in range(ops):
                     await db.set(key, value, ttl=ttl)
-            else:
+            elif op == "set":
                 for _ in range(ops):
                     await db.set(key, value)
+            elif op == "set_many":
+                for _ in range(ops):
+                    await db.set_many(batch)
+            else:
+                await db.delete(key)
+                await db.set_many(batch)
+                for _ in range(ops):
+                    async for page in db.scan_pages(page_size=BATCH):
+                        assert len(page.items) == BATCH
 
         return main
 
@@ -66,23 +83,25 @@ async def _child(op: str, senders: int, ops: int, home: str) -> None:
                 tg.start_soon(handle.wait)
 
 
-def _run_child(op: str, senders: int, ops: int) -> None:
+def _default_loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def _run_child(op: str, senders: int, ops: int, loop: str) -> None:
     import anyio
 
-    if op not in ("get", "set", *TTL_OPS):
-        raise ValueError(f"unknown operation {op!r}: get, set, getttl or setttl")
+    if op not in OPS:
+        raise ValueError(f"unknown operation {op!r}: one of {', '.join(OPS)}")
     with tempfile.TemporaryDirectory() as home:
-        backend_options = {}
-        try:
-            import uvloop  # noqa: F401
-
-            backend_options = {"use_uvloop": True}
-        except ImportError:
-            pass
+        backend_options = {"use_uvloop": loop == "uvloop"}
         anyio.run(_child, op, senders, ops, home, backend_options=backend_options)
 
 
-def _instructions(op: str, senders: int, ops: int) -> int:
+def _instructions(op: str, senders: int, ops: int, loop: str) -> int:
     with tempfile.TemporaryDirectory() as out:
         out_file = Path(out) / "callgrind.out"
         command = [
@@ -93,7 +112,7 @@ def _instructions(op: str, senders: int, ops: int) -> int:
             "-m",
             "benchmarks.callgrind",
             "--child",
-            f"{op}:{senders}:{ops}",
+            f"{op}:{senders}:{ops}:{loop}",
         ]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         subprocess.run(command, check=True, env=env, capture_output=True)
@@ -108,11 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.callgrind", description=__doc__)
     parser.add_argument("--ops", type=int, default=1000, help="N, per sender (64 senders: N/10)")
     parser.add_argument("--only", default=",".join(WORKLOADS), help="e.g. get:1,set:64")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default=_default_loop())
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        op, senders, ops = args.child.split(":")
-        _run_child(op, int(senders), int(ops))
+        op, senders, ops, *loop = args.child.split(":")
+        _run_child(op, int(senders), int(ops), loop[0] if loop else args.loop)
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -121,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         op, senders_text = workload.split(":")
         senders = int(senders_text)
         ops = args.ops if senders == 1 else max(1, args.ops // 10)
-        low = _instructions(op, senders, ops)
-        high = _instructions(op, senders, 3 * ops)
+        low = _instructions(op, senders, ops, args.loop)
+        high = _instructions(op, senders, 3 * ops, args.loop)
         per = (high - low) / (2 * ops * senders)
-        print(f"{op}, {senders} sender(s): {per / 1000:.1f}k instructions per round trip")
+        print(
+            f"{op}, {senders} sender(s), {args.loop}: {per / 1000:.1f}k instructions per round trip"
+        )
     return 0
 
 

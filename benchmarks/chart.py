@@ -58,8 +58,8 @@ def _count(n: int) -> str:
 def label(cell: Cell, sizes: Sizes | None) -> str:
     """The workload's title without its unit, with the counts this run measured."""
     title = _UNIT.sub("", cell.title)
-    if sizes is not None and cell.workload == "scan":
-        title = f"scan of {_count(sizes.scan_keys)} keys"
+    if sizes is not None and cell.workload in ("scan", "scan_pages"):
+        title = title.replace("100k", _count(sizes.scan_keys))
     return title
 
 

@@ -53,25 +53,39 @@ def _speed(cell: Cell) -> float | None:
     return cell.ops_per_s
 
 
-def format_results(cells: Sequence[Cell]) -> str:
-    """One row per (workload, system): ops/s, µs/op, p50/p99, ratio to the limit and to kvruntime.
+def _by_workload_then_loop(cells: Sequence[Cell]) -> list[Cell]:
+    """The cells with each workload's loops side by side (first-seen order kept)."""
+    workloads = {w: i for i, w in enumerate(dict.fromkeys(c.workload for c in cells))}
+    loops = {lp: i for i, lp in enumerate(dict.fromkeys(c.loop for c in cells))}
+    return sorted(cells, key=lambda c: (workloads[c.workload], loops[c.loop]))
 
-    Ratios are speed ratios (higher is faster); for the latency row they
-    compare p50 latencies. A cell without a figure shows why.
+
+def _loop_column(cells: Sequence[Cell]) -> bool:
+    return any(c.loop for c in cells)
+
+
+def format_results(cells: Sequence[Cell]) -> str:
+    """One row per (workload, loop, system): ops/s, µs/op, p50/p99, ratio to plyvel and kvruntime.
+
+    Ratios are speed ratios (higher is faster), taken on the same event loop;
+    for the latency row they compare p50 latencies. A cell without a figure
+    shows why. The loop column appears when the cells name their loop.
     """
-    by_key = {(c.workload, c.system): c for c in cells}
+    by_key = {(c.workload, c.system, c.loop): c for c in cells}
+    with_loop = _loop_column(cells)
     rows = []
-    for cell in cells:
+    for cell in _by_workload_then_loop(cells):
+        head = [cell.title, *([cell.loop] if with_loop else []), cell.system]
         if cell.error is not None and cell.ops_per_s is None:
-            rows.append([cell.title, cell.system, f"missing: {cell.error}", "", "", "", "", ""])
+            rows.append([*head, f"missing: {cell.error}", "", "", "", "", ""])
             continue
         speed = _speed(cell)
-        limit, ours = by_key.get((cell.workload, LIMIT)), by_key.get((cell.workload, OURS))
+        limit = by_key.get((cell.workload, LIMIT, cell.loop))
+        ours = by_key.get((cell.workload, OURS, cell.loop))
         latency = cell.group == "latency"
         rows.append(
             [
-                cell.title,
-                cell.system,
+                *head,
                 "-" if latency else _num(cell.ops_per_s),
                 "-" if latency or speed is None else _num(1e6 / speed, 1),
                 _num(None if cell.p50_ns is None else cell.p50_ns / 1e3, 1),
@@ -82,6 +96,7 @@ def format_results(cells: Sequence[Cell]) -> str:
         )
     header = [
         "workload",
+        *(["loop"] if with_loop else []),
         "system",
         "ops/s",
         "µs/op",
@@ -94,25 +109,28 @@ def format_results(cells: Sequence[Cell]) -> str:
 
 
 def format_summary(cells: Sequence[Cell]) -> str:
-    """One row per workload, one column per system (ops/s; p50 µs for the latency row)."""
+    """One row per workload and loop, one column per system (ops/s; p50 µs for latency)."""
     systems = list(dict.fromkeys(c.system for c in cells))
-    workloads = list(dict.fromkeys((c.workload, c.title, c.group) for c in cells))
-    by_key = {(c.workload, c.system): c for c in cells}
+    ordered = _by_workload_then_loop(cells)
+    rows_of = list(dict.fromkeys((c.workload, c.title, c.group, c.loop) for c in ordered))
+    by_key = {(c.workload, c.system, c.loop): c for c in cells}
+    with_loop = _loop_column(cells)
     rows = []
-    for workload, title, group in workloads:
-        row = [title + (" (p50 µs)" if group == "latency" else "")]
+    for workload, title, group, loop in rows_of:
+        row = [title + (" (p50 µs)" if group == "latency" else ""), *([loop] if with_loop else [])]
         for system in systems:
-            cell = by_key.get((workload, system))
+            cell = by_key.get((workload, system, loop))
             if cell is None or (cell.ops_per_s is None and cell.p50_ns is None):
                 row.append("missing")
             elif group == "latency":
                 row.append(_num(None if cell.p50_ns is None else cell.p50_ns / 1e3, 1))
             else:
                 row.append(_num(cell.ops_per_s))
-        ours, limit = by_key.get((workload, OURS)), by_key.get((workload, LIMIT))
+        ours, limit = by_key.get((workload, OURS, loop)), by_key.get((workload, LIMIT, loop))
         row.append(_times(ratio(_speed(ours), _speed(limit)) if ours and limit else None))
         rows.append(row)
-    return markdown_table(["workload", *systems, "kvruntime / plyvel"], rows)
+    header = ["workload", *(["loop"] if with_loop else []), *systems, "kvruntime / plyvel"]
+    return markdown_table(header, rows)
 
 
 def format_targets(verdicts: Sequence[Verdict]) -> str:

@@ -33,6 +33,8 @@ class Cell:
     title: str
     system: str
     group: str = "throughput"
+    #: The event loop the round ran on ("uvloop" or "asyncio"; "" when not recorded).
+    loop: str = ""
     #: Throughput of each counted round (warm-up excluded).
     rounds: tuple[float, ...] = ()
     #: Medians over the rounds of each round's p50 and p99 latency (latency workload).
@@ -40,6 +42,10 @@ class Cell:
     p99_ns: float | None = None
     #: Why there is no figure (missing system, unsupported, failed).
     error: str | None = None
+    #: After the last counted round (many-dbs workloads, systems that tell): descriptors
+    #: open under the store's folder and this process's RSS growth since it started.
+    descriptors: int | None = None
+    rss_growth_bytes: int | None = None
 
     @property
     def ops_per_s(self) -> float | None:
@@ -55,6 +61,8 @@ def summarise(
     group: str,
     samples: Sequence[tuple[int, float, Sequence[int]]],
     error: str | None,
+    loop: str = "",
+    footprint: tuple[int, int] | None = None,
 ) -> Cell:
     """A Cell from per-round (ops, seconds, latencies) samples."""
     rounds = tuple(ops_per_second(ops, seconds) for ops, seconds, _ in samples)
@@ -66,8 +74,11 @@ def summarise(
         title=title,
         system=system,
         group=group,
+        loop=loop,
         rounds=rounds,
         p50_ns=p50,
         p99_ns=p99,
         error=error if not rounds else None,
+        descriptors=None if footprint is None else footprint[0],
+        rss_growth_bytes=None if footprint is None else footprint[1],
     )

@@ -34,7 +34,7 @@ from .workloads.batch import SET_MANY
 from .workloads.concurrent import GET_CONC, SET_CONC
 from .workloads.databases import databases
 from .workloads.latency import GET_LATENCY
-from .workloads.scan import SCAN, scan_data
+from .workloads.scan import SCAN, SCAN_PAGES, scan_data
 from .workloads.sequential import GET_SEQ, SET_SEQ
 from .workloads.transaction import TRANSACTION, TRANSACTION_AWAITED
 
@@ -64,6 +64,7 @@ def workloads(sizes: Sizes) -> list[AnyWorkload]:
         TRANSACTION,
         TRANSACTION_AWAITED,
         SCAN,
+        SCAN_PAGES,
     ]
     return fixed + [databases(count) for count in sizes.db_counts]
 
@@ -73,6 +74,7 @@ class _Tally:
     samples: list[tuple[int, float, Sequence[int]]] = attrs.Factory(list)
     error: str | None = None
     failed: bool = False
+    footprint: tuple[int, int] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -115,6 +117,7 @@ async def _measure(
     infos: list[SystemInfo],
     progress: Progress,
     only: frozenset[str] | None,
+    loop: str,
 ) -> tuple[list[Cell], bool]:
     plan = _plan(workloads(sizes), only)
     tallies = {(w.key, info.name): _Tally() for w in plan for info in infos}
@@ -128,10 +131,13 @@ async def _measure(
             try:
                 await driver.load_scan(scan)
             except Unsupported as exc:
-                tallies[SCAN.key, name].error = str(exc)
+                for w in (SCAN, SCAN_PAGES):
+                    if w in plan:
+                        tallies[w.key, name].error = str(exc)
     names = list(drivers)
     for round_ in range(sizes.rounds + 1):
         label = "warm-up" if round_ == 0 else f"round {round_}/{sizes.rounds}"
+        label = f"{loop} {label}" if loop else label
         order = names[round_ % len(names) :] + names[: round_ % len(names)] if names else []
         for w in plan:
             data = w.prepare(sizes, round_)
@@ -151,6 +157,8 @@ async def _measure(
                     continue
                 if round_ > 0:
                     tally.samples.append((outcome.ops, outcome.seconds, outcome.latencies_ns))
+                    if (held := outcome.footprint) is not None:
+                        tally.footprint = (held.descriptors, held.rss_growth_bytes)
                 rate = outcome.ops / outcome.seconds
                 progress(f"[{label}] {w.key:<12} {name:<10} {rate:>12,.0f} ops/s")
     cells = [
@@ -161,6 +169,8 @@ async def _measure(
             group=w.group,
             samples=tallies[w.key, info.name].samples,
             error=tallies[w.key, info.name].error,
+            loop=loop,
+            footprint=tallies[w.key, info.name].footprint,
         )
         for w in plan
         for info in infos
@@ -204,26 +214,39 @@ async def _memory(sizes: Sizes, progress: Progress) -> tuple[dict[str, Any] | No
     return result, None
 
 
-async def run(sizes: Sizes, progress: Progress, only: frozenset[str] | None = None) -> Run:
+async def run(
+    sizes: Sizes,
+    progress: Progress,
+    only: frozenset[str] | None = None,
+    *,
+    loop: str = "",
+    memory_run: bool = True,
+) -> Run:
     """Start the systems, measure every workload, run the memory child; stop everything.
 
     ``only`` names the workloads to run, for a focused look: they run with the
-    ones whose writes they read, and without the memory run.
+    ones whose writes they read, and without the memory run. ``loop`` names
+    the event loop this runs on (recorded in every cell); ``memory_run`` False
+    leaves the memory child out (a run on both loops does it once).
     """
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kvbench-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
             drivers, infos = await _start(stack, Path(tmp), progress)
-            cells, failed = await _measure(sizes, drivers, infos, progress, only)
-    if only is None:
+            cells, failed = await _measure(sizes, drivers, infos, progress, only, loop)
+    memory: dict[str, Any] | None
+    memory_error: str | None
+    if only is not None:
+        memory, memory_error = None, "not measured (--only)"
+    elif memory_run:
         memory, memory_error = await _memory(sizes, progress)
     else:
-        memory, memory_error = None, "not measured (--only)"
+        memory, memory_error = None, "not measured in this run"
     progress(f"done in {time.perf_counter() - t0:.0f} s")
     return Run(
         systems=infos,
         cells=cells,
         memory=memory,
         memory_error=memory_error,
-        failed=failed or (only is None and memory_error is not None),
+        failed=failed or (only is None and memory_run and memory_error is not None),
     )

@@ -101,8 +101,17 @@ def decode_keys(data: bytes, count: int) -> list[bytes]:
     return [_bin(key, f"blob entry {i}") for i, key in enumerate(keys)]
 
 
-def _all_bytes(values: tuple[object, ...]) -> bool:
-    return not values or set(map(type, values)) == {bytes}
+def _all_bytes(values: Sequence[object]) -> bool:
+    """Whether every one of ``values``, decoded by msgpack, is bytes (one C-level pass).
+
+    ``b"".join`` takes bytes-like objects only, and of those msgpack decodes
+    nothing but bytes; the join's copy costs less than a pass collecting types.
+    """
+    try:
+        b"".join(values)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
 
 
 def encode_items(items: Sequence[tuple[bytes, bytes]]) -> bytes:
@@ -117,11 +126,16 @@ def decode_items(data: bytes, count: int) -> list[tuple[bytes, bytes]]:
     """``count`` (key, value) pairs from a ``[[bin, bin], ...]`` blob."""
     entries = _array(data, count)
     # Batches hold thousands of pairs: check them with C-level passes, and walk
-    # them one by one only to name the culprit of a malformed blob.
-    if set(map(type, entries)) == {tuple}:
-        pairs = cast(tuple[tuple[object, ...], ...], entries)
-        if set(map(len, pairs)) == {2} and set(map(type, chain.from_iterable(pairs))) <= {bytes}:
-            return list(pairs)  # type: ignore[arg-type]
+    # them one by one only to name the culprit of a malformed blob. Transposed,
+    # every entry must give exactly one key and one value (zip's strict check);
+    # an entry that is bin or str gives ints or str, which _all_bytes refuses.
+    try:
+        keys, values = zip(*entries, strict=True)
+    except (TypeError, ValueError):  # an entry no array, or not of two
+        pass
+    else:
+        if _all_bytes(keys) and _all_bytes(values):
+            return list(entries)  # type: ignore[arg-type]
     return [_pair(entry, i) for i, entry in enumerate(entries)]
 
 

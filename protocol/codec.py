@@ -126,9 +126,11 @@ def encode_response(response: KvResponse) -> bytes:
 
     Raise ValueError for a ``tx_id``, ``size`` or ``max`` outside u64.
     """
+    # The two hot answers by exact type (a cheaper test than isinstance); any other,
+    # a subclass included, the general way.
     if type(response) is OkResponse:
         return OK_BODY
-    if isinstance(response, GetResponse) and type(response.key) is bytes:
+    if type(response) is GetResponse and type(response.key) is bytes:
         return get_response_body(response.key)
     return _pack(_response_wire(response))
 

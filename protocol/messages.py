@@ -164,7 +164,12 @@ def _trusted(**fixed: None) -> Callable[[type[C]], type[C]]:
                 set_field(built, value)
             return built
 
-        cls._parsed = staticmethod(parsed)  # type: ignore[attr-defined]
+        def parsed_key(key: bytes) -> C:  # a class with no other field: no loop to run
+            built: C = new(cls)
+            set_key(built, key)
+            return built
+
+        cls._parsed = staticmethod(parsed if others else parsed_key)  # type: ignore[attr-defined]
         return cls
 
     return install

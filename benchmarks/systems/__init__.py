@@ -9,17 +9,31 @@ spawning) is outside the clock. A system that cannot start raises
 
 from __future__ import annotations
 
+import os
 import resource
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+import attrs
 
 from kvruntime.storage.file_budget import FDS_PER_DB
 
 from ..data import Dataset
 
-__all__ = ["Driver", "DriverFactory", "Missing", "Unsupported", "check_descriptors", "check_read"]
+__all__ = [
+    "Driver",
+    "DriverFactory",
+    "Footprint",
+    "Footprinted",
+    "Missing",
+    "PageScanner",
+    "Unsupported",
+    "check_descriptors",
+    "check_read",
+    "descriptors_under",
+]
 
 
 class Missing(Exception):
@@ -97,6 +111,48 @@ class Driver(Protocol):
     async def multi_db(self, dbs: int, data: Dataset) -> float:
         """Set the pairs round-robin across ``dbs`` databases (opened before the clock)."""
         ...
+
+
+@attrs.frozen(kw_only=True)
+class Footprint:
+    """What a system's many-dbs store held after a round."""
+
+    #: Descriptors open on files under its folder.
+    descriptors: int
+    #: This process's RSS growth since that store started (other systems' included).
+    rss_growth_bytes: int
+
+
+@runtime_checkable
+class Footprinted(Protocol):
+    """A driver that reports what its many-dbs store holds (kvruntime)."""
+
+    def db_footprint(self, dbs: int) -> Footprint | None:
+        """After a ``multi_db(dbs, ...)`` round: what it held then."""
+        ...
+
+
+@runtime_checkable
+class PageScanner(Protocol):
+    """A driver whose system also reads a scan a page at a time (kvruntime)."""
+
+    async def scan_pages(self) -> tuple[float, int]:
+        """As ``scan``, a page at a time: (seconds, pairs seen)."""
+        ...
+
+
+def descriptors_under(folder: Path) -> int:
+    """How many of this process's descriptors are open on files under ``folder``."""
+    prefix = str(folder.resolve()) + os.sep
+    fd_dir = Path("/proc/self/fd")
+    count = 0
+    for entry in fd_dir.iterdir():
+        try:
+            target = os.readlink(entry)
+        except OSError:  # closed since the listing
+            continue
+        count += target.startswith(prefix)
+    return count
 
 
 #: Builds a driver on a scratch folder.

@@ -7,8 +7,15 @@ and stops when the last one is done. The runtime keeps its defaults (no
 fsync, as LevelDB's default) but one: it shares this process's descriptors
 with the peers' open LevelDBs (1000 of them at once, 4,000 descriptors), so
 it keeps at most ``MAX_OPEN_DBS`` open rather than its whole budget (~3,500
-under a limit of 20,000); the many-dbs child (``workloads/many_dbs.py``)
-measures the defaults alone.
+under a limit of 20,000).
+
+Each db count of the many-dbs workload has a Runtime of its own (its own
+home), started on its first round and kept for the next: so the 10 000-db
+round robin, which no budget holds open, cannot evict the 1000-db
+workload's dbs between its rounds, and each row measures its own count.
+After each round the driver records what that runtime holds
+(``db_footprint``): the descriptors open under its home (read from
+``/proc/self/fd``) and this process's RSS growth since it started.
 """
 
 from __future__ import annotations
@@ -25,14 +32,18 @@ import anyio
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
 
 from ..data import Dataset
-from . import check_read
+from ..machine import rss_bytes
+from . import Footprint, check_read, descriptors_under
 
-__all__ = ["MAX_OPEN_DBS", "KvruntimeDriver"]
+__all__ = ["MAX_OPEN_DBS", "MAX_OPEN_DBS_PER_COUNT", "KvruntimeDriver"]
 
 T = TypeVar("T")
 _PACKAGE = "bench:bench.os"
 #: Open dbs at most in the shared benchmark process (see the module's docstring).
 MAX_OPEN_DBS = 2000
+#: Open dbs at most in each many-dbs runtime: the 1000-db one holds all of its
+#: dbs; the 10 000-db one shares the descriptors with it and with the peers.
+MAX_OPEN_DBS_PER_COUNT = 1000
 
 
 class KvruntimeDriver:
@@ -45,7 +56,11 @@ class KvruntimeDriver:
         self._home = workdir / "kvruntime"
         self._stack = contextlib.AsyncExitStack()
         self._rt: Runtime | None = None
+        self._workdir = workdir
         self._created: set[int] = set()  # the db counts whose dbs exist (and are granted)
+        #: Per db count: its own Runtime, its home, and this process's RSS before it started.
+        self._db_runtimes: dict[int, tuple[Runtime, Path, int]] = {}
+        self._footprints: dict[int, Footprint] = {}
 
     async def __aenter__(self) -> KvruntimeDriver:
         config = KvConfig(max_open_dbs=MAX_OPEN_DBS)
@@ -60,16 +75,20 @@ class KvruntimeDriver:
     ) -> None:
         await self._stack.aclose()
 
-    async def _run(self, body: Callable[[ProcessContext], Awaitable[T]], name: str = "main") -> T:
-        assert self._rt is not None
+    async def _run(
+        self,
+        body: Callable[[ProcessContext], Awaitable[T]],
+        name: str = "main",
+        runtime: Runtime | None = None,
+    ) -> T:
+        rt = runtime or self._rt
+        assert rt is not None
         out: list[T] = []
 
         async def main(ctx: ProcessContext) -> None:
             out.append(await body(ctx))
 
-        handle = await self._rt.spawn(
-            f"{name}:{_PACKAGE}", main, request_capabilities=["kv:distro:sys"]
-        )
+        handle = await rt.spawn(f"{name}:{_PACKAGE}", main, request_capabilities=["kv:distro:sys"])
         await handle.wait()
         return out[0]
 
@@ -228,7 +247,35 @@ class KvruntimeDriver:
 
         return await self._run(body)
 
+    async def _db_runtime(self, dbs: int) -> tuple[Runtime, Path, int]:
+        """The Runtime of the ``dbs``-db workload, started on first use."""
+        if dbs not in self._db_runtimes:
+            home = self._workdir / f"kvruntime-dbs-{dbs}"
+            rss_before = rss_bytes()
+            config = KvConfig(max_open_dbs=MAX_OPEN_DBS_PER_COUNT)
+            rt = await self._stack.enter_async_context(Runtime(home=home, config=config))
+            self._db_runtimes[dbs] = (rt, home, rss_before)
+        return self._db_runtimes[dbs]
+
+    def db_footprint(self, dbs: int) -> Footprint | None:
+        """What the ``dbs``-db runtime held after its last round."""
+        return self._footprints.get(dbs)
+
+    async def scan_pages(self) -> tuple[float, int]:
+        async def body(ctx: ProcessContext) -> tuple[float, int]:
+            db = await kv.open(ctx, ctx.package_id, "scan")
+            seen = 0
+            t0 = time.perf_counter()
+            async for page in db.scan_pages():
+                for _item in page.items:
+                    seen += 1
+            return time.perf_counter() - t0, seen
+
+        return await self._run(body)
+
     async def multi_db(self, dbs: int, data: Dataset) -> float:
+        rt, home, rss_before = await self._db_runtime(dbs)
+
         async def body(ctx: ProcessContext) -> float:
             names = [f"multi-{dbs}-{i}" for i in range(dbs)]
             if dbs in self._created:  # created and granted in an earlier round
@@ -242,4 +289,8 @@ class KvruntimeDriver:
                 await puts[i % dbs](key, value)
             return time.perf_counter() - t0
 
-        return await self._run(body)
+        elapsed = await self._run(body, runtime=rt)
+        self._footprints[dbs] = Footprint(
+            descriptors=descriptors_under(home), rss_growth_bytes=rss_bytes() - rss_before
+        )
+        return elapsed

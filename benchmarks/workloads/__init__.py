@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from ..data import Sizes
-from ..systems import Driver
+from ..systems import Driver, Footprint
 
 __all__ = ["Outcome", "Workload"]
 
@@ -30,6 +30,8 @@ class Outcome:
     seconds: float
     #: Per-operation latencies in nanoseconds, for the latency workload.
     latencies_ns: Sequence[int] = ()
+    #: What the system's store held after the round (many-dbs workloads, when it tells).
+    footprint: Footprint | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -7,13 +7,15 @@ measures reopening at work. The peers: plyvel keeps every db open (one
 LevelDB each); pykka's actor does the same (both refuse, as Unsupported, a
 count whose descriptors the limit cannot hold); redis uses a key prefix per
 db; SQLite one table per db in one file. Each round writes at least once to
-every db (``max(multi_db_ops, count)`` sets).
+every db (``max(multi_db_ops, count)`` sets). A driver that tells what its store
+holds (``Footprinted``: kvruntime, one Runtime per count) has its descriptors
+and RSS growth recorded after each round.
 """
 
 from __future__ import annotations
 
 from ..data import Dataset, Sizes
-from ..systems import Driver
+from ..systems import Driver, Footprinted
 from . import Outcome, Workload
 
 __all__ = ["databases"]
@@ -26,7 +28,9 @@ def databases(count: int) -> Workload[Dataset]:
         return Dataset.make(max(sizes.multi_db_ops, count), salt=f"dbs-{count}-{round_}")
 
     async def run(driver: Driver, data: Dataset) -> Outcome:
-        return Outcome(ops=len(data), seconds=await driver.multi_db(count, data))
+        seconds = await driver.multi_db(count, data)
+        footprint = driver.db_footprint(count) if isinstance(driver, Footprinted) else None
+        return Outcome(ops=len(data), seconds=seconds, footprint=footprint)
 
     return Workload(
         key=f"dbs_{count}",

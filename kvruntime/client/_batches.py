@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from protocol.blobs import decode_optional_values, encode_items, encode_keys, encode_writes
+from protocol.blobs import decode_optional_values, encode_keys
 from protocol.codec import DecodeError
 from protocol.messages import (
     DeleteMany,
@@ -25,7 +25,7 @@ from protocol.messages import (
     WriteBatch,
 )
 
-from ._checks import raw_keys, raw_pairs, raw_writes, ttl_ms
+from ._checks import pairs_blob, raw_keys, ttl_ms, writes_blob
 from ._core import K, KvCore, V
 from ._exchange import expect
 from .codecs import BytesCodec, Codec
@@ -77,14 +77,12 @@ class KvBatches(KvCore[K, V]):
         if not self._raw:
             kenc, venc = _encoder(self._key), _encoder(self._value)
             pairs = [(kenc(k), venc(v)) for k, v in pairs]
-        raw = raw_pairs(pairs, self._max_key, self._max_value)
-        if raw:
+        count, blob = pairs_blob(pairs, self._max_key, self._max_value)
+        if count:
             action: KvAction = (
-                SetMany(count=len(raw))
-                if ms is None
-                else SetManyExpiring(count=len(raw), ttl_ms=ms)
+                SetMany(count=count) if ms is None else SetManyExpiring(count=count, ttl_ms=ms)
             )
-            expect(OkResponse, (await self._call(action, encode_items(raw)))[0])
+            expect(OkResponse, (await self._call(action, blob))[0])
 
     async def delete_many(self, keys: Iterable[K]) -> None:
         """Delete every key in one atomic batch (missing keys are fine)."""
@@ -103,12 +101,9 @@ class KvBatches(KvCore[K, V]):
         if not self._raw:
             kenc, venc = _encoder(self._key), _encoder(self._value)
             pairs = [(kenc(k), None if v is None else venc(v)) for k, v in pairs]
-        raw = raw_writes(pairs, self._max_key, self._max_value)
-        if raw:
-            expect(
-                OkResponse,
-                (await self._call(WriteBatch(tx_id=None, count=len(raw)), encode_writes(raw)))[0],
-            )
+        count, blob = writes_blob(pairs, self._max_key, self._max_value)
+        if count:
+            expect(OkResponse, (await self._call(WriteBatch(tx_id=None, count=count), blob))[0])
 
     def _raw_keys(self, keys: Iterable[K]) -> list[bytes]:
         """``keys`` encoded and checked (a raw key codec: as they are, in one pass)."""
@@ -122,5 +117,5 @@ def _as_is(value: Any) -> Any:
 
 
 def _encoder(codec: Codec[Any]) -> Callable[[Any], Any]:
-    """``codec.encode``, or for BytesCodec nothing: ``raw_pairs`` checks the entries."""
+    """``codec.encode``, or for BytesCodec nothing: ``pairs_blob`` checks the entries."""
     return _as_is if isinstance(codec, BytesCodec) else codec.encode

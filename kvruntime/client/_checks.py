@@ -6,8 +6,10 @@ length, not its ``len``); anything else is a TypeError naming the argument and
 the type got, raised in the caller's task before anything is sent. The common
 case (exact ``bytes``) costs one ``type(x) is bytes`` test per item, or a few
 C-level passes over a batch, which check its sizes too (a batch's bytes-like
-keys may go as they are: msgpack packs them as ``bin``); the item-by-item walk
-runs only to convert or to name the culprit.
+keys and values may go as they are: msgpack packs them as ``bin``); the walk
+item by item runs only to convert or to name the culprit. Those passes take
+any buffer (``b"".join`` does), so a batch is checked as its blob is packed:
+msgpack refuses a buffer other than the three, and then the walk names it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import math
 from operator import itemgetter
 from typing import Any, Final, TypeVar
 
+from protocol.blobs import encode_items, encode_writes
+
 from .codecs import BytesCodec, Codec
 from .errors import check_batch_sizes, check_pair_sizes
 
-__all__ = ["as_bytes", "encoded", "raw_keys", "raw_pairs", "raw_writes", "ttl_ms"]
+__all__ = ["as_bytes", "encoded", "pairs_blob", "raw_keys", "ttl_ms", "writes_blob"]
 
 T = TypeVar("T")
 
@@ -81,29 +85,57 @@ def raw_keys(keys: list[Any]) -> list[bytes]:
     return [as_bytes(key, f"key {i}") for i, key in enumerate(keys)]
 
 
-def raw_pairs(pairs: list[Any], max_key: int, max_value: int) -> list[tuple[bytes, bytes]]:
-    """``pairs``, checked as (key, value) pairs of bytes within the limits.
+def pairs_blob(pairs: list[Any], max_key: int, max_value: int) -> tuple[int, bytes]:
+    """How many ``pairs`` and their items blob, checked as (key, value) pairs of
+    bytes within the limits.
 
     TypeError names the first item that is no pair of bytes-like objects;
     KeyTooLarge / ValueTooLarge as ``check_batch_sizes`` raises them.
     """
+    raw = _raw_pairs(pairs, max_key, max_value)
+    try:
+        return len(raw), encode_items(raw)
+    except TypeError:  # a buffer msgpack does not pack, which the passes let by
+        _walk_pairs(pairs)  # raises, naming it
+        raise
+
+
+def writes_blob(writes: list[Any], max_key: int, max_value: int) -> tuple[int, bytes]:
+    """``pairs_blob`` for writes, whose value may be None (a delete)."""
+    raw = _raw_writes(writes, max_key, max_value)
+    try:
+        return len(raw), encode_writes(raw)
+    except TypeError:  # as in pairs_blob
+        _walk_writes(writes)
+        raise
+
+
+def _raw_pairs(pairs: list[Any], max_key: int, max_value: int) -> list[tuple[bytes, bytes]]:
+    """``pairs`` as they are when C-level passes find them bytes-like pairs within
+    the limits (a value total within ``max_value`` means each value is), else walked."""
     keys = _keys_of(pairs, max_key)
     if keys is not None:
         values = keys[1]
-        if set(map(type, values)) <= _BYTES:
-            if max(map(len, values), default=0) > max_value:
-                check_batch_sizes(keys[0], values, max_key, max_value)
-            return pairs
-    checked = [
-        (as_bytes(key, f"key {i}"), as_bytes(value, f"value {i}"))
-        for i, (key, value) in enumerate(_pairs(pairs))
-    ]
+        try:  # as the keys: bytes-like values only, their real bytes measured
+            values_total = len(b"".join(values))
+        except TypeError:  # a value not bytes-like: named below
+            pass
+        else:
+            if values_total <= max_value:  # then every value fits
+                return pairs
+            if set(map(type, values)) <= _BYTES:
+                if max(map(len, values)) > max_value:
+                    check_batch_sizes(keys[0], values, max_key, max_value)
+                return pairs
+    checked = _walk_pairs(pairs)
     check_batch_sizes(map(_first, checked), map(_second, checked), max_key, max_value)
     return checked
 
 
-def raw_writes(writes: list[Any], max_key: int, max_value: int) -> list[tuple[bytes, bytes | None]]:
-    """``raw_pairs`` for writes, whose value may be None (a delete)."""
+def _raw_writes(
+    writes: list[Any], max_key: int, max_value: int
+) -> list[tuple[bytes, bytes | None]]:
+    """``_raw_pairs`` for writes."""
     keys = _keys_of(writes, max_key)
     if keys is not None:
         values = keys[1]
@@ -112,12 +144,25 @@ def raw_writes(writes: list[Any], max_key: int, max_value: int) -> list[tuple[by
             if max(map(len, filter(None, values)), default=0) > max_value:
                 check_pair_sizes(writes, max_key, max_value)
             return writes
-    checked = [
+    checked = _walk_writes(writes)
+    check_pair_sizes(checked, max_key, max_value)
+    return checked
+
+
+def _walk_pairs(pairs: list[Any]) -> list[tuple[bytes, bytes]]:
+    """``pairs`` converted to exact bytes item by item; TypeError names the first bad one."""
+    return [
+        (as_bytes(key, f"key {i}"), as_bytes(value, f"value {i}"))
+        for i, (key, value) in enumerate(_pairs(pairs))
+    ]
+
+
+def _walk_writes(writes: list[Any]) -> list[tuple[bytes, bytes | None]]:
+    """``_walk_pairs`` for writes (a None value stays None)."""
+    return [
         (as_bytes(key, f"key {i}"), None if value is None else as_bytes(value, f"value {i}"))
         for i, (key, value) in enumerate(_pairs(writes))
     ]
-    check_pair_sizes(checked, max_key, max_value)
-    return checked
 
 
 def _keys_of(pairs: list[Any], max_key: int) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:

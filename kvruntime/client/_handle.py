@@ -97,8 +97,9 @@ class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V], KvWatch[K, V]):
         try:
             if tx_id is None:
                 message = await self._send(self._encoder.get(raw))
-                if message.blob is not None and is_get_response(message.body):
-                    return self._value.decode(message.blob)
+                blob = message.blob
+                if blob is not None and is_get_response(message.body):
+                    return blob if self._raw else self._value.decode(blob)  # raw: as it came
                 response, blob = answer(message)
             else:
                 response, blob = await self._call(TxGet(key=raw, tx_id=tx_id))

@@ -1,7 +1,10 @@
 """The scan side of ``Kv``: ``Page``, and paged reads and deletes of a key range.
 
-``list_page`` is the one request; ``scan`` and ``keys`` pull pages from it as
-you iterate, so memory holds one page, not the db.
+``list_page`` is the one request; ``scan_pages``, ``scan`` and ``keys`` pull
+pages from it as you iterate, so memory holds one page, not the db.
+``scan_pages`` hands over each page whole (one ``await`` per page, not per
+entry): the form for reading much, as ``scan`` costs an async generator step
+per entry.
 """
 
 from __future__ import annotations
@@ -103,6 +106,28 @@ class KvScans(KvCore[K, V]):
             # A page asked with values holds no None value: yield its pairs as they are.
             for item in cast("list[tuple[K, V]]", page.items):
                 yield item
+
+    async def scan_pages(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        page_size: int | None = None,
+        tx_id: int | None = None,
+    ) -> AsyncIterator[Page[K, V]]:
+        """Every page of the range (entries as ``scan`` yields them), one request each.
+
+        ``async for page in db.scan_pages(): for key, value in page.items: ...``
+        reads what ``scan`` reads, in the same order, a page at a time; each
+        page's ``cursor`` resumes after it (None on the last). Memory holds one
+        page; the server bounds its size (``list_page``). No page is empty: a
+        range with no entry gives none.
+        """
+        async for page in self._pages(prefix, start, end, reverse, False, page_size, tx_id):
+            if page.items:
+                yield page
 
     async def keys(
         self,

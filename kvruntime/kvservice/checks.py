@@ -8,7 +8,6 @@ nothing. A handler returns the error, and the loop answers it (one place).
 from __future__ import annotations
 
 import operator
-from itertools import chain
 from typing import cast
 
 from protocol.messages import (
@@ -61,12 +60,13 @@ def value_too_large(config: KvConfig, value: bytes | None) -> ValueTooLarge | No
 def ops_too_large(config: KvConfig, ops: list[tuple[bytes, bytes | None]]) -> KvError | None:
     """KeyTooLarge for the first key past the limit, else ValueTooLarge for the
     first value past it, else None. None values (deletes) are fine."""
-    try:  # batches hold thousands of ops: one C-level pass over all keys and values
-        longest = max(map(len, chain.from_iterable(cast(_Puts, ops))), default=0)
-    except TypeError:  # len(None) of a delete: keys and values apart, below
+    try:  # batches hold thousands of ops: a C-level pass each over keys and values
+        keys_total = len(b"".join(map(first, ops)))
+        values_total = len(b"".join(map(second, cast(_Puts, ops))))
+    except TypeError:  # a delete's None value: keys and values apart, below
         pass
-    else:
-        if longest <= min(config.max_key_bytes, config.max_value_bytes):
+    else:  # when the totals fit, every key and value does
+        if keys_total <= config.max_key_bytes and values_total <= config.max_value_bytes:
             return None
     if ops and max(map(len, map(first, ops))) > config.max_key_bytes:
         return key_too_large(config, *map(first, ops))

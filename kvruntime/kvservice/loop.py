@@ -199,8 +199,8 @@ class KvProcess:
             async with anyio.create_task_group() as work:
                 self._work = work
                 while True:
-                    if len(self._deferred) >= self.config.mailbox_capacity:  # rule 5
-                        self._room = anyio.Event()
+                    if self._deferred and len(self._deferred) >= self.config.mailbox_capacity:
+                        self._room = anyio.Event()  # rule 5
                         await self._room.wait()
                         continue
                     try:
@@ -417,7 +417,7 @@ class KvProcess:
         match rule:
             case OnData():
                 store = self.dbs.get(package_id, db)
-                if error := self._access(msg.source, sender, key, store, write=rule.write):
+                if error := self._access(msg.source, sender, key, store, rule.write):
                     return self.fail(msg, error)
                 if store is None:  # on disk, not open: reopen, then serve it (long work)
                     return self._start(msg, sender, key, self._reopen(msg, key))
@@ -433,14 +433,15 @@ class KvProcess:
         return self.fail(msg, outcome)
 
     def _access(
-        self, holder: Address, sender: ProcessId, db: DbKey, store: Store | None, *, write: bool
+        self, holder: Address, sender: ProcessId, db: DbKey, store: Store | None, write: bool
     ) -> KvError | None:
         """What stops ``sender`` from using the db (``store`` if open): steps 4-5, or None."""
         package_id, name = db
         exists = store is not None or self.dbs.exists(package_id, name)
         if not exists and sender.belongs_to(package_id):
             return NoDb(package_id=package_id, db=name)
-        read_cap, write_cap = self.caps_of(package_id, name)
+        # caps_of's cache read inline (the hot path: a call costs more than the read)
+        read_cap, write_cap = self._db_caps.get(db) or self.caps_of(package_id, name)
         if not self.caps.holds(holder, (write_cap if write else read_cap).key):
             return _NO_WRITE if write else _NO_READ
         if not exists:

@@ -126,7 +126,14 @@ def set_(
     ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Set
 ) -> Outcome:
     """Set: the blob at the key, in the pending writes or staged in the transaction."""
-    return _write_one(ctx, msg, sender, db, store, action.key, msg.blob, action.tx_id)
+    key, value = action.key, msg.blob
+    if action.tx_id is None and value is not None:  # the hot path: no call to _write_one
+        cfg = ctx.config
+        if len(key) <= cfg.max_key_bytes and key < RESERVED and len(value) <= cfg.max_value_bytes:
+            ctx.queue_writes(msg, db, store, [(key, value)])
+            return None
+    # Any check that fails, or a transaction: _write_one answers in its order.
+    return _write_one(ctx, msg, sender, db, store, key, value, action.tx_id)
 
 
 def delete(

@@ -230,8 +230,8 @@ class LevelDbStore:
         sink: PageSink,
     ) -> tuple[int, bytes | None, bool]:
         """See ``Store.read_page``. One guarded call: chunks are taken with
-        ``islice`` (C speed), sized from the largest entry seen so far, so a page
-        of large values reads at most one entry past its byte bound."""
+        ``islice`` (C speed), sized from the entries read so far (``fill_page``),
+        so a page of large values reads at most one entry past its byte bound."""
         self._inflight.append(None)
         try:
             if self._closing:

@@ -154,8 +154,9 @@ def fill_page(
     ``(key, value)`` pairs, or keys alone without ``include_value``) the way
     ``Store.read_page`` promises, so every engine bounds its pages alike.
 
-    Entries go to ``sink`` in flat chunks that grow while they fit; returns
-    how many entries, the last one's key and whether more remain.
+    Entries go to ``sink`` in flat chunks that grow while entries of twice the
+    last chunk's mean size would fit; returns how many entries, the last
+    one's key and whether more remain.
     """
     width = 2 if include_value else 1  # items per entry in a flat chunk
     count, size, chunk = 0, 0, 1
@@ -165,10 +166,13 @@ def fill_page(
         if not taken:
             return count, last, False
         flat: list[bytes] = list(itertools.chain.from_iterable(taken)) if include_value else taken
-        lengths = list(map(len, flat))
-        total = sum(lengths)
+        total = len(b"".join(flat))  # one C-level pass; each length only past the bound
         over = size + total > max_bytes
-        fits = _fits(lengths, include_value, size, max_bytes, count) if over else len(taken)
+        fits = (
+            _fits(list(map(len, flat)), include_value, size, max_bytes, count)
+            if over
+            else len(taken)
+        )
         if fits:
             sink(flat if fits == len(taken) else flat[: fits * width])
             count += fits
@@ -176,8 +180,10 @@ def fill_page(
         if over:  # cut inside this chunk, or a lone first entry past the bound
             return count, last, fits < len(taken) or next(raw, None) is not None
         size += total
-        # Double the chunk while the largest key or value seen leaves room for it.
-        chunk = max(1, min(2 * chunk, _MAX_CHUNK, (max_bytes - size) // (2 * max(lengths) + 1)))
+        # Double the chunk while entries of twice this chunk's mean key or value
+        # leave room for it (a max over the lengths would cost more than the read).
+        mean = total // len(flat)
+        chunk = max(1, min(2 * chunk, _MAX_CHUNK, (max_bytes - size) // (4 * mean + 1)))
     return count, last, next(raw, None) is not None
 
 

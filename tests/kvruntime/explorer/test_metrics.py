@@ -262,3 +262,41 @@ async def test_watch_series_count_watches_changes_and_ends_by_reason(tmp_path: P
         if name == "kvruntime_watches_ended_total"
     }
     assert ended == {"unwatched": 1, "db_removed": 1}
+
+
+async def test_the_counts_hold_across_many_flushes_and_scrapes_between_them(
+    tmp_path: Path,
+) -> None:
+    # 700 awaited requests of one sender are ~700 flushes, each recorded once:
+    # the totals must neither lose nor double a flush's records, and a scrape
+    # must not change what a later scrape reads.
+    from prometheus_client import generate_latest
+
+    rounds, value = 350, b"v" * 7
+
+    async def writer(ctx: ProcessContext) -> None:
+        handle = await kv.open(ctx, ctx.package_id, "many")
+        for i in range(rounds):
+            await handle.set(b"k%d" % i, value)
+            assert await handle.get(b"k%d" % i) == value
+
+    async with Runtime(home=tmp_path / "home", storage="memory") as rt:
+        registry = rt.metrics_registry()
+        scrapes = []
+        for _ in range(2):
+            done = await rt.spawn(f"writer:{APP}", writer, request_capabilities=["kv:distro:sys"])
+            await done.wait()
+            scrapes.append(_samples(generate_latest(registry).decode()))
+            scrapes.append(_samples(generate_latest(registry).decode()))  # changes nothing
+
+    none = frozenset[tuple[str, str]]()
+    assert scrapes[0] == scrapes[1]
+    assert scrapes[2] == scrapes[3]
+    for n, samples in ((1, scrapes[0]), (2, scrapes[2])):
+        assert _requests(samples, "Set", "Ok") == n * rounds
+        assert _requests(samples, "Get", "Ok") == n * rounds
+        answered = n * (2 * rounds + 1)  # and an Open each time
+        assert samples[("kvruntime_request_latency_seconds_count", none)] == answered
+        assert samples[("kvruntime_batch_size_sum", none)] == answered
+        assert samples[("kvruntime_written_bytes_total", none)] == n * rounds * len(value)
+        assert samples[("kvruntime_read_bytes_total", none)] == n * rounds * len(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
@@ -9,7 +10,15 @@ from kvruntime.client._exchange import request
 from kvruntime.client.errors import check_pair_sizes
 from protocol.blobs import encode_items, encode_keys, encode_writes
 from protocol.ids import PackageId
-from protocol.messages import KvAction, SetMany, TxGetMany, WriteBatch
+from protocol.messages import (
+    DeleteMany,
+    GetMany,
+    KvAction,
+    SetMany,
+    SetManyExpiring,
+    TxGetMany,
+    WriteBatch,
+)
 from tests.conftest import run_as
 
 pytestmark = pytest.mark.anyio
@@ -74,6 +83,59 @@ async def test_a_malformed_batch_blob_is_malformed_request(rt: Runtime) -> None:
         assert [k async for k in db.keys()] == []
 
     await run_as(rt, OWNER, body)
+
+
+def _blob(value: object) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+# Blobs of the right count whose entries are of the wrong shape, each one a
+# way past the C-level checks kv makes on a whole batch (a transposed batch of
+# 2-byte bins gives ints, of 2-char strs gives strs; a nested array, a nil or
+# an int where bin is due, an entry of one or three items).
+_BAD_PAIRS: list[list[object]] = [
+    [b"kv"],
+    [b"ab", b"cd"],
+    ["kv"],
+    [[[b"k"], b"v"]],
+    [[b"k", [b"v"]]],
+    [[b"k", 1]],
+    [[1, b"v"]],
+    [[None, b"v"]],
+    [[b"k", b"v"], b"ab"],
+    [[b"k", b"v"], [b"j"]],
+    [[b"k", b"v"], [b"j", b"w", b"x"]],
+    [[b"k", b"v"], ["j", b"w"]],
+]
+_BAD_KEYS: list[list[object]] = [[[b"k"]], [1], [None], ["k"], [b"k", [b"j"]], [b"k", "j"]]
+
+
+_BAD_BATCHES: list[tuple[KvAction, list[object]]] = [
+    *((SetMany(count=len(e)), e) for e in _BAD_PAIRS),
+    *((SetManyExpiring(count=len(e), ttl_ms=60_000), e) for e in _BAD_PAIRS[:4]),
+    *((WriteBatch(tx_id=None, count=len(e)), e) for e in _BAD_PAIRS),
+    *((DeleteMany(count=len(e)), e) for e in _BAD_KEYS),
+    *((GetMany(count=len(e)), e) for e in _BAD_KEYS),
+]
+
+
+@pytest.mark.parametrize(
+    ("action", "entries"),
+    _BAD_BATCHES,
+    ids=repr,
+)
+async def test_every_kind_of_bad_batch_entry_is_malformed_and_writes_nothing(
+    rt: Runtime, action: KvAction, entries: list[object]
+) -> None:
+    async def body(ctx: ProcessContext) -> list[bytes | None]:
+        db = await kv.open(ctx, ctx.package_id, "b")
+        await db.set_many([(b"k", b"old"), (b"j", b"old")])
+        with pytest.raises(kv.MalformedRequest):
+            await request(ctx, ctx.package_id, "b", action, blob=_blob(entries), timeout=5)
+        return await db.get_many([b"k", b"j", b"kv", b"ab"])
+
+    assert await run_as(rt, OWNER, body) == [b"old", b"old", None, None]
 
 
 async def test_tx_get_many_checks_its_blob_before_the_transaction(rt: Runtime) -> None:
@@ -163,6 +225,8 @@ async def test_the_kv_side_size_checks_of_batches(rt: Runtime) -> None:
         (WriteBatch(tx_id=None, count=2), encode_writes([(b"a", None), (b"b", big_value)])),
         (WriteBatch(tx_id=None, count=2), encode_writes([(big_key, None), (b"b", b"v")])),
         (WriteBatch(tx_id=None, count=3), encode_writes([(b"a", None), (b"b", b"v"), (b"c", b"")])),
+        # Values adding up past the limit, each within it (as keys past max_key_bytes).
+        (SetMany(count=3), encode_items([(b"d" * 40_000, b"v" * 600)] * 2 + [(b"e", b"w" * 1000)])),
     ]
 
     async def body(ctx: ProcessContext) -> tuple[list[str], list[bytes | None]]:
@@ -176,11 +240,11 @@ async def test_the_kv_side_size_checks_of_batches(rt: Runtime) -> None:
                 outcomes.append(type(exc).__name__)
             else:
                 outcomes.append("Ok")
-        return outcomes, await db.get_many([b"a", b"b", b"c"])
+        return outcomes, await db.get_many([b"a", b"b", b"c", b"d" * 40_000, b"e"])
 
     outcomes, values = await run_as(rt, OWNER, body)
-    assert outcomes == ["KeyTooLarge", "ValueTooLarge", "ValueTooLarge", "KeyTooLarge", "Ok"]
-    assert values == [None, b"v", b""]  # only the last batch landed
+    assert outcomes == ["KeyTooLarge", "ValueTooLarge", "ValueTooLarge", "KeyTooLarge", "Ok", "Ok"]
+    assert values == [None, b"v", b"", b"v" * 600, b"w" * 1000]  # only the last two landed
 
 
 @pytest.mark.parametrize(
