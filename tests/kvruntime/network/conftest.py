@@ -44,6 +44,10 @@ _LISTENING = re.compile(
 #: The fixtures that hand a test an account of the session cluster.
 _ACCOUNT_FIXTURES = ("nats_server", "nats_cluster")
 
+#: Accounts beyond one per test using those fixtures, for tests that take
+#: more themselves (``SessionCluster.account``).
+SPARE_ACCOUNTS = 4
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now (for a URL nothing answers)."""
@@ -265,7 +269,7 @@ class SessionCluster:
         if self.taken >= self.accounts:
             pytest.fail(
                 f"the session's NATS cluster has {self.accounts} test accounts, all taken "
-                "(they are counted from the collected tests that use nats_server or nats_cluster)"
+                "(one per collected test that uses nats_server or nats_cluster, and SPARE_ACCOUNTS)"
             )
         self.taken += 1
         return f"t{self.taken - 1}"
@@ -276,7 +280,7 @@ def session_nats_cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SessionCluster]:
     """The session's 3-server cluster, with one account for each test that will want one."""
-    accounts = sum(
+    accounts = SPARE_ACCOUNTS + sum(
         any(name in getattr(item, "fixturenames", ()) for name in _ACCOUNT_FIXTURES)
         for item in request.session.items
     )
