@@ -96,13 +96,14 @@ def launch_nats_server(folder: Path, *options: str) -> Started:
     if not os.access(binary, os.X_OK):
         pytest.fail("nats-server is not installed (make test installs Debian's nats-server)")
     folder.mkdir(parents=True, exist_ok=True)
-    log = folder / "server.log"
-    process = subprocess.Popen(
-        [binary, "-a", "127.0.0.1", "-p", "-1", "-l", str(log), *options],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log, out = folder / "server.log", folder / "server.out"
+    with out.open("wb") as output:  # what it says before its log is open (a bad option)
+        process = subprocess.Popen(
+            [binary, "-a", "127.0.0.1", "-p", "-1", "-l", str(log), *options],
+            cwd=folder,
+            stdout=output,
+            stderr=output,
+        )
     wanted = {"client"}
     if "--cluster" in options:
         wanted.add("route")
@@ -114,7 +115,9 @@ def launch_nats_server(folder: Path, *options: str) -> Started:
             if process.poll() is None:
                 process.kill()
             process.wait()
-            pytest.fail(f"nats-server {' '.join(options)} did not start:\n{_tail(log)}")
+            pytest.fail(
+                f"nats-server {' '.join(options)} did not start:\n{_tail(log)}\n{_tail(out)}"
+            )
         time.sleep(0.02)
     return Started(
         process=process,

@@ -2,10 +2,14 @@
 
 Each test sees the cluster through an account of its own, so the same node
 names (the same ``kvr.in.<node>`` subjects) in two tests never meet; within
-one account a subject reaches across the cluster's servers.
+one account a subject reaches across the cluster's servers. A server that
+cannot start fails the test, with what it said.
 """
 
 from __future__ import annotations
+
+import socket
+from pathlib import Path
 
 import attrs
 import nats
@@ -13,13 +17,12 @@ import nats.aio.msg
 import pytest
 from anyio import fail_after, move_on_after
 
-from .conftest import SessionCluster
-
-pytestmark = pytest.mark.anyio
+from .conftest import SessionCluster, launch_nats_server
 
 INBOX = "kvr.in.bob_os"
 
 
+@pytest.mark.anyio
 async def test_one_account_reaches_across_servers_and_another_account_hears_nothing(
     session_nats_cluster: SessionCluster,
 ) -> None:
@@ -55,3 +58,14 @@ async def test_one_account_reaches_across_servers_and_another_account_hears_noth
             await connection.close()
     assert set(got[mine]) == {b"ping", b"last"}
     assert got[theirs] == []
+
+
+def test_a_server_that_cannot_start_fails_the_test_with_its_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(pytest.fail.Exception, match="address already in use"):
+            launch_nats_server(tmp_path / "busy", "-m", str(port))
+    with pytest.raises(pytest.fail.Exception, match="no_such_option"):
+        launch_nats_server(tmp_path / "bad", "--no_such_option")
