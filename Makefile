@@ -79,6 +79,19 @@ run-nodes: $(NODES_STAMP) nats-server
 run: $(RUN_STAMP)
 	$(PY) -m examples.host --home $(HOME_DIR)
 
+# --- issue 13: the demo on a Redis Cluster -------------------------------------
+.PHONY: run-cluster
+CLUSTER_STAMP := $(VENV)/.installed-cluster
+$(CLUSTER_STAMP): $(VENV_STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[redis-cluster]'
+	touch $(CLUSTER_STAMP)
+
+## make run-cluster: start a local Redis Cluster, run the demo (as `make run`) on it, stop it
+run-cluster: $(CLUSTER_STAMP) redis-server-required
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		$(PY) -m kvruntime.storage.localcluster "$$tmp/cluster" -- \
+		$(PY) -m examples.host --home "$$tmp/home"
+
 # Debian's chromium, for the explorer's browser tests (Playwright drives it;
 # `playwright install` cannot download a browser here). A failed install
 # stops `make test` with apt-get's reason.
@@ -118,6 +131,10 @@ soak: $(DEV_STAMP)
 ## make bench: kvruntime side by side with plyvel, pykka, redis and SQLite (minutes)
 bench: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --out benchmarks/results
+	$(PY) -m benchmarks.watch_latency  # change feeds beside Redis streams (issue 14)
+	$(PY) -m benchmarks.watch_lag  # a watcher behind the fastest single writer, 1M changes (issue 14)
+	# issue 13: kvruntime on a local Redis Cluster beside redis-py's cluster client
+	$(PY) -m benchmarks.cluster --out benchmarks/results
 
 # issue 17: the remote rows (two nodes on one nats-server beside raw nats-py), run first.
 .PHONY: bench-network
@@ -129,6 +146,8 @@ bench-network: $(DEV_STAMP) nats-server
 ## make bench-quick: the same run with ~20x smaller counts (CI; no speed assertion)
 bench-quick: $(DEV_STAMP) redis-server
 	$(PY) -m benchmarks --quick --out $(or $(BENCH_OUT),.bench-quick)
+	$(PY) -m benchmarks.watch_lag --quick  # 50k changes (issue 14)
+	$(PY) -m benchmarks.cluster --quick --out $(or $(BENCH_OUT),.bench-quick)
 
 ## make bench-startup: the median of `kvruntime get` over 20 fresh processes vs `python -c pass`
 bench-startup: $(DEV_STAMP)

@@ -13,6 +13,7 @@ Run it twice: the second run finds what the first one wrote.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +34,7 @@ from examples import (
     transactions,
     wasi_shapes,
 )
+from examples import watch as watch_example  # change feeds (issue 14)
 from kvruntime import Main, Runtime
 
 
@@ -91,6 +93,12 @@ EXAMPLES = (
         process=process_lib_json.PROCESS,
         main=process_lib_json.main,
     ),
+    Example(
+        name="watch",
+        shows="a cache kept in sync by a change feed, and a presence list with TTL",
+        process=watch_example.PROCESS,
+        main=watch_example.main,
+    ),
 )
 
 
@@ -108,7 +116,8 @@ def introduce(home: Path, *, first_run: bool) -> None:
 async def run_all(home: Path) -> int:
     """Run every example on a node at ``home``, in turn; return the exit code."""
     failed: list[str] = []
-    async with Runtime(home=home) as rt:
+    # $KVRUNTIME_STORAGE (issue 13; `make run-cluster` sets it): a Redis Cluster instead.
+    async with Runtime(home=home, storage=os.environ.get("KVRUNTIME_STORAGE") or None) as rt:
         for number, example in enumerate(EXAMPLES, start=1):
             print()
             print(f"=== {number}/{len(EXAMPLES)} {example.name}: {example.shows}")
@@ -127,6 +136,9 @@ async def run_all(home: Path) -> int:
 
 def conclude(home: Path, *, first_run: bool) -> None:
     """Show what stays on disk, and what a second run shows."""
+    if os.environ.get("KVRUNTIME_STORAGE"):
+        print(f"All {len(EXAMPLES)} examples ran; their dbs stay in the Redis Cluster.")
+        return
     print(
         f"All {len(EXAMPLES)} examples ran and the runtime stopped. Its LevelDB dbs stay on disk:"
     )

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .kernel.process import ProcessContext, ProcessHandle
     from .kvservice.config import KvConfig
     from .runtime import Main, Runtime
+    from .storage.engine import StorageUnavailable
 
 __all__ = [
     "Address",
@@ -58,6 +59,7 @@ __all__ = [
     "RuntimeClosed",
     "SendError",
     "SendErrorKind",
+    "StorageUnavailable",
     "UnexpectedResponse",
     "kv",
     "node_public_key",
@@ -86,6 +88,8 @@ _WHERE = {
     # Many nodes (issue 17): the node key peers are given.
     "node_public_key": "kvruntime.kernel.node_key",
     **dict.fromkeys(["Main", "Runtime"], "kvruntime.runtime"),
+    # Redis Cluster storage (issue 13): unreachable or unsafe at start.
+    "StorageUnavailable": "kvruntime.storage.engine",
 }
 
 

@@ -13,7 +13,10 @@ Storage (``Runtime(home=..., storage=...)``), the engine the node's dbs live in:
 - omitted (None) or ``"leveldb"``: the embedded LevelDB under ``{home}/kv``
   (``storage/databases.py``); the default, needing no server;
 - ``"memory"``: in this process's memory (``storage/memory.py``), for fast
-  tests; it persists nothing: a restart starts with no db.
+  tests; it persists nothing: a restart starts with no db;
+- ``"redis-cluster://host:port,host:port[?durability=wait]"``: a Redis
+  Cluster (``storage/redis_cluster.py``, issue 13); entry raises
+  ``StorageUnavailable`` when it is unreachable or may evict data.
 Anything else (another word, or a URL ``scheme://...`` whose scheme has no
 engine here) is a ``ValueError`` at construction. A networked engine is one
 more entry in ``_ENGINES`` keyed by its URL scheme. Whatever the engine, the
@@ -58,8 +61,9 @@ from .kernel.message import Capability, Message, Request, Response
 from .kernel.process import ProcessContext, ProcessHandle
 from .kvservice.config import KvConfig
 from .kvservice.loop import KvProcess
+from .kvservice.networked import NetworkedKvProcess
 from .storage.databases import Databases
-from .storage.engine import Engine
+from .storage.engine import BatchEngine, Engine
 from .storage.memory import MemoryEngine
 
 if TYPE_CHECKING:  # the network extra (nats-py, PyNaCl) is imported only when used
@@ -78,18 +82,25 @@ Main = Callable[[ProcessContext], Awaitable[None]]
 DEFAULT_NODE: Final = "our.os"
 
 
-def _leveldb(home: Path, config: KvConfig, spec: str) -> Engine:
+def _leveldb(home: Path, config: KvConfig, spec: str, node: str) -> Engine:
     return Databases(root=home / "kv", max_open=config.max_open_dbs, sync_writes=config.sync_writes)
 
 
-def _memory(home: Path, config: KvConfig, spec: str) -> Engine:
+def _memory(home: Path, config: KvConfig, spec: str, node: str) -> Engine:
     return MemoryEngine()
 
 
+def _redis_cluster(home: Path, config: KvConfig, spec: str, node: str) -> Engine:
+    from .storage.redis_cluster import RedisClusterEngine  # redis-py, only when used
+
+    return RedisClusterEngine.from_url(spec, node)
+
+
 #: The engines ``storage`` may name: a word, or the scheme of a URL ``scheme://...``.
-_ENGINES: Final[dict[str, Callable[[Path, KvConfig, str], Engine]]] = {
+_ENGINES: Final[dict[str, Callable[[Path, KvConfig, str, str], Engine]]] = {
     "leveldb": _leveldb,
     "memory": _memory,
+    "redis-cluster": _redis_cluster,
 }
 
 
@@ -107,7 +118,10 @@ def _engine_name(spec: str | None) -> str:
 
 
 def _check_storage(instance: object, attribute: object, value: str | None) -> None:
-    _engine_name(value)
+    if _engine_name(value) == "redis-cluster" and value is not None:
+        from .storage.redis_cluster import parse_url
+
+        parse_url(value)  # ValueError for a malformed URL, at construction
 
 
 def _check_peers(instance: object, attribute: object, value: Mapping[str, str]) -> None:
@@ -168,7 +182,17 @@ class Runtime:
         caps = CapabilityStore(self.home / "kernel" / "capabilities", node=self.node)
         await anyio.to_thread.run_sync(caps.open)
         bus = Bus(node=self.node, caps=caps)
-        dbs = _ENGINES[_engine_name(self.storage)](self.home, self.config, self.storage or "")
+        dbs = _ENGINES[_engine_name(self.storage)](
+            self.home, self.config, self.storage or "", self.node
+        )
+        kv_class = KvProcess
+        if isinstance(dbs, BatchEngine):  # a networked engine (issue 13)
+            try:
+                await dbs.start()
+            except BaseException:
+                caps.close()
+                raise
+            kv_class = NetworkedKvProcess
         kv_slot = Slot(
             address=self.kv_address,
             mailbox=Mailbox[Message](self.config.mailbox_capacity),
@@ -178,12 +202,17 @@ class Runtime:
         )
         bus.attach(kv_slot)
         self._bus = bus
-        self._kv = KvProcess(slot=kv_slot, bus=bus, caps=caps, dbs=dbs, config=self.config)
+        self._kv = kv_class(slot=kv_slot, bus=bus, caps=caps, dbs=dbs, config=self.config)
         # --- metrics (issue 15): the gauges a scrape reads ---
         kv, mailbox = self._kv, kv_slot.mailbox
         kv.metrics.gauges["open_transactions"] = lambda: kv.open_transactions
         kv.metrics.gauges["mailbox_depth"] = lambda: len(mailbox)
         kv.metrics.gauges["open_dbs"] = lambda: dbs.open_count
+        feeds = kv.feeds  # change feeds (issue 14): counted by the feeds, read at a scrape
+        kv.metrics.gauges["watches"] = lambda: len(feeds)
+        kv.metrics.counters["watch_changes_logged"] = lambda: feeds.logged
+        kv.metrics.counters["watch_changes_delivered"] = lambda: feeds.delivered
+        kv.metrics.counters["watches_ended"] = lambda: dict(feeds.ended)
         transport = await self._connect(bus)  # issue 17
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -241,6 +270,8 @@ class Runtime:
             return await tg.__aexit__(exc_type, exc, tb)
         finally:
             kv.dbs.close_all()
+            if isinstance(kv.dbs, BatchEngine):
+                await kv.dbs.aclose()
             bus.caps.close()
             self._tg = self._bus = self._kv = None
 

@@ -33,14 +33,17 @@ from ._shapes import DecodeError, _bin, _optional_bin
 from .codec import _reject_ext
 
 __all__ = [
+    "CHANGE_KINDS",
     "ScanPageWriter",
     "decode_cas",
+    "decode_changes",
     "decode_items",
     "decode_keys",
     "decode_optional_values",
     "decode_scan_page",
     "decode_writes",
     "encode_cas",
+    "encode_changes",
     "encode_items",
     "encode_keys",
     "encode_optional_values",
@@ -53,8 +56,9 @@ _first: Final = itemgetter(0)
 _second: Final = itemgetter(1)
 
 
-def _array(data: bytes, count: int) -> tuple[object, ...]:
-    """The top-level array of ``data``, which must have exactly ``count`` entries."""
+def _array(data: bytes, count: int, inner: int = _CAS_LEN) -> tuple[object, ...]:
+    """The top-level array of ``data``, which must have exactly ``count`` entries
+    (an inner array at most ``inner``)."""
     if not isinstance(data, bytes):
         raise DecodeError("a blob is bytes")
     try:
@@ -64,7 +68,7 @@ def _array(data: bytes, count: int) -> tuple[object, ...]:
             use_list=False,
             strict_map_key=True,
             ext_hook=_reject_ext,
-            max_array_len=max(count, _CAS_LEN),
+            max_array_len=max(count, inner),
             max_map_len=0,
         )
     except DecodeError:
@@ -241,3 +245,29 @@ def decode_cas(data: bytes) -> tuple[bytes | None, bytes | None]:
     """(expected, new) from a ``[bin | nil, bin | nil]`` blob."""
     expected, new = _array(data, _CAS_LEN)
     return _optional_bin(expected, "blob expected"), _optional_bin(new, "blob new")
+
+
+# --- change feeds (PROTOCOL.md, "Change feeds") --------------------------------------
+
+#: The kinds of change, as they travel.
+CHANGE_KINDS: Final = ("set", "delete", "expire")
+
+
+def encode_changes(changes: Sequence[tuple[int, str, bytes, bytes | None]]) -> bytes:
+    """The blob of WatchChanges: ``[[seq, kind, key, value | nil], ...]``."""
+    return _pack(changes)
+
+
+def decode_changes(data: bytes, count: int) -> list[tuple[int, str, bytes, bytes | None]]:
+    """The ``count`` changes of a WatchChanges blob, each checked; DecodeError else."""
+    out: list[tuple[int, str, bytes, bytes | None]] = []
+    for index, entry in enumerate(_array(data, count, inner=4)):
+        if type(entry) is not tuple or len(entry) != 4:
+            raise DecodeError(f"change {index} is not a [seq, kind, key, value] array")
+        seq, kind, key, value = entry
+        if type(seq) is not int or seq < 1 or kind not in CHANGE_KINDS:
+            raise DecodeError(f"change {index} has a bad seq or kind")
+        if type(key) is not bytes or not (value is None or type(value) is bytes):
+            raise DecodeError(f"change {index}: key and value must be bin (value nil)")
+        out.append((seq, kind, key, value))
+    return out

@@ -34,15 +34,19 @@ __all__ = [
     "NoDb",
     "NoReadCap",
     "NoTx",
+    "NoWatch",
     "NoWriteCap",
     "NotAnInteger",
     "RemoteNotAllowed",
     "TooManyTransactions",
+    "TooManyWatches",
     "TransactionConflict",
     "TransactionTooLarge",
     "TtlDisabled",
     "TtlTooLarge",
     "ValueTooLarge",
+    "WatchCompacted",
+    "WatchEnded",
 ]
 
 
@@ -334,6 +338,60 @@ class TtlTooLarge:
         return f"a TTL of {self.ttl_ms} ms exceeds this db's maximum of {self.max_ms} ms"
 
 
+# Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
+
+
+@attrs.frozen(kw_only=True)
+class WatchCompacted:
+    """The retained change log no longer holds what follows the asked position
+    (or the position is past the db's last change): ``oldest`` is the oldest
+    change still held, ``last`` the db's last."""
+
+    TAG: ClassVar[str] = "WatchCompacted"
+    WIRE: ClassVar[WireShape] = struct(oldest=Field.UINT, last=Field.UINT)
+    oldest: int
+    last: int
+
+    def __str__(self) -> str:
+        return f"the change log no longer holds that position: it holds {self.oldest}..{self.last}"
+
+
+@attrs.frozen(kw_only=True)
+class WatchEnded:
+    """kv ended the watch: its db was removed, or the watcher lost read access."""
+
+    TAG: ClassVar[str] = "WatchEnded"
+    WIRE: ClassVar[WireShape] = newtype(reason=Field.TEXT)
+    reason: str
+
+    def __str__(self) -> str:
+        return f"the watch ended: {self.reason}"
+
+
+@attrs.frozen(kw_only=True)
+class TooManyWatches:
+    """A watch past the per-process or per-node bound."""
+
+    TAG: ClassVar[str] = "TooManyWatches"
+    WIRE: ClassVar[WireShape] = struct(max=Field.UINT)
+    max: int
+
+    def __str__(self) -> str:
+        return f"too many watches: at most {self.max}"
+
+
+@attrs.frozen(kw_only=True)
+class NoWatch:
+    """No watch with this id belongs to the sender on this db."""
+
+    TAG: ClassVar[str] = "NoWatch"
+    WIRE: ClassVar[WireShape] = newtype(watch_id=Field.UINT)
+    watch_id: int
+
+    def __str__(self) -> str:
+        return f"no watch {self.watch_id} found"
+
+
 KvError: TypeAlias = (
     NoDb
     | KeyNotFound
@@ -359,4 +417,8 @@ KvError: TypeAlias = (
     | KeyReserved
     | TtlDisabled
     | TtlTooLarge
+    | WatchCompacted
+    | WatchEnded
+    | TooManyWatches
+    | NoWatch
 )

@@ -34,14 +34,18 @@ from .errors import (
     NoReadCap,
     NotAnInteger,
     NoTx,
+    NoWatch,
     NoWriteCap,
     RemoteNotAllowed,
     TooManyTransactions,
+    TooManyWatches,
     TransactionConflict,
     TransactionTooLarge,
     TtlDisabled,
     TtlTooLarge,
     ValueTooLarge,
+    WatchCompacted,
+    WatchEnded,
 )
 from .ids import PackageId, ProcessId
 
@@ -87,6 +91,7 @@ __all__ = [
     "NoDb",
     "NoReadCap",
     "NoTx",
+    "NoWatch",
     "NoWriteCap",
     "NotAnInteger",
     "OkResponse",
@@ -104,6 +109,7 @@ __all__ = [
     "SetManyExpiring",
     "SetTtlPolicy",
     "TooManyTransactions",
+    "TooManyWatches",
     "TransactionConflict",
     "TransactionTooLarge",
     "Ttl",
@@ -113,7 +119,14 @@ __all__ = [
     "TxExists",
     "TxGet",
     "TxGetMany",
+    "Unwatch",
     "ValueTooLarge",
+    "Watch",
+    "WatchChangesResponse",
+    "WatchCompacted",
+    "WatchEnded",
+    "WatchNext",
+    "WatchResponse",
     "WriteBatch",
 ]
 
@@ -486,6 +499,52 @@ class SetTtlPolicy:
     max_ttl_ms: int | None
 
 
+# Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
+
+
+@attrs.frozen(kw_only=True)
+class Watch:
+    """Begin a watch of the db's changes to keys under ``prefix`` or in
+    ``start <= key < end`` (all keys if none), strictly after ``since`` (None:
+    from now). With ``snapshot`` (only with ``since`` None) the answer's blob
+    holds every matching entry as of the answer's position, as SetMany's blob."""
+
+    TAG: ClassVar[str] = "Watch"
+    WIRE: ClassVar[WireShape] = struct(
+        prefix=Field.OPTIONAL_BIN,
+        start=Field.OPTIONAL_BIN,
+        end=Field.OPTIONAL_BIN,
+        since=Field.OPTIONAL_UINT,
+        snapshot=Field.BOOL,
+        check=prefix_excludes_range,
+    )
+    prefix: bytes | None = None
+    start: bytes | None = None
+    end: bytes | None = None
+    since: int | None = None
+    snapshot: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class WatchNext:
+    """Ask watch ``watch_id`` for its changes strictly after ``after`` (the
+    acknowledgement of every change up to it); answered once there is one."""
+
+    TAG: ClassVar[str] = "WatchNext"
+    WIRE: ClassVar[WireShape] = struct(watch_id=Field.UINT, after=Field.UINT)
+    watch_id: int
+    after: int
+
+
+@attrs.frozen(kw_only=True)
+class Unwatch:
+    """End watch ``watch_id``."""
+
+    TAG: ClassVar[str] = "Unwatch"
+    WIRE: ClassVar[WireShape] = newtype(watch_id=Field.UINT)
+    watch_id: int
+
+
 KvAction: TypeAlias = (
     Open
     | RemoveDb
@@ -516,6 +575,9 @@ KvAction: TypeAlias = (
     | Persist
     | Ttl
     | SetTtlPolicy
+    | Watch
+    | WatchNext
+    | Unwatch
 )
 
 
@@ -634,6 +696,29 @@ class TtlResponse:
     ttl_ms: int | None
 
 
+@attrs.frozen(kw_only=True)
+class WatchResponse:
+    """A watch began: ``watch_id`` names it; it delivers the changes after
+    ``position``; ``count`` entries of a snapshot as of ``position`` are in the blob."""
+
+    TAG: ClassVar[str] = "Watch"
+    WIRE: ClassVar[WireShape] = struct(watch_id=Field.UINT, position=Field.UINT, count=Field.UINT)
+    watch_id: int
+    position: int
+    count: int
+
+
+@attrs.frozen(kw_only=True)
+class WatchChangesResponse:
+    """``count`` changes (in the blob) of the watch, in order; the watcher has
+    seen every change of the db up to ``last`` (filtered ones included)."""
+
+    TAG: ClassVar[str] = "WatchChanges"
+    WIRE: ClassVar[WireShape] = struct(count=Field.UINT, last=Field.UINT)
+    count: int
+    last: int
+
+
 KvResponse: TypeAlias = (
     OkResponse
     | BeginTxResponse
@@ -646,6 +731,8 @@ KvResponse: TypeAlias = (
     | DeleteRangeResponse
     | CapabilitiesResponse
     | TtlResponse
+    | WatchResponse
+    | WatchChangesResponse
 )
 
 

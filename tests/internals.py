@@ -8,7 +8,9 @@ reaches them here, in one place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio.to_thread
 
 from kvruntime import Runtime
 from kvruntime.kernel.bus import Bus
@@ -20,11 +22,16 @@ from protocol.ids import PackageId
 if TYPE_CHECKING:  # the network extra is imported only where used
     from kvruntime.kernel.nats_transport import NatsTransport
 
+T = TypeVar("T")
+
 __all__ = [
     "bus_of",
     "caps_of",
+    "in_store",
     "kv_of",
     "nats_port_of",
+    "redis_key_of",
+    "redis_values_of",
     "set_expiry_clock",
     "set_tx_clock",
     "store_of",
@@ -70,9 +77,18 @@ def set_expiry_clock(rt: Runtime, clock: Callable[[], float]) -> None:
     kv_of(rt).expiry.clock = clock
 
 
-def sweep_expired(rt: Runtime) -> int:
-    """Run one bounded step of ``rt``'s expired-key sweeper now; how many keys went."""
-    return kv_of(rt).sweep_expired()
+async def in_store(rt: Runtime, package_id: PackageId, db: str, call: Callable[[Store], T]) -> T:
+    """``call(store)`` on the open store of ``db``, in a worker thread: there every
+    engine's store answers whatever is asked (inline, a networked one answers only
+    what a batch fetched; from a thread it waits for the network)."""
+    store = store_of(rt, package_id, db)
+    return await anyio.to_thread.run_sync(call, store)
+
+
+async def sweep_expired(rt: Runtime) -> int:
+    """Run one bounded step of ``rt``'s expired-key sweeper now, its writes done; how
+    many keys went."""
+    return await kv_of(rt).sweep_step()
 
 
 def nats_port_of(rt: Runtime) -> int:
@@ -91,3 +107,27 @@ def transport_of(rt: Runtime) -> NatsTransport:
     transport = rt._transport
     assert transport is not None, "the runtime has no network"
     return transport
+
+
+def redis_key_of(rt: Runtime, package_id: PackageId, db: str) -> bytes:
+    """A Redis key of the db (its hash of values) on the running ``rt``'s Redis
+    Cluster engine: its slot is the db's slot (issue 13)."""
+    from kvruntime.storage.redis_cluster import RedisClusterEngine
+
+    engine = kv_of(rt).dbs
+    assert isinstance(engine, RedisClusterEngine), "not on the redis-cluster engine"
+    return engine.keys_of(package_id, db)[0]
+
+
+async def redis_values_of(
+    rt: Runtime, package_id: PackageId, db: str, keys: list[bytes]
+) -> list[bytes | None]:
+    """What the cluster itself holds at ``keys`` of the db, on the running ``rt``'s
+    Redis Cluster engine: read past the store (writes it buffers are not seen)."""
+    from kvruntime.storage.redis_cluster import RedisClusterEngine
+
+    engine = kv_of(rt).dbs
+    assert isinstance(engine, RedisClusterEngine), "not on the redis-cluster engine"
+    values = engine.keys_of(package_id, db)[0]
+    found = await engine.client.hmget(values, keys)
+    return [value.encode() if isinstance(value, str) else value for value in found]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from examples import (
     sharing,
     transactions,
     wasi_shapes,
+    watch,
 )
 from kvruntime import Main, ProcessContext, Runtime, kv
 from protocol.codec import DecodeError, decode_request, encode_request
@@ -96,6 +98,17 @@ SAYS: Mapping[str, tuple[str, ...]] = {
         '<- {"Err":{"RocksDBError":"KeyTooLarge: key of 70000 bytes exceeds the limit of 65536"}}',
         "   it arrives as the variant it has: RocksDBError",
     ),
+    "watch": (
+        "The cache starts from a snapshot: bread 3.10, bun 0.80.",
+        "  seq +1: set price:cake\n  seq +2: set price:bread\n  seq +3: set price:tart\n"
+        "  seq +4: set price:bun\n  seq +5: delete price:tart\n  seq +7: set price:~closed\n",
+        "Applied 6 changes, in order, each once: bread 3.30, bun 0.90, cake 12.00.",
+        "The cache equals the db: True.",
+        # The presence list: renewals with expire put nothing in the feed.
+        "Online (a snapshot): alice, bob, carol.\n  delete online:carol: carol left\n"
+        "  expire online:bob: bob timed out\n"
+        "Online now: alice (her renewals put nothing in the feed).\n",
+    ),
 }
 
 #: What each example says on a first run only / on a later run only.
@@ -110,11 +123,16 @@ LATER_RUN: Mapping[str, str] = {
 }
 
 
-def run_module(module: str, home: Path) -> str:
+def run_module(module: str, home: Path, storage: str | None = None) -> str:
     """Run ``python -m module --home home`` from the repo; return stdout, asserting a clean run."""
+    env = dict(os.environ)
+    env.pop("KVRUNTIME_STORAGE", None)
+    if storage is not None:  # issue 13: as `make run-cluster` runs the host
+        env["KVRUNTIME_STORAGE"] = storage
     result = subprocess.run(
         [sys.executable, "-m", module, "--home", str(home)],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=30,
@@ -162,6 +180,19 @@ def test_make_run_twice_tells_each_example_and_shows_the_data_persisted(tmp_path
     )
 
 
+def test_make_run_cluster_runs_every_example_on_a_redis_cluster(
+    tmp_path: Path, redis_storage: str
+) -> None:
+    out = run_module("examples.host", tmp_path / "data", storage=redis_storage)
+    said = sections(out)
+    assert list(said) == [example.name for example in host.EXAMPLES]
+    for name, lines in SAYS.items():
+        for line in lines:
+            assert line in said[name], (name, line)
+    assert "their dbs stay in the Redis Cluster" in out
+    assert not (tmp_path / "data" / "kv").exists()
+
+
 def test_raw_wire_prints_the_bytes_the_codec_would_send(tmp_path: Path) -> None:
     stdout = run_module("examples.raw_wire", tmp_path / "data")
     package = PackageId.parse("wire-demo:examples.os")
@@ -188,7 +219,15 @@ def test_raw_wire_prints_the_bytes_the_codec_would_send(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["birthdays", "transactions", "sharing", "wasi_shapes", "scans_counters", "process_lib_json"],
+    [
+        "birthdays",
+        "transactions",
+        "sharing",
+        "wasi_shapes",
+        "scans_counters",
+        "process_lib_json",
+        "watch",
+    ],
 )
 def test_each_example_runs_alone(tmp_path: Path, name: str) -> None:
     stdout = run_module(f"examples.{name}", tmp_path / "data")
@@ -254,6 +293,13 @@ async def shop_stocked(ctx: ProcessContext) -> None:
     ]
 
 
+async def prices_cached(ctx: ProcessContext) -> None:
+    db = await kv.open(ctx, ctx.package_id, "prices")
+    prices = {k: v async for k, v in db.scan(prefix=b"price:")}
+    assert prices == {b"price:bread": b"3.30", b"price:bun": b"0.90", b"price:cake": b"12.00"}
+    assert [k async for k, _ in db.scan(prefix=b"online:")] == []  # alice left at the end
+
+
 async def greeting_set(ctx: ProcessContext) -> None:
     db = await kv.open(ctx, ctx.package_id, "wire")
     assert await db.get(b"greeting") == b"hello, wire"
@@ -306,6 +352,7 @@ def test_the_json_sender_sends_what_serde_json_writes(tmp_path: Path) -> None:
         pytest.param(
             scans_counters.PROCESS, scans_counters.main, {}, shop_stocked, id="scans_counters"
         ),
+        pytest.param(watch.PROCESS, watch.main, {}, prices_cached, id="watch"),
     ],
 )
 async def test_example_main_runs_in_a_runtime_and_leaves_its_data(

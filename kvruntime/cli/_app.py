@@ -58,6 +58,7 @@ __all__ = [
     "parse_package",
     "plural",
     "set_json_mode",
+    "storage",
     "verbose_option",
     "verbosity",
 ]
@@ -94,6 +95,8 @@ COMMAND_MODULES: Final = {
     "persist": "expiry",
     "ttl": "expiry",
     "ttl-policy": "expiry",
+    # change feeds (issue 14)
+    "watch": "watch",
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,6 +104,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Keys of the click context's ``meta``, shared by the group and its command.
 _VERBOSITY = "kvruntime.verbosity"
 _HOME = "kvruntime.home"
+_STORAGE = "kvruntime.storage"  # issue 13: --storage URL
 _JSON = "kvruntime.json"
 
 
@@ -177,6 +181,37 @@ def _default_home() -> Path:
     return Path(os.environ.get("KVRUNTIME_HOME") or "./data")
 
 
+# --- --storage (issue 13): where the dbs live; the default is LevelDB under --home ---
+
+
+def _set_storage(ctx: click.Context, _: click.Parameter, storage: str | None) -> str | None:
+    if storage is not None:
+        ctx.meta[_STORAGE] = storage
+    return storage
+
+
+def storage() -> str | None:
+    """The running command's ``--storage`` (before or after its name), else
+    ``$KVRUNTIME_STORAGE``, else None (LevelDB under the home)."""
+    ctx = click.get_current_context(silent=True)
+    given = None if ctx is None else ctx.meta.get(_STORAGE)
+    return given if isinstance(given, str) else os.environ.get("KVRUNTIME_STORAGE") or None
+
+
+def _storage(**kwargs: Any) -> Callable[[F], F]:
+    return click.option(
+        "--storage",
+        metavar="URL",
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_storage,
+        help="Where the dbs live: redis-cluster://host:port,... (default $KVRUNTIME_STORAGE,"
+        " else LevelDB under the home); also before the command.",
+        **kwargs,
+    )
+
+
 def verbosity() -> int:
     """How many ``-v`` the running command was given, before and after its name."""
     ctx = click.get_current_context(silent=True)
@@ -218,14 +253,15 @@ def verbose_option(func: F) -> F:
 
 
 def home_option(func: F) -> F:
-    """``--home DIR``: default the group's ``--home``, ``$KVRUNTIME_HOME``, ``./data``."""
+    """``--home DIR``: default the group's ``--home``, ``$KVRUNTIME_HOME``, ``./data``;
+    and ``--storage URL`` (read by ``storage()``)."""
     return click.option(
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
         default=_default_home,
         show_default="kvruntime --home, $KVRUNTIME_HOME or ./data",
         help="The runtime home directory (also before the command).",
-    )(func)
+    )(_storage()(func))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -239,6 +275,7 @@ def home_option(func: F) -> F:
     callback=_set_home,
     help="The runtime home directory, for every command (default $KVRUNTIME_HOME or ./data).",
 )
+@_storage()
 @_verbose()
 def cli() -> None:
     """kvruntime: inspect and drive the kv:distro:sys store of a runtime home.

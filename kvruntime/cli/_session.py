@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, TypeVar
 import attrs
 import click
 
-from ._app import EXIT_HOME, EXIT_INTERRUPTED, EXIT_KV, EXIT_USAGE, CliError
+from ._app import EXIT_HOME, EXIT_INTERRUPTED, EXIT_KV, EXIT_USAGE, CliError, storage
 
 if TYPE_CHECKING:
     import anyio
@@ -218,14 +218,22 @@ def run_in_home(
 
     from ..kernel.capabilities import CapabilityStoreError, HomeInUse
     from ..runtime import Runtime
+    from ..storage.engine import StorageUnavailable
+
+    try:  # --storage / $KVRUNTIME_STORAGE (issue 13)
+        made = Runtime(home=home, storage=storage())
+    except ValueError as exc:
+        raise CliError(f"bad --storage: {exc}", EXIT_USAGE) from None
 
     async def go() -> tuple[T | None, Exception | None, list[tuple[Address, Capability]]]:
         try:
-            runtime = await Runtime(home=home).__aenter__()
+            runtime = await made.__aenter__()
         except HomeInUse:
             raise home_in_use(home) from None
         except CapabilityStoreError as exc:
             raise CliError(f"cannot open home {home}: {exc}", EXIT_HOME) from None
+        except StorageUnavailable as exc:
+            raise CliError(f"storage unavailable: {exc}", EXIT_HOME) from None
         session = Session(rt=runtime, keep_db_grants=keep_db_grants)
         before = {(holder, cap.key) for holder, cap in runtime.capability_holders()}
         try:

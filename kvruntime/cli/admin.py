@@ -18,6 +18,7 @@ from ._app import (
     home_option,
     package_argument,
     set_json_mode,
+    storage,
     verbose_option,
 )
 from ._session import (
@@ -206,6 +207,8 @@ def repair(package: PackageId, db: str, yes: bool, as_json: bool, home: Path) ->
     from ..storage.databases import Databases, NoSuchDb
     from ..storage.store import StoreError
 
+    if storage() is not None:  # issue 13: a networked engine has no files here to repair
+        raise CliError("repair works on the LevelDB dbs under --home, not on --storage", EXIT_USAGE)
     check_home(home, create=False)
     store = CapabilityStore(caps_path(home), node=DEFAULT_NODE)  # the CLI's runtimes' node
     try:

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import click
 
-from ._app import EXIT_HOME, EXIT_KV, CliError, cli, home_option, verbose_option, verbosity
+from ._app import (
+    EXIT_HOME,
+    EXIT_KV,
+    CliError,
+    cli,
+    home_option,
+    storage,
+    verbose_option,
+    verbosity,
+)
 from ._session import check_home, home_in_use
 
 __all__ = ["bench", "run"]
@@ -66,6 +75,8 @@ def run(home: Path) -> None:
         root.setLevel(logging.WARNING)
     import runpy
 
+    if (url := storage()) is not None:  # issue 13: the host reads $KVRUNTIME_STORAGE
+        os.environ["KVRUNTIME_STORAGE"] = url
     sys.argv = ["examples.host", "--home", str(home), *(["-v"] if verbosity() >= 2 else [])]
     runpy.run_module("examples.host", run_name="__main__", alter_sys=True)
 

@@ -4,7 +4,10 @@ The runtime runs for as long as the server does (the home is in use
 meanwhile); each page does its kv work as the db package's administrative
 process through ``_session.as_admin``, one at a time per package, and the
 grants those processes took are taken back when the server stops (SIGINT
-or SIGTERM), as after any command.
+or SIGTERM), as after any command. A db page's live panel (``explorer/changes.py``)
+watches as a process of the package of its own (``kvruntime-cli-watch-N``), so a
+stream never holds the package's lock; at a stop signal the streams end first
+(``stopping``), each watch with its ``Unwatch``, and then the server stops.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._app import EXIT_INTERRUPTED, cli, home_option, verbose_option
-from ._session import Session, as_admin, run_in_home
+from ._session import Session, admin_id, as_admin, run_in_home
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -47,7 +50,10 @@ def serve(host: str, port: int, home: Path) -> None:
     Example:
       kvruntime serve --home ./data --port 8470
     """
+    import itertools
+
     import anyio
+    import attrs
     import uvicorn
 
     from ..explorer import build_app
@@ -60,6 +66,7 @@ def serve(host: str, port: int, home: Path) -> None:
         import signal
 
         locks: dict[PackageId, anyio.Lock] = {}
+        stopping = anyio.Event()  # set at a stop signal: the live streams end then
 
         async def run_as(
             package: PackageId, body: Callable[[ProcessContext], Awaitable[Any]]
@@ -67,6 +74,18 @@ def serve(host: str, port: int, home: Path) -> None:
             lock = locks.setdefault(package, anyio.Lock())
             async with lock:
                 return await as_admin(session, package, body)
+
+        streams = itertools.count(1)
+
+        async def watch_as(
+            package: PackageId, body: Callable[[ProcessContext], Awaitable[Any]]
+        ) -> Any:
+            # a live stream's watch: a process of the package of its own (no lock held)
+            process = admin_id(package)
+            name = f"{process.process_name}-watch-{next(streams)}"
+            return await as_admin(
+                session, package, body, process=attrs.evolve(process, process_name=name)
+            )
 
         async def overview() -> tuple[list[Any], list[Any]]:
             return await list_dbs(session, max_count=_MAX_COUNT), db_rights(session)
@@ -82,6 +101,8 @@ def serve(host: str, port: int, home: Path) -> None:
             token=token,
             origins=origins,
             metrics=session.rt.metrics_registry(),
+            watch_as=watch_as,
+            stopping=stopping,
         )
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
@@ -97,6 +118,7 @@ def serve(host: str, port: int, home: Path) -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for signum in signals:
                         stopped_by.append(signum)
+                        stopping.set()
                         server.should_exit = True
                         return
 

@@ -59,6 +59,7 @@ from ._exchange import request
 from ._handle import Kv
 from ._scans import Page
 from ._transaction import Transaction
+from ._watch import Change, Changes  # change feeds (issue 14)
 from .codecs import BYTES, JSON, MSGPACK, BytesCodec, Codec, JsonCodec, MsgpackCodec, Utf8Codec
 from .errors import (
     AddCapFailed,
@@ -78,15 +79,19 @@ from .errors import (
     NoReadCap,
     NotAnInteger,
     NoTx,
+    NoWatch,
     NoWriteCap,
     RemoteNotAllowed,
     TooManyTransactions,
+    TooManyWatches,
     TransactionConflict,
     TransactionTooLarge,
     TtlDisabled,
     TtlTooLarge,
     UnexpectedResponse,
     ValueTooLarge,
+    WatchCompacted,
+    WatchEnded,
 )
 
 __all__ = [
@@ -99,6 +104,8 @@ __all__ = [
     "BytesCodec",
     "CapabilityNotHeld",
     "CasMismatch",
+    "Change",
+    "Changes",
     "Codec",
     "IdError",
     "IntegerOverflow",
@@ -116,6 +123,7 @@ __all__ = [
     "NoDb",
     "NoReadCap",
     "NoTx",
+    "NoWatch",
     "NoWriteCap",
     "NotAnInteger",
     "Page",
@@ -124,6 +132,7 @@ __all__ = [
     "SendErrorKind",
     "Stores",
     "TooManyTransactions",
+    "TooManyWatches",
     "Transaction",
     "TransactionConflict",
     "TransactionTooLarge",
@@ -132,6 +141,8 @@ __all__ = [
     "UnexpectedResponse",
     "Utf8Codec",
     "ValueTooLarge",
+    "WatchCompacted",
+    "WatchEnded",
     "delete",
     "exists",
     "get",

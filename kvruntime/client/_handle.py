@@ -44,6 +44,7 @@ from ._core import DEFAULT_MAX_BATCH_ITEMS, K, V
 from ._exchange import answer, expect, unexpected
 from ._scans import KvScans
 from ._transaction import Transaction
+from ._watch import KvWatch
 from .codecs import Codec
 from .errors import KeyNotFound, KvError, TransactionConflict, UnexpectedResponse
 
@@ -57,7 +58,7 @@ T = TypeVar("T")
 _MISSING: Any = object()
 
 
-class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V]):
+class Kv(KvScans[K, V], KvBatches[K, V], KvAccess[K, V], KvWatch[K, V]):
     """An opened db. Keys and values go through codecs (raw bytes by default).
 
     Limits are checked here too, before anything is sent, as the server

@@ -29,16 +29,20 @@ __all__ = [
     "NoDb",
     "NoReadCap",
     "NoTx",
+    "NoWatch",
     "NoWriteCap",
     "NotAnInteger",
     "RemoteNotAllowed",
     "TooManyTransactions",
+    "TooManyWatches",
     "TransactionConflict",
     "TransactionTooLarge",
     "TtlDisabled",
     "TtlTooLarge",
     "UnexpectedResponse",
     "ValueTooLarge",
+    "WatchCompacted",
+    "WatchEnded",
     "raise_kv_error",
 ]
 
@@ -152,6 +156,42 @@ class TtlTooLarge(KvError):
     """The TTL is longer than this db's maximum (``set_ttl_policy(max_ttl=...)``)."""
 
 
+class WatchCompacted(KvError):
+    """The change log no longer holds what follows the asked position (or the
+    position is past the db's last change): ``oldest`` is the oldest change
+    still held, ``last`` the db's last. Resynchronise (a snapshot), then watch."""
+
+    @property
+    def oldest(self) -> int:
+        """The oldest seq the db's log still holds."""
+        error = self.error
+        return error.oldest if isinstance(error, m.WatchCompacted) else 0
+
+    @property
+    def last(self) -> int:
+        """The db's last seq."""
+        error = self.error
+        return error.last if isinstance(error, m.WatchCompacted) else 0
+
+
+class WatchEnded(KvError):
+    """kv ended the watch: its db was removed, or read access was revoked."""
+
+    @property
+    def reason(self) -> str:
+        """Why it ended."""
+        error = self.error
+        return error.reason if isinstance(error, m.WatchEnded) else str(error)
+
+
+class TooManyWatches(KvError):
+    """A watch past the per-process or per-node bound."""
+
+
+class NoWatch(KvError):
+    """No such watch of this process on this db (it ended)."""
+
+
 class UnexpectedResponse(RuntimeError):
     """kv:distro:sys answered with a response of the wrong kind (a protocol bug)."""
 
@@ -180,6 +220,10 @@ _BY_VARIANT: dict[type, type[KvError]] = {
     m.KeyReserved: KeyReserved,
     m.TtlDisabled: TtlDisabled,
     m.TtlTooLarge: TtlTooLarge,
+    m.WatchCompacted: WatchCompacted,
+    m.WatchEnded: WatchEnded,
+    m.TooManyWatches: TooManyWatches,
+    m.NoWatch: NoWatch,
 }
 
 

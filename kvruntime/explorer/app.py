@@ -4,7 +4,8 @@ Pages: ``/`` (dbs, sizes, key counts, capabilities), ``/db/{package}/{db}``
 (keys and values, paged, with ``prefix``, ``start``/``end``, ``reverse``,
 ``cursor`` (the page after that key) or ``before`` (the page before it),
 keys given as text or, with ``hex=1``, as hex), ``/value`` (one
-value in every view), ``POST /set`` and ``POST /delete``, and ``/metrics``
+value in every view), ``POST /set`` and ``POST /delete``, ``/changes`` (the
+db's live changes as Server-Sent Events, ``changes.py``), and ``/metrics``
 (the runtime's ``kvruntime_*`` series in Prometheus text format).
 
 Security invariants:
@@ -16,7 +17,9 @@ Security invariants:
    ``Origin`` (or ``Sec-Fetch-Site``) says another site is refused as well.
 3. ``Host`` must name the address served (no DNS rebinding).
 4. All kv work runs through ``run_as`` (the CLI's administrative process of
-   the package), one request at a time per package.
+   the package), one request at a time per package; a live stream's watch
+   through ``watch_as`` (a process of that package of its own, so that a
+   stream that lasts never holds that lock).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from ..cli._render import NotMsgpack, readable, unpack
 from .token import token_matches
 
 if TYPE_CHECKING:
+    import anyio
     from prometheus_client import CollectorRegistry
 
     from protocol.ids import PackageId
@@ -87,12 +91,16 @@ def build_app(
     token: str,
     origins: set[str],
     metrics: CollectorRegistry | None = None,
+    watch_as: RunAs | None = None,
+    stopping: anyio.Event | None = None,
 ) -> Starlette:
     """The explorer application.
 
     ``overview()`` answers (dbs, rights) as ``cli._inventory`` reads them;
     ``origins`` are the ``scheme://host:port`` the server is reached at;
-    ``metrics`` (the runtime's own registry) is served at ``/metrics``.
+    ``metrics`` (the runtime's own registry) is served at ``/metrics``;
+    ``watch_as`` runs a live stream's watch (none: no live panel), and
+    ``stopping`` is set when the server stops (the streams end then).
     """
     env = Environment(
         loader=PackageLoader("kvruntime.explorer", "templates"),
@@ -119,23 +127,55 @@ def build_app(
     def key_from(text: str, as_hex: bool) -> bytes:
         return bytes.fromhex(text) if as_hex else text.encode("utf-8")
 
+    def filter_of(q: Any) -> tuple[bytes | None, bytes | None, bytes | None] | Response:
+        """The page's ``prefix``/``start``/``end`` (``hex=1``: as hex), or a refusal."""
+        as_hex = q.get("hex") == "1"
+        try:
+            prefix = key_from(q["prefix"], as_hex) if q.get("prefix") else None
+            start = key_from(q["start"], as_hex) if q.get("start") else None
+            end = key_from(q["end"], as_hex) if q.get("end") else None
+        except ValueError:
+            return refuse(400, "a key given as hex is not hex")
+        if prefix is not None and (start is not None or end is not None):
+            return refuse(400, "give a prefix or a start/end range, not both")
+        return prefix, start, end
+
+    async def changes(request: Request) -> Any:
+        from .changes import ChangeStream
+
+        if watch_as is None:
+            return refuse(404, "no live changes on this server")
+        package = parse_package(request.path_params["package"])
+        bounds = filter_of(request.query_params)
+        if isinstance(bounds, Response):
+            return bounds
+        last = request.headers.get("last-event-id", "")
+        since = int(last) if last.isdigit() and int(last) < 2**64 else None
+        return ChangeStream(
+            watch_as=watch_as,
+            package=package,
+            db=request.path_params["db"],
+            bounds=bounds,
+            since=since,
+            stopping=stopping,
+            headers=_HEADERS,
+        )
+
     async def db_page(request: Request) -> Response:
         from ..cli._session import open_db
 
         package = parse_package(request.path_params["package"])
         db = request.path_params["db"]
         q = request.query_params
-        as_hex = q.get("hex") == "1"
+        bounds = filter_of(q)
+        if isinstance(bounds, Response):
+            return bounds
+        prefix, start, end = bounds
         try:
-            prefix = key_from(q["prefix"], as_hex) if q.get("prefix") else None
-            start = key_from(q["start"], as_hex) if q.get("start") else None
-            end = key_from(q["end"], as_hex) if q.get("end") else None
             cursor = bytes.fromhex(q["cursor"]) if q.get("cursor") else None
             before = bytes.fromhex(q["before"]) if q.get("before") else None
         except ValueError:
             return refuse(400, "a key given as hex is not hex")
-        if prefix is not None and (start is not None or end is not None):
-            return refuse(400, "give a prefix or a start/end range, not both")
         if cursor is not None and before is not None:
             return refuse(400, "give a cursor or before, not both")
         reverse = q.get("reverse") == "1"
@@ -182,6 +222,9 @@ def build_app(
             next=nxt,
             prev=prev,
             q=dict(q),
+            live=None
+            if watch_as is None
+            else {k: v for k, v in q.items() if k in ("prefix", "start", "end", "hex")},
         )
 
     async def value_page(request: Request) -> Response:
@@ -292,6 +335,7 @@ def build_app(
             Route("/metrics", metrics_page),
             Route("/db/{package}/{db}", db_page),
             Route("/db/{package}/{db}/value", value_page),
+            Route("/db/{package}/{db}/changes", changes),
             Route("/db/{package}/{db}/{action:str}", write, methods=["POST"]),
             Mount("/static", StaticFiles(directory=static), name="static"),
         ],

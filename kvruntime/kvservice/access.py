@@ -78,11 +78,13 @@ def open_db(ctx: Context, msg: Request, sender: ProcessId, db: DbKey, action: Op
 async def _open_then_grant(ctx: Context, msg: Request, db: DbKey) -> KvError | None:
     package_id, name = db
     try:
-        await anyio.to_thread.run_sync(
+        store = await anyio.to_thread.run_sync(
             functools.partial(ctx.dbs.open, package_id, name, create=True, evict=False)
         )
+        log = await anyio.to_thread.run_sync(ctx.feeds.load, store)  # change feeds (issue 14)
     except StoreError as exc:
         return exc.error
+    ctx.feeds.opened(store, log)
     return _grant(ctx, msg, db)
 
 
@@ -119,6 +121,7 @@ async def _remove(ctx: Context, msg: Request, db: DbKey) -> KvError | None:
         return IoError(message=f"cannot revoke capabilities: {exc}")
     ctx.bus.withdraw_offers(caps)
     ctx.txs.drop_db(db)
+    ctx.feeds.end(db, "the db was removed", ctx.answer)  # change feeds (issue 14)
     try:  # 2. the directory renamed away (atomic), 3. its files deleted
         await anyio.to_thread.run_sync(ctx.dbs.remove, package_id, name)
     except StoreError as exc:
@@ -148,6 +151,7 @@ def revoke(ctx: Context, msg: Request, sender: ProcessId, db: DbKey, action: Rev
     # Its open transactions on the db go too: staged writes it may no
     # longer commit are dropped at once, and a later use answers NoTx.
     ctx.txs.drop_owned(action.process, db)
+    ctx.feeds.end(db, "read access was revoked", ctx.answer, holder=holder)  # issue 14
     ctx.answer(msg, _OK)
     return None
 

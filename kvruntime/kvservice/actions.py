@@ -53,12 +53,15 @@ from protocol.messages import (  # keys with a TTL (issue 14)
     TxExists,
     TxGet,
     TxGetMany,
+    Unwatch,
+    Watch,
+    WatchNext,
     WriteBatch,
 )
 
 from ..kernel.message import Request
 from ..storage.store import Store
-from . import access, reads, ttl_actions, tx_actions, writes
+from . import access, feeds, reads, ttl_actions, tx_actions, writes
 from .context import Context, Outcome
 from .transactions import DbKey
 
@@ -148,6 +151,9 @@ TABLE: Final[dict[type[KvAction], Rule]] = dict(
         _write(BeginTx, tx_actions.begin_tx),
         _write(Commit, tx_actions.commit),
         _write(Rollback, tx_actions.rollback),
+        _read(Watch, feeds.watch),  # change feeds (issue 14)
+        _read(WatchNext, feeds.watch_next),
+        _read(Unwatch, feeds.unwatch),
         # keys with a TTL (issue 14)
         _write(SetExpiring, ttl_actions.set_expiring, blob=True),
         _write(SetManyExpiring, ttl_actions.set_many_expiring, blob=True),

@@ -54,3 +54,22 @@ class KvConfig:
     expiry_sweep_seconds: float = 1.0
     #: Expired keys one sweeper step deletes at most, over every db.
     expiry_sweep_keys: int = 1000
+    # --- change feeds (issue 14; kvservice/feeds.py) ---
+    #: Changes a db's log retains (the oldest trimmed past it, in the same batch).
+    watch_log_entries: int = 100_000
+    #: Bytes of change records a db's log retains (keys and values of its records).
+    watch_log_bytes: int = 64 * MiB
+    #: Watches one process may hold at once (``TooManyWatches`` above it).
+    max_watches_per_process: int = 64
+    #: Watches the node holds at once (``TooManyWatches`` above it).
+    max_watches: int = 10_000
+    #: Changes in one pushed answer: the window a watcher's acknowledgement opens.
+    #: As many as one batch may write (``max_batch_items``' default): a watcher
+    #: gets at most one window per flush of the writer's, so a smaller window
+    #: falls behind a writer of large batches for good (benchmarks/watch_lag.py).
+    watch_window_items: int = DEFAULT_MAX_BATCH_ITEMS
+    #: Bytes of keys and values in one pushed answer (one change always fits).
+    watch_window_bytes: int = 1 * MiB
+    #: Seconds a watch may go without asking for changes before a new watch may
+    #: take its place at a bound (its process is presumed gone).
+    watch_idle_seconds: float = 120.0

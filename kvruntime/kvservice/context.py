@@ -26,6 +26,7 @@ from ..kernel.capabilities import CapabilityStore
 from ..kernel.message import Capability, Request
 from ..storage.engine import Engine
 from ..storage.store import Store
+from .changelog import Feeds
 from .config import KvConfig
 from .expiry import Expiries
 from .transactions import DbKey, Transaction, Transactions
@@ -55,6 +56,10 @@ class Context(Protocol):
     @property
     def dbs(self) -> Engine:
         """The dbs, open or on disk."""
+
+    @property
+    def feeds(self) -> Feeds:
+        """The change logs and the watches (issue 14)."""
 
     @property
     def expiry(self) -> Expiries:
@@ -94,7 +99,8 @@ class Context(Protocol):
         *,
         expired: bool = False,
     ) -> KvError | None:
-        """Write ``ops`` in one batch now (logged for the conflict check), or the error.
+        """Write ``ops`` in one batch now (logged for the conflict check, and in the
+        change log: ``Feeds.with_log``), or the error.
 
         ``expired``: the ops are the sweeper's deletes of expired keys (the
         change log records them as kind "expire")."""

@@ -19,7 +19,12 @@ Invariants:
    ``DbExpiry.deadlines`` holds exactly the deadlines the store holds with
    its queued writes applied: ``complete`` updates it when a write is queued;
    a write that fails discards its store, and the reopened store (another
-   object) loads its index afresh.
+   object) loads its index afresh. On a networked engine (``loads_inline``
+   false: ``kvservice/networked.py``) a store's records cannot be read
+   inline: ``of`` raises ``NotAtHand(store, ("expiry", db))`` and the kv
+   process loads the index as long work on the db (``load`` in a worker
+   thread, the db held), then serves the request again; a commit that fails
+   there drops the index (``drop``), which is then loaded afresh.
 2. In one write, a ``DEADLINE`` op for a key wins over its data ops (a
    transaction's staged writes carry no order); any other write of a key
    clears its expiry (as Redis ``SET`` does). While no open db has a key
@@ -41,7 +46,7 @@ from typing import Final
 
 import attrs
 
-from ..storage.store import Store, prefix_end
+from ..storage.store import NotAtHand, Store, prefix_end
 from .reserved import DEADLINE, EXPIRY_INDEX, RESERVED, SETTINGS
 from .transactions import DbKey, Transaction, Transactions
 
@@ -216,6 +221,9 @@ class Expiries:
     armed: bool = False
     #: The index of every store loaded so far (closed ones go at ``loaded``).
     by_store: dict[Store, DbExpiry] = attrs.Factory(dict)
+    #: Whether ``of`` may read a store's records inline (an embedded engine); if
+    #: not, it raises ``NotAtHand`` for an index not loaded yet (invariant 1).
+    loads_inline: bool = True
 
     def now(self) -> int:
         """Now, in whole milliseconds of the wall clock."""
@@ -225,9 +233,20 @@ class Expiries:
         """The index of ``store`` (the open store of ``db``), loaded from it at first use."""
         found = self.by_store.get(store)
         if found is None:
-            found = self.by_store[store] = DbExpiry.load(store, db)
-            self.armed = self.armed or bool(found.deadlines)
+            if not self.loads_inline:  # loaded as long work, then asked again
+                raise NotAtHand(store, ("expiry", db))
+            found = self.adopt(store, DbExpiry.load(store, db))
         return found
+
+    def adopt(self, store: Store, index: DbExpiry) -> DbExpiry:
+        """Keep ``index`` (``DbExpiry.load`` of ``store``, run elsewhere) as ``store``'s."""
+        self.by_store[store] = index
+        self.armed = self.armed or bool(index.deadlines)
+        return index
+
+    def drop(self, store: Store) -> None:
+        """Forget ``store``'s index (a write of it failed): the next use loads it afresh."""
+        self.by_store.pop(store, None)
 
     def expired(self, store: Store, db: DbKey, key: bytes) -> bool:
         """Whether ``key`` of ``store`` has expired: reads answer it as absent."""

@@ -40,6 +40,12 @@ Open, RemoveDb (and the order its removal keeps), Revoke and Capabilities
 are served by ``access.py``; every other action by its handler in the action
 table (``actions.py``).
 
+On a networked engine (a ``BatchEngine``: Redis Cluster) the kv process is
+``networked.NetworkedKvProcess``: the same loop, where a batch is served by
+``_serve_round`` (prefetch, serve inline, commit, then answer) and a read not
+at hand is long work under rules 1-6. The embedded engines keep the inline
+path above, with no await per request.
+
 One request is served as decode -> rule -> checks -> handler -> outbox, and
 its checks run in PROTOCOL.md's order: decode and names (MalformedRequest),
 the blob its rule requires, remote sender; then, for a data action, the db's
@@ -55,7 +61,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Final, assert_never
+from typing import ClassVar, Final, assert_never
 
 import anyio
 import anyio.to_thread
@@ -89,6 +95,7 @@ from ..storage.engine import Engine, NoSuchDb
 from ..storage.store import Store, StoreError
 from .access import kv_capability
 from .actions import TABLE, OfTheDb, OnData
+from .changelog import Feeds  # change feeds (issue 14)
 from .checks import first
 from .config import KvConfig
 from .context import Context, Work
@@ -133,6 +140,8 @@ class KvProcess:
     expiry: Expiries = attrs.Factory(Expiries)
     #: The open transactions.
     txs: Transactions = attrs.field(init=False)
+    #: The change logs and the watches (changelog.py; issue 14).
+    feeds: Feeds = attrs.field(init=False)
     #: Plain writes waiting for the next flush, per db.
     _writes: dict[Store, list[tuple[bytes, bytes | None]]] = attrs.Factory(dict)
     #: Answers in serving order, waiting for the next flush.
@@ -151,6 +160,8 @@ class KvProcess:
     #: Requests waiting behind long work, in the order they came (rule 4).
     _deferred: deque[tuple[Request, ProcessId, DbKey | None]] = attrs.Factory(deque)
     _room: anyio.Event = attrs.Factory(anyio.Event)
+    #: Whether batches are served by ``_serve_round`` (a networked engine's kv process).
+    networked: ClassVar[bool] = False
     #: For the metrics: when the batch being served began (``metrics.clock``),
     #: its size until a flush records it (0: recorded), the action type of the
     #: request being served (None: not decoded), and, for a request that waits
@@ -170,6 +181,7 @@ class KvProcess:
             idle_seconds=cfg.transaction_idle_seconds,
             clock=self.clock,
         )
+        self.feeds = Feeds(cfg, clock=self.clock)  # change feeds (issue 14)
 
     @property
     def open_transactions(self) -> int:
@@ -195,7 +207,10 @@ class KvProcess:
                         batch = await mailbox.get_batch(self.config.max_batch)
                     except MailboxClosed:
                         break
-                    self._serve_batch(batch)
+                    if self.networked:  # kvservice/networked.py: awaits its engine
+                        await self._serve_round(batch)
+                    else:
+                        self._serve_batch(batch)
             # Every long work has ended, so nothing is deferred any more (rule 4).
             self._work = None
             tg.cancel_scope.cancel()
@@ -207,17 +222,27 @@ class KvProcess:
             if gone := self.txs.expire():
                 log.info("expired %d idle transaction(s)", gone)
 
+    async def _serve_round(self, batch: list[Request | Response]) -> None:
+        """Serve ``batch`` with awaits (a networked engine's kv process overrides it)."""
+        self._serve_batch(batch)
+
     # --- keys with a TTL: the sweeper (issue 14; expiry.py) ----------------------------
 
     async def _sweep_expired_keys(self) -> None:
         while True:
             await anyio.sleep(self.config.expiry_sweep_seconds)
-            self.sweep_expired()
+            await self.sweep_step()
+
+    async def sweep_step(self) -> int:
+        """One step of the sweeper, its writes done (``sweep_expired``; a networked
+        engine's kv process also commits them, as a batch's)."""
+        return self.sweep_expired()
 
     def sweep_expired(self) -> int:
         """One bounded step of the sweeper: delete up to ``expiry_sweep_keys`` expired
         keys of the open dbs no long work holds, through the normal write path
-        (``write_now(expired=True)``); how many went."""
+        (``write_now(expired=True)``: a logged db gets an "expire" change per key
+        in the same write), then wake the watchers; how many went."""
         budget = self.config.expiry_sweep_keys
         now = self.expiry.now()
         gone = 0
@@ -237,6 +262,7 @@ class KvProcess:
                 gone += len(due)
         if gone:
             log.debug("swept %d expired key(s)", gone)
+            self.flush()  # wake the watchers of their "expire" changes (change feeds)
         return gone
 
     def _reap_for_commit(self, tx: Transaction, db: DbKey, store: Store) -> bool:
@@ -426,13 +452,15 @@ class KvProcess:
         ``msg`` back to be served first once it is open; else the error."""
         package_id, name = db
         try:
-            await anyio.to_thread.run_sync(
+            store = await anyio.to_thread.run_sync(
                 functools.partial(self.dbs.open, package_id, name, create=False, evict=False)
             )
+            log = await anyio.to_thread.run_sync(Feeds.load, store)  # change feeds (issue 14)
         except NoSuchDb:
             return NoDb(package_id=package_id, db=name)
         except StoreError as exc:
             return exc.error
+        self.feeds.opened(store, log)
         return msg
 
     # --- the Context its handlers use (context.py) -------------------------------------
@@ -456,6 +484,10 @@ class KvProcess:
             )
             self._db_caps[key] = caps
         return caps
+
+    def dbs_get(self, db: DbKey) -> Store | None:
+        """The open store of ``db``, if open (for ``Feeds.notify``)."""
+        return self.dbs.get(*db)
 
     def answer(self, msg: Request, response: KvResponse, blob: bytes | None = None) -> None:
         """Queue ``response`` to ``msg``; it leaves after the next flush."""
@@ -496,11 +528,13 @@ class KvProcess:
     ) -> KvError | None:
         """Write ``ops`` in one batch now and log them for the conflict check, or
         the error: then the db is closed (its log may end in a torn record; the
-        next request reopens it). ``expired``: the sweeper's deletes of expired
+        next request reopens it). The change log gets their changes in the same
+        batch (``Feeds.with_log``); ``expired``: the sweeper's deletes of expired
         keys (the change log's kind "expire")."""
         ops = self.expiry.complete(store, db, list(ops))  # keys with a TTL (issue 14)
         try:
-            store.write(ops, sync=self.config.sync_writes)
+            logged = self.feeds.with_log(store, ops, expired=expired)  # change feeds (issue 14)
+            store.write(logged, sync=self.config.sync_writes)
         except StoreError as exc:
             self.dbs.discard(store)
             return exc.error
@@ -544,9 +578,12 @@ class KvProcess:
         """Write pending plain writes, one batch per db, then send every waiting answer."""
         failed: dict[Store, KvError] = {}
         if self._writes:
-            sync = self.config.sync_writes
+            sync, feeds = self.config.sync_writes, self.feeds
+            logs = feeds.logs
             for store, ops in self._writes.items():
                 try:
+                    if logs.get(store, ops) is not None:  # a logged db (or not known yet)
+                        ops = feeds.with_log(store, ops)  # change feeds (issue 14)
                     store.write(ops, sync=sync)
                 except StoreError as exc:
                     failed[store] = exc.error
@@ -556,7 +593,14 @@ class KvProcess:
                     failed[store] = _internal_error()
                     self.dbs.discard(store)
             self._writes.clear()
+        if self.feeds.dirty:  # change feeds: wake parked watchers (issue 14)
+            self.feeds.notify(self.dbs_get, self.answer)
         outbox, self._outbox = self._outbox, []
+        self._send(outbox, failed)
+
+    def _send(self, outbox: list[_Entry], failed: dict[Store, KvError]) -> None:
+        """Send ``outbox``'s answers in order; one that waited for a store in ``failed``
+        answers its error."""
         if not outbox:
             return
         respond, source = self.bus.respond, self.slot.address

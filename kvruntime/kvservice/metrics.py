@@ -70,6 +70,9 @@ class KvMetrics:
     clock: Callable[[], int] = time.perf_counter_ns
     #: Read at scrape time: the gauges' current values (set by the runtime).
     gauges: dict[str, Callable[[], float]] = attrs.Factory(dict)
+    #: Read at scrape time: counters kept elsewhere (the change feeds'), by name:
+    #: a total, or counts by the value of one label (``_COUNTER_DOCS``).
+    counters: dict[str, Callable[[], float | dict[str, int]]] = attrs.Factory(dict)
     #: Bytes of values written (blobs of requests answered Ok) and read (blobs
     #: answered).
     _bytes_written: int = 0
@@ -186,6 +189,16 @@ class KvMetrics:
         ]
         for name, read in sorted(self.gauges.items()):
             families.append(GaugeMetricFamily(f"kvruntime_{name}", _GAUGE_DOCS[name], value=read()))
+        for name, read_counter in sorted(self.counters.items()):
+            doc, label = _COUNTER_DOCS[name]
+            got = read_counter()
+            if isinstance(got, dict):
+                family = CounterMetricFamily(f"kvruntime_{name}", doc, labels=[label or "kind"])
+                for value, n in sorted(got.items()):
+                    family.add_metric([value], n)
+            else:
+                family = CounterMetricFamily(f"kvruntime_{name}", doc, value=got)
+            families.append(family)
         return families
 
 
@@ -194,6 +207,17 @@ _GAUGE_DOCS: Final = {
     "open_dbs": "Dbs open in the storage engine.",
     "open_transactions": "Transactions open in kv:distro:sys.",
     "mailbox_depth": "Messages waiting in kv:distro:sys's mailbox.",
+    "watches": "Watches open in kv:distro:sys (change feeds).",
+}
+
+#: What each counter the runtime may supply means, and its label (None: a total).
+_COUNTER_DOCS: Final[dict[str, tuple[str, str | None]]] = {
+    "watch_changes_logged": ("Changes written into the dbs' change logs.", None),
+    "watch_changes_delivered": ("Changes sent to watchers (each watcher counts).", None),
+    "watches_ended": (
+        "Watches ended, by reason: unwatched, idle, compacted, db_removed, access_revoked.",
+        "reason",
+    ),
 }
 
 

@@ -58,6 +58,7 @@ from protocol.messages import (
 
 from ..kernel.message import Request
 from ..storage.store import Store, StoreError
+from .changelog import Feeds
 from .checks import (
     batch_blob,
     first,
@@ -221,7 +222,8 @@ async def _write_in_thread(
     db is held, so nothing else writes it or closes its store meanwhile)."""
     ctx.flush_pending(store)
     ops = ctx.expiry.complete(store, db, ops)  # keys with a TTL (expiry.py)
-    job = functools.partial(store.write, ops, sync=ctx.config.sync_writes)
+    logged = ctx.feeds.with_log(store, ops)  # change feeds (changelog.py)
+    job = functools.partial(store.write, logged, sync=ctx.config.sync_writes)
     try:
         await anyio.to_thread.run_sync(job)
     except StoreError as exc:
@@ -379,8 +381,19 @@ async def _delete_range(
     index = ctx.expiry.of(store, db)  # keys with a TTL: their records go too (expiry.py)
     # In a thread, so that a large range does not stall the event loop; invariant 1
     # still holds, as the kv loop holds the db until it is done.
+    # Whether the db is logged is learnt here, on the loop (change feeds, changelog.py):
+    # the thread then touches only this held db's log.
+    feeds = ctx.feeds if ctx.feeds.log_of(store) is not None else None
     job = functools.partial(
-        _delete_range_sync, store, lo, hi, keep, ctx.config.sync_writes, index, ctx.expiry.now()
+        _delete_range_sync,
+        store,
+        lo,
+        hi,
+        keep,
+        ctx.config.sync_writes,
+        index,
+        ctx.expiry.now(),
+        feeds,
     )
     try:
         count, deleted = await anyio.to_thread.run_sync(job)
@@ -401,12 +414,15 @@ def _delete_range_sync(
     sync: bool,
     index: DbExpiry,
     now: int,
+    feeds: Feeds | None,
 ) -> tuple[int, list[bytes]]:
     """Delete every key in ``lo <= key < hi`` in one batch, from one snapshot, with
     the expiry records of those that have one (``index``, updated once written).
 
     Return how many went (an expired key does not count: it was absent), and
-    which (only if ``keep``: a transaction may need them).
+    which (only if ``keep``: a transaction may need them). With ``feeds`` (a
+    logged db) each key gets its "delete" change, in the batch (an expired key
+    the sweeper had not removed yet too: PROTOCOL.md, "Change feeds").
     """
     count = 0
     kept: list[bytes] = []
@@ -426,6 +442,9 @@ def _delete_range_sync(
                 forgotten.append(key)
                 yield from index.clear_ops(key, deadline)
 
-    store.write(ops(), sync=sync)
+    if feeds is None:
+        store.write(ops(), sync=sync)
+    else:  # change feeds: the ops in full, then their changes (changelog.py)
+        store.write(feeds.with_log(store, list(ops())), sync=sync)
     index.forget(forgotten)  # after the write; the db is held, so no one reads it meanwhile
     return count, kept

@@ -32,26 +32,29 @@ How calls are made (and how a networked engine fits):
   event loop: an embedded engine answers them without an await per request.
   ``open``/``remove``/``repair``/``discard``/``evict``/``close_all`` may block and
   run in a worker thread.
-- A networked engine (Redis Cluster, issue 13) cannot answer inline: it needs
-  the batch-level async form of this seam, where the kv process hands the
-  engine each batch's reads and writes per db and awaits one round trip per
-  shard. Nothing here forbids that form: the writes already arrive grouped per
-  db in one call, and a read is always preceded by its db's flush; the async
-  form adds an awaitable ``flush(batch)`` beside these calls rather than
-  changing them, and an embedded engine implements it by calling them inline.
+- A networked engine (Redis Cluster, issue 13) cannot answer inline: it is
+  also a ``BatchEngine``, the batch-level async form of this seam. The kv
+  process (``kvservice/networked.py``) hands it each batch's reads before
+  serving (``prefetch``, one pipeline per shard), serves the batch inline
+  against what is *at hand* (a read that is not raises ``NotAtHand``: long
+  work on that db fetches it, then the request is served again), and awaits
+  ``commit`` (one pipeline per shard) before any answer of the batch
+  leaves. An embedded engine is no ``BatchEngine``: its hot path stays
+  inline, with no await per request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Container
 from pathlib import Path
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from protocol.ids import PackageId
+from protocol.messages import KvError
 
 from .store import Store
 
-__all__ = ["DbKey", "Engine", "NoSuchDb", "StorageUnavailable"]
+__all__ = ["BatchEngine", "DbKey", "Engine", "NoSuchDb", "StorageUnavailable"]
 
 #: Names one db: its package and its name.
 DbKey: TypeAlias = tuple[PackageId, str]
@@ -113,3 +116,33 @@ class Engine(Protocol):
 
     def close_all(self) -> None:
         """Close every open store (at shutdown, once requests have drained)."""
+
+
+@runtime_checkable
+class BatchEngine(Engine, Protocol):
+    """An engine whose stores answer from what each batch fetched (networked).
+
+    Every call runs on the kv process's event loop. ``failures`` is the log of
+    failed commits, ``(seq, store, error)`` with ``seq`` increasing: the
+    answers that waited for a failed store's writes answer its error instead.
+    """
+
+    failures: list[tuple[int, Store, KvError]]
+
+    async def start(self) -> None:
+        """Connect and check the server (``StorageUnavailable`` if unusable)."""
+
+    async def aclose(self) -> None:
+        """Close the connections (after ``close_all``)."""
+
+    async def prefetch(self, wanted: dict[Store, list[bytes]]) -> None:
+        """Commit the buffered writes of these stores, then fetch ``wanted`` keys."""
+
+    async def commit(self) -> None:
+        """Send every buffered write (failures go to ``failures``)."""
+
+    def end_round(self, keep: Container[DbKey]) -> None:
+        """Drop what the batch had at hand, but for the dbs in ``keep``."""
+
+    def failure_seq(self) -> int:
+        """The ``seq`` the next failure will have."""

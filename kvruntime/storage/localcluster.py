@@ -1,7 +1,8 @@
 """A local Redis Cluster for tests, benchmarks and ``make run-cluster``.
 
-``LocalCluster(folder).start()`` runs ``masters`` masters and as many
-replicas (one each) of Debian's ``redis-server`` on free high loopback ports
+``LocalCluster(folder).start()`` runs ``masters`` masters and ``replicas``
+replicas of each (one by default) of Debian's ``redis-server`` on free high
+loopback ports
 (each with its cluster bus port, port + 10000, free too), in ``folder``,
 joins them with ``redis-cli --cluster create`` and waits until the cluster
 is ``ok`` and every replica has finished its first sync (a replica that
@@ -68,6 +69,8 @@ class LocalCluster:
 
     folder: Path = attrs.field(converter=Path)
     masters: int = 3
+    #: Replicas per master.
+    replicas: int = 1
     #: Extra ``redis-server`` arguments, e.g. ``["--appendfsync", "always"]``.
     extra: list[str] = attrs.Factory(list)
     ports: list[int] = attrs.field(init=False, factory=list)
@@ -86,7 +89,7 @@ class LocalCluster:
                 "redis-server/redis-cli not on PATH (`make test` installs Debian's redis-server)"
             )
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.ports = free_ports(2 * self.masters)
+        self.ports = free_ports((1 + self.replicas) * self.masters)
         try:
             for port in self.ports:
                 self._spawn(exe, port)
@@ -99,7 +102,7 @@ class LocalCluster:
                     "--cluster",
                     "create",
                     *(f"127.0.0.1:{p}" for p in self.ports),
-                    *self._create,
+                    *("--cluster-replicas", str(self.replicas), "--cluster-yes"),
                 ],
                 capture_output=True,
                 timeout=timeout,
@@ -115,8 +118,6 @@ class LocalCluster:
             self.stop()
             raise
         return self
-
-    _create = ("--cluster-replicas", "1", "--cluster-yes")
 
     def _spawn(self, exe: str, port: int) -> None:
         folder = (self.folder / str(port)).resolve()
@@ -179,12 +180,55 @@ class LocalCluster:
         """Whether the node on ``port`` is a master now."""
         return self.info(port, "replication").get("role") == "master"
 
+    def owner(self, key: bytes | str, via: int | None = None) -> int:
+        """The port of the master serving ``key``'s slot now (as node ``via`` sees it)."""
+        asked = via if via is not None else next(p for p in self.ports if p in self.processes)
+        name = key.decode("latin-1") if isinstance(key, bytes) else key
+        slot = int(self._cli(asked, "CLUSTER", "KEYSLOT", name))
+        for line in self._cli(asked, "CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            flags = fields[2].split(",")
+            if "master" not in flags or "fail" in flags or "fail?" in flags:
+                continue
+            for span in fields[8:]:
+                if span.startswith("["):
+                    continue
+                low, _, high = span.partition("-")
+                if int(low) <= slot <= int(high or low):
+                    return int(fields[1].split(":")[1].split("@")[0])
+        raise ClusterStartError(f"no master serves slot {slot} now")
+
+    def replicas_of(self, port: int) -> list[int]:
+        """The ports of the replicas of the master on ``port`` (as a live node sees it)."""
+        asked = next(p for p in self.ports if p in self.processes)
+        lines = [line.split() for line in self._cli(asked, "CLUSTER", "NODES").splitlines()]
+        ids = {int(f[1].split(":")[1].split("@")[0]): f[0] for f in lines}
+        return sorted(p for p, i in ids.items() for f in lines if f[0] == i and f[3] == ids[port])
+
+    def config_set(self, port: int, name: str, value: str) -> None:
+        """``CONFIG SET name value`` on one node."""
+        if (answer := self._cli(port, "CONFIG", "SET", name, value)) != "OK":
+            raise ClusterStartError(f"CONFIG SET {name} {value} on {port}: {answer}")
+
+    def revive(self, port: int) -> None:
+        """Start the server on ``port`` again (after ``kill``): it rejoins the cluster."""
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise ClusterStartError("redis-server not on PATH")
+        self._spawn(exe, port)
+
     def kill(self, port: int) -> None:
         """kill -9 the server on ``port`` (a fault test's lost shard)."""
-        process = self.processes[port]
+        process = self.processes.pop(port)
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until every running node is ready (see ``ready``); ClusterStartError if not."""
+        deadline = time.monotonic() + timeout
+        for port in list(self.processes):
+            self._wait(lambda p=port: self.ready(p), deadline, f"{port} cluster ok")
 
     def stop(self) -> None:
         """Stop every server by its PID (SIGTERM, then SIGKILL after 5 s)."""

@@ -1,32 +1,38 @@
 """The Redis Cluster engine: a node's dbs in a Redis Cluster (issue 13).
 
-Status: NOT YET WIRED IN. ``Runtime(storage="redis-cluster://...")`` does not
-pick it yet, and the kv loop does not yet drive its batch calls
-(``prefetch``/``commit``/``end_round``, and ``NotAtHand`` as long work); the
-tests (``tests/kvruntime/storage/test_redis_cluster.py``) drive it from
-worker threads only, as long work would. The design it is built for: the kv
-process serves a batch against what the engine has *at hand* and the engine
-does the network work once per batch, one pipeline per master, through
-redis-py's ``redis.asyncio.cluster`` (which follows MOVED/ASK and refreshes
-the topology).
+``Runtime(storage="redis-cluster://h:p,...")`` picks it; the kv process
+drives it as a ``BatchEngine`` (``kvservice/networked.py``): it serves a
+batch against what the engine has *at hand*, and the engine does the network
+work once per batch, one pipeline per master, through redis-py's
+``redis.asyncio.cluster`` (which follows MOVED/ASK and refreshes the
+topology).
 
 Layout, per db, under one hash tag (so every key of a db is in one slot and
 one Lua script changes them atomically): ``kv{T}v``, a hash key -> value, and
 ``kv{T}k``, a sorted set of the keys (all scores 0: ordered by bytes, as
 ``ZRANGE BYLEX`` reads them). ``T`` is the percent-encoded
-``node/package/db``, so runtimes of different nodes share a cluster without
-colliding. The dbs of a node are the set ``kvdbs{N}`` (N: the node).
+``namespace/node/package/db`` (``?namespace=`` of the URL, empty by
+default), so runtimes of different nodes share a cluster without colliding.
+The dbs of a node are the set ``kvdbs{N}`` (N: the namespace and the node).
+
+What is not LevelDB's: a scan page is one snapshot (one script), but an
+``iterate`` from a worker thread (a DeleteRange) reads pages of
+``_THREAD_PAGE`` keys, each its own snapshot; as the kv process holds the db
+meanwhile (one writer, invariant 1), no write lands between them.
 
 Invariants (beside those of ``engine.py``):
 1. One writer per namespace: only this node's kv process writes its keys, so
    what it wrote and read in this batch (``at hand``) is the current state.
+   What a worker thread writes drops what is at hand (it is fetched again).
    Two runtimes with the same node name on one cluster are not supported.
 2. Inline calls (on the event loop) never touch the network: ``get`` and
    ``read_page``/``iterate`` answer from what this batch fetched, else raise
    ``NotAtHand`` (the kv loop fetches it as long work on the db and serves
    the request again); ``write`` buffers its ops (and lays them over what is
    at hand). ``BatchEngine.prefetch``/``commit`` send the buffers, each as one
-   ``EVAL`` (atomic: all of a batch or none), before any read of that db.
+   ``EVAL`` (atomic: all of a batch or none), before any read of that db;
+   every commit that fails is logged in ``failures`` (the kv process answers
+   the error to what waited for it).
 3. Called from a worker thread (long work: a DeleteRange, a large batch,
    open/remove), the same methods run on the event loop through
    ``anyio.from_thread`` and wait for the network: a write is committed when
@@ -57,6 +63,8 @@ import anyio
 import anyio.from_thread
 import attrs
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from protocol.ids import PackageId, validate_db_name
@@ -122,10 +130,15 @@ return {ks, vs}
 _FIRST_RANGE: Final = 64
 #: Entries per round trip when a worker thread iterates.
 _THREAD_PAGE: Final = 1000
+#: Retries of a command that met a connection error (see ``start``).
+_RETRIES: Final = 3
+#: Failed commits the engine remembers (the kv process reads the recent ones).
+_FAILURES_KEPT: Final = 1024
 
 
-def parse_url(url: str) -> tuple[list[tuple[str, int]], str]:
-    """``redis-cluster://h:p,h:p[?durability=async|wait]`` -> (nodes, durability).
+def parse_url(url: str) -> tuple[list[tuple[str, int]], str, str]:
+    """``redis-cluster://h:p,h:p[?durability=async|wait][&namespace=NAME]`` ->
+    (nodes, durability, namespace).
 
     ValueError for anything else.
     """
@@ -140,9 +153,10 @@ def parse_url(url: str) -> tuple[list[tuple[str, int]], str]:
         nodes.append((host, int(port)))
     query = urllib.parse.parse_qs(parts.query, strict_parsing=False)
     durability = query.pop("durability", ["async"])[-1]
+    namespace = query.pop("namespace", [""])[-1]
     if durability not in ("async", "wait") or query or parts.path not in ("", "/"):
-        raise ValueError(f"{url!r}: the only option is durability=async|wait")
-    return nodes, durability
+        raise ValueError(f"{url!r}: the options are durability=async|wait and namespace=NAME")
+    return nodes, durability, namespace
 
 
 def _quote(text: str) -> str:
@@ -231,6 +245,7 @@ class RedisStore:
         self._at_hand.update(batch)
         self._ranges.clear()  # a cached range may no longer be what the db holds
         self.engine.touched.add(self)
+        self.engine.dirty.add(self)
 
     @overload
     def iterate(
@@ -338,6 +353,7 @@ class RedisStore:
 
     def take_buffer(self) -> list[bytes] | None:
         """The ARGV of the buffered writes, emptying the buffer; None if empty."""
+        self.engine.dirty.discard(self)
         if not self._buffer:
             return None
         ops, self._buffer = self._buffer, []
@@ -367,7 +383,7 @@ class RedisStore:
             self._ranges[need[1]] = await self._fetch_range(need[1], need[2])
 
     async def _fetch_get(self, key: bytes) -> bytes | None:
-        async with self.locked():
+        async with self.locked():  # (long work only: not the hot path)
             await self._commit_locked()
             try:
                 value = cast("bytes | None", await self.engine.client.hget(self.values, key))
@@ -395,6 +411,7 @@ class RedisStore:
         async with self.locked():
             self._buffer.extend(ops)
             await self._commit_locked()
+            self.forget()  # what is at hand may predate these writes
 
     async def _commit_locked(self) -> None:
         argv = self.take_buffer()
@@ -407,7 +424,9 @@ class RedisStore:
             await self.engine.replicated(self.values)
         except RedisError as exc:
             self.forget()
-            raise _io_error(self.label, exc) from exc
+            error = _io_error(self.label, exc)
+            self.engine.failed(self, error.error)
+            raise error from exc
 
 
 @attrs.define(eq=False)
@@ -421,8 +440,15 @@ class RedisClusterEngine:
     timeout: float = 5.0
     client: RedisCluster = attrs.field(init=False)
     loop_thread: int = attrs.field(init=False, default=-1)
+    #: Key namespace (``?namespace=``): runtimes that share a node name stay apart.
+    namespace: str = ""
     #: Stores written or read since the last ``end_round``.
     touched: set[RedisStore] = attrs.field(init=False, factory=set)
+    #: Stores with buffered writes (``commit`` sends them).
+    dirty: set[RedisStore] = attrs.field(init=False, factory=set)
+    #: Failed commits, ``(seq, store, error)``, the latest ``_FAILURES_KEPT``.
+    failures: list[tuple[int, Any, KvError]] = attrs.field(init=False, factory=list)
+    _seq: int = attrs.field(init=False, default=0)
     _dbs: set[DbKey] = attrs.field(init=False, factory=set)
     _stores: dict[DbKey, RedisStore] = attrs.field(init=False, factory=dict)
     _registry: bytes = attrs.field(init=False)
@@ -430,11 +456,14 @@ class RedisClusterEngine:
     @classmethod
     def from_url(cls, url: str, node: str) -> RedisClusterEngine:
         """The engine a ``redis-cluster://`` URL names, for ``node``'s dbs."""
-        nodes, durability = parse_url(url)
-        return cls(nodes, node, durability)
+        nodes, durability, namespace = parse_url(url)
+        return cls(nodes, node, durability, namespace=namespace)
 
     def __attrs_post_init__(self) -> None:
-        self._registry = f"kvdbs{{{_quote(self.node)}}}".encode()
+        self._registry = f"kvdbs{{{self._tag(self.node)}}}".encode()
+
+    def _tag(self, name: str) -> str:
+        return _quote(f"{self.namespace}/{name}" if self.namespace else name)
 
     # --- lifecycle (on the event loop) -------------------------------------------------
 
@@ -446,6 +475,9 @@ class RedisClusterEngine:
             startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
             socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout,
+            # A lost shard answers IoError after ~0.3 s of retries, not redis-py's
+            # default ~2.5 s (10 retries): the batches behind it wait that long.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.2), _RETRIES),
         )
         try:
             await self.client.initialize()
@@ -481,24 +513,22 @@ class RedisClusterEngine:
 
     async def prefetch(self, wanted: dict[RedisStore, list[bytes]]) -> None:
         """Commit each store's buffer, then fetch ``wanted`` keys, one pipeline per master."""
-        async with anyio.create_task_group() as tg:
-            for group in self._by_master(wanted):
-                tg.start_soon(self._prefetch_group, group, wanted)
+        await _each(self._by_master(wanted), self._prefetch_group, wanted)
 
     async def _prefetch_group(
         self, stores: list[RedisStore], wanted: dict[RedisStore, list[bytes]]
     ) -> None:
         async with _all_locked(stores):
-            pipe = self.client.pipeline(transaction=False)
+            commands: list[tuple[Any, ...]] = []
             writes = []
             for store in stores:
                 self.touched.add(store)
                 if (argv := store.take_buffer()) is not None:
                     writes.append(store)
-                    pipe.execute_command("EVAL", _WRITE, 2, store.values, store.order, *argv)
-                pipe.execute_command("HMGET", store.values, *wanted[store])
+                    commands.append(("EVAL", _WRITE, 2, store.values, store.order, *argv))
+                commands.append(("HMGET", store.values, *wanted[store]))
             try:
-                results = await pipe.execute(raise_on_error=False)
+                results = await self._send(commands)
                 if writes:
                     await self.replicated(stores[0].values)
             except (RedisError, OSError) as exc:
@@ -510,42 +540,63 @@ class RedisClusterEngine:
             for outcome in (failed, got):
                 if isinstance(outcome, BaseException):
                     store.forget()
-                    store.fetch_failed(_io_error(store.label, outcome).error)
+                    error = _io_error(store.label, outcome).error
+                    store.fetch_failed(error)
+                    if outcome is failed:
+                        self.failed(store, error)
                     break
             else:
                 store.keep_fetched(wanted[store], got)
 
-    async def commit(self, stores: Iterable[RedisStore]) -> dict[RedisStore, KvError]:
-        """Send every buffered write of ``stores``, one pipeline per master; the failed ones."""
-        pending = [s for s in stores if s._buffer]
-        failed: dict[RedisStore, KvError] = {}
+    async def commit(self) -> None:
+        """Send every buffered write, one pipeline per master; failures to ``failures``."""
+        pending = [s for s in self.dirty if s._buffer]
+        self.dirty.clear()
         if pending:
-            async with anyio.create_task_group() as tg:
-                for group in self._by_master(pending):
-                    tg.start_soon(self._commit_group, group, failed)
-        return failed
+            await _each(self._by_master(pending), self._commit_group)
 
-    async def _commit_group(
-        self, stores: list[RedisStore], failed: dict[RedisStore, KvError]
-    ) -> None:
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The results of ``commands`` (all to one master), an exception in place of
+        each that failed: one command alone, else one pipeline."""
+        if len(commands) == 1:
+            try:
+                return [await self.client.execute_command(*commands[0])]
+            except RedisError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return await pipe.execute(raise_on_error=False)
+
+    def failed(self, store: RedisStore, error: KvError) -> None:
+        """Log a failed commit of ``store``'s writes."""
+        self.failures.append((self._seq, store, error))
+        self._seq += 1
+        del self.failures[:-_FAILURES_KEPT]
+
+    def failure_seq(self) -> int:
+        """The ``seq`` the next failure will have."""
+        return self._seq
+
+    async def _commit_group(self, stores: list[RedisStore]) -> None:
         async with _all_locked(stores):
-            pipe = self.client.pipeline(transaction=False)
+            commands: list[tuple[Any, ...]] = []
             sent = []
             for store in stores:
                 if (argv := store.take_buffer()) is not None:
                     sent.append(store)
-                    pipe.execute_command("EVAL", _WRITE, 2, store.values, store.order, *argv)
+                    commands.append(("EVAL", _WRITE, 2, store.values, store.order, *argv))
             if not sent:
                 return
             try:
-                results = await pipe.execute(raise_on_error=False)
+                results = await self._send(commands)
                 await self.replicated(sent[0].values)
             except (RedisError, OSError) as exc:
                 results = [exc] * len(sent)
         for store, outcome in zip(sent, results, strict=True):
             if isinstance(outcome, BaseException):
                 store.forget()
-                failed[store] = _io_error(store.label, outcome).error
+                self.failed(store, _io_error(store.label, outcome).error)
 
     async def replicated(self, key: bytes) -> None:
         """In ``wait`` durability, WAIT for one replica of ``key``'s master (else nothing).
@@ -565,9 +616,13 @@ class RedisClusterEngine:
 
     def end_round(self, keep: Container[DbKey]) -> None:
         """Drop what this batch had at hand, but for the dbs in ``keep`` (held)."""
+        kept = set()
         for store in self.touched:
-            store.forget()
-        self.touched = {s for s in self.touched if s.db_key in keep}
+            if store.db_key in keep:
+                kept.add(store)
+            else:
+                store.forget()
+        self.touched = kept
 
     def _by_master(self, stores: Iterable[RedisStore]) -> list[list[RedisStore]]:
         groups: dict[str, list[RedisStore]] = {}
@@ -598,8 +653,13 @@ class RedisClusterEngine:
         """How many stores are open now (a store is a name: those asked for since start)."""
         return len(self._stores)
 
+    def keys_of(self, package_id: PackageId, db: str) -> tuple[bytes, bytes]:
+        """The Redis keys of a db: its hash of values and its sorted set of keys."""
+        store = self._store((package_id, validate_db_name(db)))
+        return store.values, store.order
+
     def _store(self, key: DbKey) -> RedisStore:
-        tag = _quote(f"{self.node}/{key[0]}/{key[1]}")
+        tag = self._tag(f"{self.node}/{key[0]}/{key[1]}")
         return RedisStore(
             engine=self,
             db_key=key,
@@ -650,6 +710,8 @@ class RedisClusterEngine:
 
     async def _remove(self, key: DbKey) -> None:
         store = self._stores.pop(key, None) or self._store(key)
+        async with store.locked():  # writes answered before the removal land before it
+            await store._commit_locked()
         store.close()
         try:  # out of the registry first: the db is gone at once, whole
             await self.client.srem(self._registry, _member(key))
@@ -696,6 +758,24 @@ def _policies(answer: Any) -> Iterator[tuple[str, str]]:
         yield str(name), str(dict(found).get("maxmemory-policy"))
 
 
+async def _each(groups: list[list[RedisStore]], job: Callable[..., Any], *args: Any) -> None:
+    """``job(group, *args)`` for every group at once (one alone: no task)."""
+    if len(groups) == 1:
+        await job(groups[0], *args)
+        return
+    async with anyio.create_task_group() as tg:
+        for group in groups:
+            tg.start_soon(job, group, *args)
+
+
+async def _acquire(lock: anyio.Lock) -> None:
+    """``lock.acquire()``, without a trip through the event loop when it is free."""
+    try:
+        lock.acquire_nowait()
+    except anyio.WouldBlock:
+        await lock.acquire()
+
+
 class _all_locked:
     """Holds the locks of several stores (one batch's, taken in a fixed order)."""
 
@@ -704,7 +784,7 @@ class _all_locked:
 
     async def __aenter__(self) -> None:
         for lock in self._locks:
-            await lock.acquire()
+            await _acquire(lock)
 
     async def __aexit__(self, *exc: object) -> None:
         for lock in reversed(self._locks):

@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 from protocol.blobs import (
     ScanPageWriter,
     decode_cas,
+    decode_changes,
     decode_items,
     decode_keys,
     decode_optional_values,
     decode_scan_page,
     decode_writes,
     encode_cas,
+    encode_changes,
     encode_items,
     encode_keys,
     encode_optional_values,
@@ -149,3 +151,42 @@ def test_malformed_blobs_are_decode_errors(decode: object, data: bytes, match: s
     assert callable(decode)
     with pytest.raises(DecodeError, match=match):
         decode(data)
+
+
+# --- change feeds (issue 14) ------------------------------------------------------------
+
+changes = st.lists(
+    st.tuples(
+        st.integers(1, 2**64 - 1),
+        st.sampled_from(["set", "delete", "expire"]),
+        st.binary(max_size=16),
+        st.none() | st.binary(max_size=16),
+    ),
+    max_size=8,
+)
+
+
+@given(changes)
+def test_changes_round_trip(value: list[tuple[int, str, bytes, bytes | None]]) -> None:
+    assert decode_changes(encode_changes(value), len(value)) == value
+
+
+def test_changes_blob_is_an_array_of_seq_kind_key_value() -> None:
+    blob = encode_changes([(7, "set", b"k", b"v"), (8, "delete", b"k", None)])
+    assert msgpack.unpackb(blob) == [[7, "set", b"k", b"v"], [8, "delete", b"k", None]]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [[0, "set", b"k", b"v"]],  # seqs start at 1
+        [[1, "rename", b"k", b"v"]],  # an unknown kind
+        [[1, "set", "k", b"v"]],  # a key is bin
+        [[1, "set", b"k", 5]],  # a value is bin or nil
+        [[1, "set", b"k"]],  # four fields
+        [1],  # an entry is an array
+    ],
+)
+def test_malformed_changes_are_rejected(bad: list[object]) -> None:
+    with pytest.raises(DecodeError):
+        decode_changes(msgpack.packb(bad, use_bin_type=True), len(bad))

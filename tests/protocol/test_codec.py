@@ -67,6 +67,7 @@ from protocol.messages import (
     NoReadCap,
     NotAnInteger,
     NoTx,
+    NoWatch,
     NoWriteCap,
     OkResponse,
     Open,
@@ -83,6 +84,7 @@ from protocol.messages import (
     SetManyExpiring,
     SetTtlPolicy,
     TooManyTransactions,
+    TooManyWatches,
     TransactionConflict,
     TransactionTooLarge,
     Ttl,
@@ -92,7 +94,14 @@ from protocol.messages import (
     TxExists,
     TxGet,
     TxGetMany,
+    Unwatch,
     ValueTooLarge,
+    Watch,
+    WatchChangesResponse,
+    WatchCompacted,
+    WatchEnded,
+    WatchNext,
+    WatchResponse,
     WriteBatch,
 )
 
@@ -164,6 +173,15 @@ ACTIONS: dict[type, st.SearchStrategy[KvAction]] = {
     Ttl: st.builds(Ttl, key=keys),
     SetTtlPolicy: st.builds(SetTtlPolicy, enabled=st.booleans(), max_ttl_ms=optional_tx),
     CommitBatch: st.builds(CommitBatch, tx_id=u64_edges, count=u64_edges),
+    # change feeds (issue 14)
+    Watch: st.builds(
+        lambda r, since, snapshot: Watch(**r, since=since, snapshot=snapshot),
+        ranges,
+        optional_tx,
+        st.booleans(),
+    ),
+    WatchNext: st.builds(WatchNext, watch_id=u64_edges, after=u64_edges),
+    Unwatch: st.builds(Unwatch, watch_id=u64_edges),
 }
 ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     NoDb: st.builds(NoDb, package_id=package_ids, db=db_names),
@@ -190,6 +208,11 @@ ERRORS: dict[type, st.SearchStrategy[KvError]] = {
     KeyReserved: st.just(KeyReserved()),
     TtlDisabled: st.just(TtlDisabled()),
     TtlTooLarge: st.builds(TtlTooLarge, ttl_ms=u64_edges, max_ms=u64_edges),
+    # change feeds (issue 14)
+    WatchCompacted: st.builds(WatchCompacted, oldest=u64_edges, last=u64_edges),
+    WatchEnded: st.builds(WatchEnded, reason=st.text()),
+    TooManyWatches: st.builds(TooManyWatches, max=u64_edges),
+    NoWatch: st.builds(NoWatch, watch_id=u64_edges),
 }
 errors: st.SearchStrategy[KvError] = st.one_of(*ERRORS.values())
 RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {
@@ -204,6 +227,11 @@ RESPONSES: dict[type, st.SearchStrategy[KvResponse]] = {
     DeleteRangeResponse: st.builds(DeleteRangeResponse, count=u64_edges),
     CapabilitiesResponse: st.builds(CapabilitiesResponse, read=st.booleans(), write=st.booleans()),
     TtlResponse: st.builds(TtlResponse, ttl_ms=optional_tx),
+    # change feeds (issue 14)
+    WatchResponse: st.builds(
+        WatchResponse, watch_id=u64_edges, position=u64_edges, count=u64_edges
+    ),
+    WatchChangesResponse: st.builds(WatchChangesResponse, count=u64_edges, last=u64_edges),
 }
 actions: st.SearchStrategy[KvAction] = st.one_of(*ACTIONS.values())
 requests = st.builds(KvRequest, package_id=package_ids, db=db_names, action=actions)

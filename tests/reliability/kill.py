@@ -48,7 +48,7 @@ def kill_one_life(
             time.sleep(rng.uniform(0.0, 0.5))
         else:
             ready = _readies(journal)
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 30
             while _readies(journal) == ready:
                 assert proc.poll() is None, proc.communicate()[1].decode()
                 assert time.monotonic() < deadline, "the driver never became ready"

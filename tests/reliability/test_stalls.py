@@ -290,7 +290,14 @@ async def kv_request(ctx: ProcessContext, action: KvAction, blob: bytes) -> None
 
 
 async def test_pipelined_large_batches_stall_no_other_db(rt: Runtime, figures: Figures) -> None:
+    """A get on another db does not wait for all of 40 pipelined batches.
+
+    Bounded by ``BOUND``, or by three quarters of the attack's own time when a
+    loaded machine makes the attack itself take seconds (a get that waited for
+    every batch queued before it would wait about all of it).
+    """
     batches, items = 40, 10_000
+    span: list[float] = []
 
     async def attack(ctx: ProcessContext, start: Callable[[], None]) -> None:
         await kv.open(ctx, EVIL, "b")
@@ -299,6 +306,7 @@ async def test_pipelined_large_batches_stall_no_other_db(rt: Runtime, figures: F
             for b in range(batches)
         ]
         start()
+        span.append(time.monotonic())
         ids = [
             await ctx.send(
                 KV_PROCESS_ID, raw("b", SetMany(count=items)), blob=blob, expects_response=60
@@ -306,8 +314,10 @@ async def test_pipelined_large_batches_stall_no_other_db(rt: Runtime, figures: F
             for blob in blobs
         ]
         answers = [await receive(ctx) for _ in ids]
+        span.append(time.monotonic())
         assert [a.id for a in answers] == ids
         assert all(decode_response(a.body) == OkResponse() for a in answers)
 
     worst = await beside_a_bystander(rt, figures, f"{batches} SetMany of {items} pipelined", attack)
-    assert worst < BOUND, f"bystander waited {worst:.3f} s"
+    took = span[1] - span[0]
+    assert worst < max(BOUND, 0.75 * took), f"bystander waited {worst:.3f} s of {took:.3f} s"

@@ -121,6 +121,18 @@ macro_rules! kvruntime_kv_types {
                 key: Vec<u8>,
             },
             SetTtlPolicy { enabled: bool, max_ttl_ms: Option<u64> },
+            Watch {
+                $(#[$bytes])*
+                prefix: Option<Vec<u8>>,
+                $(#[$bytes])*
+                start: Option<Vec<u8>>,
+                $(#[$bytes])*
+                end: Option<Vec<u8>>,
+                since: Option<u64>,
+                snapshot: bool,
+            },
+            WatchNext { watch_id: u64, after: u64 },
+            Unwatch(u64),
         }
 
         /// Every answer kvruntime gives.
@@ -141,6 +153,8 @@ macro_rules! kvruntime_kv_types {
             DeleteRange { count: u64 },
             Capabilities { read: bool, write: bool },
             Ttl { ttl_ms: Option<u64> },
+            Watch { watch_id: u64, position: u64, count: u64 },
+            WatchChanges { count: u64, last: u64 },
         }
 
         /// Every error kvruntime answers.
@@ -170,6 +184,10 @@ macro_rules! kvruntime_kv_types {
             KeyReserved,
             TtlDisabled,
             TtlTooLarge { ttl_ms: u64, max_ms: u64 },
+            WatchCompacted { oldest: u64, last: u64 },
+            WatchEnded(String),
+            TooManyWatches { max: u64 },
+            NoWatch(u64),
             /// Hyperware's own: in the JSON and ARRAY forms, the answer to one of
             /// Hyperware's actions holds only Hyperware's errors, and one its
             /// type lacks arrives as this (kvruntime's PROTOCOL.md, "Forms").

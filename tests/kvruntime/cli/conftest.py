@@ -63,6 +63,7 @@ COMMANDS = [
     "persist",
     "ttl",
     "ttl-policy",
+    "watch",
 ]
 
 

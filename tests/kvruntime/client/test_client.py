@@ -482,6 +482,10 @@ PROTOCOL_ERRORS: list[Any] = [
     m.KeyReserved(),
     m.TtlDisabled(),
     m.TtlTooLarge(ttl_ms=9, max_ms=8),
+    m.WatchCompacted(oldest=5, last=9),
+    m.WatchEnded(reason="the db was removed"),
+    m.TooManyWatches(max=64),
+    m.NoWatch(watch_id=7),
 ]
 
 

@@ -222,9 +222,10 @@ async def test_a_restart_keeps_the_data_only_where_the_engine_persists(
 
     async with Runtime(home=home, config=config, storage=storage) as rt:
         await run_as(rt, APP, write)
+    persists = PERSISTS[storage.split("://")[0]]
     async with Runtime(home=home, config=config, storage=storage) as rt:
-        assert await run_as(rt, APP, read) == (b"v" if PERSISTS[storage] else None)
-        assert rt.list_dbs() == ([(PKG, "main")] if PERSISTS[storage] else [])
+        assert await run_as(rt, APP, read) == (b"v" if persists else None)
+        assert rt.list_dbs() == ([(PKG, "main")] if persists else [])
         # The capability store stays under home whatever the engine.
         assert (home / "kernel" / "capabilities").is_dir()
         assert any(str(holder.process) == APP for holder, _ in rt.capability_holders())

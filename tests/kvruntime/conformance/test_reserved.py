@@ -12,7 +12,7 @@ from kvruntime import ProcessContext, Runtime, kv
 from kvruntime.kvservice.reserved import DEADLINE, RESERVED, SETTINGS
 from protocol.ids import PackageId
 from tests.conftest import run_as
-from tests.internals import store_of
+from tests.internals import in_store
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +70,8 @@ async def test_reads_ranges_and_delete_range_leave_kv_records_alone(runtime: Run
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, PKG, "main")
         await db.set_many([(key, b"user") for key in BELOW] + [(b"a", b"1")])
-        store_of(runtime, PKG, "main").write([(key, b"kv's own") for key in INSIDE], sync=False)
+        own = [(key, b"kv's own") for key in INSIDE]
+        await in_store(runtime, PKG, "main", lambda s: s.write(own, sync=False))
         for key in INSIDE:  # a reserved key reads as absent
             with pytest.raises(kv.KeyNotFound):
                 await db.get(key)
@@ -103,5 +104,5 @@ async def test_reads_ranges_and_delete_range_leave_kv_records_alone(runtime: Run
         assert [k async for k, _ in db.scan()] == []
 
     await run_as(runtime, APP, body)
-    store = store_of(runtime, PKG, "main")
-    assert [store.get(key) for key in INSIDE] == [b"kv's own"] * len(INSIDE)
+    stored = await in_store(runtime, PKG, "main", lambda s: [s.get(key) for key in INSIDE])
+    assert stored == [b"kv's own"] * len(INSIDE)

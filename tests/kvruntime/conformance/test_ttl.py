@@ -7,7 +7,7 @@ time and sweeps by hand (``tests.internals``): no sleeps, nothing racy.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,9 @@ from protocol.messages import (
     TtlTooLarge,
 )
 from tests.conftest import FakeClock, run_as
-from tests.internals import set_expiry_clock, store_of, sweep_expired
+from tests.internals import in_store, set_expiry_clock, sweep_expired
+
+from .conftest import ENGINES, PERSISTS
 
 pytestmark = pytest.mark.anyio
 
@@ -72,12 +74,10 @@ async def runtime(
         yield rt
 
 
-def records(rt: Runtime) -> list[bytes]:
+async def records(rt: Runtime) -> list[bytes]:
     """kv's own expiry records in the db ``main`` (deadlines and the index)."""
-    store = store_of(rt, PKG, "main")
-    return [
-        key for key, _ in store.iterate(start=RESERVED) if key.startswith((DEADLINE, EXPIRY_INDEX))
-    ]
+    keys = await in_store(rt, PKG, "main", lambda s: list(s.iterate(start=RESERVED)))
+    return [key for key, _ in keys if key.startswith((DEADLINE, EXPIRY_INDEX))]
 
 
 async def test_an_expired_key_is_absent_to_every_read_before_any_sweep(
@@ -161,7 +161,7 @@ async def test_set_without_ttl_clears_it_and_expire_persist_set_it_again(
 
     await run_as(runtime, APP, body)
     # Only the keys still with a TTL keep records (c: its deadline and index entry).
-    assert records(runtime) == [
+    assert await records(runtime) == [
         EXPIRY_INDEX + (1_010_000).to_bytes(8, "big") + b"c",
         DEADLINE + b"c",
     ]
@@ -177,14 +177,14 @@ async def test_the_sweeper_removes_expired_keys_in_bounded_steps(
         await db.set(b"e", b"5")
 
     await run_as(runtime, APP, body)
-    assert sweep_expired(runtime) == 0  # nothing due yet
+    assert await sweep_expired(runtime) == 0  # nothing due yet
     clock.advance(1)
-    assert sweep_expired(runtime) == 2  # a step takes at most expiry_sweep_keys
-    assert sweep_expired(runtime) == 1
-    assert sweep_expired(runtime) == 0
-    store = store_of(runtime, PKG, "main")
-    assert [k for k, _ in store.iterate(stop=RESERVED)] == [b"d", b"e"]
-    assert records(runtime) == [
+    assert await sweep_expired(runtime) == 2  # a step takes at most expiry_sweep_keys
+    assert await sweep_expired(runtime) == 1
+    assert await sweep_expired(runtime) == 0
+    data = await in_store(runtime, PKG, "main", lambda s: list(s.iterate(stop=RESERVED)))
+    assert [k for k, _ in data] == [b"d", b"e"]
+    assert await records(runtime) == [
         EXPIRY_INDEX + (1_060_000).to_bytes(8, "big") + b"d",
         DEADLINE + b"d",
     ]
@@ -194,16 +194,18 @@ async def test_the_sweeper_removes_expired_keys_in_bounded_steps(
         assert await db.ttl(b"d") == 59.0
         assert await db.delete_range() == 2  # what was left: d and e
         clock.advance(100)
-        assert sweep_expired(runtime) == 0  # d went with its records
+        assert await sweep_expired(runtime) == 0  # d went with its records
 
     await run_as(runtime, APP, after)
-    assert records(runtime) == []
+    assert await records(runtime) == []
 
 
-async def _use_lease(db: kv.Kv[bytes, bytes], held: bytes, meanwhile: Callable[[], None]) -> None:
+async def _use_lease(
+    db: kv.Kv[bytes, bytes], held: bytes, meanwhile: Callable[[], Awaitable[None]]
+) -> None:
     async with db.transaction() as tx:
         assert await tx.get(b"lease") == held
-        meanwhile()
+        await meanwhile()
         tx.set(b"used", b"lease")
 
 
@@ -213,14 +215,18 @@ async def test_an_expiry_counts_as_a_write_to_the_conflict_check(
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, PKG, "main")
         await db.set(b"lease", b"mine", ttl=5.0)
+
+        async def advance() -> None:
+            clock.advance(5)
+
         with pytest.raises(kv.TransactionConflict):  # it expires (no sweep) before the commit
-            await _use_lease(db, b"mine", lambda: clock.advance(5))
+            await _use_lease(db, b"mine", advance)
         assert await db.exists(b"used") is False
         await db.set(b"lease", b"again", ttl=5.0)
 
-        def expire_and_sweep() -> None:
+        async def expire_and_sweep() -> None:
             clock.advance(5)
-            assert sweep_expired(runtime) == 1  # the sweeper's delete is a write too
+            assert await sweep_expired(runtime) == 1  # the sweeper's delete is a write too
 
         with pytest.raises(kv.TransactionConflict):
             await _use_lease(db, b"again", expire_and_sweep)
@@ -247,7 +253,7 @@ async def test_an_expiry_counts_as_a_write_to_the_conflict_check(
         assert await db.exists(b"other") is False
 
     await run_as(runtime, APP, body)
-    assert DEADLINE + b"other" not in records(runtime)
+    assert DEADLINE + b"other" not in await records(runtime)
 
 
 async def _transaction_setting(db: kv.Kv[bytes, bytes], key: bytes, *, ttl: float) -> None:
@@ -291,8 +297,9 @@ async def test_the_ttl_policy_of_a_db(runtime: Runtime, clock: FakeClock) -> Non
     await run_as(runtime, APP, body)
 
 
-async def test_deadlines_and_the_policy_survive_a_restart_on_leveldb(
-    home: Path, config: KvConfig, clock: FakeClock
+@pytest.mark.parametrize("storage", [e for e in ENGINES if PERSISTS[e]], indirect=True)
+async def test_deadlines_and_the_policy_survive_a_restart(
+    home: Path, config: KvConfig, clock: FakeClock, storage: str
 ) -> None:
     """A deadline is absolute (wall clock) and kept with the data: a restart keeps
     it, and a key that expired while the runtime was down is absent at once."""
@@ -303,7 +310,7 @@ async def test_deadlines_and_the_policy_survive_a_restart_on_leveldb(
         await db.set(b"long", b"2", ttl=100.0)
         await db.set_ttl_policy(max_ttl=200.0)
 
-    async with Runtime(home=home, config=config, storage="leveldb") as rt:
+    async with Runtime(home=home, config=config, storage=storage) as rt:
         set_expiry_clock(rt, clock)
         await run_as(rt, APP, before)
     clock.advance(30)  # while it is down
@@ -315,11 +322,11 @@ async def test_deadlines_and_the_policy_survive_a_restart_on_leveldb(
         with pytest.raises(kv.TtlTooLarge):
             await db.expire(b"long", 201.0)
 
-    async with Runtime(home=home, config=config, storage="leveldb") as rt:
+    async with Runtime(home=home, config=config, storage=storage) as rt:
         set_expiry_clock(rt, clock)
         await run_as(rt, APP, after)
-        assert sweep_expired(rt) == 1
-        assert records(rt) == [
+        assert await sweep_expired(rt) == 1
+        assert await records(rt) == [
             EXPIRY_INDEX + (1_100_000).to_bytes(8, "big") + b"long",
             DEADLINE + b"long",
         ]

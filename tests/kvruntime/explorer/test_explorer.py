@@ -17,27 +17,34 @@ from tests.kvruntime.cli.conftest import APP, KVRUNTIME, fill
 from .conftest import Explorer, free_port
 
 
+def _follow(page: Any, link: str) -> None:
+    """Click ``link`` and wait for the page it leads to (a bare click returns
+    before the next page is there: its keys could be read from neither)."""
+    with page.expect_navigation():
+        page.click(link)
+
+
 def test_browse_search_page_and_open_a_binary_value(explorer: Explorer, browser: Any) -> None:
     page = browser.new_page()
     page.goto(explorer.url + "/")
     assert page.locator("#dbs").inner_text().count(APP) == 2
-    page.click("text=many")
+    _follow(page, "text=many")
     page.fill("input[name=prefix]", "user:11")
-    page.click("#search button")
+    _follow(page, "#search button")
     keys = page.locator("td.key").all_inner_texts()
     assert keys == [f"user:11{i}" for i in range(10)]
     page.goto(explorer.url + f"/db/{APP}/many")
     first = page.locator("td.key").all_inner_texts()
-    page.click("#next")
+    _follow(page, "#next")
     second = page.locator("td.key").all_inner_texts()
     assert first == [f"user:{i:03d}" for i in range(50)]
     assert second == [f"user:{i:03d}" for i in range(50, 100)]
     page.goto(explorer.url + f"/db/{APP}/notes")
-    page.click("text=blob")
+    _follow(page, "text=blob")
     assert page.locator("#shown").inner_text() == "0x00ff10c3"
-    page.click("a.view:text('hex')")
+    _follow(page, "a.view:text('hex')")
     assert page.locator("#shown").inner_text() == "00ff10c3"
-    page.click("a.view:text('msgpack')")
+    _follow(page, "a.view:text('msgpack')")
     assert "not MessagePack" in page.locator("#shown").inner_text()
 
 
@@ -54,24 +61,24 @@ def test_pages_go_back_with_the_previous_link(explorer: Explorer, browser: Any) 
     page = browser.new_page()
     page.goto(explorer.url + f"/db/{APP}/many")
     assert page.locator("#prev").count() == 0  # the first page has none
-    page.click("#next")
-    page.click("#next")
+    _follow(page, "#next")
+    _follow(page, "#next")
     assert _keys(page) == _users(range(100, 120))
     assert page.locator("#next").count() == 0
-    page.click("#prev")
+    _follow(page, "#prev")
     assert _keys(page) == _users(range(50, 100))
-    page.click("#next")  # forward again from a page reached backwards
+    _follow(page, "#next")  # forward again from a page reached backwards
     assert _keys(page) == _users(range(100, 120))
-    page.click("#prev")
-    page.click("#prev")
+    _follow(page, "#prev")
+    _follow(page, "#prev")
     assert _keys(page) == _users(range(50))
     assert page.locator("#prev").count() == 0
     # in reverse order and within a prefix, as the search form asks
     page.goto(explorer.url + f"/db/{APP}/many?prefix=user:0&reverse=1")
     assert _keys(page) == _users(range(99, 49, -1))
-    page.click("#next")
+    _follow(page, "#next")
     assert _keys(page) == _users(range(49, -1, -1))
-    page.click("#prev")
+    _follow(page, "#prev")
     assert _keys(page) == _users(range(99, 49, -1))
     assert page.locator("#prev").count() == 0
 

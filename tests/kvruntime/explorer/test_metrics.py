@@ -219,3 +219,46 @@ async def test_requests_that_wait_behind_long_work_are_counted_by_their_own_acti
         ("Exists", "Ok"): 1,
     }
     assert samples[("kvruntime_request_latency_seconds_count", none)] == 7
+
+
+async def test_watch_series_count_watches_changes_and_ends_by_reason(tmp_path: Path) -> None:
+    """Two watchers see three changes each; one unwatches, the other's db is removed."""
+    scrapes: list[dict[tuple[str, frozenset[tuple[str, str]]], float]] = []
+    seen: list[int] = []
+
+    async def watcher(ctx: ProcessContext) -> None:
+        handle = await kv.open(ctx, ctx.package_id, "notes")
+        other = await kv.open(ctx, ctx.package_id, "scratch")
+        async with handle.watch() as changes, other.watch() as doomed:
+            scrapes.append(_samples(await _serve_and_scrape(rt)))  # two open
+            for i in range(3):
+                await handle.set(b"k%d" % i, b"v")
+            await other.set(b"x", b"y")
+            async for change in changes:
+                seen.append(change.seq)
+                if len(seen) == 3:
+                    break
+            async for _ in doomed:
+                break
+            await kv.remove_db(ctx, ctx.package_id, "scratch")
+            with pytest.raises(kv.WatchEnded):
+                async for _ in doomed:
+                    pass
+        scrapes.append(_samples(await _serve_and_scrape(rt)))
+
+    async with Runtime(home=tmp_path / "home") as rt:
+        done = await rt.spawn(f"w:{APP}", watcher, request_capabilities=["kv:distro:sys"])
+        await done.wait()
+    assert len(seen) == 3
+    none = frozenset[tuple[str, str]]()
+    during, after = scrapes
+    assert during[("kvruntime_watches", none)] == 2
+    assert after[("kvruntime_watches", none)] == 0
+    assert after[("kvruntime_watch_changes_logged_total", none)] == 4
+    assert after[("kvruntime_watch_changes_delivered_total", none)] == 4
+    ended = {
+        dict(labels)["reason"]: value
+        for (name, labels), value in after.items()
+        if name == "kvruntime_watches_ended_total"
+    }
+    assert ended == {"unwatched": 1, "db_removed": 1}

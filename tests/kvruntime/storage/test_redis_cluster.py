@@ -1,11 +1,10 @@
-"""The Redis Cluster engine on a real 3-master + 3-replica cluster (not yet wired
-into the kv loop: these drive the engine from worker threads, as long work does)."""
+"""The Redis Cluster engine on a real 3-master + 3-replica cluster, driven from
+worker threads as long work does (the conformance suite drives it through the
+kv process and the bus)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from pathlib import Path
 
 import anyio.to_thread
 import pytest
@@ -14,24 +13,25 @@ from kvruntime.storage.engine import StorageUnavailable
 from kvruntime.storage.localcluster import LocalCluster, free_ports
 from kvruntime.storage.redis_cluster import RedisClusterEngine, parse_url
 from protocol.ids import PackageId
+from tests.conftest import evicting
 
 pytestmark = pytest.mark.anyio
 PKG = PackageId.parse("app:pub.os")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A real cluster; a failure to start fails the tests (ClusterStartError)."""
-    started = LocalCluster(tmp_path_factory.mktemp("redis")).start()
-    yield started
-    started.stop()
+@pytest.fixture
+def cluster(redis_cluster: LocalCluster) -> LocalCluster:
+    """The session's real cluster (tests/conftest.py); a failure to start fails the tests."""
+    return redis_cluster
 
 
 def test_url_names_nodes_and_durability() -> None:
     assert parse_url("redis-cluster://127.0.0.1:7001,h:7002?durability=wait") == (
         [("127.0.0.1", 7001), ("h", 7002)],
         "wait",
+        "",
     )
+    assert parse_url("redis-cluster://h:1?namespace=t1")[2] == "t1"
     with pytest.raises(ValueError, match="host:port"):
         parse_url("redis-cluster://127.0.0.1")
 
@@ -90,11 +90,8 @@ async def test_writes_reads_scans_and_removal_from_worker_threads(cluster: Local
         await other.aclose()
 
 
-async def test_an_evicting_policy_refuses_to_start(tmp_path: Path) -> None:
-    evicting = LocalCluster(tmp_path, extra=["--maxmemory-policy", "allkeys-lru"]).start()
-    try:
-        engine = RedisClusterEngine.from_url(evicting.url, "n")
+async def test_an_evicting_policy_refuses_to_start(cluster: LocalCluster) -> None:
+    with evicting(cluster):
+        engine = RedisClusterEngine.from_url(cluster.url, "n")
         with pytest.raises(StorageUnavailable, match="allkeys-lru"):
             await engine.start()
-    finally:
-        evicting.stop()

@@ -1,0 +1,428 @@
+"""Change feeds: each db's change log, and the watches that read it.
+
+The log lives in the db itself, in the reserved keyspace (``reserved.py``):
+``CHANGE_LOG + seq`` (8 bytes, big-endian) holds one change, ``LAST_SEQ``
+the last seq given. ``with_log`` adds a batch's change records, the new
+last seq and the trimming of the oldest records to the *same* list of ops
+the data goes in, so one ``Store.write`` (one atomic batch on every engine)
+carries all of them: a crash never shows a change without its data, nor
+data without its change.
+
+When a db is logged: from its first watch on, for good (``LAST_SEQ`` is the
+mark, so it survives restarts and a watch resumes after one). A db never
+watched pays one dictionary lookup per flushed batch (per store, not per
+write) and one ``get`` of ``LAST_SEQ`` the first time it is written after
+being opened.
+
+Watches hold no changes: a watch is a cursor (the last seq its watcher
+acknowledged), a filter and at most one *parked* request, the watcher's
+``WatchNext``. kv answers it with up to a window of changes read from the
+log (``watch_window_items`` / ``watch_window_bytes``), at once if there are
+some past the cursor, else after the flush that logs the next matching one.
+A watcher that stops asking is sent nothing more and costs nothing more; it
+catches up from the log when it asks again, or learns ``WatchCompacted``.
+
+Invariants:
+1. Seqs of a db increase by one per change and are never reused (``LAST_SEQ``
+   is written with every batch that logs, and never trimmed). A db's first
+   seq follows the wall clock in microseconds when it is first watched, so a
+   db removed and created again (whose log starts anew) starts above every
+   seq of the old one, unless the old one averaged more than a change per
+   microsecond or the clock went back: a resumed ``since`` of the old db is
+   answered ``WatchCompacted``, never read as a position of the new one.
+2. Retention: at most ``watch_log_entries`` records and ``watch_log_bytes``
+   bytes of them per db, trimmed oldest first in the batch that passes a bound.
+3. A watch's answers hold, in seq order, every matching change after its
+   cursor; ``last`` says how far the log was read (filtered changes included),
+   so a cursor never skips an unread change: the answer to a cursor the log
+   no longer covers is ``WatchCompacted``, never a gap.
+4. One ``DbLog`` per open ``Store`` object: a reopened db reads its log
+   state again (in the worker thread that opens it: ``load``, then
+   ``opened`` on the loop; inline at first use only for a store opened
+   another way), so a failed write (after which the store is discarded)
+   leaves no stale state behind; closed stores are forgotten as the table grows.
+5. Only user keys have changes: an op on a reserved key (a deadline, the
+   expiry index, a setting: ``reserved.py``) is written but never logged, so
+   no watch shows one; the log's own records are reserved keys, so no scan,
+   read or DeleteRange shows or removes them. A write of only such records
+   (Expire, Persist, SetTtlPolicy) logs nothing and takes no seq.
+6. Where ``available`` is false (an engine whose stores cannot be read
+   inline: the networked one, ``kvservice/networked.py``) no db is logged and
+   no log state is read: Watch answers ``WatchEnded`` (not built there yet).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Final, Literal, TypeAlias
+
+import attrs
+import msgpack
+
+from protocol.blobs import encode_changes
+from protocol.ids import Address, ProcessId
+from protocol.messages import (
+    ErrResponse,
+    KvError,
+    KvResponse,
+    TooManyWatches,
+    WatchChangesResponse,
+    WatchCompacted,
+    WatchEnded,
+)
+
+from ..kernel.message import Request
+from ..storage.store import Store
+from .config import KvConfig
+from .reserved import CHANGE_LOG, LAST_SEQ, RESERVED
+from .transactions import DbKey
+
+__all__ = ["END_REASONS", "DbLog", "Feeds", "Kind", "WatchState", "log_key"]
+
+#: What a change did to its key.
+Kind: TypeAlias = Literal["set", "delete", "expire"]
+#: How the kv process answers a parked request.
+Answer: TypeAlias = Callable[[Request, KvResponse, "bytes | None"], None]
+
+_Ops = list[tuple[bytes, bytes | None]]
+_LOG_END: Final = CHANGE_LOG + b"\xff" * 9  # above every ``log_key``
+
+
+def log_key(seq: int) -> bytes:
+    """The key of change ``seq`` in its db's log."""
+    return CHANGE_LOG + seq.to_bytes(8, "big")
+
+
+@attrs.define(eq=False)
+class DbLog:
+    """The change log of one open db, as kv keeps it in memory: its last seq and
+    the size of each record it retains (oldest first)."""
+
+    last: int
+    sizes: deque[int] = attrs.Factory(deque)
+    size: int = 0
+    #: The db (package, name), once a watch names it: whose watches to wake.
+    db: DbKey | None = None
+
+    @property
+    def oldest(self) -> int:
+        """The oldest seq still held (``last + 1`` when the log holds none)."""
+        return self.last - len(self.sizes) + 1
+
+    def covers(self, after: int) -> bool:
+        """Whether every change after ``after`` is still held (invariant 3)."""
+        return after == self.last or self.oldest - 1 <= after < self.last
+
+
+@attrs.define(eq=False)
+class WatchState:
+    """One watch: whose, on which db, which keys, how far acknowledged."""
+
+    watch_id: int
+    owner: ProcessId
+    holder: Address
+    db: DbKey
+    lo: bytes | None
+    hi: bytes
+    #: The watcher has seen every change up to this seq.
+    after: int
+    #: The watcher's ``WatchNext`` waiting for a change, if any.
+    parked: Request | None = None
+    #: When the watcher last asked (``Feeds.clock``).
+    asked: float = 0.0
+
+    def matches(self, key: bytes) -> bool:
+        """Whether ``key`` is in the watch's range."""
+        lo = self.lo
+        return (lo is None or key >= lo) and key < self.hi
+
+
+_UNKNOWN: Final = object()
+#: The ``reason`` label of ``/metrics``' ended watches for each WatchEnded reason;
+#: the others are "unwatched", "idle" (dropped at a bound) and "compacted".
+END_REASONS: Final = {
+    "the db was removed": "db_removed",
+    "read access was revoked": "access_revoked",
+}
+
+
+@attrs.define(eq=False)
+class Feeds:
+    """The change logs of the open dbs and every watch of the node."""
+
+    config: KvConfig
+    clock: Callable[[], float] = time.monotonic
+    #: Nanoseconds since the epoch: where a db's first seq starts (``enable``).
+    wall_clock: Callable[[], int] = time.time_ns
+    #: By open store: its log, or None when its db is not logged; a store not in
+    #: it is not known yet (``log_of`` reads it). A plain dict, which the loop's
+    #: flush reads inline (one ``get`` per store per batch: the cost to a db never
+    #: watched); closed stores are purged as it grows (``_keep``).
+    logs: dict[Store, DbLog | None] = attrs.Factory(dict)
+    _purge_at: int = 64
+    _watches: dict[int, WatchState] = attrs.Factory(dict)
+    _by_db: dict[DbKey, dict[int, WatchState]] = attrs.Factory(dict)
+    _per_process: dict[Address, int] = attrs.Factory(dict)
+    _next_id: int = 1
+    #: Logs written since the last ``notify``, whose parked watchers may have news.
+    dirty: list[DbLog] = attrs.Factory(list)
+    #: Whether change feeds are served on this engine (invariant 6).
+    available: bool = True
+    # --- metrics (issue 15): counted per logged batch and per answer, never per request
+    #: Changes written into the logs.
+    logged: int = 0
+    #: Changes sent to watchers (in the answers to their WatchNext).
+    delivered: int = 0
+    #: Watches ended, by reason (``END_REASONS``' values, a fixed set).
+    ended: dict[str, int] = attrs.Factory(dict)
+
+    # --- the log ---------------------------------------------------------------------
+
+    def log_of(self, store: Store) -> DbLog | None:
+        """The log of ``store``'s db, None if the db is not logged (read from the
+        store the first time this store object is seen, if ``opened`` was not
+        given it)."""
+        found = self.logs.get(store, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self.load(store) if self.available else None
+            self._keep(store, found)
+        return found  # type: ignore[return-value]
+
+    def opened(self, store: Store, log: DbLog | None) -> None:
+        """``store`` was just opened and its log state read (``load``, in the open's
+        worker thread): nothing is read inline at its first write or watch."""
+        if store not in self.logs:
+            self._keep(store, log)
+
+    def _keep(self, store: Store, log: DbLog | None) -> None:
+        logs = self.logs
+        logs[store] = log
+        if len(logs) > self._purge_at:  # forget closed stores (invariant 4)
+            for gone in [s for s in logs if s.closed]:
+                del logs[gone]
+            self._purge_at = 2 * len(logs) + 64
+
+    @staticmethod
+    def load(store: Store) -> DbLog | None:
+        """The log state ``store`` holds (None: its db is not logged). Reads only the
+        store: a worker thread may call it while the db is held."""
+        raw = store.get(LAST_SEQ)
+        if raw is None:
+            return None
+        log = DbLog(last=int.from_bytes(raw, "big"))
+        for key, value in store.iterate(start=CHANGE_LOG, stop=_LOG_END):
+            log.sizes.append(len(key) + len(value))
+            log.size += len(key) + len(value)
+        return log
+
+    def enable(self, store: Store, db: DbKey, *, sync: bool) -> DbLog:
+        """Log ``store``'s db from now on (its first watch): ``LAST_SEQ`` is written,
+        the wall clock in microseconds (invariant 1: a db removed and made again
+        starts above every seq the old one gave, so a ``since`` of the old one
+        is never taken for a position of the new one)."""
+        log = self.log_of(store)
+        if log is None:
+            start = self.wall_clock() // 1000
+            store.write([(LAST_SEQ, start.to_bytes(8, "big"))], sync=sync)
+            log = DbLog(last=start)
+            self._keep(store, log)
+        log.db = db
+        return log
+
+    def with_log(self, store: Store, ops: _Ops, *, expired: bool = False) -> _Ops:
+        """``ops``, followed by their change records, the new last seq and the
+        trimming of the oldest records if ``store``'s db is logged; else ``ops``
+        itself. Write the result in one batch, then call ``notify``.
+
+        Only a user key's op is a change (invariant 5): "set" for a value,
+        "delete" for None, or "expire" for None if ``expired`` (the sweeper's
+        deletes of expired keys)."""
+        log = self.logs.get(store, _UNKNOWN)
+        if log is None:
+            return ops
+        if log is _UNKNOWN:
+            log = self.log_of(store)
+            if log is None:
+                return ops
+        assert isinstance(log, DbLog)
+        return self._append(log, ops, "expire" if expired else "delete")
+
+    def _append(self, log: DbLog, ops: _Ops, removed: Kind) -> _Ops:
+        out = list(ops)
+        seq, sizes, size = log.last, log.sizes, log.size
+        # One Packer per batch (packb makes one per call; a shared one would meet
+        # DeleteRange's worker thread); the loop below runs per change.
+        pack, add, keep = msgpack.Packer(use_bin_type=True).pack, out.append, sizes.append
+        for key, value in ops:
+            if key >= RESERVED:  # kv's own record (a deadline, a setting): no change
+                continue
+            seq += 1
+            record_key = CHANGE_LOG + seq.to_bytes(8, "big")  # log_key, inlined
+            record = pack((removed if value is None else "set", key, value))
+            add((record_key, record))
+            grown = len(record_key) + len(record)
+            keep(grown)
+            size += grown
+        if seq == log.last:  # only kv's records (Expire, Persist): nothing to log
+            return out
+        cfg = self.config
+        oldest = seq - len(sizes) + 1
+        while sizes and (len(sizes) > cfg.watch_log_entries or size > cfg.watch_log_bytes):
+            size -= sizes.popleft()
+            out.append((log_key(oldest), None))
+            oldest += 1
+        out.append((LAST_SEQ, seq.to_bytes(8, "big")))
+        self.logged += seq - log.last
+        log.last, log.size = seq, size
+        if self._by_db:
+            self.dirty.append(log)
+        return out
+
+    # --- watches -----------------------------------------------------------------------
+
+    def add(
+        self, owner: ProcessId, holder: Address, db: DbKey, lo: bytes | None, hi: bytes, after: int
+    ) -> WatchState | KvError:
+        """A new watch, or TooManyWatches at a bound (idle watches go first)."""
+        cfg = self.config
+        if len(self._watches) >= cfg.max_watches or (
+            self._per_process.get(holder, 0) >= cfg.max_watches_per_process
+        ):
+            self._drop_idle()
+        if len(self._watches) >= cfg.max_watches:
+            return TooManyWatches(max=cfg.max_watches)
+        if self._per_process.get(holder, 0) >= cfg.max_watches_per_process:
+            return TooManyWatches(max=cfg.max_watches_per_process)
+        watch = WatchState(self._next_id, owner, holder, db, lo, hi, after, asked=self.clock())
+        self._next_id += 1
+        self._watches[watch.watch_id] = watch
+        self._by_db.setdefault(db, {})[watch.watch_id] = watch
+        self._per_process[holder] = self._per_process.get(holder, 0) + 1
+        return watch
+
+    def __len__(self) -> int:
+        return len(self._watches)
+
+    def lookup(self, watch_id: int, owner: ProcessId, db: DbKey) -> WatchState | None:
+        """The watch ``watch_id`` if ``owner`` holds it on ``db``."""
+        watch = self._watches.get(watch_id)
+        if watch is None or watch.owner != owner or watch.db != db:
+            return None
+        return watch
+
+    def remove(self, watch: WatchState, reason: str = "unwatched") -> None:
+        """End ``watch`` (its parked request, if any, is forgotten unanswered);
+        ``reason`` is one of ``END_REASONS``' values, counted for ``/metrics``."""
+        if self._watches.pop(watch.watch_id, None) is None:
+            return
+        self.ended[reason] = self.ended.get(reason, 0) + 1
+        on_db = self._by_db.get(watch.db)
+        if on_db is not None:
+            on_db.pop(watch.watch_id, None)
+            if not on_db:
+                del self._by_db[watch.db]
+        left = self._per_process.get(watch.holder, 0) - 1
+        if left > 0:
+            self._per_process[watch.holder] = left
+        else:
+            self._per_process.pop(watch.holder, None)
+
+    def _drop_idle(self) -> None:
+        cutoff = self.clock() - self.config.watch_idle_seconds
+        for watch in [w for w in self._watches.values() if w.asked < cutoff]:
+            self.remove(watch, "idle")
+
+    def end(self, db: DbKey, reason: str, answer: Answer, *, holder: Address | None = None) -> int:
+        """End the watches on ``db`` (only ``holder``'s if given): a parked request
+        is answered ``WatchEnded(reason)``; return how many ended."""
+        watches = [
+            w for w in self._by_db.get(db, {}).values() if holder is None or w.holder == holder
+        ]
+        ended = ErrResponse(error=WatchEnded(reason=reason))
+        label = END_REASONS.get(reason, "ended")
+        for watch in watches:
+            if watch.parked is not None:
+                answer(watch.parked, ended, None)
+            self.remove(watch, label)
+        return len(watches)
+
+    # --- delivery ----------------------------------------------------------------------
+
+    def read(
+        self, store: Store, log: DbLog, watch: WatchState
+    ) -> tuple[WatchChangesResponse, bytes] | KvError | None:
+        """The changes after ``watch.after``, up to a window, as an answer; None if
+        none matches yet (``watch.after`` then moved past what was read); or
+        WatchCompacted if the log no longer covers the cursor (invariant 3)."""
+        after = watch.after
+        if not log.covers(after):
+            return WatchCompacted(oldest=log.oldest, last=log.last)
+        if after == log.last:
+            return None
+        cfg = self.config
+        changes: list[tuple[int, str, bytes, bytes | None]] = []
+        size, last = 0, after
+        unpack, skip = msgpack.unpackb, len(CHANGE_LOG)
+        lo, hi = watch.lo, watch.hi  # watch.matches, inlined: the loop runs per change
+        max_bytes, max_items = cfg.watch_window_bytes, cfg.watch_window_items
+        records = store.iterate(start=log_key(after + 1), stop=log_key(log.last + 1))
+        try:
+            for record_key, record in records:
+                kind, key, value = unpack(record, raw=False)
+                seq = int.from_bytes(record_key[skip:], "big")
+                if (lo is None or key >= lo) and key < hi:
+                    grown = size + len(key) + (0 if value is None else len(value))
+                    if changes and grown > max_bytes:
+                        break
+                    changes.append((seq, kind, key, value))
+                    size = grown
+                    if len(changes) >= max_items:
+                        last = seq
+                        break
+                last = seq
+        finally:
+            records.close()
+        watch.after = last
+        if not changes:
+            return None
+        self.delivered += len(changes)
+        return WatchChangesResponse(count=len(changes), last=last), encode_changes(changes)
+
+    def notify(self, store_of: Callable[[DbKey], Store | None], answer: Answer) -> None:
+        """Answer the parked watchers of every db logged since the last call that
+        now have a matching change (after a flush made them durable)."""
+        if not self.dirty:
+            return
+        dirty = dict.fromkeys(self.dirty)
+        self.dirty.clear()
+        dbs = {log.db for log in dirty if log.db is not None}
+        if any(log.db is None for log in dirty):  # a reopened db: which one is it?
+            dbs.update(self._by_db)
+        for db in dbs:
+            watches = self._by_db.get(db)
+            store = store_of(db) if watches else None
+            log = None if store is None else self.logs.get(store)
+            if watches is None or store is None or log is None or log not in dirty:
+                continue  # closed or discarded since: the next WatchNext reads it again
+            log.db = db
+            for watch in list(watches.values()):
+                if watch.parked is None:
+                    continue
+                got = self.read(store, log, watch)
+                if got is None:
+                    continue
+                parked, watch.parked = watch.parked, None
+                if isinstance(got, tuple):
+                    answer(parked, got[0], got[1])
+                else:
+                    answer(parked, ErrResponse(error=got), None)
+
+    def touch(self, watch: WatchState) -> None:
+        """The watcher asked now."""
+        watch.asked = self.clock()
+
+    def watches_of(self, db: DbKey) -> Iterable[WatchState]:
+        """The watches on ``db``."""
+        return tuple(self._by_db.get(db, {}).values())
