@@ -46,16 +46,28 @@ Invariants:
    no watch shows one; the log's own records are reserved keys, so no scan,
    read or DeleteRange shows or removes them. A write of only such records
    (Expire, Persist, SetTtlPolicy) logs nothing and takes no seq.
-6. Where ``available`` is false (an engine whose stores cannot be read
-   inline: the networked one, ``kvservice/networked.py``) no db is logged and
-   no log state is read: Watch answers ``WatchEnded`` (not built there yet).
+6. On a networked engine (``loads_inline`` false: ``kvservice/networked.py``)
+   a store's log state cannot be read inline: ``log_of`` raises
+   ``NotAtHand(store, ("log",))`` for a store not known yet, and the kv
+   process loads it as long work on the db (``load`` in a worker thread,
+   with the db's expiry index: both are known, or neither is, but for a db
+   opened in a thread, whose log state ``opened`` gives first), then serves
+   the request again. A commit that fails there drops the store's log state
+   (``drop``): it is read again, so a seq the failed write took is given
+   again and the log and the data agree. Each log also keeps its newest
+   changes in memory (``recent``, bounded by ``recent_items`` and a window's
+   bytes): a parked watcher is answered from them after the commit, up to
+   the last seq that commit made durable (``take_dirty``) and never while
+   long work holds its db; only a watcher behind them reads the store (long
+   work there).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Generator, Iterable, Iterator
 from typing import Final, Literal, TypeAlias
 
 import attrs
@@ -74,7 +86,7 @@ from protocol.messages import (
 )
 
 from ..kernel.message import Request
-from ..storage.store import Store
+from ..storage.store import NotAtHand, Store
 from .config import KvConfig
 from .reserved import CHANGE_LOG, LAST_SEQ, RESERVED
 from .transactions import DbKey
@@ -87,7 +99,12 @@ Kind: TypeAlias = Literal["set", "delete", "expire"]
 Answer: TypeAlias = Callable[[Request, KvResponse, "bytes | None"], None]
 
 _Ops = list[tuple[bytes, bytes | None]]
+#: A change as a watcher gets it: (seq, kind, key, value).
+_Change = tuple[int, str, bytes, "bytes | None"]
 _LOG_END: Final = CHANGE_LOG + b"\xff" * 9  # above every ``log_key``
+#: Bytes counted per change a log keeps in memory beside its key and value (the
+#: tuple and its seq): ``recent`` stays within ``watch_window_bytes`` for real.
+_KEPT: Final = 100
 
 
 def log_key(seq: int) -> bytes:
@@ -105,6 +122,9 @@ class DbLog:
     size: int = 0
     #: The db (package, name), once a watch names it: whose watches to wake.
     db: DbKey | None = None
+    #: The newest changes, oldest first, where the engine keeps them (invariant 6).
+    recent: deque[_Change] = attrs.Factory(deque)
+    recent_size: int = 0
 
     @property
     def oldest(self) -> int:
@@ -168,8 +188,11 @@ class Feeds:
     _next_id: int = 1
     #: Logs written since the last ``notify``, whose parked watchers may have news.
     dirty: list[DbLog] = attrs.Factory(list)
-    #: Whether change feeds are served on this engine (invariant 6).
-    available: bool = True
+    #: Whether ``log_of`` may read a store's log state inline (an embedded engine);
+    #: if not, it raises ``NotAtHand`` for a store not known yet (invariant 6).
+    loads_inline: bool = True
+    #: How many of its newest changes each log keeps in memory (0: none; invariant 6).
+    recent_items: int = 0
     # --- metrics (issue 15): counted per logged batch and per answer, never per request
     #: Changes written into the logs.
     logged: int = 0
@@ -186,7 +209,9 @@ class Feeds:
         given it)."""
         found = self.logs.get(store, _UNKNOWN)
         if found is _UNKNOWN:
-            found = self.load(store) if self.available else None
+            if not self.loads_inline:  # loaded as long work, then asked again
+                raise NotAtHand(store, ("log",))
+            found = self.load(store)
             self._keep(store, found)
         return found  # type: ignore[return-value]
 
@@ -195,6 +220,10 @@ class Feeds:
         worker thread): nothing is read inline at its first write or watch."""
         if store not in self.logs:
             self._keep(store, log)
+
+    def drop(self, store: Store) -> None:
+        """Forget ``store``'s log state (a write of it failed): read afresh at next use."""
+        self.logs.pop(store, None)
 
     def _keep(self, store: Store, log: DbLog | None) -> None:
         logs = self.logs
@@ -255,18 +284,25 @@ class Feeds:
         # One Packer per batch (packb makes one per call; a shared one would meet
         # DeleteRange's worker thread); the loop below runs per change.
         pack, add, keep = msgpack.Packer(use_bin_type=True).pack, out.append, sizes.append
+        remember = log.recent.append if self.recent_items else None
         for key, value in ops:
             if key >= RESERVED:  # kv's own record (a deadline, a setting): no change
                 continue
             seq += 1
             record_key = CHANGE_LOG + seq.to_bytes(8, "big")  # log_key, inlined
-            record = pack((removed if value is None else "set", key, value))
+            kind = removed if value is None else "set"
+            record = pack((kind, key, value))
             add((record_key, record))
             grown = len(record_key) + len(record)
             keep(grown)
             size += grown
+            if remember is not None:
+                remember((seq, kind, key, value))
+                log.recent_size += _KEPT + len(key) + (0 if value is None else len(value))
         if seq == log.last:  # only kv's records (Expire, Persist): nothing to log
             return out
+        if remember is not None:
+            self._trim_recent(log)
         cfg = self.config
         oldest = seq - len(sizes) + 1
         while sizes and (len(sizes) > cfg.watch_log_entries or size > cfg.watch_log_bytes):
@@ -279,6 +315,12 @@ class Feeds:
         if self._by_db:
             self.dirty.append(log)
         return out
+
+    def _trim_recent(self, log: DbLog) -> None:
+        recent, most, most_bytes = log.recent, self.recent_items, self.config.watch_window_bytes
+        while recent and (len(recent) > most or log.recent_size > most_bytes):
+            _, _, key, value = recent.popleft()
+            log.recent_size -= _KEPT + len(key) + (0 if value is None else len(value))
 
     # --- watches -----------------------------------------------------------------------
 
@@ -351,52 +393,75 @@ class Feeds:
     # --- delivery ----------------------------------------------------------------------
 
     def read(
-        self, store: Store, log: DbLog, watch: WatchState
+        self, store: Store, log: DbLog, watch: WatchState, upto: int | None = None
     ) -> tuple[WatchChangesResponse, bytes] | KvError | None:
-        """The changes after ``watch.after``, up to a window, as an answer; None if
-        none matches yet (``watch.after`` then moved past what was read); or
-        WatchCompacted if the log no longer covers the cursor (invariant 3)."""
+        """The changes after ``watch.after`` (up to seq ``upto`` if given), up to a
+        window, as an answer; None if none matches yet (``watch.after`` then moved
+        past what was read); or WatchCompacted if the log no longer covers the
+        cursor (invariant 3)."""
         after = watch.after
         if not log.covers(after):
             return WatchCompacted(oldest=log.oldest, last=log.last)
-        if after == log.last:
+        end = log.last if upto is None else min(upto, log.last)
+        if after >= end:
             return None
         cfg = self.config
-        changes: list[tuple[int, str, bytes, bytes | None]] = []
+        changes: list[_Change] = []
         size, last = 0, after
-        unpack, skip = msgpack.unpackb, len(CHANGE_LOG)
         lo, hi = watch.lo, watch.hi  # watch.matches, inlined: the loop runs per change
         max_bytes, max_items = cfg.watch_window_bytes, cfg.watch_window_items
-        records = store.iterate(start=log_key(after + 1), stop=log_key(log.last + 1))
+        recent = log.recent
+        if recent and recent[0][0] <= after + 1:  # at hand in memory (invariant 6)
+            source: Iterator[_Change] = itertools.islice(recent, after + 1 - recent[0][0], None)
+        else:
+            source = _records(store, after, end)
         try:
-            for record_key, record in records:
-                kind, key, value = unpack(record, raw=False)
-                seq = int.from_bytes(record_key[skip:], "big")
+            for change in source:
+                seq, _, key, value = change
+                if seq > end:  # past ``upto``: not durable yet (invariant 6)
+                    break
                 if (lo is None or key >= lo) and key < hi:
                     grown = size + len(key) + (0 if value is None else len(value))
                     if changes and grown > max_bytes:
                         break
-                    changes.append((seq, kind, key, value))
+                    changes.append(change)
                     size = grown
                     if len(changes) >= max_items:
                         last = seq
                         break
                 last = seq
         finally:
-            records.close()
+            if isinstance(source, Generator):
+                source.close()
         watch.after = last
         if not changes:
             return None
         self.delivered += len(changes)
         return WatchChangesResponse(count=len(changes), last=last), encode_changes(changes)
 
-    def notify(self, store_of: Callable[[DbKey], Store | None], answer: Answer) -> None:
+    def notify(
+        self,
+        store_of: Callable[[DbKey], Store | None],
+        answer: Answer,
+        again: Callable[[Request], None] | None = None,
+        upto: dict[DbLog, int] | None = None,
+        held: Container[DbKey] = (),
+    ) -> None:
         """Answer the parked watchers of every db logged since the last call that
-        now have a matching change (after a flush made them durable)."""
-        if not self.dirty:
-            return
-        dirty = dict.fromkeys(self.dirty)
-        self.dirty.clear()
+        now have a matching change (after a flush made them durable).
+
+        On a networked engine (invariant 6): ``upto`` (``take_dirty``, before the
+        commit) gives the logs to wake and the last seq of each that the commit
+        made durable; a db in ``held`` (long work may be writing it) is woken by a
+        later call; a watcher whose changes are not at hand has its parked request
+        handed to ``again``, to be served anew (as long work)."""
+        if upto is None:
+            if not self.dirty:
+                return
+            dirty: dict[DbLog, int | None] = dict.fromkeys(self.dirty)
+            self.dirty.clear()
+        else:
+            dirty = dict(upto)
         dbs = {log.db for log in dirty if log.db is not None}
         if any(log.db is None for log in dirty):  # a reopened db: which one is it?
             dbs.update(self._by_db)
@@ -407,10 +472,21 @@ class Feeds:
             if watches is None or store is None or log is None or log not in dirty:
                 continue  # closed or discarded since: the next WatchNext reads it again
             log.db = db
+            if held and db in held:
+                self.dirty.append(log)
+                continue
+            durable = dirty[log]
             for watch in list(watches.values()):
                 if watch.parked is None:
                     continue
-                got = self.read(store, log, watch)
+                try:
+                    got = self.read(store, log, watch, durable)
+                except NotAtHand:
+                    if again is None:
+                        raise
+                    parked, watch.parked = watch.parked, None
+                    again(parked)
+                    continue
                 if got is None:
                     continue
                 parked, watch.parked = watch.parked, None
@@ -419,6 +495,13 @@ class Feeds:
                 else:
                     answer(parked, ErrResponse(error=got), None)
 
+    def take_dirty(self) -> dict[DbLog, int]:
+        """The logs written since the last ``notify``, each with its last seq now:
+        what a commit that starts now makes durable (``notify(upto=...)``)."""
+        ready = {log: log.last for log in self.dirty}
+        self.dirty.clear()
+        return ready
+
     def touch(self, watch: WatchState) -> None:
         """The watcher asked now."""
         watch.asked = self.clock()
@@ -426,3 +509,15 @@ class Feeds:
     def watches_of(self, db: DbKey) -> Iterable[WatchState]:
         """The watches on ``db``."""
         return tuple(self._by_db.get(db, {}).values())
+
+
+def _records(store: Store, after: int, last: int) -> Generator[_Change, None, None]:
+    """The changes after ``after`` up to ``last``, read from the log in ``store``."""
+    unpack, skip = msgpack.unpackb, len(CHANGE_LOG)
+    records = store.iterate(start=log_key(after + 1), stop=log_key(last + 1))
+    try:
+        for record_key, record in records:
+            kind, key, value = unpack(record, raw=False)
+            yield int.from_bytes(record_key[skip:], "big"), kind, key, value
+    finally:
+        records.close()

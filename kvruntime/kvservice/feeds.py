@@ -16,6 +16,11 @@ requests (read capability, checked by the loop from the action table).
   it, else parked until a flush logs one (``Feeds.notify``). A newer
   WatchNext of the same watch replaces a parked one (answered empty).
 - Unwatch: ends the watch.
+
+On a networked engine a log state or log records not at hand raise
+``NotAtHand`` (``changelog.py``, invariant 6) before anything is answered:
+the kv process fetches them as long work and serves the request again,
+which these handlers allow (serving one again changes nothing twice).
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ from protocol.messages import (
     Watch,
     WatchChangesResponse,
     WatchCompacted,
-    WatchEnded,
     WatchNext,
     WatchResponse,
 )
@@ -49,18 +53,12 @@ from .transactions import DbKey
 __all__ = ["unwatch", "watch", "watch_next"]
 
 _OK: Final = OkResponse()
-#: Watch's answer on an engine without change feeds (``changelog`` invariant 6).
-_NOT_BUILT_HERE: Final = WatchEnded(
-    reason="change feeds are not built on this storage engine (redis-cluster) yet"
-)
 
 
 def watch(
     ctx: Context, msg: Request, sender: ProcessId, db: DbKey, store: Store, action: Watch
 ) -> Outcome:
     """Watch: a new watch of ``db`` after ``since`` (None: now), with its snapshot."""
-    if not ctx.feeds.available:
-        return _NOT_BUILT_HERE
     if error := key_too_large(ctx.config, action.prefix, action.start, action.end):
         return error
     lo, hi = bounds(action.prefix, action.start, action.end)

@@ -34,6 +34,18 @@ commit drops the index of its store (the write may or may not have landed),
 so the next use loads it afresh: a read never trusts deadlines the store
 may not hold. The sweeper's steps go through the batch path: its deletes
 are buffered like any write and ``sweep_step`` settles them.
+
+Change feeds (``changelog.py``, invariant 6): a db's log state (its last seq
+and the sizes of its records) is loaded with its expiry index, by the same
+long work (``NotAtHand(store, ("log",))`` or ``("expiry", db)``), never
+inline: a write is queued only once both are known, so ``flush`` adds its
+change records to the same buffered ops, and the db's commit script writes
+data and changes at once (one hash tag). A failed commit drops the log
+state with the index (read again: a seq the failed write took is given
+again). After each commit, ``_settle`` answers the parked watchers of the
+dbs it logged from the changes the logs keep in memory (``recent``); a
+watcher behind them, or a WatchNext that must catch up, reads the log as
+long work (the range fetched, the request served again).
 """
 
 from __future__ import annotations
@@ -57,17 +69,21 @@ from protocol.messages import (
     Get,
     GetMany,
     Increment,
+    IoError,
     KvError,
+    KvResponse,
     Persist,
     Ttl,
     TxExists,
     TxGet,
     TxGetMany,
+    WatchNext,
 )
 
 from ..kernel.message import Request, Response
 from ..storage.engine import BatchEngine
 from ..storage.store import NotAtHand, Store, StoreError
+from .changelog import DbLog, Feeds
 from .context import Work
 from .expiry import DbExpiry
 from .loop import KvProcess, _Entry, _internal_error, log
@@ -78,6 +94,9 @@ __all__ = ["NetworkedKvProcess"]
 #: The actions whose one key a prefetch fetches.
 _ONE_KEY: Final = (Get, Exists, TxGet, TxExists, Increment, CompareAndSwap, Expire, Persist, Ttl)
 _MANY_KEYS: Final = (GetMany, TxGetMany)
+_UNKNOWN: Final = object()
+#: The error of writes queued before a failed commit dropped their db's log state.
+_LOG_LOST: Final = IoError(message="a commit of this db failed meanwhile; retry the write")
 
 
 @attrs.define(eq=False)
@@ -95,7 +114,8 @@ class NetworkedKvProcess(KvProcess):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.expiry.loads_inline = False  # an index is loaded as long work (see above)
-        self.feeds.available = False  # change feeds: not built on this engine yet
+        self.feeds.loads_inline = False  # and so is a log state, with it
+        self.feeds.recent_items = 4 * self.config.watch_window_items
 
     @property
     def engine(self) -> BatchEngine:
@@ -147,13 +167,18 @@ class NetworkedKvProcess(KvProcess):
     async def _fetch(self, msg: Request, missing: NotAtHand) -> Request | KvError | None:
         """Bring what ``msg`` needs at hand (its db is held), then have it served again."""
         store = cast(Store, missing.store)
-        if missing.need[0] == "expiry":  # the db's expiry index, from its records
-            db = cast(DbKey, missing.need[1])
+        if missing.need[0] in ("expiry", "log"):  # the db's index and log state
+            db: DbKey = getattr(store, "db_key")  # noqa: B009 (a networked store's name)
+            expiry, feeds = self.expiry, self.feeds
             try:
-                index = await anyio.to_thread.run_sync(DbExpiry.load, store, db)
+                if store not in feeds.logs:
+                    log_state = await anyio.to_thread.run_sync(Feeds.load, store)
+                    feeds.opened(store, log_state)
+                if store not in expiry.by_store:
+                    index = await anyio.to_thread.run_sync(DbExpiry.load, store, db)
+                    expiry.adopt(store, index)
             except StoreError as exc:
                 return exc.error
-            self.expiry.adopt(store, index)
             return msg
         if missing.need[0] == "get":  # every key of the request, in one round trip
             key = cast(bytes, missing.need[1])
@@ -192,12 +217,19 @@ class NetworkedKvProcess(KvProcess):
     # --- 3. writes buffered at flush, committed before their answers leave -----------
 
     def flush(self) -> None:
-        """Hand the pending writes to their stores (buffered); the answers wait for
-        ``_settle``."""
+        """Hand the pending writes to their stores (buffered), with their change
+        records if the db is logged; the answers wait for ``_settle``."""
         if not self._writes:
             return
+        feeds = self.feeds
+        logs = feeds.logs
         for store, ops in self._writes.items():
             try:
+                log_state = logs.get(store, _UNKNOWN)
+                if log_state is _UNKNOWN:  # dropped by a failed commit since they were queued
+                    raise StoreError(_LOG_LOST)
+                if log_state is not None:
+                    ops = feeds.with_log(store, ops)
                 store.write(ops, sync=False)
             except StoreError as exc:  # a closed store: its writes answer the error
                 self._lost[store] = exc.error
@@ -215,19 +247,36 @@ class NetworkedKvProcess(KvProcess):
         except anyio.WouldBlock:
             await self._settling.acquire()
         try:
+            durable = self.feeds.take_dirty()  # what this commit makes durable
             try:
                 await self.engine.commit()
             except Exception:  # a bug costs these answers, never the loop
                 log.exception("kv failed committing a batch")
                 lost.update((e[3], _internal_error()) for e in outbox if e[3] is not None)
             lost.update((store, error) for seq, store, error in self.engine.failures if seq >= mark)
-            for store in lost:  # its writes may or may not have landed: reload its index
+            for store in lost:  # its writes may or may not have landed: reload its state
                 self.expiry.drop(store)
+                self.feeds.drop(store)
             if lost:
                 outbox = self._failed(outbox, lost)
             self._send(outbox, lost)
+            if durable:  # wake the parked watchers of what was just committed
+                self._notify(durable)
         finally:
             self._settling.release()
+
+    def _notify(self, durable: dict[DbLog, int]) -> None:
+        """Answer parked watchers from their logs' recent changes up to ``durable``,
+        at once (their answers wait for no write); one behind them is served
+        again (long work); a held db's watchers wait for its long work's settle."""
+        woken: list[_Entry] = []
+        since = self.metrics.clock()
+
+        def answer(msg: Request, response: KvResponse, blob: bytes | None) -> None:
+            woken.append((msg, response, blob, None, WatchNext, since))
+
+        self.feeds.notify(self.dbs_get, answer, self._serve_one, durable, self._held_dbs)
+        self._send(woken, {})
 
     def _failed(self, outbox: list[_Entry], lost: dict[Store, KvError]) -> list[_Entry]:
         """``outbox`` with every answer on a db in ``lost`` replaced by its error."""

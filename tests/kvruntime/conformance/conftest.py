@@ -23,9 +23,8 @@ ENGINES = ("leveldb", "memory", "redis-cluster")
 #: Whether data outlives a restart of the runtime, per engine.
 PERSISTS = {"leveldb": True, "memory": False, "redis-cluster": True}
 
-#: Whether the engine serves change feeds (issue 14; not built on Redis Cluster yet,
-#: where a Watch answers WatchEnded: test_watch.py checks that too).
-WATCHES = {"leveldb": True, "memory": True, "redis-cluster": False}
+#: Whether the engine serves change feeds (issue 14): every engine does.
+WATCHES = {"leveldb": True, "memory": True, "redis-cluster": True}
 
 
 @pytest.fixture(params=ENGINES)
