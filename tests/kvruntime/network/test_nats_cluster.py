@@ -15,7 +15,7 @@ from kvruntime import ProcessContext, Request, Response, Runtime, SendError, nod
 from tests.conftest import run_as
 from tests.internals import nats_port_of
 
-from .conftest import NatsCluster
+from .conftest import OwnNatsCluster
 
 pytestmark = pytest.mark.anyio
 
@@ -23,7 +23,7 @@ IN_FLIGHT = 16
 
 
 async def test_a_killed_server_fails_in_flight_requests_and_the_node_carries_on(
-    nats_cluster: NatsCluster, tmp_path: Path
+    own_nats_cluster: OwnNatsCluster, tmp_path: Path
 ) -> None:
     homes = {name: tmp_path / name for name in ("alice.os", "bob.os")}
     keys = {name: node_public_key(home) for name, home in homes.items()}
@@ -47,7 +47,7 @@ async def test_a_killed_server_fails_in_flight_requests_and_the_node_carries_on(
         return Runtime(
             home=homes[name],
             node=name,
-            network=nats_cluster.urls,
+            network=own_nats_cluster.urls,
             peers={peer: keys[peer]},
             storage="memory",
         )
@@ -82,7 +82,7 @@ async def test_a_killed_server_fails_in_flight_requests_and_the_node_carries_on(
             handle = await alice.spawn("client:app:dev.os", traffic)
             await all_held.wait()
             killed = anyio.current_time()
-            nats_cluster.kill(nats_port_of(alice))
+            own_nats_cluster.kill(nats_port_of(alice))
             await handle.wait()
             failed = anyio.current_time() - killed
             answer = await run_as(alice, "client:app:dev.os", after, kv=False)
