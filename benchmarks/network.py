@@ -21,6 +21,7 @@ envelope sealed and opened, per authentication form, in µs (medians).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -212,88 +213,102 @@ def _has_uvloop() -> bool:
     return True
 
 
-async def _run(rounds: int, count: int, folder: Path, loop: str) -> None:
+@contextlib.asynccontextmanager
+async def two_nodes(folder: Path) -> AsyncIterator[tuple[Runtime, Runtime, Ask]]:
+    """A nats-server under ``folder``, bob (serving echo and store) and alice on it,
+    and raw nats-py request/reply on the same server: ``(alice, bob, raw)``. All
+    stopped on exit (the server by its PID)."""
     server, url = _start_nats(folder)
     try:
         homes = {name: folder / name for name in ("alice.os", "bob.os")}
         keys = {name: node_public_key(home) for name, home in homes.items()}
         raw_server = await nats.connect(url)
         raw_client = await nats.connect(url)
+        try:
 
-        async def answer(msg: nats.aio.msg.Msg) -> None:
-            await msg.respond(msg.data)
+            async def answer(msg: nats.aio.msg.Msg) -> None:
+                await msg.respond(msg.data)
 
-        await raw_server.subscribe("bench.raw", cb=answer)
-        await raw_server.flush()
+            await raw_server.subscribe("bench.raw", cb=answer)
+            await raw_server.flush()
 
-        async def raw(body: bytes) -> bytes:
-            reply = await raw_client.request("bench.raw", body, timeout=10)
-            data: bytes = reply.data
-            return data
+            async def raw(body: bytes) -> bytes:
+                reply = await raw_client.request("bench.raw", body, timeout=10)
+                data: bytes = reply.data
+                return data
 
-        async with (
-            Runtime(
-                home=homes["bob.os"],
-                node="bob.os",
-                network=url,
-                peers={"alice.os": keys["alice.os"]},
-                storage="memory",
-            ) as bob,
-            Runtime(
-                home=homes["alice.os"],
-                node="alice.os",
-                network=url,
-                peers={"bob.os": keys["bob.os"]},
-                storage="memory",
-            ) as alice,
-        ):
-            await bob.spawn(f"echo:{_PACKAGE}", _echo, public=True)
-            await bob.spawn(
-                f"store:{_PACKAGE}", _store, public=True, request_capabilities=["kv:distro:sys"]
-            )
-            samples: dict[str, list[float]] = {}
-            done = anyio.Event()
-            work: list[tuple[str, Ask, list[bytes], int]] = []
-
-            async def client(ctx: ProcessContext) -> None:
-                async def ask(target: str) -> Ask:
-                    async def send(body: bytes) -> bytes:
-                        return (await ctx.send_and_await_response(target, body, timeout=10)).body
-
-                    return send
-
-                echo, store = await ask(_ECHO), await ask(_STORE)
-                keys_ = [b"k%07d" % i for i in range(count)]
-                echo_bodies = [b"x" * 100 for _ in range(count)]
-                sets = [b"s" + key for key in keys_]
-                gets = [b"g" + key for key in keys_]
-                await _timed(store, sets, IN_FLIGHT)  # every get finds its key
-                for depth, label in ((1, "sequential"), (IN_FLIGHT, f"{IN_FLIGHT} in flight")):
-                    work.extend(
-                        [
-                            (f"raw request/reply, {label}", raw, echo_bodies, depth),
-                            (f"echo, {label}", echo, echo_bodies, depth),
-                            (f"set, {label}", store, sets, depth),
-                            (f"get, {label}", store, gets, depth),
-                        ]
-                    )
-                for round_ in range(rounds + 1):
-                    shift = round_ % len(work)
-                    for name, how, bodies, depth in work[shift:] + work[:shift]:
-                        seconds = await _timed(how, bodies, depth)
-                        if round_:
-                            samples.setdefault(name, []).append(len(bodies) / seconds)
-                    label = "warm-up" if round_ == 0 else f"round {round_}/{rounds}"
-                    print(f"[{label}] done", file=sys.stderr, flush=True)
-                done.set()
-
-            await alice.spawn(f"client:{_PACKAGE}", client)
-            await done.wait()
-            dropped = {**alice.network_dropped(), **bob.network_dropped()}
-        await raw_client.close()
-        await raw_server.close()
+            async with (
+                Runtime(
+                    home=homes["bob.os"],
+                    node="bob.os",
+                    network=url,
+                    peers={"alice.os": keys["alice.os"]},
+                    storage="memory",
+                ) as bob,
+                Runtime(
+                    home=homes["alice.os"],
+                    node="alice.os",
+                    network=url,
+                    peers={"bob.os": keys["bob.os"]},
+                    storage="memory",
+                ) as alice,
+            ):
+                await bob.spawn(f"echo:{_PACKAGE}", _echo, public=True)
+                await bob.spawn(
+                    f"store:{_PACKAGE}",
+                    _store,
+                    public=True,
+                    request_capabilities=["kv:distro:sys"],
+                )
+                yield alice, bob, raw
+        finally:
+            await raw_client.close()
+            await raw_server.close()
     finally:
         _stop(server)
+
+
+async def _run(rounds: int, count: int, folder: Path, loop: str) -> None:
+    async with two_nodes(folder) as (alice, bob, raw):
+        samples: dict[str, list[float]] = {}
+        done = anyio.Event()
+        work: list[tuple[str, Ask, list[bytes], int]] = []
+
+        async def client(ctx: ProcessContext) -> None:
+            async def ask(target: str) -> Ask:
+                async def send(body: bytes) -> bytes:
+                    return (await ctx.send_and_await_response(target, body, timeout=10)).body
+
+                return send
+
+            echo, store = await ask(_ECHO), await ask(_STORE)
+            keys_ = [b"k%07d" % i for i in range(count)]
+            echo_bodies = [b"x" * 100 for _ in range(count)]
+            sets = [b"s" + key for key in keys_]
+            gets = [b"g" + key for key in keys_]
+            await _timed(store, sets, IN_FLIGHT)  # every get finds its key
+            for depth, label in ((1, "sequential"), (IN_FLIGHT, f"{IN_FLIGHT} in flight")):
+                work.extend(
+                    [
+                        (f"raw request/reply, {label}", raw, echo_bodies, depth),
+                        (f"echo, {label}", echo, echo_bodies, depth),
+                        (f"set, {label}", store, sets, depth),
+                        (f"get, {label}", store, gets, depth),
+                    ]
+                )
+            for round_ in range(rounds + 1):
+                shift = round_ % len(work)
+                for name, how, bodies, depth in work[shift:] + work[:shift]:
+                    seconds = await _timed(how, bodies, depth)
+                    if round_:
+                        samples.setdefault(name, []).append(len(bodies) / seconds)
+                label = "warm-up" if round_ == 0 else f"round {round_}/{rounds}"
+                print(f"[{label}] done", file=sys.stderr, flush=True)
+            done.set()
+
+        await alice.spawn(f"client:{_PACKAGE}", client)
+        await done.wait()
+        dropped = {**alice.network_dropped(), **bob.network_dropped()}
     print(
         f"\n## Remote requests through two nodes on one nats-server"
         f" (medians of {rounds} rounds of {count}; event loop: {loop})\n"

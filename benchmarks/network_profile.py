@@ -32,12 +32,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import anyio
-import nats
-import nats.aio.msg
 
-from kvruntime import ProcessContext, Runtime, node_public_key
+from kvruntime import ProcessContext
 
-from .network import IN_FLIGHT, Ask, _echo, _has_uvloop, _start_nats, _stop, _store, _timed
+from .network import IN_FLIGHT, Ask, _has_uvloop, _timed, two_nodes
 
 __all__ = ["main"]
 
@@ -103,84 +101,44 @@ def _top(profile: cProfile.Profile, count: int, requests: int) -> list[tuple[flo
 
 
 async def _run(count: int, folder: Path, top: int) -> None:
-    server, url = _start_nats(folder)
-    try:
-        homes = {name: folder / name for name in ("alice.os", "bob.os")}
-        keys = {name: node_public_key(home) for name, home in homes.items()}
-        raw_server = await nats.connect(url)
-        raw_client = await nats.connect(url)
+    report: list[tuple[str, float, dict[str, float], list[tuple[float, str]]]] = []
+    async with two_nodes(folder) as (alice, _, raw):
 
-        async def answer(msg: nats.aio.msg.Msg) -> None:
-            await msg.respond(msg.data)
+        async def client(ctx: ProcessContext) -> None:
+            def ask(target: str) -> Ask:
+                async def send(body: bytes) -> bytes:
+                    return (await ctx.send_and_await_response(target, body, timeout=10)).body
 
-        await raw_server.subscribe("bench.raw", cb=answer)
-        await raw_server.flush()
+                return send
 
-        async def raw(body: bytes) -> bytes:
-            data: bytes = (await raw_client.request("bench.raw", body, timeout=10)).data
-            return data
-
-        report: list[tuple[str, float, dict[str, float], list[tuple[float, str]]]] = []
-        async with (
-            Runtime(
-                home=homes["bob.os"],
-                node="bob.os",
-                network=url,
-                peers={"alice.os": keys["alice.os"]},
-                storage="memory",
-            ) as bob,
-            Runtime(
-                home=homes["alice.os"],
-                node="alice.os",
-                network=url,
-                peers={"bob.os": keys["bob.os"]},
-                storage="memory",
-            ) as alice,
-        ):
-            await bob.spawn(f"echo:{_PACKAGE}", _echo, public=True)
-            await bob.spawn(
-                f"store:{_PACKAGE}", _store, public=True, request_capabilities=["kv:distro:sys"]
-            )
-
-            async def client(ctx: ProcessContext) -> None:
-                def ask(target: str) -> Ask:
-                    async def send(body: bytes) -> bytes:
-                        return (await ctx.send_and_await_response(target, body, timeout=10)).body
-
-                    return send
-
-                echo, store = ask(f"bob.os@echo:{_PACKAGE}"), ask(f"bob.os@store:{_PACKAGE}")
-                keys_ = [b"k%07d" % i for i in range(count)]
-                await _timed(store, [b"s" + key for key in keys_], IN_FLIGHT)
-                bodies = {
-                    "raw": [b"x" * 100] * count,
-                    "echo": [b"x" * 100] * count,
-                    "get": [b"g" + key for key in keys_],
-                }
-                asks = {"raw": raw, "echo": echo, "get": store}
-                for depth, label in ((1, "sequential"), (IN_FLIGHT, f"{IN_FLIGHT} in flight")):
-                    for what in ("raw", "echo", "get"):
-                        await _timed(asks[what], bodies[what], depth)  # warm-up
-                        wall = await _timed(asks[what], bodies[what], depth)
-                        profile = cProfile.Profile()
-                        profile.enable()
-                        await _timed(asks[what], bodies[what], depth)
-                        profile.disable()
-                        report.append(
-                            (
-                                f"{what}, {label}",
-                                wall / count,
-                                _by_category(profile),
-                                _top(profile, top, count),
-                            )
+            echo, store = ask(f"bob.os@echo:{_PACKAGE}"), ask(f"bob.os@store:{_PACKAGE}")
+            keys_ = [b"k%07d" % i for i in range(count)]
+            await _timed(store, [b"s" + key for key in keys_], IN_FLIGHT)
+            bodies = {
+                "raw": [b"x" * 100] * count,
+                "echo": [b"x" * 100] * count,
+                "get": [b"g" + key for key in keys_],
+            }
+            asks = {"raw": raw, "echo": echo, "get": store}
+            for depth, label in ((1, "sequential"), (IN_FLIGHT, f"{IN_FLIGHT} in flight")):
+                for what in ("raw", "echo", "get"):
+                    await _timed(asks[what], bodies[what], depth)  # warm-up
+                    wall = await _timed(asks[what], bodies[what], depth)
+                    profile = cProfile.Profile()
+                    profile.enable()
+                    await _timed(asks[what], bodies[what], depth)
+                    profile.disable()
+                    report.append(
+                        (
+                            f"{what}, {label}",
+                            wall / count,
+                            _by_category(profile),
+                            _top(profile, top, count),
                         )
+                    )
 
-            handle = await alice.spawn(f"client:{_PACKAGE}", client)
-            await handle.wait()
-        await raw_client.close()
-        await raw_server.close()
-    finally:
-        _stop(server)
+        handle = await alice.spawn(f"client:{_PACKAGE}", client)
+        await handle.wait()
     _print(report, count)
 
 
