@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from kvruntime import KvConfig, Runtime
+from tests.conftest import FakeClock
+from tests.internals import set_expiry_clock
 
 #: The storage settings the suite runs on.
 ENGINES = ("leveldb", "memory", "redis-cluster")
@@ -42,7 +44,16 @@ def config() -> KvConfig:
 
 
 @pytest.fixture
-async def runtime(home: Path, config: KvConfig, storage: str) -> AsyncIterator[Runtime]:
-    """A running runtime on ``storage``."""
+def clock() -> FakeClock:
+    """The clock kv reads deadlines by (keys with a TTL): it moves only when told."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def runtime(
+    home: Path, config: KvConfig, storage: str, clock: FakeClock
+) -> AsyncIterator[Runtime]:
+    """A running runtime on ``storage``, whose deadlines follow ``clock``."""
     async with Runtime(home=home, config=config, storage=storage) as rt:
+        set_expiry_clock(rt, clock)
         yield rt

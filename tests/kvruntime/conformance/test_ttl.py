@@ -7,7 +7,7 @@ time and sweeps by hand (``tests.internals``): no sleeps, nothing racy.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -57,21 +57,6 @@ def config() -> KvConfig:
         expiry_sweep_keys=2,
         expiry_sweep_seconds=3600.0,
     )
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def runtime(
-    home: Path, config: KvConfig, storage: str, clock: FakeClock
-) -> AsyncIterator[Runtime]:
-    """A running runtime on ``storage`` whose deadlines follow ``clock``."""
-    async with Runtime(home=home, config=config, storage=storage) as rt:
-        set_expiry_clock(rt, clock)
-        yield rt
 
 
 async def records(rt: Runtime) -> list[bytes]:

@@ -12,7 +12,6 @@ engine's store answers, the networked one too).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -23,7 +22,7 @@ from kvruntime import KvConfig, ProcessContext, Runtime, kv
 from kvruntime.kvservice.reserved import CHANGE_LOG, LAST_SEQ, RESERVED
 from protocol.ids import PackageId, ProcessId
 from tests.conftest import FakeClock, run_as
-from tests.internals import in_store, kv_of, set_expiry_clock, store_of, sweep_expired
+from tests.internals import in_store, kv_of, store_of, sweep_expired
 
 from .conftest import ENGINES, PERSISTS, WATCHES
 
@@ -55,21 +54,6 @@ def config() -> KvConfig:
         expiry_sweep_keys=2,
         expiry_sweep_seconds=3600.0,  # swept by hand (sweep_expired), on the FakeClock
     )
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def runtime(
-    home: Path, config: KvConfig, storage: str, clock: FakeClock
-) -> AsyncIterator[Runtime]:
-    """A running runtime on ``storage`` whose deadlines follow ``clock`` (test_ttl.py)."""
-    async with Runtime(home=home, config=config, storage=storage) as rt:
-        set_expiry_clock(rt, clock)
-        yield rt
 
 
 async def _take(changes: kv.Changes[bytes, bytes], n: int) -> list[tuple[str, bytes, bytes | None]]:
