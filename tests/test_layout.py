@@ -108,6 +108,7 @@ FORBIDDEN = [
         "kvruntime.explorer",
         ["kvruntime.kvservice", "kvruntime.storage", "kvruntime.runtime"],
     ),
+    ("kvruntime.readable", ["kvruntime"]),  # pure: the showing rules alone
     ("protocol", ["kvruntime"]),
 ]
 

@@ -36,7 +36,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..cli._render import NotMsgpack, readable, unpack
+from ..readable import NotMsgpack, readable, unpack
 from .token import token_matches
 
 if TYPE_CHECKING:

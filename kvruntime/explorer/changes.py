@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..cli._render import readable
+from ..readable import readable
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
