@@ -18,6 +18,7 @@ from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kvservice.loop import KvProcess
 from kvruntime.storage.store import Store
 from protocol.ids import PackageId
+from protocol.prefix import RequestDecoder
 
 if TYPE_CHECKING:  # the network extra is imported only where used
     from kvruntime.kernel.nats_transport import NatsTransport
@@ -27,6 +28,7 @@ T = TypeVar("T")
 __all__ = [
     "bus_of",
     "caps_of",
+    "decoded_once",
     "in_store",
     "kv_of",
     "nats_port_of",
@@ -131,3 +133,11 @@ async def redis_values_of(
     values = engine.keys_of(package_id, db)[0]
     found = await engine.client.hmget(values, keys)
     return [value.encode() if isinstance(value, str) else value for value in found]
+
+
+def decoded_once() -> RequestDecoder:
+    """A fresh decoder of a networked engine's kv process (``networked._DecodedOnce``):
+    ``decoded`` (``id(body)`` -> parts) is handed back once, instead of decoding."""
+    from kvruntime.kvservice.networked import _DecodedOnce
+
+    return _DecodedOnce()

@@ -60,7 +60,7 @@ import attrs
 
 from protocol.blobs import decode_keys
 from protocol.codec import DecodeError
-from protocol.ids import ProcessId
+from protocol.ids import PackageId, ProcessId
 from protocol.messages import (
     CompareAndSwap,
     ErrResponse,
@@ -70,6 +70,7 @@ from protocol.messages import (
     GetMany,
     Increment,
     IoError,
+    KvAction,
     KvError,
     KvResponse,
     Persist,
@@ -79,6 +80,7 @@ from protocol.messages import (
     TxGetMany,
     WatchNext,
 )
+from protocol.prefix import RequestDecoder
 
 from ..kernel.message import Request, Response
 from ..storage.engine import BatchEngine
@@ -99,6 +101,28 @@ _UNKNOWN: Final = object()
 _LOG_LOST: Final = IoError(message="a commit of this db failed meanwhile; retry the write")
 
 
+class _DecodedOnce(RequestDecoder):
+    """A ``RequestDecoder`` that hands back, once, the parts a round's prefetch decoded.
+
+    ``decoded`` maps ``id(body)`` to its parts; it holds only bodies of the round
+    being served (alive, so no other live body has their id) and is emptied before
+    the round settles. A body served with the same object (a sender's reused
+    bytes) gets the same parts: they depend on its bytes alone.
+    """
+
+    __slots__ = ("decoded",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoded: dict[int, tuple[PackageId, str, KvAction]] = {}
+
+    def decode_parts(self, body: bytes) -> tuple[PackageId, str, KvAction]:
+        """The parts the prefetch kept for ``body``, else decoded."""
+        if self.decoded and (parts := self.decoded.pop(id(body), None)) is not None:
+            return parts
+        return super().decode_parts(body)
+
+
 @attrs.define(eq=False)
 class NetworkedKvProcess(KvProcess):
     """The kv process on a ``BatchEngine`` (see the module docstring)."""
@@ -110,9 +134,12 @@ class NetworkedKvProcess(KvProcess):
     _mark: int = attrs.field(init=False, default=0)
     #: Stores whose buffering failed at a flush (closed): their answers' error.
     _lost: dict[Store, KvError] = attrs.field(init=False, factory=dict)
+    #: The decoder ``_serve`` uses: a round's requests are decoded once, by ``_wanted``.
+    _once: _DecodedOnce = attrs.field(init=False, factory=_DecodedOnce)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self._decoder = self._once
         self.expiry.loads_inline = False  # an index is loaded as long work (see above)
         self.feeds.loads_inline = False  # and so is a log state, with it
         self.feeds.recent_items = 4 * self.config.watch_window_items
@@ -125,22 +152,37 @@ class NetworkedKvProcess(KvProcess):
     # --- 1. a batch: prefetch, serve inline, settle ---------------------------------
 
     async def _serve_round(self, batch: list[Request | Response]) -> None:
+        engine = self.engine
         requests = [m for m in batch if isinstance(m, Request)]
-        if wanted := self._wanted(requests):
-            await self.engine.prefetch(wanted)
-        self._serve_batch(batch)
+        decoded = self._once.decoded
+        try:
+            if wanted := self._wanted(requests, decoded):
+                await engine.prefetch(wanted)
+            self._serve_batch(batch)
+        finally:
+            decoded.clear()  # their bodies may go: their ids with them
         await self._settle()
-        self.engine.end_round(self._held_dbs)
+        engine.end_round(self._held_dbs)
 
-    def _wanted(self, requests: Iterable[Request]) -> dict[Store, list[bytes]]:
-        """The keys the reads among ``requests`` name, per open store."""
+    def _wanted(
+        self,
+        requests: Iterable[Request],
+        decoded: dict[int, tuple[PackageId, str, KvAction]] | None = None,
+    ) -> dict[Store, list[bytes]]:
+        """The keys the reads among ``requests`` name, per open store; each body's
+        parts kept in ``decoded`` (by ``id``), for ``_serve`` to take (decoded once)."""
         wanted: dict[Store, list[bytes]] = {}
-        decode, dbs = self._decoder.decode_parts, self.dbs
+        decode, dbs = RequestDecoder.decode_parts, self.dbs
+        decoder = self._once
         for msg in requests:
+            body = msg.body
             try:
-                package_id, db, action = decode(msg.body)
+                parts = decode(decoder, body)
             except DecodeError:
                 continue  # another form, or malformed: served as it comes
+            if decoded is not None:
+                decoded[id(body)] = parts
+            package_id, db, action = parts
             if isinstance(action, _ONE_KEY):
                 keys = [action.key]
             elif isinstance(action, _MANY_KEYS) and msg.blob is not None:
@@ -241,7 +283,8 @@ class NetworkedKvProcess(KvProcess):
         self.flush()
         outbox, self._outbox = self._outbox, []
         lost, self._lost = self._lost, {}
-        mark, self._mark = self._mark, self.engine.failure_seq()
+        engine = self.engine
+        mark, self._mark = self._mark, engine.failure_seq()
         try:  # free (the common case): no trip through the event loop
             self._settling.acquire_nowait()
         except anyio.WouldBlock:
@@ -249,11 +292,13 @@ class NetworkedKvProcess(KvProcess):
         try:
             durable = self.feeds.take_dirty()  # what this commit makes durable
             try:
-                await self.engine.commit()
+                await engine.commit()
             except Exception:  # a bug costs these answers, never the loop
                 log.exception("kv failed committing a batch")
                 lost.update((e[3], _internal_error()) for e in outbox if e[3] is not None)
-            lost.update((store, error) for seq, store, error in self.engine.failures if seq >= mark)
+            if engine.failure_seq() != mark:  # a commit failed since the last settle
+                failures = engine.failures
+                lost.update((store, error) for seq, store, error in failures if seq >= mark)
             for store in lost:  # its writes may or may not have landed: reload its state
                 self.expiry.drop(store)
                 self.feeds.drop(store)

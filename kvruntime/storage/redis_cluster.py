@@ -513,6 +513,9 @@ class RedisClusterEngine:
 
     async def prefetch(self, wanted: dict[RedisStore, list[bytes]]) -> None:
         """Commit each store's buffer, then fetch ``wanted`` keys, one pipeline per master."""
+        if len(wanted) == 1:  # one db (the common case): one master, nothing to group
+            await self._prefetch_group(list(wanted), wanted)
+            return
         await _each(self._by_master(wanted), self._prefetch_group, wanted)
 
     async def _prefetch_group(
@@ -552,7 +555,9 @@ class RedisClusterEngine:
         """Send every buffered write, one pipeline per master; failures to ``failures``."""
         pending = [s for s in self.dirty if s._buffer]
         self.dirty.clear()
-        if pending:
+        if len(pending) == 1:  # one db (the common case): one master, nothing to group
+            await self._commit_group(pending)
+        elif pending:
             await _each(self._by_master(pending), self._commit_group)
 
     async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -780,7 +785,10 @@ class _all_locked:
     """Holds the locks of several stores (one batch's, taken in a fixed order)."""
 
     def __init__(self, stores: list[RedisStore]) -> None:
-        self._locks = [s.locked() for s in sorted(stores, key=lambda s: s.values)]
+        if len(stores) == 1:  # one db: no order to keep
+            self._locks = [stores[0].locked()]
+        else:
+            self._locks = [s.locked() for s in sorted(stores, key=lambda s: s.values)]
 
     async def __aenter__(self) -> None:
         for lock in self._locks:
