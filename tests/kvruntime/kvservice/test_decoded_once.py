@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from protocol.codec import encode_request
 from protocol.ids import PackageId
 from protocol.messages import Get, KvRequest, Set
-from protocol.codec import encode_request
 from tests.internals import decoded_once
 
 PKG = PackageId.parse("app:pkg.os")
