@@ -9,16 +9,11 @@ of its input fails its test instead of hanging the suite.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
 import signal
 import stat
 import subprocess
-import termios
-import time
 from pathlib import Path
 
 from prompt_toolkit.completion import CompleteEvent
@@ -28,9 +23,7 @@ from kvruntime.cli._dumpformat import end_line, header_line, record_line
 from kvruntime.cli.shell import completer
 
 from .conftest import APP, KVRUNTIME, fail, fill, read, script
-
-#: Seconds any one shell process may take.
-BOUND = 30
+from .shells import BOUND, interrupt_and_go_on, on_a_terminal, piped, read_until
 
 
 def _shell(home: Path, text: str) -> tuple[int, str, str]:
@@ -92,25 +85,15 @@ def test_json_errors_and_help_work_as_outside(home: Path) -> None:
 
 def test_it_keeps_one_runtime_and_takes_its_grants_back_at_the_end(home: Path) -> None:
     fill(home, "notes", [(b"k", b"v")])
-    env = dict(os.environ, TERM="dumb", KVRUNTIME_HOME=str(home))
-    with subprocess.Popen(
-        [KVRUNTIME, "shell"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    ) as shell:
+    with piped(home) as shell:
         assert shell.stdin is not None
         assert shell.stdout is not None
-        try:
-            shell.stdin.write(f"get {APP} notes k --text\n".encode())
-            shell.stdin.flush()
-            assert shell.stdout.readline() == b"v\n"  # the runtime is up
-            fail(script("get", APP, "notes", "k", home=home), 3, "in use by another runtime")
-            shell.stdin.close()
-            assert shell.wait(timeout=BOUND) == 0
-        finally:
-            shell.kill()
+        shell.stdin.write(f"get {APP} notes k --text\n".encode())
+        shell.stdin.flush()
+        assert shell.stdout.readline() == b"v\n"  # the runtime is up
+        fail(script("get", APP, "notes", "k", home=home), 3, "in use by another runtime")
+        shell.stdin.close()
+        assert shell.wait(timeout=BOUND) == 0
     caps = script("caps", "--json", home=home)
     assert caps.returncode == 0, caps.stderr.decode()
     assert b"kvruntime-cli" not in caps.stdout
@@ -133,62 +116,24 @@ def test_commands_that_need_the_home_or_stdin_are_refused_in_it(home: Path) -> N
     assert out == "v\n"  # the script's last line was not read as the value
 
 
-def _read_until(fd: int, wanted: bytes, seen: bytearray, *, after: int = 0) -> None:
-    """Read the terminal into ``seen`` until ``wanted`` appears past ``after`` (BOUND seconds)."""
-    deadline = time.monotonic() + BOUND
-    while wanted not in seen[after:]:
-        left = deadline - time.monotonic()
-        assert left > 0, f"{wanted!r} never came; the terminal's end: {bytes(seen[-600:])!r}"
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                seen += os.read(fd, 4096)
-            except OSError:  # the shell closed the terminal
-                break
-
-
-def _on_a_terminal(home: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """``kvruntime shell`` with a new pseudo-terminal as its controlling terminal (Ctrl-C is
-    SIGINT); the process and the terminal's controlling side."""
-    controller, terminal = pty.openpty()
-    env = dict(os.environ, TERM="xterm", KVRUNTIME_HOME=str(home), PROMPT_TOOLKIT_NO_CPR="1")
-    shell = subprocess.Popen(
-        [KVRUNTIME, "shell"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=env,
-        start_new_session=True,  # then the terminal becomes the new session's
-        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
-    )
-    os.close(terminal)
-    return shell, controller
-
-
 def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> None:
     fill(home, "notes", [(b"k", b"from-the-terminal")])
-    shell, controller = _on_a_terminal(home)
-    seen = bytearray()
-    try:
-        _read_until(controller, b"kvruntime>", seen)
+    with on_a_terminal(home) as (shell, controller, seen):
+        read_until(controller, b"kvruntime>", seen)
         os.write(controller, b"sc")
-        _read_until(controller, b"sc", seen, after=seen.index(b"kvruntime>"))
+        read_until(controller, b"sc", seen, after=seen.index(b"kvruntime>"))
         typed = len(seen)
         os.write(controller, b"\t")  # Tab completes "sc" to "scan": the terminal shows "an"
-        _read_until(controller, b"an", seen, after=typed)
+        read_until(controller, b"an", seen, after=typed)
         os.write(controller, f" {APP} no".encode())
         typed = len(seen)
         os.write(controller, b"\t")  # the db: "no" completes to "notes" (the home's only)
-        _read_until(controller, b"tes", seen, after=typed)
+        read_until(controller, b"tes", seen, after=typed)
         os.write(controller, b" --text\r")
-        _read_until(controller, b"from-the-terminal", seen)
-        _read_until(controller, b"kvruntime>", seen, after=seen.index(b"from-the-terminal"))
+        read_until(controller, b"from-the-terminal", seen)
+        read_until(controller, b"kvruntime>", seen, after=seen.index(b"from-the-terminal"))
         os.write(controller, b"\x04")  # Ctrl-D on an empty line
         assert shell.wait(timeout=BOUND) == 0, bytes(seen[-600:])
-    finally:
-        shell.kill()
-        shell.wait()
-        os.close(controller)
     history = home / "shell-history"
     assert f"scan {APP} notes --text" in history.read_text()
     assert stat.S_IMODE(history.stat().st_mode) == 0o600  # what was typed is the owner's
@@ -207,52 +152,28 @@ def _big_db(home: Path, db: str, entries: int) -> None:
 def test_ctrl_c_stops_the_running_command_and_the_prompt_comes_back(home: Path) -> None:
     fill(home, "notes", [(b"k", b"still-here")])
     _big_db(home, "big", 200_000)
-    shell, controller = _on_a_terminal(home)
-    seen = bytearray()
-    try:
-        _read_until(controller, b"kvruntime>", seen)
+    with on_a_terminal(home) as (shell, controller, seen):
+        read_until(controller, b"kvruntime>", seen)
         os.write(controller, f"scan {APP} big --keys-only\r".encode())
-        _read_until(controller, b"key-00001000", seen)  # the scan is under way
-        os.write(controller, b"\x03")  # Ctrl-C: the terminal sends SIGINT
-        _read_until(controller, b"Error: interrupted", seen)
-        after = seen.index(b"Error: interrupted")  # the prompt may be in the same read
-        _read_until(controller, b"kvruntime>", seen, after=after)
-        os.write(controller, f"get {APP} notes k\r".encode())  # the runtime still serves
-        _read_until(controller, b"still-here", seen, after=after)
-        _read_until(controller, b"kvruntime>", seen, after=seen.index(b"still-here", after))
-        os.write(controller, b"\x04")  # at the prompt (a Ctrl-D typed before is the tty's)
-        assert shell.wait(timeout=BOUND) == 0, bytes(seen[-600:])
-    finally:
-        shell.kill()
-        shell.wait()
-        os.close(controller)
+        read_until(controller, b"key-00001000", seen)  # the scan is under way
+        interrupt_and_go_on(shell, controller, seen)
     assert b"key-00199999" not in seen  # the scan did not run to its end
     assert b"Traceback" not in seen
 
 
 def test_ctrl_c_ends_a_piped_script_with_130(home: Path) -> None:
     _big_db(home, "big", 200_000)
-    env = dict(os.environ, TERM="dumb", KVRUNTIME_HOME=str(home))
-    with subprocess.Popen(
-        [KVRUNTIME, "shell"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    ) as shell:
+    with piped(home) as shell:
         assert shell.stdin is not None
         assert shell.stdout is not None
         assert shell.stderr is not None
-        try:
-            shell.stdin.write(f"scan {APP} big --keys-only --text\nget {APP} big x\n".encode())
-            shell.stdin.flush()
-            assert shell.stdout.readline() == b"key-00000000\n"  # the scan is under way
-            shell.send_signal(signal.SIGINT)
-            shell.stdout.read()  # to its end: the shell is gone
-            assert shell.wait(timeout=BOUND) == 130
-            err = shell.stderr.read().decode()
-        finally:
-            shell.kill()
+        shell.stdin.write(f"scan {APP} big --keys-only --text\nget {APP} big x\n".encode())
+        shell.stdin.flush()
+        assert shell.stdout.readline() == b"key-00000000\n"  # the scan is under way
+        shell.send_signal(signal.SIGINT)
+        shell.stdout.read()  # to its end: the shell is gone
+        assert shell.wait(timeout=BOUND) == 130
+        err = shell.stderr.read().decode()
     assert "Error: interrupted" in err
     assert "key x not found" not in err  # the script's next line did not run
     assert "Traceback" not in err

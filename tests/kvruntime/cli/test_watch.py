@@ -19,6 +19,7 @@ from kvruntime.cli._render import Format
 from kvruntime.cli.watch import change_line
 
 from .conftest import APP, KVRUNTIME, fail, fill, kvr, ok, script
+from .shells import interrupt_and_go_on, on_a_terminal, read_until
 
 #: Seconds any one watch process may take.
 BOUND = 60
@@ -159,26 +160,10 @@ def test_a_change_line_in_each_format() -> None:
 
 
 def test_ctrl_c_in_the_shell_stops_a_watch_and_the_prompt_comes_back(home: Path) -> None:
-    from .test_shell import _on_a_terminal, _read_until
-
     fill(home, "notes", [(b"k", b"still-here")])
-    shell, controller = _on_a_terminal(home)
-    seen = bytearray()
-    try:
-        _read_until(controller, b"kvruntime>", seen)
+    with on_a_terminal(home) as (shell, controller, seen):
+        read_until(controller, b"kvruntime>", seen)
         os.write(controller, f"watch {APP} notes --snapshot\r".encode())
-        _read_until(controller, b"snapshot\tk\tstill-here", seen)  # the watch is under way
-        os.write(controller, b"\x03")  # Ctrl-C: the terminal sends SIGINT
-        _read_until(controller, b"Error: interrupted", seen)
-        after = seen.index(b"Error: interrupted")
-        _read_until(controller, b"kvruntime>", seen, after=after)
-        os.write(controller, f"get {APP} notes k\r".encode())  # the runtime still serves
-        _read_until(controller, b"still-here", seen, after=after)
-        _read_until(controller, b"kvruntime>", seen, after=seen.index(b"still-here", after))
-        os.write(controller, b"\x04")
-        assert shell.wait(timeout=BOUND) == 0, bytes(seen[-600:])
-    finally:
-        shell.kill()
-        shell.wait()
-        os.close(controller)
+        read_until(controller, b"snapshot\tk\tstill-here", seen)  # the watch is under way
+        interrupt_and_go_on(shell, controller, seen)
     assert b"Traceback" not in seen

@@ -51,13 +51,10 @@ class Explorer:
     home: Path
 
 
-@pytest.fixture
-def explorer(tmp_path: Path) -> Iterator[Explorer]:
-    home = tmp_path / "home"
-    home.mkdir()
-    hostile = b"<script>document.title='pwned'</script>"
-    fill(home, "notes", [(b"hello", b"world"), (hostile, b"evil"), (b"blob", b"\x00\xff\x10\xc3")])
-    fill(home, "many", [(f"user:{i:03d}".encode(), f"v{i}".encode()) for i in range(120)])
+def start_serve(home: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
+    """``kvruntime serve`` on ``home`` and a free port, once it answers ``/``: the
+    process, its URL and its first two lines (the second names the write token).
+    The caller stops it (by its PID)."""
     port = free_port()
     proc = subprocess.Popen(
         [KVRUNTIME, "serve", "--home", str(home), "--port", str(port)],
@@ -68,18 +65,32 @@ def explorer(tmp_path: Path) -> Iterator[Explorer]:
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(2)]
-        token = lines[1].split()[2]
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
         while True:
             try:
                 urllib.request.urlopen(url + "/", timeout=2).close()
-                break
+                return proc, url, lines
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise AssertionError(f"serve did not start: {lines} {proc.stderr}") from None
                 time.sleep(0.1)
-        yield Explorer(url=url, token=token, home=home)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
+@pytest.fixture
+def explorer(tmp_path: Path) -> Iterator[Explorer]:
+    home = tmp_path / "home"
+    home.mkdir()
+    hostile = b"<script>document.title='pwned'</script>"
+    fill(home, "notes", [(b"hello", b"world"), (hostile, b"evil"), (b"blob", b"\x00\xff\x10\xc3")])
+    fill(home, "many", [(f"user:{i:03d}".encode(), f"v{i}".encode()) for i in range(120)])
+    proc, url, lines = start_serve(home)
+    try:
+        yield Explorer(url=url, token=lines[1].split()[2], home=home)
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         proc.communicate(timeout=20)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,7 +13,7 @@ from typing import Any
 
 from tests.kvruntime.cli.conftest import APP, KVRUNTIME, fill
 
-from .conftest import Explorer, free_port
+from .conftest import Explorer, start_serve
 
 
 def _follow(page: Any, link: str) -> None:
@@ -149,25 +148,10 @@ def test_ctrl_c_stops_it_with_130_and_takes_the_grants_back(tmp_path: Path) -> N
     home = tmp_path / "home"
     home.mkdir()
     fill(home, "notes", [(b"hello", b"world")])
-    port = free_port()
-    proc = subprocess.Popen(
-        [KVRUNTIME, "serve", "--home", str(home), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc, url, _ = start_serve(home)
     try:
-        assert proc.stdout is not None
-        proc.stdout.readline()
-        url = f"http://127.0.0.1:{port}/db/{APP}/notes"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    assert b"hello" in response.read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
+        with urllib.request.urlopen(f"{url}/db/{APP}/notes", timeout=20) as response:
+            assert b"hello" in response.read()
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)

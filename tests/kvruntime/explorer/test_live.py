@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.kvruntime.cli.conftest import APP, KVRUNTIME, fill
 
-from .conftest import Explorer, free_port
+from .conftest import Explorer, start_serve
 
 #: Seconds any one wait may take.
 BOUND = 20
@@ -116,25 +116,9 @@ def test_stopping_the_server_ends_an_open_stream_cleanly(tmp_path: Path) -> None
     home = tmp_path / "home"
     home.mkdir()
     fill(home, "notes", [(b"hello", b"world")])
-    port = free_port()
-    proc = subprocess.Popen(
-        [KVRUNTIME, "serve", "--home", str(home), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc, url, _ = start_serve(home)
     try:
-        assert proc.stdout is not None
-        proc.stdout.readline()
-        url = f"http://127.0.0.1:{port}/db/{APP}/notes/changes"
-        deadline = time.monotonic() + BOUND
-        while True:
-            try:
-                stream = urllib.request.urlopen(url, timeout=BOUND)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
-        with stream:
+        with urllib.request.urlopen(f"{url}/db/{APP}/notes/changes", timeout=BOUND) as stream:
             assert stream.headers["Content-Type"].startswith("text/event-stream")
             assert stream.readline() == b"event: ready\n"
             os.kill(proc.pid, signal.SIGTERM)
@@ -144,7 +128,7 @@ def test_stopping_the_server_ends_an_open_stream_cleanly(tmp_path: Path) -> None
         proc.kill()
     assert proc.returncode == 0, err
     assert rest.startswith(b"data: ")
-    assert b"Traceback" not in err
+    assert "Traceback" not in err
     caps = subprocess.run(
         [KVRUNTIME, "caps", "--home", str(home), "--json"], capture_output=True, check=True
     )
