@@ -6,9 +6,9 @@ Invariants:
    ``Runtime`` on the home, and, through ``as_admin``, a process
    ``kvruntime-cli:PACKAGE`` that talks to kv:distro:sys like any process of
    the package (the same checks, errors and capabilities).
-2. Reading never creates: ``open_db(create=False)`` first asks kv with an
-   ``Exists`` probe, which answers ``NoDb`` to the owning package for a
-   missing db, and only then sends ``Open`` (which would create it).
+2. Reading never creates: ``open_db(create=False)`` is
+   ``kv.open(create=False)``, which asks kv whether the db exists before it
+   sends ``Open`` (which would create it).
 3. The command leaves no grant it needed only for itself. ``run_in_home``
    notes the capability table when the runtime starts; what was granted
    since to a process the command ran as (the messaging capability on kv
@@ -374,14 +374,8 @@ async def as_admin(
 async def open_db(
     ctx: ProcessContext, package: PackageId, db: str, *, create: bool
 ) -> kv.Kv[bytes, bytes]:
-    """A handle on ``db``, opened through kv (``Open``), creating it only if ``create``.
-
-    Raises ``kv.NoDb`` for a missing db when not ``create``.
-    """
+    """A handle on ``db``, opened through kv with the CLI's timeout; ``kv.NoDb``
+    for a missing db unless ``create`` (invariant 2)."""
     from .. import kv
 
-    if not create:
-        # NoDb if missing; NoReadCap means it exists (NoDb comes first) and Open grants it.
-        with contextlib.suppress(kv.NoReadCap):
-            await kv.handle(ctx, package, db, timeout=TIMEOUT).capabilities()
-    return await kv.open(ctx, package, db, timeout=TIMEOUT)
+    return await kv.open(ctx, package, db, create=create, timeout=TIMEOUT)
