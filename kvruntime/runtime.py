@@ -167,6 +167,9 @@ class Runtime:
     _handles: dict[ProcessId, ProcessHandle] = attrs.Factory(dict)
     #: The tasks of the spawned mains (invariant 3); each removes itself when done.
     _tasks: set[asyncio.Task[None]] = attrs.Factory(set)
+    # -- issue 15: grants the CLI takes back (``_revoke_at_close``) --------
+    _to_revoke: list[tuple[Address, Capability]] = attrs.field(factory=list, init=False)
+    # -----------------------------------------------------------------------
 
     @property
     def kv_address(self) -> Address:
@@ -272,8 +275,30 @@ class Runtime:
             kv.dbs.close_all()
             if isinstance(kv.dbs, BatchEngine):
                 await kv.dbs.aclose()
-            bus.caps.close()
-            self._tg = self._bus = self._kv = None
+            try:
+                self._revoke_pending(bus.caps)  # issue 15
+            finally:
+                bus.caps.close()
+                self._tg = self._bus = self._kv = None
+
+    # --- issue 15: the CLI's own grants, taken back as the runtime closes ---
+    def _revoke_at_close(self, grants: Iterable[tuple[Address, Capability]]) -> None:
+        """Revoke ``grants`` (holder, capability) at exit, once every process and
+        kv:distro:sys have stopped, just before the capability store closes.
+
+        Internal, for the command line (``cli/_session.py`` invariant 3), which
+        otherwise reopened the table after exit to do it. A failed write raises
+        ``CapabilityStoreError`` from exit, after the store is closed.
+        """
+        self._to_revoke.extend(grants)
+
+    def _revoke_pending(self, caps: CapabilityStore) -> None:
+        pending, self._to_revoke = self._to_revoke, []
+        by_holder: dict[Address, list[Capability]] = {}
+        for holder, cap in pending:
+            by_holder.setdefault(holder, []).append(cap)
+        for holder, held in by_holder.items():
+            caps.revoke(holder, held)
 
     async def _stop_processes(self, bus: Bus) -> None:
         """Cancel every spawned main; abandon those still running after the grace."""
