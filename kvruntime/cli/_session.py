@@ -13,8 +13,10 @@ Invariants:
    notes the capability table when the runtime starts; what was granted
    since to a process the command ran as (the messaging capability on kv
    that ``spawn`` gives, the read and write that ``Open`` gives) is revoked
-   once the runtime is down, from the table itself (the kernel's
-   ``CapabilityStore``; no runtime API revokes a messaging capability).
+   from the table itself as the runtime closes, once every process and
+   kv:distro:sys have stopped and before the capability store closes
+   (``Runtime._revoke_at_close``, internal: no runtime API revokes a
+   messaging capability).
    Grants to other processes stay: they are what ``share`` is for. ``send``
    keeps the db capabilities its request earned (an ``Open`` grants read and
    write to the sender, as it would to an application), so a later ``send``
@@ -43,6 +45,7 @@ import attrs
 import click
 
 from ._app import EXIT_HOME, EXIT_INTERRUPTED, EXIT_KV, EXIT_USAGE, CliError, storage
+from ._startup import imports
 
 if TYPE_CHECKING:
     import anyio
@@ -214,11 +217,12 @@ def run_in_home(
     if (shell := OPEN_HOME.get()) is not None:  # invariant 6
         return shell.run(home, work, keep=keep_db_grants)
     check_home(home, create=create_home)
-    import anyio
+    with imports():  # the bulk of a command's start-up (``_startup``)
+        import anyio
 
-    from ..kernel.capabilities import CapabilityStoreError, HomeInUse
-    from ..runtime import Runtime
-    from ..storage.engine import StorageUnavailable
+        from ..kernel.capabilities import CapabilityStoreError, HomeInUse
+        from ..runtime import Runtime
+        from ..storage.engine import StorageUnavailable
 
     try:  # --storage / $KVRUNTIME_STORAGE (issue 13)
         made = Runtime(home=home, storage=storage())
@@ -241,9 +245,13 @@ def run_in_home(
         except Exception as exc:  # re-raised below, once the runtime is down
             return None, exc, []
         finally:
-            extra = _granted_to_cli(session, before)
-            await runtime.__aexit__(None, None, None)
-            _take_back(home, runtime.node, extra)
+            runtime._revoke_at_close(_granted_to_cli(session, before))  # invariant 3
+            try:
+                await runtime.__aexit__(None, None, None)
+            except CapabilityStoreError as exc:  # the revoking write failed
+                click.echo(
+                    f"warning: could not take back the command's capabilities: {exc}", err=True
+                )
 
     result, error, _ = anyio.run(go, backend="asyncio")
     if error is not None:
@@ -265,27 +273,6 @@ def _granted_to_cli(
         if cap == messaging or not (session.keep_db_grants or holder in session.kept):
             extra.append((holder, cap))
     return extra
-
-
-def _take_back(home: Path, node: str, grants: list[tuple[Address, Capability]]) -> None:
-    """Revoke ``grants`` from the home's capability table (the runtime is down)."""
-    if not grants:
-        return
-    from ..kernel.capabilities import CapabilityStore, CapabilityStoreError
-
-    store = CapabilityStore(caps_path(home), node=node)
-    try:
-        store.open()
-        try:
-            by_holder: dict[Address, list[Capability]] = {}
-            for holder, cap in grants:
-                by_holder.setdefault(holder, []).append(cap)
-            for holder, caps in by_holder.items():
-                store.revoke(holder, caps)
-        finally:
-            store.close()
-    except CapabilityStoreError as exc:  # another runtime took the home meanwhile
-        click.echo(f"warning: could not take back the command's capabilities: {exc}", err=True)
 
 
 _REPAIR_HINT = (

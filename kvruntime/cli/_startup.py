@@ -1,0 +1,67 @@
+"""What the console script does so that one command starts and ends quickly.
+
+A ``kvruntime get`` is one process: its start-up imports a few hundred
+modules (click, asyncio, anyio, attrs, the protocol's message classes, the
+runtime) whose objects live until the process ends, and its end tears them
+down. Python's cyclic garbage collector scans every tracked object on each
+full collection: the imports trigger several (the heap grows by a quarter
+each time), and the interpreter's exit runs more over the whole heap again.
+None finds garbage among the imported modules and classes; together they
+were about a fifth of a ``get``'s time.
+
+Invariants:
+
+1. Only ``main`` (the console script: a process that ends with its command)
+   changes the collector. The CLI run in-process (click's test runner, the
+   tests, ``kvruntime shell``'s commands) never does: ``ONE_SHOT`` is False
+   there and ``imports`` is a plain block.
+2. In that process, ``imports`` (the runtime's imports, in ``_session``)
+   runs without collections, then freezes what exists (``gc.freeze``: the
+   collector ignores it from then on) and collects again as before: the
+   command's own work (a ``serve`` or a ``shell`` that runs for hours) has
+   the collector it always had, minus the scans of the start-up heap.
+3. When the command is over, ``main`` freezes the heap before the
+   interpreter's exit, whose collections then scan nothing. Objects still
+   reachable at that point are freed by reference counting as before; only
+   garbage cycles are left to the operating system, which reclaims the
+   whole process a moment later. Everything that must be released (the
+   runtime, its databases and the capability store, click's files, stdout)
+   is closed explicitly before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+
+__all__ = ["ONE_SHOT", "imports", "run_once"]
+
+#: True while ``run_once`` runs the command of a process that ends with it.
+ONE_SHOT: ContextVar[bool] = ContextVar("kvruntime_one_shot", default=False)
+
+
+@contextlib.contextmanager
+def imports() -> Iterator[None]:
+    """The block's imports without collections, then frozen (invariant 2); a
+    plain block unless ``ONE_SHOT``."""
+    if not ONE_SHOT.get() or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+def run_once(command: Callable[[], object]) -> None:
+    """Run ``command`` as the whole life of this process (invariants 1 and 3)."""
+    token = ONE_SHOT.set(True)
+    try:
+        command()
+    finally:
+        ONE_SHOT.reset(token)
+        gc.freeze()
