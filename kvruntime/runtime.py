@@ -61,10 +61,8 @@ from .kernel.message import Capability, Message, Request, Response
 from .kernel.process import ProcessContext, ProcessHandle
 from .kvservice.config import KvConfig
 from .kvservice.loop import KvProcess
-from .kvservice.networked import NetworkedKvProcess
 from .storage.databases import Databases
 from .storage.engine import BatchEngine, Engine
-from .storage.memory import MemoryEngine
 
 if TYPE_CHECKING:  # the network extra (nats-py, PyNaCl) is imported only when used
     from prometheus_client import CollectorRegistry
@@ -87,6 +85,8 @@ def _leveldb(home: Path, config: KvConfig, spec: str, node: str) -> Engine:
 
 
 def _memory(home: Path, config: KvConfig, spec: str, node: str) -> Engine:
+    from .storage.memory import MemoryEngine  # issue 15: not in every start-up
+
     return MemoryEngine()
 
 
@@ -190,6 +190,8 @@ class Runtime:
         )
         kv_class = KvProcess
         if isinstance(dbs, BatchEngine):  # a networked engine (issue 13)
+            from .kvservice.networked import NetworkedKvProcess  # issue 15: only when used
+
             try:
                 await dbs.start()
             except BaseException:

@@ -28,7 +28,6 @@ command imports what it needs (the runtime, rich, msgpack) when it runs, so
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -125,7 +124,7 @@ class _JsonError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         doc = {"error": {"message": self.message, "exit_code": self.exit_code}}
-        click.echo(json.dumps(doc, ensure_ascii=False))
+        echo_json(doc)
 
 
 class _Group(click.Group):
@@ -343,4 +342,6 @@ def json_option(func: F) -> F:
 
 def echo_json(doc: object) -> None:
     """One JSON document on one line of stdout."""
+    import json  # only a --json command pays for it
+
     click.echo(json.dumps(doc, ensure_ascii=False))

@@ -45,7 +45,7 @@ import attrs
 import click
 
 from ._app import EXIT_HOME, EXIT_INTERRUPTED, EXIT_KV, EXIT_USAGE, CliError, storage
-from ._startup import imports
+from ._startup import start_up
 
 if TYPE_CHECKING:
     import anyio
@@ -217,43 +217,44 @@ def run_in_home(
     if (shell := OPEN_HOME.get()) is not None:  # invariant 6
         return shell.run(home, work, keep=keep_db_grants)
     check_home(home, create=create_home)
-    with imports():  # the bulk of a command's start-up (``_startup``)
+    with start_up() as started:  # a one-shot process's start-up (``_startup``)
         import anyio
 
         from ..kernel.capabilities import CapabilityStoreError, HomeInUse
         from ..runtime import Runtime
         from ..storage.engine import StorageUnavailable
 
-    try:  # --storage / $KVRUNTIME_STORAGE (issue 13)
-        made = Runtime(home=home, storage=storage())
-    except ValueError as exc:
-        raise CliError(f"bad --storage: {exc}", EXIT_USAGE) from None
+        try:  # --storage / $KVRUNTIME_STORAGE (issue 13)
+            made = Runtime(home=home, storage=storage())
+        except ValueError as exc:
+            raise CliError(f"bad --storage: {exc}", EXIT_USAGE) from None
 
-    async def go() -> tuple[T | None, Exception | None, list[tuple[Address, Capability]]]:
-        try:
-            runtime = await made.__aenter__()
-        except HomeInUse:
-            raise home_in_use(home) from None
-        except CapabilityStoreError as exc:
-            raise CliError(f"cannot open home {home}: {exc}", EXIT_HOME) from None
-        except StorageUnavailable as exc:
-            raise CliError(f"storage unavailable: {exc}", EXIT_HOME) from None
-        session = Session(rt=runtime, keep_db_grants=keep_db_grants)
-        before = {(holder, cap.key) for holder, cap in runtime.capability_holders()}
-        try:
-            return await work(session), None, []
-        except Exception as exc:  # re-raised below, once the runtime is down
-            return None, exc, []
-        finally:
-            runtime._revoke_at_close(_granted_to_cli(session, before))  # invariant 3
+        async def go() -> tuple[T | None, Exception | None, list[tuple[Address, Capability]]]:
             try:
-                await runtime.__aexit__(None, None, None)
-            except CapabilityStoreError as exc:  # the revoking write failed
-                click.echo(
-                    f"warning: could not take back the command's capabilities: {exc}", err=True
-                )
+                runtime = await made.__aenter__()
+            except HomeInUse:
+                raise home_in_use(home) from None
+            except CapabilityStoreError as exc:
+                raise CliError(f"cannot open home {home}: {exc}", EXIT_HOME) from None
+            except StorageUnavailable as exc:
+                raise CliError(f"storage unavailable: {exc}", EXIT_HOME) from None
+            started()
+            session = Session(rt=runtime, keep_db_grants=keep_db_grants)
+            before = {(holder, cap.key) for holder, cap in runtime.capability_holders()}
+            try:
+                return await work(session), None, []
+            except Exception as exc:  # re-raised below, once the runtime is down
+                return None, exc, []
+            finally:
+                runtime._revoke_at_close(_granted_to_cli(session, before))  # invariant 3
+                try:
+                    await runtime.__aexit__(None, None, None)
+                except CapabilityStoreError as exc:  # the revoking write failed
+                    click.echo(
+                        f"warning: could not take back the command's capabilities: {exc}", err=True
+                    )
 
-    result, error, _ = anyio.run(go, backend="asyncio")
+        result, error, _ = anyio.run(go, backend="asyncio")
     if error is not None:
         raise _translate(error)
     return result  # type: ignore[return-value]  # None only when work returned None

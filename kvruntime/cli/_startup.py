@@ -14,13 +14,15 @@ Invariants:
 1. Only ``main`` (the console script: a process that ends with its command)
    changes the collector. The CLI run in-process (click's test runner, the
    tests, ``kvruntime shell``'s commands) never does: ``ONE_SHOT`` is False
-   there and ``imports`` is a plain block.
-2. In that process, ``imports`` (the runtime's imports, in ``_session``)
-   runs without collections, then freezes what exists (``gc.freeze``: the
-   collector ignores it from then on) and collects again as before: the
-   command's own work (a ``serve`` or a ``shell`` that runs for hours) has
-   the collector it always had, minus the scans of the start-up heap.
-3. When the command is over, ``main`` freezes the heap before the
+   there and ``start_up`` a plain block.
+2. In that process, ``start_up`` (around the runtime's imports and start,
+   in ``_session.run_in_home``) pauses collections until the block calls
+   the ``started`` it yields (once the runtime is up) or ends, whichever
+   comes first; then it freezes what exists (``gc.freeze``: the collector
+   ignores those objects from then on) and collects again as before. The
+   command's own work (a ``serve`` or a ``shell`` may run for hours) has the
+   collector it always had, minus the scans of the start-up heap.
+3. When the command is over, ``run_once`` freezes the heap before the
    interpreter's exit, whose collections then scan nothing. Objects still
    reachable at that point are freed by reference counting as before; only
    garbage cycles are left to the operating system, which reclaims the
@@ -36,25 +38,36 @@ import gc
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
-__all__ = ["ONE_SHOT", "imports", "run_once"]
+__all__ = ["ONE_SHOT", "run_once", "start_up"]
 
 #: True while ``run_once`` runs the command of a process that ends with it.
 ONE_SHOT: ContextVar[bool] = ContextVar("kvruntime_one_shot", default=False)
 
 
+def _nothing() -> None:
+    pass
+
+
 @contextlib.contextmanager
-def imports() -> Iterator[None]:
-    """The block's imports without collections, then frozen (invariant 2); a
-    plain block unless ``ONE_SHOT``."""
+def start_up() -> Iterator[Callable[[], None]]:
+    """No collections until the block calls what this yields, or ends; then the
+    objects made so far are frozen (invariant 2). A plain block unless ``ONE_SHOT``."""
     if not ONE_SHOT.get() or not gc.isenabled():
-        yield
+        yield _nothing
         return
+    paused = [True]
+
+    def started() -> None:
+        if paused:
+            paused.clear()
+            gc.freeze()
+            gc.enable()
+
     gc.disable()
     try:
-        yield
+        yield started
     finally:
-        gc.freeze()
-        gc.enable()
+        started()
 
 
 def run_once(command: Callable[[], object]) -> None:
