@@ -136,7 +136,10 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = COMMAND_MODULES.get(cmd_name)
         if module is not None and cmd_name not in self.commands:
-            importlib.import_module(f".{module}", __package__)  # its @cli.command registers it
+            from ._startup import start_up
+
+            with start_up():  # a one-shot process's start-up (``_startup``)
+                importlib.import_module(f".{module}", __package__)  # @cli.command registers it
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:

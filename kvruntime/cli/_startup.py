@@ -15,10 +15,11 @@ Invariants:
    changes the collector. The CLI run in-process (click's test runner, the
    tests, ``kvruntime shell``'s commands) never does: ``ONE_SHOT`` is False
    there and ``start_up`` a plain block.
-2. In that process, ``start_up`` (around the runtime's imports and start,
-   in ``_session.run_in_home``) pauses collections until the block calls
-   the ``started`` it yields (once the runtime is up) or ends, whichever
-   comes first; then it freezes what exists (``gc.freeze``: the collector
+2. In that process, ``start_up`` (around the import of the command's
+   module in ``_app``, and around the runtime's imports and start in
+   ``_session.run_in_home``) pauses collections until the block calls the
+   ``started`` it yields (once the runtime is up) or ends, whichever comes
+   first; then it freezes what exists (``gc.freeze``: the collector
    ignores those objects from then on) and collects again as before. The
    command's own work (a ``serve`` or a ``shell`` may run for hours) has the
    collector it always had, minus the scans of the start-up heap.
