@@ -217,7 +217,7 @@ def run_in_home(
     if (shell := OPEN_HOME.get()) is not None:  # invariant 6
         return shell.run(home, work, keep=keep_db_grants)
     check_home(home, create=create_home)
-    with start_up() as started:  # a one-shot process's start-up (``_startup``)
+    with start_up(ends=True) as started:  # a one-shot process's start-up (``_startup``)
         import anyio
 
         from ..kernel.capabilities import CapabilityStoreError, HomeInUse

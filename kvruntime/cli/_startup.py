@@ -13,16 +13,17 @@ Invariants:
 
 1. Only ``main`` (the console script: a process that ends with its command)
    changes the collector. The CLI run in-process (click's test runner, the
-   tests, ``kvruntime shell``'s commands) never does: ``ONE_SHOT`` is False
-   there and ``start_up`` a plain block.
+   tests) never does: ``start_up`` is a plain block there.
 2. In that process, ``start_up`` (around the import of the command's
    module in ``_app``, and around the runtime's imports and start in
    ``_session.run_in_home``) pauses collections until the block calls the
    ``started`` it yields (once the runtime is up) or ends, whichever comes
    first; then it freezes what exists (``gc.freeze``: the collector
-   ignores those objects from then on) and collects again as before. The
-   command's own work (a ``serve`` or a ``shell`` may run for hours) has the
-   collector it always had, minus the scans of the start-up heap.
+   ignores those objects from then on) and collects again as before. Once
+   the runtime is up the start-up is over: the command's own work (a
+   ``serve`` or a ``shell``, whose commands import their modules as they
+   come, may run for hours) has the collector it always had, minus the
+   scans of the start-up heap.
 3. When the command is over, ``run_once`` freezes the heap before the
    interpreter's exit, whose collections then scan nothing. Objects still
    reachable at that point are freed by reference counting as before; only
@@ -39,10 +40,20 @@ import gc
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
-__all__ = ["ONE_SHOT", "run_once", "start_up"]
+__all__ = ["run_once", "start_up"]
 
-#: True while ``run_once`` runs the command of a process that ends with it.
-ONE_SHOT: ContextVar[bool] = ContextVar("kvruntime_one_shot", default=False)
+
+class _StartUp:
+    """The start-up of the process ``run_once`` runs: ``over`` once its runtime is up."""
+
+    __slots__ = ("over",)
+
+    def __init__(self) -> None:
+        self.over = False
+
+
+#: Set while ``run_once`` runs the command of a process that ends with it.
+_PROCESS: ContextVar[_StartUp | None] = ContextVar("kvruntime_start_up", default=None)
 
 
 def _nothing() -> None:
@@ -50,32 +61,40 @@ def _nothing() -> None:
 
 
 @contextlib.contextmanager
-def start_up() -> Iterator[Callable[[], None]]:
+def start_up(*, ends: bool = False) -> Iterator[Callable[[], None]]:
     """No collections until the block calls what this yields, or ends; then the
-    objects made so far are frozen (invariant 2). A plain block unless ``ONE_SHOT``."""
-    if not ONE_SHOT.get() or not gc.isenabled():
+    objects made so far are frozen (invariant 2). With ``ends``, calling it also
+    ends the process's start-up (its runtime is up): later blocks are plain, as
+    every block is outside ``run_once``."""
+    process = _PROCESS.get()
+    if process is None or process.over or not gc.isenabled():
         yield _nothing
         return
     paused = [True]
 
-    def started() -> None:
+    def resume() -> None:
         if paused:
             paused.clear()
             gc.freeze()
             gc.enable()
 
+    def started() -> None:
+        resume()
+        if ends:
+            process.over = True
+
     gc.disable()
     try:
         yield started
     finally:
-        started()
+        resume()  # also when the block failed before ``started``
 
 
 def run_once(command: Callable[[], object]) -> None:
     """Run ``command`` as the whole life of this process (invariants 1 and 3)."""
-    token = ONE_SHOT.set(True)
+    token = _PROCESS.set(_StartUp())
     try:
         command()
     finally:
-        ONE_SHOT.reset(token)
+        _PROCESS.reset(token)
         gc.freeze()

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import pytest
 
 from kvruntime.cli._app import COMMAND_MODULES
-from kvruntime.cli._startup import ONE_SHOT, start_up
+from kvruntime.cli._startup import run_once, start_up
 
 from .conftest import APP, fill, kvr, ok, read
 
@@ -139,29 +139,41 @@ def test_the_cli_in_process_leaves_the_collector_alone(filled: Path) -> None:
 
 
 def test_start_up_pauses_the_collector_until_started_then_freezes() -> None:
-    token = ONE_SHOT.set(True)
-    before = gc.get_freeze_count()
-    try:
-        with start_up() as started:
-            assert not gc.isenabled()
-            started()
-            assert gc.isenabled()
-            frozen = gc.get_freeze_count()
-            assert frozen > before  # what existed is frozen
-            started()  # once only
-            assert gc.get_freeze_count() == frozen
-        assert gc.isenabled()
-        with pytest.raises(RuntimeError), start_up():  # a failed start-up collects again
+    seen: list[object] = []
+
+    def command() -> None:
+        before = gc.get_freeze_count()
+        with start_up() as imported:  # the command's module
+            seen.append(gc.isenabled())
+        seen.append(gc.isenabled())
+        with pytest.raises(RuntimeError), start_up():  # a failed block collects again
             raise RuntimeError("boom")
-        assert gc.isenabled()
+        seen.append(gc.isenabled())
+        with start_up(ends=True) as started:  # the runtime's imports and start
+            seen.append(gc.isenabled())
+            started()
+            seen.append(gc.isenabled())
+            frozen = gc.get_freeze_count()
+            started()  # once only: nothing more frozen
+            seen.append(before < gc.get_freeze_count() <= frozen)
+        with start_up() as later:  # the start-up is over: a plain block
+            seen.append(gc.isenabled())
+            later()
+        imported()  # a stale one does nothing
+        seen.append(gc.isenabled())
+
+    try:
+        run_once(command)
+        assert seen == [False, True, True, False, True, True, True, True]
+        assert gc.get_freeze_count() > 0  # run_once froze the heap for the exit
     finally:
-        ONE_SHOT.reset(token)
         gc.unfreeze()  # this test process collects its objects as before
+    assert gc.isenabled()
 
 
 def test_start_up_is_a_plain_block_outside_the_console_script() -> None:
     before = gc.get_freeze_count()
-    with start_up() as started:
+    with start_up(ends=True) as started:
         assert gc.isenabled()
         started()
     assert gc.get_freeze_count() == before
