@@ -1,7 +1,9 @@
 """The kv:distro:sys message types: KvRequest, KvAction, KvResponse.
 
-Pure data, no I/O. Each variant set is a union of small frozen classes; the
-wire tag of each class is its ``TAG`` and its wire shape its ``WIRE``
+Pure data, no I/O. Each variant set is a union of small frozen classes (on
+``Variant``, ``_variant.py``: equality, hashing and repr shared rather than
+generated per class); the wire tag of each class is its ``TAG`` and its wire
+shape its ``WIRE``
 (serde's externally tagged form, see PROTOCOL.md and ``_wire.py``): the
 one place that says how the class travels. Dispatch with ``match`` and close the match
 with ``typing.assert_never``. The KvError variants live in ``errors.py`` and
