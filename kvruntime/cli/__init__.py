@@ -16,12 +16,13 @@ each command imports the runtime, rich or msgpack when it runs.
 from __future__ import annotations
 
 from ._app import CliError, cli
-from ._startup import run_once
+from ._startup import end, run_once
 
 __all__ = ["CliError", "cli", "main"]
 
 
 def main() -> None:
     """Entry point of the ``kvruntime`` console script: one command, then the
-    process ends (``_startup``: the collector skips the start-up heap)."""
-    run_once(lambda: cli(prog_name="kvruntime"))
+    process ends (``_startup``: the collector skips the start-up heap, and the
+    exit skips the interpreter's teardown)."""
+    end(run_once(lambda: cli(prog_name="kvruntime")))

@@ -15,6 +15,7 @@ import gc
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,19 +24,16 @@ import pytest
 from kvruntime.cli._app import COMMAND_MODULES
 from kvruntime.cli._startup import run_once, start_up
 
-from .conftest import APP, fill, kvr, ok, read
+from .conftest import APP, fail, fill, kvr, ok, read, script
 
 #: ``kvruntime.cli.main`` on the arguments, then what the process loaded and
 #: the collector's state, as JSON on stderr (stdout is the command's).
 _PROBE = """
 import gc, sys
-from kvruntime.cli import main
+from kvruntime.cli import cli
+from kvruntime.cli._startup import run_once
 sys.argv = ["kvruntime", *sys.argv[1:]]
-try:
-    main()
-    code = 0
-except SystemExit as exc:
-    code = exc.code
+code = run_once(lambda: cli(prog_name="kvruntime"))  # main() without its end()
 loaded = sorted(sys.modules)
 import json
 sys.stdout.flush()
@@ -177,3 +175,88 @@ def test_start_up_is_a_plain_block_outside_the_console_script() -> None:
         assert gc.isenabled()
         started()
     assert gc.get_freeze_count() == before
+
+
+# The console script's exit (``_startup`` invariant 4): nothing written is
+# lost, and the exit codes are the interpreter's.
+
+#: A value larger than any pipe's buffer.
+_BIG = bytes(range(256)) * 12_000
+
+
+def test_the_console_script_delivers_all_its_output_through_a_pipe(home: Path) -> None:
+    fill(home, "notes", [(b"big", _BIG), *((b"k%05d" % i, b"v%d" % i) for i in range(3000))])
+    got = script("get", APP, "notes", "big", home=home)
+    assert (got.returncode, got.stdout) == (0, _BIG)
+    scanned = script("scan", APP, "notes", "--prefix", "k", "--keys-only", home=home)
+    assert scanned.returncode == 0
+    assert scanned.stdout.decode().split() == [f"k{i:05d}" for i in range(3000)]
+
+
+def test_the_console_script_keeps_its_exit_codes_and_error_output(home: Path) -> None:
+    fill(home, "notes", [(b"k", b"v")])
+    fail(script("get", APP, "notes", "k", home=home / "missing"), 3, "")
+    missing = script("get", APP, "nodb", "k", "--json", home=home)
+    assert missing.returncode != 0
+    doc = json.loads(missing.stdout or missing.stderr)
+    assert doc["error"]["exit_code"] == missing.returncode
+    usage = script("get", home=home)
+    assert usage.returncode == 2
+    assert b"Missing argument" in usage.stderr
+
+
+def _end(body: str) -> subprocess.CompletedProcess[bytes]:
+    """``body`` then ``_startup.end(7)`` in a fresh interpreter, its output piped."""
+    code = f"import sys\nfrom kvruntime.cli._startup import end\n{body}\nend(7)\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+
+
+def test_end_flushes_stdout_and_stderr_and_runs_the_atexit_functions() -> None:
+    done = _end(
+        "import atexit\n"
+        "atexit.register(lambda: print('from atexit'))\n"
+        "sys.stdout.write('x' * 300_000)\n"
+        "sys.stdout.buffer.write(b'|raw|')\n"
+        "sys.stderr.write('unflushed error')"
+    )
+    assert done.returncode == 7
+    assert done.stdout == b"x" * 300_000 + b"|raw|from atexit\n"
+    assert done.stderr == b"unflushed error"
+
+
+def test_end_leaves_the_exit_to_the_interpreter_while_another_thread_runs() -> None:
+    done = _end(
+        "import threading, time\n"
+        "def late():\n"
+        "    time.sleep(0.2)\n"
+        "    print('the thread finished', flush=True)\n"
+        "threading.Thread(target=late).start()"
+    )
+    assert done.returncode == 7
+    assert done.stdout == b"the thread finished\n"
+
+
+def test_run_once_gives_the_exit_code_the_interpreter_would() -> None:
+    def exits(code: object) -> Callable[[], None]:
+        def command() -> None:
+            raise SystemExit(code)
+
+        return command
+
+    try:
+        assert run_once(lambda: None) == 0
+        assert run_once(exits(None)) == 0
+        assert run_once(exits(3)) == 3
+        assert run_once(exits(130)) == 130
+    finally:
+        gc.unfreeze()
+
+
+def test_run_once_prints_a_non_integer_exit_code_and_gives_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    try:
+        assert run_once(lambda: sys.exit("the home is gone")) == 1
+    finally:
+        gc.unfreeze()
+    assert capsys.readouterr().err == "the home is gone\n"
