@@ -135,7 +135,7 @@ def _check_peers(instance: object, attribute: object, value: Mapping[str, str]) 
         parse_public_key(key)
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Runtime:
     """A node: the kernel pieces, the kv process, and the processes you spawn."""
 

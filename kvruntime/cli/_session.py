@@ -118,7 +118,7 @@ def check_home(home: Path, *, create: bool) -> None:
         raise CliError(f"{home} is not a kvruntime home (no kernel/capabilities)", EXIT_HOME)
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Session:
     """A command's runtime, and the processes the command ran as (whose grants it takes back)."""
 
@@ -129,7 +129,7 @@ class Session:
     kept: set[Address] = attrs.Factory(set)
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class OpenHome:
     """The runtime ``kvruntime shell`` keeps open on ``home`` for its commands (invariant 6)."""
 

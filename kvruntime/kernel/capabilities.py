@@ -56,7 +56,7 @@ class HomeInUse(CapabilityStoreError):
     """Another runtime holds this home's capability table open."""
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class CapabilityStore:
     """Grants, revokes and answers who holds what; persisted in LevelDB at ``path``.
 

@@ -47,7 +47,7 @@ __all__ = ["ProcessContext", "ProcessHandle", "Target"]
 Target = Address | ProcessId | str
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class ProcessContext:
     """What a running process uses to talk to the rest of the node."""
 
@@ -285,7 +285,7 @@ class ProcessContext:
         self._bus.caps.grant(address, caps)
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class ProcessHandle:
     """A spawned process: wait for it, or stop it."""
 

@@ -112,7 +112,7 @@ def log_key(seq: int) -> bytes:
     return CHANGE_LOG + seq.to_bytes(8, "big")
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class DbLog:
     """The change log of one open db, as kv keeps it in memory: its last seq and
     the size of each record it retains (oldest first)."""
@@ -136,7 +136,7 @@ class DbLog:
         return after == self.last or self.oldest - 1 <= after < self.last
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class WatchState:
     """One watch: whose, on which db, which keys, how far acknowledged."""
 
@@ -168,7 +168,7 @@ END_REASONS: Final = {
 }
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Feeds:
     """The change logs of the open dbs and every watch of the node."""
 

@@ -38,7 +38,7 @@ class ReadRange:
         return (self.start is None or key >= self.start) and (self.end is None or key < self.end)
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class ReadSet:
     """What one transaction read, and at which versions; at most ``max_entries`` kept.
 
@@ -71,7 +71,7 @@ class ReadSet:
         self.ranges[:] = [ReadRange(start=None, end=None, version=oldest)]
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class WriteLog:
     """Versions of the recent writes to one db (see the module's invariants)."""
 

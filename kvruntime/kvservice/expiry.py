@@ -100,7 +100,7 @@ class TtlPolicy:
         return cls(enabled=bool(fields["ttl"]), max_ttl_ms=fields["max_ttl_ms"])
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class DbExpiry:
     """The expiry index of one open store of ``db`` (invariant 1)."""
 
@@ -206,7 +206,7 @@ def _has_records(ops: _Ops) -> bool:
     return bool(ops) and max(map(_first, ops)) >= RESERVED
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Expiries:
     """The expiry index of every open store, loaded at first use (invariant 1).
 

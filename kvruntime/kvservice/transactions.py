@@ -54,7 +54,7 @@ def _random_id() -> int:
 DbKey = tuple[PackageId, str]
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Transaction:
     """Writes staged by ``owner`` on ``db``; None as a value stages a delete."""
 
@@ -136,7 +136,7 @@ class Transaction:
         return keys
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Transactions:
     """The open transactions of one kv process."""
 

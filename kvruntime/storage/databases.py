@@ -87,7 +87,7 @@ def _budget(max_open: int | None) -> int:
     return budget if max_open is None else min(max_open, budget)
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Databases:
     """The dbs under ``root`` (``{home}/kv``), with at most ``open_budget`` open at once.
 

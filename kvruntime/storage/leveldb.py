@@ -80,7 +80,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-@attrs.define(eq=False, kw_only=True)
+@attrs.define(eq=False, kw_only=True, repr=False)
 class LevelDbStore:
     """A ``Store`` on one plyvel DB. Build it with ``LevelDbStore.open``."""
 

@@ -260,3 +260,27 @@ def test_run_once_prints_a_non_integer_exit_code_and_gives_1(
     finally:
         gc.unfreeze()
     assert capsys.readouterr().err == "the home is gone\n"
+
+
+def test_the_identity_objects_a_get_builds_keep_objects_default_repr() -> None:
+    # One object each (eq=False: compared by identity), shown by identity;
+    # attrs generates and compiles no __repr__ for them at every start.
+    from kvruntime.cli._session import OpenHome, Session
+    from kvruntime.kernel.capabilities import CapabilityStore
+    from kvruntime.kernel.process import ProcessContext, ProcessHandle
+    from kvruntime.kvservice.changelog import DbLog, Feeds, WatchState
+    from kvruntime.kvservice.conflicts import ReadSet, WriteLog
+    from kvruntime.kvservice.expiry import DbExpiry, Expiries
+    from kvruntime.kvservice.transactions import Transaction, Transactions
+    from kvruntime.runtime import Runtime
+    from kvruntime.storage.databases import Databases
+    from kvruntime.storage.leveldb import LevelDbStore
+
+    identity = [
+        OpenHome, Session, CapabilityStore, ProcessContext, ProcessHandle, DbLog, Feeds,
+        WatchState, ReadSet, WriteLog, DbExpiry, Expiries, Transaction, Transactions,
+        Runtime, Databases, LevelDbStore,
+    ]  # fmt: skip
+    assert [c.__name__ for c in identity if c.__repr__ is not object.__repr__] == []
+    assert [c.__name__ for c in identity if c.__eq__ is not object.__eq__] == []
+    assert repr(ReadSet()).startswith("<kvruntime.kvservice.conflicts.ReadSet object at 0x")
