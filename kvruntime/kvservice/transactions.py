@@ -15,7 +15,9 @@ Invariants:
    transaction it has a WriteLog, and every applied write to it must be
    passed to ``record_writes``; a transaction remembers what it read
    (``reads``) and ``conflicts`` tells whether any of it changed since.
-   The log goes when the db's last transaction does.
+   The log goes when the db's last transaction does. ``conflicts`` is
+   imported with the first transaction (a process that begins none, a
+   ``kvruntime get``, never loads it).
 5. A transaction lives no longer than its owner's access: RemoveDb drops
    every transaction on the db (``drop_db``), Revoke those of the revoked
    process on it (``drop_owned``); either way a later use answers ``NoTx``.
@@ -33,13 +35,15 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
 from protocol.ids import PackageId, ProcessId
 from protocol.messages import TransactionTooLarge
 
-from .conflicts import ReadSet, WriteLog
+if TYPE_CHECKING:
+    from .conflicts import ReadSet, WriteLog
 
 __all__ = ["DbKey", "Transaction", "Transactions"]
 
@@ -48,6 +52,12 @@ def _random_id() -> int:
     """64 bits from the OS's CSPRNG: ``secrets.randbits(64)`` without importing
     ``secrets`` (and hmac, hashlib, random) into every process's start-up."""
     return int.from_bytes(os.urandom(8), "big")
+
+
+def _read_set() -> ReadSet:
+    from .conflicts import ReadSet  # with the first transaction (invariant 4)
+
+    return ReadSet()
 
 
 #: A db: its package and its name.
@@ -67,7 +77,7 @@ class Transaction:
     #: The db's write version when the transaction began.
     start_version: int = 0
     #: What it read of the committed data, for the conflict check at commit.
-    reads: ReadSet = attrs.Factory(ReadSet)
+    reads: ReadSet = attrs.Factory(_read_set)
     #: The staged keys in order, but for those staged since the last range read.
     _sorted: list[bytes] = attrs.Factory(list)
     _fresh: list[bytes] = attrs.Factory(list)
@@ -167,6 +177,8 @@ class Transactions:
             tx_id = _random_id()
         log = self._logs.get(db)
         if log is None:
+            from .conflicts import WriteLog  # with the first transaction (invariant 4)
+
             log = self._logs[db] = WriteLog()
         tx = Transaction(
             tx_id=tx_id, owner=owner, db=db, last_used=self.clock(), start_version=log.version

@@ -57,6 +57,8 @@ NOT_FOR_A_GET = [
     "kvruntime.storage.redis_cluster",
     "redis",
     "kvruntime.kvservice.networked",
+    # kv's optimistic conflict check: with the first transaction
+    "kvruntime.kvservice.conflicts",
     "kvruntime.kernel.nats_transport",
     "nats",
     "nacl",
