@@ -113,10 +113,15 @@ nats-server:
 		{ echo "openssl/iproute2 could not be installed: the TLS and netns tests need them"; exit 1; }
 
 ## make test: the whole test suite (bounded soak/crash forms included), with
-## the Rust conformance client it runs against a live runtime; one pytest
-## worker per core (at most 4: each starts its own servers)
+## the Rust conformance client it runs against a live runtime; two pytest
+## workers per core, at most 4 (many tests wait on processes and servers, not
+## the CPU; each worker starts its own servers)
+## The suite starts hundreds of Python processes (CLI, examples, nodes, crash
+## drivers): each reuses the bytecode the first compiled (__pycache__, which
+## git ignores), even where PYTHONDONTWRITEBYTECODE is set around make.
+TEST_WORKERS := $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n * 2 < 4 ? n * 2 : 4 )))
 test: $(DEV_STAMP) conformance-client chromium redis-server-required
-	$(PY) -m pytest -n auto --maxprocesses 4
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(TEST_WORKERS)
 
 ## make check: format, lint and mypy --strict (`make test` runs the tests)
 check: $(DEV_STAMP)

@@ -104,3 +104,40 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# --- Scheduling (issue 11): the tests that wait on processes and servers first ---
+
+#: Where the suite's longest tests live (servers killed and restarted, nodes,
+#: demo runs and CLI processes started), the longest single modules first:
+#: collected in this order, ahead of every other test. pytest-xdist hands
+#: tests out in collection order: run last, one of them (a failover, a crash)
+#: decides the wall time while the other workers idle; run first, the
+#: thousands of short tests fill the workers' ends evenly.
+LONG_FIRST = (
+    "tests/reliability/test_redis_faults.py",
+    "tests/kvruntime/network/test_nats_tls.py",
+    "tests/reliability/test_crash.py",
+    "tests/benchmarks/test_many_dbs.py",
+    "tests/kvruntime/cli/test_host.py",
+    "tests/test_examples.py",
+    "tests/reliability/",
+    "tests/benchmarks/",
+    "tests/kvruntime/network/",
+    "tests/kvruntime/cli/",
+    "tests/kvruntime/explorer/",
+    "tests/conformance/",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    return next(
+        (i for i, where in enumerate(LONG_FIRST) if item.nodeid.startswith(where)),
+        len(LONG_FIRST),
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Collect the tests under ``LONG_FIRST`` first (a stable sort: each
+    module's tests stay together and in their order)."""
+    items.sort(key=_rank)

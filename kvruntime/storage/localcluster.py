@@ -71,6 +71,9 @@ class LocalCluster:
     masters: int = 3
     #: Replicas per master.
     replicas: int = 1
+    #: ``cluster-node-timeout``: how long a node may not answer before it is
+    #: failed (and its replica promoted). Fault tests choose a shorter one.
+    node_timeout_ms: int = 2000
     #: Extra ``redis-server`` arguments, e.g. ``["--appendfsync", "always"]``.
     extra: list[str] = attrs.Factory(list)
     ports: list[int] = attrs.field(init=False, factory=list)
@@ -124,7 +127,13 @@ class LocalCluster:
         folder.mkdir(exist_ok=True)
         args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no"]
         args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-        args += ["--cluster-node-timeout", "2000", "--cluster-replica-validity-factor", "0"]
+        args += ["--cluster-node-timeout", str(self.node_timeout_ms)]
+        args += ["--cluster-replica-validity-factor", "0"]
+        # A replica's sync starts at once (Redis waits 5 s by default for more
+        # replicas to share one diskless transfer): start-up and a revived
+        # node's return take seconds less, and so does stop (a master waits
+        # for its replicas to catch up before it exits).
+        args += ["--repl-diskless-sync-delay", "0"]
         args += ["--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"]
         # With --dir a relative --logfile fails: Redis changes directory first.
         args += ["--dir", str(folder), "--logfile", str(folder / "redis.log"), *self.extra]

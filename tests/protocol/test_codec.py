@@ -120,8 +120,11 @@ def _is_db_name(name: str) -> bool:
     return True
 
 
-names = st.from_regex(r"[a-z0-9-]+", fullmatch=True)
-nodes = st.from_regex(r"[a-z0-9.-]+", fullmatch=True).filter(lambda n: n not in (".", ".."))
+# The strings of [a-z0-9-]+ and [a-z0-9.-]+ (st.text draws them several times
+# faster than st.from_regex of those patterns: the suite draws ~50k).
+NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
+names = st.text(NAME_CHARS, min_size=1)
+nodes = st.text(NAME_CHARS + ".", min_size=1).filter(lambda n: n not in (".", ".."))
 package_ids = st.builds(PackageId, package_name=names, publisher_node=nodes)
 db_names = st.text(min_size=1, max_size=64).filter(_is_db_name)
 keys = st.binary(max_size=300)

@@ -10,8 +10,11 @@
 The cluster here is the tests' own (they kill servers): 3 masters with 2
 replicas each, so that a promoted master still has a replica for ``WAIT``,
 and ``cluster-require-full-coverage no``, so that a shard without a master
-stops only its own slots. The bounded forms run in ``make test``; the slow
-forms (``make soak``) run several failovers with a longer load.
+stops only its own slots. Its node timeout is 1 s (2 s by default): a
+killed master is failed over in about 2-3 s, well inside ``RESUME_WITHIN``,
+and a loaded machine's pauses stay far below it. The bounded forms run in
+``make test``; the slow forms (``make soak``) run several failovers with a
+longer load.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     cluster = LocalCluster(
         tmp_path_factory.mktemp("redis-faults"),
         replicas=2,
+        node_timeout_ms=1000,
         extra=["--cluster-require-full-coverage", "no"],
     ).start()
     yield cluster

@@ -1,10 +1,12 @@
-"""``kvruntime shell``: the CLI's commands typed into one open runtime, through the real script.
+"""``kvruntime shell``: the CLI's commands typed into one open runtime.
 
 Piped (a script on stdin): one command a line, no prompt, the exit code of
-the last command as a POSIX shell gives. On a terminal (a pseudo-terminal
-here): prompt_toolkit's prompt, with completion and a history file. Every
-subprocess is bounded by a timeout, so a shell that fails to end at the end
-of its input fails its test instead of hanging the suite.
+the last command as a POSIX shell gives; run in-process (click's runner),
+and through the real script on real pipes where the process matters (the
+home it holds, Ctrl-C). On a terminal (a pseudo-terminal here):
+prompt_toolkit's prompt, with completion and a history file, through the
+real script. Every subprocess is bounded by a timeout, so a shell that fails
+to end at the end of its input fails its test instead of hanging the suite.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import json
 import os
 import signal
 import stat
-import subprocess
 from pathlib import Path
 
 from prompt_toolkit.completion import CompleteEvent
@@ -22,21 +23,14 @@ from prompt_toolkit.document import Document
 from kvruntime.cli._dumpformat import end_line, header_line, record_line
 from kvruntime.cli.shell import completer
 
-from .conftest import APP, KVRUNTIME, fail, fill, read, script
+from .conftest import APP, fail, fill, kvr, read, script
 from .shells import BOUND, interrupt_and_go_on, on_a_terminal, piped, read_until
 
 
 def _shell(home: Path, text: str) -> tuple[int, str, str]:
-    """``kvruntime shell`` fed ``text`` on a pipe: exit code, stdout, stderr."""
-    env = dict(os.environ, COLUMNS="200", TERM="dumb", KVRUNTIME_HOME=str(home))
-    done = subprocess.run(
-        [KVRUNTIME, "shell"],
-        input=text.encode(),
-        capture_output=True,
-        env=env,
-        timeout=BOUND,
-        check=False,
-    )
+    """``kvruntime shell`` fed ``text`` as its input (not a terminal), in-process:
+    exit code, stdout, stderr."""
+    done = kvr("shell", home=home, stdin=text.encode())
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
@@ -141,11 +135,11 @@ def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> Non
 
 
 def _big_db(home: Path, db: str, entries: int) -> None:
-    """``db`` of APP with ``entries`` keys ``key-00000000``..., loaded by the real script."""
+    """``db`` of APP with ``entries`` keys ``key-00000000``..., loaded in-process."""
     dump = header_line(APP, db) + b"".join(
         record_line(b"key-%08d" % i, b"v") for i in range(entries)
     )
-    loaded = script("load", APP, db, "--create", home=home, stdin=dump + end_line(entries))
+    loaded = kvr("load", APP, db, "--create", home=home, stdin=dump + end_line(entries))
     assert loaded.returncode == 0, loaded.stderr.decode()
 
 

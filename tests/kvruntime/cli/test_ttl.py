@@ -1,4 +1,4 @@
-"""Keys with a TTL from the command line, through the real script on LevelDB.
+"""Keys with a TTL from the command line, in-process (click's runner) on LevelDB.
 
 ``set --ttl``, ``expire``, ``persist`` and ``ttl`` (as redis-cli's SET EX,
 EXPIRE, PERSIST and TTL), ``ttl-policy`` and ``load --ttl``; the same
@@ -10,8 +10,6 @@ for a key that never expires, 1 for a missing key.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,63 +19,63 @@ from prompt_toolkit.document import Document
 from kvruntime.cli._dumpformat import end_line, header_line, record_line
 from kvruntime.cli.shell import completer
 
-from .conftest import APP, KVRUNTIME, fail, fill, ok, read, script
+from .conftest import APP, fail, fill, kvr, ok, read
 
 #: ``ttl``'s exit code for a present key that never expires.
 NO_EXPIRY = 4
 
 
 def test_set_with_a_ttl_then_ttl_persist_and_expire(home: Path) -> None:
-    ok(script("set", APP, "notes", "session", "abc", "--ttl", "100", "--create", home=home))
-    shown = ok(script("ttl", APP, "notes", "session", home=home))
+    ok(kvr("set", APP, "notes", "session", "abc", "--ttl", "100", "--create", home=home))
+    shown = ok(kvr("ttl", APP, "notes", "session", home=home))
     assert shown.endswith("\n")
-    assert 50 < int(shown) <= 100  # whole seconds (each process start takes a while here)
-    doc = json.loads(ok(script("ttl", APP, "notes", "session", "--json", home=home)))
+    assert 50 < int(shown) <= 100  # whole seconds
+    doc = json.loads(ok(kvr("ttl", APP, "notes", "session", "--json", home=home)))
     assert 50 < doc["ttl"] <= 100
     assert doc["key"] == {"utf8": "session"}
-    ms = int(ok(script("ttl", APP, "notes", "session", "--ms", home=home)))
+    ms = int(ok(kvr("ttl", APP, "notes", "session", "--ms", home=home)))
     assert 50_000 < ms <= 100_000
 
-    ok(script("persist", APP, "notes", "session", home=home))
-    never = script("ttl", APP, "notes", "session", home=home)
+    ok(kvr("persist", APP, "notes", "session", home=home))
+    never = kvr("ttl", APP, "notes", "session", home=home)
     fail(never, NO_EXPIRY, "key session has no expiry")
     assert never.stdout == b""
-    as_json = script("ttl", APP, "notes", "session", "--json", home=home)
+    as_json = kvr("ttl", APP, "notes", "session", "--json", home=home)
     assert as_json.returncode == NO_EXPIRY
     assert json.loads(as_json.stdout) == {"key": {"utf8": "session"}, "ttl": None}
 
-    ok(script("expire", APP, "notes", "session", "0.2", home=home))
+    ok(kvr("expire", APP, "notes", "session", "0.2", home=home))
     time.sleep(0.25)  # past the TTL, counted from the write (before the command ended)
-    fail(script("get", APP, "notes", "session", home=home), 1, "key session not found")
+    fail(kvr("get", APP, "notes", "session", home=home), 1, "key session not found")
     assert read(home, "notes", [b"session"]) == {b"session": None}
 
 
 def test_a_missing_key_and_bad_seconds(home: Path) -> None:
     fill(home, "notes", [(b"k", b"v")])
-    fail(script("ttl", APP, "notes", "nope", home=home), 1, "key nope not found")
-    fail(script("expire", APP, "notes", "nope", "10", home=home), 1, "key nope not found")
-    fail(script("persist", APP, "notes", "nope", home=home), 1, "key nope not found")
+    fail(kvr("ttl", APP, "notes", "nope", home=home), 1, "key nope not found")
+    fail(kvr("expire", APP, "notes", "nope", "10", home=home), 1, "key nope not found")
+    fail(kvr("persist", APP, "notes", "nope", home=home), 1, "key nope not found")
     for bad in ("0", "-1", "nan", "inf", "soon"):
-        fail(script("expire", APP, "notes", "k", bad, home=home), 2, "SECONDS")
-    fail(script("set", APP, "notes", "k", "v", "--ttl", "0", home=home), 2, "--ttl")
+        fail(kvr("expire", APP, "notes", "k", bad, home=home), 2, "SECONDS")
+    fail(kvr("set", APP, "notes", "k", "v", "--ttl", "0", home=home), 2, "--ttl")
     assert read(home, "notes", [b"k"]) == {b"k": b"v"}  # nothing changed
 
 
 def test_the_ttl_policy_of_a_db(home: Path) -> None:
     fill(home, "notes", [(b"k", b"v")])
-    ok(script("ttl-policy", APP, "notes", "--enabled", "--max-ttl", "60", home=home))
+    ok(kvr("ttl-policy", APP, "notes", "--enabled", "--max-ttl", "60", home=home))
     fail(
-        script("set", APP, "notes", "k", "v2", "--ttl", "61", home=home),
+        kvr("set", APP, "notes", "k", "v2", "--ttl", "61", home=home),
         1,
         "a TTL of 61000 ms exceeds this db's maximum of 60000 ms",
     )
-    ok(script("expire", APP, "notes", "k", "60", home=home))
-    ok(script("ttl-policy", APP, "notes", "--disabled", home=home))
-    fail(script("ttl", APP, "notes", "k", home=home), NO_EXPIRY, "no expiry")  # taken off
-    fail(script("expire", APP, "notes", "k", "5", home=home), 1, "TTL are disabled on this db")
-    fail(script("ttl-policy", APP, "notes", home=home), 2, "--enabled or --disabled")
+    ok(kvr("expire", APP, "notes", "k", "60", home=home))
+    ok(kvr("ttl-policy", APP, "notes", "--disabled", home=home))
+    fail(kvr("ttl", APP, "notes", "k", home=home), NO_EXPIRY, "no expiry")  # taken off
+    fail(kvr("expire", APP, "notes", "k", "5", home=home), 1, "TTL are disabled on this db")
+    fail(kvr("ttl-policy", APP, "notes", home=home), 2, "--enabled or --disabled")
     fail(
-        script("ttl-policy", APP, "notes", "--disabled", "--max-ttl", "5", home=home),
+        kvr("ttl-policy", APP, "notes", "--disabled", "--max-ttl", "5", home=home),
         2,
         "--max-ttl",
     )
@@ -88,11 +86,11 @@ def test_load_with_a_ttl_makes_every_loaded_key_expire(home: Path) -> None:
     dump = b"".join(
         [header_line(APP, "notes"), record_line(b"a", b"1"), record_line(b"b", b"2"), end_line(2)]
     )
-    ok(script("load", APP, "copy", "--create", "--ttl", "0.5", home=home, stdin=dump))
+    ok(kvr("load", APP, "copy", "--create", "--ttl", "0.5", home=home, stdin=dump))
     time.sleep(0.55)  # past the TTL, counted from the write (before the command ended)
     assert read(home, "copy", [b"a", b"b"]) == {b"a": None, b"b": None}
-    ok(script("load", APP, "kept", "--create", home=home, stdin=dump))
-    fail(script("ttl", APP, "kept", "a", home=home), NO_EXPIRY, "no expiry")
+    ok(kvr("load", APP, "kept", "--create", home=home, stdin=dump))
+    fail(kvr("ttl", APP, "kept", "a", home=home), NO_EXPIRY, "no expiry")
 
 
 def test_the_ttl_commands_in_the_shell(home: Path) -> None:
@@ -106,10 +104,7 @@ def test_the_ttl_commands_in_the_shell(home: Path) -> None:
         f"ttl {APP} notes k --json\n"
         f"ttl {APP} notes nope\n"
     )
-    env = dict(os.environ, TERM="dumb", KVRUNTIME_HOME=str(home))
-    done = subprocess.run(
-        [KVRUNTIME, "shell"], input=text.encode(), capture_output=True, env=env, timeout=30
-    )
+    done = kvr("shell", home=home, stdin=text.encode())
     err = done.stderr.decode()
     assert done.returncode == 1, err  # the last command's: a missing key
     first, second = done.stdout.decode().splitlines()

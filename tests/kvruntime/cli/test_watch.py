@@ -1,4 +1,7 @@
-"""``kvruntime watch``: tail a db's changes, through the real script on LevelDB.
+"""``kvruntime watch``: tail a db's changes, on LevelDB.
+
+The commands run in-process (click's runner); Ctrl-C and the terminal
+through the real script, a process of its own.
 
 A home is used by one runtime at a time (its lock), so no other process can
 write to the db while a ``watch`` process holds the home. What writes while
@@ -18,7 +21,7 @@ from pathlib import Path
 from kvruntime.cli._render import Format
 from kvruntime.cli.watch import change_line
 
-from .conftest import APP, KVRUNTIME, fail, fill, kvr, ok, script
+from .conftest import APP, KVRUNTIME, fail, fill, kvr, ok
 from .shells import interrupt_and_go_on, on_a_terminal, read_until
 
 #: Seconds any one watch process may take.
@@ -42,7 +45,7 @@ def _lines(run_stdout: bytes) -> list[dict[str, object]]:
 
 def test_ctrl_c_ends_a_watch_with_130_and_since_resumes_after_it(home: Path) -> None:
     fill(home, "notes", [(b"a", b"1")])
-    caps_before = ok(script("caps", "--all", home=home))
+    caps_before = ok(kvr("caps", "--all", home=home))
     with _watch(home, "notes", "--snapshot", "--json") as watching:
         try:
             assert watching.stdout is not None
@@ -57,14 +60,14 @@ def test_ctrl_c_ends_a_watch_with_130_and_since_resumes_after_it(home: Path) -> 
     assert watching.returncode == 130, err.decode()
     assert err == b""  # with --json the error is on stdout
     assert json.loads(rest) == {"error": {"message": "interrupted", "exit_code": 130}}
-    assert ok(script("caps", "--all", home=home)) == caps_before  # no grant left behind
+    assert ok(kvr("caps", "--all", home=home)) == caps_before  # no grant left behind
 
     start = first["seq"]
     assert isinstance(start, int)
     ok(kvr("set", APP, "notes", "b", "two", home=home))
     ok(kvr("set", APP, "notes", "user:\n<x>", "0x00", home=home))
     ok(kvr("del", APP, "notes", "a", home=home))
-    done = script("watch", APP, "notes", "--since", str(start), "--count", "3", "--json", home=home)
+    done = kvr("watch", APP, "notes", "--since", str(start), "--count", "3", "--json", home=home)
     changes = _lines(ok(done).encode())
     assert [(c["kind"], c["key"], c["value"]) for c in changes] == [
         ("set", {"utf8": "b"}, {"utf8": "two"}),
@@ -78,10 +81,10 @@ def test_ctrl_c_ends_a_watch_with_130_and_since_resumes_after_it(home: Path) -> 
     # resumed after the second: exactly the third; text keeps the CLI's rules
     after_second = str(seqs[1])
     text = ok(
-        script("watch", APP, "notes", "--since", after_second, "--count", "1", "--text", home=home)
+        kvr("watch", APP, "notes", "--since", after_second, "--count", "1", "--text", home=home)
     )
     assert text == f"{seqs[2]}\tdelete\ta\n"
-    prefixed = script(
+    prefixed = kvr(
         "watch",
         APP,
         "notes",
@@ -95,15 +98,16 @@ def test_ctrl_c_ends_a_watch_with_130_and_since_resumes_after_it(home: Path) -> 
         home=home,
     )
     assert ok(prefixed) == f'{seqs[1]}\tset\t"user:\\n<x>"\t"0x00"\n'
-    raw = script("watch", APP, "notes", "--since", str(start), "--count", "1", home=home)
+    raw = kvr("watch", APP, "notes", "--since", str(start), "--count", "1", home=home)
     assert raw.stdout == f"{seqs[0]}\tset\t".encode() + b"b\ttwo\n"  # a pipe: raw bytes
 
 
 def test_a_change_made_while_it_watches_appears_live(home: Path) -> None:
     fill(home, "notes", [(b"a", b"1")])
-    ok(kvr("set", APP, "notes", "session", "s", "--ttl", "3", home=home))
+    ok(kvr("set", APP, "notes", "session", "s", "--ttl", "1.5", home=home))
     # from now: the sweeper's removal of "session" happens while it watches
-    done = script("watch", APP, "notes", "--count", "1", "--json", home=home)
+    # (which starts in-process in a small part of those 1.5 s)
+    done = kvr("watch", APP, "notes", "--count", "1", "--json", home=home)
     (change,) = _lines(ok(done).encode())
     assert change["kind"] == "expire"
     assert change["key"] == {"utf8": "session"}
@@ -112,33 +116,25 @@ def test_a_change_made_while_it_watches_appears_live(home: Path) -> None:
 
 def test_typed_ends_give_the_clis_errors(home: Path) -> None:
     fill(home, "notes", [(b"a", b"1")])
-    fail(script("watch", APP, "nope", "--count", "1", home=home), 1, "does not exist")
-    far = script("watch", APP, "notes", "--since", str(2**62), "--count", "1", home=home)
+    fail(kvr("watch", APP, "nope", "--count", "1", home=home), 1, "does not exist")
+    far = kvr("watch", APP, "notes", "--since", str(2**62), "--count", "1", home=home)
     fail(far, 1, "the change log no longer holds what follows seq")
-    as_json = script("watch", APP, "notes", "--since", str(2**62), "--json", home=home)
+    as_json = kvr("watch", APP, "notes", "--since", str(2**62), "--json", home=home)
     assert as_json.returncode == 1
     assert "oldest change held" in json.loads(as_json.stdout)["error"]["message"]
-    fail(script("watch", APP, "notes", "--prefix", "a", "--start", "b", home=home), 2, "not both")
-    fail(script("watch", APP, "notes", "--snapshot", "--since", "1", home=home), 2, "--since")
+    fail(kvr("watch", APP, "notes", "--prefix", "a", "--start", "b", home=home), 2, "not both")
+    fail(kvr("watch", APP, "notes", "--snapshot", "--since", "1", home=home), 2, "--since")
 
 
 def test_in_the_shell_a_watch_runs_on_the_shells_runtime(home: Path) -> None:
     fill(home, "notes", [(b"a", b"1")])
     text = (
         f"watch {APP} notes --snapshot --json --count 1 --since 0\n"  # refused: exit 2
-        f"set {APP} notes session s --ttl 3\n"
+        f"set {APP} notes session s --ttl 1\n"  # the watch starts at once after it
         f"watch {APP} notes --json --count 1\n"
         f"get {APP} notes a --text\n"
     )
-    env = dict(os.environ, TERM="dumb", KVRUNTIME_HOME=str(home))
-    done = subprocess.run(
-        [KVRUNTIME, "shell"],
-        input=text.encode(),
-        capture_output=True,
-        env=env,
-        timeout=BOUND,
-        check=False,
-    )
+    done = kvr("shell", home=home, stdin=text.encode())
     assert done.returncode == 0, done.stderr.decode()
     out = done.stdout.decode().splitlines()
     assert json.loads(out[0])["error"]["exit_code"] == 2  # --json: the error on stdout
