@@ -15,6 +15,10 @@ Invariants:
    stays proportional to what is pending, not to how much was sent.
 3. Request ids are unique on the bus, so a stale entry never matches a
    later waiter.
+4. When the timer fires it is armed again for the earliest deadline of a
+   request still pending (the answered ones above it are dropped), or not
+   at all: it wakes for work, never once per answered request, and a
+   process that awaits nothing has no timer.
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ class Deadlines:
                         SendErrorKind.TIMEOUT, f"no response from {target} within {timeout:g}s"
                     )
                 )
+        while heap and heap[0][1] not in waiters:  # answered: dropped (invariant 4)
+            heapq.heappop(heap)
         if heap:
             self._arm(loop, heap[0][0])
 
