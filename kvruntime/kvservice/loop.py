@@ -160,6 +160,10 @@ class KvProcess:
     #: Requests waiting behind long work, in the order they came (rule 4).
     _deferred: deque[tuple[Request, ProcessId, DbKey | None]] = attrs.Factory(deque)
     _room: anyio.Event = attrs.Factory(anyio.Event)
+    #: What the background tasks wait on while they have nothing to do (an idle
+    #: kv burns no CPU): set when a key gets a TTL, when a transaction opens.
+    _keys_with_ttl: anyio.Event = attrs.Factory(anyio.Event)
+    _transactions_open: anyio.Event = attrs.Factory(anyio.Event)
     #: Whether batches are served by ``_serve_round`` (a networked engine's kv process).
     networked: ClassVar[bool] = False
     #: For the metrics: when the batch being served began (``metrics.clock``),
@@ -182,6 +186,8 @@ class KvProcess:
             clock=self.clock,
         )
         self.feeds = Feeds(cfg, clock=self.clock)  # change feeds (issue 14)
+        self.txs.opened = self._wake_expirer
+        self.expiry.on_armed = self._wake_sweeper
 
     @property
     def open_transactions(self) -> int:
@@ -218,9 +224,15 @@ class KvProcess:
     async def _expire_transactions(self) -> None:
         interval = max(0.05, min(self.config.transaction_idle_seconds / 2, 30.0))
         while True:
+            while not self.txs:  # nothing to expire: wait for a transaction to open
+                self._transactions_open = anyio.Event()
+                await self._transactions_open.wait()
             await anyio.sleep(interval)
             if gone := self.txs.expire():
                 log.info("expired %d idle transaction(s)", gone)
+
+    def _wake_expirer(self) -> None:
+        self._transactions_open.set()
 
     async def _serve_round(self, batch: list[Request | Response]) -> None:
         """Serve ``batch`` with awaits (a networked engine's kv process overrides it)."""
@@ -230,8 +242,15 @@ class KvProcess:
 
     async def _sweep_expired_keys(self) -> None:
         while True:
+            # No open db has a key with a TTL: wait until one does (Expiries.on_armed).
+            while not self.expiry.armed:
+                self._keys_with_ttl = anyio.Event()
+                await self._keys_with_ttl.wait()
             await anyio.sleep(self.config.expiry_sweep_seconds)
             await self.sweep_step()
+
+    def _wake_sweeper(self) -> None:
+        self._keys_with_ttl.set()
 
     async def sweep_step(self) -> int:
         """One step of the sweeper, its writes done (``sweep_expired``; a networked

@@ -10,6 +10,8 @@ Invariants:
    ``max_total_bytes`` (``staged_bytes`` is their sum, kept exact by
    ``stage``/``stage_many``/``finish``); each expires after ``idle_seconds``
    without use, as ``clock`` (``time.monotonic`` unless injected) tells.
+   ``opened`` is called when the first transaction opens (none was open): the
+   kv process's expirer waits for it while there is nothing to expire.
 4. Optimistic conflict check (``conflicts.py``): while a db has an open
    transaction it has a WriteLog, and every applied write to it must be
    passed to ``record_writes``; a transaction remembers what it read
@@ -138,6 +140,8 @@ class Transactions:
     max_total_bytes: int = 1 << 30
     #: Seconds, monotonic: what "idle" is measured by (a test may inject its own).
     clock: Callable[[], float] = time.monotonic
+    #: Called when a transaction opens while none was (invariant 3).
+    opened: Callable[[], object] = attrs.field(default=lambda: None)
     #: Bytes staged by every open transaction together.
     staged_bytes: int = 0
     _by_id: dict[int, Transaction] = attrs.Factory(dict)
@@ -166,6 +170,8 @@ class Transactions:
         self._by_id[tx_id] = tx
         self._per_sender[owner] += 1
         self._per_db[db] += 1
+        if len(self._by_id) == 1:
+            self.opened()
         return tx
 
     def too_large(self, tx: Transaction, size: int) -> TransactionTooLarge | None:
