@@ -16,7 +16,7 @@ Invariants:
 3. Request ids are unique on the bus, so a stale entry never matches a
    later waiter.
 4. When the timer fires it is armed again for the earliest deadline of a
-   request still pending (the answered ones above it are dropped), or not
+   request still pending (the answered ones are dropped first), or not
    at all: it wakes for work, never once per answered request, and a
    process that awaits nothing has no timer.
 """
@@ -95,8 +95,9 @@ class Deadlines:
                         SendErrorKind.TIMEOUT, f"no response from {target} within {timeout:g}s"
                     )
                 )
-        while heap and heap[0][1] not in waiters:  # answered: dropped (invariant 4)
-            heapq.heappop(heap)
+        if heap and heap[0][1] not in waiters:  # answered ones: dropped (invariant 4)
+            self._prune()
+            heap = self._heap
         if heap:
             self._arm(loop, heap[0][0])
 
