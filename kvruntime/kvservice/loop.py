@@ -624,9 +624,9 @@ class KvProcess:
         if not outbox:
             return
         respond, source = self.bus.respond, self.slot.address
-        metrics = self.metrics
-        now, batch_since, in_batch = metrics.clock(), self._since, 0
-        ok_counts, written, read = metrics.ok_counts, 0, 0
+        metrics = self.metrics  # recorded into inline (metrics.py says what and why)
+        now, batch_since = metrics.clock(), self._since
+        ok_counts, written, read, late = metrics.ok_counts, 0, 0, 0
         for msg, response, blob, waited, action, since in outbox:
             if failed and waited in failed:
                 response, blob = ErrResponse(error=failed[waited]), None
@@ -635,15 +635,14 @@ class KvProcess:
                 metrics.failed(action, response.error)
             else:
                 is_error = False
-                ok_counts[action] = ok_counts.get(action, 0) + 1
+                ok_counts[action] += 1
                 if msg.blob is not None:
                     written += len(msg.blob)
             if blob is not None:
                 read += len(blob)
-            if since == batch_since:
-                in_batch += 1
-            else:  # it waited behind long work
+            if since != batch_since:  # it waited behind long work
                 metrics.latency(now - since)
+                late += 1
             form = self._forms.pop(id(msg), None) if self._forms else None
             if msg.expects_response is None:
                 if is_error:
@@ -655,8 +654,19 @@ class KvProcess:
                 respond(Response(msg.id, source, msg.source, body, blob, metadata))
             except Exception:  # one answer the bus refuses must not cost the others
                 log.exception("kv could not answer request %d from %s", msg.id, msg.source)
-        metrics.flushed(self._batch, written, read, now - batch_since, in_batch)
-        self._batch = 0
+        # The flush's counts: its batch (at the batch's first flush), the latency
+        # of the answers that came in it (latency_slot, inline), the bytes.
+        if self._batch:
+            metrics.batch_sizes[self._batch] += 1
+            self._batch = 0
+        if in_batch := len(outbox) - late:
+            nanoseconds = now - batch_since
+            metrics.latency_counts[(nanoseconds // 1000).bit_length()] += in_batch
+            metrics.latency_total += nanoseconds * in_batch
+        if written:
+            metrics.bytes_written += written
+        if read:
+            metrics.bytes_read += read
 
 
 #: Checked by mypy: the kv process is the context its handlers are given.
