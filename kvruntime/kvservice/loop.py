@@ -151,6 +151,8 @@ class KvProcess:
     _forms: dict[int, tuple[Form, KvAction | None]] = attrs.Factory(dict)
     #: (package, db) -> (read capability, write capability); bounded cache.
     _db_caps: dict[DbKey, tuple[Capability, Capability]] = attrs.Factory(dict)
+    #: An open store -> the keys of its db's (read, write) capabilities; bounded cache.
+    _cap_keys: dict[Store, tuple[str, str]] = attrs.Factory(dict)
     _decoder: RequestDecoder = attrs.field(init=False, factory=RequestDecoder)
     #: The task group long work runs in (set while ``run`` runs).
     _work: anyio.abc.TaskGroup | None = attrs.field(init=False, default=None)
@@ -405,7 +407,8 @@ class KvProcess:
 
     def _serve(self, msg: Request) -> None:
         """Serve ``msg``, start the long work that will, or defer it (rules 1-3)."""
-        sender = msg.source.process
+        source = msg.source
+        sender = source.process
         if self._held_senders and sender in self._held_senders:
             return self._defer(msg, sender, None)
         try:
@@ -417,29 +420,35 @@ class KvProcess:
             try:
                 package_id, db, action, form = self._decoder.decode_parts_in_any_form(msg.body)
             except DecodeError as exc:
-                log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
+                log.debug("malformed request %d from %s: %s", msg.id, source, exc)
                 if (form := form_of(msg.body)) is not Form.CANONICAL:
                     self._forms[id(msg)] = (form, None)
                 self._action = None
                 return self.fail(msg, _MALFORMED)
             if form is not Form.CANONICAL:
                 self._forms[id(msg)] = (form, action)
-        self._action = type(action)
+        kind = self._action = type(action)
         key = (package_id, db)
         if self._held_dbs and key in self._held_dbs:
             return self._defer(msg, sender, key)
-        rule = TABLE[type(action)]
+        rule = TABLE[kind]
         if msg.blob is None and rule.needs_blob:
             return self.fail(msg, _MALFORMED)
-        if msg.source.node != self.bus.node:
+        if source.node != self.bus.node:
             return self.fail(msg, RemoteNotAllowed())
         match rule:
             case OnData():
                 store = self.dbs.get(package_id, db)
-                if error := self._access(msg.source, sender, key, store, rule.write):
-                    return self.fail(msg, error)
                 if store is None:  # on disk, not open: reopen, then serve it (long work)
+                    if error := self._access(source, sender, key, None, rule.write):
+                        return self.fail(msg, error)
                     return self._start(msg, sender, key, self._reopen(msg, key))
+                # The db is open, so it exists: the capability alone (_access's step 5,
+                # inline: the hot path, where a call costs more than the lookups).
+                write = rule.write
+                keys = self._cap_keys.get(store) or self._cap_keys_of(store, key)
+                if not self.caps.holds(source, keys[1] if write else keys[0]):
+                    return self.fail(msg, _NO_WRITE if write else _NO_READ)
                 outcome = rule.serve(self, msg, sender, key, store, action)
             case OfTheDb():
                 outcome = rule.serve(self, msg, sender, key, action)
@@ -459,8 +468,7 @@ class KvProcess:
         exists = store is not None or self.dbs.exists(package_id, name)
         if not exists and sender.belongs_to(package_id):
             return NoDb(package_id=package_id, db=name)
-        # caps_of's cache read inline (the hot path: a call costs more than the read)
-        read_cap, write_cap = self._db_caps.get(db) or self.caps_of(package_id, name)
+        read_cap, write_cap = self.caps_of(package_id, name)
         if not self.caps.holds(holder, (write_cap if write else read_cap).key):
             return _NO_WRITE if write else _NO_READ
         if not exists:
@@ -489,6 +497,16 @@ class KvProcess:
         """The transaction ``tx_id`` of ``sender`` on ``db``, or the NoTx to answer."""
         tx = self.txs.lookup(tx_id, sender, db)
         return NoTx(tx_id=tx_id) if tx is None else tx
+
+    def _cap_keys_of(self, store: Store, db: DbKey) -> tuple[str, str]:
+        """The keys of the (read, write) capabilities of ``db``, open as ``store``,
+        kept in ``_cap_keys`` (by store: an identity hash, where a DbKey's hash is
+        a Python call; bounded, so a closed store is held there until the clear)."""
+        if len(self._cap_keys) >= 4096:
+            self._cap_keys.clear()
+        read_cap, write_cap = self.caps_of(*db)
+        keys = self._cap_keys[store] = (read_cap.key, write_cap.key)
+        return keys
 
     def caps_of(self, package_id: PackageId, db: str) -> tuple[Capability, Capability]:
         """The (read, write) capabilities of a db."""
