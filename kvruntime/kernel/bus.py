@@ -166,11 +166,11 @@ class Bus:
     #: (a transport's); None: answers go through ``network_outbox``.
     network_answer: Callable[[Response], Awaitable[None]] | None = None
     _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
-    _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
-
-    def next_id(self) -> int:
-        """A fresh message id."""
-        return next(self._ids)
+    #: A fresh message id at each call: the ``__next__`` of a counter of this bus's
+    #: own, so that taking one is a C call, with no Python frame (the hot path).
+    next_id: Callable[[], int] = attrs.field(
+        init=False, factory=lambda: itertools.count(1).__next__
+    )
 
     def attach(self, slot: Slot) -> None:
         """Register a running process."""
@@ -314,7 +314,8 @@ class Bus:
             future, answerer = waiter
             if answerer is not source and answerer != source:
                 return _refused(response, answerer)
-            del slot.waiters[rid]
+            # Taken once: a later response finds the future done (the waiting
+            # send_and_await_response removes its waiter when it resumes).
             if not future.done():
                 future.set_result(response)
             return
@@ -365,9 +366,10 @@ class Bus:
     def awaits_answer(self, request: Request) -> bool:
         """Whether this node's sender of ``request`` still waits for its answer."""
         sender = self._slots.get(request.source.process)
-        return sender is not None and (
-            request.id in sender.waiters or request.id in sender.expected
-        )
+        if sender is None:
+            return False
+        waiter = sender.waiters.get(request.id)  # answered: done, until its sender resumes
+        return (waiter is not None and not waiter[0].done()) or request.id in sender.expected
 
     def withdraw_offers(self, caps: Iterable[Capability], *, of: Address | None = None) -> None:
         """Forget offers of ``caps`` made to ``of`` (a revoked holder), or to anyone."""

@@ -77,7 +77,8 @@ class Mailbox(Generic[T]):
         if self._putters or len(self._items) + self._reserved >= self._capacity:
             raise MailboxFull
         self._items.append(item)
-        self._wake_getter()
+        if self._getters:
+            self._wake_getter()
 
     async def put(self, item: T) -> None:
         """Queue ``item``, waiting for room while the mailbox is full."""
@@ -130,7 +131,8 @@ class Mailbox(Generic[T]):
             items.clear()
         else:
             batch = [items.popleft() for _ in range(limit)]
-        self._admit_putters()
+        if self._putters or items:  # someone to admit, or a getter to wake
+            self._admit_putters()
         return batch
 
     def close(self) -> None:

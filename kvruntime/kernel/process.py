@@ -105,7 +105,7 @@ class ProcessContext:
         request = Request(  # by position: this is the hot path (see message.py)
             self._bus.next_id(),
             self._slot.address,
-            self.resolve(target),
+            target if type(target) is Address else self.resolve(target),
             body,
             blob,
             metadata,

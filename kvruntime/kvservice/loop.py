@@ -169,12 +169,10 @@ class KvProcess:
     #: Whether batches are served by ``_serve_round`` (a networked engine's kv process).
     networked: ClassVar[bool] = False
     #: For the metrics: when the batch being served began (``metrics.clock``),
-    #: its size until a flush records it (0: recorded), the action type of the
-    #: request being served (None: not decoded), and, for a request that waits
-    #: behind long work or is long work, its own (action type, start), by
-    #: ``id``, until it is answered.
+    #: the action type of the request being served (None: not decoded), and, for
+    #: a request that waits behind long work or is long work, its own (action
+    #: type, start), by ``id``, until it is answered.
     _since: int = 0
-    _batch: int = 0
     _action: type | None = None
     _waited: dict[int, tuple[type | None, int]] = attrs.Factory(dict)
 
@@ -303,8 +301,9 @@ class KvProcess:
         return len(due) <= limit
 
     def _serve_batch(self, batch: list[Request | Response]) -> None:
-        self._since = self.metrics.clock()
-        self._batch = len(batch)
+        metrics = self.metrics  # recorded into inline (metrics.py)
+        self._since = metrics.clock()
+        metrics.batch_sizes[len(batch)] += 1
         for message in batch:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
@@ -672,11 +671,8 @@ class KvProcess:
                 respond(Response(msg.id, source, msg.source, body, blob, metadata))
             except Exception:  # one answer the bus refuses must not cost the others
                 log.exception("kv could not answer request %d from %s", msg.id, msg.source)
-        # The flush's counts: its batch (at the batch's first flush), the latency
-        # of the answers that came in it (latency_slot, inline), the bytes.
-        if self._batch:
-            metrics.batch_sizes[self._batch] += 1
-            self._batch = 0
+        # The flush's counts: the latency of the answers of the batch it ends
+        # (latency_slot, inline), the bytes.
         if in_batch := len(outbox) - late:
             nanoseconds = now - batch_since
             metrics.latency_counts[(nanoseconds // 1000).bit_length()] += in_batch
