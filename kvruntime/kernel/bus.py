@@ -166,6 +166,11 @@ class Bus:
     #: (a transport's); None: answers go through ``network_outbox``.
     network_answer: Callable[[Response], Awaitable[None]] | None = None
     _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
+    #: id(address) -> (address, its slot), for the local addresses ``check_request``
+    #: and ``respond`` found: they hash no ProcessId (a Python call) for an address
+    #: object they have seen. Each entry keeps its address alive (its id is not
+    #: reused while cached); ``attach`` and ``detach`` clear it; bounded.
+    _by_identity: dict[int, tuple[Address, Slot]] = attrs.Factory(dict)
     #: A fresh message id at each call: the ``__next__`` of a counter of this bus's
     #: own, so that taking one is a C call, with no Python frame (the hot path).
     next_id: Callable[[], int] = attrs.field(
@@ -178,12 +183,14 @@ class Bus:
         if pid in self._slots:
             raise ValueError(f"process {pid} is already running")
         self._slots[pid] = slot
+        self._by_identity.clear()
 
     def detach(self, slot: Slot) -> None:
         """Unregister a process, close its mailbox and fail its waiters (invariant 7)."""
         pid = slot.address.process
         if self._slots.get(pid) is slot:
             del self._slots[pid]
+        self._by_identity.clear()
         for message in slot.mailbox.drain():
             if isinstance(message, Request):
                 self._unanswerable(message)
@@ -231,6 +238,15 @@ class Bus:
         """The running process with this id, if any."""
         return self._slots.get(process)
 
+    def _local(self, address: Address) -> Slot | None:
+        """The running process at ``address`` (of this node), kept in ``_by_identity``."""
+        slot = self._slots.get(address.process)
+        if slot is not None:
+            if len(self._by_identity) >= 4096:
+                self._by_identity.clear()
+            self._by_identity[id(address)] = (address, slot)
+        return slot
+
     def check_request(self, sender: Slot, request: Request) -> Slot:
         """Return the target's slot, or raise SendError (invariant 3)."""
         target = request.target
@@ -238,8 +254,10 @@ class Bus:
             if self.network_route is None:
                 raise SendError(SendErrorKind.OFFLINE, f"no route to node {target.node!r}")
             slot = self.network_route(target)  # public: the remote node checks the sender
+        elif (seen := self._by_identity.get(id(target))) is not None and seen[0] is target:
+            slot = seen[1]
         else:
-            found = self._slots.get(target.process)
+            found = self._local(target)
             if found is None:
                 raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")
             slot = found
@@ -304,7 +322,8 @@ class Bus:
             except MailboxClosed:
                 log.debug("dropped a response to %s: the network is closed", target)
             return
-        slot = self._slots.get(target.process)
+        seen = self._by_identity.get(id(target))
+        slot = seen[1] if seen is not None and seen[0] is target else self._local(target)
         if slot is None:
             log.debug("dropped response %d: %s is not running", response.id, target)
             return
