@@ -143,7 +143,7 @@ class KvProcess:
     #: The change logs and the watches (changelog.py; issue 14).
     feeds: Feeds = attrs.field(init=False)
     #: Plain writes waiting for the next flush, per db.
-    _writes: dict[Store, list[tuple[bytes, bytes | None]]] = attrs.Factory(dict)
+    pending: dict[Store, list[tuple[bytes, bytes | None]]] = attrs.Factory(dict)
     #: Answers in serving order, waiting for the next flush.
     _outbox: list[_Entry] = attrs.Factory(list)
     #: The form and action of each request not in the canonical form, by ``id`` of
@@ -552,7 +552,7 @@ class KvProcess:
 
     def flush_pending(self, store: Store) -> None:
         """Flush if ``store`` has pending writes, so that a read of it sees them."""
-        if store in self._writes:
+        if store in self.pending:
             self.flush()
 
     def write_now(
@@ -604,20 +604,21 @@ class KvProcess:
         expiry = self.expiry  # keys with a TTL (issue 14); records, if any, come last
         if expiry.armed or store not in expiry.by_store or (ops and ops[-1][0] >= RESERVED):
             ops = expiry.complete(store, db, ops)
-        self._writes.setdefault(store, []).extend(ops)
+        self.pending.setdefault(store, []).extend(ops)
         if self._waited:
             self._queue_waited(msg, _OK, None, store)
         else:
             self._outbox.append((msg, _OK, None, store, self._action, self._since))
-        self.txs.record_writes(db, map(first, ops))
+        if self.txs.logs:  # a transaction is open somewhere: the conflict check
+            self.txs.record_writes(db, map(first, ops))
 
     def flush(self) -> None:
         """Write pending plain writes, one batch per db, then send every waiting answer."""
         failed: dict[Store, KvError] = {}
-        if self._writes:
+        if self.pending:
             sync, feeds = self.config.sync_writes, self.feeds
             logs = feeds.logs
-            for store, ops in self._writes.items():
+            for store, ops in self.pending.items():
                 try:
                     if logs.get(store, ops) is not None:  # a logged db (or not known yet)
                         ops = feeds.with_log(store, ops)  # change feeds (issue 14)
@@ -629,7 +630,7 @@ class KvProcess:
                     log.exception("kv failed writing a batch to %s", store)
                     failed[store] = _internal_error()
                     self.dbs.discard(store)
-            self._writes.clear()
+            self.pending.clear()
         if self.feeds.dirty:  # change feeds: wake parked watchers (issue 14)
             self.feeds.notify(self.dbs_get, self.answer)
         outbox, self._outbox = self._outbox, []

@@ -147,7 +147,9 @@ class Transactions:
     _by_id: dict[int, Transaction] = attrs.Factory(dict)
     _per_sender: Counter[ProcessId] = attrs.Factory(Counter)
     _per_db: Counter[DbKey] = attrs.Factory(Counter)
-    _logs: dict[DbKey, WriteLog] = attrs.Factory(dict)
+    #: The write log of each db with an open transaction (invariant 4); read-only
+    #: outside: empty, no write needs ``record_writes`` (the hot path tests it).
+    logs: dict[DbKey, WriteLog] = attrs.Factory(dict)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -161,9 +163,9 @@ class Transactions:
         tx_id = secrets.randbits(64)
         while tx_id in self._by_id:
             tx_id = secrets.randbits(64)
-        log = self._logs.get(db)
+        log = self.logs.get(db)
         if log is None:
-            log = self._logs[db] = WriteLog()
+            log = self.logs[db] = WriteLog()
         tx = Transaction(
             tx_id=tx_id, owner=owner, db=db, last_used=self.clock(), start_version=log.version
         )
@@ -200,22 +202,22 @@ class Transactions:
 
         Cheap when no transaction is open on ``db``: nothing is kept then.
         """
-        log = self._logs.get(db)
+        log = self.logs.get(db)
         if log is not None:
             log.record(keys)
 
     def tracks(self, db: DbKey) -> bool:
         """Whether writes to ``db`` are being logged (a transaction is open on it)."""
-        return db in self._logs
+        return db in self.logs
 
     def version(self, db: DbKey) -> int:
         """The current write version of ``db`` (0 when no transaction is open on it)."""
-        log = self._logs.get(db)
+        log = self.logs.get(db)
         return 0 if log is None else log.version
 
     def conflicts(self, tx: Transaction) -> bool:
         """Whether a key ``tx`` read was written by another writer since it read it."""
-        log = self._logs.get(tx.db)
+        log = self.logs.get(tx.db)
         return log is not None and bool(tx.reads) and log.conflicts(tx.reads)
 
     def lookup(self, tx_id: int, owner: ProcessId, db: DbKey) -> Transaction | None:
@@ -242,8 +244,8 @@ class Transactions:
         self._per_db[tx.db] -= 1
         if not self._per_db[tx.db]:
             del self._per_db[tx.db]
-            self._logs.pop(tx.db, None)
-        elif (log := self._logs.get(tx.db)) is not None:
+            self.logs.pop(tx.db, None)
+        elif (log := self.logs.get(tx.db)) is not None:
             log.trim(min(t.start_version for t in self._by_id.values() if t.db == tx.db))
 
     def drop_owned(self, owner: ProcessId, db: DbKey) -> int:
