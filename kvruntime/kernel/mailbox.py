@@ -115,16 +115,26 @@ class Mailbox(Generic[T]):
 
     async def get(self) -> T:
         """Take the oldest item, waiting for one."""
-        while not self._items:
-            await self._wait_for_item()
+        while not self._items:  # _wait_for_item, inline: a coroutine per wait costs more
+            getter = self._getter()
+            try:
+                await getter
+            except BaseException:
+                self._not_woken(getter)
+                raise
         item = self._items.popleft()
         self._admit_putters()
         return item
 
     async def get_batch(self, limit: int) -> list[T]:
         """Take every queued item, at most ``limit``, waiting for at least one."""
-        while not self._items:
-            await self._wait_for_item()
+        while not self._items:  # as in get
+            getter = self._getter()
+            try:
+                await getter
+            except BaseException:
+                self._not_woken(getter)
+                raise
         items = self._items
         if len(items) <= limit:
             batch = list(items)
@@ -156,25 +166,27 @@ class Mailbox(Generic[T]):
         self._items.clear()
         return items
 
-    async def _wait_for_item(self) -> None:
+    def _getter(self) -> asyncio.Future[None]:
+        """A future woken when an item comes (``_wake_getter``), queued; MailboxClosed
+        if the mailbox is closed."""
         if self._closed:
             raise MailboxClosed
         getter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._getters.append(getter)
-        try:
-            await getter
-        except BaseException:
-            if not getter.done():
-                getter.cancel()
-            if getter.cancelled():
-                # Never woken: leave the queue. (Only on this rare path: a failed
-                # deque.remove formats the repr of its argument, which is slow.)
-                with contextlib.suppress(ValueError):
-                    self._getters.remove(getter)
-            elif self._items:
-                # Woken, then cancelled before taking: pass the wake-up on.
-                self._wake_getter()
-            raise
+        return getter
+
+    def _not_woken(self, getter: asyncio.Future[None]) -> None:
+        """The wait on ``getter`` was interrupted (cancelled, or the mailbox closed)."""
+        if not getter.done():
+            getter.cancel()
+        if getter.cancelled():
+            # Never woken: leave the queue. (Only on this rare path: a failed
+            # deque.remove formats the repr of its argument, which is slow.)
+            with contextlib.suppress(ValueError):
+                self._getters.remove(getter)
+        elif self._items:
+            # Woken, then cancelled before taking: pass the wake-up on.
+            self._wake_getter()
 
     def _wake_getter(self) -> None:
         while self._getters:
