@@ -1,14 +1,12 @@
 """What kv:distro:sys has served, counted for ``/metrics`` (Prometheus text format).
 
 ``KvMetrics`` is the one recorder: it owns the counts, what they mean, and the
-series a scrape builds from them. The kv loop records into it inline, as it
-sends a flush's answers (``KvProcess._send``), because on this interpreter a
-call to the recorder costs more than the counting itself (a call per flush
-was ~3.4k instructions of a ~100k round trip, callgrind): per answer, one
-``ok_counts`` increment (Ok) or a ``failed`` call (an error), and
-``latency`` for an answer that waited behind long work; per flush, one
-``batch_sizes`` increment for the batch it answers, ``latency_counts`` and
-``latency_total`` for the answers of that batch, and the flush's
+series a scrape builds from them. The kv loop records into it inline, with
+no call per flush: as it takes a batch, one ``batch_sizes`` increment; as it
+sends a flush's answers (``KvProcess._send``), per answer one ``ok_counts``
+increment (Ok) or a ``failed`` call (an error), and ``latency`` for an answer
+that waited behind long work; per flush, ``latency_counts`` and
+``latency_total`` for the answers of the batch it ends, and the flush's
 ``bytes_written`` and ``bytes_read``. Each outbox entry carries its action's
 type and the moment its serving began (the batch it came in, or, for a
 request that waited behind long work, when it first did), so the loop reads
@@ -102,7 +100,7 @@ class KvMetrics:
     latency_counts: list[int] = attrs.Factory(lambda: [0] * _LATENCY_SLOTS)
     latency_total: int = 0
     #: Batches taken from the mailbox, by size (bucketed at scrape time); the loop
-    #: adds one at the first flush after each batch.
+    #: adds one as it takes each.
     batch_sizes: defaultdict[int, int] = attrs.Factory(lambda: defaultdict(int))
 
     def latency(self, nanoseconds: int) -> None:
