@@ -19,10 +19,6 @@ Invariants:
 3. ``close`` wakes every waiter: putters fail with ``MailboxClosed``; getters
    first drain what is queued, then fail with ``MailboxClosed``. ``drain``
    closes and hands back what is queued, for an owner that has stopped.
-4. A hot loop may wait without a coroutine per wait (``get_batch``, spelled
-   out): ``take_batch`` what is queued; if nothing, await ``waiter()`` (it
-   raises ``MailboxClosed`` once closed and drained) and, should that await be
-   interrupted, hand the future to ``abandon`` before leaving.
 """
 
 from __future__ import annotations
@@ -119,12 +115,12 @@ class Mailbox(Generic[T]):
 
     async def get(self) -> T:
         """Take the oldest item, waiting for one."""
-        while not self._items:  # invariant 4: a coroutine per wait costs more
-            getter = self.waiter()
+        while not self._items:  # _wait_for_item, inline: a coroutine per wait costs more
+            getter = self._getter()
             try:
                 await getter
             except BaseException:
-                self.abandon(getter)
+                self._not_woken(getter)
                 raise
         item = self._items.popleft()
         self._admit_putters()
@@ -133,16 +129,12 @@ class Mailbox(Generic[T]):
     async def get_batch(self, limit: int) -> list[T]:
         """Take every queued item, at most ``limit``, waiting for at least one."""
         while not self._items:  # as in get
-            getter = self.waiter()
+            getter = self._getter()
             try:
                 await getter
             except BaseException:
-                self.abandon(getter)
+                self._not_woken(getter)
                 raise
-        return self.take_batch(limit)
-
-    def take_batch(self, limit: int) -> list[T]:
-        """Take every queued item, at most ``limit``, now: maybe none (invariant 4)."""
         items = self._items
         if len(items) <= limit:
             batch = list(items)
@@ -174,18 +166,17 @@ class Mailbox(Generic[T]):
         self._items.clear()
         return items
 
-    def waiter(self) -> asyncio.Future[None]:
-        """A future done when an item comes or the mailbox closes (invariant 4);
-        MailboxClosed if it is closed."""
+    def _getter(self) -> asyncio.Future[None]:
+        """A future woken when an item comes (``_wake_getter``), queued; MailboxClosed
+        if the mailbox is closed."""
         if self._closed:
             raise MailboxClosed
         getter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._getters.append(getter)
         return getter
 
-    def abandon(self, getter: asyncio.Future[None]) -> None:
-        """The wait on ``getter`` (a ``waiter()``) was interrupted: leave the queue,
-        or pass on the wake-up it took (invariant 4)."""
+    def _not_woken(self, getter: asyncio.Future[None]) -> None:
+        """The wait on ``getter`` was interrupted (cancelled, or the mailbox closed)."""
         if not getter.done():
             getter.cancel()
         if getter.cancelled():

@@ -204,24 +204,16 @@ class KvProcess:
             tg.start_soon(self._sweep_expired_keys)  # keys with a TTL (issue 14)
             async with anyio.create_task_group() as work:
                 self._work = work
-                capacity, max_batch = self.config.mailbox_capacity, self.config.max_batch
-                networked = self.networked  # kvservice/networked.py: awaits its engine
                 while True:
-                    if self._deferred and len(self._deferred) >= capacity:
+                    if self._deferred and len(self._deferred) >= self.config.mailbox_capacity:
                         self._room = anyio.Event()  # rule 5
                         await self._room.wait()
                         continue
-                    try:  # mailbox.get_batch, inline: no coroutine per batch (mailbox.py)
-                        while not (batch := mailbox.take_batch(max_batch)):
-                            waiter = mailbox.waiter()
-                            try:
-                                await waiter
-                            except BaseException:
-                                mailbox.abandon(waiter)
-                                raise
+                    try:
+                        batch = await mailbox.get_batch(self.config.max_batch)
                     except MailboxClosed:
                         break
-                    if networked:
+                    if self.networked:  # kvservice/networked.py: awaits its engine
                         await self._serve_round(batch)
                     else:
                         self._serve_batch(batch)

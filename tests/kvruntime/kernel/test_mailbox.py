@@ -329,27 +329,3 @@ async def test_cancelled_putter_racing_its_admission_is_consistent(how: str) -> 
     else:
         assert outcome == ["cancelled"]
         assert delivered == ["after"], "a put that raised delivered its item"
-
-
-async def test_a_loop_waits_without_a_coroutine_through_take_batch_and_waiter() -> None:
-    """Invariant 4: take_batch, then a waiter, abandon on interruption."""
-    mailbox = Mailbox[int](4)
-    assert mailbox.take_batch(10) == []
-    first = mailbox.waiter()
-    first.cancel()  # the wait was interrupted before anything came
-    mailbox.abandon(first)
-    second = mailbox.waiter()
-    mailbox.put_nowait(1)  # wakes the one still waiting, not the abandoned one
-    assert second.done()
-    woken = mailbox.waiter()
-    mailbox.put_nowait(2)
-    assert woken.done()
-    other = mailbox.waiter()
-    mailbox.abandon(woken)  # woken, then interrupted: the wake-up passes on
-    assert other.done()
-    mailbox.put_nowait(3)
-    assert mailbox.take_batch(2) == [1, 2]
-    mailbox.close()
-    assert mailbox.take_batch(10) == [3]  # drained first
-    with pytest.raises(MailboxClosed):
-        mailbox.waiter()
