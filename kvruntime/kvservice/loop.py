@@ -204,16 +204,18 @@ class KvProcess:
             tg.start_soon(self._sweep_expired_keys)  # keys with a TTL (issue 14)
             async with anyio.create_task_group() as work:
                 self._work = work
+                capacity, max_batch = self.config.mailbox_capacity, self.config.max_batch
+                networked = self.networked  # kvservice/networked.py: awaits its engine
                 while True:
-                    if self._deferred and len(self._deferred) >= self.config.mailbox_capacity:
+                    if self._deferred and len(self._deferred) >= capacity:
                         self._room = anyio.Event()  # rule 5
                         await self._room.wait()
                         continue
                     try:
-                        batch = await mailbox.get_batch(self.config.max_batch)
+                        batch = await mailbox.get_batch(max_batch)
                     except MailboxClosed:
                         break
-                    if self.networked:  # kvservice/networked.py: awaits its engine
+                    if networked:
                         await self._serve_round(batch)
                     else:
                         self._serve_batch(batch)
