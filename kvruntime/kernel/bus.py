@@ -171,6 +171,11 @@ class Bus:
     #: object they have seen. Each entry keeps its address alive (its id is not
     #: reused while cached); ``attach`` and ``detach`` clear it; bounded.
     _by_identity: dict[int, tuple[Address, Slot]] = attrs.Factory(dict)
+    #: The last address each of them found, with its slot (or None): before the
+    #: dict, one identity test (a sender sends to one process, mostly kv; kv
+    #: answers the sender of its last request). Reset with ``_by_identity``.
+    _last_sent: tuple[Address, Slot] | None = None
+    _last_answered: tuple[Address, Slot] | None = None
     #: A fresh message id at each call: the ``__next__`` of a counter of this bus's
     #: own, so that taking one is a C call, with no Python frame (the hot path).
     next_id: Callable[[], int] = attrs.field(
@@ -183,14 +188,14 @@ class Bus:
         if pid in self._slots:
             raise ValueError(f"process {pid} is already running")
         self._slots[pid] = slot
-        self._by_identity.clear()
+        self._forget_addresses()
 
     def detach(self, slot: Slot) -> None:
         """Unregister a process, close its mailbox and fail its waiters (invariant 7)."""
         pid = slot.address.process
         if self._slots.get(pid) is slot:
             del self._slots[pid]
-        self._by_identity.clear()
+        self._forget_addresses()
         for message in slot.mailbox.drain():
             if isinstance(message, Request):
                 self._unanswerable(message)
@@ -238,6 +243,10 @@ class Bus:
         """The running process with this id, if any."""
         return self._slots.get(process)
 
+    def _forget_addresses(self) -> None:
+        self._by_identity.clear()
+        self._last_sent = self._last_answered = None
+
     def _local(self, address: Address) -> Slot | None:
         """The running process at ``address`` (of this node), kept in ``_by_identity``."""
         slot = self._slots.get(address.process)
@@ -254,8 +263,11 @@ class Bus:
             if self.network_route is None:
                 raise SendError(SendErrorKind.OFFLINE, f"no route to node {target.node!r}")
             slot = self.network_route(target)  # public: the remote node checks the sender
+        elif (last := self._last_sent) is not None and last[0] is target:
+            slot = last[1]
         elif (seen := self._by_identity.get(id(target))) is not None and seen[0] is target:
             slot = seen[1]
+            self._last_sent = seen
         else:
             found = self._local(target)
             if found is None:
@@ -322,8 +334,14 @@ class Bus:
             except MailboxClosed:
                 log.debug("dropped a response to %s: the network is closed", target)
             return
-        seen = self._by_identity.get(id(target))
-        slot = seen[1] if seen is not None and seen[0] is target else self._local(target)
+        last = self._last_answered
+        if last is not None and last[0] is target:
+            slot: Slot | None = last[1]
+        elif (seen := self._by_identity.get(id(target))) is not None and seen[0] is target:
+            slot = seen[1]
+            self._last_answered = seen
+        else:
+            slot = self._local(target)
         if slot is None:
             log.debug("dropped response %d: %s is not running", response.id, target)
             return
