@@ -11,8 +11,6 @@ bytes that are not UTF-8 are ``0x`` and lowercase hex.
 
 from __future__ import annotations
 
-import json
-
 __all__ = ["NotMsgpack", "bytes_json", "readable", "unpack"]
 
 
@@ -60,6 +58,8 @@ def bytes_json(data: bytes) -> dict[str, str]:
 
 
 def _jsonable(value: object) -> object:
+    import json  # like msgpack: only when a value is shown as JSON
+
     import msgpack
 
     if isinstance(value, bytes):

@@ -61,10 +61,8 @@ from .kernel.message import Capability, Message, Request, Response
 from .kernel.process import ProcessContext, ProcessHandle
 from .kvservice.config import KvConfig
 from .kvservice.loop import KvProcess
-from .kvservice.networked import NetworkedKvProcess
 from .storage.databases import Databases
 from .storage.engine import BatchEngine, Engine
-from .storage.memory import MemoryEngine
 
 if TYPE_CHECKING:  # the network extra (nats-py, PyNaCl) is imported only when used
     from prometheus_client import CollectorRegistry
@@ -87,6 +85,8 @@ def _leveldb(home: Path, config: KvConfig, spec: str, node: str) -> Engine:
 
 
 def _memory(home: Path, config: KvConfig, spec: str, node: str) -> Engine:
+    from .storage.memory import MemoryEngine  # issue 15: not in every start-up
+
     return MemoryEngine()
 
 
@@ -167,6 +167,9 @@ class Runtime:
     _handles: dict[ProcessId, ProcessHandle] = attrs.Factory(dict)
     #: The tasks of the spawned mains (invariant 3); each removes itself when done.
     _tasks: set[asyncio.Task[None]] = attrs.Factory(set)
+    # -- issue 15: grants the CLI takes back (``_revoke_at_close``) --------
+    _to_revoke: list[tuple[Address, Capability]] = attrs.field(factory=list, init=False)
+    # -----------------------------------------------------------------------
 
     @property
     def kv_address(self) -> Address:
@@ -187,6 +190,8 @@ class Runtime:
         )
         kv_class = KvProcess
         if isinstance(dbs, BatchEngine):  # a networked engine (issue 13)
+            from .kvservice.networked import NetworkedKvProcess  # issue 15: only when used
+
             try:
                 await dbs.start()
             except BaseException:
@@ -272,8 +277,30 @@ class Runtime:
             kv.dbs.close_all()
             if isinstance(kv.dbs, BatchEngine):
                 await kv.dbs.aclose()
-            bus.caps.close()
-            self._tg = self._bus = self._kv = None
+            try:
+                self._revoke_pending(bus.caps)  # issue 15
+            finally:
+                bus.caps.close()
+                self._tg = self._bus = self._kv = None
+
+    # --- issue 15: the CLI's own grants, taken back as the runtime closes ---
+    def _revoke_at_close(self, grants: Iterable[tuple[Address, Capability]]) -> None:
+        """Revoke ``grants`` (holder, capability) at exit, once every process and
+        kv:distro:sys have stopped, just before the capability store closes.
+
+        Internal, for the command line (``cli/_session.py`` invariant 3), which
+        otherwise reopened the table after exit to do it. A failed write raises
+        ``CapabilityStoreError`` from exit, after the store is closed.
+        """
+        self._to_revoke.extend(grants)
+
+    def _revoke_pending(self, caps: CapabilityStore) -> None:
+        pending, self._to_revoke = self._to_revoke, []
+        by_holder: dict[Address, list[Capability]] = {}
+        for holder, cap in pending:
+            by_holder.setdefault(holder, []).append(cap)
+        for holder, held in by_holder.items():
+            caps.revoke(holder, held)
 
     async def _stop_processes(self, bus: Bus) -> None:
         """Cancel every spawned main; abandon those still running after the grace."""

@@ -14,6 +14,7 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
+from ._variant import Variant
 from ._wire import UNIT, Field, WireShape, array, newtype, struct
 from .ids import PackageId
 
@@ -50,8 +51,8 @@ __all__ = [
 ]
 
 
-@attrs.frozen(kw_only=True)
-class NoDb:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class NoDb(Variant):
     """The db does not exist."""
 
     TAG: ClassVar[str] = "NoDb"
@@ -63,8 +64,8 @@ class NoDb:
         return f"db [{self.package_id}, {self.db}] does not exist"
 
 
-@attrs.frozen(kw_only=True)
-class KeyNotFound:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class KeyNotFound(Variant):
     """The key is not in the db."""
 
     TAG: ClassVar[str] = "KeyNotFound"
@@ -74,8 +75,8 @@ class KeyNotFound:
         return "key not found"
 
 
-@attrs.frozen(kw_only=True)
-class NoTx:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class NoTx(Variant):
     """No transaction with this id belongs to the sender on this db."""
 
     TAG: ClassVar[str] = "NoTx"
@@ -86,8 +87,8 @@ class NoTx:
         return f"no transaction {self.tx_id} found"
 
 
-@attrs.frozen(kw_only=True)
-class NoWriteCap:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class NoWriteCap(Variant):
     """The sender holds no write capability on the db."""
 
     TAG: ClassVar[str] = "NoWriteCap"
@@ -97,8 +98,8 @@ class NoWriteCap:
         return "no write capability for requested DB"
 
 
-@attrs.frozen(kw_only=True)
-class NoReadCap:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class NoReadCap(Variant):
     """The sender holds no read capability on the db."""
 
     TAG: ClassVar[str] = "NoReadCap"
@@ -108,8 +109,8 @@ class NoReadCap:
         return "no read capability for requested DB"
 
 
-@attrs.frozen(kw_only=True)
-class MismatchingPackageId:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class MismatchingPackageId(Variant):
     """Open or RemoveDb named a package other than the sender's."""
 
     TAG: ClassVar[str] = "MismatchingPackageId"
@@ -119,8 +120,8 @@ class MismatchingPackageId:
         return "request to open or remove DB with mismatching package ID"
 
 
-@attrs.frozen(kw_only=True)
-class AddCapFailed:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class AddCapFailed(Variant):
     """The capability store could not record a new capability."""
 
     TAG: ClassVar[str] = "AddCapFailed"
@@ -130,8 +131,8 @@ class AddCapFailed:
         return "failed to generate capability for new DB"
 
 
-@attrs.frozen(kw_only=True)
-class MalformedRequest:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class MalformedRequest(Variant):
     """The body did not decode, a name was invalid, or a required blob was missing."""
 
     TAG: ClassVar[str] = "MalformedRequest"
@@ -144,8 +145,8 @@ class MalformedRequest:
         )
 
 
-@attrs.frozen(kw_only=True)
-class LevelDbError:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class LevelDbError(Variant):
     """LevelDB reported an error."""
 
     TAG: ClassVar[str] = "LevelDbError"
@@ -156,8 +157,8 @@ class LevelDbError:
         return f"LevelDB internal error: {self.message}"
 
 
-@attrs.frozen(kw_only=True)
-class IoError:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class IoError(Variant):
     """The file system reported an error (wire tag ``IOError``)."""
 
     TAG: ClassVar[str] = "IOError"
@@ -168,8 +169,8 @@ class IoError:
         return f"IO error: {self.message}"
 
 
-@attrs.frozen(kw_only=True)
-class KeyTooLarge:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class KeyTooLarge(Variant):
     """The key exceeds the configured limit."""
 
     TAG: ClassVar[str] = "KeyTooLarge"
@@ -181,8 +182,8 @@ class KeyTooLarge:
         return f"key of {self.size} bytes exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True)
-class ValueTooLarge:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class ValueTooLarge(Variant):
     """The value exceeds the configured limit."""
 
     TAG: ClassVar[str] = "ValueTooLarge"
@@ -194,8 +195,8 @@ class ValueTooLarge:
         return f"value of {self.size} bytes exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True)
-class TooManyTransactions:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TooManyTransactions(Variant):
     """The sender already has the maximum number of open transactions."""
 
     TAG: ClassVar[str] = "TooManyTransactions"
@@ -206,8 +207,8 @@ class TooManyTransactions:
         return f"too many open transactions (limit {self.max})"
 
 
-@attrs.frozen(kw_only=True)
-class RemoteNotAllowed:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class RemoteNotAllowed(Variant):
     """The sender is on another node."""
 
     TAG: ClassVar[str] = "RemoteNotAllowed"
@@ -217,8 +218,8 @@ class RemoteNotAllowed:
         return "kv only serves requests from its own node"
 
 
-@attrs.frozen(kw_only=True)
-class TransactionTooLarge:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TransactionTooLarge(Variant):
     """Staging this write would take the transaction past its byte limit."""
 
     TAG: ClassVar[str] = "TransactionTooLarge"
@@ -230,8 +231,8 @@ class TransactionTooLarge:
         return f"transaction of {self.size} bytes exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True)
-class CasMismatch:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class CasMismatch(Variant):
     """CompareAndSwap found another value; the current one (if ``present``) is the blob."""
 
     TAG: ClassVar[str] = "CasMismatch"
@@ -243,8 +244,8 @@ class CasMismatch:
         return f"compare-and-swap failed: the key holds {state}"
 
 
-@attrs.frozen(kw_only=True)
-class TransactionConflict:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TransactionConflict(Variant):
     """A key the transaction read was changed by another writer; nothing was applied."""
 
     TAG: ClassVar[str] = "TransactionConflict"
@@ -255,8 +256,8 @@ class TransactionConflict:
         return f"transaction {self.tx_id} conflicts with a concurrent write and was not applied"
 
 
-@attrs.frozen(kw_only=True)
-class NotAnInteger:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class NotAnInteger(Variant):
     """Increment found a value that is not an ASCII-decimal signed 64-bit integer."""
 
     TAG: ClassVar[str] = "NotAnInteger"
@@ -266,8 +267,8 @@ class NotAnInteger:
         return "value is not an integer or out of range"
 
 
-@attrs.frozen(kw_only=True)
-class IntegerOverflow:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class IntegerOverflow(Variant):
     """Increment would take the counter outside the signed 64-bit range."""
 
     TAG: ClassVar[str] = "IntegerOverflow"
@@ -277,8 +278,8 @@ class IntegerOverflow:
         return "increment or decrement would overflow"
 
 
-@attrs.frozen(kw_only=True)
-class BatchTooLarge:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class BatchTooLarge(Variant):
     """A batch names more keys than the server accepts in one request."""
 
     TAG: ClassVar[str] = "BatchTooLarge"
@@ -290,8 +291,8 @@ class BatchTooLarge:
         return f"batch of {self.count} items exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True)
-class AnswerTooLarge:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class AnswerTooLarge(Variant):
     """An answer would hold more bytes of values than the server sends in one."""
 
     TAG: ClassVar[str] = "AnswerTooLarge"
@@ -303,8 +304,8 @@ class AnswerTooLarge:
         return f"answer of at least {self.size} bytes exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True)
-class KeyReserved:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class KeyReserved(Variant):
     """The key starts with eight 0xff bytes: that region of the key space is kv's own."""
 
     TAG: ClassVar[str] = "KeyReserved"
@@ -314,8 +315,8 @@ class KeyReserved:
         return "keys starting with eight 0xff bytes are reserved for kv"
 
 
-@attrs.frozen(kw_only=True)
-class TtlDisabled:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TtlDisabled(Variant):
     """The db's settings forbid keys with a TTL (``SetTtlPolicy``)."""
 
     TAG: ClassVar[str] = "TtlDisabled"
@@ -325,8 +326,8 @@ class TtlDisabled:
         return "keys with a TTL are disabled on this db"
 
 
-@attrs.frozen(kw_only=True)
-class TtlTooLarge:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TtlTooLarge(Variant):
     """A TTL longer than the db's maximum (``SetTtlPolicy``); milliseconds."""
 
     TAG: ClassVar[str] = "TtlTooLarge"
@@ -341,8 +342,8 @@ class TtlTooLarge:
 # Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
 
 
-@attrs.frozen(kw_only=True)
-class WatchCompacted:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WatchCompacted(Variant):
     """The retained change log no longer holds what follows the asked position
     (or the position is past the db's last change): ``oldest`` is the oldest
     change still held, ``last`` the db's last."""
@@ -356,8 +357,8 @@ class WatchCompacted:
         return f"the change log no longer holds that position: it holds {self.oldest}..{self.last}"
 
 
-@attrs.frozen(kw_only=True)
-class WatchEnded:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WatchEnded(Variant):
     """kv ended the watch: its db was removed, or the watcher lost read access."""
 
     TAG: ClassVar[str] = "WatchEnded"
@@ -368,8 +369,8 @@ class WatchEnded:
         return f"the watch ended: {self.reason}"
 
 
-@attrs.frozen(kw_only=True)
-class TooManyWatches:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TooManyWatches(Variant):
     """A watch past the per-process or per-node bound."""
 
     TAG: ClassVar[str] = "TooManyWatches"
@@ -380,8 +381,8 @@ class TooManyWatches:
         return f"too many watches: at most {self.max}"
 
 
-@attrs.frozen(kw_only=True)
-class NoWatch:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class NoWatch(Variant):
     """No watch with this id belongs to the sender on this db."""
 
     TAG: ClassVar[str] = "NoWatch"

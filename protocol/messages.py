@@ -1,7 +1,9 @@
 """The kv:distro:sys message types: KvRequest, KvAction, KvResponse.
 
-Pure data, no I/O. Each variant set is a union of small frozen classes; the
-wire tag of each class is its ``TAG`` and its wire shape its ``WIRE``
+Pure data, no I/O. Each variant set is a union of small frozen classes (on
+``Variant``, ``_variant.py``: equality, hashing and repr shared rather than
+generated per class); the wire tag of each class is its ``TAG`` and its wire
+shape its ``WIRE``
 (serde's externally tagged form, see PROTOCOL.md and ``_wire.py``): the
 one place that says how the class travels. Dispatch with ``match`` and close the match
 with ``typing.assert_never``. The KvError variants live in ``errors.py`` and
@@ -15,6 +17,7 @@ from typing import ClassVar, Literal, TypeAlias, TypeVar
 
 import attrs
 
+from ._variant import Variant
 from ._wire import UNIT, Field, WireShape, newtype, prefix_excludes_range, struct
 from .errors import (
     AddCapFailed,
@@ -178,16 +181,16 @@ def _trusted(**fixed: None) -> Callable[[type[C]], type[C]]:
 # --- KvAction -----------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class Open:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Open(Variant):
     """Open (creating if missing) a db of the sender's own package; grants read+write."""
 
     TAG: ClassVar[str] = "Open"
     WIRE: ClassVar[WireShape] = UNIT
 
 
-@attrs.frozen(kw_only=True)
-class RemoveDb:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class RemoveDb(Variant):
     """Delete a db of the sender's own package, its files, capabilities and transactions."""
 
     TAG: ClassVar[str] = "RemoveDb"
@@ -195,8 +198,8 @@ class RemoveDb:
 
 
 @_trusted(tx_id=None)
-@attrs.frozen(kw_only=True)
-class Set:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Set(Variant):
     """Write ``key`` to the request's blob; staged in ``tx_id`` when given."""
 
     TAG: ClassVar[str] = "Set"
@@ -208,8 +211,8 @@ class Set:
 
 
 @_trusted(tx_id=None)
-@attrs.frozen(kw_only=True)
-class Delete:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Delete(Variant):
     """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
 
     TAG: ClassVar[str] = "Delete"
@@ -221,8 +224,8 @@ class Delete:
 
 
 @_trusted()
-@attrs.frozen(kw_only=True)
-class Get:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Get(Variant):
     """Read ``key``; the value comes back as the response's blob."""
 
     TAG: ClassVar[str] = "Get"
@@ -233,8 +236,8 @@ class Get:
 
 
 @_trusted()
-@attrs.frozen(kw_only=True)
-class Exists:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Exists(Variant):
     """Ask whether ``key`` is present."""
 
     TAG: ClassVar[str] = "Exists"
@@ -244,16 +247,16 @@ class Exists:
     _parsed: ClassVar[Callable[[bytes], Exists]]
 
 
-@attrs.frozen(kw_only=True)
-class BeginTx:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class BeginTx(Variant):
     """Begin a transaction owned by the sender on this db."""
 
     TAG: ClassVar[str] = "BeginTx"
     WIRE: ClassVar[WireShape] = UNIT
 
 
-@attrs.frozen(kw_only=True)
-class Commit:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Commit(Variant):
     """Apply every write staged in ``tx_id`` atomically."""
 
     TAG: ClassVar[str] = "Commit"
@@ -266,8 +269,8 @@ class Commit:
 # of ``protocol.blobs``; the body holds only their ``count``.
 
 
-@attrs.frozen(kw_only=True)
-class Scan:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Scan(Variant):
     """One page of keys (with values unless ``keys_only``) in key order.
 
     The range is keys starting with ``prefix``, or ``start <= key < end``
@@ -299,8 +302,8 @@ class Scan:
     tx_id: int | None = None
 
 
-@attrs.frozen(kw_only=True)
-class TxGet:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TxGet(Variant):
     """Read ``key`` inside transaction ``tx_id`` (its staged writes first)."""
 
     TAG: ClassVar[str] = "TxGet"
@@ -309,8 +312,8 @@ class TxGet:
     tx_id: int
 
 
-@attrs.frozen(kw_only=True)
-class TxExists:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TxExists(Variant):
     """Ask whether ``key`` is present, inside transaction ``tx_id``."""
 
     TAG: ClassVar[str] = "TxExists"
@@ -319,8 +322,8 @@ class TxExists:
     tx_id: int
 
 
-@attrs.frozen(kw_only=True)
-class GetMany:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class GetMany(Variant):
     """Read ``count`` keys, given in the blob; the values come back in the blob."""
 
     TAG: ClassVar[str] = "GetMany"
@@ -328,8 +331,8 @@ class GetMany:
     count: int
 
 
-@attrs.frozen(kw_only=True)
-class TxGetMany:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TxGetMany(Variant):
     """Read ``count`` keys (in the blob) inside transaction ``tx_id``, as ``TxGet`` each."""
 
     TAG: ClassVar[str] = "TxGetMany"
@@ -338,8 +341,8 @@ class TxGetMany:
     tx_id: int
 
 
-@attrs.frozen(kw_only=True)
-class SetMany:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class SetMany(Variant):
     """Write ``count`` (key, value) pairs from the blob in one atomic batch; last wins."""
 
     TAG: ClassVar[str] = "SetMany"
@@ -347,8 +350,8 @@ class SetMany:
     count: int
 
 
-@attrs.frozen(kw_only=True)
-class DeleteMany:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class DeleteMany(Variant):
     """Delete ``count`` keys, given in the blob, in one atomic batch."""
 
     TAG: ClassVar[str] = "DeleteMany"
@@ -356,8 +359,8 @@ class DeleteMany:
     count: int
 
 
-@attrs.frozen(kw_only=True)
-class Increment:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Increment(Variant):
     """Add ``delta`` (signed 64-bit) to the ASCII-decimal counter at ``key``; missing is 0."""
 
     TAG: ClassVar[str] = "Increment"
@@ -366,8 +369,8 @@ class Increment:
     delta: int
 
 
-@attrs.frozen(kw_only=True)
-class CompareAndSwap:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class CompareAndSwap(Variant):
     """Replace ``key``'s value if it equals the expected one; both travel in the blob."""
 
     TAG: ClassVar[str] = "CompareAndSwap"
@@ -375,8 +378,8 @@ class CompareAndSwap:
     key: bytes
 
 
-@attrs.frozen(kw_only=True)
-class Rollback:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Rollback(Variant):
     """Abandon transaction ``tx_id``: nothing it staged is applied."""
 
     TAG: ClassVar[str] = "Rollback"
@@ -384,8 +387,8 @@ class Rollback:
     tx_id: int
 
 
-@attrs.frozen(kw_only=True)
-class DeleteRange:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class DeleteRange(Variant):
     """Delete every key under ``prefix``, or in ``start <= key < end``, atomically."""
 
     TAG: ClassVar[str] = "DeleteRange"
@@ -400,8 +403,8 @@ class DeleteRange:
     end: bytes | None = None
 
 
-@attrs.frozen(kw_only=True)
-class Revoke:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Revoke(Variant):
     """Take every capability on this db from ``process`` (owning package only)."""
 
     TAG: ClassVar[str] = "Revoke"
@@ -409,16 +412,16 @@ class Revoke:
     process: ProcessId
 
 
-@attrs.frozen(kw_only=True)
-class Capabilities:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Capabilities(Variant):
     """Ask which capabilities the sender holds on this db."""
 
     TAG: ClassVar[str] = "Capabilities"
     WIRE: ClassVar[WireShape] = UNIT
 
 
-@attrs.frozen(kw_only=True)
-class WriteBatch:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WriteBatch(Variant):
     """Apply ``count`` writes from the blob (``[[key, value | nil], ...]``; nil deletes).
 
     With ``tx_id`` None they apply atomically in one batch, as SetMany; with a
@@ -431,8 +434,8 @@ class WriteBatch:
     count: int
 
 
-@attrs.frozen(kw_only=True)
-class CommitBatch:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class CommitBatch(Variant):
     """Stage ``count`` writes from the blob (as WriteBatch) in ``tx_id``, then commit it."""
 
     TAG: ClassVar[str] = "CommitBatch"
@@ -445,8 +448,8 @@ class CommitBatch:
 # milliseconds, at least 1; a Set without one keeps Hyperware's exact shape.
 
 
-@attrs.frozen(kw_only=True)
-class SetExpiring:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class SetExpiring(Variant):
     """Set, with the key expiring ``ttl_ms`` milliseconds from now."""
 
     TAG: ClassVar[str] = "SetExpiring"
@@ -456,8 +459,8 @@ class SetExpiring:
     ttl_ms: int
 
 
-@attrs.frozen(kw_only=True)
-class SetManyExpiring:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class SetManyExpiring(Variant):
     """SetMany, with every key expiring ``ttl_ms`` milliseconds from now."""
 
     TAG: ClassVar[str] = "SetManyExpiring"
@@ -466,8 +469,8 @@ class SetManyExpiring:
     ttl_ms: int
 
 
-@attrs.frozen(kw_only=True)
-class Expire:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Expire(Variant):
     """Make the present ``key`` expire ``ttl_ms`` milliseconds from now."""
 
     TAG: ClassVar[str] = "Expire"
@@ -476,8 +479,8 @@ class Expire:
     ttl_ms: int
 
 
-@attrs.frozen(kw_only=True)
-class Persist:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Persist(Variant):
     """Take the expiry off the present ``key``."""
 
     TAG: ClassVar[str] = "Persist"
@@ -485,8 +488,8 @@ class Persist:
     key: bytes
 
 
-@attrs.frozen(kw_only=True)
-class Ttl:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Ttl(Variant):
     """Ask how long the present ``key`` has left."""
 
     TAG: ClassVar[str] = "Ttl"
@@ -494,8 +497,8 @@ class Ttl:
     key: bytes
 
 
-@attrs.frozen(kw_only=True)
-class SetTtlPolicy:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class SetTtlPolicy(Variant):
     """The db's TTL settings: whether keys may have a TTL, and the longest allowed."""
 
     TAG: ClassVar[str] = "SetTtlPolicy"
@@ -507,8 +510,8 @@ class SetTtlPolicy:
 # Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
 
 
-@attrs.frozen(kw_only=True)
-class Watch:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Watch(Variant):
     """Begin a watch of the db's changes to keys under ``prefix`` or in
     ``start <= key < end`` (all keys if none), strictly after ``since`` (None:
     from now). With ``snapshot`` (only with ``since`` None) the answer's blob
@@ -530,8 +533,8 @@ class Watch:
     snapshot: bool = False
 
 
-@attrs.frozen(kw_only=True)
-class WatchNext:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WatchNext(Variant):
     """Ask watch ``watch_id`` for its changes strictly after ``after`` (the
     acknowledgement of every change up to it); answered once there is one."""
 
@@ -541,8 +544,8 @@ class WatchNext:
     after: int
 
 
-@attrs.frozen(kw_only=True)
-class Unwatch:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class Unwatch(Variant):
     """End watch ``watch_id``."""
 
     TAG: ClassVar[str] = "Unwatch"
@@ -586,8 +589,8 @@ KvAction: TypeAlias = (
 )
 
 
-@attrs.frozen(kw_only=True)
-class KvRequest:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class KvRequest(Variant):
     """One request to kv:distro:sys: an action on ``db`` of ``package_id``."""
 
     package_id: PackageId
@@ -598,16 +601,16 @@ class KvRequest:
 # --- KvResponse -------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class OkResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class OkResponse(Variant):
     """The action succeeded (wire form ``"Ok"``)."""
 
     TAG: ClassVar[str] = "Ok"
     WIRE: ClassVar[WireShape] = UNIT
 
 
-@attrs.frozen(kw_only=True)
-class BeginTxResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class BeginTxResponse(Variant):
     """A transaction began; ``tx_id`` names it."""
 
     TAG: ClassVar[str] = "BeginTx"
@@ -616,8 +619,8 @@ class BeginTxResponse:
 
 
 @_trusted()
-@attrs.frozen(kw_only=True)
-class GetResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class GetResponse(Variant):
     """The value of ``key`` is the response's blob."""
 
     TAG: ClassVar[str] = "Get"
@@ -627,8 +630,8 @@ class GetResponse:
     _parsed: ClassVar[Callable[[bytes], GetResponse]]
 
 
-@attrs.frozen(kw_only=True)
-class ExistsResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class ExistsResponse(Variant):
     """Whether the key is present."""
 
     TAG: ClassVar[str] = "Exists"
@@ -636,8 +639,8 @@ class ExistsResponse:
     exists: bool
 
 
-@attrs.frozen(kw_only=True)
-class ErrResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class ErrResponse(Variant):
     """The action failed with ``error``."""
 
     TAG: ClassVar[str] = "Err"
@@ -645,8 +648,8 @@ class ErrResponse:
     error: KvError
 
 
-@attrs.frozen(kw_only=True)
-class ScanResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class ScanResponse(Variant):
     """A page of ``count`` entries (in the blob); ``cursor`` resumes it, None when done."""
 
     TAG: ClassVar[str] = "Scan"
@@ -655,8 +658,8 @@ class ScanResponse:
     cursor: bytes | None
 
 
-@attrs.frozen(kw_only=True)
-class GetManyResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class GetManyResponse(Variant):
     """``count`` values (nil for a missing key) in the blob, aligned with the keys asked."""
 
     TAG: ClassVar[str] = "GetMany"
@@ -664,8 +667,8 @@ class GetManyResponse:
     count: int
 
 
-@attrs.frozen(kw_only=True)
-class IncrementResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class IncrementResponse(Variant):
     """The counter's value after the increment."""
 
     TAG: ClassVar[str] = "Increment"
@@ -673,8 +676,8 @@ class IncrementResponse:
     value: int
 
 
-@attrs.frozen(kw_only=True)
-class DeleteRangeResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class DeleteRangeResponse(Variant):
     """How many keys the range delete removed."""
 
     TAG: ClassVar[str] = "DeleteRange"
@@ -682,8 +685,8 @@ class DeleteRangeResponse:
     count: int
 
 
-@attrs.frozen(kw_only=True)
-class CapabilitiesResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class CapabilitiesResponse(Variant):
     """Which capabilities the sender holds on the db."""
 
     TAG: ClassVar[str] = "Capabilities"
@@ -692,8 +695,8 @@ class CapabilitiesResponse:
     write: bool
 
 
-@attrs.frozen(kw_only=True)
-class TtlResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class TtlResponse(Variant):
     """How long the key has left, in milliseconds; None: it never expires."""
 
     TAG: ClassVar[str] = "Ttl"
@@ -701,8 +704,8 @@ class TtlResponse:
     ttl_ms: int | None
 
 
-@attrs.frozen(kw_only=True)
-class WatchResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WatchResponse(Variant):
     """A watch began: ``watch_id`` names it; it delivers the changes after
     ``position``; ``count`` entries of a snapshot as of ``position`` are in the blob."""
 
@@ -713,8 +716,8 @@ class WatchResponse:
     count: int
 
 
-@attrs.frozen(kw_only=True)
-class WatchChangesResponse:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class WatchChangesResponse(Variant):
     """``count`` changes (in the blob) of the watch, in order; the watcher has
     seen every change of the db up to ``last`` (filtered ones included)."""
 
@@ -744,8 +747,8 @@ KvResponse: TypeAlias = (
 # --- Capabilities -------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class KvCapabilityParams:
+@attrs.frozen(kw_only=True, repr=False, eq=False)
+class KvCapabilityParams(Variant):
     """What a kv capability grants: ``kind`` access to ``db`` of ``package_id``."""
 
     kind: Literal["read", "write"]

@@ -28,7 +28,6 @@ command imports what it needs (the runtime, rich, msgpack) when it runs, so
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -125,7 +124,7 @@ class _JsonError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         doc = {"error": {"message": self.message, "exit_code": self.exit_code}}
-        click.echo(json.dumps(doc, ensure_ascii=False))
+        echo_json(doc)
 
 
 class _Group(click.Group):
@@ -137,7 +136,10 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = COMMAND_MODULES.get(cmd_name)
         if module is not None and cmd_name not in self.commands:
-            importlib.import_module(f".{module}", __package__)  # its @cli.command registers it
+            from ._startup import start_up
+
+            with start_up():  # a one-shot process's start-up (``_startup``)
+                importlib.import_module(f".{module}", __package__)  # @cli.command registers it
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -343,4 +345,6 @@ def json_option(func: F) -> F:
 
 def echo_json(doc: object) -> None:
     """One JSON document on one line of stdout."""
+    import json  # only a --json command pays for it
+
     click.echo(json.dumps(doc, ensure_ascii=False))

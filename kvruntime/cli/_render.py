@@ -20,7 +20,6 @@ text on a terminal and raw into a pipe or a file, as redis-cli does:
 from __future__ import annotations
 
 import enum
-import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -102,12 +101,18 @@ def render_value_json(data: bytes, *, msgpack_values: bool) -> object:
 def render(data: bytes, fmt: Format, *, msgpack_values: bool = False) -> str:
     """``data`` as a str in format ``fmt`` (not for RAW, which writes bytes)."""
     if msgpack_values and fmt is not Format.HEX:
-        return json.dumps(unpack(data), ensure_ascii=False)
+        return _dumps(unpack(data))
     if fmt is Format.HEX:
         return data.hex()
     if fmt is Format.JSON:
-        return json.dumps(bytes_json(data), ensure_ascii=False)
+        return _dumps(bytes_json(data))
     return readable(data)
+
+
+def _dumps(doc: object) -> str:
+    import json  # only a command that shows JSON pays for it
+
+    return json.dumps(doc, ensure_ascii=False)
 
 
 def parse_bytes(text: str, *, is_hex: bool, what: str) -> bytes:

@@ -6,15 +6,17 @@ Invariants:
    ``Runtime`` on the home, and, through ``as_admin``, a process
    ``kvruntime-cli:PACKAGE`` that talks to kv:distro:sys like any process of
    the package (the same checks, errors and capabilities).
-2. Reading never creates: ``open_db(create=False)`` first asks kv with an
-   ``Exists`` probe, which answers ``NoDb`` to the owning package for a
-   missing db, and only then sends ``Open`` (which would create it).
+2. Reading never creates: ``open_db(create=False)`` is
+   ``kv.open(create=False)``, which asks kv whether the db exists before it
+   sends ``Open`` (which would create it).
 3. The command leaves no grant it needed only for itself. ``run_in_home``
    notes the capability table when the runtime starts; what was granted
    since to a process the command ran as (the messaging capability on kv
    that ``spawn`` gives, the read and write that ``Open`` gives) is revoked
-   once the runtime is down, from the table itself (the kernel's
-   ``CapabilityStore``; no runtime API revokes a messaging capability).
+   from the table itself as the runtime closes, once every process and
+   kv:distro:sys have stopped and before the capability store closes
+   (``Runtime._revoke_at_close``, internal: no runtime API revokes a
+   messaging capability).
    Grants to other processes stay: they are what ``share`` is for. ``send``
    keeps the db capabilities its request earned (an ``Open`` grants read and
    write to the sender, as it would to an application), so a later ``send``
@@ -43,6 +45,7 @@ import attrs
 import click
 
 from ._app import EXIT_HOME, EXIT_INTERRUPTED, EXIT_KV, EXIT_USAGE, CliError, storage
+from ._startup import start_up
 
 if TYPE_CHECKING:
     import anyio
@@ -214,38 +217,44 @@ def run_in_home(
     if (shell := OPEN_HOME.get()) is not None:  # invariant 6
         return shell.run(home, work, keep=keep_db_grants)
     check_home(home, create=create_home)
-    import anyio
+    with start_up(ends=True) as started:  # a one-shot process's start-up (``_startup``)
+        import anyio
 
-    from ..kernel.capabilities import CapabilityStoreError, HomeInUse
-    from ..runtime import Runtime
-    from ..storage.engine import StorageUnavailable
+        from ..kernel.capabilities import CapabilityStoreError, HomeInUse
+        from ..runtime import Runtime
+        from ..storage.engine import StorageUnavailable
 
-    try:  # --storage / $KVRUNTIME_STORAGE (issue 13)
-        made = Runtime(home=home, storage=storage())
-    except ValueError as exc:
-        raise CliError(f"bad --storage: {exc}", EXIT_USAGE) from None
+        try:  # --storage / $KVRUNTIME_STORAGE (issue 13)
+            made = Runtime(home=home, storage=storage())
+        except ValueError as exc:
+            raise CliError(f"bad --storage: {exc}", EXIT_USAGE) from None
 
-    async def go() -> tuple[T | None, Exception | None, list[tuple[Address, Capability]]]:
-        try:
-            runtime = await made.__aenter__()
-        except HomeInUse:
-            raise home_in_use(home) from None
-        except CapabilityStoreError as exc:
-            raise CliError(f"cannot open home {home}: {exc}", EXIT_HOME) from None
-        except StorageUnavailable as exc:
-            raise CliError(f"storage unavailable: {exc}", EXIT_HOME) from None
-        session = Session(rt=runtime, keep_db_grants=keep_db_grants)
-        before = {(holder, cap.key) for holder, cap in runtime.capability_holders()}
-        try:
-            return await work(session), None, []
-        except Exception as exc:  # re-raised below, once the runtime is down
-            return None, exc, []
-        finally:
-            extra = _granted_to_cli(session, before)
-            await runtime.__aexit__(None, None, None)
-            _take_back(home, runtime.node, extra)
+        async def go() -> tuple[T | None, Exception | None, list[tuple[Address, Capability]]]:
+            try:
+                runtime = await made.__aenter__()
+            except HomeInUse:
+                raise home_in_use(home) from None
+            except CapabilityStoreError as exc:
+                raise CliError(f"cannot open home {home}: {exc}", EXIT_HOME) from None
+            except StorageUnavailable as exc:
+                raise CliError(f"storage unavailable: {exc}", EXIT_HOME) from None
+            started()
+            session = Session(rt=runtime, keep_db_grants=keep_db_grants)
+            before = {(holder, cap.key) for holder, cap in runtime.capability_holders()}
+            try:
+                return await work(session), None, []
+            except Exception as exc:  # re-raised below, once the runtime is down
+                return None, exc, []
+            finally:
+                runtime._revoke_at_close(_granted_to_cli(session, before))  # invariant 3
+                try:
+                    await runtime.__aexit__(None, None, None)
+                except CapabilityStoreError as exc:  # the revoking write failed
+                    click.echo(
+                        f"warning: could not take back the command's capabilities: {exc}", err=True
+                    )
 
-    result, error, _ = anyio.run(go, backend="asyncio")
+        result, error, _ = anyio.run(go, backend="asyncio")
     if error is not None:
         raise _translate(error)
     return result  # type: ignore[return-value]  # None only when work returned None
@@ -265,27 +274,6 @@ def _granted_to_cli(
         if cap == messaging or not (session.keep_db_grants or holder in session.kept):
             extra.append((holder, cap))
     return extra
-
-
-def _take_back(home: Path, node: str, grants: list[tuple[Address, Capability]]) -> None:
-    """Revoke ``grants`` from the home's capability table (the runtime is down)."""
-    if not grants:
-        return
-    from ..kernel.capabilities import CapabilityStore, CapabilityStoreError
-
-    store = CapabilityStore(caps_path(home), node=node)
-    try:
-        store.open()
-        try:
-            by_holder: dict[Address, list[Capability]] = {}
-            for holder, cap in grants:
-                by_holder.setdefault(holder, []).append(cap)
-            for holder, caps in by_holder.items():
-                store.revoke(holder, caps)
-        finally:
-            store.close()
-    except CapabilityStoreError as exc:  # another runtime took the home meanwhile
-        click.echo(f"warning: could not take back the command's capabilities: {exc}", err=True)
 
 
 _REPAIR_HINT = (
@@ -374,14 +362,8 @@ async def as_admin(
 async def open_db(
     ctx: ProcessContext, package: PackageId, db: str, *, create: bool
 ) -> kv.Kv[bytes, bytes]:
-    """A handle on ``db``, opened through kv (``Open``), creating it only if ``create``.
-
-    Raises ``kv.NoDb`` for a missing db when not ``create``.
-    """
+    """A handle on ``db``, opened through kv with the CLI's timeout; ``kv.NoDb``
+    for a missing db unless ``create`` (invariant 2)."""
     from .. import kv
 
-    if not create:
-        # NoDb if missing; NoReadCap means it exists (NoDb comes first) and Open grants it.
-        with contextlib.suppress(kv.NoReadCap):
-            await kv.handle(ctx, package, db, timeout=TIMEOUT).capabilities()
-    return await kv.open(ctx, package, db, timeout=TIMEOUT)
+    return await kv.open(ctx, package, db, create=create, timeout=TIMEOUT)

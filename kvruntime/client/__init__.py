@@ -11,7 +11,8 @@ Three shapes, as in the WASI key-value proposal's SDKs::
     await stores.birthdays.get(b"bob")
 
 Which calls create a db: ``kv.open`` (it sends Open, which creates the db if
-missing and grants this process read and write), and through a label
+missing and grants this process read and write; with ``create=False`` a
+missing db is NoDb and nothing is made), and through a label
 ``kv.set`` / ``stores.<label>.set`` and ``stores.<label>.handle()``, which
 open the label's db on first use. Reads and deletes through a label
 (``kv.get``, ``kv.exists``, ``kv.delete``, ``stores.<label>.get`` /
@@ -172,6 +173,7 @@ async def open(
     package_id: PackageId | str,
     db: str,
     *,
+    create: bool = True,
     timeout: float = 5.0,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
@@ -182,6 +184,7 @@ async def open(
     package_id: PackageId | str,
     db: str,
     *,
+    create: bool = True,
     timeout: float = 5.0,
     key_codec: Codec[K],
     value_codec: Codec[V],
@@ -193,16 +196,19 @@ async def open(
     package_id: PackageId | str,
     db: str,
     *,
+    create: bool = True,
     timeout: float = 5.0,
     key_codec: Codec[Any] = BYTES,
     value_codec: Codec[Any] = BYTES,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
 ) -> Kv[Any, Any]:
-    """Open (creating if missing) ``db`` of ``package_id``, which must be this process's package.
+    """Open ``db`` of ``package_id``, which must be this process's package.
 
-    Grants this process read and write capabilities on it. To use a db
-    another package shared with you, build ``Kv`` with ``kv.handle``.
+    Grants this process read and write capabilities on it. A missing db is
+    created, unless ``create=False``: then it is NoDb, and nothing is made
+    (see ``_open``). To use a db another package shared with you, build
+    ``Kv`` with ``kv.handle``.
     ``max_value_bytes`` and ``max_key_bytes`` are checked before sending
     (ValueTooLarge / KeyTooLarge); their defaults are KvConfig's.
     """
@@ -216,7 +222,7 @@ async def open(
         max_value_bytes=max_value_bytes,
         max_key_bytes=max_key_bytes,
     )
-    await request(ctx, opened.package_id, db, Open(), timeout=timeout)
+    await _open(ctx, opened, create=create, timeout=timeout)
     return opened
 
 
@@ -257,28 +263,36 @@ async def remove_db(
     ctx.extensions.get(_HANDLES, {}).pop(db, None)
 
 
-async def _labelled(ctx: ProcessContext, label: str, *, create: bool) -> Kv[bytes, bytes]:
-    """This package's db ``label``, as a handle cached in ``ctx``.
+async def _open(ctx: ProcessContext, db: Kv[Any, Any], *, create: bool, timeout: float) -> None:
+    """Send Open for ``db``; if not ``create``, only for a db that exists.
 
-    On first use it is opened if ``create``; else only if it exists, which a
-    Capabilities request tells without creating anything: NoDb (raised, and
-    nothing cached) for a db that does not exist; the kinds held when this
-    process holds both, so nothing more is sent; otherwise (another process
-    of the package created it) Open grants them. (Open itself would create:
-    a RemoveDb by another process of the package between the two requests
-    leaves a new, empty db; kv has no "open if it exists" action.)
+    Whether it exists a Capabilities request tells without creating
+    anything: NoDb (raised) for a db that does not exist; the kinds held
+    when this process holds both, so nothing more is sent; otherwise
+    (another process of the package created it) Open grants them. (Open
+    itself would create: a RemoveDb by another process of the package
+    between the two requests leaves a new, empty db; kv has no "open if it
+    exists" action.)
+    """
+    if create or await _held(db) != ["read", "write"]:
+        await request(ctx, db.package_id, db.db, Open(), timeout=timeout)
+
+
+async def _labelled(ctx: ProcessContext, label: str, *, create: bool) -> Kv[bytes, bytes]:
+    """This package's db ``label``, as a handle cached in ``ctx``, opened by ``_open``.
+
+    Nothing is cached for a db that ``_open`` found missing (NoDb).
     """
     handles: dict[str, Kv[bytes, bytes]] = ctx.extensions.setdefault(_HANDLES, {})
     db = handles.get(label)
     if db is None:
         db = handle(ctx, ctx.package_id, label)
-        if create or await _held(db) != ["read", "write"]:
-            await request(ctx, db.package_id, label, Open(), timeout=_LABEL_TIMEOUT)
+        await _open(ctx, db, create=create, timeout=_LABEL_TIMEOUT)
         handles[label] = db
     return db
 
 
-async def _held(db: Kv[bytes, bytes]) -> list[str]:
+async def _held(db: Kv[Any, Any]) -> list[str]:
     """The kinds of ``db``'s capabilities this process holds; NoDb if there is no such db."""
     try:
         return await db.capabilities()

@@ -59,6 +59,8 @@ PREVIEW = 120
 #: The largest write body accepted.
 MAX_BODY = 8 * 1024 * 1024
 
+#: Seconds to wait for each answer of kv:distro:sys (a value may be large).
+KV_TIMEOUT = 120.0
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self';"
     " frame-ancestors 'none'; form-action 'self'",
@@ -159,10 +161,11 @@ def build_app(
             since=since,
             stopping=stopping,
             headers=_HEADERS,
+            timeout=KV_TIMEOUT,
         )
 
     async def db_page(request: Request) -> Response:
-        from ..cli._session import open_db
+        from .. import kv
 
         package = parse_package(request.path_params["package"])
         db = request.path_params["db"]
@@ -181,7 +184,7 @@ def build_app(
         reverse = q.get("reverse") == "1"
 
         async def body(ctx: ProcessContext) -> Any:
-            handle = await open_db(ctx, package, db, create=False)
+            handle = await kv.open(ctx, package, db, create=False, timeout=KV_TIMEOUT)
             # before=K: the page just before K, read the other way from K (the
             # cursor is the last key seen, so this resumes strictly before K)
             return await handle.list_page(
@@ -228,7 +231,7 @@ def build_app(
         )
 
     async def value_page(request: Request) -> Response:
-        from ..cli._session import open_db
+        from .. import kv
 
         package = parse_package(request.path_params["package"])
         db = request.path_params["db"]
@@ -238,7 +241,7 @@ def build_app(
             return refuse(400, "key is not hex")
 
         async def body(ctx: ProcessContext) -> bytes | None:
-            handle = await open_db(ctx, package, db, create=False)
+            handle = await kv.open(ctx, package, db, create=False, timeout=KV_TIMEOUT)
             return await handle.get(key, None)
 
         value = await run_as(package, body)
@@ -269,7 +272,7 @@ def build_app(
         return None
 
     async def write(request: Request) -> Response:
-        from ..cli._session import open_db
+        from .. import kv
 
         reason = cross_site(request)
         if reason is not None:
@@ -294,7 +297,7 @@ def build_app(
             return refuse(400, "a key or value given as hex is not hex")
 
         async def body(ctx: ProcessContext) -> None:
-            handle = await open_db(ctx, package, db, create=False)
+            handle = await kv.open(ctx, package, db, create=False, timeout=KV_TIMEOUT)
             if action == "delete":
                 await handle.delete(key)
             else:

@@ -72,10 +72,13 @@ class ChangeStream:
         since: int | None,
         stopping: anyio.Event | None,
         headers: dict[str, str],
+        timeout: float,
     ) -> None:
         self._watch_as, self._package, self._db = watch_as, package, db
         self._bounds, self._since, self._stopping = bounds, since, stopping
         self._headers = headers
+        #: Seconds to wait for each answer of kv:distro:sys.
+        self._timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {
@@ -97,11 +100,12 @@ class ChangeStream:
 
         async def body(ctx: ProcessContext) -> None:
             from .. import kv
-            from ..cli._session import open_db
 
             prefix, start, end = self._bounds
             try:
-                handle = await open_db(ctx, self._package, self._db, create=False)
+                handle = await kv.open(
+                    ctx, self._package, self._db, create=False, timeout=self._timeout
+                )
                 async with anyio.create_task_group() as tg:
 
                     async def stop_on_leave() -> None:

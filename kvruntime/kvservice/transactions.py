@@ -4,7 +4,8 @@ Invariants:
 1. A transaction belongs to one (sender process, db) pair; looked up from
    any other sender or db it does not exist (``NoTx``), so an id is no
    bearer token.
-2. Ids are 64 random bits (``secrets``): unguessable, never reused while open.
+2. Ids are 64 random bits (``os.urandom``, as ``secrets`` draws them):
+   unguessable, never reused while open.
 3. A sender holds at most ``max_per_sender`` transactions; each stages at
    most ``max_bytes`` of keys and values, and all of them together at most
    ``max_total_bytes`` (``staged_bytes`` is their sum, kept exact by
@@ -30,7 +31,7 @@ Invariants:
 from __future__ import annotations
 
 import bisect
-import secrets
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -43,6 +44,13 @@ from protocol.messages import TransactionTooLarge
 from .conflicts import ReadSet, WriteLog
 
 __all__ = ["DbKey", "Transaction", "Transactions"]
+
+
+def _random_id() -> int:
+    """64 bits from the OS's CSPRNG: ``secrets.randbits(64)`` without importing
+    ``secrets`` (and hmac, hashlib, random) into every process's start-up."""
+    return int.from_bytes(os.urandom(8), "big")
+
 
 #: A db: its package and its name.
 DbKey = tuple[PackageId, str]
@@ -160,9 +168,9 @@ class Transactions:
 
     def begin(self, owner: ProcessId, db: DbKey) -> Transaction:
         """Open a transaction (check ``can_begin`` first)."""
-        tx_id = secrets.randbits(64)
+        tx_id = _random_id()
         while tx_id in self._by_id:
-            tx_id = secrets.randbits(64)
+            tx_id = _random_id()
         log = self.logs.get(db)
         if log is None:
             log = self.logs[db] = WriteLog()

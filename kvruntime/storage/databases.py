@@ -46,8 +46,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import secrets
-import shutil
 import threading
 from collections.abc import Container, Generator
 from pathlib import Path
@@ -73,8 +71,16 @@ _TRASH = ".removed-"  # cannot be a package dir: package names match [a-z0-9-]+
 
 def _delete(path: Path) -> None:
     """Delete a removed db's trash; what cannot go now is swept at the next start."""
+    import shutil  # only when a db is removed: not on every start (issue 15)
+
     with contextlib.suppress(OSError):
         shutil.rmtree(path)
+
+
+def _token_hex(size: int) -> str:
+    """``secrets.token_hex(size)`` (``size`` bytes of the OS's CSPRNG, in hex)
+    without importing ``secrets`` (and hmac, hashlib) into every start-up."""
+    return os.urandom(size).hex()
 
 
 def _resolved(root: str | os.PathLike[str]) -> Path:
@@ -119,7 +125,7 @@ class Databases:
     _fs_lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
     #: The store whose use was marked last: using it again needs no new tick.
     _recent: LevelDbStore | None = attrs.field(init=False, default=None)
-    _trash_prefix: str = attrs.field(init=False, factory=lambda: _TRASH + secrets.token_hex(4))
+    _trash_prefix: str = attrs.field(init=False, factory=lambda: _TRASH + _token_hex(4))
     #: The most stores kept open: ``max_open`` held to what the file limit allows.
     open_budget: int = attrs.field(
         init=False, default=attrs.Factory(lambda self: _budget(self.max_open), takes_self=True)
@@ -274,7 +280,7 @@ class Databases:
                 with self._fs_lock:
                     if not os.path.lexists(path):
                         return store is not None
-                    trash = self.root / f"{self._trash_prefix}-{secrets.token_hex(8)}"
+                    trash = self.root / f"{self._trash_prefix}-{_token_hex(8)}"
                     path.rename(trash)
                     with contextlib.suppress(OSError):  # not empty, or already gone
                         path.parent.rmdir()

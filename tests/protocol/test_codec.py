@@ -8,11 +8,13 @@ import struct
 import typing
 from collections.abc import Callable
 
+import attrs
 import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol._variant import Variant
 from protocol.codec import (
     DEFAULT_MAX_BODY_BYTES,
     DecodeError,
@@ -1157,3 +1159,60 @@ def test_encode_refuses_a_delta_outside_int64() -> None:
         encode_request(
             KvRequest(package_id=PACKAGE, db="d", action=Increment(key=b"k", delta=2**63))
         )
+
+
+# --- Equality, hashing and repr (``protocol/_variant.py``) ---------------------------
+#
+# Every message and error class inherits them from ``Variant`` instead of
+# having attrs generate them: each must behave exactly as attrs' own methods
+# would, which a twin class with those generated methods shows.
+
+VARIANTS: dict[type, st.SearchStrategy[object]] = {
+    **ACTIONS,
+    **RESPONSES,
+    **ERRORS,
+    KvRequest: requests,
+    KvCapabilityParams: capability_params,
+}
+
+
+def _twin(cls: type) -> Callable[[object], object]:
+    """``value`` as an object of a twin of ``cls`` whose methods attrs generated."""
+    fields = attrs.fields(cls)
+    twin = attrs.make_class(
+        cls.__name__, {f.name: attrs.field(kw_only=True) for f in fields}, frozen=True
+    )
+    twin.__qualname__ = cls.__qualname__
+    return lambda value: twin(**{f.name: getattr(value, f.name) for f in fields})
+
+
+def test_every_variant_has_its_methods_from_variant() -> None:
+    for cls in VARIANTS:
+        assert issubclass(cls, Variant), cls
+        for method in ("__eq__", "__hash__", "__repr__"):
+            assert getattr(cls, method) is getattr(Variant, method), (cls, method)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS), ids=lambda cls: cls.__name__)
+@given(data=st.data())
+def test_variant_methods_match_attrs_generated_ones(variant: type, data: st.DataObject) -> None:
+    twin = _twin(variant)
+    a, b = data.draw(VARIANTS[variant]), data.draw(VARIANTS[variant])
+    assert repr(a) == repr(twin(a))
+    assert (a == b) == (twin(a) == twin(b))
+    assert (a != b) == (twin(a) != twin(b))
+    if a == b:
+        assert hash(a) == hash(b)
+    same = variant(**{f.name: getattr(a, f.name) for f in attrs.fields(variant)})
+    assert same is not a
+    assert same == a
+    assert hash(same) == hash(a)
+
+
+def test_variants_of_other_classes_are_never_equal() -> None:
+    assert Get(key=b"k") != Exists(key=b"k")
+    assert Get(key=b"k").__eq__(Exists(key=b"k")) is NotImplemented
+    assert OkResponse() != RemoveDb()
+    assert OkResponse() == OkResponse()
+    assert len({Get(key=b"k"), Get(key=b"k"), Exists(key=b"k"), OkResponse()}) == 3
+    assert repr(ErrResponse(error=NoTx(tx_id=3))) == "ErrResponse(error=NoTx(tx_id=3))"

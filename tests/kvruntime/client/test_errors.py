@@ -96,6 +96,27 @@ async def test_a_label_read_of_a_db_removed_meanwhile_is_nodb(rt: Runtime) -> No
     assert "gone" not in dbs(rt.home)
 
 
+async def test_open_without_create_is_nodb_for_a_missing_db_and_opens_an_existing_one(
+    rt: Runtime,
+) -> None:
+    async def body(ctx: ProcessContext) -> None:
+        with pytest.raises(kv.NoDb, match=r"db \[mine:pub\.os, absent\] does not exist"):
+            await kv.open(ctx, ctx.package_id, "absent", create=False)
+        assert "absent" not in dbs(rt.home)
+        made = await kv.open(ctx, ctx.package_id, "made")  # create=True is the default
+        await made.set(b"k", b"v")
+
+    await run_as(rt, APP, body)
+    assert dbs(rt.home) == {"made"}
+
+    async def other(ctx: ProcessContext) -> list[object]:
+        # This process holds nothing on "made": create=False opens it, as it exists.
+        db = await kv.open(ctx, ctx.package_id, "made", create=False)
+        return [await db.get(b"k"), await db.capabilities()]
+
+    assert await run_as(rt, OTHER_APP, other) == [b"v", ["read", "write"]]
+
+
 # --- names and ids: IdError before sending -------------------------------------------------
 
 BAD_NAMES = ["\ud800", "a\udfffb", "", ".", "..", "a/b", "a\\b", "nul\x00", "x" * 256]
