@@ -115,7 +115,7 @@ class Mailbox(Generic[T]):
 
     async def get(self) -> T:
         """Take the oldest item, waiting for one."""
-        while not self._items:  # _wait_for_item, inline: a coroutine per wait costs more
+        while not self._items:  # inline: a coroutine per wait (_wait_for_item) cost more
             getter = self._getter()
             try:
                 await getter
