@@ -166,11 +166,21 @@ class Bus:
     #: (a transport's); None: answers go through ``network_outbox``.
     network_answer: Callable[[Response], Awaitable[None]] | None = None
     _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
-    _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
-
-    def next_id(self) -> int:
-        """A fresh message id."""
-        return next(self._ids)
+    #: id(address) -> (address, its slot), for the local addresses ``check_request``
+    #: and ``respond`` found: they hash no ProcessId (a Python call) for an address
+    #: object they have seen. Each entry keeps its address alive (its id is not
+    #: reused while cached); ``attach`` and ``detach`` clear it; bounded.
+    _by_identity: dict[int, tuple[Address, Slot]] = attrs.Factory(dict)
+    #: The last address each of them found, with its slot (or None): before the
+    #: dict, one identity test (a sender sends to one process, mostly kv; kv
+    #: answers the sender of its last request). Reset with ``_by_identity``.
+    _last_sent: tuple[Address, Slot] | None = None
+    _last_answered: tuple[Address, Slot] | None = None
+    #: A fresh message id at each call: the ``__next__`` of a counter of this bus's
+    #: own, so that taking one is a C call, with no Python frame (the hot path).
+    next_id: Callable[[], int] = attrs.field(
+        init=False, factory=lambda: itertools.count(1).__next__
+    )
 
     def attach(self, slot: Slot) -> None:
         """Register a running process."""
@@ -178,12 +188,14 @@ class Bus:
         if pid in self._slots:
             raise ValueError(f"process {pid} is already running")
         self._slots[pid] = slot
+        self._forget_addresses()
 
     def detach(self, slot: Slot) -> None:
         """Unregister a process, close its mailbox and fail its waiters (invariant 7)."""
         pid = slot.address.process
         if self._slots.get(pid) is slot:
             del self._slots[pid]
+        self._forget_addresses()
         for message in slot.mailbox.drain():
             if isinstance(message, Request):
                 self._unanswerable(message)
@@ -231,6 +243,19 @@ class Bus:
         """The running process with this id, if any."""
         return self._slots.get(process)
 
+    def _forget_addresses(self) -> None:
+        self._by_identity.clear()
+        self._last_sent = self._last_answered = None
+
+    def _local(self, address: Address) -> Slot | None:
+        """The running process at ``address`` (of this node), kept in ``_by_identity``."""
+        slot = self._slots.get(address.process)
+        if slot is not None:
+            if len(self._by_identity) >= 4096:
+                self._by_identity.clear()
+            self._by_identity[id(address)] = (address, slot)
+        return slot
+
     def check_request(self, sender: Slot, request: Request) -> Slot:
         """Return the target's slot, or raise SendError (invariant 3)."""
         target = request.target
@@ -238,8 +263,13 @@ class Bus:
             if self.network_route is None:
                 raise SendError(SendErrorKind.OFFLINE, f"no route to node {target.node!r}")
             slot = self.network_route(target)  # public: the remote node checks the sender
+        elif (last := self._last_sent) is not None and last[0] is target:
+            slot = last[1]
+        elif (seen := self._by_identity.get(id(target))) is not None and seen[0] is target:
+            slot = seen[1]
+            self._last_sent = seen
         else:
-            found = self._slots.get(target.process)
+            found = self._local(target)
             if found is None:
                 raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")
             slot = found
@@ -304,7 +334,14 @@ class Bus:
             except MailboxClosed:
                 log.debug("dropped a response to %s: the network is closed", target)
             return
-        slot = self._slots.get(target.process)
+        last = self._last_answered
+        if last is not None and last[0] is target:
+            slot: Slot | None = last[1]
+        elif (seen := self._by_identity.get(id(target))) is not None and seen[0] is target:
+            slot = seen[1]
+            self._last_answered = seen
+        else:
+            slot = self._local(target)
         if slot is None:
             log.debug("dropped response %d: %s is not running", response.id, target)
             return
@@ -314,7 +351,8 @@ class Bus:
             future, answerer = waiter
             if answerer is not source and answerer != source:
                 return _refused(response, answerer)
-            del slot.waiters[rid]
+            # Taken once: a later response finds the future done (the waiting
+            # send_and_await_response removes its waiter when it resumes).
             if not future.done():
                 future.set_result(response)
             return
@@ -365,9 +403,10 @@ class Bus:
     def awaits_answer(self, request: Request) -> bool:
         """Whether this node's sender of ``request`` still waits for its answer."""
         sender = self._slots.get(request.source.process)
-        return sender is not None and (
-            request.id in sender.waiters or request.id in sender.expected
-        )
+        if sender is None:
+            return False
+        waiter = sender.waiters.get(request.id)  # answered: done, until its sender resumes
+        return (waiter is not None and not waiter[0].done()) or request.id in sender.expected
 
     def withdraw_offers(self, caps: Iterable[Capability], *, of: Address | None = None) -> None:
         """Forget offers of ``caps`` made to ``of`` (a revoked holder), or to anyone."""

@@ -8,8 +8,12 @@ Invariants:
    another node that reuses a local process id holds nothing of the local
    one's. A process restarted under the same address keeps its grants.
 3. Lookups are by ``Capability.key`` (issuer plus canonical params), a str
-   whose hash Python caches, under an Address whose hash attrs caches:
-   ``holds`` is two dict lookups on the hot path.
+   whose hash Python caches, under an Address. An Address's hash is a Python
+   call (attrs caches its value, not the call), so ``holds`` finds a holder
+   it has seen by the object's identity: ``_by_identity`` keeps each such
+   holder alive (so its id is not reused while cached) beside its dict of
+   held capabilities, which, once made, is never replaced (grants and
+   revokes change it in place). Bounded: cleared past 4096 holders.
 4. The table is a ``LevelDbStore``, the seam the kv dbs use. Every failure of
    it or of the file system becomes ``CapabilityStoreError`` here (``HomeInUse``
    when another runtime holds the table's lock), and a failed ``open`` leaves
@@ -68,6 +72,10 @@ class CapabilityStore:
     node: str
     _db: Store | None = attrs.field(default=None, init=False)
     _held: dict[Address, dict[str, Capability]] = attrs.field(init=False, factory=dict)
+    #: id(holder) -> (holder, its dict in ``_held``): see invariant 3.
+    _by_identity: dict[int, tuple[Address, dict[str, Capability]]] = attrs.field(
+        init=False, factory=dict
+    )
 
     def open(self) -> None:
         """Open (creating) the table and load it into memory. Blocking."""
@@ -132,8 +140,16 @@ class CapabilityStore:
 
     def holds(self, holder: Address, key: str) -> bool:
         """Whether ``holder`` holds the capability whose ``Capability.key`` is ``key``."""
+        seen = self._by_identity.get(id(holder))
+        if seen is not None and seen[0] is holder:  # invariant 3: no Address hash
+            return key in seen[1]
         held = self._held.get(holder)
-        return held is not None and key in held
+        if held is None:
+            return False
+        if len(self._by_identity) >= 4096:
+            self._by_identity.clear()
+        self._by_identity[id(holder)] = (holder, held)
+        return key in held
 
     def held_by(self, holder: Address) -> list[Capability]:
         """Every capability ``holder`` holds."""

@@ -11,10 +11,15 @@ Invariants:
 2. Entries of answered requests are not removed one by one (that would
    cost what the timer did); they are dropped when they reach the top of
    the heap, and the heap is rebuilt from the pending ones whenever it
-   holds more than twice their number (plus a small slack), so its size
-   stays proportional to what is pending, not to how much was sent.
+   holds more than twice the number pending at the last rebuild (plus a
+   small slack; a bound kept, so that a send compares one length), so its
+   size stays proportional to what is pending, not to how much was sent.
 3. Request ids are unique on the bus, so a stale entry never matches a
    later waiter.
+4. When the timer fires it is armed again for the earliest deadline of a
+   request still pending (the answered ones are dropped first), or not
+   at all: it wakes for work, never once per answered request, and a
+   process that awaits nothing has no timer.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = ["Deadlines", "Waiter"]
 Waiter: TypeAlias = tuple[asyncio.Future[Response], Address]
 
 _SLACK = 64
+_heappush = heapq.heappush
 
 #: (deadline, request id, target, timeout): the last two only for the error message.
 _Entry = tuple[float, int, Address, float]
@@ -44,11 +50,13 @@ _Entry = tuple[float, int, Address, float]
 class Deadlines:
     """Fails the futures in ``waiters`` (request id -> future, answerer) whose deadline passed."""
 
-    __slots__ = ("_heap", "_timer", "_timer_at", "_waiters")
+    __slots__ = ("_bound", "_heap", "_timer", "_timer_at", "_waiters")
 
     def __init__(self, waiters: dict[int, Waiter]) -> None:
         self._waiters = waiters
         self._heap: list[_Entry] = []
+        #: The heap is rebuilt past this size (invariant 2).
+        self._bound = _SLACK
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
@@ -60,9 +68,9 @@ class Deadlines:
     ) -> None:
         """Fail ``waiters[request_id]`` if it is still pending ``timeout`` seconds from now."""
         deadline = loop.time() + timeout
-        if len(self._heap) > 2 * len(self._waiters) + _SLACK:
+        if len(self._heap) > self._bound:
             self._prune()
-        heapq.heappush(self._heap, (deadline, request_id, target, timeout))
+        _heappush(self._heap, (deadline, request_id, target, timeout))
         if deadline < self._timer_at:
             self._arm(loop, deadline)
 
@@ -91,6 +99,9 @@ class Deadlines:
                         SendErrorKind.TIMEOUT, f"no response from {target} within {timeout:g}s"
                     )
                 )
+        if heap and heap[0][1] not in waiters:  # answered ones: dropped (invariant 4)
+            self._prune()
+            heap = self._heap
         if heap:
             self._arm(loop, heap[0][0])
 
@@ -98,3 +109,4 @@ class Deadlines:
         waiters = self._waiters
         self._heap = [entry for entry in self._heap if entry[1] in waiters]
         heapq.heapify(self._heap)
+        self._bound = 2 * len(self._heap) + _SLACK

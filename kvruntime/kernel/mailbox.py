@@ -77,7 +77,8 @@ class Mailbox(Generic[T]):
         if self._putters or len(self._items) + self._reserved >= self._capacity:
             raise MailboxFull
         self._items.append(item)
-        self._wake_getter()
+        if self._getters:
+            self._wake_getter()
 
     async def put(self, item: T) -> None:
         """Queue ``item``, waiting for room while the mailbox is full."""
@@ -114,23 +115,34 @@ class Mailbox(Generic[T]):
 
     async def get(self) -> T:
         """Take the oldest item, waiting for one."""
-        while not self._items:
-            await self._wait_for_item()
+        while not self._items:  # inline: a coroutine per wait (_wait_for_item) cost more
+            getter = self._getter()
+            try:
+                await getter
+            except BaseException:
+                self._not_woken(getter)
+                raise
         item = self._items.popleft()
         self._admit_putters()
         return item
 
     async def get_batch(self, limit: int) -> list[T]:
         """Take every queued item, at most ``limit``, waiting for at least one."""
-        while not self._items:
-            await self._wait_for_item()
+        while not self._items:  # as in get
+            getter = self._getter()
+            try:
+                await getter
+            except BaseException:
+                self._not_woken(getter)
+                raise
         items = self._items
         if len(items) <= limit:
             batch = list(items)
             items.clear()
         else:
             batch = [items.popleft() for _ in range(limit)]
-        self._admit_putters()
+        if self._putters or items:  # someone to admit, or a getter to wake
+            self._admit_putters()
         return batch
 
     def close(self) -> None:
@@ -154,25 +166,27 @@ class Mailbox(Generic[T]):
         self._items.clear()
         return items
 
-    async def _wait_for_item(self) -> None:
+    def _getter(self) -> asyncio.Future[None]:
+        """A future woken when an item comes (``_wake_getter``), queued; MailboxClosed
+        if the mailbox is closed."""
         if self._closed:
             raise MailboxClosed
         getter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._getters.append(getter)
-        try:
-            await getter
-        except BaseException:
-            if not getter.done():
-                getter.cancel()
-            if getter.cancelled():
-                # Never woken: leave the queue. (Only on this rare path: a failed
-                # deque.remove formats the repr of its argument, which is slow.)
-                with contextlib.suppress(ValueError):
-                    self._getters.remove(getter)
-            elif self._items:
-                # Woken, then cancelled before taking: pass the wake-up on.
-                self._wake_getter()
-            raise
+        return getter
+
+    def _not_woken(self, getter: asyncio.Future[None]) -> None:
+        """The wait on ``getter`` was interrupted (cancelled, or the mailbox closed)."""
+        if not getter.done():
+            getter.cancel()
+        if getter.cancelled():
+            # Never woken: leave the queue. (Only on this rare path: a failed
+            # deque.remove formats the repr of its argument, which is slow.)
+            with contextlib.suppress(ValueError):
+                self._getters.remove(getter)
+        elif self._items:
+            # Woken, then cancelled before taking: pass the wake-up on.
+            self._wake_getter()
 
     def _wake_getter(self) -> None:
         while self._getters:

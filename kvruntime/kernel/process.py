@@ -105,11 +105,11 @@ class ProcessContext:
         request = Request(  # by position: this is the hot path (see message.py)
             self._bus.next_id(),
             self._slot.address,
-            self.resolve(target),
+            target if type(target) is Address else self.resolve(target),
             body,
             blob,
             metadata,
-            tuple(capabilities),
+            capabilities if type(capabilities) is tuple else tuple(capabilities),
             expects_response,
         )
         return request, self._bus.check_request(self._slot, request)
@@ -132,7 +132,22 @@ class ProcessContext:
         ``body`` or ``blob`` is not bytes-like (they travel as exact bytes).
         """
         bus, slot = self._bus, self._slot
-        request, target_slot = self._request(target, body, blob, metadata, capabilities, timeout)
+        # _request, inline (the hot path: its call and tuple cost more than these lines)
+        if type(body) is not bytes:
+            body = exact_bytes(body, "body")
+        if blob is not None and type(blob) is not bytes:
+            blob = exact_bytes(blob, "blob")
+        request = Request(  # by position (see message.py)
+            bus.next_id(),
+            slot.address,
+            target if type(target) is Address else self.resolve(target),
+            body,
+            blob,
+            metadata,
+            capabilities if type(capabilities) is tuple else tuple(capabilities),
+            timeout,
+        )
+        target_slot = bus.check_request(slot, request)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Response] = loop.create_future()
         slot.waiters[request.id] = (waiter, target_slot.address)

@@ -15,7 +15,7 @@ handler queued its answer, or its write, itself), or the long work that will
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, Protocol, TypeAlias
 
 from protocol.ids import PackageId, ProcessId
@@ -87,6 +87,11 @@ class Context(Protocol):
 
     def flush(self) -> None:
         """Write every pending write, then send every queued answer."""
+
+    @property
+    def pending(self) -> Mapping[Store, object]:
+        """The stores with plain writes waiting for the next flush (a hot read tests
+        ``store in pending`` then calls ``flush``: ``flush_pending`` inline)."""
 
     def flush_pending(self, store: Store) -> None:
         """Flush if ``store`` has pending writes, so that a read of it sees them."""

@@ -224,6 +224,9 @@ class Expiries:
     #: Whether ``of`` may read a store's records inline (an embedded engine); if
     #: not, it raises ``NotAtHand`` for an index not loaded yet (invariant 1).
     loads_inline: bool = True
+    #: Called whenever ``armed`` turns true: the kv process's sweeper waits for it
+    #: while no open db has a key with a TTL.
+    on_armed: Callable[[], object] = attrs.field(default=lambda: None)
 
     def now(self) -> int:
         """Now, in whole milliseconds of the wall clock."""
@@ -241,8 +244,14 @@ class Expiries:
     def adopt(self, store: Store, index: DbExpiry) -> DbExpiry:
         """Keep ``index`` (``DbExpiry.load`` of ``store``, run elsewhere) as ``store``'s."""
         self.by_store[store] = index
-        self.armed = self.armed or bool(index.deadlines)
+        if index.deadlines:
+            self._arm()
         return index
+
+    def _arm(self) -> None:
+        if not self.armed:
+            self.armed = True
+            self.on_armed()
 
     def drop(self, store: Store) -> None:
         """Forget ``store``'s index (a write of it failed): the next use loads it afresh."""
@@ -259,7 +268,7 @@ class Expiries:
         found = self.by_store.get(store) or self.of(store, db)
         if not found.deadlines and not _has_records(ops):
             return ops
-        self.armed = True
+        self._arm()
         return found.complete(ops)
 
     def loaded(self) -> list[tuple[Store, DbExpiry]]:

@@ -143,7 +143,7 @@ class KvProcess:
     #: The change logs and the watches (changelog.py; issue 14).
     feeds: Feeds = attrs.field(init=False)
     #: Plain writes waiting for the next flush, per db.
-    _writes: dict[Store, list[tuple[bytes, bytes | None]]] = attrs.Factory(dict)
+    pending: dict[Store, list[tuple[bytes, bytes | None]]] = attrs.Factory(dict)
     #: Answers in serving order, waiting for the next flush.
     _outbox: list[_Entry] = attrs.Factory(list)
     #: The form and action of each request not in the canonical form, by ``id`` of
@@ -151,6 +151,8 @@ class KvProcess:
     _forms: dict[int, tuple[Form, KvAction | None]] = attrs.Factory(dict)
     #: (package, db) -> (read capability, write capability); bounded cache.
     _db_caps: dict[DbKey, tuple[Capability, Capability]] = attrs.Factory(dict)
+    #: An open store -> the keys of its db's (read, write) capabilities; bounded cache.
+    _cap_keys: dict[Store, tuple[str, str]] = attrs.Factory(dict)
     _decoder: RequestDecoder = attrs.field(init=False, factory=RequestDecoder)
     #: The task group long work runs in (set while ``run`` runs).
     _work: anyio.abc.TaskGroup | None = attrs.field(init=False, default=None)
@@ -160,15 +162,17 @@ class KvProcess:
     #: Requests waiting behind long work, in the order they came (rule 4).
     _deferred: deque[tuple[Request, ProcessId, DbKey | None]] = attrs.Factory(deque)
     _room: anyio.Event = attrs.Factory(anyio.Event)
+    #: What the background tasks wait on while they have nothing to do (an idle
+    #: kv burns no CPU): set when a key gets a TTL, when a transaction opens.
+    _keys_with_ttl: anyio.Event = attrs.Factory(anyio.Event)
+    _transactions_open: anyio.Event = attrs.Factory(anyio.Event)
     #: Whether batches are served by ``_serve_round`` (a networked engine's kv process).
     networked: ClassVar[bool] = False
     #: For the metrics: when the batch being served began (``metrics.clock``),
-    #: its size until a flush records it (0: recorded), the action type of the
-    #: request being served (None: not decoded), and, for a request that waits
-    #: behind long work or is long work, its own (action type, start), by
-    #: ``id``, until it is answered.
+    #: the action type of the request being served (None: not decoded), and, for
+    #: a request that waits behind long work or is long work, its own (action
+    #: type, start), by ``id``, until it is answered.
     _since: int = 0
-    _batch: int = 0
     _action: type | None = None
     _waited: dict[int, tuple[type | None, int]] = attrs.Factory(dict)
 
@@ -182,6 +186,8 @@ class KvProcess:
             clock=self.clock,
         )
         self.feeds = Feeds(cfg, clock=self.clock)  # change feeds (issue 14)
+        self.txs.opened = self._wake_expirer
+        self.expiry.on_armed = self._wake_sweeper
 
     @property
     def open_transactions(self) -> int:
@@ -198,16 +204,18 @@ class KvProcess:
             tg.start_soon(self._sweep_expired_keys)  # keys with a TTL (issue 14)
             async with anyio.create_task_group() as work:
                 self._work = work
+                capacity, max_batch = self.config.mailbox_capacity, self.config.max_batch
+                networked = self.networked  # kvservice/networked.py: awaits its engine
                 while True:
-                    if self._deferred and len(self._deferred) >= self.config.mailbox_capacity:
+                    if self._deferred and len(self._deferred) >= capacity:
                         self._room = anyio.Event()  # rule 5
                         await self._room.wait()
                         continue
                     try:
-                        batch = await mailbox.get_batch(self.config.max_batch)
+                        batch = await mailbox.get_batch(max_batch)
                     except MailboxClosed:
                         break
-                    if self.networked:  # kvservice/networked.py: awaits its engine
+                    if networked:
                         await self._serve_round(batch)
                     else:
                         self._serve_batch(batch)
@@ -218,9 +226,15 @@ class KvProcess:
     async def _expire_transactions(self) -> None:
         interval = max(0.05, min(self.config.transaction_idle_seconds / 2, 30.0))
         while True:
+            while not self.txs:  # nothing to expire: wait for a transaction to open
+                self._transactions_open = anyio.Event()
+                await self._transactions_open.wait()
             await anyio.sleep(interval)
             if gone := self.txs.expire():
                 log.info("expired %d idle transaction(s)", gone)
+
+    def _wake_expirer(self) -> None:
+        self._transactions_open.set()
 
     async def _serve_round(self, batch: list[Request | Response]) -> None:
         """Serve ``batch`` with awaits (a networked engine's kv process overrides it)."""
@@ -230,8 +244,15 @@ class KvProcess:
 
     async def _sweep_expired_keys(self) -> None:
         while True:
+            # No open db has a key with a TTL: wait until one does (Expiries.on_armed).
+            while not self.expiry.armed:
+                self._keys_with_ttl = anyio.Event()
+                await self._keys_with_ttl.wait()
             await anyio.sleep(self.config.expiry_sweep_seconds)
             await self.sweep_step()
+
+    def _wake_sweeper(self) -> None:
+        self._keys_with_ttl.set()
 
     async def sweep_step(self) -> int:
         """One step of the sweeper, its writes done (``sweep_expired``; a networked
@@ -282,8 +303,9 @@ class KvProcess:
         return len(due) <= limit
 
     def _serve_batch(self, batch: list[Request | Response]) -> None:
-        self._since = self.metrics.clock()
-        self._batch = len(batch)
+        metrics = self.metrics  # recorded into inline (metrics.py)
+        self._since = metrics.clock()
+        metrics.batch_sizes[len(batch)] += 1
         for message in batch:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
@@ -386,7 +408,8 @@ class KvProcess:
 
     def _serve(self, msg: Request) -> None:
         """Serve ``msg``, start the long work that will, or defer it (rules 1-3)."""
-        sender = msg.source.process
+        source = msg.source
+        sender = source.process
         if self._held_senders and sender in self._held_senders:
             return self._defer(msg, sender, None)
         try:
@@ -398,29 +421,35 @@ class KvProcess:
             try:
                 package_id, db, action, form = self._decoder.decode_parts_in_any_form(msg.body)
             except DecodeError as exc:
-                log.debug("malformed request %d from %s: %s", msg.id, msg.source, exc)
+                log.debug("malformed request %d from %s: %s", msg.id, source, exc)
                 if (form := form_of(msg.body)) is not Form.CANONICAL:
                     self._forms[id(msg)] = (form, None)
                 self._action = None
                 return self.fail(msg, _MALFORMED)
             if form is not Form.CANONICAL:
                 self._forms[id(msg)] = (form, action)
-        self._action = type(action)
+        kind = self._action = type(action)
         key = (package_id, db)
         if self._held_dbs and key in self._held_dbs:
             return self._defer(msg, sender, key)
-        rule = TABLE[type(action)]
+        rule = TABLE[kind]
         if msg.blob is None and rule.needs_blob:
             return self.fail(msg, _MALFORMED)
-        if msg.source.node != self.bus.node:
+        if source.node != self.bus.node:
             return self.fail(msg, RemoteNotAllowed())
         match rule:
             case OnData():
                 store = self.dbs.get(package_id, db)
-                if error := self._access(msg.source, sender, key, store, rule.write):
-                    return self.fail(msg, error)
                 if store is None:  # on disk, not open: reopen, then serve it (long work)
+                    if error := self._access(source, sender, key, None, rule.write):
+                        return self.fail(msg, error)
                     return self._start(msg, sender, key, self._reopen(msg, key))
+                # The db is open, so it exists: the capability alone (_access's step 5,
+                # inline: the hot path, where a call costs more than the lookups).
+                write = rule.write
+                keys = self._cap_keys.get(store) or self._cap_keys_of(store, key)
+                if not self.caps.holds(source, keys[1] if write else keys[0]):
+                    return self.fail(msg, _NO_WRITE if write else _NO_READ)
                 outcome = rule.serve(self, msg, sender, key, store, action)
             case OfTheDb():
                 outcome = rule.serve(self, msg, sender, key, action)
@@ -440,8 +469,7 @@ class KvProcess:
         exists = store is not None or self.dbs.exists(package_id, name)
         if not exists and sender.belongs_to(package_id):
             return NoDb(package_id=package_id, db=name)
-        # caps_of's cache read inline (the hot path: a call costs more than the read)
-        read_cap, write_cap = self._db_caps.get(db) or self.caps_of(package_id, name)
+        read_cap, write_cap = self.caps_of(package_id, name)
         if not self.caps.holds(holder, (write_cap if write else read_cap).key):
             return _NO_WRITE if write else _NO_READ
         if not exists:
@@ -470,6 +498,16 @@ class KvProcess:
         """The transaction ``tx_id`` of ``sender`` on ``db``, or the NoTx to answer."""
         tx = self.txs.lookup(tx_id, sender, db)
         return NoTx(tx_id=tx_id) if tx is None else tx
+
+    def _cap_keys_of(self, store: Store, db: DbKey) -> tuple[str, str]:
+        """The keys of the (read, write) capabilities of ``db``, open as ``store``,
+        kept in ``_cap_keys`` (by store: an identity hash, where a DbKey's hash is
+        a Python call; bounded, so a closed store is held there until the clear)."""
+        if len(self._cap_keys) >= 4096:
+            self._cap_keys.clear()
+        read_cap, write_cap = self.caps_of(*db)
+        keys = self._cap_keys[store] = (read_cap.key, write_cap.key)
+        return keys
 
     def caps_of(self, package_id: PackageId, db: str) -> tuple[Capability, Capability]:
         """The (read, write) capabilities of a db."""
@@ -516,7 +554,7 @@ class KvProcess:
 
     def flush_pending(self, store: Store) -> None:
         """Flush if ``store`` has pending writes, so that a read of it sees them."""
-        if store in self._writes:
+        if store in self.pending:
             self.flush()
 
     def write_now(
@@ -568,20 +606,21 @@ class KvProcess:
         expiry = self.expiry  # keys with a TTL (issue 14); records, if any, come last
         if expiry.armed or store not in expiry.by_store or (ops and ops[-1][0] >= RESERVED):
             ops = expiry.complete(store, db, ops)
-        self._writes.setdefault(store, []).extend(ops)
+        self.pending.setdefault(store, []).extend(ops)
         if self._waited:
             self._queue_waited(msg, _OK, None, store)
         else:
             self._outbox.append((msg, _OK, None, store, self._action, self._since))
-        self.txs.record_writes(db, map(first, ops))
+        if self.txs.logs:  # a transaction is open somewhere: the conflict check
+            self.txs.record_writes(db, map(first, ops))
 
     def flush(self) -> None:
         """Write pending plain writes, one batch per db, then send every waiting answer."""
         failed: dict[Store, KvError] = {}
-        if self._writes:
+        if self.pending:
             sync, feeds = self.config.sync_writes, self.feeds
             logs = feeds.logs
-            for store, ops in self._writes.items():
+            for store, ops in self.pending.items():
                 try:
                     if logs.get(store, ops) is not None:  # a logged db (or not known yet)
                         ops = feeds.with_log(store, ops)  # change feeds (issue 14)
@@ -593,7 +632,7 @@ class KvProcess:
                     log.exception("kv failed writing a batch to %s", store)
                     failed[store] = _internal_error()
                     self.dbs.discard(store)
-            self._writes.clear()
+            self.pending.clear()
         if self.feeds.dirty:  # change feeds: wake parked watchers (issue 14)
             self.feeds.notify(self.dbs_get, self.answer)
         outbox, self._outbox = self._outbox, []
@@ -605,9 +644,9 @@ class KvProcess:
         if not outbox:
             return
         respond, source = self.bus.respond, self.slot.address
-        metrics = self.metrics
-        now, batch_since, in_batch = metrics.clock(), self._since, 0
-        ok_counts, written, read = metrics.ok_counts, 0, 0
+        metrics = self.metrics  # recorded into inline (metrics.py says what and why)
+        now, batch_since = metrics.clock(), self._since
+        ok_counts, written, read, late = metrics.ok_counts, 0, 0, 0
         for msg, response, blob, waited, action, since in outbox:
             if failed and waited in failed:
                 response, blob = ErrResponse(error=failed[waited]), None
@@ -616,15 +655,14 @@ class KvProcess:
                 metrics.failed(action, response.error)
             else:
                 is_error = False
-                ok_counts[action] = ok_counts.get(action, 0) + 1
+                ok_counts[action] += 1
                 if msg.blob is not None:
                     written += len(msg.blob)
             if blob is not None:
                 read += len(blob)
-            if since == batch_since:
-                in_batch += 1
-            else:  # it waited behind long work
+            if since != batch_since:  # it waited behind long work
                 metrics.latency(now - since)
+                late += 1
             form = self._forms.pop(id(msg), None) if self._forms else None
             if msg.expects_response is None:
                 if is_error:
@@ -636,8 +674,16 @@ class KvProcess:
                 respond(Response(msg.id, source, msg.source, body, blob, metadata))
             except Exception:  # one answer the bus refuses must not cost the others
                 log.exception("kv could not answer request %d from %s", msg.id, msg.source)
-        metrics.flushed(self._batch, written, read, now - batch_since, in_batch)
-        self._batch = 0
+        # The flush's counts: the latency of the answers of the batch it ends
+        # (latency_slot, inline), the bytes.
+        if in_batch := len(outbox) - late:
+            nanoseconds = now - batch_since
+            metrics.latency_counts[(nanoseconds // 1000).bit_length()] += in_batch
+            metrics.latency_total += nanoseconds * in_batch
+        if written:
+            metrics.bytes_written += written
+        if read:
+            metrics.bytes_read += read
 
 
 #: Checked by mypy: the kv process is the context its handlers are given.

@@ -1,15 +1,18 @@
 """What kv:distro:sys has served, counted for ``/metrics`` (Prometheus text format).
 
-``KvMetrics`` is the one recorder. The kv loop tells it, in one call per
-flush (``flushed``), the bytes that flush's answers carried, their latency
-and the size of the batch they came in, and adds one to ``ok_counts`` per Ok
-answer as it sends it; only an error (``failed``) and an answer that waited
-behind long work (``latency``) cost a call of their own. Each outbox entry
-carries its action's type and the moment its serving began (the batch it came
-in, or, for a request that waited behind long work, when it first did), so
-the loop reads the clock once per batch and once per flush. On that path the
-recorder only adds to plain ints, lists and dicts; ``prometheus_client`` is
-imported, and the series are built, only when ``registry()`` is read (a scrape).
+``KvMetrics`` is the one recorder: it owns the counts, what they mean, and the
+series a scrape builds from them. The kv loop records into it inline, with
+no call per flush: as it takes a batch, one ``batch_sizes`` increment; as it
+sends a flush's answers (``KvProcess._send``), per answer one ``ok_counts``
+increment (Ok) or a ``failed`` call (an error), and ``latency`` for an answer
+that waited behind long work; per flush, ``latency_counts`` and
+``latency_total`` for the answers of the batch it ends, and the flush's
+``bytes_written`` and ``bytes_read``. Each outbox entry carries its action's
+type and the moment its serving began (the batch it came in, or, for a
+request that waited behind long work, when it first did), so the loop reads
+the clock once per batch and once per flush. On that path the recorder is
+plain ints, lists and dicts; ``prometheus_client`` is imported, and the series
+are built, only when ``registry()`` is read (a scrape).
 
 Invariants:
 1. No global state: each KvProcess has its own recorder, and ``registry()``
@@ -18,12 +21,16 @@ Invariants:
 2. Bounded: every map is keyed by action and result types, a fixed set.
 3. Read-only from outside: a scrape reads copies; nothing it does changes
    what kv serves. Gauges are read through callables the runtime supplies.
+4. Exact: latency slot k counts latencies under 2**k microseconds, slot
+   ``latency_slot(nanoseconds)`` (what the loop computes inline); sums are
+   ints (nanoseconds, bytes), divided only when a scrape builds the series.
 """
 
 from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -37,13 +44,19 @@ if TYPE_CHECKING:
 __all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "KvMetrics"]
 
 #: Latency buckets: bucket k counts latencies under 2**k microseconds (1 us .. 4.2 s),
-#: computed as ``(nanoseconds // 1000).bit_length()`` (no search, no float, on the hot path).
+#: slot ``latency_slot(nanoseconds)`` (no search, no float, on the hot path).
 _LATENCY_SLOTS: Final = 64
 LATENCY_BUCKETS: Final = tuple(2**k / 1e6 for k in range(23))
 #: Upper bounds of the batch-size histogram's buckets (messages per batch).
 BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 #: The action of a request that could not be decoded.
 UNDECODED: Final = "Undecoded"
+
+
+def latency_slot(nanoseconds: int) -> int:
+    """The slot of ``latency_counts`` a latency of ``nanoseconds`` falls in: k is the
+    first with ``nanoseconds // 1000 < 2**k`` (the loop computes it inline)."""
+    return (nanoseconds // 1000).bit_length()
 
 
 def _histogram(
@@ -74,42 +87,27 @@ class KvMetrics:
     #: a total, or counts by the value of one label (``_COUNTER_DOCS``).
     counters: dict[str, Callable[[], float | dict[str, int]]] = attrs.Factory(dict)
     #: Bytes of values written (blobs of requests answered Ok) and read (blobs
-    #: answered).
-    _bytes_written: int = 0
-    _bytes_read: int = 0
-    #: Requests answered Ok, by action type (None: not decoded). The kv loop
-    #: adds to it directly, as it sends each answer: the one dict operation per
-    #: request that counting costs (a call, or a list per flush, costs more).
-    ok_counts: dict[type | None, int] = attrs.Factory(dict)
+    #: answered, errors' included: CasMismatch carries one); the loop adds each
+    #: flush's.
+    bytes_written: int = 0
+    bytes_read: int = 0
+    #: Requests answered Ok, by action type (None: not decoded); the loop adds one
+    #: per Ok answer as it sends it.
+    ok_counts: defaultdict[type | None, int] = attrs.Factory(lambda: defaultdict(int))
     #: Requests answered an error, by (action type or None, error type).
     _errors: dict[tuple[type | None, type], int] = attrs.Factory(dict)
-    #: Latency counts, slot k: under 2**k microseconds; and their sum, nanoseconds.
-    _latency_counts: list[int] = attrs.Factory(lambda: [0] * _LATENCY_SLOTS)
-    _latency_total: int = 0
-    #: Batches taken, by size (bucketed at scrape time).
-    _batch_sizes: dict[int, int] = attrs.Factory(dict)
-
-    def flushed(self, batch: int, written: int, read: int, nanoseconds: int, count: int) -> None:
-        """A flush sent answers: Ok ones to requests whose blobs held ``written``
-        bytes, and blobs of ``read`` bytes (errors' included: CasMismatch carries
-        one); ``count`` of them ``nanoseconds`` after their batch began, a batch of
-        ``batch`` messages taken from the mailbox (0: the flush ended long work).
-        One call per flush, the hot path's only one: inline, as calls cost more
-        than the counting."""
-        self._bytes_written += written
-        self._bytes_read += read
-        if batch:
-            sizes = self._batch_sizes
-            sizes[batch] = sizes.get(batch, 0) + 1
-        if count:
-            self._latency_counts[(nanoseconds // 1000).bit_length()] += count
-            self._latency_total += nanoseconds * count
+    #: Latency counts by ``latency_slot``, and their sum in nanoseconds (invariant 4).
+    latency_counts: list[int] = attrs.Factory(lambda: [0] * _LATENCY_SLOTS)
+    latency_total: int = 0
+    #: Batches taken from the mailbox, by size (bucketed at scrape time); the loop
+    #: adds one as it takes each.
+    batch_sizes: defaultdict[int, int] = attrs.Factory(lambda: defaultdict(int))
 
     def latency(self, nanoseconds: int) -> None:
-        """An answer left ``nanoseconds`` after its serving began."""
-        # Bucket k holds latencies under 2**k microseconds (folded at scrape time).
-        self._latency_counts[(nanoseconds // 1000).bit_length()] += 1
-        self._latency_total += nanoseconds
+        """An answer left ``nanoseconds`` after its serving began (one that waited
+        behind long work: the others are recorded by the loop, a flush at a time)."""
+        self.latency_counts[latency_slot(nanoseconds)] += 1
+        self.latency_total += nanoseconds
 
     def failed(self, action: type | None, error: KvError) -> None:
         """A request of ``action`` was answered ``error``."""
@@ -140,12 +138,12 @@ class KvMetrics:
 
     def _latency_slots(self) -> list[int]:
         """The latency counts per bucket of LATENCY_BUCKETS, then the rest (+Inf)."""
-        counts = self._latency_counts
+        counts = self.latency_counts
         return [*counts[: len(LATENCY_BUCKETS)], sum(counts[len(LATENCY_BUCKETS) :])]
 
     def _batch_counts(self) -> list[int]:
         counts = [0] * (len(BATCH_BUCKETS) + 1)
-        for size, n in self._batch_sizes.items():
+        for size, n in self.batch_sizes.items():
             counts[bisect_left(BATCH_BUCKETS, size)] += n
         return counts
 
@@ -167,24 +165,24 @@ class KvMetrics:
                 "Seconds from a request's decoding to its answer leaving kv:distro:sys.",
                 LATENCY_BUCKETS,
                 self._latency_slots(),
-                self._latency_total / 1e9,
+                self.latency_total / 1e9,
             ),
             _histogram(
                 "kvruntime_batch_size",
                 "Messages kv:distro:sys took from its mailbox at once.",
                 BATCH_BUCKETS,
                 self._batch_counts(),
-                float(sum(size * n for size, n in self._batch_sizes.items())),
+                float(sum(size * n for size, n in self.batch_sizes.items())),
             ),
             CounterMetricFamily(
                 "kvruntime_written_bytes",
                 "Bytes of values in requests answered Ok (Set, staged Set, ...).",
-                value=self._bytes_written,
+                value=self.bytes_written,
             ),
             CounterMetricFamily(
                 "kvruntime_read_bytes",
                 "Bytes of values in answers (Get, Scan, ...).",
-                value=self._bytes_read,
+                value=self.bytes_read,
             ),
         ]
         for name, read in sorted(self.gauges.items()):

@@ -261,11 +261,11 @@ class NetworkedKvProcess(KvProcess):
     def flush(self) -> None:
         """Hand the pending writes to their stores (buffered), with their change
         records if the db is logged; the answers wait for ``_settle``."""
-        if not self._writes:
+        if not self.pending:
             return
         feeds = self.feeds
         logs = feeds.logs
-        for store, ops in self._writes.items():
+        for store, ops in self.pending.items():
             try:
                 log_state = logs.get(store, _UNKNOWN)
                 if log_state is _UNKNOWN:  # dropped by a failed commit since they were queued
@@ -276,7 +276,7 @@ class NetworkedKvProcess(KvProcess):
             except StoreError as exc:  # a closed store: its writes answer the error
                 self._lost[store] = exc.error
                 self.dbs.discard(store)
-        self._writes.clear()
+        self.pending.clear()
 
     async def _settle(self) -> None:
         """Commit every buffered write, then send the answers queued so far."""

@@ -102,7 +102,8 @@ def get(
         return KeyTooLarge(size=len(key), max=limit)
     if key >= RESERVED:  # kv's own: absent (invariant 4), one compare on the hot path
         return _KEY_NOT_FOUND
-    ctx.flush_pending(store)
+    if store in ctx.pending:  # flush_pending, inline (the hot path)
+        ctx.flush()
     try:
         value = store.get(key)
     except StoreError as exc:

@@ -11,6 +11,8 @@ Invariants:
    ``max_total_bytes`` (``staged_bytes`` is their sum, kept exact by
    ``stage``/``stage_many``/``finish``); each expires after ``idle_seconds``
    without use, as ``clock`` (``time.monotonic`` unless injected) tells.
+   ``opened`` is called when the first transaction opens (none was open): the
+   kv process's expirer waits for it while there is nothing to expire.
 4. Optimistic conflict check (``conflicts.py``): while a db has an open
    transaction it has a WriteLog, and every applied write to it must be
    passed to ``record_writes``; a transaction remembers what it read
@@ -156,12 +158,16 @@ class Transactions:
     max_total_bytes: int = 1 << 30
     #: Seconds, monotonic: what "idle" is measured by (a test may inject its own).
     clock: Callable[[], float] = time.monotonic
+    #: Called when a transaction opens while none was (invariant 3).
+    opened: Callable[[], object] = attrs.field(default=lambda: None)
     #: Bytes staged by every open transaction together.
     staged_bytes: int = 0
     _by_id: dict[int, Transaction] = attrs.Factory(dict)
     _per_sender: Counter[ProcessId] = attrs.Factory(Counter)
     _per_db: Counter[DbKey] = attrs.Factory(Counter)
-    _logs: dict[DbKey, WriteLog] = attrs.Factory(dict)
+    #: The write log of each db with an open transaction (invariant 4); read-only
+    #: outside: empty, no write needs ``record_writes`` (the hot path tests it).
+    logs: dict[DbKey, WriteLog] = attrs.Factory(dict)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -175,17 +181,19 @@ class Transactions:
         tx_id = _random_id()
         while tx_id in self._by_id:
             tx_id = _random_id()
-        log = self._logs.get(db)
+        log = self.logs.get(db)
         if log is None:
             from .conflicts import WriteLog  # with the first transaction (invariant 4)
 
-            log = self._logs[db] = WriteLog()
+            log = self.logs[db] = WriteLog()
         tx = Transaction(
             tx_id=tx_id, owner=owner, db=db, last_used=self.clock(), start_version=log.version
         )
         self._by_id[tx_id] = tx
         self._per_sender[owner] += 1
         self._per_db[db] += 1
+        if len(self._by_id) == 1:
+            self.opened()
         return tx
 
     def too_large(self, tx: Transaction, size: int) -> TransactionTooLarge | None:
@@ -214,22 +222,22 @@ class Transactions:
 
         Cheap when no transaction is open on ``db``: nothing is kept then.
         """
-        log = self._logs.get(db)
+        log = self.logs.get(db)
         if log is not None:
             log.record(keys)
 
     def tracks(self, db: DbKey) -> bool:
         """Whether writes to ``db`` are being logged (a transaction is open on it)."""
-        return db in self._logs
+        return db in self.logs
 
     def version(self, db: DbKey) -> int:
         """The current write version of ``db`` (0 when no transaction is open on it)."""
-        log = self._logs.get(db)
+        log = self.logs.get(db)
         return 0 if log is None else log.version
 
     def conflicts(self, tx: Transaction) -> bool:
         """Whether a key ``tx`` read was written by another writer since it read it."""
-        log = self._logs.get(tx.db)
+        log = self.logs.get(tx.db)
         return log is not None and bool(tx.reads) and log.conflicts(tx.reads)
 
     def lookup(self, tx_id: int, owner: ProcessId, db: DbKey) -> Transaction | None:
@@ -256,8 +264,8 @@ class Transactions:
         self._per_db[tx.db] -= 1
         if not self._per_db[tx.db]:
             del self._per_db[tx.db]
-            self._logs.pop(tx.db, None)
-        elif (log := self._logs.get(tx.db)) is not None:
+            self.logs.pop(tx.db, None)
+        elif (log := self.logs.get(tx.db)) is not None:
             log.trim(min(t.start_version for t in self._by_id.values() if t.db == tx.db))
 
     def drop_owned(self, owner: ProcessId, db: DbKey) -> int:

@@ -30,7 +30,12 @@ Invariants:
    per key in ``_used``, not an order to keep: ``_lru`` sorts by it when
    evicting. A ``get`` racing another thread may leave a tick slightly off (a
    store used more recently may go first): a store closed early is reopened
-   by the next ``open``, which costs time only.
+   by the next ``open``, which costs time only. A PackageId's hash is a Python
+   call, so ``get`` finds a store it has found before by the identity of the
+   PackageId asked (the kv's decoder hands back one object per package):
+   ``_by_identity`` is filled under the lock, only while the store is still
+   in ``_stores``, and cleared (under the lock) wherever a store leaves it; so
+   a stale entry is as impossible as a stale ``_stores`` read.
 4. ``remove`` renames a db's directory to ``root/.removed-*`` (atomic: the db
    is gone at once, whole) and only then deletes it; ``sweep_trash`` deletes
    the leftovers of a removal cut short, and ``KvProcess`` runs it at start.
@@ -103,6 +108,11 @@ class Databases:
     )
     sync_writes: bool = False  # fsync every write batch and directory change
     _stores: dict[_Key, LevelDbStore] = attrs.field(init=False, factory=dict)
+    #: (id(package_id), db) -> (package_id, its open store), invariant 3; each entry
+    #: keeps its PackageId alive, so its id is not reused while cached. Bounded.
+    _by_identity: dict[tuple[int, str], tuple[PackageId, LevelDbStore]] = attrs.field(
+        init=False, factory=dict
+    )
     #: When each open store was last used, in ticks of ``_ticks`` (invariant 3).
     _used: dict[_Key, int] = attrs.field(init=False, factory=dict)
     _ticks: itertools.count[int] = attrs.field(init=False, factory=itertools.count)
@@ -143,12 +153,25 @@ class Databases:
 
     def get(self, package_id: PackageId, db: str) -> Store | None:
         """The store if it is open (marking it recently used), else None. No disk access."""
-        key = (package_id, db)
-        store = self._stores.get(key)  # no lock: see invariant 3
-        if store is not None and store is not self._recent:
-            self._used[key] = next(self._ticks)
+        seen = self._by_identity.get((id(package_id), db))  # no lock: see invariant 3
+        if seen is not None and seen[0] is package_id:
+            store: LevelDbStore | None = seen[1]
+        else:
+            store = self._stores.get((package_id, db))
+            if store is None:
+                return None
+            self._remember(package_id, db, store)
+        if store is not self._recent:
+            self._used[(package_id, db)] = next(self._ticks)
             self._recent = store
         return store
+
+    def _remember(self, package_id: PackageId, db: str, store: LevelDbStore) -> None:
+        with self._lock:  # invariant 3: only while it is still open here
+            if self._stores.get((package_id, db)) is store:
+                if len(self._by_identity) >= 4096:
+                    self._by_identity.clear()
+                self._by_identity[(id(package_id), db)] = (package_id, store)
 
     def open(self, package_id: PackageId, db: str, *, create: bool, evict: bool = True) -> Store:
         """The store of ``db``, opened if needed; NoSuchDb if missing and not ``create``.
@@ -196,6 +219,8 @@ class Databases:
         for key in keys:
             self._used.pop(key, None)
         victims = [(key, self._stores.pop(key)) for key in keys]
+        if victims:
+            self._by_identity.clear()
         self._busy.update(keys)
         return victims
 
@@ -208,6 +233,7 @@ class Databases:
     def _pop(self, key: _Key) -> LevelDbStore | None:
         # Under _lock: take a store out of the LRU.
         self._used.pop(key, None)
+        self._by_identity.clear()
         return self._stores.pop(key, None)
 
     def _close_victims(self, victims: list[tuple[_Key, LevelDbStore]]) -> None:
@@ -328,6 +354,7 @@ class Databases:
         with self._lock:
             stores = list(self._stores.items())
             self._stores.clear()
+            self._by_identity.clear()
             self._used.clear()
             self._busy.update(key for key, _ in stores)
         for key, store in stores:

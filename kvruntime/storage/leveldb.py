@@ -135,6 +135,13 @@ class LevelDbStore:
         try:
             if self._closing:
                 raise RuntimeError("store is closed")
+            if type(ops) is list and len(ops) == 1:  # one op is atomic as it is
+                key, value = ops[0]
+                if value is None:
+                    self._db.delete(key, sync=sync or self.sync)
+                else:
+                    self._db.put(key, value, sync=sync or self.sync)
+                return
             batch = self._db.write_batch(sync=sync or self.sync)
             put, delete = batch.put, batch.delete
             for key, value in ops:

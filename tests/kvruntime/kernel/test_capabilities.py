@@ -16,7 +16,9 @@ from kvruntime import (
     Runtime,
     kv,
 )
+from kvruntime.kernel.capabilities import CapabilityStore
 from kvruntime.kvservice.access import kv_capability
+from protocol.ids import Address
 from tests.conftest import run_as
 
 pytestmark = pytest.mark.anyio
@@ -145,3 +147,32 @@ async def test_a_home_written_before_holders_were_addresses_keeps_working(home: 
             f"alice.os@{READER}".encode(),
             f"alice.os@{READER}".encode(),
         ]
+
+
+def test_holds_follows_every_grant_and_revoke_whatever_address_object_asks(
+    tmp_path: Path,
+) -> None:
+    """``holds`` finds a holder it has seen by identity (invariant 3): every change
+    of what it holds is still seen, by that object and by an equal one."""
+    store = CapabilityStore(tmp_path / "caps", NODE)
+    store.open()
+    try:
+        holder = Address.parse(f"{NODE}@{READER}")
+        twin = Address.parse(f"{NODE}@{READER}")  # equal, another object
+        cap = kv_capability(NODE, "read", ALPHA, "shared")
+        other = kv_capability(NODE, "write", ALPHA, "shared")
+        assert not store.holds(holder, cap.key)  # holds nothing yet
+        store.grant(holder, [cap])
+        assert store.holds(holder, cap.key)
+        assert store.holds(twin, cap.key)
+        assert not store.holds(holder, other.key)
+        store.revoke(twin, [cap])
+        assert not store.holds(holder, cap.key)
+        assert not store.holds(twin, cap.key)
+        store.grant(twin, [other])
+        assert store.holds(holder, other.key)
+        assert store.revoke_everywhere([other]) == 1
+        assert not store.holds(holder, other.key)
+        assert not store.holds(Address.parse(f"{NODE}@{OWNER}"), cap.key)
+    finally:
+        store.close()

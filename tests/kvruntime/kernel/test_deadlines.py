@@ -78,3 +78,49 @@ async def test_close_stops_the_timer() -> None:
     await asyncio.sleep(0.03)
     assert not waiters[1][0].done()
     assert len(deadlines) == 0
+
+
+class _ManualLoop:
+    """The two loop methods ``Deadlines`` uses, on a clock that moves only when told;
+    ``timers`` is every ``call_at`` made (when, callback), in order."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[tuple[float, object]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: object, *args: object) -> asyncio.TimerHandle:
+        self.timers.append((when, callback))
+        return asyncio.TimerHandle(when, lambda: None, (), asyncio.get_running_loop())
+
+    def fire(self, deadlines: Deadlines) -> None:
+        """Move the clock to the last armed timer's time and run it."""
+        self.now = self.timers[-1][0]
+        deadlines._expire(self)  # type: ignore[arg-type]
+
+
+async def test_the_timer_wakes_for_pending_requests_not_for_answered_ones() -> None:
+    loop, waiters = _ManualLoop(), dict[int, Waiter]()
+    deadlines = Deadlines(waiters)
+    real = asyncio.get_running_loop()
+    waiters[0] = real.create_future(), TARGET
+    deadlines.add(loop, 0, TARGET, 1.0)  # type: ignore[arg-type]
+    for request_id in range(1, 50):  # answered ones, sent while 0 waits
+        loop.now = request_id / 100
+        waiters[request_id] = real.create_future(), TARGET
+        deadlines.add(loop, request_id, TARGET, 1.0)  # type: ignore[arg-type]
+        del waiters[request_id]
+    loop.now = 0.5
+    waiters[99] = real.create_future(), TARGET
+    deadlines.add(loop, 99, TARGET, 1.0)  # type: ignore[arg-type]
+    assert len(loop.timers) == 1  # armed once, for request 0
+    loop.fire(deadlines)
+    assert isinstance(waiters[0][0].exception(), SendError)
+    # Armed again once, for the pending request 99, past the 49 answered ones.
+    assert [when for when, _ in loop.timers[1:]] == [1.5]
+    loop.fire(deadlines)
+    assert isinstance(waiters[99][0].exception(), SendError)
+    assert len(loop.timers) == 2  # nothing pending: not armed again
+    assert len(deadlines) == 0

@@ -453,3 +453,24 @@ def test_the_open_dbs_follow_a_reference_lru(ops: list[tuple[str, str]]) -> None
                 assert [db for _, db in dbs._lru()] == list(model)
         finally:
             dbs.close_all()
+
+
+def test_get_never_hands_back_a_store_that_left(tmp_path: Path) -> None:
+    """``get`` finds a store by the PackageId object it has seen (invariant 3): a
+    store evicted, discarded or removed is gone for it too, by any equal PackageId."""
+    dbs = Databases(tmp_path / "kv", max_open=1)
+    twin = PackageId(package_name="pkg", publisher_node="pub.os")
+    a = dbs.open(PKG, "a", create=True)
+    assert dbs.get(PKG, "a") is a
+    assert dbs.get(twin, "a") is a
+    dbs.open(PKG, "b", create=True)  # evicts a
+    assert dbs.get(PKG, "a") is None
+    b = dbs.get(PKG, "b")
+    assert b is not None
+    dbs.discard(b)
+    assert dbs.get(PKG, "b") is None
+    c = dbs.open(PKG, "b", create=False)
+    assert dbs.get(PKG, "b") is c
+    assert dbs.remove(PKG, "b")
+    assert dbs.get(PKG, "b") is None
+    dbs.close_all()
