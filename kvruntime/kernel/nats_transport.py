@@ -78,6 +78,7 @@ import functools
 import logging
 import math
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Final
@@ -221,6 +222,9 @@ class NatsTransport:
     _full_logged: float = attrs.field(default=-math.inf, init=False)
     _addresses: dict[tuple[str, str], Address] = attrs.field(factory=dict, init=False)
     _last_error: Exception | None = attrs.field(default=None, init=False)
+    #: While ``connect`` runs: certificates that did not verify, and set once
+    #: there were as many as servers (the try is over: see ``connect``).
+    _refused: tuple[list[Exception], anyio.Event] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         for name in self.peers:
@@ -264,26 +268,48 @@ class NatsTransport:
         reconnects for as long as it runs.
         """
         self._last_error = None
+        refused = self._refused = ([], anyio.Event())
         # nats-py can hang after a failed TLS handshake (closing the broken
-        # transport): bound the whole try by what the attempts may take.
+        # transport): bound the whole try by what the attempts may take. A
+        # certificate that does not verify will not on the next attempt
+        # either: once as many have failed as there are servers, the try ends.
         budget = CONNECT_ATTEMPTS * len(self.servers) * (_CONNECT_TIMEOUT + 0.5) + 1
+        outcome: list[nats.aio.client.Client | Exception] = []
         try:
             with anyio.fail_after(budget):
-                nc = await nats.connect(
-                    servers=self.servers,
-                    name=self.node,
-                    inbox_prefix=inbox_subject(self.node) + ".r",
-                    allow_reconnect=True,
-                    max_reconnect_attempts=CONNECT_ATTEMPTS - 1,
-                    reconnect_time_wait=0.1,
-                    connect_timeout=_CONNECT_TIMEOUT,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnect,
-                )
-        except (OSError, nats.errors.Error) as exc:  # TimeoutError included
-            reason = self._last_error or exc
+                async with anyio.create_task_group() as tg:
+
+                    async def end_when_refused() -> None:
+                        await refused[1].wait()
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(end_when_refused)
+                    try:
+                        outcome.append(
+                            await nats.connect(
+                                servers=self.servers,
+                                name=self.node,
+                                inbox_prefix=inbox_subject(self.node) + ".r",
+                                allow_reconnect=True,
+                                max_reconnect_attempts=CONNECT_ATTEMPTS - 1,
+                                reconnect_time_wait=0.1,
+                                connect_timeout=_CONNECT_TIMEOUT,
+                                error_cb=self._on_error,
+                                disconnected_cb=self._on_disconnect,
+                            )
+                        )
+                    except (OSError, nats.errors.Error) as exc:
+                        outcome.append(exc)
+                    tg.cancel_scope.cancel()
+        except TimeoutError as exc:
+            outcome.append(exc)
+        finally:
+            self._refused = None
+        nc = outcome[0] if outcome else None
+        if not isinstance(nc, nats.aio.client.Client):  # failed, timed out, or refused
+            reason = self._last_error or nc
             detail = f"no NATS server of {self.servers} could be reached: {reason!r}"
-            raise ConnectionError(detail) from None
+            raise ConnectionError(detail)
         # nats-py reads this option at each reconnect: from now on, never give up.
         nc.options["max_reconnect_attempts"] = -1
         self._nc = nc
@@ -344,6 +370,11 @@ class NatsTransport:
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
+        if isinstance(exc, ssl.SSLCertVerificationError) and self._refused is not None:
+            failed, over = self._refused
+            failed.append(exc)
+            if len(failed) >= len(self.servers):
+                over.set()
         if isinstance(exc, nats.errors.SlowConsumerError):
             self.dropped["inbox full"] += 1
             now = time.monotonic()
