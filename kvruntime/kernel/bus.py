@@ -88,7 +88,7 @@ def messaging_capability(target: Address) -> Capability:
     return Capability(issuer=target, params=MESSAGING)
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Slot:
     """A running process as the bus sees it: its address, mailbox and waiters."""
 
@@ -152,7 +152,7 @@ class Slot:
             self.room.set()
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Bus:
     """Routes messages between the processes of one node."""
 

@@ -120,7 +120,7 @@ _OK: Final = OkResponse()
 _Entry = tuple[Request, KvResponse, "bytes | None", "Store | None", "type | None", int]
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class KvProcess:
     """The kv module: serves KvRequests from its mailbox until the mailbox closes.
 

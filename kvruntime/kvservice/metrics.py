@@ -75,7 +75,7 @@ def _histogram(
     return family
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class KvMetrics:
     """The recorder of one kv process (see the module's invariants)."""
 

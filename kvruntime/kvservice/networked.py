@@ -123,7 +123,7 @@ class _DecodedOnce(RequestDecoder):
         return super().decode_parts(body)
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class NetworkedKvProcess(KvProcess):
     """The kv process on a ``BatchEngine`` (see the module docstring)."""
 

@@ -268,11 +268,14 @@ def test_the_identity_objects_a_get_builds_keep_objects_default_repr() -> None:
     # One object each (eq=False: compared by identity), shown by identity;
     # attrs generates and compiles no __repr__ for them at every start.
     from kvruntime.cli._session import OpenHome, Session
+    from kvruntime.kernel.bus import Bus, Slot
     from kvruntime.kernel.capabilities import CapabilityStore
     from kvruntime.kernel.process import ProcessContext, ProcessHandle
     from kvruntime.kvservice.changelog import DbLog, Feeds, WatchState
     from kvruntime.kvservice.conflicts import ReadSet, WriteLog
     from kvruntime.kvservice.expiry import DbExpiry, Expiries
+    from kvruntime.kvservice.loop import KvProcess
+    from kvruntime.kvservice.metrics import KvMetrics
     from kvruntime.kvservice.transactions import Transaction, Transactions
     from kvruntime.runtime import Runtime
     from kvruntime.storage.databases import Databases
@@ -281,7 +284,7 @@ def test_the_identity_objects_a_get_builds_keep_objects_default_repr() -> None:
     identity = [
         OpenHome, Session, CapabilityStore, ProcessContext, ProcessHandle, DbLog, Feeds,
         WatchState, ReadSet, WriteLog, DbExpiry, Expiries, Transaction, Transactions,
-        Runtime, Databases, LevelDbStore,
+        Runtime, Databases, LevelDbStore, Bus, Slot, KvProcess, KvMetrics,
     ]  # fmt: skip
     assert [c.__name__ for c in identity if {"__repr__", "__eq__"} & set(vars(c))] == []
     assert repr(ReadSet()).startswith("<kvruntime.kvservice.conflicts.ReadSet object at 0x")
