@@ -68,6 +68,18 @@ def _reading_stdin(pid: int) -> bool:
     return fields[:2] == ["0", "0x0"]
 
 
+def _signal_state(pid: int) -> str:
+    """How ``pid`` treats signals and how many threads it runs (for a failure's message:
+    a full suite under load once saw a load go on reading after its SIGINT)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        threads = len(os.listdir(f"/proc/{pid}/task"))
+    except OSError as exc:
+        return f"(no /proc state: {exc})"
+    wanted = ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return " ".join([*(line for line in status if line.startswith(wanted)), f"threads {threads}"])
+
+
 def test_ctrl_c_while_the_dump_is_written_keeps_exactly_the_acknowledged_chunks(
     home: Path,
 ) -> None:
@@ -123,12 +135,13 @@ def test_ctrl_c_while_the_dump_is_still_coming_writes_and_creates_nothing(home: 
             load.stdin.write(header_line(APP, "copy") + record_line(b"a", b"1"))
             load.stdin.flush()  # and the pipe stays open: the dump is still coming
             _wait_for(lambda: _reading_stdin(load.pid), "the read of stdin")
+            state = _signal_state(load.pid)
             load.send_signal(signal.SIGINT)
             _, err = load.communicate(timeout=BOUND)
         finally:
             load.kill()
     message = err.decode()
-    assert load.returncode == 130, message
+    assert load.returncode == 130, f"{message}\nbefore the SIGINT: {state}"
     assert "interrupted while reading the dump: nothing was loaded" in message
     assert "Traceback" not in message
     assert not (home / "kv" / APP / "copy").exists()
