@@ -120,8 +120,11 @@ def test_on_a_terminal_it_prompts_completes_and_keeps_history(home: Path) -> Non
         os.write(controller, b"\t")  # Tab completes "sc" to "scan": the terminal shows "an"
         read_until(controller, b"an", seen, after=typed)
         os.write(controller, f" {APP} no".encode())
+        read_until(controller, f"{APP} no".encode(), seen, after=typed)  # its echo first
         typed = len(seen)
         os.write(controller, b"\t")  # the db: "no" completes to "notes" (the home's only)
+        # the terminal shows "tes": waited for past the echo of what was typed, whose
+        # package name ("cli-test") holds "tes" too
         read_until(controller, b"tes", seen, after=typed)
         os.write(controller, b" --text\r")
         read_until(controller, b"from-the-terminal", seen)
