@@ -2,7 +2,8 @@
 
 How a batch is served (the hot path):
 1. The loop takes every request queued in the mailbox (up to ``max_batch``)
-   and serves them one by one, in order, with no task per request.
+   and serves them one by one, in order, with no task per request (a batch
+   with large blobs is served in fair rounds instead: rule 7).
 2. A plain Set/Delete is checked, then appended to its db's pending write
    list; its answer waits in the outbox. Anything else that reads or writes
    a db first *flushes*: pending writes go to LevelDB, one WriteBatch per db.
@@ -35,6 +36,13 @@ Long work, and the order it keeps (the rules that make it safe):
   is held); opening in a thread evicts nothing: the loop closes the least
   recently used dbs past ``max_open_dbs`` itself, skipping held ones, after
   flushing (so no pending write ever meets a closed store).
+- Rule 7: a taken batch is served in rounds (``rounds.py``): one round if its
+  blobs are small, else round-robin across senders, each round bounded in
+  blob bytes and ended by its flush. Between rounds the loop yields (the
+  answers reach their senders), then takes what came (while the rounds left
+  hold fewer than ``max_batch``) behind what is left, so a sender's requests
+  keep their order and no sender's big writes delay another's request by
+  more than about a round.
 
 Open, RemoveDb (and the order its removal keeps), Revoke and Capabilities
 are served by ``access.py``; every other action by its handler in the action
@@ -64,6 +72,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import ClassVar, Final, assert_never
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
@@ -102,6 +111,7 @@ from .context import Context, Work
 from .expiry import Expiries  # keys with a TTL (issue 14)
 from .metrics import KvMetrics  # metrics (issue 15)
 from .reserved import RESERVED
+from .rounds import fair_round, split_round
 from .transactions import DbKey, Transaction, Transactions
 
 __all__ = ["KvProcess"]
@@ -206,15 +216,25 @@ class KvProcess:
                 self._work = work
                 capacity, max_batch = self.config.mailbox_capacity, self.config.max_batch
                 networked = self.networked  # kvservice/networked.py: awaits its engine
+                rest: list[Request | Response] = []  # taken, not served yet (rule 7)
                 while True:
                     if self._deferred and len(self._deferred) >= capacity:
                         self._room = anyio.Event()  # rule 5
                         await self._room.wait()
                         continue
-                    try:
-                        batch = await mailbox.get_batch(max_batch)
-                    except MailboxClosed:
-                        break
+                    if rest:  # rule 7: let the last round's answers go, take what came
+                        # Shielded: a taken request is served, even by a cancelled loop.
+                        await anyio.lowlevel.cancel_shielded_checkpoint()
+                        if len(mailbox) and (room := max_batch - len(rest)) > 0:
+                            rest += await mailbox.get_batch(room)  # queued: no wait
+                        batch, rest = fair_round(rest)
+                    else:
+                        try:
+                            batch = await mailbox.get_batch(max_batch)
+                        except MailboxClosed:
+                            break
+                        if len(batch) > 1:
+                            batch, rest = split_round(batch)
                     if networked:
                         await self._serve_round(batch)
                     else:

@@ -5,8 +5,12 @@ kv loop, and its worst latency is reported (and bounded, generously).
 Attacks: a DeleteRange of many keys, an Open and a RemoveDb made slow, a
 commit whose conflict check covers many scans against many writes, a
 GetMany naming one large key many times, scan pages of a transaction with
-many staged writes. The order of one sender's answers across a long
-request is checked exactly.
+many staged writes, 40 large SetMany pipelined. The order of one sender's
+answers across a long request, and across the rounds a large taken batch is
+served in (several senders pipelining big and small requests at once), is
+checked exactly. A bystander's latency counts from when its get was due, or
+from when the attack began if later: a wait for the attacker's own setup on
+the shared event loop (encoding its blobs) is not the attack's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from protocol.messages import (
     KvAction,
     KvRequest,
     OkResponse,
+    Set,
     SetMany,
     WriteBatch,
 )
@@ -52,6 +57,7 @@ class Bystander:
 
     def __init__(self) -> None:
         self.measuring = False
+        self.began = 0.0
         self.worst = 0.0
         self.gets = 0
         self.ready = anyio.Event()
@@ -61,6 +67,7 @@ class Bystander:
     def start(self) -> None:
         """Measure from now on (the attack's setup is not the attack)."""
         self.measuring = True
+        self.began = time.monotonic()
 
     async def run(self, ctx: ProcessContext) -> None:
         db = await kv.open(ctx, CALM, "own")
@@ -72,8 +79,8 @@ class Bystander:
         while not self.stop.is_set():
             assert await db.get(b"k") == b"v"
             done = time.monotonic()
-            if self.measuring:
-                self.worst = max(self.worst, done - due)
+            if self.measuring:  # the wait for the attack's setup is not the attack's
+                self.worst = max(self.worst, done - max(due, self.began))
                 self.gets += 1
                 if self.gets >= 3:
                     self.measured.set()
@@ -289,20 +296,29 @@ async def kv_request(ctx: ProcessContext, action: KvAction, blob: bytes) -> None
     assert decode_response(message.body) == OkResponse()
 
 
-async def test_pipelined_large_batches_stall_no_other_db(rt: Runtime, figures: Figures) -> None:
-    """A get on another db does not wait for all of 40 pipelined batches.
-
-    Bounded by ``BOUND``, or by three quarters of the attack's own time when a
-    loaded machine makes the attack itself take seconds (a get that waited for
-    every batch queued before it would wait about all of it).
-    """
-    batches, items = 40, 10_000
+@pytest.mark.parametrize(
+    ("items", "size"),
+    [
+        (10_000, 100),  # each one long work (writes.py): written alone, in a thread
+        (1_900, 500),  # each just under LONG_BATCH_BYTES: served inline, in rounds
+    ],
+)
+async def test_pipelined_large_batches_stall_no_other_db(
+    rt: Runtime, figures: Figures, items: int, size: int
+) -> None:
+    """A get on another db waits for a round or two of 40 pipelined batches,
+    not for all of them: half the attack's own time bounds it (a get that
+    waited for every batch queued before it, as one taken batch served in
+    arrival order made it, waits about all of it: 0.21 s of 0.21 s measured).
+    Measured here, beside the kv loop's rounds (rounds.py): 25-46 ms of
+    0.10-0.16 s for the inline shape; the long-work shape was fair already."""
+    batches = 40
     span: list[float] = []
 
     async def attack(ctx: ProcessContext, start: Callable[[], None]) -> None:
         await kv.open(ctx, EVIL, "b")
         blobs = [
-            encode_items([(b"k%03d%06d" % (b, i), b"v" * 100) for i in range(items)])
+            encode_items([(b"k%03d%06d" % (b, i), b"v" * size) for i in range(items)])
             for b in range(batches)
         ]
         start()
@@ -318,6 +334,83 @@ async def test_pipelined_large_batches_stall_no_other_db(rt: Runtime, figures: F
         assert [a.id for a in answers] == ids
         assert all(decode_response(a.body) == OkResponse() for a in answers)
 
-    worst = await beside_a_bystander(rt, figures, f"{batches} SetMany of {items} pipelined", attack)
+    shape = f"{batches} SetMany of {items} x {size} B pipelined"
+    worst = await beside_a_bystander(rt, figures, shape, attack)
     took = span[1] - span[0]
-    assert worst < max(BOUND, 0.75 * took), f"bystander waited {worst:.3f} s of {took:.3f} s"
+    figures.peak(f"stall: {shape}: attack (ms)", round(took * 1000, 1))
+    assert worst < took / 2, f"bystander waited {worst:.3f} s of {took:.3f} s"
+
+
+# --- rounds: fair across senders, order per sender (loop.py, rounds.py) -----------------
+
+
+def _big(n: int, tag: bytes) -> bytes:
+    """A SetMany blob of ``n`` keys (over one round's budget at 10,000), k000000 = ``tag``."""
+    return encode_items([(b"k%06d" % i, tag + b"." * 100) for i in range(n)])
+
+
+async def test_several_senders_pipelining_big_and_small_keep_order_and_answers(
+    rt: Runtime,
+) -> None:
+    """Three senders pipeline big SetMany, small Set and Get on their own dbs
+    at once: each gets its answers in its order, each Get sees exactly the
+    writes that sender sent before it."""
+    items = 10_000
+
+    async def sender(ctx: ProcessContext, me: int) -> None:
+        db = f"mix{me}"
+        await kv.open(ctx, EVIL, db)
+        tag = b"%d" % me
+        plan: list[tuple[KvAction, bytes | None, object, bytes | None]] = [
+            (SetMany(count=items), _big(items, tag + b"a"), OkResponse(), None),
+            (Get(key=b"k000000"), None, GetResponse(key=b"k000000"), tag + b"a" + b"." * 100),
+            (Set(key=b"k000000", tx_id=None), tag + b"small", OkResponse(), None),
+            (Get(key=b"k000000"), None, GetResponse(key=b"k000000"), tag + b"small"),
+            (SetMany(count=items), _big(items, tag + b"b"), OkResponse(), None),
+            (SetMany(count=items), _big(items, tag + b"c"), OkResponse(), None),
+            (Get(key=b"k000000"), None, GetResponse(key=b"k000000"), tag + b"c" + b"." * 100),
+            (Set(key=b"k000000", tx_id=None), tag + b"last", OkResponse(), None),
+            (Get(key=b"k009999"), None, GetResponse(key=b"k009999"), tag + b"c" + b"." * 100),
+            (Get(key=b"k000000"), None, GetResponse(key=b"k000000"), tag + b"last"),
+        ]
+        ids = [
+            await ctx.send(KV_PROCESS_ID, raw(db, action), blob=blob, expects_response=60)
+            for action, blob, _, _ in plan
+        ]
+        answers = [await receive(ctx) for _ in ids]
+        assert [a.id for a in answers] == ids, f"sender {me}: answers left their order"
+        for (action, _, response, blob), answer in zip(plan, answers, strict=True):
+            assert decode_response(answer.body) == response, f"sender {me}: {action}"
+            assert answer.blob == blob, f"sender {me}: {action}"
+
+    async with anyio.create_task_group() as tg:
+        for me in range(3):
+            tg.start_soon(run_as, rt, f"mix{me}:evil:pub.os", functools.partial(sender, me=me))
+
+
+async def test_one_senders_pipelined_writes_are_seen_by_its_own_get(rt: Runtime) -> None:
+    """20 big SetMany pipelined (many rounds), then a Get: it sees the last
+    write of its key, and is answered last."""
+    batches, items = 20, 10_000
+
+    async def attack(ctx: ProcessContext) -> None:
+        await kv.open(ctx, EVIL, "own")
+        ids = [
+            await ctx.send(
+                KV_PROCESS_ID,
+                raw("own", SetMany(count=items)),
+                blob=_big(items, b"%02d" % b),
+                expects_response=60,
+            )
+            for b in range(batches)
+        ]
+        ids.append(
+            await ctx.send(KV_PROCESS_ID, raw("own", Get(key=b"k004242")), expects_response=60)
+        )
+        answers = [await receive(ctx) for _ in ids]
+        assert [a.id for a in answers] == ids
+        assert all(decode_response(a.body) == OkResponse() for a in answers[:-1])
+        assert decode_response(answers[-1].body) == GetResponse(key=b"k004242")
+        assert answers[-1].blob == b"%02d" % (batches - 1) + b"." * 100
+
+    await run_as(rt, ATTACKER, attack)
