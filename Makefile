@@ -115,13 +115,14 @@ nats-server:
 ## make test: the whole test suite (bounded soak/crash forms included), with
 ## the Rust conformance client it runs against a live runtime; two pytest
 ## workers per core, at most 4 (many tests wait on processes and servers, not
-## the CPU; each worker starts its own servers)
+## the CPU; each worker starts its own servers); an idle worker takes
+## tests from a busy one's queue (worksteal: no worker idles at the end)
 ## The suite starts hundreds of Python processes (CLI, examples, nodes, crash
 ## drivers): each reuses the bytecode the first compiled (__pycache__, which
 ## git ignores), even where PYTHONDONTWRITEBYTECODE is set around make.
 TEST_WORKERS := $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n * 2 < 4 ? n * 2 : 4 )))
 test: $(DEV_STAMP) conformance-client chromium redis-server-required
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(TEST_WORKERS)
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 ## make check: format, lint and mypy --strict (`make test` runs the tests)
 check: $(DEV_STAMP)
