@@ -25,9 +25,6 @@ ENGINES = ("leveldb", "memory", "redis-cluster")
 #: Whether data outlives a restart of the runtime, per engine.
 PERSISTS = {"leveldb": True, "memory": False, "redis-cluster": True}
 
-#: Whether the engine serves change feeds (issue 14): every engine does.
-WATCHES = {"leveldb": True, "memory": True, "redis-cluster": True}
-
 
 @pytest.fixture(params=ENGINES)
 def storage(request: pytest.FixtureRequest) -> str:

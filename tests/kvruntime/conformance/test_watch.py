@@ -24,21 +24,13 @@ from protocol.ids import PackageId, ProcessId
 from tests.conftest import FakeClock, run_as
 from tests.internals import in_store, kv_of, store_of, sweep_expired
 
-from .conftest import ENGINES, PERSISTS, WATCHES
+from .conftest import ENGINES, PERSISTS
 
 pytestmark = pytest.mark.anyio
 
 APP = "main:app:pub.os"
 OTHER = "other:app:pub.os"
 PKG = PackageId.parse("app:pub.os")
-
-
-@pytest.fixture(params=[engine for engine in ENGINES if WATCHES[engine]])
-def storage(request: pytest.FixtureRequest) -> str:
-    """The engines with change feeds (``WATCHES``; Redis: a namespace of its own)."""
-    if request.param == "redis-cluster":  # the session's cluster (tests/conftest.py)
-        return str(request.getfixturevalue("redis_storage"))
-    return str(request.param)
 
 
 @pytest.fixture
@@ -338,20 +330,10 @@ async def test_a_db_never_watched_writes_no_log(runtime: Runtime) -> None:
     assert await in_store(runtime, PKG, "main", lambda s: list(s.iterate(prefix=CHANGE_LOG))) == []
 
 
-@pytest.fixture(params=[engine for engine in ENGINES if WATCHES[engine] and PERSISTS[engine]])
-def persisting(request: pytest.FixtureRequest) -> str:
-    """The engines with change feeds whose data outlives a restart (``PERSISTS``:
-    the memory engine keeps nothing); for Redis, one namespace for both runtimes."""
-    if request.param == "redis-cluster":
-        return str(request.getfixturevalue("redis_storage"))
-    return str(request.param)
-
-
-async def test_a_watch_resumes_after_a_restart(
-    home: Path, config: KvConfig, persisting: str
-) -> None:
-    """On the engines that persist; the log state is read again after the restart."""
-    storage = persisting
+@pytest.mark.parametrize("storage", [e for e in ENGINES if PERSISTS[e]], indirect=True)
+async def test_a_watch_resumes_after_a_restart(home: Path, config: KvConfig, storage: str) -> None:
+    """On the engines that persist (for Redis, one namespace for both runtimes);
+    the log state is read again after the restart."""
     async with Runtime(home=home, config=config, storage=storage) as rt:
 
         async def before(ctx: ProcessContext) -> int:
