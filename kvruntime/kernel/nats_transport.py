@@ -222,9 +222,10 @@ class NatsTransport:
     _full_logged: float = attrs.field(default=-math.inf, init=False)
     _addresses: dict[tuple[str, str], Address] = attrs.field(factory=dict, init=False)
     _last_error: Exception | None = attrs.field(default=None, init=False)
-    #: While ``connect`` runs: certificates that did not verify, and set once
-    #: there were as many as servers (the try is over: see ``connect``).
-    _refused: tuple[list[Exception], anyio.Event] | None = attrs.field(default=None, init=False)
+    #: While ``connect`` runs: set once as many certificates as there are
+    #: servers did not verify (the try is over: see ``connect``).
+    _refused: anyio.Event | None = attrs.field(default=None, init=False)
+    _unverified: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         for name in self.peers:
@@ -268,7 +269,8 @@ class NatsTransport:
         reconnects for as long as it runs.
         """
         self._last_error = None
-        refused = self._refused = ([], anyio.Event())
+        refused = self._refused = anyio.Event()
+        self._unverified = 0
         # nats-py can hang after a failed TLS handshake (closing the broken
         # transport): bound the whole try by what the attempts may take. A
         # certificate that does not verify will not on the next attempt
@@ -280,7 +282,7 @@ class NatsTransport:
                 async with anyio.create_task_group() as tg:
 
                     async def end_when_refused() -> None:
-                        await refused[1].wait()
+                        await refused.wait()
                         tg.cancel_scope.cancel()
 
                     tg.start_soon(end_when_refused)
@@ -371,10 +373,9 @@ class NatsTransport:
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
         if isinstance(exc, ssl.SSLCertVerificationError) and self._refused is not None:
-            failed, over = self._refused
-            failed.append(exc)
-            if len(failed) >= len(self.servers):
-                over.set()
+            self._unverified += 1
+            if self._unverified >= len(self.servers):
+                self._refused.set()
         if isinstance(exc, nats.errors.SlowConsumerError):
             self.dropped["inbox full"] += 1
             now = time.monotonic()
