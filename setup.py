@@ -1,0 +1,14 @@
+"""The compiled helpers (setuptools builds them on ``pip install``; the metadata
+is in pyproject.toml). Each is optional: where one cannot be built, its module
+falls back to its pure-Python twin."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        # issue 12: SetMany / WriteBatch blobs read and written in C (protocol/blobs.py)
+        Extension("protocol._cblobs", ["protocol/_cblobs.c"], optional=True),
+        # issue 12: a batch's ops handed to LevelDB's write batch in C (storage/leveldb.py)
+        Extension("kvruntime.storage._cwrite", ["kvruntime/storage/_cwrite.c"], optional=True),
+    ],
+)
