@@ -362,6 +362,7 @@ class Runtime:
             mailbox=Mailbox[Message](self.mailbox_capacity),
             public=public,
             inflight_limit=self.inflight_limit,
+            answer_budget=self.answer_budget,
         )
         bus.attach(slot)  # raises if this id is running already
         wanted = [

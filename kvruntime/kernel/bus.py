@@ -43,6 +43,15 @@ Invariants:
    awaiting sender with ``SendError(OFFLINE)`` at once, and frees the room a
    ``send`` with ``expects_response`` reserved (no message arrives for it).
    Like a response, this never blocks (invariant 2).
+9. What the node holds for a process's unread answers is bounded in bytes
+   too, not only in count: ``Slot.unread_bytes`` is the size (body and blob)
+   of the responses queued in its mailbox and not taken yet. While it is
+   over the process's ``answer_budget`` the process is *backlogged*: listed
+   in ``Bus.backlogged``, where an answerer may look before producing a big
+   answer, and defer serving it (kv does: ``kvservice/parked.py``) until it
+   reads back within its budget or ends; ``when_read`` asks for that wakeup.
+   A response is still always delivered (invariant 2): the budget never
+   stops one answer, however large, so it never deadlocks a request.
 8. A capability means something on the node that issued it (the node of
    its issuer address), whose store says who holds it. A message to
    another node's process hands that address the capabilities this node
@@ -116,6 +125,15 @@ class Slot:
     #: count against ``inflight_limit`` until the process takes them.
     unread_responses: int = 0
     room: asyncio.Event = attrs.Factory(asyncio.Event)
+    #: Bytes (body and blob) of the ``unread_responses`` (invariant 9).
+    unread_bytes: int = 0
+    #: Past this many ``unread_bytes`` the process is backlogged (invariant 9).
+    answer_budget: int = 64 << 20
+    #: Whether it is, and so in ``backlog`` (the bus's ``backlogged``, set at attach).
+    backlogged: bool = False
+    backlog: dict[ProcessId, Slot] = attrs.Factory(dict)
+    #: Called once when it reads back within its budget, or ends (``Bus.when_read``).
+    on_read: list[Callable[[], None]] = attrs.Factory(list)
     #: Capability key -> (capability, offerer): what arrived attached to a message
     #: and may be saved while its offerer still holds it (invariant 4).
     offered: dict[str, tuple[Capability, Address]] = attrs.Factory(dict)
@@ -150,6 +168,21 @@ class Slot:
         if isinstance(message, Response) and self.unread_responses:
             self.unread_responses -= 1
             self.room.set()
+            blob = message.blob
+            self.unread_bytes -= len(message.body) + (0 if blob is None else len(blob))
+            if self.backlogged and self.unread_bytes <= self.answer_budget:
+                self.read_back()
+
+    def read_back(self) -> None:
+        """No longer backlogged (read back within its budget, or ended): wake who asked."""
+        self.backlogged = False
+        self.backlog.pop(self.address.process, None)
+        woken, self.on_read = self.on_read, []
+        for wake in woken:
+            try:
+                wake()
+            except Exception:  # one waker's bug must not cost the reader its message
+                log.exception("a wakeup for %s failed", self.address)
 
 
 @attrs.define(eq=False, repr=False)
@@ -166,6 +199,9 @@ class Bus:
     #: (a transport's); None: answers go through ``network_outbox``.
     network_answer: Callable[[Response], Awaitable[None]] | None = None
     _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
+    #: The local processes whose unread answers are over their budget (invariant 9):
+    #: empty but while one is, so an answerer's look costs one test.
+    backlogged: dict[ProcessId, Slot] = attrs.Factory(dict)
     #: id(address) -> (address, its slot), for the local addresses ``check_request``
     #: and ``respond`` found: they hash no ProcessId (a Python call) for an address
     #: object they have seen. Each entry keeps its address alive (its id is not
@@ -188,6 +224,7 @@ class Bus:
         if pid in self._slots:
             raise ValueError(f"process {pid} is already running")
         self._slots[pid] = slot
+        slot.backlog = self.backlogged
         self._forget_addresses()
 
     def detach(self, slot: Slot) -> None:
@@ -204,6 +241,9 @@ class Bus:
                 fut.set_exception(SendError(SendErrorKind.CLOSED, f"process {pid} ended"))
         slot.waiters.clear()
         slot.deadlines.close()
+        slot.unread_responses = slot.unread_bytes = 0  # drained: nobody will read them
+        if slot.backlogged:
+            slot.read_back()
 
     def _unanswerable(self, request: Request) -> None:
         """``request`` was queued for a process that ended without taking it.
@@ -238,6 +278,16 @@ class Bus:
                 waiter[0].set_exception(error)
         elif sender.expected.pop(request.id, None) is not None:
             sender.room.set()
+
+    def when_read(self, process: ProcessId, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` once when the backlogged local ``process`` reads back within
+        its budget or ends (invariant 9); False, and no call, if it is not backlogged.
+        ``wake`` runs in the reader's task: it must only schedule work, never block."""
+        slot = self.backlogged.get(process)
+        if slot is None:
+            return False
+        slot.on_read.append(wake)
+        return True
 
     def slot(self, process: ProcessId) -> Slot | None:
         """The running process with this id, if any."""
@@ -366,6 +416,11 @@ class Bus:
             except MailboxClosed:
                 return
             slot.unread_responses += 1  # its room is freed when the process takes it
+            blob = response.blob
+            slot.unread_bytes += len(response.body) + (0 if blob is None else len(blob))
+            if slot.unread_bytes > slot.answer_budget and not slot.backlogged:
+                slot.backlogged = True
+                self.backlogged[slot.address.process] = slot
             if response.capabilities:
                 self._offer(slot, response)
             return

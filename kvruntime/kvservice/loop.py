@@ -43,6 +43,14 @@ Long work, and the order it keeps (the rules that make it safe):
   hold fewer than ``max_batch``) behind what is left, so a sender's requests
   keep their order and no sender's big writes delay another's request by
   more than about a round.
+- Rule 8: a sender whose unread answers are over its byte budget (the bus's
+  ``backlogged``, kernel invariant 9) is *parked*: its requests wait in its
+  own queue, in order (the sender is held, as by rule 2), and are served
+  when it reads back within its budget or ends (``Bus.when_read`` wakes a
+  task of the loop's), while every other sender is served. A round flushes
+  early once its answers hold ``ROUND_BYTES`` of blobs, so a sender goes
+  over its budget by at most a round of answers (and one answer of any
+  size is always served). At close, parked requests are served regardless.
 
 Open, RemoveDb (and the order its removal keeps), Revoke and Capabilities
 are served by ``access.py``; every other action by its handler in the action
@@ -111,7 +119,7 @@ from .context import Context, Work
 from .expiry import Expiries  # keys with a TTL (issue 14)
 from .metrics import KvMetrics  # metrics (issue 15)
 from .reserved import RESERVED
-from .rounds import fair_round, split_round
+from .rounds import ROUND_BYTES, fair_round, split_round
 from .transactions import DbKey, Transaction, Transactions
 
 __all__ = ["KvProcess"]
@@ -185,6 +193,16 @@ class KvProcess:
     _since: int = 0
     _action: type | None = None
     _waited: dict[int, tuple[type | None, int]] = attrs.Factory(dict)
+    # -- rule 8: senders over their answer budget ---------------------------
+    #: The bus's backlogged senders (kernel invariant 9); empty but while one is.
+    _backlogged: dict[ProcessId, Slot] = attrs.field(init=False)
+    #: The parked requests of each backlogged sender, in the order they came.
+    _parked: dict[ProcessId, deque[Request]] = attrs.Factory(dict)
+    #: Blob bytes answered since the last early flush (``answer``, ``fail``).
+    _answer_bytes: int = 0
+    #: The mailbox is closed: nothing is parked any more.
+    _closing: bool = False
+    # -----------------------------------------------------------------------
 
     def __attrs_post_init__(self) -> None:
         cfg = self.config
@@ -198,6 +216,7 @@ class KvProcess:
         self.feeds = Feeds(cfg, clock=self.clock)  # change feeds (issue 14)
         self.txs.opened = self._wake_expirer
         self.expiry.on_armed = self._wake_sweeper
+        self._backlogged = self.bus.backlogged  # rule 8
 
     @property
     def open_transactions(self) -> int:
@@ -232,6 +251,7 @@ class KvProcess:
                         try:
                             batch = await mailbox.get_batch(max_batch)
                         except MailboxClosed:
+                            self._close_parked()  # rule 8
                             break
                         if len(batch) > 1:
                             batch, rest = split_round(batch)
@@ -334,6 +354,9 @@ class KvProcess:
                 self._serve(message)
             except Exception as exc:
                 self._failed_serving(message, exc)
+            if self._answer_bytes > ROUND_BYTES:  # rule 8: the answers go, senders' bytes count
+                self._answer_bytes = 0
+                self.flush()
         self.flush()
 
     def _serve_one(self, message: Request) -> None:
@@ -417,6 +440,67 @@ class KvProcess:
         if len(self._deferred) < self.config.mailbox_capacity:
             self._room.set()
 
+    # --- senders over their answer budget (rule 8) ---------------------------------
+
+    def _park(self, msg: Request, sender: ProcessId) -> bool:
+        """Queue ``msg`` behind its backlogged sender's parked requests; False: serve it."""
+        queue = self._parked.get(sender)
+        if queue is None:
+            if (
+                self._closing
+                or msg.source.node != self.bus.node
+                or not self.bus.when_read(sender, functools.partial(self._unpark, sender))
+            ):
+                return False
+            queue = self._parked[sender] = deque()
+        self._wait(msg, None)  # not decoded yet
+        queue.append(msg)
+        self._hold(sender, None)
+        return True
+
+    def _unpark(self, sender: ProcessId) -> None:
+        """``sender`` read back within its budget (called in its task: schedule only)."""
+        if self._work is not None:
+            self._work.start_soon(self._serve_parked, sender)
+
+    async def _serve_parked(self, sender: ProcessId) -> None:
+        """Serve ``sender``'s parked requests in order, a batch at most, until it is
+        backlogged again (the rest waits behind, as parked) or none is left."""
+        queue = self._parked.pop(sender, None)
+        if queue is None:
+            return
+        for _ in queue:
+            self._unhold(sender, None)
+        for _ in range(self.config.max_batch):
+            if not queue:
+                break
+            self._serve_one(queue.popleft())
+            if (again := self._parked.get(sender)) is not None:  # backlogged again
+                again.extend(queue)
+                for _ in queue:
+                    self._hold(sender, None)
+                break
+            if self._answer_bytes > ROUND_BYTES:
+                self._answer_bytes = 0
+                self.flush()
+        else:
+            if queue:  # a batch served: let others in, then the rest
+                self._parked[sender] = queue
+                for _ in queue:
+                    self._hold(sender, None)
+                self._unpark(sender)
+        await self._answer_parked()
+
+    async def _answer_parked(self) -> None:
+        """Send the answers queued (a networked kv process settles them first)."""
+        self.flush()
+
+    def _close_parked(self) -> None:
+        """The mailbox is closed: serve every parked request now (rule 8)."""
+        self._closing = True
+        for sender in list(self._parked):
+            self._unpark(sender)
+
     def _evict(self) -> None:
         """Close the least recently used dbs past ``max_open_dbs``, but held ones (rule 6)."""
         try:
@@ -431,7 +515,11 @@ class KvProcess:
         source = msg.source
         sender = source.process
         if self._held_senders and sender in self._held_senders:
+            if sender in self._parked and self._park(msg, sender):  # rule 8
+                return None
             return self._defer(msg, sender, None)
+        if self._backlogged and sender in self._backlogged and self._park(msg, sender):
+            return None  # rule 8
         try:
             package_id, db, action = self._decoder.decode_parts(msg.body)
         except DecodeError:
@@ -551,12 +639,16 @@ class KvProcess:
     def answer(self, msg: Request, response: KvResponse, blob: bytes | None = None) -> None:
         """Queue ``response`` to ``msg``; it leaves after the next flush."""
         # answer, fail and queue_writes append inline: a call costs more than this line.
+        if blob is not None:
+            self._answer_bytes += len(blob)  # rule 8
         if self._waited:
             return self._queue_waited(msg, response, blob, None)
         self._outbox.append((msg, response, blob, None, self._action, self._since))
 
     def fail(self, msg: Request, error: KvError, blob: bytes | None = None) -> None:
         """Queue ``error`` as the answer (with ``blob``: CasMismatch's current value)."""
+        if blob is not None:
+            self._answer_bytes += len(blob)  # rule 8
         if self._waited:
             return self._queue_waited(msg, ErrResponse(error=error), blob, None)
         self._outbox.append((msg, ErrResponse(error=error), blob, None, self._action, self._since))
