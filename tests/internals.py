@@ -33,6 +33,7 @@ __all__ = [
     "in_store",
     "kv_of",
     "nats_port_of",
+    "parked_of",
     "queued_answer_bytes",
     "redis_key_of",
     "redis_values_of",
@@ -68,6 +69,12 @@ def queued_answer_bytes(rt: Runtime, process: ProcessId) -> int:
         for message in slot.mailbox._items
         if isinstance(message, Response) and message.blob is not None
     )
+
+
+def parked_of(rt: Runtime, process: ProcessId) -> int:
+    """How many requests of ``process`` the running ``rt``'s kv process keeps parked
+    (its unread answers are over its budget)."""
+    return len(kv_of(rt)._parked.get(process, ()))
 
 
 def caps_of(rt: Runtime) -> CapabilityStore:

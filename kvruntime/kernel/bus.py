@@ -52,6 +52,10 @@ Invariants:
    reads back within its budget or ends; ``when_read`` asks for that wakeup.
    A response is still always delivered (invariant 2): the budget never
    stops one answer, however large, so it never deadlocks a request.
+   An answerer that defers a backlogged sender bounds what it keeps for it
+   with ``hold_sender``: that sender's further requests to it wait in the
+   sender's own task (backpressure, as for a full mailbox, but for that
+   sender alone) until ``release_sender``.
 8. A capability means something on the node that issued it (the node of
    its issuer address), whose store says who holds it. A message to
    another node's process hands that address the capabilities this node
@@ -134,6 +138,9 @@ class Slot:
     backlog: dict[ProcessId, Slot] = attrs.Factory(dict)
     #: Called once when it reads back within its budget, or ends (``Bus.when_read``).
     on_read: list[Callable[[], None]] = attrs.Factory(list)
+    #: Local senders whose requests to this process wait (``Bus.hold_sender``),
+    #: each with the event its release sets; empty but while one is held.
+    holding: dict[ProcessId, asyncio.Event] = attrs.Factory(dict)
     #: Capability key -> (capability, offerer): what arrived attached to a message
     #: and may be saved while its offerer still holds it (invariant 4).
     offered: dict[str, tuple[Capability, Address]] = attrs.Factory(dict)
@@ -242,6 +249,8 @@ class Bus:
         slot.waiters.clear()
         slot.deadlines.close()
         slot.unread_responses = slot.unread_bytes = 0  # drained: nobody will read them
+        for sender in list(slot.holding):  # they go on, and find the mailbox closed
+            self.release_sender(slot, sender)
         if slot.backlogged:
             slot.read_back()
 
@@ -288,6 +297,17 @@ class Bus:
             return False
         slot.on_read.append(wake)
         return True
+
+    def hold_sender(self, slot: Slot, sender: ProcessId) -> None:
+        """Make the local ``sender``'s further requests to ``slot`` wait (invariant 9)."""
+        if sender not in slot.holding:
+            slot.holding[sender] = asyncio.Event()
+
+    def release_sender(self, slot: Slot, sender: ProcessId) -> None:
+        """Let the requests of ``sender`` that ``hold_sender`` stopped go on."""
+        held = slot.holding.pop(sender, None)
+        if held is not None:
+            held.set()
 
     def slot(self, process: ProcessId) -> Slot | None:
         """The running process with this id, if any."""
@@ -353,6 +373,12 @@ class Bus:
     def try_deliver(self, slot: Slot, request: Request) -> bool:
         """Queue ``request`` now if there is room; False if the sender must wait."""
         request._answerer = slot
+        if (
+            slot.holding
+            and request.source.process in slot.holding
+            and request.source.node == self.node
+        ):
+            return False  # held: ``deliver`` waits for the release
         try:
             slot.mailbox.put_nowait(request)
         except MailboxFull:
@@ -364,8 +390,16 @@ class Bus:
         return True
 
     async def deliver(self, slot: Slot, request: Request) -> None:
-        """Queue ``request``, waiting for room (backpressure)."""
+        """Queue ``request``, waiting for room (backpressure) and while its sender
+        is held (``hold_sender``)."""
         request._answerer = slot
+        source = request.source
+        while (
+            slot.holding
+            and source.node == self.node
+            and (held := slot.holding.get(source.process)) is not None
+        ):
+            await held.wait()
         try:
             await slot.mailbox.put(request)
         except MailboxClosed:

@@ -47,7 +47,11 @@ Long work, and the order it keeps (the rules that make it safe):
   ``backlogged``, kernel invariant 9) is *parked*: its requests wait in its
   own queue, in order (the sender is held, as by rule 2), and are served
   when it reads back within its budget or ends (``Bus.when_read`` wakes a
-  task of the loop's), while every other sender is served. A round flushes
+  task of the loop's), a batch at a time, while every other sender is
+  served. Once a sender's queue holds ``mailbox_capacity`` requests the bus
+  holds its further requests to kv in its own task (``Bus.hold_sender``)
+  until it is served again: its queue then holds at most twice that (what
+  kv's mailbox held of it is parked too). A round flushes
   early once its answers hold ``ROUND_BYTES`` of blobs, so a sender goes
   over its budget by at most a round of answers (and one answer of any
   size is always served). At close, parked requests are served regardless.
@@ -346,6 +350,7 @@ class KvProcess:
         metrics = self.metrics  # recorded into inline (metrics.py)
         self._since = metrics.clock()
         metrics.batch_sizes[len(batch)] += 1
+        round_bytes = ROUND_BYTES  # rule 8
         for message in batch:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
@@ -354,7 +359,7 @@ class KvProcess:
                 self._serve(message)
             except Exception as exc:
                 self._failed_serving(message, exc)
-            if self._answer_bytes > ROUND_BYTES:  # rule 8: the answers go, senders' bytes count
+            if self._answer_bytes > round_bytes:  # rule 8: the answers go, senders' bytes count
                 self._answer_bytes = 0
                 self.flush()
         self.flush()
@@ -456,6 +461,8 @@ class KvProcess:
         self._wait(msg, None)  # not decoded yet
         queue.append(msg)
         self._hold(sender, None)
+        if len(queue) >= self.config.mailbox_capacity:  # bounded: its further sends wait
+            self.bus.hold_sender(self.slot, sender)
         return True
 
     def _unpark(self, sender: ProcessId) -> None:
@@ -467,6 +474,7 @@ class KvProcess:
         """Serve ``sender``'s parked requests in order, a batch at most, until it is
         backlogged again (the rest waits behind, as parked) or none is left."""
         queue = self._parked.pop(sender, None)
+        self.bus.release_sender(self.slot, sender)
         if queue is None:
             return
         for _ in queue:
@@ -479,6 +487,8 @@ class KvProcess:
                 again.extend(queue)
                 for _ in queue:
                     self._hold(sender, None)
+                if len(again) >= self.config.mailbox_capacity:
+                    self.bus.hold_sender(self.slot, sender)
                 break
             if self._answer_bytes > ROUND_BYTES:
                 self._answer_bytes = 0
@@ -500,6 +510,8 @@ class KvProcess:
         self._closing = True
         for sender in list(self._parked):
             self._unpark(sender)
+        for sender in list(self.slot.holding):
+            self.bus.release_sender(self.slot, sender)
 
     def _evict(self) -> None:
         """Close the least recently used dbs past ``max_open_dbs``, but held ones (rule 6)."""

@@ -15,12 +15,21 @@ from pathlib import Path
 import anyio
 import pytest
 
-from kvruntime import ProcessContext, Request, Response, Runtime, kv
+from kvruntime import (
+    KvConfig,
+    ProcessContext,
+    SendError,
+    SendErrorKind,
+    Request,
+    Response,
+    Runtime,
+    kv,
+)
 from protocol.codec import decode_response, encode_request
 from protocol.ids import KV_PROCESS_ID, PackageId, ProcessId
 from protocol.messages import Get, GetResponse, KvRequest, OkResponse, Set
 from tests.conftest import run_as
-from tests.internals import queued_answer_bytes
+from tests.internals import bus_of, kv_of, parked_of, queued_answer_bytes
 from tests.reliability.conftest import Figures
 
 pytestmark = pytest.mark.anyio
@@ -64,7 +73,9 @@ async def test_unread_big_answers_stay_within_the_budget_and_others_are_served(
             await may_read.wait()
             answers.extend(await receive_answers(ctx, pipelined))
 
-        a = await rt.spawn("late:backlog:test.os", reader_late, request_capabilities=["kv:distro:sys"])
+        a = await rt.spawn(
+            "late:backlog:test.os", reader_late, request_capabilities=["kv:distro:sys"]
+        )
         with anyio.fail_after(30):
             await pipelined_all.wait()
         late = ProcessId.parse("late:backlog:test.os")
@@ -103,10 +114,10 @@ async def test_a_backlogged_senders_requests_keep_their_order(home: Path) -> Non
         async def body(ctx: ProcessContext) -> list[tuple[object, bytes | None]]:
             db = await kv.open(ctx, PKG, "db")
             await db.set(b"k", old)
-            ids = [await ctx.send(KV_PROCESS_ID, get_body(b"k"), expects_response=60) for _ in "abc"]
-            ids.append(
-                await ctx.send(KV_PROCESS_ID, set_body(b"k"), blob=new, expects_response=60)
-            )
+            ids = [
+                await ctx.send(KV_PROCESS_ID, get_body(b"k"), expects_response=60) for _ in "abc"
+            ]
+            ids.append(await ctx.send(KV_PROCESS_ID, set_body(b"k"), blob=new, expects_response=60))
             ids.append(await ctx.send(KV_PROCESS_ID, get_body(b"k"), expects_response=60))
             await anyio.sleep(0.2)  # A does not read for a while: kv parks its requests
             got = await receive_answers(ctx, len(ids))
@@ -140,3 +151,83 @@ async def test_an_answer_larger_than_the_budget_is_still_delivered(home: Path) -
 
         with anyio.fail_after(30):
             assert await run_as(rt, "huge:backlog:test.os", body) == 4
+
+
+async def test_a_backlogged_sender_that_keeps_sending_is_held_not_buffered(home: Path) -> None:
+    """Parked requests are bounded: past ``mailbox_capacity`` of them, the sender's
+    further requests to kv wait in its own task; others are served; nothing is lost."""
+    capacity, flood = 32, 500
+    config = KvConfig(mailbox_capacity=capacity)
+    async with Runtime(home=home, config=config, answer_budget=MIB) as rt:
+        sent: list[int] = []
+        may_read, done = anyio.Event(), anyio.Event()
+
+        async def flooder(ctx: ProcessContext) -> None:
+            db = await kv.open(ctx, PKG, "db")
+            await db.set(b"big", b"b" * (2 * MIB))
+            await ctx.send(KV_PROCESS_ID, get_body(b"big"), expects_response=60)  # unread
+
+            async def read_later() -> None:
+                await may_read.wait()
+                answer = await receive_answers(ctx, 1)
+                assert answer[0].blob == b"b" * (2 * MIB)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_later)
+                for i in range(flood):  # no answers expected: only the order binds them
+                    await ctx.send(KV_PROCESS_ID, set_body(b"f%d" % i), blob=b"%d" % i)
+                    sent.append(i)
+            done.set()
+
+        late = ProcessId.parse("flood:backlog:test.os")
+        await rt.spawn("flood:backlog:test.os", flooder, request_capabilities=["kv:distro:sys"])
+        parked: list[int] = []
+
+        async def bystander(ctx: ProcessContext) -> None:
+            db = await kv.open(ctx, PKG, "db")
+            for i in range(20):
+                await db.set(b"b%d" % i, b"v")
+                assert await db.get(b"b%d" % i) == b"v"
+                parked.append(parked_of(rt, late))
+
+        with anyio.fail_after(30):
+            await run_as(rt, "bystander:backlog:test.os", bystander)
+        # Held at `capacity` parked; those already in kv's mailbox then are parked too.
+        bound = 2 * capacity
+        assert max(parked) <= bound, f"{max(parked)} requests parked (bound {bound})"
+        assert len(sent) < flood, "the backlogged sender was never held"
+        assert len(kv_of(rt).slot.mailbox) <= capacity
+        may_read.set()
+        with anyio.fail_after(30):
+            await done.wait()
+        assert len(sent) == flood
+        assert not bus_of(rt).backlogged
+
+        async def check(ctx: ProcessContext) -> None:
+            db = await kv.open(ctx, PKG, "db")
+            for i in range(flood):
+                assert await db.get(b"f%d" % i) == b"%d" % i, i
+
+        with anyio.fail_after(30):
+            await run_as(rt, "flood:backlog:test.os", check)
+
+
+async def test_an_awaited_request_parked_past_its_timeout_times_out(home: Path) -> None:
+    """The bus's deadline rules hold for a parked request: the awaiting sender gets
+    SendError(TIMEOUT); the answer that comes once it reads is dropped."""
+    async with Runtime(home=home, answer_budget=MIB) as rt:
+
+        async def body(ctx: ProcessContext) -> bytes | None:
+            db = await kv.open(ctx, PKG, "db")
+            await db.set(b"big", b"b" * (2 * MIB))
+            await ctx.send(KV_PROCESS_ID, get_body(b"big"), expects_response=60)  # unread
+            await anyio.sleep(0.1)  # its answer arrives: over budget
+            with pytest.raises(SendError) as raised:
+                await ctx.send_and_await_response(KV_PROCESS_ID, get_body(b"big"), timeout=0.2)
+            assert raised.value.kind is SendErrorKind.TIMEOUT
+            got = await receive_answers(ctx, 1)  # read back: kv serves the parked one
+            assert got[0].blob == b"b" * (2 * MIB)
+            return await db.get(b"big")  # served after it, its answer not confused with it
+
+        with anyio.fail_after(30):
+            assert await run_as(rt, "timeout:backlog:test.os", body) == b"b" * (2 * MIB)
