@@ -18,11 +18,11 @@ import pytest
 from kvruntime import (
     KvConfig,
     ProcessContext,
-    SendError,
-    SendErrorKind,
     Request,
     Response,
     Runtime,
+    SendError,
+    SendErrorKind,
     kv,
 )
 from protocol.codec import decode_response, encode_request
