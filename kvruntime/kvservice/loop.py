@@ -202,10 +202,10 @@ class KvProcess:
     _backlogged: dict[ProcessId, Slot] = attrs.field(init=False)
     #: The parked requests of each backlogged sender, in the order they came.
     _parked: dict[ProcessId, deque[Request]] = attrs.Factory(dict)
-    #: Blob bytes answered since the last early flush (``answer``, ``fail``).
-    _answer_bytes: int = 0
     #: The mailbox is closed: nothing is parked any more.
     _closing: bool = False
+    #: Blob bytes answered since the last early flush (``answer``, ``fail``).
+    _answer_bytes: int = 0
     # -----------------------------------------------------------------------
 
     def __attrs_post_init__(self) -> None:
@@ -350,7 +350,9 @@ class KvProcess:
         metrics = self.metrics  # recorded into inline (metrics.py)
         self._since = metrics.clock()
         metrics.batch_sizes[len(batch)] += 1
-        round_bytes = ROUND_BYTES  # rule 8
+        # Rule 8: a round's answers go early once they hold round_bytes (a batch of
+        # one needs no look: its flush follows).
+        many, round_bytes = len(batch) > 1, ROUND_BYTES
         for message in batch:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
@@ -359,7 +361,7 @@ class KvProcess:
                 self._serve(message)
             except Exception as exc:
                 self._failed_serving(message, exc)
-            if self._answer_bytes > round_bytes:  # rule 8: the answers go, senders' bytes count
+            if many and self._answer_bytes > round_bytes:
                 self._answer_bytes = 0
                 self.flush()
         self.flush()
