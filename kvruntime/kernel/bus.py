@@ -47,8 +47,9 @@ Invariants:
    too, not only in count: ``Slot.unread_bytes`` is the size (body and blob)
    of the responses queued in its mailbox and not taken yet. While it is
    over the process's ``answer_budget`` the process is *backlogged*: listed
-   in ``Bus.backlogged``, where an answerer may look before producing a big
-   answer, and defer serving it (kv does: ``kvservice/parked.py``) until it
+   in ``Bus.backlogged``, and each of ``Bus.on_backlogged`` is called then
+   (in the responder's task; it must not block), so an answerer may
+   defer serving it (kv does: ``kvservice/parked.py``) until it
    reads back within its budget or ends; ``when_read`` asks for that wakeup.
    A response is still always delivered (invariant 2): the budget never
    stops one answer, however large, so it never deadlocks a request.
@@ -209,6 +210,8 @@ class Bus:
     #: The local processes whose unread answers are over their budget (invariant 9):
     #: empty but while one is, so an answerer's look costs one test.
     backlogged: dict[ProcessId, Slot] = attrs.Factory(dict)
+    #: Called with a local process's id when it becomes backlogged (invariant 9).
+    on_backlogged: list[Callable[[ProcessId], None]] = attrs.Factory(list)
     #: id(address) -> (address, its slot), for the local addresses ``check_request``
     #: and ``respond`` found: they hash no ProcessId (a Python call) for an address
     #: object they have seen. Each entry keeps its address alive (its id is not
@@ -454,7 +457,9 @@ class Bus:
             slot.unread_bytes += len(response.body) + (0 if blob is None else len(blob))
             if slot.unread_bytes > slot.answer_budget and not slot.backlogged:
                 slot.backlogged = True
-                self.backlogged[slot.address.process] = slot
+                self.backlogged[pid := slot.address.process] = slot
+                for listener in self.on_backlogged:
+                    listener(pid)
             if response.capabilities:
                 self._offer(slot, response)
             return

@@ -198,9 +198,8 @@ class KvProcess:
     _action: type | None = None
     _waited: dict[int, tuple[type | None, int]] = attrs.Factory(dict)
     # -- rule 8: senders over their answer budget ---------------------------
-    #: The bus's backlogged senders (kernel invariant 9); empty but while one is.
-    _backlogged: dict[ProcessId, Slot] = attrs.field(init=False)
-    #: The parked requests of each backlogged sender, in the order they came.
+    #: The parked requests of each backlogged sender, in the order they came; each
+    #: holds its sender (``_held_senders``) once for itself and once per request.
     _parked: dict[ProcessId, deque[Request]] = attrs.Factory(dict)
     #: The mailbox is closed: nothing is parked any more.
     _closing: bool = False
@@ -220,7 +219,7 @@ class KvProcess:
         self.feeds = Feeds(cfg, clock=self.clock)  # change feeds (issue 14)
         self.txs.opened = self._wake_expirer
         self.expiry.on_armed = self._wake_sweeper
-        self._backlogged = self.bus.backlogged  # rule 8
+        self.bus.on_backlogged.append(self._backlogged)  # rule 8
 
     @property
     def open_transactions(self) -> int:
@@ -449,28 +448,39 @@ class KvProcess:
 
     # --- senders over their answer budget (rule 8) ---------------------------------
 
-    def _park(self, msg: Request, sender: ProcessId) -> bool:
-        """Queue ``msg`` behind its backlogged sender's parked requests; False: serve it."""
-        queue = self._parked.get(sender)
-        if queue is None:
-            if (
-                self._closing
-                or msg.source.node != self.bus.node
-                or not self.bus.when_read(sender, functools.partial(self._unpark, sender))
-            ):
-                return False
-            queue = self._parked[sender] = deque()
+    def _backlogged(self, sender: ProcessId) -> None:
+        """The bus says ``sender`` is over its answer budget: hold it (rule 8)."""
+        if self._closing or sender in self._parked:
+            return
+        if self.bus.when_read(sender, functools.partial(self._unpark, sender)):
+            self._parked[sender] = deque()
+            self._hold(sender, None)
+
+    def _park(self, msg: Request, sender: ProcessId) -> None:
+        """Queue ``msg`` behind its backlogged sender's parked requests."""
+        queue = self._parked[sender]
         self._wait(msg, None)  # not decoded yet
         queue.append(msg)
         self._hold(sender, None)
         if len(queue) >= self.config.mailbox_capacity:  # bounded: its further sends wait
             self.bus.hold_sender(self.slot, sender)
-        return True
 
     def _unpark(self, sender: ProcessId) -> None:
         """``sender`` read back within its budget (called in its task: schedule only)."""
         if self._work is not None:
             self._work.start_soon(self._serve_parked, sender)
+
+    def _repark(self, sender: ProcessId, queue: deque[Request]) -> None:
+        """Put ``queue`` back as ``sender``'s parked requests (or behind them)."""
+        again = self._parked.get(sender)
+        if again is None:
+            self._parked[sender] = again = deque()
+            self._hold(sender, None)
+        for msg in queue:
+            again.append(msg)
+            self._hold(sender, None)
+        if len(again) >= self.config.mailbox_capacity:
+            self.bus.hold_sender(self.slot, sender)
 
     async def _serve_parked(self, sender: ProcessId) -> None:
         """Serve ``sender``'s parked requests in order, a batch at most, until it is
@@ -479,27 +489,21 @@ class KvProcess:
         self.bus.release_sender(self.slot, sender)
         if queue is None:
             return
-        for _ in queue:
+        for _ in range(len(queue) + 1):
             self._unhold(sender, None)
         for _ in range(self.config.max_batch):
             if not queue:
                 break
             self._serve_one(queue.popleft())
-            if (again := self._parked.get(sender)) is not None:  # backlogged again
-                again.extend(queue)
-                for _ in queue:
-                    self._hold(sender, None)
-                if len(again) >= self.config.mailbox_capacity:
-                    self.bus.hold_sender(self.slot, sender)
+            if sender in self._parked:  # backlogged again: the rest waits behind
+                self._repark(sender, queue)
                 break
             if self._answer_bytes > ROUND_BYTES:
                 self._answer_bytes = 0
                 self.flush()
         else:
             if queue:  # a batch served: let others in, then the rest
-                self._parked[sender] = queue
-                for _ in queue:
-                    self._hold(sender, None)
+                self._repark(sender, queue)
                 self._unpark(sender)
         await self._answer_parked()
 
@@ -529,11 +533,9 @@ class KvProcess:
         source = msg.source
         sender = source.process
         if self._held_senders and sender in self._held_senders:
-            if sender in self._parked and self._park(msg, sender):  # rule 8
-                return None
+            if sender in self._parked:
+                return self._park(msg, sender)  # rule 8
             return self._defer(msg, sender, None)
-        if self._backlogged and sender in self._backlogged and self._park(msg, sender):
-            return None  # rule 8
         try:
             package_id, db, action = self._decoder.decode_parts(msg.body)
         except DecodeError:
