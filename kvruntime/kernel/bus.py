@@ -43,20 +43,6 @@ Invariants:
    awaiting sender with ``SendError(OFFLINE)`` at once, and frees the room a
    ``send`` with ``expects_response`` reserved (no message arrives for it).
    Like a response, this never blocks (invariant 2).
-9. What the node holds for a process's unread answers is bounded in bytes
-   too, not only in count: ``Slot.unread_bytes`` is the size (body and blob)
-   of the responses queued in its mailbox and not taken yet. While it is
-   over the process's ``answer_budget`` the process is *backlogged*: listed
-   in ``Bus.backlogged``, and each of ``Bus.on_backlogged`` is called then
-   (in the responder's task; it must not block), so an answerer may
-   defer serving it (kv does: ``kvservice/parked.py``) until it
-   reads back within its budget or ends; ``when_read`` asks for that wakeup.
-   A response is still always delivered (invariant 2): the budget never
-   stops one answer, however large, so it never deadlocks a request.
-   An answerer that defers a backlogged sender bounds what it keeps for it
-   with ``hold_sender``: that sender's further requests to it wait in the
-   sender's own task (backpressure, as for a full mailbox, but for that
-   sender alone) until ``release_sender``.
 8. A capability means something on the node that issued it (the node of
    its issuer address), whose store says who holds it. A message to
    another node's process hands that address the capabilities this node
@@ -67,6 +53,20 @@ Invariants:
    when this node's store says that address holds it, or when its issuer
    is on the sender's node: that node's authenticated frame vouches for its
    own capabilities. Anything else another node attaches is never offered.
+9. What the node holds for a process's unread answers is bounded in bytes
+   too, not only in count: ``Slot.unread_bytes`` is the size (body and blob)
+   of the responses queued in its mailbox and not taken yet. While it is
+   over the process's ``answer_budget`` the process is *backlogged*: listed
+   in ``Bus.backlogged``, and each of ``Bus.on_backlogged`` is called then
+   (in the responder's task; it must not block), so an answerer may
+   defer serving it (kv does: rule 8 of ``kvservice/loop.py``) until it
+   reads back within its budget or ends; ``when_read`` asks for that wakeup.
+   A response is still always delivered (invariant 2): the budget never
+   stops one answer, however large, so it never deadlocks a request.
+   An answerer that defers a backlogged sender bounds what it keeps for it
+   with ``hold_sender``: that sender's further requests to it wait in the
+   sender's own task (backpressure, as for a full mailbox, but for that
+   sender alone) until ``release_sender``.
 """
 
 from __future__ import annotations
