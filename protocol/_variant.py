@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import functools
 from types import CodeType, FunctionType
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import Any, ClassVar, TypeVar, cast, dataclass_transform
 
 import attrs
 
@@ -157,9 +157,9 @@ def variant(cls: V) -> V:
         if annotation.startswith(_CLASS_VAR):
             continue
         default = namespace.pop(name, attrs.NOTHING)
-        if type(default).__module__.startswith("attr"):  # attrs.field(...), attrs.Factory(...)
-            if default is not attrs.NOTHING:
-                raise TypeError(f"{cls.__name__}.{name}: a @variant field takes a plain default")
+        if default is not attrs.NOTHING and type(default).__module__.startswith("attr"):
+            # attrs.field(...), attrs.Factory(...): what an attrs class would run
+            raise TypeError(f"{cls.__name__}.{name}: a @variant field takes a plain default")
         if name.startswith("_") or name == "self":
             raise TypeError(f"{cls.__name__}.{name}: a @variant field's name is public")
         if default is not attrs.NOTHING:
@@ -193,9 +193,7 @@ def variant(cls: V) -> V:
     init.__module__ = cls.__module__
     namespace["__init__"] = init
     for value in namespace.values():
-        if isinstance(value, FunctionType) and value.__closure__ and "__class__" in (
-            value.__code__.co_freevars
-        ):
+        # super() and __class__ would still name the class the slots replace
+        if isinstance(value, FunctionType) and "__class__" in value.__code__.co_freevars:
             raise TypeError(f"{cls.__name__}: a @variant class's methods use no super()")
-    built: V = type(cls)(cls.__name__, cls.__bases__, namespace)
-    return built
+    return cast(V, type(cls.__name__, cls.__bases__, namespace))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import ClassVar, TypeAlias
 
-
 from ._variant import Variant, variant
 from ._wire import UNIT, Field, WireShape, array, newtype, struct
 from .ids import PackageId
