@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import functools
 from types import CodeType, FunctionType
-from typing import Any, ClassVar, TypeVar, cast, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, dataclass_transform
 
 import attrs
 
@@ -88,11 +88,13 @@ class Variant:
         )
         return f"{self.__class__.__qualname__}({shown})"
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise attrs.exceptions.FrozenInstanceError()
+    if not TYPE_CHECKING:  # mypy would take them as "any attribute may be set"
 
-    def __delattr__(self, name: str) -> None:
-        raise attrs.exceptions.FrozenInstanceError()
+        def __setattr__(self, name: str, value: object) -> None:
+            raise attrs.exceptions.FrozenInstanceError()
+
+        def __delattr__(self, name: str) -> None:
+            raise attrs.exceptions.FrozenInstanceError()
 
     def __getstate__(self) -> dict[str, object]:
         return {a.name: getattr(self, a.name) for a in self.__attrs_attrs__}
@@ -119,7 +121,8 @@ def _init_template(arity: int) -> CodeType:
     attrs writes, for a frozen slotted class, ``def __init__(self, *, key,
     tx_id): _setattr = _cached_setattr_get(self); _setattr('key', key);
     _setattr('tx_id', tx_id)``: its bytecode depends on the number of
-    fields only, the names being its locals and its constants.
+    fields only, the names being its locals and its constants. Without
+    fields it is ``pass`` (attrs' still fetches an unused ``_setattr``).
     """
     if not arity:
         source = "def __init__(self):\n    pass\n"
@@ -150,6 +153,7 @@ def variant(cls: V) -> V:
     namespace = dict(cls.__dict__)
     namespace.pop("__dict__", None)
     namespace.pop("__weakref__", None)
+    namespace["__qualname__"] = cls.__qualname__
     annotations: dict[str, str] = namespace.get("__annotations__", {})
     fields: list[attrs.Attribute[Any]] = []
     defaults: dict[str, object] = {}
