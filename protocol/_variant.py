@@ -7,8 +7,9 @@ with a keyword-only ``__init__`` of its annotated fields, what
 declaration, built without attrs' class builder. Every process that speaks
 the protocol builds all of them at import (``kvruntime get`` included):
 attrs spent about 0.14 ms a class on it (its ``_ClassBuilder``, the
-Attribute objects, a compile of each ``__init__``), this about a third of
-that (``benchmarks/README.md``, issue 15).
+Attribute objects, a compile of each ``__init__``); building them here
+instead takes a whole ``kvruntime get`` from 672 M to 614 M instructions
+(callgrind; ``benchmarks/README.md``, issue 15).
 
 Invariants of a class ``@variant`` builds (tests/protocol/test_variant.py
 compares each with the class attrs builds from the same declaration):
