@@ -25,7 +25,7 @@ import enum
 from collections.abc import Callable, Mapping
 from typing import Final, TypeAlias
 
-import attrs
+from ._variant import Variant, variant
 
 __all__ = [
     "UNIT",
@@ -63,29 +63,29 @@ class Field(enum.Enum):
 Check: TypeAlias = Callable[[Mapping[str, object]], "str | None"]
 
 
-@attrs.frozen
-class Unit:
+@variant
+class Unit(Variant):
     """The bare tag: a str."""
 
 
-@attrs.frozen
-class Newtype:
+@variant
+class Newtype(Variant):
     """The tag around one field's value: ``{TAG: value}``."""
 
     name: str
     field: Field
 
 
-@attrs.frozen
-class Struct:
+@variant
+class Struct(Variant):
     """The tag around a map of the fields, in order: ``{TAG: {name: value, ...}}``."""
 
     fields: tuple[tuple[str, Field], ...]
     check: Check | None = None
 
 
-@attrs.frozen
-class Array:
+@variant
+class Array(Variant):
     """The tag around an array of the fields' values, in order: ``{TAG: [value, ...]}``."""
 
     fields: tuple[tuple[str, Field], ...]
@@ -100,17 +100,17 @@ UNIT: Final = Unit()
 def newtype(**field: Field) -> Newtype:
     """``{TAG: value}`` of the one field named."""
     ((name, kind),) = field.items()
-    return Newtype(name, kind)
+    return Newtype(name=name, field=kind)
 
 
 def struct(*, check: Check | None = None, **fields: Field) -> Struct:
     """``{TAG: {name: value, ...}}``, the fields in the order given; ``check`` runs on decode."""
-    return Struct(tuple(fields.items()), check)
+    return Struct(fields=tuple(fields.items()), check=check)
 
 
 def array(**fields: Field) -> Array:
     """``{TAG: [value, ...]}``, the fields in the order given."""
-    return Array(tuple(fields.items()))
+    return Array(fields=tuple(fields.items()))
 
 
 def prefix_excludes_range(fields: Mapping[str, object]) -> str | None:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar, TypeAlias
 
-import attrs
-
-from ._variant import Variant
+from ._variant import Variant, variant
 from ._wire import UNIT, Field, WireShape, array, newtype, struct
 from .ids import PackageId
 
@@ -51,7 +49,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class NoDb(Variant):
     """The db does not exist."""
 
@@ -64,7 +62,7 @@ class NoDb(Variant):
         return f"db [{self.package_id}, {self.db}] does not exist"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class KeyNotFound(Variant):
     """The key is not in the db."""
 
@@ -75,7 +73,7 @@ class KeyNotFound(Variant):
         return "key not found"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class NoTx(Variant):
     """No transaction with this id belongs to the sender on this db."""
 
@@ -87,7 +85,7 @@ class NoTx(Variant):
         return f"no transaction {self.tx_id} found"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class NoWriteCap(Variant):
     """The sender holds no write capability on the db."""
 
@@ -98,7 +96,7 @@ class NoWriteCap(Variant):
         return "no write capability for requested DB"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class NoReadCap(Variant):
     """The sender holds no read capability on the db."""
 
@@ -109,7 +107,7 @@ class NoReadCap(Variant):
         return "no read capability for requested DB"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class MismatchingPackageId(Variant):
     """Open or RemoveDb named a package other than the sender's."""
 
@@ -120,7 +118,7 @@ class MismatchingPackageId(Variant):
         return "request to open or remove DB with mismatching package ID"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class AddCapFailed(Variant):
     """The capability store could not record a new capability."""
 
@@ -131,7 +129,7 @@ class AddCapFailed(Variant):
         return "failed to generate capability for new DB"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class MalformedRequest(Variant):
     """The body did not decode, a name was invalid, or a required blob was missing."""
 
@@ -145,7 +143,7 @@ class MalformedRequest(Variant):
         )
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class LevelDbError(Variant):
     """LevelDB reported an error."""
 
@@ -157,7 +155,7 @@ class LevelDbError(Variant):
         return f"LevelDB internal error: {self.message}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class IoError(Variant):
     """The file system reported an error (wire tag ``IOError``)."""
 
@@ -169,7 +167,7 @@ class IoError(Variant):
         return f"IO error: {self.message}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class KeyTooLarge(Variant):
     """The key exceeds the configured limit."""
 
@@ -182,7 +180,7 @@ class KeyTooLarge(Variant):
         return f"key of {self.size} bytes exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class ValueTooLarge(Variant):
     """The value exceeds the configured limit."""
 
@@ -195,7 +193,7 @@ class ValueTooLarge(Variant):
         return f"value of {self.size} bytes exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TooManyTransactions(Variant):
     """The sender already has the maximum number of open transactions."""
 
@@ -207,7 +205,7 @@ class TooManyTransactions(Variant):
         return f"too many open transactions (limit {self.max})"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class RemoteNotAllowed(Variant):
     """The sender is on another node."""
 
@@ -218,7 +216,7 @@ class RemoteNotAllowed(Variant):
         return "kv only serves requests from its own node"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TransactionTooLarge(Variant):
     """Staging this write would take the transaction past its byte limit."""
 
@@ -231,7 +229,7 @@ class TransactionTooLarge(Variant):
         return f"transaction of {self.size} bytes exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class CasMismatch(Variant):
     """CompareAndSwap found another value; the current one (if ``present``) is the blob."""
 
@@ -244,7 +242,7 @@ class CasMismatch(Variant):
         return f"compare-and-swap failed: the key holds {state}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TransactionConflict(Variant):
     """A key the transaction read was changed by another writer; nothing was applied."""
 
@@ -256,7 +254,7 @@ class TransactionConflict(Variant):
         return f"transaction {self.tx_id} conflicts with a concurrent write and was not applied"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class NotAnInteger(Variant):
     """Increment found a value that is not an ASCII-decimal signed 64-bit integer."""
 
@@ -267,7 +265,7 @@ class NotAnInteger(Variant):
         return "value is not an integer or out of range"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class IntegerOverflow(Variant):
     """Increment would take the counter outside the signed 64-bit range."""
 
@@ -278,7 +276,7 @@ class IntegerOverflow(Variant):
         return "increment or decrement would overflow"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class BatchTooLarge(Variant):
     """A batch names more keys than the server accepts in one request."""
 
@@ -291,7 +289,7 @@ class BatchTooLarge(Variant):
         return f"batch of {self.count} items exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class AnswerTooLarge(Variant):
     """An answer would hold more bytes of values than the server sends in one."""
 
@@ -304,7 +302,7 @@ class AnswerTooLarge(Variant):
         return f"answer of at least {self.size} bytes exceeds the limit of {self.max}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class KeyReserved(Variant):
     """The key starts with eight 0xff bytes: that region of the key space is kv's own."""
 
@@ -315,7 +313,7 @@ class KeyReserved(Variant):
         return "keys starting with eight 0xff bytes are reserved for kv"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TtlDisabled(Variant):
     """The db's settings forbid keys with a TTL (``SetTtlPolicy``)."""
 
@@ -326,7 +324,7 @@ class TtlDisabled(Variant):
         return "keys with a TTL are disabled on this db"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TtlTooLarge(Variant):
     """A TTL longer than the db's maximum (``SetTtlPolicy``); milliseconds."""
 
@@ -342,7 +340,7 @@ class TtlTooLarge(Variant):
 # Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class WatchCompacted(Variant):
     """The retained change log no longer holds what follows the asked position
     (or the position is past the db's last change): ``oldest`` is the oldest
@@ -357,7 +355,7 @@ class WatchCompacted(Variant):
         return f"the change log no longer holds that position: it holds {self.oldest}..{self.last}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class WatchEnded(Variant):
     """kv ended the watch: its db was removed, or the watcher lost read access."""
 
@@ -369,7 +367,7 @@ class WatchEnded(Variant):
         return f"the watch ended: {self.reason}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TooManyWatches(Variant):
     """A watch past the per-process or per-node bound."""
 
@@ -381,7 +379,7 @@ class TooManyWatches(Variant):
         return f"too many watches: at most {self.max}"
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class NoWatch(Variant):
     """No watch with this id belongs to the sender on this db."""
 

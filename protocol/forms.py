@@ -53,7 +53,6 @@ import re
 from collections.abc import Callable
 from typing import ClassVar, Final, TypeVar
 
-import attrs
 import msgpack
 
 from ._schema import (
@@ -70,6 +69,7 @@ from ._schema import (
     _package_id_map,
 )
 from ._shapes import DecodeError, _db_name, _package_id, _strict_map, _struct, _tagged
+from ._variant import Variant, variant
 from ._wire import Field, WireShape, newtype
 from .codec import (
     _MAX_CONTAINER_LEN,
@@ -176,8 +176,8 @@ HYPERWARE_ERRORS: Final[frozenset[type[KvError]]] = frozenset(
 )
 
 
-@attrs.frozen(kw_only=True)
-class RocksDbError:
+@variant
+class RocksDbError(Variant):
     """Hyperware's ``RocksDBError(String)``: how an error its type lacks reaches it.
 
     Not a KvError of kvruntime (it never answers it in the canonical form):

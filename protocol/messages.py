@@ -17,7 +17,7 @@ from typing import ClassVar, Literal, TypeAlias, TypeVar
 
 import attrs
 
-from ._variant import Variant
+from ._variant import Variant, variant
 from ._wire import UNIT, Field, WireShape, newtype, prefix_excludes_range, struct
 from .errors import (
     AddCapFailed,
@@ -181,7 +181,7 @@ def _trusted(**fixed: None) -> Callable[[type[C]], type[C]]:
 # --- KvAction -----------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Open(Variant):
     """Open (creating if missing) a db of the sender's own package; grants read+write."""
 
@@ -189,7 +189,7 @@ class Open(Variant):
     WIRE: ClassVar[WireShape] = UNIT
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class RemoveDb(Variant):
     """Delete a db of the sender's own package, its files, capabilities and transactions."""
 
@@ -198,7 +198,7 @@ class RemoveDb(Variant):
 
 
 @_trusted(tx_id=None)
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Set(Variant):
     """Write ``key`` to the request's blob; staged in ``tx_id`` when given."""
 
@@ -211,7 +211,7 @@ class Set(Variant):
 
 
 @_trusted(tx_id=None)
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Delete(Variant):
     """Delete ``key`` (a missing key is fine); staged in ``tx_id`` when given."""
 
@@ -224,7 +224,7 @@ class Delete(Variant):
 
 
 @_trusted()
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Get(Variant):
     """Read ``key``; the value comes back as the response's blob."""
 
@@ -236,7 +236,7 @@ class Get(Variant):
 
 
 @_trusted()
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Exists(Variant):
     """Ask whether ``key`` is present."""
 
@@ -247,7 +247,7 @@ class Exists(Variant):
     _parsed: ClassVar[Callable[[bytes], Exists]]
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class BeginTx(Variant):
     """Begin a transaction owned by the sender on this db."""
 
@@ -255,7 +255,7 @@ class BeginTx(Variant):
     WIRE: ClassVar[WireShape] = UNIT
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Commit(Variant):
     """Apply every write staged in ``tx_id`` atomically."""
 
@@ -269,7 +269,7 @@ class Commit(Variant):
 # of ``protocol.blobs``; the body holds only their ``count``.
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Scan(Variant):
     """One page of keys (with values unless ``keys_only``) in key order.
 
@@ -302,7 +302,7 @@ class Scan(Variant):
     tx_id: int | None = None
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TxGet(Variant):
     """Read ``key`` inside transaction ``tx_id`` (its staged writes first)."""
 
@@ -312,7 +312,7 @@ class TxGet(Variant):
     tx_id: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TxExists(Variant):
     """Ask whether ``key`` is present, inside transaction ``tx_id``."""
 
@@ -322,7 +322,7 @@ class TxExists(Variant):
     tx_id: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class GetMany(Variant):
     """Read ``count`` keys, given in the blob; the values come back in the blob."""
 
@@ -331,7 +331,7 @@ class GetMany(Variant):
     count: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TxGetMany(Variant):
     """Read ``count`` keys (in the blob) inside transaction ``tx_id``, as ``TxGet`` each."""
 
@@ -341,7 +341,7 @@ class TxGetMany(Variant):
     tx_id: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class SetMany(Variant):
     """Write ``count`` (key, value) pairs from the blob in one atomic batch; last wins."""
 
@@ -350,7 +350,7 @@ class SetMany(Variant):
     count: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class DeleteMany(Variant):
     """Delete ``count`` keys, given in the blob, in one atomic batch."""
 
@@ -359,7 +359,7 @@ class DeleteMany(Variant):
     count: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Increment(Variant):
     """Add ``delta`` (signed 64-bit) to the ASCII-decimal counter at ``key``; missing is 0."""
 
@@ -369,7 +369,7 @@ class Increment(Variant):
     delta: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class CompareAndSwap(Variant):
     """Replace ``key``'s value if it equals the expected one; both travel in the blob."""
 
@@ -378,7 +378,7 @@ class CompareAndSwap(Variant):
     key: bytes
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Rollback(Variant):
     """Abandon transaction ``tx_id``: nothing it staged is applied."""
 
@@ -387,7 +387,7 @@ class Rollback(Variant):
     tx_id: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class DeleteRange(Variant):
     """Delete every key under ``prefix``, or in ``start <= key < end``, atomically."""
 
@@ -403,7 +403,7 @@ class DeleteRange(Variant):
     end: bytes | None = None
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Revoke(Variant):
     """Take every capability on this db from ``process`` (owning package only)."""
 
@@ -412,7 +412,7 @@ class Revoke(Variant):
     process: ProcessId
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Capabilities(Variant):
     """Ask which capabilities the sender holds on this db."""
 
@@ -420,7 +420,7 @@ class Capabilities(Variant):
     WIRE: ClassVar[WireShape] = UNIT
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class WriteBatch(Variant):
     """Apply ``count`` writes from the blob (``[[key, value | nil], ...]``; nil deletes).
 
@@ -434,7 +434,7 @@ class WriteBatch(Variant):
     count: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class CommitBatch(Variant):
     """Stage ``count`` writes from the blob (as WriteBatch) in ``tx_id``, then commit it."""
 
@@ -448,7 +448,7 @@ class CommitBatch(Variant):
 # milliseconds, at least 1; a Set without one keeps Hyperware's exact shape.
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class SetExpiring(Variant):
     """Set, with the key expiring ``ttl_ms`` milliseconds from now."""
 
@@ -459,7 +459,7 @@ class SetExpiring(Variant):
     ttl_ms: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class SetManyExpiring(Variant):
     """SetMany, with every key expiring ``ttl_ms`` milliseconds from now."""
 
@@ -469,7 +469,7 @@ class SetManyExpiring(Variant):
     ttl_ms: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Expire(Variant):
     """Make the present ``key`` expire ``ttl_ms`` milliseconds from now."""
 
@@ -479,7 +479,7 @@ class Expire(Variant):
     ttl_ms: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Persist(Variant):
     """Take the expiry off the present ``key``."""
 
@@ -488,7 +488,7 @@ class Persist(Variant):
     key: bytes
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Ttl(Variant):
     """Ask how long the present ``key`` has left."""
 
@@ -497,7 +497,7 @@ class Ttl(Variant):
     key: bytes
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class SetTtlPolicy(Variant):
     """The db's TTL settings: whether keys may have a TTL, and the longest allowed."""
 
@@ -510,7 +510,7 @@ class SetTtlPolicy(Variant):
 # Change feeds (PROTOCOL.md, "Change feeds"; issue 14).
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Watch(Variant):
     """Begin a watch of the db's changes to keys under ``prefix`` or in
     ``start <= key < end`` (all keys if none), strictly after ``since`` (None:
@@ -533,7 +533,7 @@ class Watch(Variant):
     snapshot: bool = False
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class WatchNext(Variant):
     """Ask watch ``watch_id`` for its changes strictly after ``after`` (the
     acknowledgement of every change up to it); answered once there is one."""
@@ -544,7 +544,7 @@ class WatchNext(Variant):
     after: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class Unwatch(Variant):
     """End watch ``watch_id``."""
 
@@ -589,7 +589,7 @@ KvAction: TypeAlias = (
 )
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class KvRequest(Variant):
     """One request to kv:distro:sys: an action on ``db`` of ``package_id``."""
 
@@ -601,7 +601,7 @@ class KvRequest(Variant):
 # --- KvResponse -------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class OkResponse(Variant):
     """The action succeeded (wire form ``"Ok"``)."""
 
@@ -609,7 +609,7 @@ class OkResponse(Variant):
     WIRE: ClassVar[WireShape] = UNIT
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class BeginTxResponse(Variant):
     """A transaction began; ``tx_id`` names it."""
 
@@ -619,7 +619,7 @@ class BeginTxResponse(Variant):
 
 
 @_trusted()
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class GetResponse(Variant):
     """The value of ``key`` is the response's blob."""
 
@@ -630,7 +630,7 @@ class GetResponse(Variant):
     _parsed: ClassVar[Callable[[bytes], GetResponse]]
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class ExistsResponse(Variant):
     """Whether the key is present."""
 
@@ -639,7 +639,7 @@ class ExistsResponse(Variant):
     exists: bool
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class ErrResponse(Variant):
     """The action failed with ``error``."""
 
@@ -648,7 +648,7 @@ class ErrResponse(Variant):
     error: KvError
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class ScanResponse(Variant):
     """A page of ``count`` entries (in the blob); ``cursor`` resumes it, None when done."""
 
@@ -658,7 +658,7 @@ class ScanResponse(Variant):
     cursor: bytes | None
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class GetManyResponse(Variant):
     """``count`` values (nil for a missing key) in the blob, aligned with the keys asked."""
 
@@ -667,7 +667,7 @@ class GetManyResponse(Variant):
     count: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class IncrementResponse(Variant):
     """The counter's value after the increment."""
 
@@ -676,7 +676,7 @@ class IncrementResponse(Variant):
     value: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class DeleteRangeResponse(Variant):
     """How many keys the range delete removed."""
 
@@ -685,7 +685,7 @@ class DeleteRangeResponse(Variant):
     count: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class CapabilitiesResponse(Variant):
     """Which capabilities the sender holds on the db."""
 
@@ -695,7 +695,7 @@ class CapabilitiesResponse(Variant):
     write: bool
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class TtlResponse(Variant):
     """How long the key has left, in milliseconds; None: it never expires."""
 
@@ -704,7 +704,7 @@ class TtlResponse(Variant):
     ttl_ms: int | None
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class WatchResponse(Variant):
     """A watch began: ``watch_id`` names it; it delivers the changes after
     ``position``; ``count`` entries of a snapshot as of ``position`` are in the blob."""
@@ -716,7 +716,7 @@ class WatchResponse(Variant):
     count: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class WatchChangesResponse(Variant):
     """``count`` changes (in the blob) of the watch, in order; the watcher has
     seen every change of the db up to ``last`` (filtered ones included)."""
@@ -747,7 +747,7 @@ KvResponse: TypeAlias = (
 # --- Capabilities -------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)
+@variant
 class KvCapabilityParams(Variant):
     """What a kv capability grants: ``kind`` access to ``db`` of ``package_id``."""
 

@@ -288,3 +288,30 @@ def test_the_identity_objects_a_get_builds_keep_objects_default_repr() -> None:
     ]  # fmt: skip
     assert [c.__name__ for c in identity if {"__repr__", "__eq__"} & set(vars(c))] == []
     assert repr(ReadSet()).startswith("<kvruntime.kvservice.conflicts.ReadSet object at 0x")
+
+
+def test_the_protocol_classes_a_get_loads_skip_attrs_class_builder(filled: Path) -> None:
+    # ``protocol/_variant.py``: the ~80 message, error and wire-shape classes
+    # are built by ``@variant`` (about a third of attrs' cost at every
+    # start); only the ids, hashed on every send, keep attrs' builder.
+    import importlib
+
+    import attrs
+
+    run = _probe("get", APP, "notes", "k", "--home", str(filled))
+    assert run.code == 0
+    built_by_attrs = sorted(
+        f"{name}.{value.__name__}"
+        for name in run.modules
+        if name == "protocol" or name.startswith("protocol.")
+        for value in vars(importlib.import_module(name)).values()
+        if isinstance(value, type)
+        and value.__module__ == name
+        and attrs.has(value)
+        and "__attrs_props__" in vars(value)
+    )
+    assert built_by_attrs == [
+        "protocol.ids.Address",
+        "protocol.ids.PackageId",
+        "protocol.ids.ProcessId",
+    ]
