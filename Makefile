@@ -17,18 +17,18 @@ $(VENV_STAMP):
 	$(PY) -m pip install --quiet --upgrade pip
 	touch $(VENV_STAMP)
 
-# The compiled helpers (setup.py): a changed source reinstalls, which rebuilds them.
-C_SOURCES := setup.py $(wildcard protocol/*.c kvruntime/storage/*.c)
+# The compiled helpers (setup.py, issue 12): a changed C source reinstalls, which rebuilds it.
+EXT_SOURCES := setup.py $(wildcard protocol/*.c kvruntime/*/*.c)
 
 # `make run` needs the package alone: no server, no test or benchmark tools.
-$(RUN_STAMP): $(VENV_STAMP) pyproject.toml $(C_SOURCES)
+$(RUN_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES)
 	$(PY) -m pip install --quiet -e .
 	touch $(RUN_STAMP)
 
 # Everything the suite imports: the dev tools, and the bench group (peers,
 # chart, profiler), since the suite tests the benchmark harness and mypy
 # checks benchmarks/ against their real types.
-$(DEV_STAMP): $(VENV_STAMP) pyproject.toml $(C_SOURCES)
+$(DEV_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES)
 	$(PY) -m pip install --quiet -e '.[dev,bench,network]'
 	touch $(DEV_STAMP)
 

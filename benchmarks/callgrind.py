@@ -8,11 +8,12 @@ operations: start-up, imports and warm-up cancel out. uvloop when installed
 (as ``make bench``), else asyncio; ``--loop asyncio`` measures plain asyncio.
 ``PYTHONHASHSEED=0`` for repeatable runs. ``set_many`` is a batch of
 ``BATCH`` pairs per operation, ``scan`` a page of ``BATCH`` entries read
-with ``db.scan_pages`` (the figure is per operation, not per pair).
+with ``db.scan_pages``, ``transaction`` the bench's pipelined transaction
+of ``TX_SETS`` sets and its commit (the figure is per operation, not per pair).
 
     python -m benchmarks.callgrind                 # get and set, 1 and 64 senders
     python -m benchmarks.callgrind --ops 500 --only get:1 --loop asyncio
-    python -m benchmarks.callgrind --ops 50 --only set_many:1,scan:1
+    python -m benchmarks.callgrind --ops 50 --only set_many:1,scan:1,transaction:1
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ WORKLOADS = ("get:1", "set:1", "get:64", "set:64")
 #: Also measurable (``--only getttl:1,setttl:1``): the same on a key with a TTL
 #: (issue 14), so the db's expiry index is in use.
 TTL_OPS = ("getttl", "setttl")
-OPS = ("get", "set", "set_many", "scan", *TTL_OPS)
+OPS = ("get", "set", "set_many", "scan", "transaction", *TTL_OPS)
 PACKAGE = "bench:callgrind:bench.os"
 #: Pairs per set_many, entries per scanned page.
 BATCH = 1000
+#: Sets per transaction (the bench's ``transaction`` workload).
+TX_SETS = 100
 
 
 async def _child(op: str, senders: int, ops: int, home: str) -> None:
@@ -62,6 +65,12 @@ async def _child(op: str, senders: int, ops: int, home: str) -> None:
             elif op == "set_many":
                 for _ in range(ops):
                     await db.set_many(batch)
+            elif op == "transaction":  # as benchmarks/systems: db.transaction(), 100 sets
+                for _ in range(ops):
+                    async with db.transaction() as tx:
+                        put = tx.set
+                        for pair_key, pair_value in batch[:TX_SETS]:
+                            put(pair_key, pair_value)
             else:
                 await db.delete(key)
                 await db.set_many(batch)

@@ -146,6 +146,11 @@ class Runtime:
     mailbox_capacity: int = 256
     #: Responses a spawned process may await through its mailbox at once.
     inflight_limit: int = 1024
+    # -- unread answers: a byte budget per process -------------------------
+    #: Blob bytes of answers a spawned process may leave unread in its mailbox;
+    #: past it, kv serves its further requests only once it reads (bus.py, Slot).
+    answer_budget: int = 64 << 20
+    # -----------------------------------------------------------------------
     #: Seconds exit waits for cancelled processes before abandoning them (invariant 3).
     shutdown_grace: float = 5.0
     #: The storage engine of the node's dbs (see the module docstring); None: LevelDB.
@@ -357,6 +362,7 @@ class Runtime:
             mailbox=Mailbox[Message](self.mailbox_capacity),
             public=public,
             inflight_limit=self.inflight_limit,
+            answer_budget=self.answer_budget,
         )
         bus.attach(slot)  # raises if this id is running already
         wanted = [

@@ -18,6 +18,13 @@ Decoding is as strict as the body codec: exactly ``count`` entries, the
 right type in every position, no ext types, no trailing bytes. Anything
 else raises ``DecodeError`` (the kv process answers ``MalformedRequest``).
 The blob's size is bounded by the caller before decoding.
+
+The batch blobs (items and writes) have a compiled twin, ``_cblobs.c``
+(issue 12): it reads a blob straight into the pairs with no msgpack object
+in between, and packs exact ``(bytes, bytes)`` tuples with one copy each.
+The Python functions here stay the reference: a blob the C reader refuses
+is decoded again by them, so the DecodeError and its message are theirs,
+and they serve alone when the extension is not built (``HAVE_C``).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import msgpack
 
@@ -34,15 +41,24 @@ from ._shapes import DecodeError, _bin, _optional_bin
 from .codec import _reject_ext
 
 try:
+    from . import _cblobs as _c
+except ImportError:  # not built (no compiler at install): the Python functions alone
+    _c = None  # type: ignore[assignment]
+
+try:
     from . import _cscan
 except ImportError:  # not built (no compiler at install): decode_scan_page_py alone
     _cscan = None  # type: ignore[assignment]
+
+#: Whether the compiled twin of the batch blobs is in use (``_cblobs.c``).
+HAVE_C: Final = _c is not None
 
 #: Whether scan pages are decoded by the compiled twin of ``decode_scan_page_py``.
 HAVE_C_SCAN: Final = _cscan is not None
 
 __all__ = [
     "CHANGE_KINDS",
+    "HAVE_C",
     "HAVE_C_SCAN",
     "ScanPageWriter",
     "decode_cas",
@@ -56,10 +72,13 @@ __all__ = [
     "encode_cas",
     "encode_changes",
     "encode_items",
+    "encode_items_within",
     "encode_keys",
     "encode_optional_values",
     "encode_scan_page",
     "encode_writes",
+    "encode_writes_within",
+    "ops_fit",
 ]
 
 _CAS_LEN: Final = 2
@@ -133,8 +152,38 @@ def encode_items(items: Sequence[tuple[bytes, bytes]]) -> bytes:
     return _pack(items)
 
 
+def encode_items_within(items: list[Any], max_key: int, max_value: int) -> bytes | None:
+    """``encode_items(items)`` when every item is an exact ``(bytes, bytes)`` tuple
+    whose key and value are within ``max_key`` and ``max_value`` bytes, done in C;
+    None otherwise, or when the C twin is not built: then the caller checks the
+    items and packs them with ``encode_items``."""
+    return None if _c is None else _c.encode_items(items, max_key, max_value)
+
+
+def encode_writes_within(writes: list[Any], max_key: int, max_value: int) -> bytes | None:
+    """``encode_items_within`` for writes: a value may be None (a delete)."""
+    return None if _c is None else _c.encode_writes(writes, max_key, max_value)
+
+
+def ops_fit(
+    ops: list[tuple[bytes, bytes | None]], max_key: int, max_value: int, reserved: bytes
+) -> bool | None:
+    """True if every op is a tuple of an exact bytes key of at most ``max_key``
+    bytes that sorts below ``reserved`` and an exact bytes value of at most
+    ``max_value`` (or None); False if not; None when the C twin is not built (the
+    caller then checks the ops itself). One C pass, nothing copied."""
+    return None if _c is None else _c.ops_fit(ops, max_key, max_value, reserved)
+
+
 def decode_items(data: bytes, count: int) -> list[tuple[bytes, bytes]]:
-    """``count`` (key, value) pairs from a ``[[bin, bin], ...]`` blob."""
+    """``count`` (key, value) pairs from a ``[[bin, bin], ...]`` blob (a new list)."""
+    if _c is not None and (pairs := _c.decode_items(data, count)) is not None:
+        return pairs
+    return _py_decode_items(data, count)
+
+
+def _py_decode_items(data: bytes, count: int) -> list[tuple[bytes, bytes]]:
+    """``decode_items`` in Python: the reference, and the fallback."""
     entries = _array(data, count)
     # Batches hold thousands of pairs: check them with C-level passes, and walk
     # them one by one only to name the culprit of a malformed blob. Transposed,
@@ -162,7 +211,15 @@ _WRITE_VALUE_TYPES: Final = frozenset((bytes, type(None)))
 
 
 def decode_writes(data: bytes, count: int) -> list[tuple[bytes, bytes | None]]:
-    """``count`` (key, value or None) writes from a ``[[bin, bin | nil], ...]`` blob."""
+    """``count`` (key, value or None) writes from a ``[[bin, bin | nil], ...]`` blob
+    (a new list)."""
+    if _c is not None and (writes := _c.decode_writes(data, count)) is not None:
+        return writes
+    return _py_decode_writes(data, count)
+
+
+def _py_decode_writes(data: bytes, count: int) -> list[tuple[bytes, bytes | None]]:
+    """``decode_writes`` in Python: the reference, and the fallback."""
     entries = _array(data, count)
     # As decode_items: C-level passes over the whole batch; the walk below only
     # runs for a malformed blob, to name the culprit.

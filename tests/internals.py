@@ -15,9 +15,10 @@ import anyio.to_thread
 from kvruntime import Runtime
 from kvruntime.kernel.bus import Bus
 from kvruntime.kernel.capabilities import CapabilityStore
+from kvruntime.kernel.message import Response
 from kvruntime.kvservice.loop import KvProcess
 from kvruntime.storage.store import Store
-from protocol.ids import PackageId
+from protocol.ids import PackageId, ProcessId
 from protocol.prefix import RequestDecoder
 
 if TYPE_CHECKING:  # the network extra is imported only where used
@@ -32,6 +33,8 @@ __all__ = [
     "in_store",
     "kv_of",
     "nats_port_of",
+    "parked_of",
+    "queued_answer_bytes",
     "redis_key_of",
     "redis_values_of",
     "set_expiry_clock",
@@ -54,6 +57,24 @@ def kv_of(rt: Runtime) -> KvProcess:
     kv = rt._kv
     assert kv is not None, "the runtime is not running"
     return kv
+
+
+def queued_answer_bytes(rt: Runtime, process: ProcessId) -> int:
+    """The blob bytes of the responses queued in ``process``'s mailbox, not taken yet
+    (counted from the mailbox itself, not from the bus's own accounting)."""
+    slot = bus_of(rt).slot(process)
+    assert slot is not None, f"{process} is not running"
+    return sum(
+        len(message.blob)
+        for message in slot.mailbox._items
+        if isinstance(message, Response) and message.blob is not None
+    )
+
+
+def parked_of(rt: Runtime, process: ProcessId) -> int:
+    """How many requests of ``process`` the running ``rt``'s kv process keeps parked
+    (its unread answers are over its budget)."""
+    return len(kv_of(rt)._parked.get(process, ()))
 
 
 def caps_of(rt: Runtime) -> CapabilityStore:

@@ -18,7 +18,7 @@ import math
 from operator import itemgetter
 from typing import Any, Final, TypeVar
 
-from protocol.blobs import encode_items, encode_writes
+from protocol.blobs import encode_items, encode_items_within, encode_writes, encode_writes_within
 
 from .codecs import BytesCodec, Codec
 from .errors import check_batch_sizes, check_pair_sizes
@@ -92,6 +92,10 @@ def pairs_blob(pairs: list[Any], max_key: int, max_value: int) -> tuple[int, byt
     TypeError names the first item that is no pair of bytes-like objects;
     KeyTooLarge / ValueTooLarge as ``check_batch_sizes`` raises them.
     """
+    # Exact (bytes, bytes) tuples within the limits: checked and packed in one C
+    # call (blobs.encode_items_within); anything else takes the passes below.
+    if (blob := encode_items_within(pairs, max_key, max_value)) is not None:
+        return len(pairs), blob
     raw = _raw_pairs(pairs, max_key, max_value)
     try:
         return len(raw), encode_items(raw)
@@ -102,6 +106,8 @@ def pairs_blob(pairs: list[Any], max_key: int, max_value: int) -> tuple[int, byt
 
 def writes_blob(writes: list[Any], max_key: int, max_value: int) -> tuple[int, bytes]:
     """``pairs_blob`` for writes, whose value may be None (a delete)."""
+    if (blob := encode_writes_within(writes, max_key, max_value)) is not None:
+        return len(writes), blob
     raw = _raw_writes(writes, max_key, max_value)
     try:
         return len(raw), encode_writes(raw)

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar, overload
 
-from protocol.blobs import encode_writes
+from protocol.blobs import encode_writes, encode_writes_within
 from protocol.messages import (
     BeginTx,
     BeginTxResponse,
@@ -233,6 +233,13 @@ class Transaction(Generic[K, V]):
             # Sizes as kv would judge them, before anything is sent (a refusal here
             # rolls the server transaction back like any refused commit).
             ops = list(writes.items())
+            if not ttls and self._tx_id is None and 0 < len(ops) <= self._max_batch:
+                # The common block: exact bytes within the limits are checked and
+                # packed in one C call (blobs.encode_writes_within), one WriteBatch.
+                blob = encode_writes_within(ops, self._max_key, self._max_value)
+                if blob is not None:
+                    await self._ok(WriteBatch(tx_id=None, count=len(ops)), blob)
+                    return
             check_pair_sizes(ops, self._max_key, self._max_value)
             if ttls:  # staged one by one in the server transaction, then committed
                 ops = await self._stage_expiring(ops, ttls)

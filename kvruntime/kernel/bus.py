@@ -53,6 +53,20 @@ Invariants:
    when this node's store says that address holds it, or when its issuer
    is on the sender's node: that node's authenticated frame vouches for its
    own capabilities. Anything else another node attaches is never offered.
+9. What the node holds for a process's unread answers is bounded in bytes
+   too, not only in count: ``Slot.unread_bytes`` is the size (body and blob)
+   of the responses queued in its mailbox and not taken yet. While it is
+   over the process's ``answer_budget`` the process is *backlogged*: listed
+   in ``Bus.backlogged``, and each of ``Bus.on_backlogged`` is called then
+   (in the responder's task; it must not block), so an answerer may
+   defer serving it (kv does: rule 8 of ``kvservice/loop.py``) until it
+   reads back within its budget or ends; ``when_read`` asks for that wakeup.
+   A response is still always delivered (invariant 2): the budget never
+   stops one answer, however large, so it never deadlocks a request.
+   An answerer that defers a backlogged sender bounds what it keeps for it
+   with ``hold_sender``: that sender's further requests to it wait in the
+   sender's own task (backpressure, as for a full mailbox, but for that
+   sender alone) until ``release_sender``.
 """
 
 from __future__ import annotations
@@ -116,6 +130,18 @@ class Slot:
     #: count against ``inflight_limit`` until the process takes them.
     unread_responses: int = 0
     room: asyncio.Event = attrs.Factory(asyncio.Event)
+    #: Bytes (body and blob) of the ``unread_responses`` (invariant 9).
+    unread_bytes: int = 0
+    #: Past this many ``unread_bytes`` the process is backlogged (invariant 9).
+    answer_budget: int = 64 << 20
+    #: Whether it is, and so in ``backlog`` (the bus's ``backlogged``, set at attach).
+    backlogged: bool = False
+    backlog: dict[ProcessId, Slot] = attrs.Factory(dict)
+    #: Called once when it reads back within its budget, or ends (``Bus.when_read``).
+    on_read: list[Callable[[], None]] = attrs.Factory(list)
+    #: Local senders whose requests to this process wait (``Bus.hold_sender``),
+    #: each with the event its release sets; empty but while one is held.
+    holding: dict[ProcessId, asyncio.Event] = attrs.Factory(dict)
     #: Capability key -> (capability, offerer): what arrived attached to a message
     #: and may be saved while its offerer still holds it (invariant 4).
     offered: dict[str, tuple[Capability, Address]] = attrs.Factory(dict)
@@ -150,6 +176,21 @@ class Slot:
         if isinstance(message, Response) and self.unread_responses:
             self.unread_responses -= 1
             self.room.set()
+            blob = message.blob
+            self.unread_bytes -= len(message.body) + (0 if blob is None else len(blob))
+            if self.backlogged and self.unread_bytes <= self.answer_budget:
+                self.read_back()
+
+    def read_back(self) -> None:
+        """No longer backlogged (read back within its budget, or ended): wake who asked."""
+        self.backlogged = False
+        self.backlog.pop(self.address.process, None)
+        woken, self.on_read = self.on_read, []
+        for wake in woken:
+            try:
+                wake()
+            except Exception:  # one waker's bug must not cost the reader its message
+                log.exception("a wakeup for %s failed", self.address)
 
 
 @attrs.define(eq=False, repr=False)
@@ -166,6 +207,11 @@ class Bus:
     #: (a transport's); None: answers go through ``network_outbox``.
     network_answer: Callable[[Response], Awaitable[None]] | None = None
     _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
+    #: The local processes whose unread answers are over their budget (invariant 9):
+    #: empty but while one is, so an answerer's look costs one test.
+    backlogged: dict[ProcessId, Slot] = attrs.Factory(dict)
+    #: Called with a local process's id when it becomes backlogged (invariant 9).
+    on_backlogged: list[Callable[[ProcessId], None]] = attrs.Factory(list)
     #: id(address) -> (address, its slot), for the local addresses ``check_request``
     #: and ``respond`` found: they hash no ProcessId (a Python call) for an address
     #: object they have seen. Each entry keeps its address alive (its id is not
@@ -188,6 +234,7 @@ class Bus:
         if pid in self._slots:
             raise ValueError(f"process {pid} is already running")
         self._slots[pid] = slot
+        slot.backlog = self.backlogged
         self._forget_addresses()
 
     def detach(self, slot: Slot) -> None:
@@ -204,6 +251,11 @@ class Bus:
                 fut.set_exception(SendError(SendErrorKind.CLOSED, f"process {pid} ended"))
         slot.waiters.clear()
         slot.deadlines.close()
+        slot.unread_responses = slot.unread_bytes = 0  # drained: nobody will read them
+        for sender in list(slot.holding):  # they go on, and find the mailbox closed
+            self.release_sender(slot, sender)
+        if slot.backlogged:
+            slot.read_back()
 
     def _unanswerable(self, request: Request) -> None:
         """``request`` was queued for a process that ended without taking it.
@@ -238,6 +290,27 @@ class Bus:
                 waiter[0].set_exception(error)
         elif sender.expected.pop(request.id, None) is not None:
             sender.room.set()
+
+    def when_read(self, process: ProcessId, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` once when the backlogged local ``process`` reads back within
+        its budget or ends (invariant 9); False, and no call, if it is not backlogged.
+        ``wake`` runs in the reader's task: it must only schedule work, never block."""
+        slot = self.backlogged.get(process)
+        if slot is None:
+            return False
+        slot.on_read.append(wake)
+        return True
+
+    def hold_sender(self, slot: Slot, sender: ProcessId) -> None:
+        """Make the local ``sender``'s further requests to ``slot`` wait (invariant 9)."""
+        if sender not in slot.holding:
+            slot.holding[sender] = asyncio.Event()
+
+    def release_sender(self, slot: Slot, sender: ProcessId) -> None:
+        """Let the requests of ``sender`` that ``hold_sender`` stopped go on."""
+        held = slot.holding.pop(sender, None)
+        if held is not None:
+            held.set()
 
     def slot(self, process: ProcessId) -> Slot | None:
         """The running process with this id, if any."""
@@ -303,6 +376,12 @@ class Bus:
     def try_deliver(self, slot: Slot, request: Request) -> bool:
         """Queue ``request`` now if there is room; False if the sender must wait."""
         request._answerer = slot
+        if (
+            slot.holding
+            and request.source.process in slot.holding
+            and request.source.node == self.node
+        ):
+            return False  # held: ``deliver`` waits for the release
         try:
             slot.mailbox.put_nowait(request)
         except MailboxFull:
@@ -314,8 +393,16 @@ class Bus:
         return True
 
     async def deliver(self, slot: Slot, request: Request) -> None:
-        """Queue ``request``, waiting for room (backpressure)."""
+        """Queue ``request``, waiting for room (backpressure) and while its sender
+        is held (``hold_sender``)."""
         request._answerer = slot
+        source = request.source
+        while (
+            slot.holding
+            and source.node == self.node
+            and (held := slot.holding.get(source.process)) is not None
+        ):
+            await held.wait()
         try:
             await slot.mailbox.put(request)
         except MailboxClosed:
@@ -366,6 +453,13 @@ class Bus:
             except MailboxClosed:
                 return
             slot.unread_responses += 1  # its room is freed when the process takes it
+            blob = response.blob
+            slot.unread_bytes += len(response.body) + (0 if blob is None else len(blob))
+            if slot.unread_bytes > slot.answer_budget and not slot.backlogged:
+                slot.backlogged = True
+                self.backlogged[pid := slot.address.process] = slot
+                for listener in self.on_backlogged:
+                    listener(pid)
             if response.capabilities:
                 self._offer(slot, response)
             return

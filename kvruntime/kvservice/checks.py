@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 from typing import cast
 
+from protocol.blobs import ops_fit
 from protocol.messages import (
     BatchTooLarge,
     KeyReserved,
@@ -28,6 +29,7 @@ __all__ = [
     "key_reserved",
     "key_too_large",
     "keys_reserved",
+    "ops_refused",
     "ops_too_large",
     "second",
     "value_too_large",
@@ -78,6 +80,17 @@ def ops_too_large(config: KvConfig, ops: list[tuple[bytes, bytes | None]]) -> Kv
 
 
 _KEY_RESERVED = KeyReserved()
+
+
+def ops_refused(config: KvConfig, ops: list[tuple[bytes, bytes | None]]) -> KvError | None:
+    """``ops_too_large``, else ``keys_reserved``: what the first op past a limit or
+    reserved is refused with, else None. Where the compiled helper finds every op
+    fine (one C pass over the list, nothing copied: ``blobs.ops_fit``) that is
+    None at once; the Python passes run only for a batch it refuses (to name
+    the error) or when it is not built."""
+    if ops_fit(ops, config.max_key_bytes, config.max_value_bytes, RESERVED):
+        return None
+    return ops_too_large(config, ops) or keys_reserved(ops)
 
 
 def key_reserved(key: bytes) -> KeyReserved | None:

@@ -43,6 +43,18 @@ Long work, and the order it keeps (the rules that make it safe):
   hold fewer than ``max_batch``) behind what is left, so a sender's requests
   keep their order and no sender's big writes delay another's request by
   more than about a round.
+- Rule 8: a sender whose unread answers are over its byte budget (the bus's
+  ``backlogged``, kernel invariant 9) is *parked*: its requests wait in its
+  own queue, in order (the sender is held, as by rule 2), and are served
+  when it reads back within its budget or ends (``Bus.when_read`` wakes a
+  task of the loop's), a batch at a time, while every other sender is
+  served. Once a sender's queue holds ``mailbox_capacity`` requests the bus
+  holds its further requests to kv in its own task (``Bus.hold_sender``)
+  until it is served again: its queue then holds at most twice that (what
+  kv's mailbox held of it is parked too). A round flushes
+  early once its answers hold ``ROUND_BYTES`` of blobs, so a sender goes
+  over its budget by at most a round of answers (and one answer of any
+  size is always served). At close, parked requests are served regardless.
 
 Open, RemoveDb (and the order its removal keeps), Revoke and Capabilities
 are served by ``access.py``; every other action by its handler in the action
@@ -111,7 +123,7 @@ from .context import Context, Work
 from .expiry import Expiries  # keys with a TTL (issue 14)
 from .metrics import KvMetrics  # metrics (issue 15)
 from .reserved import RESERVED
-from .rounds import fair_round, split_round
+from .rounds import ROUND_BYTES, fair_round, split_round
 from .transactions import DbKey, Transaction, Transactions
 
 __all__ = ["KvProcess"]
@@ -185,6 +197,15 @@ class KvProcess:
     _since: int = 0
     _action: type | None = None
     _waited: dict[int, tuple[type | None, int]] = attrs.Factory(dict)
+    # -- rule 8: senders over their answer budget ---------------------------
+    #: The parked requests of each backlogged sender, in the order they came; each
+    #: holds its sender (``_held_senders``) once for itself and once per request.
+    _parked: dict[ProcessId, deque[Request]] = attrs.Factory(dict)
+    #: The mailbox is closed: nothing is parked any more.
+    _closing: bool = False
+    #: Blob bytes answered since the last early flush (``answer``, ``fail``).
+    _answer_bytes: int = 0
+    # -----------------------------------------------------------------------
 
     def __attrs_post_init__(self) -> None:
         cfg = self.config
@@ -198,6 +219,7 @@ class KvProcess:
         self.feeds = Feeds(cfg, clock=self.clock)  # change feeds (issue 14)
         self.txs.opened = self._wake_expirer
         self.expiry.on_armed = self._wake_sweeper
+        self.bus.on_backlogged.append(self._backlogged)  # rule 8
 
     @property
     def open_transactions(self) -> int:
@@ -232,6 +254,7 @@ class KvProcess:
                         try:
                             batch = await mailbox.get_batch(max_batch)
                         except MailboxClosed:
+                            self._close_parked()  # rule 8
                             break
                         if len(batch) > 1:
                             batch, rest = split_round(batch)
@@ -326,6 +349,9 @@ class KvProcess:
         metrics = self.metrics  # recorded into inline (metrics.py)
         self._since = metrics.clock()
         metrics.batch_sizes[len(batch)] += 1
+        # Rule 8: a round's answers go early once they hold round_bytes (a batch of
+        # one needs no look: its flush follows).
+        many, round_bytes = len(batch) > 1, ROUND_BYTES
         for message in batch:
             if not isinstance(message, Request):
                 log.debug("kv ignores a response it did not ask for: %d", message.id)
@@ -334,6 +360,9 @@ class KvProcess:
                 self._serve(message)
             except Exception as exc:
                 self._failed_serving(message, exc)
+            if many and self._answer_bytes > round_bytes:
+                self._answer_bytes = 0
+                self.flush()
         self.flush()
 
     def _serve_one(self, message: Request) -> None:
@@ -417,6 +446,79 @@ class KvProcess:
         if len(self._deferred) < self.config.mailbox_capacity:
             self._room.set()
 
+    # --- senders over their answer budget (rule 8) ---------------------------------
+
+    def _backlogged(self, sender: ProcessId) -> None:
+        """The bus says ``sender`` is over its answer budget: hold it (rule 8)."""
+        if self._closing or sender in self._parked:
+            return
+        if self.bus.when_read(sender, functools.partial(self._unpark, sender)):
+            self._parked[sender] = deque()
+            self._hold(sender, None)
+
+    def _park(self, msg: Request, sender: ProcessId) -> None:
+        """Queue ``msg`` behind its backlogged sender's parked requests."""
+        queue = self._parked[sender]
+        self._wait(msg, None)  # not decoded yet
+        queue.append(msg)
+        self._hold(sender, None)
+        if len(queue) >= self.config.mailbox_capacity:  # bounded: its further sends wait
+            self.bus.hold_sender(self.slot, sender)
+
+    def _unpark(self, sender: ProcessId) -> None:
+        """``sender`` read back within its budget (called in its task: schedule only)."""
+        if self._work is not None:
+            self._work.start_soon(self._serve_parked, sender)
+
+    def _repark(self, sender: ProcessId, queue: deque[Request]) -> None:
+        """Put ``queue`` back as ``sender``'s parked requests (or behind them)."""
+        again = self._parked.get(sender)
+        if again is None:
+            self._parked[sender] = again = deque()
+            self._hold(sender, None)
+        for msg in queue:
+            again.append(msg)
+            self._hold(sender, None)
+        if len(again) >= self.config.mailbox_capacity:
+            self.bus.hold_sender(self.slot, sender)
+
+    async def _serve_parked(self, sender: ProcessId) -> None:
+        """Serve ``sender``'s parked requests in order, a batch at most, until it is
+        backlogged again (the rest waits behind, as parked) or none is left."""
+        queue = self._parked.pop(sender, None)
+        self.bus.release_sender(self.slot, sender)
+        if queue is None:
+            return
+        for _ in range(len(queue) + 1):
+            self._unhold(sender, None)
+        for _ in range(self.config.max_batch):
+            if not queue:
+                break
+            self._serve_one(queue.popleft())
+            if sender in self._parked:  # backlogged again: the rest waits behind
+                self._repark(sender, queue)
+                break
+            if self._answer_bytes > ROUND_BYTES:
+                self._answer_bytes = 0
+                self.flush()
+        else:
+            if queue:  # a batch served: let others in, then the rest
+                self._repark(sender, queue)
+                self._unpark(sender)
+        await self._answer_parked()
+
+    async def _answer_parked(self) -> None:
+        """Send the answers queued (a networked kv process settles them first)."""
+        self.flush()
+
+    def _close_parked(self) -> None:
+        """The mailbox is closed: serve every parked request now (rule 8)."""
+        self._closing = True
+        for sender in list(self._parked):
+            self._unpark(sender)
+        for sender in list(self.slot.holding):
+            self.bus.release_sender(self.slot, sender)
+
     def _evict(self) -> None:
         """Close the least recently used dbs past ``max_open_dbs``, but held ones (rule 6)."""
         try:
@@ -431,6 +533,8 @@ class KvProcess:
         source = msg.source
         sender = source.process
         if self._held_senders and sender in self._held_senders:
+            if sender in self._parked:
+                return self._park(msg, sender)  # rule 8
             return self._defer(msg, sender, None)
         try:
             package_id, db, action = self._decoder.decode_parts(msg.body)
@@ -551,12 +655,16 @@ class KvProcess:
     def answer(self, msg: Request, response: KvResponse, blob: bytes | None = None) -> None:
         """Queue ``response`` to ``msg``; it leaves after the next flush."""
         # answer, fail and queue_writes append inline: a call costs more than this line.
+        if blob is not None:
+            self._answer_bytes += len(blob)  # rule 8
         if self._waited:
             return self._queue_waited(msg, response, blob, None)
         self._outbox.append((msg, response, blob, None, self._action, self._since))
 
     def fail(self, msg: Request, error: KvError, blob: bytes | None = None) -> None:
         """Queue ``error`` as the answer (with ``blob``: CasMismatch's current value)."""
+        if blob is not None:
+            self._answer_bytes += len(blob)  # rule 8
         if self._waited:
             return self._queue_waited(msg, ErrResponse(error=error), blob, None)
         self._outbox.append((msg, ErrResponse(error=error), blob, None, self._action, self._since))

@@ -278,6 +278,10 @@ class NetworkedKvProcess(KvProcess):
                 self.dbs.discard(store)
         self.pending.clear()
 
+    async def _answer_parked(self) -> None:
+        """Parked requests served (loop.py's rule 8): their answers leave once settled."""
+        await self._settle()
+
     async def _settle(self) -> None:
         """Commit every buffered write, then send the answers queued so far."""
         self.flush()

@@ -48,8 +48,7 @@ from .checks import (
     batch_blob,
     key_reserved,
     key_too_large,
-    keys_reserved,
-    ops_too_large,
+    ops_refused,
     value_too_large,
 )
 from .context import Context, Outcome
@@ -131,7 +130,7 @@ def set_many_expiring(
     except DecodeError:
         return _MALFORMED
     ops: list[tuple[bytes, bytes | None]] = list(items)
-    if error := ops_too_large(ctx.config, ops) or keys_reserved(ops):
+    if error := ops_refused(ctx.config, ops):
         return error
     deadline = _deadline(ctx, db, store, action.ttl_ms)
     if not isinstance(deadline, int):

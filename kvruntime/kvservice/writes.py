@@ -64,8 +64,7 @@ from .checks import (
     first,
     key_reserved,
     key_too_large,
-    keys_reserved,
-    ops_too_large,
+    ops_refused,
     value_too_large,
 )
 from .context import Context, Outcome
@@ -201,13 +200,13 @@ def _write_many(
     ops: _Ops
     try:
         ops = (
-            list(decode_items(blob, count))
+            decode_items(blob, count)  # type: ignore[assignment]  # a new list, ours to keep
             if put
             else [(k, None) for k in decode_keys(blob, count)]
         )
     except DecodeError:
         return _MALFORMED
-    if error := ops_too_large(ctx.config, ops) or keys_reserved(ops):
+    if error := ops_refused(ctx.config, ops):
         return error
     return plain_write(ctx, msg, db, store, ops, len(blob))
 
@@ -250,7 +249,7 @@ def _writes_blob(ctx: Context, msg: Request, count: int) -> _Ops | KvError:
         ops = decode_writes(blob, count)
     except DecodeError:
         return _MALFORMED
-    return ops_too_large(ctx.config, ops) or keys_reserved(ops) or ops
+    return ops_refused(ctx.config, ops) or ops
 
 
 def _stage(

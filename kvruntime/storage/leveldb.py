@@ -32,6 +32,11 @@ from protocol.messages import IoError, LevelDbError
 
 from .store import PageRead, StoreError, fill_page
 
+try:  # the loop of ``write`` in C (_cwrite.c, issue 12); else the Python loop
+    from ._cwrite import apply as _apply
+except ImportError:  # not built (no compiler at install)
+    _apply = None  # type: ignore[assignment]
+
 __all__ = ["LEVELDB_OPTIONS", "LevelDbStore"]
 
 _PlyvelDB: TypeAlias = Any  # plyvel is untyped; its objects never leave LevelDbStore
@@ -144,11 +149,14 @@ class LevelDbStore:
                 return
             batch = self._db.write_batch(sync=sync or self.sync)
             put, delete = batch.put, batch.delete
-            for key, value in ops:
-                if value is None:
-                    delete(key)
-                else:
-                    put(key, value)
+            if _apply is not None and type(ops) is list:
+                _apply(ops, put, delete)
+            else:
+                for key, value in ops:
+                    if value is None:
+                        delete(key)
+                    else:
+                        put(key, value)
             batch.write()
         except _PLYVEL_ERRORS as exc:
             raise self._error(exc) from exc

@@ -8,7 +8,15 @@ from benchmarks.callgrind import main
 
 
 @pytest.mark.parametrize(
-    "workload", ["get:1:3", "set:4:2", "get:2:3:asyncio", "set_many:1:2:asyncio", "scan:1:2"]
+    "workload",
+    [
+        "get:1:3",
+        "set:4:2",
+        "get:2:3:asyncio",
+        "set_many:1:2:asyncio",
+        "scan:1:2",
+        "transaction:1:2",
+    ],
 )
 def test_the_measured_workload_runs(workload: str) -> None:
     assert main(["--child", workload]) == 0
