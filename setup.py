@@ -10,5 +10,9 @@ setup(
         Extension("protocol._cblobs", ["protocol/_cblobs.c"], optional=True),
         # issue 12: a batch's ops handed to LevelDB's write batch in C (storage/leveldb.py)
         Extension("kvruntime.storage._cwrite", ["kvruntime/storage/_cwrite.c"], optional=True),
+        # issue 12: a scan page decoded in C on the client (protocol/blobs.py)
+        Extension("protocol._cscan", ["protocol/_cscan.c"], optional=True),
+        # issue 12: a scan page built in C straight from the iterator (storage/store.py)
+        Extension("kvruntime.storage._cpage", ["kvruntime/storage/_cpage.c"], optional=True),
     ],
 )

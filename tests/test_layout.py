@@ -7,7 +7,8 @@ reader has to untangle.
 - ``kvruntime.kernel`` (what every process needs) knows nothing of kv: it
   imports neither the kv service, nor the client, the CLI or the runtime that
   assembles them. It may use the storage seam (the capability store does).
-- ``kvruntime.storage`` (the engines) imports only the protocol's errors.
+- ``kvruntime.storage`` (the engines) imports only the protocol's errors and
+  its scan page format (``blobs.py``: an engine builds the page).
 - ``kvruntime.client`` speaks the protocol over the kernel: it imports neither
   the kv service nor storage nor the runtime.
 - ``kvruntime.kvservice`` imports neither the client, the CLI nor the runtime.

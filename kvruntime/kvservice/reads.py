@@ -48,7 +48,7 @@ from protocol.messages import (
 )
 
 from ..kernel.message import Request
-from ..storage.store import Store, StoreError, prefix_end
+from ..storage.store import PageRead, Store, StoreError, prefix_end
 from .checks import batch_blob, key_too_large
 from .context import Context, Outcome
 from .reserved import RESERVED, clamp_stop
@@ -68,6 +68,7 @@ __all__ = [
 
 _KEY_NOT_FOUND: Final = KeyNotFound()
 _MALFORMED: Final = MalformedRequest()
+_EMPTY_PAGE: Final = ScanPageWriter(keys_only=False).blob()  # no entry: an empty array
 
 
 def bounds(
@@ -158,16 +159,17 @@ def scan(
             after = action.cursor + b"\x00"
             lo = after if lo is None else max(lo, after)
     limit = max(1, min(action.limit or cfg.max_scan_items, cfg.max_scan_items))
-    page = ScanPageWriter(keys_only=action.keys_only)
-    last: bytes | None = None
-    more = False
     if lo is None or lo < hi:
         ctx.flush_pending(store)
         try:
             expired = _expired_filter(ctx, db, store)
-            last, more = _fill(cfg.max_scan_bytes, page, store, tx, lo, hi, action, limit, expired)
+            blob, count, last, more = _fill(
+                cfg.max_scan_bytes, store, tx, lo, hi, action, limit, expired
+            )
         except StoreError as exc:
             return exc.error
+    else:
+        blob, count, last, more = _EMPTY_PAGE, 0, None, False
     cursor = last if more else None
     if tx is not None:  # what the page covered, for the conflict check
         version = ctx.txs.version(db)
@@ -177,13 +179,12 @@ def scan(
             tx.reads.note_range(cursor, hi, version)
         else:
             tx.reads.note_range(lo, cursor + b"\x00", version)
-    ctx.answer(msg, ScanResponse(count=page.count, cursor=cursor), page.blob())
+    ctx.answer(msg, ScanResponse(count=count, cursor=cursor), blob)
     return None
 
 
 def _fill(
     max_bytes: int,
-    page: ScanPageWriter,
     store: Store,
     tx: Transaction | None,
     lo: bytes | None,
@@ -191,23 +192,22 @@ def _fill(
     action: Scan,
     limit: int,
     expired: Callable[[bytes], bool] | None,
-) -> tuple[bytes | None, bool]:
-    """Fill ``page`` from one snapshot; (its last key, whether entries remain after it).
+) -> PageRead:
+    """A page from one snapshot: its blob, its count, its last key, whether
+    entries remain after it.
 
     ``expired``: whether a key has expired (invariant 5); None when none can have.
     """
     reverse, keys_only = action.reverse, action.keys_only
-    if (tx is None or not tx.writes) and expired is None:  # the common case: C-speed chunks
-        _, last, more = store.read_page(
+    if (tx is None or not tx.writes) and expired is None:  # the common case: built by the store
+        return store.read_page(
             start=lo,
             stop=hi,
             reverse=reverse,
             include_value=not keys_only,
             limit=limit,
             max_bytes=max_bytes,
-            sink=page.add,
         )
-        return last, more
     committed = _entries(store, lo, hi, reverse=reverse, keys_only=keys_only, expired=expired)
     staged = iter(()) if tx is None else tx.staged_range(lo, hi, reverse=reverse)
     entries = _merged(committed, staged, reverse=reverse, keys_only=keys_only)
@@ -225,11 +225,12 @@ def _fill(
             taken.append((key, value))
     finally:
         committed.close()
+    page = ScanPageWriter(keys_only=keys_only)
     if keys_only:
         page.add([key for key, _ in taken])
     else:  # no value is None here: a staged delete hides its key (see _merged)
         page.add(cast("list[bytes]", list(chain.from_iterable(taken))))
-    return (taken[-1][0] if taken else None), more
+    return page.blob(), page.count, (taken[-1][0] if taken else None), more
 
 
 def _expired_filter(ctx: Context, db: DbKey, store: Store) -> Callable[[bytes], bool] | None:

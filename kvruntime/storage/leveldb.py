@@ -30,7 +30,7 @@ import plyvel
 
 from protocol.messages import IoError, LevelDbError
 
-from .store import PageSink, StoreError, fill_page
+from .store import PageRead, StoreError, fill_page
 
 try:  # the loop of ``write`` in C (_cwrite.c, issue 12); else the Python loop
     from ._cwrite import apply as _apply
@@ -242,11 +242,10 @@ class LevelDbStore:
         include_value: bool,
         limit: int,
         max_bytes: int,
-        sink: PageSink,
-    ) -> tuple[int, bytes | None, bool]:
-        """See ``Store.read_page``. One guarded call: chunks are taken with
-        ``islice`` (C speed), sized from the entries read so far (``fill_page``),
-        so a page of large values reads at most one entry past its byte bound."""
+    ) -> PageRead:
+        """See ``Store.read_page``. One guarded call: ``fill_page`` writes the
+        page's bytes straight from plyvel's iterator (in C where built), and a
+        page of large values reads at most one entry past its byte bound."""
         self._inflight.append(None)
         try:
             if self._closing:
@@ -255,7 +254,7 @@ class LevelDbStore:
                 start=start, stop=stop, reverse=reverse, include_value=include_value
             )
             try:
-                return fill_page(raw, include_value, limit, max_bytes, sink)
+                return fill_page(raw, include_value, limit, max_bytes)
             finally:
                 raw.close()
         except _PLYVEL_ERRORS as exc:

@@ -33,7 +33,7 @@ from protocol.ids import PackageId, validate_db_name
 from protocol.messages import LevelDbError
 
 from .engine import DbKey, NoSuchDb
-from .store import PageSink, Store, StoreError, fill_page, prefix_end
+from .store import PageRead, Store, StoreError, fill_page, prefix_end
 
 __all__ = ["MemoryEngine", "MemoryStore"]
 
@@ -156,11 +156,10 @@ class MemoryStore:
         include_value: bool,
         limit: int,
         max_bytes: int,
-        sink: PageSink,
-    ) -> tuple[int, bytes | None, bool]:
+    ) -> PageRead:
         """See ``Store.read_page``; the page bounds are ``LevelDbStore``'s, by the same code."""
         raw = _entries(self._snapshot(), start, stop, reverse, include_value)
-        return fill_page(raw, include_value, limit, max_bytes, sink)
+        return fill_page(raw, include_value, limit, max_bytes)
 
     def close(self) -> None:
         """Close the store; idempotent. Its entries stay with its engine."""

@@ -71,7 +71,7 @@ from protocol.ids import PackageId, validate_db_name
 from protocol.messages import IoError, KvError, LevelDbError
 
 from .engine import DbKey, NoSuchDb, StorageUnavailable
-from .store import NotAtHand, PageSink, StoreError, fill_page, prefix_end
+from .store import NotAtHand, PageRead, StoreError, fill_page, prefix_end
 
 __all__ = ["RedisClusterEngine", "RedisStore", "parse_url"]
 
@@ -322,8 +322,7 @@ class RedisStore:
         include_value: bool,
         limit: int,
         max_bytes: int,
-        sink: PageSink,
-    ) -> tuple[int, bytes | None, bool]:
+    ) -> PageRead:
         """See ``Store.read_page``: the page is fetched in one script (one snapshot)."""
         self._check()
         wanted: _Range = (start, stop, reverse, include_value)
@@ -336,7 +335,7 @@ class RedisStore:
                     raise StoreError(self._fetch_error)
                 raise NotAtHand(self, ("range", wanted, limit + 1))
             found = cached
-        return fill_page(iter(found.entries), include_value, limit, max_bytes, sink)
+        return fill_page(iter(found.entries), include_value, limit, max_bytes)
 
     def close(self) -> None:
         """Close the store; idempotent. Its data stays in the cluster."""

@@ -19,15 +19,33 @@ import bisect
 import itertools
 import operator
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any, Literal, Protocol, TypeAlias, overload
+from typing import Any, Final, Literal, Protocol, TypeAlias, overload
 
+from protocol.blobs import ScanPageWriter
 from protocol.messages import IoError, LevelDbError
 
-__all__ = ["NotAtHand", "PageSink", "Store", "StoreError", "fill_page", "prefix_end"]
+try:
+    from . import _cpage
+except ImportError:  # not built (no compiler at install): fill_page_py alone
+    _cpage = None  # type: ignore[assignment]
 
-#: Takes the entries of a page a chunk at a time, flat: ``[key, value, key, value, ...]``,
-#: or ``[key, ...]`` without values.
-PageSink: TypeAlias = Callable[[list[bytes]], None]
+__all__ = [
+    "HAVE_C_PAGE",
+    "NotAtHand",
+    "PageRead",
+    "Store",
+    "StoreError",
+    "fill_page",
+    "fill_page_py",
+    "prefix_end",
+]
+
+#: A page read: its blob (``protocol.blobs``' scan page), how many entries it
+#: holds, the last one's key (None if none) and whether more remain after it.
+PageRead: TypeAlias = tuple[bytes, int, bytes | None, bool]
+
+#: Whether pages are built by the compiled twin of ``fill_page_py`` (``_cpage.c``).
+HAVE_C_PAGE: Final = _cpage is not None
 
 
 class StoreError(Exception):
@@ -118,15 +136,15 @@ class Store(Protocol):
         include_value: bool,
         limit: int,
         max_bytes: int,
-        sink: PageSink,
-    ) -> tuple[int, bytes | None, bool]:
-        """Up to ``limit`` entries of ``start <= key < stop`` from one snapshot.
+    ) -> PageRead:
+        """Up to ``limit`` entries of ``start <= key < stop`` from one snapshot, as a page.
 
-        The entries go to ``sink`` in order, a chunk at a time, flat: keys and
-        values interleaved, or keys alone when ``include_value`` is false. Stops once they hold
-        more than ``max_bytes`` (keys plus values; a first entry is taken
-        whatever its size). Returns how many entries, the last one's key (None
-        if none), and whether more remain.
+        The page is the scan page blob of ``protocol.blobs``, in order: keys
+        and values interleaved, or keys alone when ``include_value`` is false.
+        It stops before the entry that would take it past ``max_bytes`` (keys
+        plus values; a first entry is taken whatever its size). Returns the
+        blob, how many entries, the last one's key (None if none), and whether
+        more remain (``fill_page``'s rule, which every engine uses).
         """
         ...
 
@@ -147,17 +165,37 @@ def prefix_end(prefix: bytes) -> bytes | None:
 _MAX_CHUNK = 256
 
 
-def fill_page(
-    raw: Iterator[Any], include_value: bool, limit: int, max_bytes: int, sink: PageSink
-) -> tuple[int, bytes | None, bool]:
-    """Fill a page from ``raw`` (an engine's iterator of entries in key order:
-    ``(key, value)`` pairs, or keys alone without ``include_value``) the way
-    ``Store.read_page`` promises, so every engine bounds its pages alike.
-
-    Entries go to ``sink`` in flat chunks that grow while entries of twice the
-    last chunk's mean size would fit; returns how many entries, the last
-    one's key and whether more remain.
+def fill_page(raw: Iterator[Any], include_value: bool, limit: int, max_bytes: int) -> PageRead:
+    """A page from ``raw`` (an engine's iterator of entries in key order:
+    ``(key, value)`` pairs of bytes, or keys alone without ``include_value``)
+    the way ``Store.read_page`` promises, so every engine bounds its pages
+    alike: in C (``_cpage.c``: the page's bytes written straight from the
+    entries) where built, else ``fill_page_py``, the reference. Both read at
+    most one entry past the page.
     """
+    if _cpage is not None:
+        return _cpage.fill_page(raw, include_value, limit, max_bytes)
+    return fill_page_py(raw, include_value, limit, max_bytes)
+
+
+def fill_page_py(raw: Iterator[Any], include_value: bool, limit: int, max_bytes: int) -> PageRead:
+    """``fill_page`` in Python: the reference of the compiled twin, and its fallback.
+
+    Entries are packed in flat chunks that grow while entries of twice the
+    last chunk's mean size would fit.
+    """
+    page = ScanPageWriter(keys_only=not include_value)
+    count, last, more = _fill_chunks(raw, include_value, limit, max_bytes, page.add)
+    return page.blob(), count, last, more
+
+
+def _fill_chunks(
+    raw: Iterator[Any],
+    include_value: bool,
+    limit: int,
+    max_bytes: int,
+    sink: Callable[[list[bytes]], None],
+) -> tuple[int, bytes | None, bool]:
     width = 2 if include_value else 1  # items per entry in a flat chunk
     count, size, chunk = 0, 0, 1
     last: bytes | None = None

@@ -12,6 +12,7 @@ from kvruntime.storage.databases import Databases
 from kvruntime.storage.engine import Engine, NoSuchDb
 from kvruntime.storage.memory import MemoryEngine
 from kvruntime.storage.store import StoreError
+from protocol.blobs import decode_scan_page
 from protocol.ids import IdError, PackageId
 from protocol.messages import LevelDbError
 
@@ -32,17 +33,11 @@ def test_iterate_and_read_page_read_one_snapshot(engine: Engine) -> None:
     assert next(entries) == (b"a", b"1")
     store.write([(b"b", None), (b"bb", b"new"), (b"c", b"changed")])
     assert list(entries) == [(b"b", b"2"), (b"c", b"3")]  # the snapshot of the call
-    got: list[bytes] = []
-    assert store.read_page(
-        start=b"b",
-        stop=None,
-        reverse=True,
-        include_value=True,
-        limit=5,
-        max_bytes=99,
-        sink=got.extend,
-    ) == (2, b"bb", False)
-    assert got == [b"c", b"changed", b"bb", b"new"]
+    blob, count, last, more = store.read_page(
+        start=b"b", stop=None, reverse=True, include_value=True, limit=5, max_bytes=99
+    )
+    assert (count, last, more) == (2, b"bb", False)
+    assert decode_scan_page(blob, count, keys_only=False) == [(b"c", b"changed"), (b"bb", b"new")]
     assert list(store.iterate(prefix=b"b", include_value=False)) == [b"bb"]
 
 
