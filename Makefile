@@ -18,7 +18,7 @@ $(VENV_STAMP):
 	touch $(VENV_STAMP)
 
 # The compiled helpers (setup.py, issue 12): a changed C source reinstalls, which rebuilds it.
-EXT_SOURCES := setup.py $(wildcard protocol/*.c kvruntime/*/*.c)
+EXT_SOURCES := setup.py $(wildcard protocol/*.c protocol/*.h kvruntime/*/*.c)
 
 # `make run` needs the package alone: no server, no test or benchmark tools.
 $(RUN_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES)

@@ -21,68 +21,18 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef struct {
-    const unsigned char *p;
-    const unsigned char *end;
-} reader;
-
-static inline int
-read_be(reader *r, Py_ssize_t size, uint64_t *out)
-{
-    if (r->end - r->p < size)
-        return -1;
-    uint64_t n = 0;
-    for (Py_ssize_t i = 0; i < size; i++)
-        n = (n << 8) | r->p[i];
-    r->p += size;
-    *out = n;
-    return 0;
-}
-
-/* An array header: its length in *n; -1 if the next object is no array. */
-static int
-read_array(reader *r, uint64_t *n)
-{
-    if (r->p >= r->end)
-        return -1;
-    unsigned char b = *r->p++;
-    if ((b & 0xf0) == 0x90) {
-        *n = b & 0x0f;
-        return 0;
-    }
-    if (b == 0xdc)
-        return read_be(r, 2, n);
-    if (b == 0xdd)
-        return read_be(r, 4, n);
-    return -1;
-}
+#include "_cmsgpack.h"
 
 /* A bin, as a new bytes object; NULL without an exception if the next
  * object is no bin or runs past the end, NULL with one (memory) else. */
 static PyObject *
-read_bin(reader *r)
+bin_object(reader *r)
 {
-    if (r->p >= r->end)
+    const unsigned char *start;
+    Py_ssize_t size;
+    if (read_bin(r, 0, &start, &size) < 0)
         return NULL;
-    unsigned char b = *r->p++;
-    uint64_t size;
-    if (b == 0xc4) {
-        if (read_be(r, 1, &size) < 0)
-            return NULL;
-    } else if (b == 0xc5) {
-        if (read_be(r, 2, &size) < 0)
-            return NULL;
-    } else if (b == 0xc6) {
-        if (read_be(r, 4, &size) < 0)
-            return NULL;
-    } else {
-        return NULL;
-    }
-    if ((uint64_t)(r->end - r->p) < size)
-        return NULL;
-    PyObject *out = PyBytes_FromStringAndSize((const char *)r->p, (Py_ssize_t)size);
-    r->p += size;
-    return out;
+    return PyBytes_FromStringAndSize((const char *)start, size);
 }
 
 static PyObject *
@@ -119,7 +69,7 @@ decode_scan_page(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (page == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
-        PyObject *key = read_bin(&r);
+        PyObject *key = bin_object(&r);
         if (key == NULL)
             goto refused;
         PyObject *value;
@@ -127,7 +77,7 @@ decode_scan_page(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             value = Py_None;
             Py_INCREF(value);
         } else {
-            value = read_bin(&r);
+            value = bin_object(&r);
             if (value == NULL) {
                 Py_DECREF(key);
                 goto refused;
