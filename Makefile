@@ -20,8 +20,17 @@ $(VENV_STAMP):
 # The compiled helpers (setup.py, issue 12): a changed C source reinstalls, which rebuilds it.
 EXT_SOURCES := setup.py $(wildcard protocol/*.c protocol/*.h kvruntime/*/*.c)
 
+# The extensions need a C compiler and Python's headers: Debian's gcc (and
+# python3-dev when the interpreter has no Python.h) when missing. Without them
+# pip falls back to the Python twins, and the suite's tests of the build fail.
+C_TOOLCHAIN = command -v cc >/dev/null 2>&1 && \
+	$(PY) -c "import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" || \
+	{ apt-get update -qq && apt-get install -y -qq gcc python3-dev >/dev/null; } || \
+	echo "no C compiler could be installed: kvruntime runs on its pure-Python blob code"
+
 # `make run` needs the package alone: no server, no test or benchmark tools.
 $(RUN_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES)
+	@$(C_TOOLCHAIN)
 	$(PY) -m pip install --quiet -e .
 	touch $(RUN_STAMP)
 
@@ -29,6 +38,7 @@ $(RUN_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES)
 # chart, profiler), since the suite tests the benchmark harness and mypy
 # checks benchmarks/ against their real types.
 $(DEV_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES)
+	@$(C_TOOLCHAIN)
 	$(PY) -m pip install --quiet -e '.[dev,bench,network]'
 	touch $(DEV_STAMP)
 
