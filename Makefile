@@ -18,7 +18,7 @@ $(VENV_STAMP):
 	touch $(VENV_STAMP)
 
 # The compiled helpers (setup.py, issue 12): a changed C source reinstalls, which rebuilds it.
-EXT_SOURCES := setup.py $(wildcard protocol/*.c protocol/*.h kvruntime/*/*.c)
+EXT_SOURCES := setup.py $(wildcard protocol/*.c kvruntime/*/*.c)
 
 # The extensions need a C compiler and Python's headers: Debian's gcc (and
 # python3-dev when the interpreter has no Python.h) when missing. Without them

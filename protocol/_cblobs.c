@@ -1,4 +1,5 @@
-/* protocol._cblobs: the batch blobs of protocol/blobs.py, read and written in C.
+/* protocol._cblobs: the batch blobs and scan pages of protocol/blobs.py, read and
+ * written in C.
  *
  * Pure functions (no I/O, no global state), each a faster twin of a
  * pure-Python function of blobs.py that stays the reference (and the
@@ -14,10 +15,14 @@
  * - ops_fit(ops, max_key, max_value, reserved): whether every (key, value)
  *   tuple of a list has a bytes key within max_key that sorts below
  *   ``reserved`` and a bytes (or None) value within max_value.
+ * - decode_scan_page(data, count, keys_only): the (key, value) tuples of a
+ *   flat page ``[bin key, bin value, ...]`` (``(key, None)`` from
+ *   ``[bin key, ...]`` when keys_only), or None when blobs.py would refuse it.
  *
  * Decoding is exactly as strict as blobs.py's: exactly ``count`` entries, each
  * an array of two (any array format), bin in every position (nil for a
- * delete's value), nothing after the array. Every read is bounds-checked
+ * delete's value), nothing after the array; a page is one array of exactly
+ * ``2 * count`` bins (``count`` when keys_only). Every read is bounds-checked
  * against the end of the buffer before it happens. A refused blob gives None
  * (never an exception of ours): blobs.py then runs its Python decoder on it,
  * which raises DecodeError with its own message, so both paths fail alike.
@@ -39,7 +44,71 @@ check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t expected)
 
 /* --- reading ---------------------------------------------------------------- */
 
-#include "_cmsgpack.h"
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+} reader;
+
+static inline int
+read_be(reader *r, Py_ssize_t size, uint64_t *out)
+{
+    if (r->end - r->p < size)
+        return -1;
+    uint64_t n = 0;
+    for (Py_ssize_t i = 0; i < size; i++)
+        n = (n << 8) | r->p[i];
+    r->p += size;
+    *out = n;
+    return 0;
+}
+
+/* An array header: its length in *n; -1 if the next object is no array. */
+static inline int
+read_array(reader *r, uint64_t *n)
+{
+    if (r->p >= r->end)
+        return -1;
+    unsigned char b = *r->p++;
+    if ((b & 0xf0) == 0x90) {
+        *n = b & 0x0f;
+        return 0;
+    }
+    if (b == 0xdc)
+        return read_be(r, 2, n);
+    if (b == 0xdd)
+        return read_be(r, 4, n);
+    return -1;
+}
+
+/* A bin (or, if nil_ok, a nil: then *start is NULL); -1 for anything else. */
+static inline int
+read_bin(reader *r, int nil_ok, const unsigned char **start, Py_ssize_t *size)
+{
+    if (r->p >= r->end)
+        return -1;
+    unsigned char b = *r->p++;
+    uint64_t n;
+    int rc;
+    if (b == 0xc4)
+        rc = read_be(r, 1, &n);
+    else if (b == 0xc5)
+        rc = read_be(r, 2, &n);
+    else if (b == 0xc6)
+        rc = read_be(r, 4, &n);
+    else if (b == 0xc0 && nil_ok) {
+        *start = NULL;
+        *size = 0;
+        return 0;
+    }
+    else
+        return -1;
+    if (rc < 0 || (uint64_t)(r->end - r->p) < n)
+        return -1;
+    *start = r->p;
+    *size = (Py_ssize_t)n;
+    r->p += n;
+    return 0;
+}
 
 /* The checks of the whole blob, with nothing built: 0 if well formed, else -1. */
 static int
@@ -328,9 +397,94 @@ ops_fit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_TRUE;
 }
 
+/* --- scan pages: [bin key, bin value, ...] or [bin key, ...] (keys only) --- */
+
+/* A bin, as a new bytes object; NULL without an exception if the next
+ * object is no bin or runs past the end, NULL with one (memory) else. */
+static PyObject *
+bin_object(reader *r)
+{
+    const unsigned char *start;
+    Py_ssize_t size;
+    if (read_bin(r, 0, &start, &size) < 0)
+        return NULL;
+    return PyBytes_FromStringAndSize((const char *)start, size);
+}
+
+static PyObject *
+decode_scan_page(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "decode_scan_page expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *data = args[0];
+    int keys_only = PyObject_IsTrue(args[2]);
+    if (keys_only < 0)
+        return NULL;
+    if (!PyBytes_Check(data) || !PyLong_Check(args[1]))
+        Py_RETURN_NONE;
+    int overflow = 0;
+    long long count = PyLong_AsLongLongAndOverflow(args[1], &overflow);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    /* a count no page of this buffer can hold: the reference refuses it */
+    if (overflow || count < 0 || count > (long long)PyBytes_GET_SIZE(data))
+        Py_RETURN_NONE;
+
+    reader r;
+    r.p = (const unsigned char *)PyBytes_AS_STRING(data);
+    r.end = r.p + PyBytes_GET_SIZE(data);
+    uint64_t items;
+    if (read_array(&r, &items) < 0)
+        Py_RETURN_NONE;
+    if (items != (uint64_t)(keys_only ? count : 2 * count))
+        Py_RETURN_NONE;
+
+    PyObject *page = PyList_New((Py_ssize_t)count);
+    if (page == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
+        PyObject *key = bin_object(&r);
+        if (key == NULL)
+            goto refused;
+        PyObject *value;
+        if (keys_only) {
+            value = Py_None;
+            Py_INCREF(value);
+        } else {
+            value = bin_object(&r);
+            if (value == NULL) {
+                Py_DECREF(key);
+                goto refused;
+            }
+        }
+        PyObject *entry = PyTuple_New(2);
+        if (entry == NULL) {
+            Py_DECREF(key);
+            Py_DECREF(value);
+            goto refused;
+        }
+        PyTuple_SET_ITEM(entry, 0, key);
+        PyTuple_SET_ITEM(entry, 1, value);
+        PyList_SET_ITEM(page, i, entry); /* the list's unset items are NULL: safe to free */
+    }
+    if (r.p != r.end) /* trailing bytes */
+        goto refused;
+    return page;
+refused:
+    Py_DECREF(page);
+    if (PyErr_Occurred()) /* out of memory: that is not a refusal */
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* --- the module ------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
+    {"decode_scan_page", (PyCFunction)(void (*)(void))decode_scan_page, METH_FASTCALL,
+     "decode_scan_page(data, count, keys_only): the page's (key, value) list, or None if "
+     "refused."},
     {"decode_items", (PyCFunction)(void (*)(void))decode_items, METH_FASTCALL,
      "decode_items(data, count): the pairs of a [[bin, bin], ...] blob, or None if refused."},
     {"decode_writes", (PyCFunction)(void (*)(void))decode_writes, METH_FASTCALL,

@@ -1,4 +1,4 @@
-"""Types of ``_cblobs.c``: the batch blobs of ``blobs.py``, read and written in C."""
+"""Types of ``_cblobs.c``: the batch blobs and scan pages of ``blobs.py``, in C."""
 
 from typing import Any
 
@@ -17,3 +17,8 @@ def encode_writes(writes: list[Any], max_key: int, max_value: int, /) -> bytes |
 def ops_fit(ops: list[Any], max_key: int, max_value: int, reserved: bytes, /) -> bool:
     """Every op an exact (bytes key < reserved within max_key, bytes value within
     max_value or None) tuple."""
+
+def decode_scan_page(
+    data: object, count: int, keys_only: bool, /
+) -> list[tuple[bytes, bytes | None]] | None:
+    """The ``count`` entries of a flat page blob, or None if the reference would refuse it."""

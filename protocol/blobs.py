@@ -10,7 +10,7 @@ body says how many (``count``). The shapes:
 - optional values (GetMany's answer): ``[bin | nil, ...]``;
 - a scan page: ``[bin key, bin value, bin key, bin value, ...]`` (flat: no
   array per entry, so neither side builds or checks one), or ``[bin key, ...]``
-  when keys only; decoded in C where built (``_cscan.c``, issue 12), the
+  when keys only; decoded in C where built (``_cblobs.c``, issue 12), the
   Python decoder its reference;
 - compare-and-swap: ``[expected: bin | nil, new: bin | nil]``.
 
@@ -45,21 +45,12 @@ try:
 except ImportError:  # not built (no compiler at install): the Python functions alone
     _c = None  # type: ignore[assignment]
 
-try:
-    from . import _cscan
-except ImportError:  # not built (no compiler at install): decode_scan_page_py alone
-    _cscan = None  # type: ignore[assignment]
-
-#: Whether the compiled twin of the batch blobs is in use (``_cblobs.c``).
+#: Whether the compiled twin of the batch blobs and scan pages is in use (``_cblobs.c``).
 HAVE_C: Final = _c is not None
-
-#: Whether scan pages are decoded by the compiled twin of ``decode_scan_page_py``.
-HAVE_C_SCAN: Final = _cscan is not None
 
 __all__ = [
     "CHANGE_KINDS",
     "HAVE_C",
-    "HAVE_C_SCAN",
     "ScanPageWriter",
     "decode_cas",
     "decode_changes",
@@ -310,12 +301,12 @@ def decode_scan_page(
 ) -> list[tuple[bytes, bytes | None]]:
     """``count`` entries of a page; the value is None for every entry when ``keys_only``.
 
-    Decoded in C (``_cscan.c``: the page's tuples built straight from its
+    Decoded in C (``_cblobs.c``: the page's tuples built straight from its
     bytes) where built; a page the C twin refuses is decoded again by
     ``decode_scan_page_py``, the reference, so the DecodeError is its own.
     """
-    if _cscan is not None:
-        page = _cscan.decode_scan_page(data, count, keys_only)
+    if _c is not None:
+        page = _c.decode_scan_page(data, count, keys_only)
         if page is not None:
             return page
     return decode_scan_page_py(data, count, keys_only=keys_only)

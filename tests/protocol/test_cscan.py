@@ -1,4 +1,4 @@
-"""The C decoder of scan pages (``protocol/_cscan.c``) against its Python reference.
+"""The C decoder of scan pages (``protocol/_cblobs.c``) against its Python reference.
 
 Both run on the same inputs, well-formed pages and malformed ones (cut
 short, trailing bytes, wrong types, wrong counts, lengths past the end, any
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from protocol import _cscan
-from protocol.blobs import HAVE_C_SCAN, decode_scan_page, decode_scan_page_py, encode_scan_page
+from protocol import _cblobs
+from protocol.blobs import HAVE_C, decode_scan_page, decode_scan_page_py, encode_scan_page
 from protocol.codec import DecodeError
 
 entries = st.lists(
@@ -50,7 +50,7 @@ values = st.recursive(
 def test_the_c_twin_is_built() -> None:
     # `pip install -e .` builds it here (gcc and Python.h are on this machine):
     # a build that silently failed would leave the slow path alone, unnoticed.
-    assert HAVE_C_SCAN
+    assert HAVE_C
 
 
 def outcome(data: bytes, count: int, keys_only: bool) -> tuple[str, object]:
@@ -63,7 +63,7 @@ def outcome(data: bytes, count: int, keys_only: bool) -> tuple[str, object]:
 
 def assert_same(data: bytes, count: int, keys_only: bool) -> None:
     expected = outcome(data, count, keys_only)
-    raw = _cscan.decode_scan_page(data, count, keys_only)
+    raw = _cblobs.decode_scan_page(data, count, keys_only)
     if expected[0] == "ok":
         assert raw == expected[1]
         assert raw is not None
@@ -134,7 +134,7 @@ def test_any_bytes_are_read_alike(data: bytes, count: int, keys_only: bool) -> N
 
 def test_a_blob_that_is_not_bytes_is_refused_alike() -> None:
     for data in (bytearray(b"\x90"), memoryview(b"\x90"), None, "x"):
-        assert _cscan.decode_scan_page(data, 0, False) is None
+        assert _cblobs.decode_scan_page(data, 0, False) is None
         with pytest.raises(DecodeError, match="a blob is bytes"):
             decode_scan_page(data, 0, keys_only=False)  # type: ignore[arg-type]
 
@@ -146,13 +146,13 @@ def test_many_decodes_hold_no_memory() -> None:
     blob = encode_scan_page(page, keys_only=False)
     bad = blob[:-1]
     for _ in range(50):  # warm up the allocator and the caches
-        _cscan.decode_scan_page(blob, 200, False)
+        _cblobs.decode_scan_page(blob, 200, False)
     gc.collect()
     refs, objects = sys.getrefcount(blob), len(gc.get_objects())
     for _ in range(5000):
-        assert _cscan.decode_scan_page(blob, 200, False) == page
-        assert _cscan.decode_scan_page(bad, 200, False) is None
-        assert _cscan.decode_scan_page(blob, 200, True) is None
+        assert _cblobs.decode_scan_page(blob, 200, False) == page
+        assert _cblobs.decode_scan_page(bad, 200, False) is None
+        assert _cblobs.decode_scan_page(blob, 200, True) is None
     gc.collect()
     assert sys.getrefcount(blob) == refs
     assert len(gc.get_objects()) - objects < 100  # tuples are tracked: a leak is 1M
