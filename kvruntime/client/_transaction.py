@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar, overload
 
-from protocol.blobs import encode_writes, encode_writes_within
+from protocol.blobs import encode_writes
 from protocol.messages import (
     BeginTx,
     BeginTxResponse,
@@ -51,7 +51,7 @@ from protocol.messages import (
 )
 from protocol.messages import KeyNotFound as KeyNotFoundError
 
-from ._checks import encoded, ttl_ms
+from ._checks import encoded, ttl_ms, writes_blob
 from .codecs import BytesCodec, Codec
 from .errors import KeyNotFound, KvError, TransactionConflict, UnexpectedResponse, check_pair_sizes
 
@@ -233,14 +233,12 @@ class Transaction(Generic[K, V]):
             # Sizes as kv would judge them, before anything is sent (a refusal here
             # rolls the server transaction back like any refused commit).
             ops = list(writes.items())
-            if not ttls and self._tx_id is None and 0 < len(ops) <= self._max_batch:
-                # The common block: exact bytes within the limits are checked and
-                # packed in one C call (blobs.encode_writes_within), one WriteBatch.
-                blob = encode_writes_within(ops, self._max_key, self._max_value)
-                if blob is not None:
-                    await self._ok(WriteBatch(tx_id=None, count=len(ops)), blob)
-                    return
-            check_pair_sizes(ops, self._max_key, self._max_value)
+            if not ttls and self._tx_id is None and len(ops) <= self._max_batch:
+                if ops:  # one atomic batch, checked as it is packed; no server transaction
+                    count, blob = writes_blob(ops, self._max_key, self._max_value)
+                    await self._ok(WriteBatch(tx_id=None, count=count), blob)
+                return
+            check_pair_sizes(ops, self._max_key, self._max_value)  # more than one request
             if ttls:  # staged one by one in the server transaction, then committed
                 ops = await self._stage_expiring(ops, ttls)
             await self._commit(ops)
@@ -251,11 +249,9 @@ class Transaction(Generic[K, V]):
             raise
 
     async def _commit(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        """Commit ``writes`` through the server transaction, in batches of at most
+        ``max_batch`` (the last one with the commit)."""
         chunk = self._max_batch
-        if self._tx_id is None and len(writes) <= chunk:
-            if writes:  # one atomic batch; no server transaction needed
-                await self._ok(WriteBatch(tx_id=None, count=len(writes)), encode_writes(writes))
-            return
         tx_id = await self._server_tx()
         last = max(0, len(writes) - chunk)
         for start in range(0, last, chunk):
