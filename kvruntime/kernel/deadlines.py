@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+import time
+from collections.abc import Callable
 from typing import TypeAlias
 
 from protocol.ids import Address
@@ -47,10 +49,18 @@ _heappush = heapq.heappush
 _Entry = tuple[float, int, Address, float]
 
 
+def _clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop.time``, or the C function it returns, ``time.monotonic``, where that
+    is plain asyncio's (its ``time`` is a Python method: a frame per request)."""
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
+
+
 class Deadlines:
     """Fails the futures in ``waiters`` (request id -> future, answerer) whose deadline passed."""
 
-    __slots__ = ("_bound", "_heap", "_timer", "_timer_at", "_waiters")
+    __slots__ = ("_bound", "_heap", "_loop", "_now", "_timer", "_timer_at", "_waiters")
 
     def __init__(self, waiters: dict[int, Waiter]) -> None:
         self._waiters = waiters
@@ -59,6 +69,9 @@ class Deadlines:
         self._bound = _SLACK
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        #: The loop of the last ``add`` and its clock (``_clock``).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._now: Callable[[], float] = time.monotonic
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -67,7 +80,9 @@ class Deadlines:
         self, loop: asyncio.AbstractEventLoop, request_id: int, target: Address, timeout: float
     ) -> None:
         """Fail ``waiters[request_id]`` if it is still pending ``timeout`` seconds from now."""
-        deadline = loop.time() + timeout
+        if loop is not self._loop:
+            self._loop, self._now = loop, _clock(loop)
+        deadline = self._now() + timeout
         if len(self._heap) > self._bound:
             self._prune()
         _heappush(self._heap, (deadline, request_id, target, timeout))

@@ -149,7 +149,7 @@ class ProcessContext:
         )
         target_slot = bus.check_request(slot, request)
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Response] = loop.create_future()
+        waiter: asyncio.Future[Response] = asyncio.Future(loop=loop)  # as mailbox.py's
         slot.waiters[request.id] = (waiter, target_slot.address)
         slot.deadlines.add(loop, request.id, request.target, timeout)
         try:

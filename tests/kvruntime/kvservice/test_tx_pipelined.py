@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import anyio
 import pytest
 
@@ -519,3 +521,52 @@ async def test_oversized_writes_are_refused_before_anything_is_sent(rt: Runtime)
         assert await db.get_many([b"ok", b"a"]) == [None, None]
 
     await run_as(rt, "app:limits:pub.os", body)
+
+
+# --- a model of the buffer: random stagings, committed, read back -------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_random_stagings_commit_as_a_model_of_the_buffer(rt: Runtime, seed: int) -> None:
+    """Random sets, deletes and TTL sets over a few keys (with repeats, so the last
+    write of a key wins), sometimes a read of the buffer or of the server on the
+    way: what the db holds after each commit is what a dict model says, and each
+    read saw the model's value at that point. Guards any change of how the
+    transaction stages its writes (issue 12, stop 24)."""
+    rng = random.Random(seed)
+    keys = [b"k%d" % i for i in range(12)]
+
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, ctx.package_id, "t")
+        model: dict[bytes, bytes] = {}
+        expiring: set[bytes] = set()
+        for round_ in range(8):
+            staged = dict(model)
+            staged_ttl = set(expiring)
+            async with db.transaction(max_batch_items=rng.choice((5, 50))) as tx:
+                for step in range(rng.randrange(0, 70)):
+                    key = rng.choice(keys)
+                    roll = rng.random()
+                    if roll < 0.2:
+                        tx.delete(key)
+                        staged.pop(key, None)
+                        staged_ttl.discard(key)
+                    elif roll < 0.3:
+                        value = b"t%d.%d" % (round_, step)
+                        tx.set(key, value, ttl=1000)
+                        staged[key] = value
+                        staged_ttl.add(key)
+                    elif roll < 0.35:
+                        assert await tx.get(key, None) == staged.get(key)
+                    else:
+                        value = b"v%d.%d" % (round_, step) * rng.randrange(1, 4)
+                        tx.set(key, value)
+                        staged[key] = value
+                        staged_ttl.discard(key)
+            model, expiring = staged, staged_ttl
+            assert dict([i async for i in db.scan()]) == model
+            for key in keys:
+                ttl = await db.ttl(key) if key in model else None
+                assert (ttl is not None) == (key in expiring), key
+
+    await run_as(rt, OWNER, body)
