@@ -11,7 +11,8 @@
  * (``self.load(items)`` then returns the first), or calls ``self.finish()``
  * and raises StopAsyncIteration at the end of the range.
  *
- * Invariants: ``items`` is NULL or a list and ``0 <= pos``; once ``done``
+ * Invariants: ``items`` is NULL or a list (a tuple page is copied into one; any other
+ * page is a TypeError, which ends the iteration) and ``0 <= pos``; once ``done``
  * (the range read, an error raised mid-scan, or ``aclose``) every
  * ``__anext__`` raises StopAsyncIteration and no page is held. ``busy`` is
  * set by the refill coroutine while it awaits a page: a second concurrent
@@ -29,6 +30,7 @@
 typedef struct {
     PyObject_HEAD
     PyObject *item; /* the entry its await returns; NULL once handed out */
+    char stop;      /* its await raises StopAsyncIteration instead (item is NULL) */
 } Ready;
 
 static PyTypeObject ReadyType;
@@ -40,8 +42,9 @@ ready_new(PyObject *item)
     if (self == NULL) {
         return NULL;
     }
-    Py_INCREF(item);
+    Py_XINCREF(item);
     self->item = item;
+    self->stop = 0;
     PyObject_GC_Track(self);
     return self;
 }
@@ -76,9 +79,14 @@ ready_await(Ready *self)
 }
 
 static int
-ready_spent(void)
+ready_spent(Ready *self)
 {
-    PyErr_SetString(PyExc_RuntimeError, "this entry was already awaited");
+    if (self->stop) {
+        PyErr_SetNone(PyExc_StopAsyncIteration);
+    }
+    else {
+        PyErr_SetString(PyExc_RuntimeError, "this entry was already awaited");
+    }
     return -1;
 }
 
@@ -87,7 +95,7 @@ static PySendResult
 ready_send(Ready *self, PyObject *arg, PyObject **result)
 {
     if (self->item == NULL) {
-        ready_spent();
+        ready_spent(self);
         *result = NULL;
         return PYGEN_ERROR;
     }
@@ -102,7 +110,7 @@ ready_next(Ready *self)
 {
     PyObject *item = self->item;
     if (item == NULL) {
-        ready_spent();
+        ready_spent(self);
         return NULL;
     }
     self->item = NULL;
@@ -115,6 +123,52 @@ ready_next(Ready *self)
     }
     return NULL;
 }
+
+/* ``send(value)``: as ``__next__`` (the value is ignored, as a just-started coroutine's None). */
+static PyObject *
+ready_send_method(Ready *self, PyObject *unused)
+{
+    return ready_next(self);
+}
+
+/* ``throw(exc)``: a Ready never suspends, so the exception is raised at once, as into a
+ * just-started coroutine; the entry is dropped. */
+static PyObject *
+ready_throw(Ready *self, PyObject *args)
+{
+    PyObject *typ, *val = NULL, *tb = NULL;
+    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) {
+        return NULL;
+    }
+    Py_CLEAR(self->item);
+    if (PyExceptionInstance_Check(typ)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    }
+    else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, val == NULL ? Py_None : val);
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "throw() takes an exception");
+    }
+    return NULL;
+}
+
+/* ``close()``: the entry is dropped, unawaited. */
+static PyObject *
+ready_close(Ready *self, PyObject *unused)
+{
+    Py_CLEAR(self->item);
+    Py_RETURN_NONE;
+}
+
+/* send/throw/close make a Ready a collections.abc.Coroutine, as an async generator's
+ * ``__anext__`` awaitable is: asyncio.create_task(anext(scan)) takes either. */
+static PyMethodDef ready_methods[] = {
+    {"send", (PyCFunction)ready_send_method, METH_O, "send(value) -> raises StopIteration(entry)."},
+    {"throw", (PyCFunction)ready_throw, METH_VARARGS, "throw(exc) -> raises exc; the entry is dropped."},
+    {"close", (PyCFunction)ready_close, METH_NOARGS, "close() -> None; the entry is dropped."},
+    {NULL, NULL, 0, NULL},
+};
 
 static PyAsyncMethods ready_async = {
     .am_await = (unaryfunc)ready_await,
@@ -133,6 +187,7 @@ static PyTypeObject ReadyType = {
     .tp_as_async = &ready_async,
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)ready_next,
+    .tp_methods = ready_methods,
 };
 
 /* ---- Entries: the iterator over a range's pages ---- */
@@ -236,8 +291,13 @@ entries_anext(Entries *self)
         return ready_for(self, PyList_GET_ITEM(items, self->pos++));
     }
     if (self->done || self->refill == NULL) {
-        PyErr_SetNone(PyExc_StopAsyncIteration);
-        return NULL;
+        /* Raised on await, not here: builtins.anext(it, default) takes no NULL from
+         * __anext__ (CPython 3.11 crashes), and an async generator raises it on await too. */
+        Ready *stop = ready_new(NULL);
+        if (stop != NULL) {
+            stop->stop = 1;
+        }
+        return (PyObject *)stop;
     }
     Py_CLEAR(self->items); /* spent: memory holds the next page alone */
     return PyObject_CallFunctionObjArgs(self->refill, (PyObject *)self, self->fetch, NULL);
@@ -246,15 +306,30 @@ entries_anext(Entries *self)
 static PyObject *
 entries_load(Entries *self, PyObject *items)
 {
-    if (!PyList_CheckExact(items) || PyList_GET_SIZE(items) == 0) {
-        PyErr_SetString(PyExc_TypeError, "load() takes a non-empty list of entries");
-        return NULL;
-    }
     if (self->done) {
         PyErr_SetNone(PyExc_StopAsyncIteration);
         return NULL;
     }
-    Py_INCREF(items);
+    /* A list is held as it is; a tuple (or a list subclass) is copied into one. */
+    if (PyList_CheckExact(items)) {
+        Py_INCREF(items);
+    }
+    else if (PyList_Check(items) || PyTuple_Check(items)) {
+        items = PySequence_List(items);
+        if (items == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "a page of entries is a list, not %.100s",
+                     Py_TYPE(items)->tp_name);
+        return NULL;
+    }
+    if (PyList_GET_SIZE(items) == 0) {
+        Py_DECREF(items);
+        PyErr_SetString(PyExc_ValueError, "load() takes a page with entries");
+        return NULL;
+    }
     Py_XSETREF(self->items, items);
     self->pos = 1;
     PyObject *first = PyList_GET_ITEM(items, 0);
@@ -284,7 +359,7 @@ entries_aclose(Entries *self, PyObject *unused)
 
 static PyMethodDef entries_methods[] = {
     {"load", (PyCFunction)entries_load, METH_O,
-     "load(items, /) -> the first entry: ``items`` (a non-empty list) becomes the page."},
+     "load(items, /) -> the first entry: ``items`` (a non-empty list or tuple) becomes the page."},
     {"finish", (PyCFunction)entries_finish, METH_NOARGS,
      "finish() -> None: no entry follows; the page is dropped."},
     {"aclose", (PyCFunction)entries_aclose, METH_NOARGS,
