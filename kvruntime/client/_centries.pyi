@@ -14,7 +14,9 @@ class Entries(AsyncIterator[T], Generic[T]):
     def __init__(
         self,
         fetch: Callable[[], Awaitable[list[T] | None]],
-        refill: Callable[[Entries[T], Callable[[], Awaitable[list[T] | None]]], Coroutine[Any, Any, T]],
+        refill: Callable[
+            [Entries[T], Callable[[], Awaitable[list[T] | None]]], Coroutine[Any, Any, T]
+        ],
         /,
     ) -> None: ...
     def __aiter__(self) -> Entries[T]: ...

@@ -15,7 +15,12 @@ the reference and the fallback where the extension is not built
   ``__anext__`` raises StopAsyncIteration);
 - ``aclose()`` ends it; breaking out of ``async for`` leaves no request
   behind, since a page is fetched only inside an awaited ``__anext__``;
-- a second ``__anext__`` while a page is being fetched is a RuntimeError.
+- a second ``__anext__`` while a page is being fetched is a RuntimeError;
+- ``__anext__`` never raises at once: its awaitable does (StopAsyncIteration
+  at the end), so ``anext(it, default)`` works, and the awaitable is a
+  ``collections.abc.Coroutine`` (``asyncio.create_task(anext(it))``);
+- a page is a list or a tuple; any other page is a TypeError (in C) that
+  ends the iteration.
 """
 
 from __future__ import annotations
