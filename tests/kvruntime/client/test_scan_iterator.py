@@ -33,7 +33,7 @@ from protocol.codec import encode_request
 from protocol.ids import KV_PROCESS_ID, PackageId, ProcessId
 from protocol.messages import Get, KvRequest
 from tests.conftest import run_as
-from tests.internals import scan_path, waiting_of
+from tests.internals import queued_answer_bytes, scan_path, waiting_of
 
 pytestmark = pytest.mark.anyio
 
@@ -252,7 +252,9 @@ async def test_a_scan_cancelled_while_blocked_on_a_page_leaves_nothing_behind(
             scan = db.scan(prefix=b"k", page_size=3)
             seen = [await anext(scan) for _ in range(3)]  # the first page
             await ctx.send(KV_PROCESS_ID, get_body(b"big"), expects_response=60)  # unread
-            await anyio.sleep(0.1)  # its answer arrives: over budget, the next page waits
+            with anyio.fail_after(10):  # its answer arrives: over budget, the next page waits
+                while queued_answer_bytes(rt, pid) < 2 * MIB:  # noqa: ASYNC110 (a count)
+                    await anyio.sleep(0.01)
             tasks = asyncio.all_tasks()
             if how == "move_on_after":
                 with anyio.move_on_after(0.3) as scope:
