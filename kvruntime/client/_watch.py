@@ -33,8 +33,8 @@ from collections.abc import AsyncIterator
 from typing import Generic, Literal, cast
 
 import anyio
-import attrs
 
+from protocol._variant import Variant, frozen_value
 from protocol.blobs import decode_changes, decode_items
 from protocol.codec import DecodeError
 from protocol.messages import (
@@ -59,8 +59,8 @@ __all__ = ["Change", "Changes", "KvWatch"]
 POLL_SECONDS = 20.0
 
 
-@attrs.frozen(kw_only=True)
-class Change(Generic[K, V]):
+@frozen_value(kw_only=True)  # attrs' class, built by @variant (issue 15)
+class Change(Variant, Generic[K, V]):
     """One change of a db: ``seq`` increases per db and is never reused."""
 
     seq: int

@@ -46,6 +46,8 @@ from typing import Final
 
 import attrs
 
+from protocol._variant import Variant, frozen_value
+
 from ..storage.store import NotAtHand, Store, prefix_end
 from .reserved import DEADLINE, EXPIRY_INDEX, RESERVED, SETTINGS
 from .transactions import DbKey, Transaction, Transactions
@@ -80,8 +82,8 @@ def deadline_op(key: bytes, deadline: int | None) -> tuple[bytes, bytes | None]:
     return DEADLINE + key, None if deadline is None else _encode(deadline)
 
 
-@attrs.frozen(kw_only=True)
-class TtlPolicy:
+@frozen_value(kw_only=True)  # attrs' class, built by @variant (issue 15)
+class TtlPolicy(Variant):
     """A db's TTL settings: whether keys may have a TTL, and the longest (ms; None: any)."""
 
     enabled: bool = True
