@@ -34,8 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
-
+from protocol._variant import Variant, frozen_value
 from protocol.messages import KvError, OkResponse
 
 if TYPE_CHECKING:
@@ -163,7 +162,7 @@ class KvMetrics:
         from prometheus_client import CollectorRegistry
 
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self))
+        registry.register(_Collector(metrics=self))
         return registry
 
     def _latency_slots(self) -> list[int]:
@@ -249,8 +248,8 @@ _COUNTER_DOCS: Final[dict[str, tuple[str, str | None]]] = {
 }
 
 
-@attrs.frozen
-class _Collector:
+@frozen_value(kw_only=True)  # attrs' class, built by @variant (issue 15)
+class _Collector(Variant):
     """A prometheus_client collector over one recorder."""
 
     metrics: KvMetrics
