@@ -50,6 +50,14 @@ Nothing on a hot path compares or hashes messages (a handler matches on
 the class; a codec table is keyed by the class), which is why these need
 not be generated per class; the ids (``ids.py``) are hashed on every
 send, so they keep attrs' generated methods.
+
+kvruntime's own value types that every process builds at import
+(``KvConfig``, ``TtlPolicy``, kv's action rules, the metrics' collector,
+the client's ``Page`` and ``Change``) are ``@frozen_value(kw_only=True)``
+on ``Variant`` (a generic one on ``Variant, Generic[...]``): to mypy that
+is ``@attrs.frozen(kw_only=True)`` itself, so its attrs plugin types them
+as before (``attrs.evolve`` included); at run time it is ``@variant``.
+tests/kvruntime/test_value_types.py compares each with attrs' class.
 """
 
 from __future__ import annotations
