@@ -97,7 +97,7 @@ class Mailbox(Generic[T]):
             return
         except MailboxFull:
             pass
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = _Future(loop=_running_loop())
         self._putters.append(waiter)
         try:
             await waiter
