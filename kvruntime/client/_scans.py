@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Generic, cast
 
-from protocol._variant import Variant, frozen_value
 from protocol.blobs import decode_scan_page
 from protocol.codec import DecodeError
 from protocol.messages import DeleteRange, DeleteRangeResponse, Scan, ScanResponse
+from protocol.variant import Variant, frozen_value
 
 from ._checks import as_bytes
 from ._core import K, KvCore, V

@@ -34,7 +34,6 @@ from typing import Generic, Literal, cast
 
 import anyio
 
-from protocol._variant import Variant, frozen_value
 from protocol.blobs import decode_changes, decode_items
 from protocol.codec import DecodeError
 from protocol.messages import (
@@ -45,6 +44,7 @@ from protocol.messages import (
     WatchResponse,
 )
 from protocol.messages import WatchEnded as WatchEndedError
+from protocol.variant import Variant, frozen_value
 
 from ..kernel.errors import SendError, SendErrorKind
 from ._checks import as_bytes

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar, cast
 
-from protocol._variant import Variant, frozen_value
 from protocol.ids import ProcessId
 from protocol.messages import (  # keys with a TTL (issue 14)
     BeginTx,
@@ -57,6 +56,7 @@ from protocol.messages import (  # keys with a TTL (issue 14)
     WatchNext,
     WriteBatch,
 )
+from protocol.variant import Variant, frozen_value
 
 from ..kernel.message import Request
 from ..storage.store import Store

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from protocol._variant import Variant, frozen_value
 from protocol.limits import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES
+from protocol.variant import Variant, frozen_value
 
 __all__ = ["KvConfig"]
 

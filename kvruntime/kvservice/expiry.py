@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from protocol._variant import Variant, frozen_value
+from protocol.variant import Variant, frozen_value
 
 from ..storage.store import NotAtHand, Store, prefix_end
 from .reserved import DEADLINE, EXPIRY_INDEX, RESERVED, SETTINGS

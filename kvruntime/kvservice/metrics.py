@@ -34,8 +34,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from protocol._variant import Variant, frozen_value
 from protocol.messages import KvError, OkResponse
+from protocol.variant import Variant, frozen_value
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

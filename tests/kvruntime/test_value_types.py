@@ -1,4 +1,4 @@
-"""kvruntime's value types built by ``@variant`` (``protocol._variant.frozen_value``, issue 15).
+"""kvruntime's value types built by ``@variant`` (``protocol.variant.frozen_value``, issue 15).
 
 ``KvConfig``, ``TtlPolicy``, kv's action rules (``OfTheDb``, ``OnData``), the
 metrics' collector and the client's ``Page`` and ``Change`` are declared
@@ -24,7 +24,7 @@ from kvruntime.client import Change, Page
 from kvruntime.kvservice.actions import OfTheDb, OnData
 from kvruntime.kvservice.expiry import TtlPolicy
 from kvruntime.kvservice.metrics import KvMetrics, _Collector
-from protocol._variant import Variant, frozen_value
+from protocol.variant import Variant, frozen_value
 
 
 def _serve(*args: object) -> None:

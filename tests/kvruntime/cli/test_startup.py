@@ -309,7 +309,7 @@ def test_the_identity_objects_a_get_builds_keep_objects_default_repr() -> None:
 #: attrs' cached hash), the kernel's messages and capability (built and compared
 #: on every send) and ``Runtime`` (public, with a converter and validators that
 #: attrs also runs on assignment). Every other class a ``get`` loads is a plain
-#: slotted class or built by ``@variant`` (``protocol/_variant.py``): a new
+#: slotted class or built by ``@variant`` (``protocol/variant.py``): a new
 #: attrs class on a get's path fails here, to be weighed (~2-5 M instructions
 #: of attrs' builder each, ``benchmarks/README.md``) before it joins the list.
 ATTRS_BUILT_FOR_A_GET = [
@@ -324,7 +324,7 @@ ATTRS_BUILT_FOR_A_GET = [
 
 
 def test_the_classes_a_get_loads_skip_attrs_class_builder_but_for_a_few(filled: Path) -> None:
-    # ``protocol/_variant.py``: the ~80 message, error and wire-shape classes
+    # ``protocol/variant.py``: the ~80 message, error and wire-shape classes
     # and kvruntime's value types (``KvConfig``, the action rules, ``Page``...)
     # are built by ``@variant``; kvruntime's identity objects (the bus, the kv
     # process and its parts, the stores, the CLI's session) are plain classes.
