@@ -25,7 +25,7 @@ import enum
 from collections.abc import Callable, Mapping
 from typing import Final, TypeAlias
 
-from ._variant import Variant, variant
+from .variant import Variant, variant
 
 __all__ = [
     "UNIT",

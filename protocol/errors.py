@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import ClassVar, TypeAlias
 
-from ._variant import Variant, variant
 from ._wire import UNIT, Field, WireShape, array, newtype, struct
 from .ids import PackageId
+from .variant import Variant, variant
 
 __all__ = [
     "AddCapFailed",

@@ -69,7 +69,6 @@ from ._schema import (
     _package_id_map,
 )
 from ._shapes import DecodeError, _db_name, _package_id, _strict_map, _struct, _tagged
-from ._variant import Variant, variant
 from ._wire import Field, WireShape, newtype
 from .codec import (
     _MAX_CONTAINER_LEN,
@@ -109,6 +108,7 @@ from .messages import (
     RemoveDb,
     Set,
 )
+from .variant import Variant, variant
 
 __all__ = [
     "HYPERWARE_ACTIONS",

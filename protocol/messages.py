@@ -1,7 +1,7 @@
 """The kv:distro:sys message types: KvRequest, KvAction, KvResponse.
 
 Pure data, no I/O. Each variant set is a union of small frozen classes (on
-``Variant``, ``_variant.py``: equality, hashing and repr shared rather than
+``Variant``, ``variant.py``: equality, hashing and repr shared rather than
 generated per class); the wire tag of each class is its ``TAG`` and its wire
 shape its ``WIRE``
 (serde's externally tagged form, see PROTOCOL.md and ``_wire.py``): the
@@ -17,7 +17,6 @@ from typing import ClassVar, Literal, TypeAlias, TypeVar
 
 import attrs
 
-from ._variant import Variant, variant
 from ._wire import UNIT, Field, WireShape, newtype, prefix_excludes_range, struct
 from .errors import (
     AddCapFailed,
@@ -51,6 +50,7 @@ from .errors import (
     WatchEnded,
 )
 from .ids import PackageId, ProcessId
+from .variant import Variant, variant
 
 __all__ = [
     "AddCapFailed",

@@ -16,6 +16,14 @@ from kvruntime import KvConfig, ProcessContext, Runtime
 from kvruntime.storage.localcluster import LocalCluster
 from tests import internals
 
+# The reliability figures' hooks live here, where the xdist controller finds
+# them (it loads this conftest, not tests/reliability's): tests/reliability/figures.py.
+from tests.reliability.figures import (  # noqa: F401
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+)
+
 # No per-example deadline: a property test checks what is true, not how fast
 # (speed lives in `make bench`); under a loaded xdist run examples took 0.4 s.
 hypothesis.settings.register_profile("kvruntime", deadline=None)

@@ -41,7 +41,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-import attrs
 import click
 
 from ._app import EXIT_HOME, EXIT_INTERRUPTED, EXIT_KV, EXIT_USAGE, CliError, storage
@@ -118,26 +117,47 @@ def check_home(home: Path, *, create: bool) -> None:
         raise CliError(f"{home} is not a kvruntime home (no kernel/capabilities)", EXIT_HOME)
 
 
-@attrs.define(eq=False, repr=False)
 class Session:
-    """A command's runtime, and the processes the command ran as (whose grants it takes back)."""
+    """A command's runtime, and the processes the command ran as (whose grants it takes back).
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
+    """
+
+    __slots__ = ("__weakref__", "keep_db_grants", "kept", "ran_as", "rt")
 
     rt: Runtime
-    keep_db_grants: bool = False
-    ran_as: set[Address] = attrs.Factory(set)
+    keep_db_grants: bool
+    ran_as: set[Address]
     #: Those of ``ran_as`` that keep their db grants anyway (a shell's ``send``).
-    kept: set[Address] = attrs.Factory(set)
+    kept: set[Address]
+
+    def __init__(self, *, rt: Runtime, keep_db_grants: bool = False) -> None:
+        self.rt = rt
+        self.keep_db_grants = keep_db_grants
+        self.ran_as = set()
+        self.kept = set()
 
 
-@attrs.define(eq=False, repr=False)
 class OpenHome:
-    """The runtime ``kvruntime shell`` keeps open on ``home`` for its commands (invariant 6)."""
+    """The runtime ``kvruntime shell`` keeps open on ``home`` for its commands (invariant 6).
+
+    (A plain slotted class, as ``Session``.)
+    """
+
+    __slots__ = ("__weakref__", "_running", "home", "session")
 
     home: Path
     #: The shell's own session: its ``ran_as`` gathers every command's processes.
     session: Session
     #: The scope of the command's work running now, if any (``interrupt`` cancels it).
-    _running: anyio.CancelScope | None = None
+    _running: anyio.CancelScope | None
+
+    def __init__(self, *, home: Path, session: Session) -> None:
+        self.home = home
+        self.session = session
+        self._running = None
 
     def interrupt(self) -> None:
         """Stop the command's work running now (Ctrl-C); on the event loop's thread."""

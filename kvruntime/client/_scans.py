@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Generic, cast
 
-import attrs
-
 from protocol.blobs import decode_scan_page
 from protocol.codec import DecodeError
 from protocol.messages import DeleteRange, DeleteRangeResponse, Scan, ScanResponse
+from protocol.variant import Variant, frozen_value
 
 from ._checks import as_bytes
 from ._core import K, KvCore, V
@@ -27,8 +26,8 @@ from .errors import UnexpectedResponse
 __all__ = ["KvScans", "Page"]
 
 
-@attrs.frozen(kw_only=True)
-class Page(Generic[K, V]):
+@frozen_value(kw_only=True)  # attrs' class, built by @variant (issue 15)
+class Page(Variant, Generic[K, V]):
     """One page of a scan: its entries in order, and the cursor that resumes after them.
 
     ``items`` holds ``(key, value)``; the value is None when the page was

@@ -33,7 +33,6 @@ from collections.abc import AsyncIterator
 from typing import Generic, Literal, cast
 
 import anyio
-import attrs
 
 from protocol.blobs import decode_changes, decode_items
 from protocol.codec import DecodeError
@@ -45,6 +44,7 @@ from protocol.messages import (
     WatchResponse,
 )
 from protocol.messages import WatchEnded as WatchEndedError
+from protocol.variant import Variant, frozen_value
 
 from ..kernel.errors import SendError, SendErrorKind
 from ._checks import as_bytes
@@ -59,8 +59,8 @@ __all__ = ["Change", "Changes", "KvWatch"]
 POLL_SECONDS = 20.0
 
 
-@attrs.frozen(kw_only=True)
-class Change(Generic[K, V]):
+@frozen_value(kw_only=True)  # attrs' class, built by @variant (issue 15)
+class Change(Variant, Generic[K, V]):
     """One change of a db: ``seq`` increases per db and is never reused."""
 
     seq: int

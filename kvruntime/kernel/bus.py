@@ -79,7 +79,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 import anyio
-import attrs
 
 from protocol.ids import Address, ProcessId
 
@@ -102,9 +101,36 @@ def messaging_capability(target: Address) -> Capability:
     return Capability(issuer=target, params=MESSAGING)
 
 
-@attrs.define(eq=False, repr=False)
 class Slot:
-    """A running process as the bus sees it: its address, mailbox and waiters."""
+    """A running process as the bus sees it: its address, mailbox and waiters.
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "address",
+        "answer_budget",
+        "answers_remote",
+        "backlog",
+        "backlogged",
+        "deadlines",
+        "expected",
+        "holding",
+        "inflight_limit",
+        "mailbox",
+        "messaging_key",
+        "offered",
+        "on_read",
+        "public",
+        "room",
+        "transmit",
+        "unread_bytes",
+        "unread_responses",
+        "waiters",
+    )
 
     address: Address
     mailbox: Mailbox[Message]
@@ -114,41 +140,68 @@ class Slot:
     #: The process takes every request from another node and answers it itself
     #: (kv refuses them all, and says so): the network seam skips the messaging
     #: check for it. Attached capabilities are still offered only if held here.
-    answers_remote: bool = False
+    answers_remote: bool
     #: Another node's process (a transport's stand-in): sends a request at once
-    #: in the sender's own task when nothing waits before it; False: queue it.
-    transmit: Callable[[Request], Awaitable[bool]] | None = None
-    messaging_key: str = attrs.field(init=False)
+    #: in the sender's own task when nothing waits before it; None: queue it.
+    transmit: Callable[[Request], Awaitable[bool]] | None
+    messaging_key: str
     #: Request id -> the future ``send_and_await_response`` waits on, and the answerer.
-    waiters: dict[int, Waiter] = attrs.Factory(dict)
+    waiters: dict[int, Waiter]
     #: When each of ``waiters`` times out.
-    deadlines: Deadlines = attrs.field(init=False)
+    deadlines: Deadlines
     #: Request id -> (deadline, answerer), for responses that go to the mailbox
     #: (``send`` with ``expects_response``); a response after its deadline is dropped.
-    expected: dict[int, tuple[float, Address]] = attrs.Factory(dict)
+    expected: dict[int, tuple[float, Address]]
     #: Responses put in the mailbox past its bound and not received yet; they
     #: count against ``inflight_limit`` until the process takes them.
-    unread_responses: int = 0
-    room: asyncio.Event = attrs.Factory(asyncio.Event)
+    unread_responses: int
+    room: asyncio.Event
     #: Bytes (body and blob) of the ``unread_responses`` (invariant 9).
-    unread_bytes: int = 0
+    unread_bytes: int
     #: Past this many ``unread_bytes`` the process is backlogged (invariant 9).
-    answer_budget: int = 64 << 20
+    answer_budget: int
     #: Whether it is, and so in ``backlog`` (the bus's ``backlogged``, set at attach).
-    backlogged: bool = False
-    backlog: dict[ProcessId, Slot] = attrs.Factory(dict)
+    backlogged: bool
+    backlog: dict[ProcessId, Slot]
     #: Called once when it reads back within its budget, or ends (``Bus.when_read``).
-    on_read: list[Callable[[], None]] = attrs.Factory(list)
+    on_read: list[Callable[[], None]]
     #: Local senders whose requests to this process wait (``Bus.hold_sender``),
     #: each with the event its release sets; empty but while one is held.
-    holding: dict[ProcessId, asyncio.Event] = attrs.Factory(dict)
+    holding: dict[ProcessId, asyncio.Event]
     #: Capability key -> (capability, offerer): what arrived attached to a message
     #: and may be saved while its offerer still holds it (invariant 4).
-    offered: dict[str, tuple[Capability, Address]] = attrs.Factory(dict)
+    offered: dict[str, tuple[Capability, Address]]
 
-    def __attrs_post_init__(self) -> None:
-        self.messaging_key = messaging_capability(self.address).key
+    def __init__(
+        self,
+        *,
+        address: Address,
+        mailbox: Mailbox[Message],
+        public: bool,
+        inflight_limit: int,
+        answers_remote: bool = False,
+        transmit: Callable[[Request], Awaitable[bool]] | None = None,
+        answer_budget: int = 64 << 20,
+    ) -> None:
+        self.address = address
+        self.mailbox = mailbox
+        self.public = public
+        self.inflight_limit = inflight_limit
+        self.answers_remote = answers_remote
+        self.transmit = transmit
+        self.messaging_key = messaging_capability(address).key
+        self.waiters = {}
         self.deadlines = Deadlines(self.waiters)
+        self.expected = {}
+        self.unread_responses = 0
+        self.room = asyncio.Event()
+        self.unread_bytes = 0
+        self.answer_budget = answer_budget
+        self.backlogged = False
+        self.backlog = {}
+        self.on_read = []
+        self.holding = {}
+        self.offered = {}
 
     async def reserve_response_room(
         self, request_id: int, timeout: float, answerer: Address
@@ -193,40 +246,68 @@ class Slot:
                 log.exception("a wakeup for %s failed", self.address)
 
 
-@attrs.define(eq=False, repr=False)
 class Bus:
-    """Routes messages between the processes of one node."""
+    """Routes messages between the processes of one node. (A plain slotted
+    class, as ``Slot``.)"""
+
+    __slots__ = (
+        "__weakref__",
+        "_by_identity",
+        "_last_answered",
+        "_last_sent",
+        "_slots",
+        "backlogged",
+        "caps",
+        "network_answer",
+        "network_outbox",
+        "network_route",
+        "next_id",
+        "node",
+        "on_backlogged",
+    )
 
     node: str
     caps: CapabilityStore
     #: Responses addressed to other nodes, for a networking layer to carry.
-    network_outbox: Mailbox[Response] = attrs.Factory(lambda: Mailbox[Response](1024))
+    network_outbox: Mailbox[Response]
     #: The stand-in slot of a process on another node (a transport's), or None: single node.
-    network_route: Callable[[Address], Slot] | None = None
+    network_route: Callable[[Address], Slot] | None
     #: Sends a process's answer to another node in the responder's own task
     #: (a transport's); None: answers go through ``network_outbox``.
-    network_answer: Callable[[Response], Awaitable[None]] | None = None
-    _slots: dict[ProcessId, Slot] = attrs.Factory(dict)
+    network_answer: Callable[[Response], Awaitable[None]] | None
+    _slots: dict[ProcessId, Slot]
     #: The local processes whose unread answers are over their budget (invariant 9):
     #: empty but while one is, so an answerer's look costs one test.
-    backlogged: dict[ProcessId, Slot] = attrs.Factory(dict)
+    backlogged: dict[ProcessId, Slot]
     #: Called with a local process's id when it becomes backlogged (invariant 9).
-    on_backlogged: list[Callable[[ProcessId], None]] = attrs.Factory(list)
+    on_backlogged: list[Callable[[ProcessId], None]]
     #: id(address) -> (address, its slot), for the local addresses ``check_request``
     #: and ``respond`` found: they hash no ProcessId (a Python call) for an address
     #: object they have seen. Each entry keeps its address alive (its id is not
     #: reused while cached); ``attach`` and ``detach`` clear it; bounded.
-    _by_identity: dict[int, tuple[Address, Slot]] = attrs.Factory(dict)
+    _by_identity: dict[int, tuple[Address, Slot]]
     #: The last address each of them found, with its slot (or None): before the
     #: dict, one identity test (a sender sends to one process, mostly kv; kv
     #: answers the sender of its last request). Reset with ``_by_identity``.
-    _last_sent: tuple[Address, Slot] | None = None
-    _last_answered: tuple[Address, Slot] | None = None
+    _last_sent: tuple[Address, Slot] | None
+    _last_answered: tuple[Address, Slot] | None
     #: A fresh message id at each call: the ``__next__`` of a counter of this bus's
     #: own, so that taking one is a C call, with no Python frame (the hot path).
-    next_id: Callable[[], int] = attrs.field(
-        init=False, factory=lambda: itertools.count(1).__next__
-    )
+    next_id: Callable[[], int]
+
+    def __init__(self, *, node: str, caps: CapabilityStore) -> None:
+        self.node = node
+        self.caps = caps
+        self.network_outbox = Mailbox[Response](1024)
+        self.network_route = None
+        self.network_answer = None
+        self._slots = {}
+        self.backlogged = {}
+        self.on_backlogged = []
+        self._by_identity = {}
+        self._last_sent = None
+        self._last_answered = None
+        self.next_id = itertools.count(1).__next__
 
     def attach(self, slot: Slot) -> None:
         """Register a running process."""

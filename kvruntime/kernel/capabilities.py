@@ -33,8 +33,6 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-import attrs
-
 from protocol.ids import Address, ProcessId
 
 from ..storage.leveldb import LevelDbStore
@@ -60,22 +58,32 @@ class HomeInUse(CapabilityStoreError):
     """Another runtime holds this home's capability table open."""
 
 
-@attrs.define(eq=False, repr=False)
 class CapabilityStore:
     """Grants, revokes and answers who holds what; persisted in LevelDB at ``path``.
 
     ``node`` is the node of the runtime that owns the table: the holders of a
     version-1 table become its processes.
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
     """
+
+    __slots__ = ("__weakref__", "_by_identity", "_db", "_held", "node", "path")
 
     path: Path
     node: str
-    _db: Store | None = attrs.field(default=None, init=False)
-    _held: dict[Address, dict[str, Capability]] = attrs.field(init=False, factory=dict)
+    _db: Store | None
+    _held: dict[Address, dict[str, Capability]]
     #: id(holder) -> (holder, its dict in ``_held``): see invariant 3.
-    _by_identity: dict[int, tuple[Address, dict[str, Capability]]] = attrs.field(
-        init=False, factory=dict
-    )
+    _by_identity: dict[int, tuple[Address, dict[str, Capability]]]
+
+    def __init__(self, path: Path, node: str) -> None:
+        self.path = path
+        self.node = node
+        self._db = None
+        self._held = {}
+        self._by_identity = {}
 
     def open(self) -> None:
         """Open (creating) the table and load it into memory. Blocking."""

@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import anyio
-import attrs
 
 from protocol.ids import Address, PackageId, ProcessId
 
@@ -47,15 +46,27 @@ __all__ = ["ProcessContext", "ProcessHandle", "Target"]
 Target = Address | ProcessId | str
 
 
-@attrs.define(eq=False, repr=False)
 class ProcessContext:
-    """What a running process uses to talk to the rest of the node."""
+    """What a running process uses to talk to the rest of the node.
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
+    """
+
+    __slots__ = ("__weakref__", "_bus", "_slot", "_targets", "extensions")
 
     _bus: Bus
     _slot: Slot
-    _targets: dict[str, Address] = attrs.Factory(dict)
+    _targets: dict[str, Address]
     #: Client-side state keyed by library (e.g. handles the kv client opened); not for routing.
-    extensions: dict[str, Any] = attrs.Factory(dict)
+    extensions: dict[str, Any]
+
+    def __init__(self, bus: Bus, slot: Slot) -> None:
+        self._bus = bus
+        self._slot = slot
+        self._targets = {}
+        self.extensions = {}
 
     @property
     def our(self) -> Address:
@@ -300,17 +311,27 @@ class ProcessContext:
         self._bus.caps.grant(address, caps)
 
 
-@attrs.define(eq=False, repr=False)
 class ProcessHandle:
-    """A spawned process: wait for it, or stop it."""
+    """A spawned process: wait for it, or stop it. (A plain slotted class, as
+    ``ProcessContext``.)"""
+
+    __slots__ = ("__weakref__", "_abandoned", "_done", "_error", "_finished", "_scope", "address")
 
     address: Address
-    _scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
-    _done: anyio.Event = attrs.Factory(anyio.Event)
-    _error: BaseException | None = None
-    _finished: bool = False
+    _scope: anyio.CancelScope
+    _done: anyio.Event
+    _error: BaseException | None
+    _finished: bool
     #: Set when runtime exit gave up waiting for main (see ``Runtime.shutdown_grace``).
-    _abandoned: bool = False
+    _abandoned: bool
+
+    def __init__(self, *, address: Address) -> None:
+        self.address = address
+        self._scope = anyio.CancelScope()
+        self._done = anyio.Event()
+        self._error = None
+        self._finished = False
+        self._abandoned = False
 
     @property
     def running(self) -> bool:

@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar, cast
 
-import attrs
-
 from protocol.ids import ProcessId
 from protocol.messages import (  # keys with a TTL (issue 14)
     BeginTx,
@@ -58,6 +56,7 @@ from protocol.messages import (  # keys with a TTL (issue 14)
     WatchNext,
     WriteBatch,
 )
+from protocol.variant import Variant, frozen_value
 
 from ..kernel.message import Request
 from ..storage.store import Store
@@ -70,16 +69,16 @@ __all__ = ["TABLE", "OfTheDb", "OnData", "Rule"]
 A = TypeVar("A", bound=KvAction)
 
 
-@attrs.frozen(kw_only=True)
-class OfTheDb(Generic[A]):
+@frozen_value(kw_only=True)  # attrs' class, built by @variant (issue 15)
+class OfTheDb(Variant, Generic[A]):
     """An action on the db itself: served without a store, checks of its own."""
 
     needs_blob: bool = False
     serve: Callable[[Context, Request, ProcessId, DbKey, A], Outcome]
 
 
-@attrs.frozen(kw_only=True)
-class OnData(Generic[A]):
+@frozen_value(kw_only=True)
+class OnData(Variant, Generic[A]):
     """An action on the db's data: served on its store once the sender holds the
     write capability (``write``) or the read one."""
 

@@ -70,7 +70,6 @@ from collections import deque
 from collections.abc import Callable, Container, Generator, Iterable, Iterator
 from typing import Final, Literal, TypeAlias
 
-import attrs
 import msgpack
 
 from protocol.blobs import encode_changes
@@ -112,19 +111,29 @@ def log_key(seq: int) -> bytes:
     return CHANGE_LOG + seq.to_bytes(8, "big")
 
 
-@attrs.define(eq=False, repr=False)
 class DbLog:
     """The change log of one open db, as kv keeps it in memory: its last seq and
-    the size of each record it retains (oldest first)."""
+    the size of each record it retains (oldest first). (A plain slotted class,
+    as ``Feeds``.)"""
+
+    __slots__ = ("__weakref__", "db", "last", "recent", "recent_size", "size", "sizes")
 
     last: int
-    sizes: deque[int] = attrs.Factory(deque)
-    size: int = 0
+    sizes: deque[int]
+    size: int
     #: The db (package, name), once a watch names it: whose watches to wake.
-    db: DbKey | None = None
+    db: DbKey | None
     #: The newest changes, oldest first, where the engine keeps them (invariant 6).
-    recent: deque[_Change] = attrs.Factory(deque)
-    recent_size: int = 0
+    recent: deque[_Change]
+    recent_size: int
+
+    def __init__(self, *, last: int) -> None:
+        self.last = last
+        self.sizes = deque()
+        self.size = 0
+        self.db = None
+        self.recent = deque()
+        self.recent_size = 0
 
     @property
     def oldest(self) -> int:
@@ -136,9 +145,22 @@ class DbLog:
         return after == self.last or self.oldest - 1 <= after < self.last
 
 
-@attrs.define(eq=False, repr=False)
 class WatchState:
-    """One watch: whose, on which db, which keys, how far acknowledged."""
+    """One watch: whose, on which db, which keys, how far acknowledged. (A plain
+    slotted class, as ``Feeds``.)"""
+
+    __slots__ = (
+        "__weakref__",
+        "after",
+        "asked",
+        "db",
+        "hi",
+        "holder",
+        "lo",
+        "owner",
+        "parked",
+        "watch_id",
+    )
 
     watch_id: int
     owner: ProcessId
@@ -149,9 +171,31 @@ class WatchState:
     #: The watcher has seen every change up to this seq.
     after: int
     #: The watcher's ``WatchNext`` waiting for a change, if any.
-    parked: Request | None = None
+    parked: Request | None
     #: When the watcher last asked (``Feeds.clock``).
-    asked: float = 0.0
+    asked: float
+
+    def __init__(
+        self,
+        watch_id: int,
+        owner: ProcessId,
+        holder: Address,
+        db: DbKey,
+        lo: bytes | None,
+        hi: bytes,
+        after: int,
+        *,
+        asked: float = 0.0,
+    ) -> None:
+        self.watch_id = watch_id
+        self.owner = owner
+        self.holder = holder
+        self.db = db
+        self.lo = lo
+        self.hi = hi
+        self.after = after
+        self.parked = None
+        self.asked = asked
 
     def matches(self, key: bytes) -> bool:
         """Whether ``key`` is in the watch's range."""
@@ -168,38 +212,86 @@ END_REASONS: Final = {
 }
 
 
-@attrs.define(eq=False, repr=False)
 class Feeds:
-    """The change logs of the open dbs and every watch of the node."""
+    """The change logs of the open dbs and every watch of the node.
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_by_db",
+        "_next_id",
+        "_per_process",
+        "_purge_at",
+        "_watches",
+        "clock",
+        "config",
+        "delivered",
+        "dirty",
+        "ended",
+        "loads_inline",
+        "logged",
+        "logs",
+        "recent_items",
+        "wall_clock",
+    )
 
     config: KvConfig
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float]
     #: Nanoseconds since the epoch: where a db's first seq starts (``enable``).
-    wall_clock: Callable[[], int] = time.time_ns
+    wall_clock: Callable[[], int]
     #: By open store: its log, or None when its db is not logged; a store not in
     #: it is not known yet (``log_of`` reads it). A plain dict, which the loop's
     #: flush reads inline (one ``get`` per store per batch: the cost to a db never
     #: watched); closed stores are purged as it grows (``_keep``).
-    logs: dict[Store, DbLog | None] = attrs.Factory(dict)
-    _purge_at: int = 64
-    _watches: dict[int, WatchState] = attrs.Factory(dict)
-    _by_db: dict[DbKey, dict[int, WatchState]] = attrs.Factory(dict)
-    _per_process: dict[Address, int] = attrs.Factory(dict)
-    _next_id: int = 1
+    logs: dict[Store, DbLog | None]
+    _purge_at: int
+    _watches: dict[int, WatchState]
+    _by_db: dict[DbKey, dict[int, WatchState]]
+    _per_process: dict[Address, int]
+    _next_id: int
     #: Logs written since the last ``notify``, whose parked watchers may have news.
-    dirty: list[DbLog] = attrs.Factory(list)
+    dirty: list[DbLog]
     #: Whether ``log_of`` may read a store's log state inline (an embedded engine);
     #: if not, it raises ``NotAtHand`` for a store not known yet (invariant 6).
-    loads_inline: bool = True
+    loads_inline: bool
     #: How many of its newest changes each log keeps in memory (0: none; invariant 6).
-    recent_items: int = 0
+    recent_items: int
     # --- metrics (issue 15): counted per logged batch and per answer, never per request
     #: Changes written into the logs.
-    logged: int = 0
+    logged: int
     #: Changes sent to watchers (in the answers to their WatchNext).
-    delivered: int = 0
+    delivered: int
     #: Watches ended, by reason (``END_REASONS``' values, a fixed set).
-    ended: dict[str, int] = attrs.Factory(dict)
+    ended: dict[str, int]
+
+    def __init__(
+        self,
+        config: KvConfig,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], int] = time.time_ns,
+        *,
+        loads_inline: bool = True,
+        recent_items: int = 0,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.logs = {}
+        self._purge_at = 64
+        self._watches = {}
+        self._by_db = {}
+        self._per_process = {}
+        self._next_id = 1
+        self.dirty = []
+        self.loads_inline = loads_inline
+        self.recent_items = recent_items
+        self.logged = 0
+        self.delivered = 0
+        self.ended = {}
 
     # --- the log ---------------------------------------------------------------------
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import attrs
-
 from protocol.limits import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES
+from protocol.variant import Variant, frozen_value
 
 __all__ = ["KvConfig"]
 
@@ -12,8 +11,8 @@ KiB = 1024
 MiB = 1024 * KiB
 
 
-@attrs.frozen(kw_only=True)
-class KvConfig:
+@frozen_value(kw_only=True)  # attrs' class, built by @variant (issue 15)
+class KvConfig(Variant):
     """Configuration of kv:distro:sys. Every bound answers a typed error when reached."""
 
     #: Longest key accepted (``KeyTooLarge`` above it).

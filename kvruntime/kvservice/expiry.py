@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
-import attrs
+from protocol.variant import Variant, frozen_value
 
 from ..storage.store import NotAtHand, Store, prefix_end
 from .reserved import DEADLINE, EXPIRY_INDEX, RESERVED, SETTINGS
@@ -80,8 +80,12 @@ def deadline_op(key: bytes, deadline: int | None) -> tuple[bytes, bytes | None]:
     return DEADLINE + key, None if deadline is None else _encode(deadline)
 
 
-@attrs.frozen(kw_only=True)
-class TtlPolicy:
+def _nothing() -> None:
+    """``Expiries.on_armed`` until the kv process sets its own."""
+
+
+@frozen_value(kw_only=True)  # attrs' class, built by @variant (issue 15)
+class TtlPolicy(Variant):
     """A db's TTL settings: whether keys may have a TTL, and the longest (ms; None: any)."""
 
     enabled: bool = True
@@ -100,17 +104,35 @@ class TtlPolicy:
         return cls(enabled=bool(fields["ttl"]), max_ttl_ms=fields["max_ttl_ms"])
 
 
-@attrs.define(eq=False, repr=False)
 class DbExpiry:
-    """The expiry index of one open store of ``db`` (invariant 1)."""
+    """The expiry index of one open store of ``db`` (invariant 1).
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
+    """
+
+    __slots__ = ("__weakref__", "db", "deadlines", "heap", "policy")
 
     db: DbKey
     #: key -> deadline (ms).
-    deadlines: dict[bytes, int] = attrs.Factory(dict)
+    deadlines: dict[bytes, int]
     #: (deadline, key), a min-heap; an entry whose deadline is not the key's any
     #: more is stale and skipped.
-    heap: list[tuple[int, bytes]] = attrs.Factory(list)
-    policy: TtlPolicy = attrs.Factory(TtlPolicy)
+    heap: list[tuple[int, bytes]]
+    policy: TtlPolicy
+
+    def __init__(
+        self,
+        db: DbKey,
+        deadlines: dict[bytes, int] | None = None,
+        heap: list[tuple[int, bytes]] | None = None,
+        policy: TtlPolicy | None = None,
+    ) -> None:
+        self.db = db
+        self.deadlines = {} if deadlines is None else deadlines
+        self.heap = [] if heap is None else heap
+        self.policy = TtlPolicy() if policy is None else policy
 
     @classmethod
     def load(cls, store: Store, db: DbKey) -> DbExpiry:
@@ -206,27 +228,36 @@ def _has_records(ops: _Ops) -> bool:
     return bool(ops) and max(map(_first, ops)) >= RESERVED
 
 
-@attrs.define(eq=False, repr=False)
 class Expiries:
     """The expiry index of every open store, loaded at first use (invariant 1).
 
     ``clock`` is the wall clock, in seconds since the epoch (a test injects its
-    own); deadlines are whole milliseconds of it.
+    own); deadlines are whole milliseconds of it. (A plain slotted class, as
+    ``DbExpiry``.)
     """
 
-    clock: Callable[[], float] = time.time
+    __slots__ = ("__weakref__", "armed", "by_store", "clock", "loads_inline", "on_armed")
+
+    clock: Callable[[], float]
     #: Whether any key of an open db has had a TTL since the last ``loaded``: until
     #: then a plain read or write of a store in ``by_store`` needs no expiry check
     #: (the hot path tests ``armed or store not in by_store``).
-    armed: bool = False
+    armed: bool
     #: The index of every store loaded so far (closed ones go at ``loaded``).
-    by_store: dict[Store, DbExpiry] = attrs.Factory(dict)
+    by_store: dict[Store, DbExpiry]
     #: Whether ``of`` may read a store's records inline (an embedded engine); if
     #: not, it raises ``NotAtHand`` for an index not loaded yet (invariant 1).
-    loads_inline: bool = True
+    loads_inline: bool
     #: Called whenever ``armed`` turns true: the kv process's sweeper waits for it
     #: while no open db has a key with a TTL.
-    on_armed: Callable[[], object] = attrs.field(default=lambda: None)
+    on_armed: Callable[[], object]
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.armed = False
+        self.by_store = {}
+        self.loads_inline = True
+        self.on_armed = _nothing
 
     def now(self) -> int:
         """Now, in whole milliseconds of the wall clock."""

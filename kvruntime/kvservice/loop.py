@@ -86,7 +86,6 @@ from typing import ClassVar, Final, assert_never
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-import attrs
 
 from protocol.codec import DecodeError, encode_response
 from protocol.forms import Form, encode_answer, form_of
@@ -142,12 +141,47 @@ _OK: Final = OkResponse()
 _Entry = tuple[Request, KvResponse, "bytes | None", "Store | None", "type | None", int]
 
 
-@attrs.define(eq=False, repr=False)
 class KvProcess:
     """The kv module: serves KvRequests from its mailbox until the mailbox closes.
 
-    It is the ``Context`` its handlers are given (``context.py``).
+    It is the ``Context`` its handlers are given (``context.py``). A plain
+    slotted class (what ``@attrs.define(eq=False, repr=False)`` made of it,
+    without attrs' class builder at every start; issue 15): compared by
+    identity, shown by ``object``'s repr.
     """
+
+    __slots__ = (
+        "__weakref__",
+        "_action",
+        "_answer_bytes",
+        "_cap_keys",
+        "_closing",
+        "_db_caps",
+        "_decoder",
+        "_deferred",
+        "_forms",
+        "_held_dbs",
+        "_held_senders",
+        "_keys_with_ttl",
+        "_outbox",
+        "_parked",
+        "_room",
+        "_since",
+        "_transactions_open",
+        "_waited",
+        "_work",
+        "bus",
+        "caps",
+        "clock",
+        "config",
+        "dbs",
+        "expiry",
+        "feeds",
+        "metrics",
+        "pending",
+        "slot",
+        "txs",
+    )
 
     slot: Slot
     bus: Bus
@@ -155,71 +189,106 @@ class KvProcess:
     dbs: Engine
     config: KvConfig
     #: Seconds, monotonic: when a transaction is idle (a test may inject its own).
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float]
     #: What it served, for /metrics (metrics.py; issue 15).
-    metrics: KvMetrics = attrs.Factory(KvMetrics)
+    metrics: KvMetrics
     #: The expiry index of every open db, and the wall clock of deadlines (issue 14).
-    expiry: Expiries = attrs.Factory(Expiries)
+    expiry: Expiries
     #: The open transactions.
-    txs: Transactions = attrs.field(init=False)
+    txs: Transactions
     #: The change logs and the watches (changelog.py; issue 14).
-    feeds: Feeds = attrs.field(init=False)
+    feeds: Feeds
     #: Plain writes waiting for the next flush, per db.
-    pending: dict[Store, list[tuple[bytes, bytes | None]]] = attrs.Factory(dict)
+    pending: dict[Store, list[tuple[bytes, bytes | None]]]
     #: Answers in serving order, waiting for the next flush.
-    _outbox: list[_Entry] = attrs.Factory(list)
+    _outbox: list[_Entry]
     #: The form and action of each request not in the canonical form, by ``id`` of
     #: its Request, until it is answered: its answer is written in that form.
-    _forms: dict[int, tuple[Form, KvAction | None]] = attrs.Factory(dict)
+    _forms: dict[int, tuple[Form, KvAction | None]]
     #: (package, db) -> (read capability, write capability); bounded cache.
-    _db_caps: dict[DbKey, tuple[Capability, Capability]] = attrs.Factory(dict)
+    _db_caps: dict[DbKey, tuple[Capability, Capability]]
     #: An open store -> the keys of its db's (read, write) capabilities; bounded cache.
-    _cap_keys: dict[Store, tuple[str, str]] = attrs.Factory(dict)
-    _decoder: RequestDecoder = attrs.field(init=False, factory=RequestDecoder)
+    _cap_keys: dict[Store, tuple[str, str]]
+    _decoder: RequestDecoder
     #: The task group long work runs in (set while ``run`` runs).
-    _work: anyio.abc.TaskGroup | None = attrs.field(init=False, default=None)
+    _work: anyio.abc.TaskGroup | None
     #: Dbs and senders held by long work or by deferred requests (rules 1-3), counted.
-    _held_dbs: Counter[DbKey] = attrs.Factory(Counter)
-    _held_senders: Counter[ProcessId] = attrs.Factory(Counter)
+    _held_dbs: Counter[DbKey]
+    _held_senders: Counter[ProcessId]
     #: Requests waiting behind long work, in the order they came (rule 4).
-    _deferred: deque[tuple[Request, ProcessId, DbKey | None]] = attrs.Factory(deque)
-    _room: anyio.Event = attrs.Factory(anyio.Event)
+    _deferred: deque[tuple[Request, ProcessId, DbKey | None]]
+    _room: anyio.Event
     #: What the background tasks wait on while they have nothing to do (an idle
     #: kv burns no CPU): set when a key gets a TTL, when a transaction opens.
-    _keys_with_ttl: anyio.Event = attrs.Factory(anyio.Event)
-    _transactions_open: anyio.Event = attrs.Factory(anyio.Event)
+    _keys_with_ttl: anyio.Event
+    _transactions_open: anyio.Event
     #: Whether batches are served by ``_serve_round`` (a networked engine's kv process).
     networked: ClassVar[bool] = False
     #: For the metrics: when the batch being served began (``metrics.clock``),
     #: the action type of the request being served (None: not decoded), and, for
     #: a request that waits behind long work or is long work, its own (action
     #: type, start), by ``id``, until it is answered.
-    _since: int = 0
-    _action: type | None = None
-    _waited: dict[int, tuple[type | None, int]] = attrs.Factory(dict)
+    _since: int
+    _action: type | None
+    _waited: dict[int, tuple[type | None, int]]
     # -- rule 8: senders over their answer budget ---------------------------
     #: The parked requests of each backlogged sender, in the order they came; each
     #: holds its sender (``_held_senders``) once for itself and once per request.
-    _parked: dict[ProcessId, deque[Request]] = attrs.Factory(dict)
+    _parked: dict[ProcessId, deque[Request]]
     #: The mailbox is closed: nothing is parked any more.
-    _closing: bool = False
+    _closing: bool
     #: Blob bytes answered since the last early flush (``answer``, ``fail``).
-    _answer_bytes: int = 0
+    _answer_bytes: int
     # -----------------------------------------------------------------------
 
-    def __attrs_post_init__(self) -> None:
-        cfg = self.config
+    def __init__(
+        self,
+        *,
+        slot: Slot,
+        bus: Bus,
+        caps: CapabilityStore,
+        dbs: Engine,
+        config: KvConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.slot = slot
+        self.bus = bus
+        self.caps = caps
+        self.dbs = dbs
+        self.config = config
+        self.clock = clock
+        self.metrics = KvMetrics()
+        self.expiry = Expiries()
+        self.pending = {}
+        self._outbox = []
+        self._forms = {}
+        self._db_caps = {}
+        self._cap_keys = {}
+        self._decoder = RequestDecoder()
+        self._work = None
+        self._held_dbs = Counter()
+        self._held_senders = Counter()
+        self._deferred = deque()
+        self._room = anyio.Event()
+        self._keys_with_ttl = anyio.Event()
+        self._transactions_open = anyio.Event()
+        self._since = 0
+        self._action = None
+        self._waited = {}
+        self._parked = {}
+        self._closing = False
+        self._answer_bytes = 0
         self.txs = Transactions(
-            max_per_sender=cfg.max_transactions_per_sender,
-            max_bytes=cfg.max_transaction_bytes,
-            max_total_bytes=cfg.max_staged_bytes_total,
-            idle_seconds=cfg.transaction_idle_seconds,
-            clock=self.clock,
+            max_per_sender=config.max_transactions_per_sender,
+            max_bytes=config.max_transaction_bytes,
+            max_total_bytes=config.max_staged_bytes_total,
+            idle_seconds=config.transaction_idle_seconds,
+            clock=clock,
         )
-        self.feeds = Feeds(cfg, clock=self.clock)  # change feeds (issue 14)
+        self.feeds = Feeds(config, clock=clock)  # change feeds (issue 14)
         self.txs.opened = self._wake_expirer
         self.expiry.on_armed = self._wake_sweeper
-        self.bus.on_backlogged.append(self._backlogged)  # rule 8
+        bus.on_backlogged.append(self._backlogged)  # rule 8
 
     @property
     def open_transactions(self) -> int:

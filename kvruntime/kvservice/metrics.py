@@ -34,9 +34,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
-
 from protocol.messages import KvError, OkResponse
+from protocol.variant import Variant, frozen_value
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -75,33 +74,63 @@ def _histogram(
     return family
 
 
-@attrs.define(eq=False, repr=False)
 class KvMetrics:
-    """The recorder of one kv process (see the module's invariants)."""
+    """The recorder of one kv process (see the module's invariants).
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_errors",
+        "batch_sizes",
+        "bytes_read",
+        "bytes_written",
+        "clock",
+        "counters",
+        "gauges",
+        "latency_counts",
+        "latency_total",
+        "ok_counts",
+    )
 
     #: Nanoseconds, monotonic, fine-grained: latency is measured with it.
-    clock: Callable[[], int] = time.perf_counter_ns
+    clock: Callable[[], int]
     #: Read at scrape time: the gauges' current values (set by the runtime).
-    gauges: dict[str, Callable[[], float]] = attrs.Factory(dict)
+    gauges: dict[str, Callable[[], float]]
     #: Read at scrape time: counters kept elsewhere (the change feeds'), by name:
     #: a total, or counts by the value of one label (``_COUNTER_DOCS``).
-    counters: dict[str, Callable[[], float | dict[str, int]]] = attrs.Factory(dict)
+    counters: dict[str, Callable[[], float | dict[str, int]]]
     #: Bytes of values written (blobs of requests answered Ok) and read (blobs
     #: answered, errors' included: CasMismatch carries one); the loop adds each
     #: flush's.
-    bytes_written: int = 0
-    bytes_read: int = 0
+    bytes_written: int
+    bytes_read: int
     #: Requests answered Ok, by action type (None: not decoded); the loop adds one
     #: per Ok answer as it sends it.
-    ok_counts: defaultdict[type | None, int] = attrs.Factory(lambda: defaultdict(int))
+    ok_counts: defaultdict[type | None, int]
     #: Requests answered an error, by (action type or None, error type).
-    _errors: dict[tuple[type | None, type], int] = attrs.Factory(dict)
+    _errors: dict[tuple[type | None, type], int]
     #: Latency counts by ``latency_slot``, and their sum in nanoseconds (invariant 4).
-    latency_counts: list[int] = attrs.Factory(lambda: [0] * _LATENCY_SLOTS)
-    latency_total: int = 0
+    latency_counts: list[int]
+    latency_total: int
     #: Batches taken from the mailbox, by size (bucketed at scrape time); the loop
     #: adds one as it takes each.
-    batch_sizes: defaultdict[int, int] = attrs.Factory(lambda: defaultdict(int))
+    batch_sizes: defaultdict[int, int]
+
+    def __init__(self, clock: Callable[[], int] = time.perf_counter_ns) -> None:
+        self.clock = clock
+        self.gauges = {}
+        self.counters = {}
+        self.bytes_written = 0
+        self.bytes_read = 0
+        self.ok_counts = defaultdict(int)
+        self._errors = {}
+        self.latency_counts = [0] * _LATENCY_SLOTS
+        self.latency_total = 0
+        self.batch_sizes = defaultdict(int)
 
     def latency(self, nanoseconds: int) -> None:
         """An answer left ``nanoseconds`` after its serving began (one that waited
@@ -133,7 +162,7 @@ class KvMetrics:
         from prometheus_client import CollectorRegistry
 
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self))
+        registry.register(_Collector(metrics=self))
         return registry
 
     def _latency_slots(self) -> list[int]:
@@ -219,8 +248,8 @@ _COUNTER_DOCS: Final[dict[str, tuple[str, str | None]]] = {
 }
 
 
-@attrs.frozen
-class _Collector:
+@frozen_value(kw_only=True)  # attrs' class, built by @variant (issue 15)
+class _Collector(Variant):
     """A prometheus_client collector over one recorder."""
 
     metrics: KvMetrics

@@ -51,12 +51,12 @@ long work (the range fetched, the request served again).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from typing import ClassVar, Final, cast
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, ClassVar, Final, cast
 
 import anyio
 import anyio.to_thread
-import attrs
 
 from protocol.blobs import decode_keys
 from protocol.codec import DecodeError
@@ -83,13 +83,18 @@ from protocol.messages import (
 from protocol.prefix import RequestDecoder
 
 from ..kernel.message import Request, Response
-from ..storage.engine import BatchEngine
+from ..storage.engine import BatchEngine, Engine
 from ..storage.store import NotAtHand, Store, StoreError
 from .changelog import DbLog, Feeds
 from .context import Work
 from .expiry import DbExpiry
 from .loop import KvProcess, _Entry, _internal_error, log
 from .transactions import DbKey
+
+if TYPE_CHECKING:
+    from ..kernel.bus import Bus, Slot
+    from ..kernel.capabilities import CapabilityStore
+    from .config import KvConfig
 
 __all__ = ["NetworkedKvProcess"]
 
@@ -123,22 +128,37 @@ class _DecodedOnce(RequestDecoder):
         return super().decode_parts(body)
 
 
-@attrs.define(eq=False, repr=False)
 class NetworkedKvProcess(KvProcess):
-    """The kv process on a ``BatchEngine`` (see the module docstring)."""
+    """The kv process on a ``BatchEngine`` (see the module docstring); a plain
+    slotted class, as ``KvProcess``."""
+
+    __slots__ = ("_lost", "_mark", "_once", "_settling")
 
     networked: ClassVar[bool] = True
     #: Orders the settles (answers leave in the order they were queued).
-    _settling: anyio.Lock = attrs.field(init=False, factory=anyio.Lock)
+    _settling: anyio.Lock
     #: The engine's failure seq when the previous settle took its answers.
-    _mark: int = attrs.field(init=False, default=0)
+    _mark: int
     #: Stores whose buffering failed at a flush (closed): their answers' error.
-    _lost: dict[Store, KvError] = attrs.field(init=False, factory=dict)
+    _lost: dict[Store, KvError]
     #: The decoder ``_serve`` uses: a round's requests are decoded once, by ``_wanted``.
-    _once: _DecodedOnce = attrs.field(init=False, factory=_DecodedOnce)
+    _once: _DecodedOnce
 
-    def __attrs_post_init__(self) -> None:
-        super().__attrs_post_init__()
+    def __init__(
+        self,
+        *,
+        slot: Slot,
+        bus: Bus,
+        caps: CapabilityStore,
+        dbs: Engine,
+        config: KvConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(slot=slot, bus=bus, caps=caps, dbs=dbs, config=config, clock=clock)
+        self._settling = anyio.Lock()
+        self._mark = 0
+        self._lost = {}
+        self._once = _DecodedOnce()
         self._decoder = self._once
         self.expiry.loads_inline = False  # an index is loaded as long work (see above)
         self.feeds.loads_inline = False  # and so is a log state, with it

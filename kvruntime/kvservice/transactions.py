@@ -39,8 +39,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-import attrs
-
 from protocol.ids import PackageId, ProcessId
 from protocol.messages import TransactionTooLarge
 
@@ -66,23 +64,59 @@ def _read_set() -> ReadSet:
 DbKey = tuple[PackageId, str]
 
 
-@attrs.define(eq=False, repr=False)
+def _nothing() -> None:
+    """``Transactions.opened`` until the kv process sets its own."""
+
+
 class Transaction:
-    """Writes staged by ``owner`` on ``db``; None as a value stages a delete."""
+    """Writes staged by ``owner`` on ``db``; None as a value stages a delete.
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_fresh",
+        "_sorted",
+        "db",
+        "last_used",
+        "owner",
+        "reads",
+        "size",
+        "start_version",
+        "tx_id",
+        "writes",
+    )
 
     tx_id: int
     owner: ProcessId
     db: DbKey
     last_used: float
-    writes: dict[bytes, bytes | None] = attrs.Factory(dict)
-    size: int = 0
+    writes: dict[bytes, bytes | None]
+    size: int
     #: The db's write version when the transaction began.
-    start_version: int = 0
+    start_version: int
     #: What it read of the committed data, for the conflict check at commit.
-    reads: ReadSet = attrs.Factory(_read_set)
+    reads: ReadSet
     #: The staged keys in order, but for those staged since the last range read.
-    _sorted: list[bytes] = attrs.Factory(list)
-    _fresh: list[bytes] = attrs.Factory(list)
+    _sorted: list[bytes]
+    _fresh: list[bytes]
+
+    def __init__(
+        self, *, tx_id: int, owner: ProcessId, db: DbKey, last_used: float, start_version: int = 0
+    ) -> None:
+        self.tx_id = tx_id
+        self.owner = owner
+        self.db = db
+        self.last_used = last_used
+        self.writes = {}
+        self.size = 0
+        self.start_version = start_version
+        self.reads = _read_set()
+        self._sorted = []
+        self._fresh = []
 
     def size_after(self, key: bytes, value: bytes | None) -> int:
         """The staged size if ``key`` were written to ``value``."""
@@ -148,26 +182,62 @@ class Transaction:
         return keys
 
 
-@attrs.define(eq=False, repr=False)
 class Transactions:
-    """The open transactions of one kv process."""
+    """The open transactions of one kv process. (A plain slotted class, as
+    ``Transaction``.)"""
+
+    __slots__ = (
+        "__weakref__",
+        "_by_id",
+        "_per_db",
+        "_per_sender",
+        "clock",
+        "idle_seconds",
+        "logs",
+        "max_bytes",
+        "max_per_sender",
+        "max_total_bytes",
+        "opened",
+        "staged_bytes",
+    )
 
     max_per_sender: int
     max_bytes: int
     idle_seconds: float
-    max_total_bytes: int = 1 << 30
+    max_total_bytes: int
     #: Seconds, monotonic: what "idle" is measured by (a test may inject its own).
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float]
     #: Called when a transaction opens while none was (invariant 3).
-    opened: Callable[[], object] = attrs.field(default=lambda: None)
+    opened: Callable[[], object]
     #: Bytes staged by every open transaction together.
-    staged_bytes: int = 0
-    _by_id: dict[int, Transaction] = attrs.Factory(dict)
-    _per_sender: Counter[ProcessId] = attrs.Factory(Counter)
-    _per_db: Counter[DbKey] = attrs.Factory(Counter)
+    staged_bytes: int
+    _by_id: dict[int, Transaction]
+    _per_sender: Counter[ProcessId]
+    _per_db: Counter[DbKey]
     #: The write log of each db with an open transaction (invariant 4); read-only
     #: outside: empty, no write needs ``record_writes`` (the hot path tests it).
-    logs: dict[DbKey, WriteLog] = attrs.Factory(dict)
+    logs: dict[DbKey, WriteLog]
+
+    def __init__(
+        self,
+        *,
+        max_per_sender: int,
+        max_bytes: int,
+        idle_seconds: float,
+        max_total_bytes: int = 1 << 30,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_per_sender = max_per_sender
+        self.max_bytes = max_bytes
+        self.idle_seconds = idle_seconds
+        self.max_total_bytes = max_total_bytes
+        self.clock = clock
+        self.opened = _nothing
+        self.staged_bytes = 0
+        self._by_id = {}
+        self._per_sender = Counter()
+        self._per_db = Counter()
+        self.logs = {}
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -51,7 +51,6 @@ from collections.abc import Container, Generator
 from pathlib import Path
 from typing import TypeAlias
 
-import attrs
 import plyvel
 
 from protocol.ids import IdError, PackageId, validate_db_name
@@ -92,44 +91,76 @@ def _budget(max_open: int | None) -> int:
     return budget if max_open is None else min(max_open, budget)
 
 
-@attrs.define(eq=False, repr=False)
 class Databases:
     """The dbs under ``root`` (``{home}/kv``), with at most ``open_budget`` open at once.
 
     The least recently used store is closed when the bound is passed, and is
     reopened by the next ``open``. Thread-safe; see the module's invariants.
     Building one raises the process's soft file limit to its hard limit.
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
     """
 
-    root: Path = attrs.field(converter=_resolved)
-    #: At most this many open (None: as many as the file limit allows).
-    max_open: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+    __slots__ = (
+        "__weakref__",
+        "_busy",
+        "_by_identity",
+        "_changed",
+        "_fs_lock",
+        "_lock",
+        "_recent",
+        "_stores",
+        "_ticks",
+        "_trash_prefix",
+        "_used",
+        "max_open",
+        "open_budget",
+        "root",
+        "sync_writes",
     )
-    sync_writes: bool = False  # fsync every write batch and directory change
-    _stores: dict[_Key, LevelDbStore] = attrs.field(init=False, factory=dict)
+
+    root: Path
+    #: At most this many open (None: as many as the file limit allows).
+    max_open: int | None
+    sync_writes: bool  # fsync every write batch and directory change
+    _stores: dict[_Key, LevelDbStore]
     #: (id(package_id), db) -> (package_id, its open store), invariant 3; each entry
     #: keeps its PackageId alive, so its id is not reused while cached. Bounded.
-    _by_identity: dict[tuple[int, str], tuple[PackageId, LevelDbStore]] = attrs.field(
-        init=False, factory=dict
-    )
+    _by_identity: dict[tuple[int, str], tuple[PackageId, LevelDbStore]]
     #: When each open store was last used, in ticks of ``_ticks`` (invariant 3).
-    _used: dict[_Key, int] = attrs.field(init=False, factory=dict)
-    _ticks: itertools.count[int] = attrs.field(init=False, factory=itertools.count)
-    _busy: set[_Key] = attrs.field(init=False, factory=set)
-    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
-    _changed: threading.Condition = attrs.field(
-        init=False,
-        default=attrs.Factory(lambda self: threading.Condition(self._lock), takes_self=True),
-    )
-    _fs_lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    _used: dict[_Key, int]
+    _ticks: itertools.count[int]
+    _busy: set[_Key]
+    _lock: threading.Lock
+    _changed: threading.Condition
+    _fs_lock: threading.Lock
     #: The store whose use was marked last: using it again needs no new tick.
-    _recent: LevelDbStore | None = attrs.field(init=False, default=None)
-    _trash_prefix: str = attrs.field(init=False, factory=lambda: _TRASH + _token_hex(4))
+    _recent: LevelDbStore | None
+    _trash_prefix: str
     #: The most stores kept open: ``max_open`` held to what the file limit allows.
-    open_budget: int = attrs.field(
-        init=False, default=attrs.Factory(lambda self: _budget(self.max_open), takes_self=True)
-    )
+    open_budget: int
+
+    def __init__(
+        self, root: str | os.PathLike[str], max_open: int | None = None, sync_writes: bool = False
+    ) -> None:
+        if max_open is not None and max_open < 1:
+            raise ValueError(f"'max_open' must be >= 1: {max_open}")
+        self.root = _resolved(root)
+        self.max_open = max_open
+        self.sync_writes = sync_writes
+        self._stores = {}
+        self._by_identity = {}
+        self._used = {}
+        self._ticks = itertools.count()
+        self._busy = set()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._fs_lock = threading.Lock()
+        self._recent = None
+        self._trash_prefix = _TRASH + _token_hex(4)
+        self.open_budget = _budget(max_open)
 
     @property
     def open_count(self) -> int:

@@ -25,7 +25,6 @@ from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias, overload
 
-import attrs
 import plyvel
 
 from protocol.messages import IoError, LevelDbError
@@ -85,21 +84,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-@attrs.define(eq=False, kw_only=True, repr=False)
 class LevelDbStore:
-    """A ``Store`` on one plyvel DB. Build it with ``LevelDbStore.open``."""
+    """A ``Store`` on one plyvel DB. Build it with ``LevelDbStore.open``.
+
+    A plain slotted class (what ``@attrs.define(eq=False, repr=False)`` made
+    of it, without attrs' class builder at every start; issue 15): compared
+    by identity, shown by ``object``'s repr.
+    """
+
+    __slots__ = ("__weakref__", "_closing", "_db", "_get", "_inflight", "label", "path", "sync")
 
     path: Path
     label: str  # "package_id, db", used in error messages
-    sync: bool = False  # fsync every write
-    _db: _PlyvelDB = attrs.field(repr=False, alias="db")
-    _get: Callable[[bytes], bytes | None] = attrs.field(init=False, repr=False)
-    _inflight: list[None] = attrs.field(init=False, factory=list, repr=False)
-    _closing: bool = attrs.field(init=False, default=False, repr=False)
+    sync: bool  # fsync every write
+    _db: _PlyvelDB
+    _get: Callable[[bytes], bytes | None]
+    _inflight: list[None]
+    _closing: bool
 
-    def __attrs_post_init__(self) -> None:
+    def __init__(self, *, path: Path, label: str, db: _PlyvelDB, sync: bool = False) -> None:
+        self.path = path
+        self.label = label
+        self.sync = sync
+        self._db = db
         # Bound methods resolved once keep the hot calls thin.
-        self._get = self._db.get
+        self._get = db.get
+        self._inflight = []
+        self._closing = False
 
     @classmethod
     def open(cls, path: Path, *, label: str, create: bool, sync: bool = False) -> LevelDbStore:

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol._variant import Variant
 from protocol.codec import (
     DEFAULT_MAX_BODY_BYTES,
     DecodeError,
@@ -106,6 +105,7 @@ from protocol.messages import (
     WatchResponse,
     WriteBatch,
 )
+from protocol.variant import Variant
 
 # --- Strategies ----------------------------------------------------------------
 
@@ -1164,7 +1164,7 @@ def test_encode_refuses_a_delta_outside_int64() -> None:
         )
 
 
-# --- Equality, hashing and repr (``protocol/_variant.py``) ---------------------------
+# --- Equality, hashing and repr (``protocol/variant.py``) ---------------------------
 #
 # Every message and error class inherits them from ``Variant`` instead of
 # having attrs generate them: each must behave exactly as attrs' own methods

@@ -1,4 +1,4 @@
-"""``@variant`` (``protocol/_variant.py``): the class attrs would build, without attrs' builder.
+"""``@variant`` (``protocol/variant.py``): the class attrs would build, without attrs' builder.
 
 Every message, error and wire-shape class is compared with a twin that
 ``@attrs.frozen(kw_only=True, repr=False, eq=False)`` builds from the very
@@ -23,8 +23,8 @@ import protocol._wire as wire
 import protocol.errors as errors
 import protocol.forms as forms
 import protocol.messages as messages
-from protocol._variant import Variant, variant
 from protocol.messages import Get, KvRequest, Scan, Set
+from protocol.variant import Variant, variant
 
 #: Every class ``@variant`` builds in the protocol package.
 BUILT = [

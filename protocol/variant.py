@@ -19,7 +19,7 @@ compares each with the class attrs builds from the same declaration):
    (plain values only: no ``attrs.field``, no validator, converter or
    factory; a declaration that needs one is refused with a TypeError, so
    that nothing an attrs class would run is silently skipped). Its only
-   base is ``Variant``.
+   base is ``Variant`` (and ``typing.Generic`` for a generic class).
 2. ``__slots__`` are the fields and ``__weakref__``; ``__init__`` takes
    each field by keyword, sets it through ``object.__setattr__`` (the very
    code attrs generates, so constructing one costs what it did), and its
@@ -50,17 +50,26 @@ Nothing on a hot path compares or hashes messages (a handler matches on
 the class; a codec table is keyed by the class), which is why these need
 not be generated per class; the ids (``ids.py``) are hashed on every
 send, so they keep attrs' generated methods.
+
+kvruntime's own value types that every process builds at import
+(``KvConfig``, ``TtlPolicy``, kv's action rules, the metrics' collector,
+the client's ``Page`` and ``Change``) are ``@frozen_value(kw_only=True)``
+on ``Variant`` (a generic one on ``Variant, Generic[...]``): to mypy that
+is ``@attrs.frozen(kw_only=True)`` itself, so its attrs plugin types them
+as before (``attrs.evolve`` included); at run time it is ``@variant``.
+tests/kvruntime/test_value_types.py compares each with attrs' class.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from types import CodeType, FunctionType
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, dataclass_transform
 
 import attrs
 
-__all__ = ["Variant", "variant"]
+__all__ = ["Variant", "frozen_value", "variant"]
 
 
 class Variant:
@@ -149,7 +158,7 @@ def _init_code(names: tuple[str, ...]) -> CodeType:
 @dataclass_transform(frozen_default=True, kw_only_default=True, eq_default=False)
 def variant(cls: V) -> V:
     """The frozen, slotted, keyword-only class of ``cls``'s declaration (see the module)."""
-    if cls.__bases__ != (Variant,):
+    if cls.__bases__ not in ((Variant,), (Variant, Generic)):
         raise TypeError(f"{cls.__name__}: a @variant class has Variant as its only base")
     namespace = dict(cls.__dict__)
     namespace.pop("__dict__", None)
@@ -202,3 +211,24 @@ def variant(cls: V) -> V:
         if isinstance(value, FunctionType) and "__class__" in value.__code__.co_freevars:
             raise TypeError(f"{cls.__name__}: a @variant class's methods use no super()")
     return cast(V, type(cls.__name__, cls.__bases__, namespace))
+
+
+if TYPE_CHECKING:
+    # To mypy, ``@attrs.frozen(kw_only=True)`` itself: its attrs plugin types
+    # the class as it did (``attrs.evolve`` and ``attrs.fields`` included).
+    from attrs import frozen as frozen_value
+else:
+
+    def frozen_value(*, kw_only: bool) -> Callable[[V], V]:
+        """``@attrs.frozen(kw_only=True)`` for a value type on ``Variant``, built by ``@variant``.
+
+        kvruntime's value types that every process builds at import
+        (``KvConfig``, kv's action rules, the client's ``Page`` and
+        ``Change``; issue 15) are declared ``@frozen_value(kw_only=True)``
+        on ``Variant``: at run time the class ``@variant`` builds, whose
+        fields, slots, ``__init__``, equality, hash and repr are attrs'
+        (the module's invariants); to mypy the attrs class it was.
+        """
+        if not kw_only:
+            raise TypeError("a @frozen_value class is keyword-only, as every @variant is")
+        return variant
