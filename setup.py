@@ -13,5 +13,8 @@ setup(
         Extension("kvruntime.storage._cwrite", ["kvruntime/storage/_cwrite.c"], optional=True),
         # issue 12: a scan page built in C straight from the iterator (storage/store.py)
         Extension("kvruntime.storage._cpage", ["kvruntime/storage/_cpage.c"], optional=True),
+        # issue 12: the per-entry scan's async iterator, no generator step per entry
+        # (client/_entries.py)
+        Extension("kvruntime.client._centries", ["kvruntime/client/_centries.c"], optional=True),
     ],
 )

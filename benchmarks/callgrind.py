@@ -8,12 +8,14 @@ operations: start-up, imports and warm-up cancel out. uvloop when installed
 (as ``make bench``), else asyncio; ``--loop asyncio`` measures plain asyncio.
 ``PYTHONHASHSEED=0`` for repeatable runs. ``set_many`` is a batch of
 ``BATCH`` pairs per operation, ``scan`` a page of ``BATCH`` entries read
-with ``db.scan_pages``, ``transaction`` the bench's pipelined transaction
+with ``db.scan_pages``, ``scan_entries`` the same page read entry by entry
+with ``db.scan`` (its figure also per entry), ``transaction`` the bench's pipelined transaction
 of ``TX_SETS`` sets and its commit (the figure is per operation, not per pair).
 
     python -m benchmarks.callgrind                 # get and set, 1 and 64 senders
     python -m benchmarks.callgrind --ops 500 --only get:1 --loop asyncio
     python -m benchmarks.callgrind --ops 50 --only set_many:1,scan:1,transaction:1
+    python -m benchmarks.callgrind --ops 50 --only scan:1,scan_entries:1
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ WORKLOADS = ("get:1", "set:1", "get:64", "set:64")
 #: Also measurable (``--only getttl:1,setttl:1``): the same on a key with a TTL
 #: (issue 14), so the db's expiry index is in use.
 TTL_OPS = ("getttl", "setttl")
-OPS = ("get", "set", "set_many", "scan", "transaction", *TTL_OPS)
+OPS = ("get", "set", "set_many", "scan", "scan_entries", "transaction", *TTL_OPS)
 PACKAGE = "bench:callgrind:bench.os"
 #: Pairs per set_many, entries per scanned page.
 BATCH = 1000
@@ -71,6 +73,14 @@ async def _child(op: str, senders: int, ops: int, home: str) -> None:
                         put = tx.set
                         for pair_key, pair_value in batch[:TX_SETS]:
                             put(pair_key, pair_value)
+            elif op == "scan_entries":  # as the bench's scan: one entry per await
+                await db.delete(key)
+                await db.set_many(batch)
+                for _ in range(ops):
+                    read = 0
+                    async for _pair in db.scan(page_size=BATCH):
+                        read += 1
+                    assert read == BATCH
             else:
                 await db.delete(key)
                 await db.set_many(batch)
@@ -155,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         per = (high - low) / (2 * ops * senders)
         print(
             f"{op}, {senders} sender(s), {args.loop}: {per / 1000:.1f}k instructions per round trip"
+            + (f" ({per / BATCH:.0f} per entry)" if op in ("scan", "scan_entries") else "")
         )
     return 0
 

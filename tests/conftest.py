@@ -14,6 +14,7 @@ import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime
 from kvruntime.storage.localcluster import LocalCluster
+from tests import internals
 
 # The reliability figures' hooks live here, where the xdist controller finds
 # them (it loads this conftest, not tests/reliability's): tests/reliability/figures.py.
@@ -52,6 +53,17 @@ async def rt(home: Path, config: KvConfig) -> AsyncIterator[Runtime]:
     """A running runtime on ``home``."""
     async with Runtime(home=home, config=config) as runtime:
         yield runtime
+
+
+# --- the client's scan iterator (issue 12): a scan test runs on both paths ---
+
+
+@pytest.fixture(params=["c", "py"])
+def scan_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``scan`` and ``keys`` through the compiled iterator ("c") or the async generator
+    ("py"), for the test (use it as ``@pytest.mark.usefixtures("scan_path")``)."""
+    with internals.scan_path(request.param):
+        yield request.param
 
 
 # --- Redis Cluster (issue 13): one real cluster per session, a namespace per test ---

@@ -7,8 +7,9 @@ reaches them here, in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import anyio.to_thread
 
@@ -37,11 +38,13 @@ __all__ = [
     "queued_answer_bytes",
     "redis_key_of",
     "redis_values_of",
+    "scan_path",
     "set_expiry_clock",
     "set_tx_clock",
     "store_of",
     "sweep_expired",
     "transport_of",
+    "waiting_of",
 ]
 
 
@@ -162,3 +165,33 @@ def decoded_once() -> RequestDecoder:
     from kvruntime.kvservice.networked import _DecodedOnce
 
     return _DecodedOnce()
+
+
+# --- the client's per-entry scan iterator (issue 12) -----------------------------------
+
+
+@contextlib.contextmanager
+def scan_path(path: Literal["c", "py"]) -> Iterator[None]:
+    """Make every ``scan`` and ``keys`` hand out entries through ``path``: "c", the
+    compiled iterator (an AssertionError, a failure, when it was not built), or "py",
+    the async generator that is its reference and fallback (``client._entries``)."""
+    from kvruntime.client import _entries
+
+    if path == "c":
+        assert _entries.HAVE_C, "kvruntime.client._centries is not built"
+        yield
+        return
+    assert path == "py", path
+    namespace = vars(_entries)  # entries() reads its private _CEntries at each call
+    compiled, namespace["_CEntries"] = namespace["_CEntries"], None
+    try:
+        yield
+    finally:
+        namespace["_CEntries"] = compiled
+
+
+def waiting_of(rt: Runtime, process: ProcessId) -> int:
+    """How many requests ``process`` of the running ``rt`` awaits an answer to."""
+    slot = bus_of(rt).slot(process)
+    assert slot is not None, f"{process} is not running"
+    return len(slot.waiters)

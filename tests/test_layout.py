@@ -37,7 +37,9 @@ ROOTS = {"kvruntime": Path(kvruntime.__file__).parent, "protocol": Path(protocol
 def _modules() -> dict[str, Path]:
     found: dict[str, Path] = {}
     for name, root in ROOTS.items():
-        for path in root.rglob("*.py"):
+        # A compiled module counts as a module (its .pyi stands for it), not as its package.
+        stubs = [p for p in root.rglob("*.pyi") if not p.with_suffix(".py").exists()]
+        for path in [*root.rglob("*.py"), *stubs]:
             parts = [name, *path.relative_to(root).with_suffix("").parts]
             if parts[-1] == "__init__":
                 parts.pop()

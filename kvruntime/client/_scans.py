@@ -3,8 +3,8 @@
 ``list_page`` is the one request; ``scan_pages``, ``scan`` and ``keys`` pull
 pages from it as you iterate, so memory holds one page, not the db.
 ``scan_pages`` hands over each page whole (one ``await`` per page, not per
-entry): the form for reading much, as ``scan`` costs an async generator step
-per entry.
+entry); ``scan`` and ``keys`` hand out entries through ``_entries`` (in C
+where built: no generator step per entry, a coroutine per page).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from protocol.variant import Variant, frozen_value
 
 from ._checks import as_bytes
 from ._core import K, KvCore, V
+from ._entries import Fetch, entries
 from ._exchange import expect
 from .errors import UnexpectedResponse
 
@@ -85,7 +86,7 @@ class KvScans(KvCore[K, V]):
         items = [(key(k), None if v is None else value(v)) for k, v in raw]
         return Page(items=items, cursor=response.cursor)
 
-    async def scan(
+    def scan(
         self,
         *,
         prefix: bytes | str | None = None,
@@ -99,12 +100,12 @@ class KvScans(KvCore[K, V]):
 
         Memory holds one page, not the db. Keys written or deleted while you
         iterate may or may not be seen; a key present throughout is seen once.
+        Nothing is asked before the first entry is awaited; ``aclose()`` (or
+        breaking out) leaves no request behind.
         """
-        pages = self._pages(prefix, start, end, reverse, False, page_size, tx_id)
-        async for page in pages:
-            # A page asked with values holds no None value: yield its pairs as they are.
-            for item in cast("list[tuple[K, V]]", page.items):
-                yield item
+        fetch = self._fetch(prefix, start, end, reverse, False, page_size, tx_id)
+        # A page asked with values holds no None value: its pairs are handed out as they are.
+        return entries(cast("Fetch[tuple[K, V]]", fetch))
 
     async def scan_pages(
         self,
@@ -128,7 +129,7 @@ class KvScans(KvCore[K, V]):
             if page.items:
                 yield page
 
-    async def keys(
+    def keys(
         self,
         *,
         prefix: bytes | str | None = None,
@@ -139,9 +140,48 @@ class KvScans(KvCore[K, V]):
         tx_id: int | None = None,
     ) -> AsyncIterator[K]:
         """Every key in the range (no values sent), pulled one page at a time."""
-        async for page in self._pages(prefix, start, end, reverse, True, page_size, tx_id):
-            for key, _ in page.items:
-                yield key
+        fetch = self._fetch(prefix, start, end, reverse, True, page_size, tx_id)
+
+        async def fetch_keys() -> list[K] | None:
+            items = await fetch()
+            return None if items is None else [key for key, _ in items]
+
+        return entries(fetch_keys)
+
+    def _fetch(
+        self,
+        prefix: bytes | str | None,
+        start: K | None,
+        end: K | None,
+        reverse: bool,
+        keys_only: bool,
+        page_size: int | None,
+        tx_id: int | None,
+    ) -> Fetch[tuple[K, V | None]]:
+        """The range's next page's items on each call, resumed from the previous
+        page's cursor; None once the last page was read. No request before the first call."""
+        cursor: bytes | None = None
+        done = False
+
+        async def fetch() -> list[tuple[K, V | None]] | None:
+            nonlocal cursor, done
+            if done:
+                return None
+            page = await self.list_page(
+                prefix=prefix,
+                start=start,
+                end=end,
+                reverse=reverse,
+                keys_only=keys_only,
+                limit=page_size,
+                cursor=cursor,
+                tx_id=tx_id,
+            )
+            cursor = page.cursor
+            done = cursor is None
+            return page.items
+
+        return fetch
 
     async def _pages(
         self,

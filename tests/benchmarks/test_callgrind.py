@@ -15,6 +15,7 @@ from benchmarks.callgrind import main
         "get:2:3:asyncio",
         "set_many:1:2:asyncio",
         "scan:1:2",
+        "scan_entries:1:2",
         "transaction:1:2",
     ],
 )

@@ -95,6 +95,7 @@ async def test_a_batch_names_a_buffer_that_is_not_bytes_like_enough(
     assert await run_as(rt, APP, body) == [None, None]
 
 
+@pytest.mark.usefixtures("scan_path")
 async def test_scan_pages_reads_what_scan_reads_a_page_at_a_time(rt: Runtime) -> None:
     pairs = [(b"user:%04d" % i, b"v%d" % i) for i in range(250)]
 

@@ -163,6 +163,7 @@ async def test_a_bad_package_id_is_id_error(rt: Runtime, package: Any) -> None:
     await run_as(rt, APP, body)
 
 
+@pytest.mark.usefixtures("scan_path")
 @pytest.mark.parametrize("target", ["nobody", "a:b", "A:b:c.os", "x@y", 7])
 async def test_a_bad_process_id_is_id_error(rt: Runtime, target: Any) -> None:
     async def body(ctx: ProcessContext) -> None:
@@ -375,6 +376,7 @@ async def test_a_number_outside_its_wire_range_is_value_error_before_sending(
     await run_as(rt, APP, body)
 
 
+@pytest.mark.usefixtures("scan_path")
 async def test_a_codec_that_gives_no_bytes_is_type_error(rt: Runtime) -> None:
     async def body(ctx: ProcessContext) -> list[bytes]:
         db = await kv.open(ctx, ctx.package_id, "db")

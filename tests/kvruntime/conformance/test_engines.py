@@ -46,6 +46,7 @@ async def test_open_set_get_exists_delete_remove(runtime: Runtime) -> None:
     assert runtime.list_dbs() == [(PKG, "main")]
 
 
+@pytest.mark.usefixtures("scan_path")
 async def test_scans_in_byte_order_with_cursor_reverse_prefix_range_and_page_bound(
     runtime: Runtime,
 ) -> None:

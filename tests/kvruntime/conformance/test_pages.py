@@ -59,6 +59,7 @@ def expected_pages(ordered: list[tuple[bytes, bytes]], keys_only: bool) -> list[
     return pages
 
 
+@pytest.mark.usefixtures("scan_path")
 async def test_pages_of_varied_sizes_are_cut_by_the_rule(runtime: Runtime) -> None:
     data = entries()
     ordered = sorted(data.items())

@@ -66,6 +66,7 @@ async def _transaction_writing(db: kv.Kv[bytes, bytes], key: bytes) -> None:
         tx.set(key, b"v")
 
 
+@pytest.mark.usefixtures("scan_path")
 async def test_reads_ranges_and_delete_range_leave_kv_records_alone(runtime: Runtime) -> None:
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, PKG, "main")

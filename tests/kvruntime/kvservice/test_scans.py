@@ -9,7 +9,8 @@ import pytest
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
 from tests.conftest import run_as
 
-pytestmark = pytest.mark.anyio
+# Every scan here runs through both of the client's iterators (tests/conftest.py).
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("scan_path")]
 
 OWNER = "app:demo:alice.os"
 

@@ -31,6 +31,7 @@ async def test_rollback_applies_nothing_and_ends_the_transaction(rt: Runtime) ->
     assert kv_of(rt).open_transactions == 0
 
 
+@pytest.mark.usefixtures("scan_path")
 async def test_reads_inside_a_transaction_see_its_own_writes(rt: Runtime) -> None:
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, ctx.package_id, "t")
@@ -119,6 +120,7 @@ async def test_every_kind_of_write_is_seen_by_the_conflict_check(rt: Runtime, ho
     await run_as(rt, OWNER, body)
 
 
+@pytest.mark.usefixtures("scan_path")
 async def test_a_scan_in_a_transaction_conflicts_with_an_insert_in_its_range(rt: Runtime) -> None:
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, ctx.package_id, "t")
