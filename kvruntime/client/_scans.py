@@ -10,7 +10,7 @@ where built: no generator step per entry, a coroutine per page).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Generic, cast
+from typing import Any, Generic, Literal, cast, overload
 
 from protocol.blobs import decode_scan_page
 from protocol.codec import DecodeError
@@ -30,13 +30,13 @@ __all__ = ["KvScans", "Page"]
 class Page(Variant, Generic[K, V]):
     """One page of a scan: its entries in order, and the cursor that resumes after them.
 
-    ``items`` holds ``(key, value)``; the value is None when the page was
-    asked with ``keys_only``. ``cursor`` is the raw last key, or None when
+    ``items`` holds ``(key, value)``; a page asked with ``keys_only`` is a
+    ``Page[K, None]``, its values None. ``cursor`` is the raw last key, or None when
     the scan is done. Pass it back as ``cursor=`` to continue strictly after
     it (strictly before it, in reverse).
     """
 
-    items: list[tuple[K, V | None]]
+    items: list[tuple[K, V]]
     cursor: bytes | None
 
 
@@ -45,6 +45,45 @@ class KvScans(KvCore[K, V]):
 
     __slots__ = ()
 
+    @overload
+    async def list_page(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        keys_only: Literal[False] = False,
+        limit: int | None = None,
+        cursor: bytes | None = None,
+        tx_id: int | None = None,
+    ) -> Page[K, V]: ...
+    @overload
+    async def list_page(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        keys_only: Literal[True],
+        limit: int | None = None,
+        cursor: bytes | None = None,
+        tx_id: int | None = None,
+    ) -> Page[K, None]: ...
+    @overload
+    async def list_page(
+        self,
+        *,
+        prefix: bytes | str | None = None,
+        start: K | None = None,
+        end: K | None = None,
+        reverse: bool = False,
+        keys_only: bool,
+        limit: int | None = None,
+        cursor: bytes | None = None,
+        tx_id: int | None = None,
+    ) -> Page[K, V | None]: ...
     async def list_page(
         self,
         *,
@@ -56,7 +95,7 @@ class KvScans(KvCore[K, V]):
         limit: int | None = None,
         cursor: bytes | None = None,
         tx_id: int | None = None,
-    ) -> Page[K, V]:
+    ) -> Page[K, Any]:
         """One page of entries in key order (descending when ``reverse``).
 
         The range is the keys starting with ``prefix`` (bytes, or text as
@@ -81,7 +120,7 @@ class KvScans(KvCore[K, V]):
         except DecodeError as exc:
             raise UnexpectedResponse(f"kv:distro:sys sent a malformed page: {exc}") from exc
         if self._raw:
-            return Page(items=raw, cursor=response.cursor)  # type: ignore[arg-type]
+            return Page(items=cast("list[tuple[K, Any]]", raw), cursor=response.cursor)
         key, value = self._key.decode, self._value.decode
         items = [(key(k), None if v is None else value(v)) for k, v in raw]
         return Page(items=items, cursor=response.cursor)
@@ -125,7 +164,7 @@ class KvScans(KvCore[K, V]):
         page; the server bounds its size (``list_page``). No page is empty: a
         range with no entry gives none.
         """
-        async for page in self._pages(prefix, start, end, reverse, False, page_size, tx_id):
+        async for page in self._pages(prefix, start, end, reverse, page_size, tx_id):
             if page.items:
                 yield page
 
@@ -189,11 +228,10 @@ class KvScans(KvCore[K, V]):
         start: K | None,
         end: K | None,
         reverse: bool,
-        keys_only: bool,
         page_size: int | None,
         tx_id: int | None,
     ) -> AsyncIterator[Page[K, V]]:
-        """Every page of the range, each resumed from the previous one's cursor."""
+        """Every page of the range with its values, each resumed from the previous one's cursor."""
         cursor: bytes | None = None
         while True:
             page = await self.list_page(
@@ -201,7 +239,6 @@ class KvScans(KvCore[K, V]):
                 start=start,
                 end=end,
                 reverse=reverse,
-                keys_only=keys_only,
                 limit=page_size,
                 cursor=cursor,
                 tx_id=tx_id,

@@ -95,8 +95,8 @@ async def test_reads_ranges_and_delete_range_leave_kv_records_alone(runtime: Run
         assert [k for k, _ in page.items] == [users[-1]]
         tx_id = await db.begin_tx()  # a page inside a transaction, over its own write
         await db.set(b"b", b"2", tx_id=tx_id)
-        page = await db.list_page(tx_id=tx_id, reverse=True, keys_only=True)
-        assert [k for k, _ in page.items] == sorted([b"b", *users], reverse=True)[:3]
+        keys = await db.list_page(tx_id=tx_id, reverse=True, keys_only=True)
+        assert [k for k, _ in keys.items] == sorted([b"b", *users], reverse=True)[:3]
         await db.rollback_tx(tx_id)
         assert await db.delete_range(prefix=RESERVED) == 0
         assert await db.delete_range(start=RESERVED + b"\x00", end=None) == 0

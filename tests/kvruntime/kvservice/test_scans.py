@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import assert_type
+
 import anyio
 import anyio.lowlevel
 import pytest
 
 from kvruntime import KvConfig, ProcessContext, Runtime, kv
+from kvruntime.client import Page
 from tests.conftest import run_as
 
 # Every scan here runs through both of the client's iterators (tests/conftest.py).
@@ -184,3 +187,28 @@ async def test_scan_needs_read_capability(rt: Runtime) -> None:
             await db.list_page(keys_only=True)
 
     await run_as(rt, "eve:other:eve.os", outsider)
+
+
+async def test_a_page_is_typed_by_what_it_was_asked_for(rt: Runtime) -> None:
+    """``list_page`` and ``scan_pages`` give ``Page[K, V]`` (no None value to narrow);
+    ``keys_only=True`` gives ``Page[K, None]``. ``assert_type`` is checked by mypy
+    (``make check``); the asserts check the values that go with those types."""
+
+    async def body(ctx: ProcessContext) -> None:
+        db = await kv.open(ctx, ctx.package_id, "typed")
+        await db.set_many({b"k1": b"v1", b"k2": b"v2"})
+        page = assert_type(await db.list_page(), Page[bytes, bytes])
+        assert page.items == [(b"k1", b"v1"), (b"k2", b"v2")]
+        keys = assert_type(await db.list_page(keys_only=True), Page[bytes, None])
+        assert keys.items == [(b"k1", None), (b"k2", None)]
+        maybe = assert_type(await db.list_page(keys_only=bool(page)), Page[bytes, bytes | None])
+        assert maybe.items == keys.items
+        pages = [assert_type(p, Page[bytes, bytes]) async for p in db.scan_pages(page_size=1)]
+        assert [p.items for p in pages] == [[(b"k1", b"v1")], [(b"k2", b"v2")]]
+        text = await kv.open(
+            ctx, ctx.package_id, "typed-text", key_codec=kv.BYTES, value_codec=kv.Utf8Codec()
+        )
+        await text.set(b"k", "é")
+        assert assert_type(await text.list_page(), Page[bytes, str]).items == [(b"k", "é")]
+
+    await run_as(rt, OWNER, body)
