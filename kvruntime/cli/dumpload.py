@@ -235,6 +235,7 @@ class _Checked:
             raise CliError(message, EXIT_INTERRUPTED) from None
 
     def _read(self) -> tuple[BinaryIO, int]:
+        import shutil
         import tempfile
 
         size = _regular_file_size(self._source)
@@ -247,7 +248,7 @@ class _Checked:
         spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed by __exit__)
         self._spool = spool
         try:
-            _copy_interruptibly(self._source, spool)
+            shutil.copyfileobj(self._source, spool)
             spool.seek(0)
             for _ in _records(spool):
                 pass
@@ -265,53 +266,6 @@ class _Checked:
 
 def _checked(source: BinaryIO) -> _Checked:
     return _Checked(source)
-
-
-def _copy_interruptibly(source: BinaryIO, sink: IO[bytes]) -> None:
-    """Copy ``source`` to its end into ``sink``; a Ctrl-C meanwhile is a KeyboardInterrupt.
-
-    ``shutil.copyfileobj`` could lose a SIGINT that came while a pipe's
-    bytes were arriving: a buffered ``read(n)`` goes on reading in C until
-    it has ``n`` bytes, so a signal taken between two of its reads only
-    marks the handler as due, and the next read blocks until more of the
-    dump (or its end) comes. Here each read is one ``os.read`` of the
-    descriptor, after ``select`` says it has bytes, and the signal's wakeup
-    descriptor is in that ``select`` too: a signal that comes at any point
-    wakes it, and its handler runs before the next read. Nothing has read
-    ``source`` before (its buffer is empty), so the descriptor has it all.
-    """
-    import select
-    import shutil
-    import signal
-
-    try:
-        fd = source.fileno()
-    except (OSError, ValueError):  # not a descriptor (a test's BytesIO): nothing blocks
-        shutil.copyfileobj(source, sink)
-        return
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_write, False)
-    try:
-        before = signal.set_wakeup_fd(wake_write)
-    except ValueError:  # not the main thread: no signal comes here anyway
-        os.close(wake_read)
-        os.close(wake_write)
-        shutil.copyfileobj(source, sink)
-        return
-    try:
-        while True:
-            ready, _, _ = select.select([fd, wake_read], [], [])
-            if wake_read in ready:
-                os.read(wake_read, 512)  # the due handler runs here (KeyboardInterrupt)
-            if fd in ready:
-                data = os.read(fd, 1 << 16)
-                if not data:
-                    return
-                sink.write(data)
-    finally:
-        signal.set_wakeup_fd(before)
-        os.close(wake_read)
-        os.close(wake_write)
 
 
 def _advancing(source: Iterable[bytes], progress: Progress, task: TaskID) -> Iterator[bytes]:

@@ -59,19 +59,13 @@ def _log_bytes(db_dir: Path) -> int:
     return total
 
 
-#: The system calls a load waits in for more of its dump (Linux x86-64 numbers): read of
-#: fd 0, or select / pselect6 (``_copy_interruptibly`` selects on stdin and the
-#: signal's wakeup descriptor before each read).
-_WAITING_FOR_INPUT = (["0", "0x0"], ["23"], ["270"])
-
-
 def _reading_stdin(pid: int) -> bool:
-    """Whether ``pid`` is blocked waiting for stdin (Linux: /proc/PID/syscall)."""
+    """Whether ``pid`` is blocked in read(0, ...) (Linux: /proc/PID/syscall; 0 is read)."""
     try:
         fields = Path(f"/proc/{pid}/syscall").read_text().split()
     except OSError:
         return False
-    return any(fields[: len(call)] == call for call in _WAITING_FOR_INPUT)
+    return fields[:2] == ["0", "0x0"]
 
 
 def _signal_state(pid: int) -> str:
@@ -146,13 +140,7 @@ def test_ctrl_c_while_the_dump_is_still_coming_writes_and_creates_nothing(home: 
             # Not communicate(): it closes stdin at once, and a dump that ends there
             # races the SIGINT (the load may read the end first and exit 2). The pipe
             # stays open until the load has exited.
-            try:
-                load.wait(timeout=BOUND / 3)  # well before pytest's timeout: say what it was
-            except subprocess.TimeoutExpired:
-                after = _signal_state(load.pid)
-                raise AssertionError(
-                    f"the load went on after its SIGINT; before: {state}; after: {after}"
-                ) from None
+            load.wait(timeout=BOUND)
             assert load.stderr is not None
             err = load.stderr.read()
         finally:
