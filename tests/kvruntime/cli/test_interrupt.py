@@ -32,6 +32,15 @@ def _key(index: int) -> bytes:
     return b"key-%08d" % index
 
 
+def _default_sigint() -> None:
+    """In the load's child before exec: SIGINT at its default, as a shell leaves it for
+    the job in the terminal's foreground. A test run started in the background (``&``
+    in a script: a shell then ignores SIGINT for it) passes SIGINT ignored down to every
+    child, and a Python that starts with SIGINT ignored keeps it ignored: Ctrl-C would
+    not reach the load at all (its runtime phase installs a handler of its own)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _load(home: Path, db: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, TERM="dumb", KVRUNTIME_HOME=str(home))
     return subprocess.Popen(
@@ -40,6 +49,7 @@ def _load(home: Path, db: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        preexec_fn=_default_sigint,
     )
 
 
@@ -140,7 +150,13 @@ def test_ctrl_c_while_the_dump_is_still_coming_writes_and_creates_nothing(home: 
             # Not communicate(): it closes stdin at once, and a dump that ends there
             # races the SIGINT (the load may read the end first and exit 2). The pipe
             # stays open until the load has exited.
-            load.wait(timeout=BOUND)
+            try:
+                load.wait(timeout=BOUND / 3)  # well before pytest's timeout: say what it was
+            except subprocess.TimeoutExpired:
+                after = _signal_state(load.pid)
+                raise AssertionError(
+                    f"the load went on after its SIGINT; before: {state}; after: {after}"
+                ) from None
             assert load.stderr is not None
             err = load.stderr.read()
         finally:
