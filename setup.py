@@ -16,5 +16,7 @@ setup(
         # issue 12: the per-entry scan's async iterator, no generator step per entry
         # (client/_entries.py)
         Extension("kvruntime.client._centries", ["kvruntime/client/_centries.c"], optional=True),
+        # issue 12: a transaction's tx.set staged with no Python frame (client/_staging.py)
+        Extension("kvruntime.client._cstaging", ["kvruntime/client/_cstaging.c"], optional=True),
     ],
 )

@@ -66,6 +66,14 @@ def scan_path(request: pytest.FixtureRequest) -> Iterator[str]:
         yield request.param
 
 
+@pytest.fixture(params=["c", "py"])
+def staging_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A transaction's ``set`` through the compiled staging ("c") or its Python twin
+    ("py"), for the test (use it as ``@pytest.mark.usefixtures("staging_path")``)."""
+    with internals.staging_path(request.param):
+        yield request.param
+
+
 # --- Redis Cluster (issue 13): one real cluster per session, a namespace per test ---
 
 _namespaces = itertools.count()

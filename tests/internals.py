@@ -41,6 +41,7 @@ __all__ = [
     "scan_path",
     "set_expiry_clock",
     "set_tx_clock",
+    "staging_path",
     "store_of",
     "sweep_expired",
     "transport_of",
@@ -188,6 +189,30 @@ def scan_path(path: Literal["c", "py"]) -> Iterator[None]:
         yield
     finally:
         namespace["_CEntries"] = compiled
+
+
+# --- the client's transaction staging (issue 12) ---------------------------------------
+
+
+@contextlib.contextmanager
+def staging_path(path: Literal["c", "py"]) -> Iterator[None]:
+    """Make every transaction's ``set`` go through ``path``: "c", the compiled
+    ``_cstaging.Staging.set`` (an AssertionError, a failure, when it was not built),
+    or "py", ``StagingPy.set``, its reference and fallback (``client._staging``)."""
+    from kvruntime.client import _staging
+    from kvruntime.client._transaction import Transaction
+
+    if path == "c":
+        assert _staging.HAVE_C, "kvruntime.client._cstaging is not built"
+        assert Transaction.set is vars(_staging.Staging)["set"]
+        yield
+        return
+    assert path == "py", path
+    setattr(Transaction, "set", _staging.StagingPy.set)  # noqa: B010 (mypy: a method)
+    try:
+        yield
+    finally:
+        delattr(Transaction, "set")
 
 
 def waiting_of(rt: Runtime, process: ProcessId) -> int:

@@ -52,6 +52,7 @@ from protocol.messages import (
 from protocol.messages import KeyNotFound as KeyNotFoundError
 
 from ._checks import encoded, ttl_ms, writes_blob
+from ._staging import Staging
 from .codecs import BytesCodec, Codec
 from .errors import KeyNotFound, KvError, TransactionConflict, UnexpectedResponse, check_pair_sizes
 
@@ -73,24 +74,23 @@ class _State(enum.Enum):
     DONE = "done"
 
 
-class Transaction(Generic[K, V]):
+class Transaction(Staging[K, V], Generic[K, V]):
     """Writes buffered here and sent in one request at the end (see the module's invariants).
 
     Made by ``Kv.transaction()``; use it as ``async with db.transaction() as tx``.
     """
 
+    # The buffer (_writes, _ttls) and _raw_open are the base's: ``set`` is
+    # ``Staging``'s, compiled where built, with ``_set`` below off its hot path.
     __slots__ = (
         "_call",
         "_key",
         "_max_batch",
         "_max_key",
         "_max_value",
-        "_raw_open",
         "_state",
-        "_ttls",
         "_tx_id",
         "_value",
-        "_writes",
     )
 
     def __init__(
@@ -105,15 +105,14 @@ class Transaction(Generic[K, V]):
     ) -> None:
         if max_batch_items < 1:
             raise ValueError("max_batch_items must be at least 1")
+        super().__init__()  # an empty buffer: _writes, and _ttls, the TTL (ms) of each
+        # buffered write that has one (issue 14)
         self._call = call
         self._key = key_codec
         self._value = value_codec
         self._max_batch = max_batch_items
         self._max_key = max_key_bytes
         self._max_value = max_value_bytes
-        self._writes: dict[bytes, bytes | None] = {}
-        #: The TTL (ms) of each buffered write that has one (issue 14).
-        self._ttls: dict[bytes, int] = {}
         self._tx_id: int | None = None
         self._state = _State.OPEN
         #: Raw bytes both ways and the block still open: ``set``'s one flag on its
@@ -133,12 +132,11 @@ class Transaction(Generic[K, V]):
 
     # --- writes: buffered ---------------------------------------------------------------
 
-    def set(self, key: K, value: V, *, ttl: float | None = None) -> None:
-        """Buffer a write of ``value`` at ``key``; it is applied when the block ends.
+    # ``set(key, value, *, ttl=None)``: the base's (``Staging``), which stores exact
+    # bytes itself while ``_raw_open`` and no TTL is staged, and calls this otherwise.
 
-        With ``ttl`` (seconds) the key expires that long after it is staged, at
-        the block's end; without, any expiry it had is cleared.
-        """
+    def _set(self, key: K, value: V, *, ttl: float | None = None) -> None:
+        """``set`` off its hot path (see ``set``)."""
         if ttl is not None:
             self._check_open()
             raw = encoded(self._key, key, "key")
@@ -149,8 +147,8 @@ class Transaction(Generic[K, V]):
         if self._ttls:
             self._ttls.pop(encoded(self._key, key, "key"), None)
         if type(key) is bytes is type(value) and self._raw_open:
-            # The hot path of a 100-set transaction: one flag, no codec calls (mypy
-            # does not narrow K and V by ``type(x) is``).
+            # Raw bytes with a TTL staged: no codec calls (mypy does not narrow K
+            # and V by ``type(x) is``).
             self._writes[key] = value  # type: ignore[index,assignment]
             return
         self._check_open()

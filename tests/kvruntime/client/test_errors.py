@@ -270,6 +270,7 @@ MISUSES: list[tuple[str, Misuse, str]] = [
 ]
 
 
+@pytest.mark.usefixtures("staging_path")  # tx.set in C and in Python
 @pytest.mark.parametrize(
     ("misuse", "message"), [case[1:] for case in MISUSES], ids=[case[0] for case in MISUSES]
 )
@@ -310,6 +311,7 @@ async def test_the_label_forms_check_the_key_before_sending(rt: Runtime, home: P
     assert tree(home) == before  # no db "lbl": nothing was sent
 
 
+@pytest.mark.usefixtures("staging_path")  # tx.set in C and in Python
 async def test_bytes_like_keys_and_values_are_taken_as_bytes(rt: Runtime) -> None:
     async def body(ctx: ProcessContext) -> list[object]:
         db: Any = await kv.open(ctx, ctx.package_id, "db")  # Any: the types say bytes

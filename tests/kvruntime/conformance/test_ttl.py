@@ -246,6 +246,7 @@ async def _transaction_setting(db: kv.Kv[bytes, bytes], key: bytes, *, ttl: floa
         tx.set(key, b"v", ttl=ttl)
 
 
+@pytest.mark.usefixtures("staging_path")  # tx.set with a ttl, in C and in Python
 async def test_the_ttl_policy_of_a_db(runtime: Runtime, clock: FakeClock) -> None:
     async def body(ctx: ProcessContext) -> None:
         db = await kv.open(ctx, PKG, "main")
