@@ -84,9 +84,9 @@ from protocol.ids import Address, ProcessId
 
 from .capabilities import CapabilityStore
 from .deadlines import Deadlines, Waiter
-from .errors import SendError, SendErrorKind
+from .errors import SendError, SendErrorKind, caused
 from .mailbox import Mailbox, MailboxClosed, MailboxFull
-from .message import Capability, Message, Request, Response, exact_bytes
+from .message import Capability, Message, Request, Response, exact_payload
 
 __all__ = ["MESSAGING", "Bus", "Slot", "messaging_capability"]
 
@@ -468,7 +468,8 @@ class Bus:
         except MailboxFull:
             return False
         except MailboxClosed:
-            raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
+            ended = SendError(SendErrorKind.OFFLINE, f"process {request.target} ended")
+            raise caused(ended, None)  # noqa: B904 (caused sets the cause)
         if request.capabilities:
             self._offer(slot, request)
         return True
@@ -487,7 +488,8 @@ class Bus:
         try:
             await slot.mailbox.put(request)
         except MailboxClosed:
-            raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
+            ended = SendError(SendErrorKind.OFFLINE, f"process {request.target} ended")
+            raise caused(ended, None)  # noqa: B904 (caused sets the cause)
         if request.capabilities:
             self._offer(slot, request)
 
@@ -558,9 +560,7 @@ class Bus:
         source, target = request.source, request.target
         if source.node == self.node:
             raise ValueError("deliver_from_network takes requests from other nodes only")
-        request.body = exact_bytes(request.body, "body")
-        if request.blob is not None:
-            request.blob = exact_bytes(request.blob, "blob")
+        exact_payload(request)
         slot = self._slots.get(target.process) if target.node == self.node else None
         if slot is None:
             raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")

@@ -37,6 +37,7 @@ from protocol.ids import Address, ProcessId
 
 from ..storage.leveldb import LevelDbStore
 from ..storage.store import Store, StoreError
+from .errors import caused
 from .message import Capability
 
 __all__ = ["CapabilityStore", "CapabilityStoreError", "HomeInUse"]
@@ -90,26 +91,26 @@ class CapabilityStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CapabilityStoreError(
+            failed = CapabilityStoreError(
                 f"cannot create the capability store at {self.path}: {exc}"
-            ) from exc
+            )
+            raise caused(failed, exc)  # noqa: B904 (caused sets the cause)
         try:
             db = LevelDbStore.open(self.path, label="capabilities", create=True)
         except StoreError as exc:
             if _LOCKED.match(exc.error.message):
-                raise HomeInUse(
+                failed = HomeInUse(
                     f"the capability store at {self.path} is in use by another runtime"
-                ) from exc
-            raise CapabilityStoreError(
-                f"cannot open capability store at {self.path}: {exc}"
-            ) from exc
+                )
+            else:
+                failed = CapabilityStoreError(f"cannot open capability store at {self.path}: {exc}")
+            raise caused(failed, exc)  # noqa: B904 (caused sets the cause)
         try:
             self._load(db)
         except StoreError as exc:
             db.close()
-            raise CapabilityStoreError(
-                f"cannot read capability store at {self.path}: {exc}"
-            ) from exc
+            failed = CapabilityStoreError(f"cannot read capability store at {self.path}: {exc}")
+            raise caused(failed, exc)  # noqa: B904 (caused sets the cause)
         except BaseException:
             db.close()
             raise
@@ -208,7 +209,8 @@ class CapabilityStore:
         try:
             self._db.write(ops)
         except StoreError as exc:
-            raise CapabilityStoreError(f"cannot write the capability store: {exc}") from exc
+            failed = CapabilityStoreError(f"cannot write the capability store: {exc}")
+            raise caused(failed, exc)  # noqa: B904 (caused sets the cause)
 
 
 def _row(holder: Address, cap: Capability) -> bytes:
