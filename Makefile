@@ -20,19 +20,6 @@ $(VENV_STAMP):
 # The compiled helpers (setup.py, issue 12): a changed C source reinstalls, which rebuilds it.
 EXT_SOURCES := setup.py $(wildcard protocol/*.c kvruntime/*/*.c)
 
-# issue 12: the hot path compiled with mypyc (setup.py's HOT_PATH) needs mypy in
-# the build: the venv's own once the dev install has put it there (no build
-# isolation, whose fresh env has neither mypy nor the packages it type-checks
-# against), with a setuptools that reads pyproject.toml. Every install into a
-# venv with mypy ends with it, since an isolated build removes the compiled
-# modules (setup.py: none outlives its build). A changed hot-path module
-# rebuilds it (a stale build would shadow its source); a failed build leaves
-# the Python modules in use.
-HOT_PATH_SOURCES := $(shell sed -n 's/^ *"\([a-z_/]*\.py\)",$$/\1/p' setup.py)
-HOT_PATH_BUILD = if $(PY) -c "import mypyc" 2>/dev/null; then \
-	$(PY) -m pip install --quiet 'setuptools>=77' && \
-	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .; fi
-
 # The extensions need a C compiler and Python's headers: Debian's gcc (and
 # python3-dev when the interpreter has no Python.h) when missing. Without them
 # pip falls back to the Python twins, and the suite's tests of the build fail.
@@ -42,19 +29,17 @@ C_TOOLCHAIN = command -v cc >/dev/null 2>&1 && \
 	echo "no C compiler could be installed: kvruntime runs on its pure-Python blob code"
 
 # `make run` needs the package alone: no server, no test or benchmark tools.
-$(RUN_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES) $(HOT_PATH_SOURCES)
+$(RUN_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES)
 	@$(C_TOOLCHAIN)
 	$(PY) -m pip install --quiet -e .
-	$(HOT_PATH_BUILD)
 	touch $(RUN_STAMP)
 
 # Everything the suite imports: the dev tools, and the bench group (peers,
 # chart, profiler), since the suite tests the benchmark harness and mypy
 # checks benchmarks/ against their real types.
-$(DEV_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES) $(HOT_PATH_SOURCES)
+$(DEV_STAMP): $(VENV_STAMP) pyproject.toml $(EXT_SOURCES)
 	@$(C_TOOLCHAIN)
 	$(PY) -m pip install --quiet -e '.[dev,bench,network]'
-	$(HOT_PATH_BUILD)
 	touch $(DEV_STAMP)
 
 # redis-server from Debian, only when it is not on PATH already.
@@ -97,7 +82,6 @@ conformance-client: rust-crates
 NODES_STAMP := $(VENV)/.installed-nodes
 $(NODES_STAMP): $(VENV_STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[network]'
-	$(HOT_PATH_BUILD)
 	touch $(NODES_STAMP)
 
 ## make run-nodes: two nodes in two processes on a local nats-server (a ping, a chat, kv refusing)
@@ -113,7 +97,6 @@ run: $(RUN_STAMP)
 CLUSTER_STAMP := $(VENV)/.installed-cluster
 $(CLUSTER_STAMP): $(VENV_STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[redis-cluster]'
-	$(HOT_PATH_BUILD)
 	touch $(CLUSTER_STAMP)
 
 ## make run-cluster: start a local Redis Cluster, run the demo (as `make run`) on it, stop it

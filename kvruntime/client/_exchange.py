@@ -15,7 +15,6 @@ from protocol.codec import DecodeError, decode_response, encode_request
 from protocol.ids import KV_PROCESS_ID, Address, PackageId, validate_db_name
 from protocol.messages import ErrResponse, KvAction, KvRequest, KvResponse
 
-from ..kernel.errors import caused
 from ..kernel.message import Response
 from ..kernel.process import ProcessContext
 from .errors import UnexpectedResponse, raise_kv_error
@@ -62,8 +61,7 @@ def answer(message: Response) -> tuple[KvResponse, bytes | None]:
     try:
         response = decode_response(message.body)
     except DecodeError as exc:
-        malformed = UnexpectedResponse(f"kv:distro:sys sent a malformed answer: {exc}")
-        raise caused(malformed, exc)  # noqa: B904 (caused sets the cause)
+        raise UnexpectedResponse(f"kv:distro:sys sent a malformed answer: {exc}") from exc
     if isinstance(response, ErrResponse):
         raise_kv_error(response.error, message.blob)
     return response, message.blob

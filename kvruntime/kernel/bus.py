@@ -84,9 +84,9 @@ from protocol.ids import Address, ProcessId
 
 from .capabilities import CapabilityStore
 from .deadlines import Deadlines, Waiter
-from .errors import SendError, SendErrorKind, caused
+from .errors import SendError, SendErrorKind
 from .mailbox import Mailbox, MailboxClosed, MailboxFull
-from .message import Capability, Message, Request, Response, exact_payload
+from .message import Capability, Message, Request, Response, exact_bytes
 
 __all__ = ["MESSAGING", "Bus", "Slot", "messaging_capability"]
 
@@ -468,8 +468,7 @@ class Bus:
         except MailboxFull:
             return False
         except MailboxClosed:
-            ended = SendError(SendErrorKind.OFFLINE, f"process {request.target} ended")
-            raise caused(ended, None)  # noqa: B904 (caused sets the cause)
+            raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
         if request.capabilities:
             self._offer(slot, request)
         return True
@@ -488,8 +487,7 @@ class Bus:
         try:
             await slot.mailbox.put(request)
         except MailboxClosed:
-            ended = SendError(SendErrorKind.OFFLINE, f"process {request.target} ended")
-            raise caused(ended, None)  # noqa: B904 (caused sets the cause)
+            raise SendError(SendErrorKind.OFFLINE, f"process {request.target} ended") from None
         if request.capabilities:
             self._offer(slot, request)
 
@@ -560,7 +558,9 @@ class Bus:
         source, target = request.source, request.target
         if source.node == self.node:
             raise ValueError("deliver_from_network takes requests from other nodes only")
-        exact_payload(request)
+        request.body = exact_bytes(request.body, "body")
+        if request.blob is not None:
+            request.blob = exact_bytes(request.blob, "blob")
         slot = self._slots.get(target.process) if target.node == self.node else None
         if slot is None:
             raise SendError(SendErrorKind.OFFLINE, f"no process at {target}")

@@ -37,7 +37,6 @@ from protocol.ids import Address, ProcessId
 
 from ..storage.leveldb import LevelDbStore
 from ..storage.store import Store, StoreError
-from .errors import caused
 from .message import Capability
 
 __all__ = ["CapabilityStore", "CapabilityStoreError", "HomeInUse"]
@@ -91,26 +90,26 @@ class CapabilityStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            failed = CapabilityStoreError(
+            raise CapabilityStoreError(
                 f"cannot create the capability store at {self.path}: {exc}"
-            )
-            raise caused(failed, exc)  # noqa: B904 (caused sets the cause)
+            ) from exc
         try:
             db = LevelDbStore.open(self.path, label="capabilities", create=True)
         except StoreError as exc:
             if _LOCKED.match(exc.error.message):
-                failed = HomeInUse(
+                raise HomeInUse(
                     f"the capability store at {self.path} is in use by another runtime"
-                )
-            else:
-                failed = CapabilityStoreError(f"cannot open capability store at {self.path}: {exc}")
-            raise caused(failed, exc)  # noqa: B904 (caused sets the cause)
+                ) from exc
+            raise CapabilityStoreError(
+                f"cannot open capability store at {self.path}: {exc}"
+            ) from exc
         try:
             self._load(db)
         except StoreError as exc:
             db.close()
-            failed = CapabilityStoreError(f"cannot read capability store at {self.path}: {exc}")
-            raise caused(failed, exc)  # noqa: B904 (caused sets the cause)
+            raise CapabilityStoreError(
+                f"cannot read capability store at {self.path}: {exc}"
+            ) from exc
         except BaseException:
             db.close()
             raise
@@ -209,8 +208,7 @@ class CapabilityStore:
         try:
             self._db.write(ops)
         except StoreError as exc:
-            failed = CapabilityStoreError(f"cannot write the capability store: {exc}")
-            raise caused(failed, exc)  # noqa: B904 (caused sets the cause)
+            raise CapabilityStoreError(f"cannot write the capability store: {exc}") from exc
 
 
 def _row(holder: Address, cap: Capability) -> bytes:

@@ -7,7 +7,6 @@ the sender's side of the bus, raised in the sender's own task.
 from __future__ import annotations
 
 import enum
-from typing import TypeVar
 
 __all__ = [
     "CapabilityNotHeld",
@@ -16,10 +15,7 @@ __all__ = [
     "RuntimeClosed",
     "SendError",
     "SendErrorKind",
-    "caused",
 ]
-
-E = TypeVar("E", bound=BaseException)
 
 
 class SendErrorKind(enum.Enum):
@@ -63,12 +59,3 @@ class CapabilityNotHeld(PermissionError):
 
 class RespondError(RuntimeError):
     """``respond`` was given a request this process did not receive or has answered already."""
-
-
-def caused(error: E, cause: BaseException | None) -> E:
-    """``error`` with ``cause`` as its ``__cause__`` (None: no context shown), for
-    ``raise caused(error, cause)``: ``raise error from cause`` spelled out, since
-    mypyc, which compiles the hot path (setup.py's ``HOT_PATH``), drops a raise's
-    ``from``."""
-    error.__cause__ = cause
-    return error

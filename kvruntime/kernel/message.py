@@ -34,7 +34,6 @@ __all__ = [
     "Response",
     "canonical_json",
     "exact_bytes",
-    "exact_payload",
 ]
 
 #: What a sender may pass as a body or blob; the bus carries it as exact ``bytes``.
@@ -57,16 +56,6 @@ def exact_bytes(value: object, what: str) -> bytes:
     if isinstance(value, memoryview):
         return value.tobytes()
     raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
-
-
-def exact_payload(message: Request | Response) -> None:
-    """Make ``message``'s body and blob exact bytes in place (``exact_bytes``), for a
-    message built elsewhere (the network seam). Here, not in the bus: mypyc, which
-    compiles the bus (setup.py's ``HOT_PATH``), would check a field's declared type
-    when it reads it, before ``exact_bytes`` could say what is wrong with it."""
-    message.body = exact_bytes(message.body, "body")
-    if message.blob is not None:
-        message.blob = exact_bytes(message.blob, "blob")
 
 
 def canonical_json(text: str) -> str:
