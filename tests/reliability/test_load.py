@@ -165,6 +165,7 @@ async def test_a_sender_that_never_reads_answers_neither_grows_nor_starves_other
     inflight = 64
     async with Runtime(home=home, inflight_limit=inflight) as rt:
         sent: list[int] = []
+        at_bound = anyio.Event()  # the slow sender has sent ``inflight`` requests
 
         async def slow(ctx: ProcessContext) -> None:
             await kv.open(ctx, PKG, "db")
@@ -173,10 +174,16 @@ async def test_a_sender_that_never_reads_answers_neither_grows_nor_starves_other
                     KV_PROCESS_ID, set_body(b"slow%d" % i), blob=b"x" * 1000, expects_response=60
                 )
                 sent.append(i)
+                if len(sent) == inflight:
+                    at_bound.set()
 
         slow_handle = await rt.spawn(
             "slow:load:test.os", slow, request_capabilities=["kv:distro:sys"]
         )
+        # The fast sender runs beside a stuck one: first the slow sender reaches its
+        # bound (under load it could still be on its way when the fast one was done).
+        with anyio.fail_after(20):
+            await at_bound.wait()
         latencies: list[float] = []
 
         async def fast(ctx: ProcessContext) -> None:
