@@ -49,9 +49,7 @@ __all__ = ["HAVE_C", "entries", "entries_c", "entries_py"]
 
 def entries(fetch: Fetch[T]) -> AsyncIterator[T]:
     """The entries of ``fetch``'s pages, in order: in C where built, else ``entries_py``."""
-    if _CEntries is None:
-        return entries_py(fetch)
-    return _CEntries(fetch, _refill)
+    return entries_py(fetch) if _CEntries is None else entries_c(fetch)
 
 
 def entries_c(fetch: Fetch[T]) -> AsyncIterator[T]:

@@ -9,7 +9,7 @@ where built: no generator step per entry, a coroutine per page).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, Literal, cast, overload
 
 from protocol.blobs import decode_scan_page
@@ -19,7 +19,7 @@ from protocol.variant import Variant, frozen_value
 
 from ._checks import as_bytes
 from ._core import K, KvCore, V
-from ._entries import Fetch, entries
+from ._entries import entries
 from ._exchange import expect
 from .errors import UnexpectedResponse
 
@@ -142,9 +142,14 @@ class KvScans(KvCore[K, V]):
         Nothing is asked before the first entry is awaited; ``aclose()`` (or
         breaking out) leaves no request behind.
         """
-        fetch = self._fetch(prefix, start, end, reverse, False, page_size, tx_id)
-        # A page asked with values holds no None value: its pairs are handed out as they are.
-        return entries(cast("Fetch[tuple[K, V]]", fetch))
+        next_page = self._next_page(prefix, start, end, reverse, False, page_size, tx_id)
+
+        async def fetch() -> list[tuple[K, V]] | None:
+            page = await next_page()
+            # A page asked with values holds no None value: its pairs go out as they are.
+            return None if page is None else cast("list[tuple[K, V]]", page.items)
+
+        return entries(fetch)
 
     async def scan_pages(
         self,
@@ -164,9 +169,10 @@ class KvScans(KvCore[K, V]):
         page; the server bounds its size (``list_page``). No page is empty: a
         range with no entry gives none.
         """
-        async for page in self._pages(prefix, start, end, reverse, page_size, tx_id):
+        next_page = self._next_page(prefix, start, end, reverse, False, page_size, tx_id)
+        while (page := await next_page()) is not None:
             if page.items:
-                yield page
+                yield cast("Page[K, V]", page)  # asked with values: no None value
 
     def keys(
         self,
@@ -179,15 +185,15 @@ class KvScans(KvCore[K, V]):
         tx_id: int | None = None,
     ) -> AsyncIterator[K]:
         """Every key in the range (no values sent), pulled one page at a time."""
-        fetch = self._fetch(prefix, start, end, reverse, True, page_size, tx_id)
+        next_page = self._next_page(prefix, start, end, reverse, True, page_size, tx_id)
 
-        async def fetch_keys() -> list[K] | None:
-            items = await fetch()
-            return None if items is None else [key for key, _ in items]
+        async def fetch() -> list[K] | None:
+            page = await next_page()
+            return None if page is None else [key for key, _ in page.items]
 
-        return entries(fetch_keys)
+        return entries(fetch)
 
-    def _fetch(
+    def _next_page(
         self,
         prefix: bytes | str | None,
         start: K | None,
@@ -196,13 +202,13 @@ class KvScans(KvCore[K, V]):
         keys_only: bool,
         page_size: int | None,
         tx_id: int | None,
-    ) -> Fetch[tuple[K, V | None]]:
-        """The range's next page's items on each call, resumed from the previous
-        page's cursor; None once the last page was read. No request before the first call."""
+    ) -> Callable[[], Awaitable[Page[K, V | None] | None]]:
+        """The range's next page on each call, resumed from the previous page's
+        cursor; None once the last page was read. No request before the first call."""
         cursor: bytes | None = None
         done = False
 
-        async def fetch() -> list[tuple[K, V | None]] | None:
+        async def next_page() -> Page[K, V | None] | None:
             nonlocal cursor, done
             if done:
                 return None
@@ -218,35 +224,9 @@ class KvScans(KvCore[K, V]):
             )
             cursor = page.cursor
             done = cursor is None
-            return page.items
+            return page
 
-        return fetch
-
-    async def _pages(
-        self,
-        prefix: bytes | str | None,
-        start: K | None,
-        end: K | None,
-        reverse: bool,
-        page_size: int | None,
-        tx_id: int | None,
-    ) -> AsyncIterator[Page[K, V]]:
-        """Every page of the range with its values, each resumed from the previous one's cursor."""
-        cursor: bytes | None = None
-        while True:
-            page = await self.list_page(
-                prefix=prefix,
-                start=start,
-                end=end,
-                reverse=reverse,
-                limit=page_size,
-                cursor=cursor,
-                tx_id=tx_id,
-            )
-            yield page
-            if page.cursor is None:
-                return
-            cursor = page.cursor
+        return next_page
 
     async def delete_range(
         self, *, prefix: bytes | str | None = None, start: K | None = None, end: K | None = None
